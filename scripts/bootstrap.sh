@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install what the project needs on this machine, then stop: Debian packages for the real
+# peers the tests talk to (DCMTK, Orthanc, Chromium), and the Python environment in .venv.
+# Safe to run again: it only installs what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(dcmtk orthanc chromium fonts-dejavu-core)
+VENV=.venv
+EXTRAS="notebooks,test,bench"
+
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: cannot install ${missing[*]} (not root, no sudo); peer tests will fail" >&2
+  fi
+fi
+# The Debian orthanc package starts a system-wide server on 4242/8042; the project starts its
+# own Orthanc on free ports, so the packaged service is not needed.
+if command -v service >/dev/null 2>&1 && pgrep -x Orthanc >/dev/null 2>&1; then
+  service orthanc stop >/dev/null 2>&1 || true
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing workbench[$EXTRAS] into $VENV"
+  "$VENV/bin/pip" install -q -e ".[$EXTRAS]"
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,125 @@
+"""Real peers the tests talk to: a throwaway Orthanc, and lookups for DCMTK tools.
+
+The peers are real programs from Debian packages installed by ``scripts/bootstrap.sh``. When
+one is missing the tests fail loudly, unless ``WORKBENCH_ALLOW_MISSING_PEERS=1`` asks for a
+skip (handy on a laptop without root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_tool(name: str) -> str:
+    """Return the path of the program ``name``, or fail (skip if missing peers are allowed)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed; run scripts/bootstrap.sh (Debian dcmtk/orthanc/chromium)"
+    if os.environ.get("WORKBENCH_ALLOW_MISSING_PEERS") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@dataclass
+class OrthancPeer:
+    """A running Orthanc started for the tests."""
+
+    url: str
+    dicom_port: int
+    aet: str
+    workdir: Path
+    process: subprocess.Popen
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return requests.post(self.url + path, timeout=60, **kwargs)
+
+    def put(self, path: str, **kwargs) -> requests.Response:
+        return requests.put(self.url + path, timeout=30, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return requests.delete(self.url + path, timeout=30, **kwargs)
+
+    def upload(self, path: Path) -> dict:
+        """POST one file to ``/instances`` and return Orthanc's answer."""
+        response = self.post("/instances", data=Path(path).read_bytes())
+        response.raise_for_status()
+        return response.json()
+
+    def clear(self) -> None:
+        """Delete every patient so a test starts from an empty Orthanc."""
+        for patient in self.get("/patients").json():
+            self.delete(f"/patients/{patient}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_orthanc(workdir: Path, *, aet: str = "ORTHANC", modalities: dict | None = None,
+                  extra: dict | None = None) -> OrthancPeer:
+    """Start a real Orthanc on free loopback ports with its storage under ``workdir``."""
+    binary = require_tool("Orthanc")
+    workdir.mkdir(parents=True, exist_ok=True)
+    http_port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "test-orthanc",
+        "StorageDirectory": str(workdir / "storage"),
+        "IndexDirectory": str(workdir / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": aet,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpServerEnabled": True,
+        "DicomServerEnabled": True,
+        "DicomModalities": modalities or {},
+        "DicomAlwaysAllowEcho": True,
+        "DicomAlwaysAllowStore": True,
+        "DicomCheckCalledAet": False,
+        "UnknownSopClassAccepted": True,
+        "StableAge": 1,
+        "Plugins": [],
+        "LoadPrivateDictionary": True,
+    }
+    config.update(extra or {})
+    config_path = workdir / "orthanc.json"
+    config_path.write_text(json.dumps(config, indent=2))
+    log = open(workdir / "orthanc.log", "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen([binary, str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Orthanc exited: {(workdir / 'orthanc.log').read_text()[-2000:]}")
+        try:
+            if requests.get(url + "/system", timeout=2).ok:
+                return OrthancPeer(url, dicom_port, aet, workdir, process)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("Orthanc did not answer on /system within 60 s")
