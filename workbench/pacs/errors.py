@@ -1,0 +1,44 @@
+"""Errors raised by the index; each maps to one HTTP status and one DIMSE status."""
+
+from __future__ import annotations
+
+
+class PacsError(Exception):
+    """Base class of index errors. ``http_status`` and ``dimse_status`` say how to report it."""
+
+    http_status = 500
+    dimse_status = 0xC001
+
+
+class InvalidInstanceError(PacsError, ValueError):
+    """The data is not a DICOM instance we can store (no Part-10 header, missing UIDs...)."""
+
+    http_status = 400
+    dimse_status = 0xC210
+
+
+class StorageFullError(PacsError):
+    """The storage limits are reached and nothing can be recycled to make room."""
+
+    http_status = 507
+    dimse_status = 0xA700
+
+
+class UnknownResourceError(PacsError, KeyError):
+    """No resource of that level has that ID."""
+
+    http_status = 404
+
+    def __init__(self, level: str, resource_id: str) -> None:
+        super().__init__(f"Unknown {level.lower()} {resource_id!r}")
+        self.level = level
+        self.resource_id = resource_id
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class BadRequestError(PacsError, ValueError):
+    """A request names an unknown level, tag or malformed matching pattern."""
+
+    http_status = 400

@@ -1,0 +1,1095 @@
+"""The index: patients → studies → series → instances over a file store and an SQL database.
+
+:class:`Index` is the one object the REST API, the DIMSE node and notebooks share. Writes are
+serialised by one lock and kept short (one small transaction per instance); reads run on their
+own pooled connections, which SQLite's WAL mode lets proceed while a write commits.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import sqlalchemy as sa
+from pydicom.errors import InvalidDicomError
+
+from . import recycle
+from .config import Config
+from .errors import BadRequestError, InvalidInstanceError, UnknownResourceError
+from .ids import resource_ids
+from .matching import condition_for
+from .schema import CHILD, PARENT, TABLES, changes, metadata, patients, totals
+from .schema import instances as instances_table
+from .schema import series as series_table
+from .schema import studies as studies_table
+from .store import FileStore
+from .tags import (
+    EXTRA_TAGS,
+    IDENTIFIER,
+    LEVELS,
+    MAIN_TAGS,
+    extract_tags,
+    keyword_of,
+    normalize_level,
+    stored_tags,
+    vr_of,
+)
+
+log = logging.getLogger(__name__)
+
+_DISK_SIZE = "disk_size"
+_WRITE_OPTION = "workbench_write"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Outcome of storing one instance (Orthanc's answer to ``POST /instances``)."""
+
+    status: str  # "Success" | "AlreadyStored"
+    instance_id: str
+    series_id: str
+    study_id: str
+    patient_id: str
+    sop_instance_uid: str
+
+    def to_json(self) -> dict[str, str]:
+        """The Orthanc JSON answer of ``POST /instances``."""
+        return {
+            "ID": self.instance_id,
+            "ParentPatient": self.patient_id,
+            "ParentSeries": self.series_id,
+            "ParentStudy": self.study_id,
+            "Path": f"/instances/{self.instance_id}",
+            "Status": self.status,
+        }
+
+
+@dataclass
+class ReconcileReport:
+    """What the start-up consistency check found and repaired."""
+
+    incomplete_writes_removed: list[str] = field(default_factory=list)
+    rows_without_file_removed: list[str] = field(default_factory=list)
+    files_reindexed: list[str] = field(default_factory=list)
+    unreadable_files_quarantined: list[str] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> bool:
+        """True when anything had to be repaired."""
+        return any(vars(self).values())
+
+    def summary(self) -> str:
+        """One line for the log."""
+        return (
+            f"{len(self.incomplete_writes_removed)} incomplete write(s) removed, "
+            f"{len(self.rows_without_file_removed)} row(s) without file removed, "
+            f"{len(self.files_reindexed)} file(s) without row re-indexed, "
+            f"{len(self.unreadable_files_quarantined)} unreadable file(s) quarantined"
+        )
+
+
+@dataclass
+class _Parsed:
+    sop_instance_uid: str
+    ids: tuple[str, str, str, str]
+    tags: dict[str, dict[str, str | None]]
+    transfer_syntax: str | None
+
+
+def _now() -> tuple[str, float]:
+    now = time.time()
+    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%S"), now
+
+
+def _index_in_series(tags: dict[str, str | None]) -> int | None:
+    for keyword in ("InstanceNumber", "ImageIndex"):
+        text = tags.get(keyword)
+        if text:
+            try:
+                return int(text.split("\\")[0])
+            except ValueError:
+                continue
+    return None
+
+
+def parse_instance(path: Path, name: str | None = None) -> _Parsed:
+    """Read the header of a Part-10 file and extract what the index stores.
+
+    Raises
+    ------
+    InvalidInstanceError
+        Naming the file, if it is not a DICOM Part-10 file or lacks an identifying UID.
+    """
+    label = name or str(path)
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError as exc:
+        raise InvalidInstanceError(f"{label}: not a DICOM Part-10 file ({exc})") from exc
+    except Exception as exc:  # pydicom raises many kinds on corrupt input
+        raise InvalidInstanceError(f"{label}: cannot read DICOM header ({exc})") from exc
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        raise InvalidInstanceError(f"{label}: no file meta information (TransferSyntaxUID)")
+    try:
+        tags = {level: extract_tags(ds, level) for level in LEVELS}
+    except Exception as exc:
+        raise InvalidInstanceError(f"{label}: cannot decode an attribute ({exc})") from exc
+    for level in ("Study", "Series", "Instance"):
+        keyword = IDENTIFIER[level]
+        if not tags[level].get(keyword):
+            raise InvalidInstanceError(f"{label}: missing {keyword}, cannot index the instance")
+    patient_id = tags["Patient"].get("PatientID") or ""
+    uids = (tags["Study"]["StudyInstanceUID"], tags["Series"]["SeriesInstanceUID"],
+            tags["Instance"]["SOPInstanceUID"])
+    return _Parsed(
+        sop_instance_uid=uids[2],
+        ids=resource_ids(patient_id, *uids),
+        tags=tags,
+        transfer_syntax=str(meta.TransferSyntaxUID),
+    )
+
+
+class Index:
+    """An Orthanc-like index of DICOM instances stored as files.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Storage location, database URL and limits. Defaults to ``Config()``.
+    reconcile : bool
+        Check files against rows on start and repair differences (see :meth:`reconcile`).
+
+    Examples
+    --------
+    >>> index = Index(Config(StorageDirectory="/tmp/pacs"))      # doctest: +SKIP
+    >>> index.import_path("study_folder/")                       # doctest: +SKIP
+    >>> index.find("Study", {"PatientName": "DOE*"})             # doctest: +SKIP
+    """
+
+    def __init__(self, config: Config | None = None, *, reconcile: bool = True) -> None:
+        self.config = config or Config()
+        self.store = FileStore(self.config.storage_path)
+        self.config.index_path.mkdir(parents=True, exist_ok=True)
+        self.engine = _create_engine(self.config.database_url)
+        metadata.create_all(self.engine)
+        # One writer at a time inside this process; SQLite's busy timeout covers others.
+        self._write_lock = threading.RLock()
+        self.last_reconcile: ReconcileReport | None = None
+        if reconcile:
+            self.last_reconcile = self.reconcile()
+
+    # ----------------------------------------------------------------------------- writing
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        """One short write transaction at a time (committed on exit, rolled back on error)."""
+        with self._write_lock, self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @property
+    def incoming_dir(self) -> Path:
+        """A directory on the storage filesystem where writers put files before ingesting."""
+        return self.store.incoming_dir
+
+    def ingest_file(
+        self, path: str | Path, *, move: bool = False, remote_aet: str | None = None,
+        origin: str = "Plugins",
+    ) -> IngestResult:
+        """Store one DICOM Part-10 file and index it.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file. With ``move=True`` it must be on the storage filesystem (e.g. in
+            :attr:`incoming_dir`) and is renamed into the store; it is consumed either way.
+        move : bool
+            Rename instead of copying.
+        remote_aet, origin : str, optional
+            Provenance kept as instance metadata ("DicomProtocol", "RestApi", "Lua"...).
+
+        Returns
+        -------
+        IngestResult
+            Returned only once the file is durable and the row committed.
+
+        Raises
+        ------
+        InvalidInstanceError
+            The file is not a storable DICOM instance.
+        StorageFullError
+            The storage limits are reached and nothing can be recycled.
+        """
+        path = Path(path)
+        try:
+            parsed = parse_instance(path)
+        except InvalidInstanceError:
+            if move:
+                path.unlink(missing_ok=True)
+            raise
+        patient_id, study_id, series_id, instance_id = parsed.ids
+        if not self.config.OverwriteInstances and self._exists("Instance", instance_id):
+            if move:
+                path.unlink(missing_ok=True)
+            return IngestResult("AlreadyStored", instance_id, series_id, study_id, patient_id,
+                                parsed.sop_instance_uid)
+        file_uuid, size = self.store.commit_file(path, move=move)
+        try:
+            status, obsolete = self._index_instance(parsed, file_uuid, size, remote_aet, origin)
+        except BaseException:
+            self.store.remove(file_uuid)
+            raise
+        if status == "AlreadyStored":
+            self.store.remove(file_uuid)
+        for old in obsolete:
+            self.store.remove(old)
+        return IngestResult(status, instance_id, series_id, study_id, patient_id,
+                            parsed.sop_instance_uid)
+
+    def ingest_bytes(self, data: bytes, **kwargs: Any) -> IngestResult:
+        """Store one DICOM Part-10 file given as bytes (see :meth:`ingest_file`)."""
+        temp = self.store.write_bytes(data)
+        try:
+            return self.ingest_file(temp, move=True, **kwargs)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def import_path(
+        self, *paths: str | Path, progress: bool = True, recursive: bool = True
+    ) -> ImportSummary:
+        """Import files, folders and ZIP archives; bad files are reported, not fatal.
+
+        Parameters
+        ----------
+        *paths : str or Path
+            Files, directories (walked recursively) or ``.zip`` archives.
+        progress : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        ImportSummary
+            Counts and the per-file errors.
+        """
+        from tqdm.auto import tqdm
+
+        sources = list(_iter_sources(paths, recursive=recursive))
+        summary = ImportSummary()
+        for label, opener in tqdm(sources, disable=not progress, unit="file", desc="Importing"):
+            try:
+                source = opener()
+                if isinstance(source, bytes):
+                    result = self.ingest_bytes(source, origin="Plugins")
+                else:
+                    result = self.ingest_file(source, origin="Plugins")
+            except InvalidInstanceError as exc:
+                summary.errors[label] = str(exc)
+                continue
+            summary.results.append(result)
+        return summary
+
+    def _exists(self, level: str, public_id: str) -> bool:
+        table = TABLES[level]
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(table.c.pk).where(table.c.public_id == public_id)
+            ).first()
+        return found is not None
+
+    def _index_instance(
+        self, parsed: _Parsed, file_uuid: str, size: int, remote_aet: str | None, origin: str
+    ) -> tuple[str, list[str]]:
+        """Insert the rows of one stored file. Returns (status, files to delete after commit)."""
+        patient_id, study_id, series_id, instance_id = parsed.ids
+        now_text, now_ts = _now()
+        obsolete: list[str] = []
+        with self._writing() as conn:
+            existing = conn.execute(
+                sa.select(instances_table.c.pk, instances_table.c.file_uuid).where(
+                    instances_table.c.public_id == instance_id)
+            ).first()
+            if existing is not None:
+                if not self.config.OverwriteInstances:
+                    return "AlreadyStored", []
+                obsolete += self._delete_instances(conn, [existing.pk])
+
+            patient_pk = conn.execute(
+                sa.select(patients.c.pk).where(patients.c.public_id == patient_id)
+            ).scalar()
+            disk_size = self._total(conn, _DISK_SIZE)
+            victims = recycle.plan_recycling(
+                conn,
+                max_storage_mb=self.config.MaximumStorageSize,
+                max_patients=self.config.MaximumPatientCount,
+                disk_size=disk_size,
+                incoming_size=size,
+                incoming_patient_pk=patient_pk,
+            )
+            for victim in victims:
+                log.info("Recycling patient %s to make room", victim)
+                obsolete += self._delete_under(conn, "Patient", victim)
+
+            new_changes: list[tuple[str, str, str]] = []
+            order = (conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar()
+                     or 0) + 1
+            stamp = {"last_update": now_text, "last_update_ts": now_ts}
+            if patient_pk is None:
+                patient_pk = conn.execute(
+                    patients.insert().values(
+                        public_id=patient_id, protected=False, recycling_order=order,
+                        **parsed.tags["Patient"], **stamp)
+                ).inserted_primary_key[0]
+                new_changes.append(("NewPatient", "Patient", patient_id))
+            else:
+                conn.execute(patients.update().where(patients.c.pk == patient_pk)
+                             .values(recycling_order=order, **stamp))
+            parent_pk = patient_pk
+            for level, public_id in (("Study", study_id), ("Series", series_id)):
+                table = TABLES[level]
+                pk = conn.execute(
+                    sa.select(table.c.pk).where(table.c.public_id == public_id)).scalar()
+                if pk is None:
+                    pk = conn.execute(
+                        table.insert().values(public_id=public_id, parent_pk=parent_pk,
+                                              **parsed.tags[level], **stamp)
+                    ).inserted_primary_key[0]
+                    new_changes.append((f"New{level}", level, public_id))
+                else:
+                    conn.execute(table.update().where(table.c.pk == pk).values(**stamp))
+                parent_pk = pk
+            conn.execute(
+                instances_table.insert().values(
+                    public_id=instance_id, parent_pk=parent_pk, file_uuid=file_uuid,
+                    file_size=size, transfer_syntax=parsed.transfer_syntax,
+                    index_in_series=_index_in_series(parsed.tags["Instance"]),
+                    received=now_text, remote_aet=remote_aet, origin=origin,
+                    **parsed.tags["Instance"], **stamp)
+            )
+            new_changes.append(("NewInstance", "Instance", instance_id))
+            self._add_total(conn, _DISK_SIZE, size)
+            # Orthanc logs the instance first, then the new parents bottom-up.
+            self._log_changes(conn, reversed(new_changes), now_text)
+        return "Success", obsolete
+
+    def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:
+        """Index instances from tag dictionaries alone, without files, in bulk.
+
+        Meant for migrations, tests and benchmarks that need a large index quickly: each
+        record maps keywords to values and must hold StudyInstanceUID, SeriesInstanceUID and
+        SOPInstanceUID (PatientID defaults to ""). Such instances have no file (``/file``
+        answers 404). Existing instances are skipped. Returns the number of rows inserted.
+        """
+        inserted = 0
+        batch: list[dict[str, str]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                inserted += self._index_record_batch(batch)
+                batch = []
+        if batch:
+            inserted += self._index_record_batch(batch)
+        return inserted
+
+    def _index_record_batch(self, records: list[dict[str, str]]) -> int:
+        now_text, now_ts = _now()
+        stamp = {"last_update": now_text, "last_update_ts": now_ts}
+        with self._writing() as conn:
+            pks: dict[str, dict[str, int]] = {level: {} for level in LEVELS}
+            rows: dict[str, list[dict[str, Any]]] = {level: [] for level in LEVELS}
+            known_pks: dict[str, dict[str, int]] = {}
+            for level in LEVELS:
+                table = TABLES[level]
+                ids = set()
+                for record in records:
+                    ids.add(_record_ids(record)[LEVELS.index(level)])
+                found = {}
+                id_list = list(ids)
+                for start in range(0, len(id_list), 500):
+                    chunk = id_list[start:start + 500]
+                    found.update(dict(conn.execute(
+                        sa.select(table.c.public_id, table.c.pk)
+                        .where(table.c.public_id.in_(chunk))).all()))
+                known_pks[level] = found
+            order = (conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar()
+                     or 0)
+            for level in LEVELS:
+                table = TABLES[level]
+                seen = set(known_pks[level])
+                for record in records:
+                    ids = _record_ids(record)
+                    public_id = ids[LEVELS.index(level)]
+                    if public_id in seen:
+                        continue
+                    seen.add(public_id)
+                    values: dict[str, Any] = {"public_id": public_id, **stamp}
+                    for keyword in stored_tags(level):
+                        values[keyword] = record.get(keyword)
+                    values[IDENTIFIER[level]] = record.get(IDENTIFIER[level], "")
+                    if level == "Patient":
+                        order += 1
+                        values.update(protected=False, recycling_order=order)
+                    else:
+                        parent_level = PARENT[level]
+                        parent_public = ids[LEVELS.index(parent_level)]
+                        values["parent_pk"] = known_pks[parent_level][parent_public]
+                    if level == "Instance":
+                        values.update(file_uuid=None, file_size=0, received=now_text,
+                                      origin="Plugins",
+                                      index_in_series=_index_in_series(values))
+                    rows[level].append(values)
+                if rows[level]:
+                    conn.execute(table.insert(), rows[level])
+                    new_ids = [row["public_id"] for row in rows[level]]
+                    for start in range(0, len(new_ids), 500):
+                        chunk = new_ids[start:start + 500]
+                        known_pks[level].update(dict(conn.execute(
+                            sa.select(table.c.public_id, table.c.pk)
+                            .where(table.c.public_id.in_(chunk))).all()))
+        del pks
+        return len(rows["Instance"])
+
+    # ---------------------------------------------------------------------------- deleting
+    def delete(self, level: str, public_id: str) -> dict[str, str] | None:
+        """Delete a resource with everything under it; empty parents go too (as in Orthanc).
+
+        Returns
+        -------
+        dict or None
+            The remaining ancestor as ``{"ID", "Path", "Type"}``, or ``None``.
+
+        Raises
+        ------
+        UnknownResourceError
+            If there is no such resource.
+        """
+        level = normalize_level(level)
+        table = TABLES[level]
+        with self._writing() as conn:
+            row = conn.execute(sa.select(table.c.pk).where(table.c.public_id == public_id)).first()
+            if row is None:
+                raise UnknownResourceError(level, public_id)
+            ancestor = None
+            if level in PARENT:
+                ancestor = self._parent_row(conn, level, row.pk)
+            files = self._delete_under(conn, level, row.pk)
+            remaining = None
+            # Climb while parents became empty.
+            current_level = PARENT.get(level)
+            while ancestor is not None and current_level is not None:
+                child_table = TABLES[CHILD[current_level]]
+                has_child = conn.execute(
+                    sa.select(child_table.c.pk).where(child_table.c.parent_pk == ancestor.pk)
+                    .limit(1)).first()
+                if has_child is not None:
+                    remaining = {"ID": ancestor.public_id,
+                                 "Path": f"/{_plural(current_level)}/{ancestor.public_id}",
+                                 "Type": current_level}
+                    break
+                next_ancestor = (self._parent_row(conn, current_level, ancestor.pk)
+                                 if current_level in PARENT else None)
+                self._delete_rows(conn, current_level, [ancestor.pk])
+                ancestor = next_ancestor
+                current_level = PARENT.get(current_level)
+            self._log_changes(conn, [("Deleted", level, public_id)], _now()[0])
+        for file_uuid in files:
+            self.store.remove(file_uuid)
+        return remaining
+
+    def _parent_row(self, conn: sa.Connection, level: str, pk: int):
+        table, parent = TABLES[level], TABLES[PARENT[level]]
+        return conn.execute(
+            sa.select(parent.c.pk, parent.c.public_id)
+            .select_from(table.join(parent, table.c.parent_pk == parent.c.pk))
+            .where(table.c.pk == pk)).first()
+
+    def _delete_under(self, conn: sa.Connection, level: str, pk: int) -> list[str]:
+        """Delete a resource's rows and its descendants; return the file UUIDs to remove."""
+        pks = [pk]
+        current = level
+        by_level = {level: pks}
+        while current in CHILD:
+            child = CHILD[current]
+            child_table = TABLES[child]
+            child_pks = []
+            for start in range(0, len(by_level[current]), 500):
+                chunk = by_level[current][start:start + 500]
+                child_pks += conn.execute(
+                    sa.select(child_table.c.pk).where(child_table.c.parent_pk.in_(chunk))
+                ).scalars().all()
+            by_level[child] = child_pks
+            current = child
+        files = self._delete_instances(conn, by_level["Instance"])
+        for lvl in ("Series", "Study", "Patient"):
+            if lvl in by_level:
+                self._delete_rows(conn, lvl, by_level[lvl])
+        return files
+
+    def _delete_instances(self, conn: sa.Connection, pks: list[int]) -> list[str]:
+        files: list[str] = []
+        freed = 0
+        for start in range(0, len(pks), 500):
+            chunk = pks[start:start + 500]
+            for file_uuid, size in conn.execute(
+                sa.select(instances_table.c.file_uuid, instances_table.c.file_size)
+                .where(instances_table.c.pk.in_(chunk))
+            ):
+                if file_uuid:
+                    files.append(file_uuid)
+                freed += size or 0
+        self._delete_rows(conn, "Instance", pks)
+        self._add_total(conn, _DISK_SIZE, -freed)
+        return files
+
+    @staticmethod
+    def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
+        table = TABLES[level]
+        for start in range(0, len(pks), 500):
+            conn.execute(table.delete().where(table.c.pk.in_(pks[start:start + 500])))
+
+    # ------------------------------------------------------------------------------ totals
+    @staticmethod
+    def _total(conn: sa.Connection, name: str) -> int:
+        return int(conn.execute(sa.select(totals.c.value).where(totals.c.name == name))
+                   .scalar() or 0)
+
+    def _add_total(self, conn: sa.Connection, name: str, delta: int) -> None:
+        updated = conn.execute(
+            totals.update().where(totals.c.name == name).values(value=totals.c.value + delta))
+        if updated.rowcount == 0:
+            conn.execute(totals.insert().values(name=name, value=delta))
+
+    @staticmethod
+    def _log_changes(conn: sa.Connection, items: Iterable[tuple[str, str, str]], date: str):
+        rows = [{"change_type": kind, "resource_type": level, "public_id": public_id,
+                 "date": date} for kind, level, public_id in items]
+        if rows:
+            conn.execute(changes.insert(), rows)
+
+    # ------------------------------------------------------------------------------ reading
+    def _row(self, conn: sa.Connection, level: str, public_id: str):
+        table = TABLES[level]
+        row = conn.execute(sa.select(table).where(table.c.public_id == public_id)).first()
+        if row is None:
+            raise UnknownResourceError(level, public_id)
+        return row
+
+    def exists(self, level: str, public_id: str) -> bool:
+        """Whether a resource of ``level`` has ID ``public_id``."""
+        return self._exists(normalize_level(level), public_id)
+
+    def main_dicom_tags(self, level: str, public_id: str) -> dict[str, str]:
+        """The main DICOM tags of a resource at its own level, as Orthanc lists them."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            return _main_tags(level, self._row(conn, level, public_id))
+
+    def resource(self, level: str, public_id: str) -> dict[str, Any]:
+        """The Orthanc JSON of ``GET /{level}/{id}``."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            return self._resource_json(conn, level, self._row(conn, level, public_id))
+
+    def resources(self, level: str, public_ids: list[str]) -> list[dict[str, Any]]:
+        """The Orthanc JSON of several resources of one level (``?expand``)."""
+        level = normalize_level(level)
+        table = TABLES[level]
+        with self.engine.connect() as conn:
+            rows = {}
+            for start in range(0, len(public_ids), 500):
+                chunk = public_ids[start:start + 500]
+                for row in conn.execute(sa.select(table).where(table.c.public_id.in_(chunk))):
+                    rows[row.public_id] = row
+            return [self._resource_json(conn, level, rows[i]) for i in public_ids if i in rows]
+
+    def _resource_json(self, conn: sa.Connection, level: str, row) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "ID": row.public_id,
+            "MainDicomTags": _main_tags(level, row),
+            "Type": level,
+        }
+        if level != "Instance":
+            result["IsStable"] = (time.time() - row.last_update_ts) >= self.config.StableAge
+            result["LastUpdate"] = row.last_update
+            child = CHILD[level]
+            child_table = TABLES[child]
+            result[_plural(child).capitalize()] = list(conn.execute(
+                sa.select(child_table.c.public_id).where(child_table.c.parent_pk == row.pk)
+                .order_by(child_table.c.pk)).scalars())
+        if level in PARENT:
+            parent_level = PARENT[level]
+            parent = TABLES[parent_level]
+            parent_row = conn.execute(sa.select(parent).where(parent.c.pk == row.parent_pk)).first()
+            result[f"Parent{parent_level}"] = parent_row.public_id
+            if level == "Study":
+                result["PatientMainDicomTags"] = _main_tags("Patient", row)
+        if level == "Series":
+            result["ExpectedNumberOfInstances"] = row.expected_instances
+            result["Status"] = "Unknown"
+        if level == "Instance":
+            result["FileSize"] = row.file_size
+            result["FileUuid"] = row.file_uuid
+            if row.index_in_series is not None:
+                result["IndexInSeries"] = row.index_in_series
+        return dict(sorted(result.items()))
+
+    def list_ids(self, level: str, *, limit: int | None = None, since: int | None = None
+                 ) -> list[str]:
+        """IDs of every resource of ``level`` in insertion order (``GET /patients``)."""
+        level = normalize_level(level)
+        table = TABLES[level]
+        query = sa.select(table.c.public_id).order_by(table.c.pk)
+        if since:
+            query = query.offset(since)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def children(self, level: str, public_id: str) -> list[str]:
+        """IDs of the direct children of a resource (empty for an instance)."""
+        level = normalize_level(level)
+        if level not in CHILD:
+            return []
+        child_table = TABLES[CHILD[level]]
+        with self.engine.connect() as conn:
+            row = self._row(conn, level, public_id)
+            return list(conn.execute(
+                sa.select(child_table.c.public_id).where(child_table.c.parent_pk == row.pk)
+                .order_by(child_table.c.pk)).scalars())
+
+    def parent(self, level: str, public_id: str) -> str | None:
+        """ID of the parent of a resource (``None`` for a patient)."""
+        level = normalize_level(level)
+        if level not in PARENT:
+            return None
+        with self.engine.connect() as conn:
+            row = self._row(conn, level, public_id)
+            return self._parent_row(conn, level, row.pk).public_id
+
+    def ancestor(self, level: str, public_id: str, target_level: str) -> str:
+        """ID of the ancestor at ``target_level`` (or the resource itself)."""
+        level, target_level = normalize_level(level), normalize_level(target_level)
+        current = public_id
+        while level != target_level:
+            if LEVELS.index(target_level) > LEVELS.index(level):
+                raise BadRequestError(f"{target_level} is not above {level}")
+            current = self.parent(level, current)
+            level = PARENT[level]
+        return current
+
+    def instances_of(self, level: str, public_id: str) -> list[str]:
+        """IDs of every instance under a resource, ordered by series then index in series."""
+        level = normalize_level(level)
+        query, _ = self._instances_query(level, public_id)
+        with self.engine.connect() as conn:
+            self._row(conn, level, public_id)
+            return [row.public_id for row in conn.execute(query)]
+
+    def instance_files(self, level: str, public_id: str) -> list[tuple[str, Path]]:
+        """``(instance ID, file path)`` of every instance under a resource that has a file."""
+        level = normalize_level(level)
+        query, _ = self._instances_query(level, public_id)
+        with self.engine.connect() as conn:
+            self._row(conn, level, public_id)
+            return [(row.public_id, self.store.path_of(row.file_uuid))
+                    for row in conn.execute(query) if row.file_uuid]
+
+    def _instances_query(self, level: str, public_id: str):
+        inst, ser, stu, pat = instances_table, series_table, studies_table, patients
+        joined = inst.join(ser, inst.c.parent_pk == ser.c.pk)
+        joined = joined.join(stu, ser.c.parent_pk == stu.c.pk)
+        joined = joined.join(pat, stu.c.parent_pk == pat.c.pk)
+        query = (sa.select(inst.c.public_id, inst.c.file_uuid).select_from(joined)
+                 .where(TABLES[level].c.public_id == public_id)
+                 .order_by(ser.c.pk, inst.c.index_in_series, inst.c.pk))
+        return query, joined
+
+    def instance_path(self, instance_id: str) -> Path:
+        """Path of the stored file of an instance.
+
+        Raises
+        ------
+        UnknownResourceError
+            If the instance is unknown or has no file (bulk-indexed rows).
+        """
+        with self.engine.connect() as conn:
+            row = self._row(conn, "Instance", instance_id)
+        if not row.file_uuid:
+            raise UnknownResourceError("Instance", instance_id)
+        return self.store.path_of(row.file_uuid)
+
+    def instance_info(self, instance_id: str) -> dict[str, Any]:
+        """Internal facts about an instance: transfer syntax, SOP class, reception, origin."""
+        with self.engine.connect() as conn:
+            row = self._row(conn, "Instance", instance_id)
+        return {
+            "TransferSyntax": row.transfer_syntax,
+            "SopClassUid": row.SOPClassUID,
+            "ReceptionDate": row.received,
+            "RemoteAET": row.remote_aet,
+            "Origin": row.origin,
+            "IndexInSeries": row.index_in_series,
+        }
+
+    def open_series(self, series_id: str):
+        """The series as a lazy ``xarray.DataArray`` (see :func:`workbench.io.open_series`)."""
+        from workbench.io import open_series
+
+        paths = [path for _, path in self.instance_files("Series", series_id)]
+        if not paths:
+            raise UnknownResourceError("Series", series_id)
+        return open_series(paths)
+
+    # ---------------------------------------------------------------------------- searching
+    def find(
+        self,
+        level: str,
+        query: dict[str, str],
+        *,
+        case_sensitive: bool = True,
+        limit: int | None = None,
+        since: int | None = None,
+    ) -> list[str]:
+        """IDs of the resources of ``level`` matching a DICOM query, from the SQL index.
+
+        Parameters
+        ----------
+        level : str
+            "Patient", "Study", "Series" or "Instance".
+        query : dict
+            Keyword (or "gggg,eeee") → DICOM matching pattern: single value, ``*``/``?``
+            wildcards, ranges ``A-B``/``-B``/``A-`` for DA/TM/DT, backslash-separated lists.
+            Attributes of the level and of the levels above it may be used, plus
+            ``ModalitiesInStudy`` at study level.
+        case_sensitive : bool
+            Case sensitivity of non-PN attributes (PN is always case-insensitive).
+        limit, since : int, optional
+            Paging, in the order resources were created.
+
+        Raises
+        ------
+        BadRequestError
+            For an unknown level or tag, a tag below ``level``, or a malformed pattern.
+        """
+        statement = self.find_statement(level, query, case_sensitive=case_sensitive,
+                                        limit=limit, since=since)
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement).scalars())
+
+    def find_statement(self, level: str, query: dict[str, str], *, case_sensitive: bool = True,
+                       limit: int | None = None, since: int | None = None) -> sa.Select:
+        """The SELECT of :meth:`find` (public IDs), for callers that need more columns."""
+        try:
+            level = normalize_level(level)
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from exc
+        table = TABLES[level]
+        levels_used = {level}
+        conditions = []
+        for name, pattern in query.items():
+            if not isinstance(pattern, str):
+                raise BadRequestError(f"Query value of {name!r} must be a string")
+            try:
+                keyword = keyword_of(name)
+            except ValueError as exc:
+                raise BadRequestError(str(exc)) from exc
+            if keyword == "ModalitiesInStudy" and level == "Study":
+                condition = condition_for(series_table.c.Modality, "CS", pattern,
+                                          case_sensitive=case_sensitive)
+                if condition is not None:
+                    conditions.append(sa.exists().where(
+                        series_table.c.parent_pk == table.c.pk).where(condition))
+                continue
+            owner = _owner_level(level, keyword)
+            if owner is None:
+                raise BadRequestError(
+                    f"{keyword} cannot be searched at the {level} level; searchable tags are "
+                    f"the main DICOM tags of the {level} level and the levels above it")
+            condition = condition_for(TABLES[owner].c[keyword], vr_of(keyword), pattern,
+                                      case_sensitive=case_sensitive)
+            if condition is not None:
+                conditions.append(condition)
+                levels_used.add(owner)
+        joined = table
+        current = level
+        highest = min(LEVELS.index(lvl) for lvl in levels_used)
+        while LEVELS.index(current) > highest:
+            parent = PARENT[current]
+            joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+            current = parent
+        statement = sa.select(table.c.public_id).select_from(joined).where(*conditions)
+        statement = statement.order_by(table.c.pk)
+        if since:
+            statement = statement.offset(since)
+        if limit:
+            statement = statement.limit(limit)
+        return statement
+
+    def lookup(self, value: str) -> list[dict[str, str]]:
+        """Resources whose DICOM identifier equals ``value`` (Orthanc's ``/tools/lookup``)."""
+        value = value.strip()
+        found = []
+        with self.engine.connect() as conn:
+            for level in LEVELS:
+                table = TABLES[level]
+                for public_id in conn.execute(
+                    sa.select(table.c.public_id).where(table.c[IDENTIFIER[level]] == value)
+                ).scalars():
+                    found.append({"ID": public_id, "Path": f"/{_plural(level)}/{public_id}",
+                                  "Type": level})
+        return found
+
+    # ----------------------------------------------------------------------------- protecting
+    def set_protected(self, patient_id: str, protected: bool) -> None:
+        """Protect a patient from recycling (or remove the protection)."""
+        with self._writing() as conn:
+            self._row(conn, "Patient", patient_id)
+            conn.execute(patients.update().where(patients.c.public_id == patient_id)
+                         .values(protected=bool(protected)))
+
+    def is_protected(self, patient_id: str) -> bool:
+        """Whether a patient is protected from recycling."""
+        with self.engine.connect() as conn:
+            return bool(self._row(conn, "Patient", patient_id).protected)
+
+    # ---------------------------------------------------------------------------- statistics
+    def statistics(self) -> dict[str, Any]:
+        """Counts and sizes of the whole store (``GET /statistics``)."""
+        with self.engine.connect() as conn:
+            counts = {level: conn.execute(sa.select(sa.func.count()).select_from(TABLES[level]))
+                      .scalar_one() for level in LEVELS}
+            size = self._total(conn, _DISK_SIZE)
+        return {
+            "CountInstances": counts["Instance"],
+            "CountPatients": counts["Patient"],
+            "CountSeries": counts["Series"],
+            "CountStudies": counts["Study"],
+            "TotalDiskSize": str(size),
+            "TotalDiskSizeMB": size // recycle.MB,
+            "TotalUncompressedSize": str(size),
+            "TotalUncompressedSizeMB": size // recycle.MB,
+        }
+
+    def resource_statistics(self, level: str, public_id: str) -> dict[str, Any]:
+        """Counts and sizes under one resource (``GET /{level}/{id}/statistics``)."""
+        level = normalize_level(level)
+        inst, ser, stu = instances_table, series_table, studies_table
+        _, joined = self._instances_query(level, public_id)
+        with self.engine.connect() as conn:
+            self._row(conn, level, public_id)
+            row = conn.execute(
+                sa.select(sa.func.count(inst.c.pk),
+                          sa.func.coalesce(sa.func.sum(inst.c.file_size), 0),
+                          sa.func.count(sa.distinct(ser.c.pk)),
+                          sa.func.count(sa.distinct(stu.c.pk)))
+                .select_from(joined).where(TABLES[level].c.public_id == public_id)).one()
+        count, size, n_series, n_studies = row
+        result: dict[str, Any] = {
+            "CountInstances": count,
+            "DiskSize": str(size),
+            "DiskSizeMB": size // recycle.MB,
+            "UncompressedSize": str(size),
+            "UncompressedSizeMB": size // recycle.MB,
+        }
+        if level in ("Patient", "Study"):
+            result["CountSeries"] = n_series
+        if level == "Patient":
+            result["CountStudies"] = n_studies
+        return dict(sorted(result.items()))
+
+    def changes(self, *, since: int = 0, limit: int = 100, last: bool = False
+                ) -> dict[str, Any]:
+        """The change log (``GET /changes``)."""
+        with self.engine.connect() as conn:
+            last_seq = conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0
+            if last:
+                query = sa.select(changes).order_by(changes.c.seq.desc()).limit(1)
+            else:
+                query = (sa.select(changes).where(changes.c.seq > since)
+                         .order_by(changes.c.seq).limit(limit))
+            rows = list(conn.execute(query))
+        items = [{
+            "ChangeType": row.change_type,
+            "Date": row.date,
+            "ID": row.public_id,
+            "Path": f"/{_plural(row.resource_type)}/{row.public_id}",
+            "ResourceType": row.resource_type,
+            "Seq": row.seq,
+        } for row in rows]
+        done = last or not rows or rows[-1].seq >= last_seq
+        return {"Changes": items, "Done": done,
+                "Last": rows[-1].seq if rows else (last_seq if last else since)}
+
+    # ---------------------------------------------------------------------------- reconcile
+    def reconcile(self) -> ReconcileReport:
+        """Bring files and rows back in agreement after a crash or a manual intervention.
+
+        - leftovers of interrupted writes in :attr:`incoming_dir` are removed (they were never
+          acknowledged);
+        - rows whose file is missing are removed (with their empty parents);
+        - files without a row are indexed again; unreadable ones are moved to
+          ``<StorageDirectory>/quarantine`` for a human to look at.
+
+        Returns
+        -------
+        ReconcileReport
+            What was repaired; also logged.
+        """
+        report = ReconcileReport()
+        report.incomplete_writes_removed = [p.name for p in self.store.clear_incoming()]
+        with self.engine.connect() as conn:
+            known = dict(conn.execute(
+                sa.select(instances_table.c.file_uuid, instances_table.c.public_id)
+                .where(instances_table.c.file_uuid.is_not(None))).all())
+        on_disk = set(self.store.iter_uuids())
+        for file_uuid, public_id in known.items():
+            if file_uuid not in on_disk:
+                try:
+                    self.delete("Instance", public_id)
+                except UnknownResourceError:
+                    continue
+                report.rows_without_file_removed.append(public_id)
+        for file_uuid in sorted(on_disk - set(known)):
+            path = self.store.path_of(file_uuid)
+            try:
+                parsed = parse_instance(path)
+                if self._exists("Instance", parsed.ids[3]):
+                    path.unlink(missing_ok=True)
+                    continue
+                size = path.stat().st_size
+                self._index_instance(parsed, file_uuid, size, None, "Plugins")
+                report.files_reindexed.append(file_uuid)
+            except InvalidInstanceError:
+                quarantine = self.store.root / "quarantine"
+                quarantine.mkdir(exist_ok=True)
+                path.replace(quarantine / file_uuid)
+                report.unreadable_files_quarantined.append(file_uuid)
+        if report.repaired:
+            log.warning("Store reconciled: %s", report.summary())
+        return report
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+@dataclass
+class ImportSummary:
+    """Result of :meth:`Index.import_path`."""
+
+    results: list[IngestResult] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stored(self) -> int:
+        """Instances newly stored."""
+        return sum(r.status == "Success" for r in self.results)
+
+    @property
+    def already_stored(self) -> int:
+        """Instances that were already in the store."""
+        return sum(r.status == "AlreadyStored" for r in self.results)
+
+    def __repr__(self) -> str:
+        return (f"ImportSummary(stored={self.stored}, already_stored={self.already_stored}, "
+                f"errors={len(self.errors)})")
+
+
+def _iter_sources(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[tuple[str, Any]]:
+    """Yield ``(label, opener)`` for every candidate file; ZIP members open as bytes."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(path.rglob("*") if recursive else path.iterdir())
+            for item in files:
+                if item.is_file():
+                    yield from _iter_sources([item], recursive=recursive)
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [info.filename for info in archive.infolist() if not info.is_dir()]
+            for name in names:
+                yield f"{path}:{name}", _zip_opener(path, name)
+        else:
+            yield str(path), (lambda p=path: p)
+
+
+def _zip_opener(path: Path, name: str):
+    def open_member() -> bytes:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(name)
+    return open_member
+
+
+def read_zip_members(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """Members of an in-memory ZIP, as ``(name, bytes)``."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if not info.is_dir():
+                yield info.filename, archive.read(info)
+
+
+def _record_ids(record: dict[str, str]) -> tuple[str, str, str, str]:
+    try:
+        return resource_ids(record.get("PatientID", ""), record["StudyInstanceUID"],
+                            record["SeriesInstanceUID"], record["SOPInstanceUID"])
+    except KeyError as exc:
+        raise BadRequestError(f"Record lacks {exc.args[0]}") from exc
+
+
+def _owner_level(level: str, keyword: str) -> str | None:
+    """The level at or above ``level`` whose table stores ``keyword``."""
+    for candidate in reversed(LEVELS[: LEVELS.index(level) + 1]):
+        if keyword in MAIN_TAGS[candidate] or keyword in EXTRA_TAGS[candidate]:
+            return candidate
+    return None
+
+
+def _main_tags(level: str, row) -> dict[str, str]:
+    mapping = row._mapping
+    return {k: mapping[k] for k in sorted(MAIN_TAGS[level]) if mapping[k] is not None}
+
+
+def _plural(level: str) -> str:
+    return {"Patient": "patients", "Study": "studies", "Series": "series",
+            "Instance": "instances"}[level]
+
+
+def _create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=16, max_overflow=16,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            # WAL lets readers run during a write; FULL syncs the WAL at each commit so an
+            # acknowledged instance survives power loss; the busy timeout makes concurrent
+            # writers (other processes) wait instead of failing with "database is locked".
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):
+            # Writers take SQLite's write lock at BEGIN: a deferred transaction that upgrades
+            # to a writer fails with SQLITE_BUSY at once instead of waiting for the timeout.
+            immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)

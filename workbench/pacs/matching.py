@@ -1,0 +1,176 @@
+"""DICOM attribute matching (PS3.4 C.2.2.2) as SQL conditions over indexed tag columns.
+
+One function per matching type of the standard: universal, single value, list of UID,
+wildcard and range. :func:`condition_for` picks the right one from the query value and the
+attribute's VR. Shared by ``/tools/find`` and the C-FIND service so both answer alike.
+
+Patterns come from remote clients: they only ever become bound parameters, never SQL text.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+
+from .errors import BadRequestError
+
+#: VRs matched case-insensitively by default (PS3.4 C.2.2.2.1: PN is matched without case by
+#: most archives; Orthanc's ``CaseSensitivePN`` is false by default).
+CASE_INSENSITIVE_VRS = frozenset({"PN"})
+RANGE_VRS = frozenset({"DA", "TM", "DT"})
+_WILDCARD_FORBIDDEN_VRS = frozenset({"DA", "TM", "DT", "UI"})
+
+
+class _CaseSensitiveWildcard(ColumnElement):
+    """``column`` matches a DICOM wildcard pattern, case-sensitively, on any SQL backend.
+
+    SQLite's ``LIKE`` ignores ASCII case, so SQLite gets ``GLOB`` (which is case-sensitive and
+    can use the column's index for a literal prefix); other backends get ``LIKE``.
+    """
+
+    inherit_cache = True
+    type = sa.Boolean()
+
+    def __init__(self, column: ColumnElement, pattern: str) -> None:
+        self.column = column
+        self.pattern = pattern
+
+
+@compiles(_CaseSensitiveWildcard)
+def _compile_like(element: _CaseSensitiveWildcard, compiler, **kw) -> str:
+    like = element.column.like(_like_pattern(element.pattern), escape="\\")
+    return compiler.process(like, **kw)
+
+
+@compiles(_CaseSensitiveWildcard, "sqlite")
+def _compile_glob(element: _CaseSensitiveWildcard, compiler, **kw) -> str:
+    glob = element.column.op("GLOB")(sa.literal(_glob_pattern(element.pattern)))
+    return compiler.process(glob, **kw)
+
+
+def _like_pattern(pattern: str) -> str:
+    out = []
+    for char in pattern:
+        if char in "\\%_":
+            out.append("\\" + char)
+        elif char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _glob_pattern(pattern: str) -> str:
+    # DICOM's * and ? mean what GLOB's do; GLOB's own [ must be made literal.
+    return pattern.replace("[", "[[]")
+
+
+def universal_match(column: ColumnElement) -> None:
+    """Universal matching (C.2.2.2.3): an empty value matches every resource.
+
+    Returns ``None``, meaning "no condition".
+    """
+    return None
+
+
+def single_value_match(
+    column: ColumnElement, value: str, *, case_sensitive: bool = True
+) -> ColumnElement:
+    """Single value matching (C.2.2.2.1): the stored value equals ``value``."""
+    if case_sensitive:
+        return column == value
+    return sa.func.lower(column) == value.lower()
+
+
+def uid_list_match(column: ColumnElement, uids: list[str]) -> ColumnElement:
+    """List of UID matching (C.2.2.2.2): the stored UID is one of ``uids``."""
+    return column.in_([uid.strip() for uid in uids if uid.strip()])
+
+
+def wildcard_match(
+    column: ColumnElement, pattern: str, *, case_sensitive: bool = True
+) -> ColumnElement:
+    """Wildcard matching (C.2.2.2.4): ``*`` is any run of characters, ``?`` any one character."""
+    if case_sensitive:
+        return _CaseSensitiveWildcard(column, pattern)
+    return sa.func.lower(column).like(_like_pattern(pattern.lower()), escape="\\")
+
+
+def range_match(column: ColumnElement, low: str, high: str) -> ColumnElement:
+    """Range matching (C.2.2.2.5) of DA, TM and DT values: ``low-high``, ``-high``, ``low-``.
+
+    DICOM dates and times compare correctly as text once padding is gone, so the condition is
+    a plain comparison the column's index can serve. Open ends stay open.
+    """
+    conditions = []
+    if low:
+        conditions.append(column >= low)
+    if high:
+        # "20200101-20200131" includes the whole last day/second: compare on the prefix.
+        conditions.append(sa.func.substr(column, 1, len(high)) <= high)
+    if not conditions:
+        raise BadRequestError("A range needs at least one bound, e.g. 20200101-20201231")
+    return sa.and_(*conditions)
+
+
+def _validate_range_bound(bound: str, vr: str, original: str) -> None:
+    allowed = set("0123456789.") | ({"+", "-"} if vr == "DT" else set())
+    if bound and not set(bound) <= allowed:
+        raise BadRequestError(f"Invalid {vr} range bound {bound!r} in {original!r}")
+
+
+def condition_for(
+    column: ColumnElement, vr: str, value: str, *, case_sensitive: bool = True
+) -> ColumnElement | None:
+    """Return the SQL condition matching ``column`` against the query ``value``.
+
+    Parameters
+    ----------
+    column : ColumnElement
+        The indexed column holding the attribute's text.
+    vr : str
+        The attribute's value representation; decides range and case handling.
+    value : str
+        The query value as sent by the client (a C-FIND identifier value or ``/tools/find``
+        query value).
+    case_sensitive : bool
+        Case sensitivity for non-PN attributes (PN is always case-insensitive).
+
+    Returns
+    -------
+    ColumnElement or None
+        ``None`` for universal matching (no condition).
+
+    Raises
+    ------
+    BadRequestError
+        If the value is malformed for its VR (e.g. a date range with letters).
+    """
+    value = value.strip(" \x00") if vr not in ("PN",) else value.rstrip(" \x00")
+    if value in ("", "*"):
+        return universal_match(column)
+    sensitive = case_sensitive and vr not in CASE_INSENSITIVE_VRS
+    if "\\" in value:
+        items = [item for item in value.split("\\")]
+        if vr == "UI":
+            return uid_list_match(column, items)
+        conditions = [
+            condition_for(column, vr, item, case_sensitive=case_sensitive) for item in items
+        ]
+        if any(c is None for c in conditions):
+            return None
+        return sa.or_(*conditions)
+    if vr in RANGE_VRS and "-" in value and not (vr == "DT" and value.count("-") != 1):
+        low, _, high = value.partition("-")
+        low, high = low.strip(), high.strip()
+        _validate_range_bound(low, vr, value)
+        _validate_range_bound(high, vr, value)
+        return range_match(column, low, high)
+    if ("*" in value or "?" in value) and vr not in _WILDCARD_FORBIDDEN_VRS:
+        return wildcard_match(column, value, case_sensitive=sensitive)
+    if vr in RANGE_VRS:
+        _validate_range_bound(value, vr, value)
+    return single_value_match(column, value, case_sensitive=sensitive)

@@ -1,0 +1,95 @@
+"""SQL schema of the index: one table per level, main DICOM tags as indexed columns.
+
+Orthanc keeps main tags as rows of a generic table; we keep them as typed columns of each
+level's table, which lets SQLite (or PostgreSQL) answer UID, identifier, name and date
+queries from ordinary B-tree indexes at a million instances.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .tags import LEVELS, stored_tags
+
+metadata = sa.MetaData()
+
+#: Tag columns with their own B-tree index (the attributes users search by).
+INDEXED_TAGS = {
+    "Patient": ("PatientID", "PatientName"),
+    "Study": ("StudyInstanceUID", "StudyDate", "AccessionNumber", "StudyDescription"),
+    "Series": ("SeriesInstanceUID", "Modality"),
+    "Instance": ("SOPInstanceUID",),
+}
+
+TABLE_NAMES = {"Patient": "patients", "Study": "studies", "Series": "series",
+               "Instance": "instances"}
+PARENT = {"Study": "Patient", "Series": "Study", "Instance": "Series"}
+CHILD = {"Patient": "Study", "Study": "Series", "Series": "Instance"}
+
+
+def _level_table(level: str, *extra: sa.Column) -> sa.Table:
+    name = TABLE_NAMES[level]
+    columns = [
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("public_id", sa.String(44), nullable=False, unique=True),
+    ]
+    if level in PARENT:
+        parent_table = TABLE_NAMES[PARENT[level]]
+        columns.append(
+            sa.Column("parent_pk", sa.Integer, sa.ForeignKey(f"{parent_table}.pk"),
+                      nullable=False, index=True)
+        )
+    columns += [sa.Column(keyword, sa.Text, nullable=True) for keyword in stored_tags(level)]
+    columns += [
+        # ISO text "YYYYMMDDTHHMMSS" as Orthanc shows it, UTC.
+        sa.Column("last_update", sa.String(15), nullable=False),
+        # Seconds since the epoch of the last change; drives IsStable.
+        sa.Column("last_update_ts", sa.Float, nullable=False),
+    ]
+    columns += list(extra)
+    table = sa.Table(name, metadata, *columns)
+    for keyword in INDEXED_TAGS[level]:
+        sa.Index(f"ix_{name}_{keyword}", table.c[keyword])
+    return table
+
+
+patients = _level_table(
+    "Patient",
+    sa.Column("protected", sa.Boolean, nullable=False, default=False),
+    # Monotonic counter bumped when an instance arrives; the lowest is recycled first.
+    sa.Column("recycling_order", sa.Integer, nullable=False, index=True),
+)
+studies = _level_table("Study")
+series = _level_table("Series", sa.Column("expected_instances", sa.Integer, nullable=True))
+instances = _level_table(
+    "Instance",
+    # NULL for rows indexed without a file (bulk metadata imports, e.g. benchmarks).
+    sa.Column("file_uuid", sa.String(36), nullable=True, unique=True),
+    sa.Column("file_size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("transfer_syntax", sa.Text, nullable=True),
+    sa.Column("index_in_series", sa.Integer, nullable=True),
+    sa.Column("received", sa.String(15), nullable=False),
+    sa.Column("remote_aet", sa.Text, nullable=True),
+    sa.Column("origin", sa.Text, nullable=True),
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("change_type", sa.String(32), nullable=False),
+    sa.Column("resource_type", sa.String(16), nullable=False),
+    sa.Column("public_id", sa.String(44), nullable=False),
+    sa.Column("date", sa.String(15), nullable=False),
+)
+
+#: Running totals so /statistics and recycling never scan the instance table.
+totals = sa.Table(
+    "totals",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+TABLES = {"Patient": patients, "Study": studies, "Series": series, "Instance": instances}
+assert set(TABLES) == set(LEVELS)

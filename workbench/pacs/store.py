@@ -1,0 +1,121 @@
+"""Files of the store: DICOM files under content-independent UUID names, written durably.
+
+Layout follows Orthanc: ``<StorageDirectory>/ab/cd/abcd....`` where the name is a random
+UUID, so no tag value ever becomes part of a path. A file is complete on disk (written to a
+temporary name, fsynced, renamed, directory fsynced) before the index learns about it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform (e.g. Windows).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    """DICOM files named by UUID under one root directory.
+
+    Parameters
+    ----------
+    root : Path
+        The storage directory; created if missing. ``root / "incoming"`` holds files being
+        written (by this store or by network receivers) before they are committed.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.incoming_dir = self.root / "incoming"
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, file_uuid: str) -> Path:
+        """Where the file named ``file_uuid`` lives."""
+        name = str(uuid.UUID(file_uuid))  # refuses anything that is not a UUID
+        return self.root / name[0:2] / name[2:4] / name
+
+    def new_temp_path(self) -> Path:
+        """A fresh path inside :attr:`incoming_dir` for a writer to fill."""
+        fd, name = tempfile.mkstemp(dir=self.incoming_dir, suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def commit_file(self, source: Path, *, move: bool) -> tuple[str, int]:
+        """Make ``source`` a durable file of the store and return ``(uuid, size)``.
+
+        With ``move`` the file (on the same filesystem) is fsynced and renamed into place;
+        otherwise it is copied to a temporary file that is fsynced and renamed.
+        """
+        file_uuid = str(uuid.uuid4())
+        target = self.path_of(file_uuid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            with open(source, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(source, target)
+        else:
+            temp = self.new_temp_path()
+            try:
+                with open(source, "rb") as src, open(temp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+        _fsync_dir(target.parent)
+        return file_uuid, target.stat().st_size
+
+    def write_bytes(self, data: bytes) -> Path:
+        """Write ``data`` to a durable temporary file in :attr:`incoming_dir`; return its path."""
+        temp = self.new_temp_path()
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return temp
+
+    def remove(self, file_uuid: str) -> None:
+        """Delete a stored file; a file already gone is not an error."""
+        self.path_of(file_uuid).unlink(missing_ok=True)
+
+    def iter_uuids(self) -> Iterator[str]:
+        """Every UUID-named file under the root (skips ``incoming`` and foreign files)."""
+        for first in self.root.iterdir():
+            if not first.is_dir() or len(first.name) != 2:
+                continue
+            for second in first.iterdir():
+                if not second.is_dir():
+                    continue
+                for path in second.iterdir():
+                    try:
+                        yield str(uuid.UUID(path.name))
+                    except ValueError:
+                        continue
+
+    def clear_incoming(self) -> list[Path]:
+        """Delete leftovers of interrupted writes; return what was deleted."""
+        removed = []
+        for path in self.incoming_dir.iterdir():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed

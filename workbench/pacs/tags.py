@@ -1,0 +1,187 @@
+"""Orthanc's main DICOM tags per level and how a tag value becomes index text.
+
+The index keeps, for each level, the "main DICOM tags" Orthanc 1.10 keeps, as columns of that
+level's table. Values are stored as the text Orthanc shows: decoded with the instance's
+Specific Character Set, multiple values joined with a backslash, padding removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+LEVELS = ("Patient", "Study", "Series", "Instance")
+
+#: Orthanc 1.10's main DICOM tags of each level (``DicomMap.cpp``).
+MAIN_TAGS: dict[str, tuple[str, ...]] = {
+    "Patient": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "OtherPatientIDs"),
+    "Study": (
+        "StudyDate",
+        "StudyTime",
+        "StudyID",
+        "StudyDescription",
+        "AccessionNumber",
+        "StudyInstanceUID",
+        "RequestedProcedureDescription",
+        "InstitutionName",
+        "RequestingPhysician",
+        "ReferringPhysicianName",
+    ),
+    "Series": (
+        "SeriesDate",
+        "SeriesTime",
+        "Modality",
+        "Manufacturer",
+        "StationName",
+        "SeriesDescription",
+        "BodyPartExamined",
+        "SequenceName",
+        "ProtocolName",
+        "SeriesNumber",
+        "CardiacNumberOfImages",
+        "ImagesInAcquisition",
+        "NumberOfTemporalPositions",
+        "NumberOfSlices",
+        "NumberOfTimeSlices",
+        "SeriesInstanceUID",
+        "ImageOrientationPatient",
+        "SeriesType",
+        "OperatorsName",
+        "PerformedProcedureStepDescription",
+        "AcquisitionDeviceProcessingDescription",
+        "ContrastBolusAgent",
+    ),
+    "Instance": (
+        "InstanceCreationDate",
+        "InstanceCreationTime",
+        "AcquisitionNumber",
+        "ImageIndex",
+        "InstanceNumber",
+        "NumberOfFrames",
+        "TemporalPositionIdentifier",
+        "SOPInstanceUID",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "ImageComments",
+    ),
+}
+
+#: Tags the index keeps beyond Orthanc's main tags, because queries need them.
+EXTRA_TAGS: dict[str, tuple[str, ...]] = {
+    "Patient": (),
+    # Like Orthanc, each study keeps the patient tags of its own instances: studies filed
+    # under one PatientID may disagree on the name, and PatientMainDicomTags shows the study's.
+    "Study": MAIN_TAGS["Patient"],
+    "Series": (),
+    "Instance": ("SOPClassUID",),
+}
+
+#: The DICOM identifier of each level (the tag whose value names a resource).
+IDENTIFIER = {
+    "Patient": "PatientID",
+    "Study": "StudyInstanceUID",
+    "Series": "SeriesInstanceUID",
+    "Instance": "SOPInstanceUID",
+}
+
+#: Orthanc drops values longer than this from its main tags (ORTHANC_MAXIMUM_TAG_LENGTH).
+MAXIMUM_TAG_LENGTH = 256
+
+# Text VRs whose leading spaces are significant (PS3.5 6.2): only trailing padding goes.
+_KEEP_LEADING = {"LT", "ST", "UT", "UC", "PN"}
+
+
+def normalize_level(level: str) -> str:
+    """Return the canonical level name for "patients", "Study", "IMAGE", "series"...
+
+    Raises
+    ------
+    ValueError
+        If ``level`` names none of the four levels.
+    """
+    key = level.strip().lower()
+    aliases = {
+        "patient": "Patient", "patients": "Patient",
+        "study": "Study", "studies": "Study",
+        "series": "Series",
+        "instance": "Instance", "instances": "Instance", "image": "Instance",
+    }
+    if key not in aliases:
+        raise ValueError(
+            f"Unknown resource level {level!r}; use Patient, Study, Series or Instance"
+        )
+    return aliases[key]
+
+
+def stored_tags(level: str) -> tuple[str, ...]:
+    """All tag keywords the index stores at ``level`` (main tags, then extras)."""
+    return MAIN_TAGS[level] + EXTRA_TAGS[level]
+
+
+def vr_of(keyword: str) -> str:
+    """The dictionary VR of a keyword ("" when the keyword is unknown)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        return ""
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return ""
+
+
+def value_text(value: Any, vr: str) -> str:
+    """Render a decoded pydicom value as the text Orthanc shows for it."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, MultiValue)):
+        return "\\".join(value_text(item, vr) for item in value)
+    # DSfloat/IS keep the string read from the file; str() gives it back unchanged.
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    text = text.rstrip(" \x00")
+    return text if vr in _KEEP_LEADING else text.lstrip(" ")
+
+
+def extract_tags(ds: Dataset, level: str) -> dict[str, str | None]:
+    """Return ``{keyword: text or None}`` of the tags stored at ``level``.
+
+    ``None`` means the attribute is absent from the instance; ``""`` means present and empty,
+    a distinction Orthanc keeps (absent tags are not listed in ``MainDicomTags``).
+    """
+    result: dict[str, str | None] = {}
+    for keyword in stored_tags(level):
+        tag = tag_for_keyword(keyword)
+        if tag not in ds:
+            result[keyword] = None
+            continue
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            result[keyword] = None
+            continue
+        text = value_text(elem.value, elem.VR)
+        result[keyword] = text if len(text) <= MAXIMUM_TAG_LENGTH else None
+    return result
+
+
+def keyword_of(name: str) -> str:
+    """Accept a keyword ("PatientID") or a tag ("0010,0020", "00100020") and return the keyword.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is neither a known keyword nor a tag in the DICOM dictionary.
+    """
+    text = name.strip()
+    if tag_for_keyword(text) is not None:
+        return text
+    hex_digits = text.replace(",", "").replace("(", "").replace(")", "").replace("|", "")
+    if len(hex_digits) == 8:
+        try:
+            keyword = keyword_for_tag(int(hex_digits, 16))
+        except ValueError:
+            keyword = ""
+        if keyword:
+            return keyword
+    raise ValueError(f"Unknown DICOM tag {name!r}")
