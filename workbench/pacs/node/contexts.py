@@ -1,0 +1,111 @@
+"""Presentation contexts, transfer syntaxes and socket setup shared by the SCP and SCU sides.
+
+The node accepts every transfer syntax that pydicom (with the pylibjpeg/pyjpegls plugins
+installed) can decode, so that what it receives can always be opened by ``workbench.io``.
+The list is computed from pydicom's decoders rather than written down, so installing a new
+pixel plugin widens what the node accepts without a code change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from functools import cache
+
+from pydicom import uid as dicom_uid
+from pydicom.pixels import get_decoder
+from pynetdicom import evt
+from pynetdicom.presentation import AllStoragePresentationContexts
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+#: Uncompressed transfer syntaxes, in the order the node prefers them when it chooses.
+UNCOMPRESSED: tuple[str, ...] = (
+    dicom_uid.ExplicitVRLittleEndian,
+    dicom_uid.ImplicitVRLittleEndian,
+    dicom_uid.DeflatedExplicitVRLittleEndian,
+    dicom_uid.ExplicitVRBigEndian,
+)
+
+#: The transfer syntaxes pydicom can write when re-encoding pixel data, in preference order.
+NATIVE_OUTPUT: tuple[str, ...] = (
+    dicom_uid.ExplicitVRLittleEndian,
+    dicom_uid.ImplicitVRLittleEndian,
+)
+
+FIND_MODELS = {
+    "PATIENT": PatientRootQueryRetrieveInformationModelFind,
+    "STUDY": StudyRootQueryRetrieveInformationModelFind,
+}
+MOVE_MODELS = {
+    "PATIENT": PatientRootQueryRetrieveInformationModelMove,
+    "STUDY": StudyRootQueryRetrieveInformationModelMove,
+}
+GET_MODELS = {
+    "PATIENT": PatientRootQueryRetrieveInformationModelGet,
+    "STUDY": StudyRootQueryRetrieveInformationModelGet,
+}
+
+
+def _all_transfer_syntaxes() -> list[dicom_uid.UID]:
+    names = (getattr(dicom_uid, name) for name in dir(dicom_uid))
+    found = {value for value in names if isinstance(value, dicom_uid.UID)}
+    return sorted(value for value in found if value.is_transfer_syntax)
+
+
+@cache
+def decodable_compressed() -> tuple[str, ...]:
+    """Compressed transfer syntaxes whose pixel data this installation can decode."""
+    accepted = []
+    for syntax in _all_transfer_syntaxes():
+        if not syntax.is_compressed:
+            continue
+        try:
+            if get_decoder(syntax).is_available:
+                accepted.append(str(syntax))
+        except NotImplementedError:  # video and JPIP syntaxes have no pixel decoder
+            continue
+    return tuple(accepted)
+
+
+def accepted_transfer_syntaxes() -> list[str]:
+    """Every transfer syntax the storage SCP accepts: uncompressed first, then decodable."""
+    return [*UNCOMPRESSED, *decodable_compressed()]
+
+
+def storage_sop_classes() -> list[str]:
+    """Every storage SOP class pynetdicom knows (images, GSPS, SR, SEG, PDF, ...)."""
+    return [str(context.abstract_syntax) for context in AllStoragePresentationContexts]
+
+
+def query_retrieve_sop_classes() -> list[str]:
+    """Patient Root and Study Root FIND/MOVE/GET."""
+    models = (FIND_MODELS, MOVE_MODELS, GET_MODELS)
+    return [str(model) for table in models for model in table.values()]
+
+
+def verification_sop_class() -> str:
+    return str(Verification)
+
+
+def set_nodelay(event: evt.Event) -> None:
+    """Turn Nagle's algorithm off on an association's socket (``EVT_CONN_OPEN`` handler).
+
+    DIMSE messages are small command sets followed by data; with Nagle on, each C-STORE
+    response waits for the peer's delayed ACK, which caps throughput at a few dozen
+    instances per second regardless of how fast either side is.
+    """
+    transport = event.assoc.dul.socket
+    sock = getattr(transport, "socket", None)
+    if sock is None:
+        return
+    # The peer may already have gone; there is nothing to tune then.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

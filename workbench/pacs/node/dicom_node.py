@@ -1,0 +1,193 @@
+"""The DICOM node: a background pynetdicom server over the index, and a client of modalities."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.transport import ThreadedAssociationServer
+
+from workbench.pacs.tags import LEVELS
+
+from . import access, scu
+from .contexts import (
+    accepted_transfer_syntaxes,
+    query_retrieve_sop_classes,
+    set_nodelay,
+    storage_sop_classes,
+    verification_sop_class,
+)
+from .scp import handle_echo, handle_find, handle_get, handle_move, handle_store
+
+LOGGER = logging.getLogger("workbench.pacs.node")
+
+#: Enough for several modalities sending at once plus the node's own retrieves.
+MAX_ASSOCIATIONS = 32
+#: Larger PDUs mean fewer fragments to reassemble per instance on the receiving side.
+MAX_PDU_SIZE = 256 * 1024
+
+
+def _configure_pynetdicom() -> None:
+    # Received data sets are streamed to a file as they arrive and handed to the index
+    # without being decoded; files we send are streamed from disk the same way.
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    _config.STORE_SEND_CHUNKED_DATASET = True
+
+
+class DicomNode:
+    """A DIMSE node (C-ECHO/STORE/FIND/MOVE/GET as SCP and SCU) sharing the index's store.
+
+    Parameters
+    ----------
+    index : workbench.pacs.Index
+        Where received instances go and what queries and retrieves read.
+    config : workbench.pacs.config.Config
+        ``DicomAet``, ``DicomPort`` (0 picks a free port), ``BindAddress``,
+        ``RemoteAccessAllowed`` (binds all interfaces), ``DicomModalities`` and Orthanc's
+        access options (see :mod:`workbench.pacs.node.access`).
+
+    Examples
+    --------
+    >>> node = DicomNode(index, config)
+    >>> node.start()
+    >>> node.echo("PACS")
+    >>> studies = node.find("PACS", "Study", {"PatientName": "DOE^*", "StudyDate": "2024-"})
+    >>> node.move("PACS", {"StudyInstanceUID": studies[0].StudyInstanceUID})
+    """
+
+    def __init__(self, index: Any, config: Any) -> None:
+        self.index = index
+        self.config = config
+        self._server: ThreadedAssociationServer | None = None
+        self.ae = self._make_ae()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def aet(self) -> str:
+        """Our AE title (``DicomAet``)."""
+        return str(access.option(self.config, "DicomAet", "WORKBENCH"))
+
+    @property
+    def host(self) -> str:
+        """The interface the node listens on (loopback unless remote access is allowed)."""
+        if access.option(self.config, "RemoteAccessAllowed", False):
+            return "0.0.0.0"
+        return str(access.option(self.config, "BindAddress", "127.0.0.1"))
+
+    @property
+    def port(self) -> int:
+        """The port the node listens on (the one actually bound once started)."""
+        if self._server is not None:
+            return int(self._server.server_address[1])
+        return int(access.option(self.config, "DicomPort", 4242))
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None
+
+    def _make_ae(self) -> AE:
+        _configure_pynetdicom()
+        ae = AE(ae_title=self.aet)
+        ae.maximum_associations = MAX_ASSOCIATIONS
+        ae.maximum_pdu_size = MAX_PDU_SIZE
+        ae.require_called_aet = bool(access.option(self.config, "DicomCheckCalledAet", False))
+        syntaxes = accepted_transfer_syntaxes()
+        ae.add_supported_context(verification_sop_class(), syntaxes[:4])
+        for sop_class in query_retrieve_sop_classes():
+            ae.add_supported_context(sop_class, syntaxes[:4])
+        for sop_class in storage_sop_classes():
+            # scp_role/scu_role let C-GET requestors take the SCP role for the sub-operations
+            # while ordinary C-STORE requestors use these contexts as usual.
+            ae.add_supported_context(sop_class, syntaxes, scu_role=False, scp_role=True)
+        return ae
+
+    def start(self) -> None:
+        """Start listening in background threads (returns at once)."""
+        if self._server is not None:
+            return
+        handlers = [
+            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_C_ECHO, handle_echo, [self.config]),
+            (evt.EVT_C_STORE, handle_store, [self.index, self.config]),
+            (evt.EVT_C_FIND, handle_find, [self.index, self.config]),
+            (evt.EVT_C_MOVE, handle_move, [self.index, self.config]),
+            (evt.EVT_C_GET, handle_get, [self.index, self.config]),
+        ]
+        self._server = self.ae.start_server(
+            (self.host, int(access.option(self.config, "DicomPort", 4242))),
+            block=False,
+            evt_handlers=handlers,
+        )
+        LOGGER.info("DICOM node %s listening on %s:%d", self.aet, self.host, self.port)
+
+    def stop(self) -> None:
+        """Stop listening and end the associations in progress."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server = None
+
+    def __enter__(self) -> DicomNode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- client side -----------------------------------------------------------------------
+
+    def modality(self, name: str) -> access.Modality:
+        """The modality declared as ``name`` in ``DicomModalities``."""
+        return access.modality(self.config, name)
+
+    def echo(self, modality: str) -> None:
+        """C-ECHO a declared modality; raises :class:`DicomNetworkError` on failure."""
+        scu.echo(self.ae, self.modality(modality))
+
+    def find(self, modality: str, level: str, query: dict[str, Any]) -> list:
+        """C-FIND a modality at ``level`` ("Patient", "Study", "Series", "Instance").
+
+        ``query`` maps keywords (or tags) to DICOM matching patterns; the level's main tags
+        are requested as return keys too. Returns the answers as pydicom datasets.
+        """
+        return scu.find(self.ae, self.modality(modality), level, query)
+
+    def move(self, modality: str, query: dict[str, Any], target: str | None = None, *,
+             level: str | None = None) -> scu.RetrieveResult:
+        """C-MOVE the matches of ``query`` from a modality to ``target`` (default: us).
+
+        The level is the deepest one whose unique key is in ``query`` unless given.
+        """
+        return scu.move(self.ae, self.modality(modality), query, target or self.aet,
+                        level=level)
+
+    def get(self, modality: str, query: dict[str, Any], *,
+            level: str | None = None) -> scu.RetrieveResult:
+        """C-GET the matches of ``query`` from a modality into the index."""
+        return scu.get(self.ae, self.modality(modality), query, self.index, level=level)
+
+    def store(self, modality: str, resources: list[str | Path]) -> scu.StoreResult:
+        """C-STORE resources (index IDs of any level, or file paths) to a modality."""
+        return scu.store(self.ae, self.modality(modality), self.resolve_files(resources))
+
+    def resolve_files(self, resources: list[str | Path]) -> list[Path]:
+        """Files of index resources of any level (patients, studies, series, instances)."""
+        paths: list[Path] = []
+        for resource in resources:
+            if isinstance(resource, Path) or Path(str(resource)).is_file():
+                paths.append(Path(resource))
+                continue
+            paths.extend(self.index.instance_path(i) for i in self._instances_of(str(resource)))
+        return list(dict.fromkeys(paths))
+
+    def _instances_of(self, resource_id: str) -> list[str]:
+        for level in LEVELS:
+            try:
+                return list(self.index.instances_of(level, resource_id))
+            except KeyError:
+                continue
+        raise KeyError(f"Unknown resource {resource_id!r}: not a patient, study, series or "
+                       "instance of the index")

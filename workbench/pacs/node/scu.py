@@ -1,0 +1,256 @@
+"""The node as a client: C-ECHO, C-FIND, C-MOVE, C-GET and C-STORE to declared modalities.
+
+Each call opens one association to the modality, does its work and releases it. Errors say
+which modality was contacted and what went wrong (unreachable, association rejected, or the
+final DIMSE status), because in a notebook the first thing a user needs is whether the AE
+title, host or port is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import StoragePresentationContexts, build_context, build_role
+from pynetdicom.sop_class import Verification
+
+from workbench.pacs.tags import IDENTIFIER, LEVELS, MAIN_TAGS, normalize_level
+
+from . import query
+from .access import Modality
+from .contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS, accepted_transfer_syntaxes, set_nodelay
+from .scp import handle_store, storage_contexts_for
+from .transcode import TranscodeError, prepare_for_send
+
+LOGGER = logging.getLogger("workbench.pacs.node")
+
+
+class DicomNetworkError(RuntimeError):
+    """A DIMSE operation with a remote modality failed (association or status)."""
+
+
+@dataclass
+class RetrieveResult:
+    """Outcome of a C-MOVE or C-GET: final status and sub-operation counts."""
+
+    status: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    failed_instances: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0x0000
+
+
+@dataclass
+class StoreResult:
+    """Outcome of sending instances with C-STORE."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _describe(modality: Modality) -> str:
+    return f"modality {modality.name!r} ({modality.aet}@{modality.host}:{modality.port})"
+
+
+def associate(ae: AE, modality: Modality, contexts: list, *, ext_neg: list | None = None,
+              handlers: list | None = None) -> Association:
+    """Open an association to ``modality`` or raise :class:`DicomNetworkError`."""
+    assoc = ae.associate(
+        modality.host,
+        modality.port,
+        contexts=contexts,
+        ae_title=modality.aet,
+        ext_neg=ext_neg,
+        evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *(handlers or [])],
+    )
+    if assoc.is_established:
+        return assoc
+    if assoc.is_rejected:
+        reason = "rejected the association (check the AE titles it expects)"
+    elif assoc.is_aborted:
+        reason = "aborted the association"
+    else:
+        reason = "is unreachable (check host and port)"
+    raise DicomNetworkError(f"{_describe(modality)} {reason}")
+
+
+def echo(ae: AE, modality: Modality) -> None:
+    """C-ECHO ``modality``; raise :class:`DicomNetworkError` unless it answers success."""
+    assoc = associate(ae, modality, [build_context(Verification)])
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    code = getattr(status, "Status", None)
+    if code != 0x0000:
+        raise DicomNetworkError(f"C-ECHO to {_describe(modality)} answered {_status(code)}")
+
+
+def _status(code: int | None) -> str:
+    return "nothing (timeout or abort)" if code is None else f"status 0x{code:04X}"
+
+
+def _identifier(level: str, query_keys: dict[str, Any], *, defaults: bool) -> Dataset:
+    level = normalize_level(level)
+    keys = {name: ("" if value is None else value) for name, value in query_keys.items()}
+    if defaults:
+        # Ask for the level's main tags and the identifiers of its parents, as Orthanc does,
+        # so an answer is useful without listing return keys by hand.
+        for upper in LEVELS[: LEVELS.index(level) + 1]:
+            keys.setdefault(IDENTIFIER[upper], "")
+        for keyword in MAIN_TAGS[level]:
+            keys.setdefault(keyword, "")
+    return query.dataset_from_query(level, keys)
+
+
+def find(ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *,
+         defaults: bool = True) -> list[Dataset]:
+    """C-FIND at ``level`` with ``{keyword: pattern}``; returns the answers as datasets."""
+    identifier = _identifier(level, query_keys, defaults=defaults)
+    model = FIND_MODELS["PATIENT" if normalize_level(level) == "Patient" else "STUDY"]
+    assoc = associate(ae, modality, [build_context(model)])
+    answers: list[Dataset] = []
+    final = None
+    try:
+        for status, answer in assoc.send_c_find(identifier, model):
+            final = getattr(status, "Status", None)
+            if final in (0xFF00, 0xFF01) and answer is not None:
+                answers.append(answer)
+    finally:
+        assoc.release()
+    if final != 0x0000:
+        raise DicomNetworkError(f"C-FIND at {_describe(modality)} ended with {_status(final)}")
+    return answers
+
+
+def infer_level(query_keys: dict[str, Any]) -> str:
+    """The deepest level whose unique key is given (a retrieve names what it wants)."""
+    for level in reversed(LEVELS):
+        if query_keys.get(IDENTIFIER[level]):
+            return level
+    raise ValueError(
+        "A retrieve query needs PatientID, StudyInstanceUID, SeriesInstanceUID or "
+        f"SOPInstanceUID; got {sorted(query_keys)}"
+    )
+
+
+def _retrieve_result(responses: Iterable) -> RetrieveResult:
+    result = RetrieveResult(status=-1)
+    for status, identifier in responses:
+        if status is None or "Status" not in status:
+            result.status = -1
+            break
+        result.status = int(status.Status)
+        result.completed = int(status.get("NumberOfCompletedSuboperations", result.completed) or 0)
+        result.failed = int(status.get("NumberOfFailedSuboperations", result.failed) or 0)
+        result.warning = int(status.get("NumberOfWarningSuboperations", result.warning) or 0)
+        if identifier is not None and "FailedSOPInstanceUIDList" in identifier:
+            failed = identifier.FailedSOPInstanceUIDList
+            result.failed_instances = [failed] if isinstance(failed, str) else list(failed)
+    return result
+
+
+def move(ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *,
+         level: str | None = None) -> RetrieveResult:
+    """Ask ``modality`` to C-MOVE the matches to the AE title ``target``."""
+    level = normalize_level(level) if level else infer_level(query_keys)
+    identifier = query.dataset_from_query(level, query_keys)
+    model = MOVE_MODELS["PATIENT" if level == "Patient" else "STUDY"]
+    assoc = associate(ae, modality, [build_context(model)])
+    try:
+        result = _retrieve_result(assoc.send_c_move(identifier, target, model))
+    finally:
+        assoc.release()
+    if result.status not in (0x0000, 0xB000):
+        raise DicomNetworkError(
+            f"C-MOVE from {_describe(modality)} to {target} ended with {_status(result.status)} "
+            f"({result.completed} completed, {result.failed} failed)"
+        )
+    return result
+
+
+def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
+        level: str | None = None) -> RetrieveResult:
+    """C-GET the matches from ``modality`` into ``index`` over one association."""
+    level = normalize_level(level) if level else infer_level(query_keys)
+    identifier = query.dataset_from_query(level, query_keys)
+    model = GET_MODELS["PATIENT" if level == "Patient" else "STUDY"]
+    # 128 contexts at most: the retrieve model plus pynetdicom's common storage classes,
+    # uncompressed proposed first so a peer that cannot transcode still finds a match.
+    syntaxes = accepted_transfer_syntaxes()
+    storage = [build_context(cx.abstract_syntax, syntaxes) for cx in StoragePresentationContexts]
+    storage = storage[:127]
+    roles = [build_role(cx.abstract_syntax, scp_role=True) for cx in storage]
+    handlers = [(evt.EVT_C_STORE, handle_store, [index, None, False])]
+    assoc = associate(ae, modality, [build_context(model), *storage], ext_neg=roles,
+                      handlers=handlers)
+    try:
+        result = _retrieve_result(assoc.send_c_get(identifier, model))
+    finally:
+        assoc.release()
+    if result.status not in (0x0000, 0xB000):
+        raise DicomNetworkError(
+            f"C-GET from {_describe(modality)} ended with {_status(result.status)} "
+            f"({result.completed} completed, {result.failed} failed)"
+        )
+    return result
+
+
+def store(ae: AE, modality: Modality, paths: list[Path]) -> StoreResult:
+    """C-STORE the files at ``paths`` to ``modality`` over one association.
+
+    Files go out byte for byte when the peer accepted their transfer syntax, decoded (or
+    re-encoded) otherwise.
+    """
+    result = StoreResult()
+    if not paths:
+        return result
+    metas = {path: read_file_meta_info(path) for path in paths}
+    pairs = {(str(m.MediaStorageSOPClassUID), str(m.TransferSyntaxUID)) for m in metas.values()}
+    assoc = associate(ae, modality, storage_contexts_for(pairs))
+    try:
+        for path, meta in metas.items():
+            uid = str(meta.MediaStorageSOPInstanceUID)
+            try:
+                status = assoc.send_c_store(_payload(path, meta, assoc.accepted_contexts))
+            except (TranscodeError, ValueError) as exc:
+                result.failed[uid] = str(exc)
+                continue
+            code = getattr(status, "Status", None)
+            if code in (0x0000, 0xB000, 0xB007, 0xB006):
+                result.sent.append(uid)
+            else:
+                result.failed[uid] = _status(code)
+            if not assoc.is_established:
+                break
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    for meta in metas.values():
+        uid = str(meta.MediaStorageSOPInstanceUID)
+        if uid not in result.sent and uid not in result.failed:
+            result.failed[uid] = "association ended before it was sent"
+    return result
+
+
+def _payload(path: Path, meta: Dataset, contexts: list) -> Path | Dataset:
+    sop, syntax = str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)
+    for context in contexts:
+        if context.abstract_syntax == sop and context.transfer_syntax[0] == syntax:
+            return path  # sent from the file without decoding (STORE_SEND_CHUNKED_DATASET)
+    return prepare_for_send(path, contexts)
