@@ -100,6 +100,34 @@ class Annotation:
 
 
 @dataclass
+class VoiLut:
+    """A VOI lookup table (PS3.3 C.11.2), for states whose VOI is a table, not a window.
+
+    Parameters
+    ----------
+    first_mapped
+        Stored value mapped to ``data[0]`` (second value of LUT Descriptor); smaller values
+        map to ``data[0]``, larger values past the table to ``data[-1]``.
+    bits
+        Bits per output entry (third value of LUT Descriptor): outputs span ``0 .. 2**bits-1``.
+    data
+        The table.
+    explanation
+        LUT Explanation, shown to users.
+    """
+
+    first_mapped: int
+    bits: int
+    data: tuple[int, ...]
+    explanation: str = ""
+
+    def __post_init__(self) -> None:
+        self.data = tuple(int(v) for v in self.data)
+        if not self.data:
+            raise ValueError("a VOI LUT needs at least one entry")
+
+
+@dataclass
 class DisplaySettings:
     """How an image is shown: the display part of a presentation state.
 
@@ -119,6 +147,12 @@ class DisplaySettings:
     center
         Image point ``(column, row)`` shown at the middle of the viewport; ``None`` means the
         image centre.
+    voi_lut
+        A VOI lookup table used instead of ``window`` (states written by other software).
+    area
+        ``(left, top, right, bottom)`` image pixel coordinates (pixel centres, inclusive) of a
+        region to scale to fit the viewport, when ``zoom`` is ``None`` (a GSPS Displayed Area
+        in SCALE TO FIT mode); ``None`` means the whole image.
     """
 
     window: tuple[float, float] | None = None
@@ -127,6 +161,8 @@ class DisplaySettings:
     flip: bool = False
     zoom: float | None = None
     center: Point | None = None
+    voi_lut: VoiLut | None = None
+    area: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.rotation not in (0, 90, 180, 270):
