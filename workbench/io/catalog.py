@@ -1,0 +1,239 @@
+"""Scan folders, file lists and ZIP archives into a patient / study / series catalog.
+
+Only headers are read (see :mod:`workbench.io.headers`); pixel data is never touched. Files
+that are not DICOM, or are damaged, are listed in :attr:`Catalog.skipped` with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from workbench.io.errors import DicomIOError
+from workbench.io.headers import InstanceHeader, read_header
+from workbench.io.sources import DicomFile, Source, iter_files
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+@dataclass
+class Skipped:
+    """A file the scan did not catalog, and why."""
+
+    path: str
+    reason: str
+    error: Exception | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class Series:
+    """One series: its headers in the order found. Pass it to :func:`~workbench.io.open_series`."""
+
+    uid: str
+    modality: str
+    description: str
+    number: int | None
+    study_uid: str
+    instances: list[InstanceHeader] = field(default_factory=list, repr=False)
+
+    @property
+    def files(self) -> list[DicomFile]:
+        return [header.file for header in self.instances]
+
+    @property
+    def number_of_frames(self) -> int:
+        return sum(header.number_of_frames for header in self.instances)
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+
+@dataclass
+class Study:
+    """One study and its series, keyed by Series Instance UID."""
+
+    uid: str
+    date: str
+    time: str
+    description: str
+    accession_number: str
+    patient_id: str
+    series: dict[str, Series] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Patient:
+    """One patient (by Patient ID and name) and their studies, keyed by Study Instance UID."""
+
+    id: str
+    name: str
+    birth_date: str
+    sex: str
+    studies: dict[str, Study] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Catalog:
+    """Patients -> studies -> series -> instance headers, and what was skipped."""
+
+    patients: dict[tuple[str, str], Patient] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def studies(self) -> list[Study]:
+        return [study for patient in self.patients.values() for study in patient.studies.values()]
+
+    @property
+    def series(self) -> list[Series]:
+        return [series for study in self.studies for series in study.series.values()]
+
+    @property
+    def instances(self) -> list[InstanceHeader]:
+        return [header for series in self.series for header in series.instances]
+
+    def find_series(self, uid: str) -> Series:
+        """The series with Series Instance UID ``uid``.
+
+        Raises
+        ------
+        KeyError
+            No series has that UID; the message lists the ones there are.
+        """
+        for series in self.series:
+            if series.uid == uid:
+                return series
+        raise KeyError(f"no series {uid!r}; the catalog holds: {self.describe_series()}")
+
+    def describe_series(self) -> str:
+        """One line per series: UID, modality, description, instance count."""
+        return "; ".join(
+            f"{s.uid} ({s.modality or '?'}, {s.description or 'no description'!r}, {len(s)} files)"
+            for s in self.series
+        )
+
+    def add(self, header: InstanceHeader) -> None:
+        """File one header under its patient, study and series."""
+        ds = header.dataset
+        patient_key = (_text(ds.get("PatientID")), _text(ds.get("PatientName")))
+        patient = self.patients.get(patient_key)
+        if patient is None:
+            patient = self.patients[patient_key] = Patient(
+                id=patient_key[0],
+                name=patient_key[1],
+                birth_date=_text(ds.get("PatientBirthDate")),
+                sex=_text(ds.get("PatientSex")),
+            )
+        study_uid = _text(ds.get("StudyInstanceUID"))
+        study = patient.studies.get(study_uid)
+        if study is None:
+            study = patient.studies[study_uid] = Study(
+                uid=study_uid,
+                date=_text(ds.get("StudyDate")),
+                time=_text(ds.get("StudyTime")),
+                description=_text(ds.get("StudyDescription")),
+                accession_number=_text(ds.get("AccessionNumber")),
+                patient_id=patient.id,
+            )
+        series_uid = _text(ds.get("SeriesInstanceUID"))
+        series = study.series.get(series_uid)
+        if series is None:
+            number = ds.get("SeriesNumber")
+            series = study.series[series_uid] = Series(
+                uid=series_uid,
+                modality=_text(ds.get("Modality")),
+                description=_text(ds.get("SeriesDescription")),
+                number=int(number) if number not in (None, "") else None,
+                study_uid=study_uid,
+            )
+        series.instances.append(header)
+
+    def to_dataframe(self):
+        """One row per series, as a :class:`pandas.DataFrame`."""
+        import pandas as pd
+
+        rows = []
+        for patient in self.patients.values():
+            for study in patient.studies.values():
+                for series in study.series.values():
+                    rows.append(
+                        {
+                            "PatientID": patient.id,
+                            "PatientName": patient.name,
+                            "StudyInstanceUID": study.uid,
+                            "StudyDate": study.date,
+                            "StudyDescription": study.description,
+                            "SeriesInstanceUID": series.uid,
+                            "SeriesNumber": series.number,
+                            "Modality": series.modality,
+                            "SeriesDescription": series.description,
+                            "instances": len(series),
+                            "frames": series.number_of_frames,
+                        }
+                    )
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return (
+            f"Catalog({len(self.patients)} patients, {len(self.studies)} studies, "
+            f"{len(self.series)} series, {len(self.instances)} instances, "
+            f"{len(self.skipped)} skipped)"
+        )
+
+
+def iter_headers(
+    source: Source, *, recursive: bool = True, progress: bool = True
+) -> Iterator[InstanceHeader | Skipped]:
+    """Read each file's header, yielding it or a :class:`Skipped` record."""
+    files = list(iter_files(source, recursive=recursive))
+    # tqdm.auto draws a notebook widget in Jupyter; `delay` keeps quick scans silent.
+    bar = tqdm(
+        files,
+        desc="Scanning DICOM headers",
+        unit="file",
+        disable=not progress,
+        delay=0.5,
+        leave=False,
+    )
+    for file in bar:
+        try:
+            yield read_header(file)
+        except DicomIOError as exc:
+            yield Skipped(str(file), exc.reason, exc)
+
+
+def scan(source: Source, *, recursive: bool = True, progress: bool = True) -> Catalog:
+    """Catalog the DICOM files in ``source`` from their headers alone.
+
+    Parameters
+    ----------
+    source : path, list of paths, or ZIP archive
+        A folder (searched recursively by default), one file, a ZIP archive, or a list
+        of any of these.
+    recursive : bool
+        Search sub-folders.
+    progress : bool
+        Show a tqdm progress bar when the scan takes more than half a second.
+
+    Returns
+    -------
+    Catalog
+        ``catalog.patients`` / ``.studies`` / ``.series`` and ``.skipped`` (path and reason
+        for every file not cataloged: not DICOM, damaged, truncated).
+
+    Examples
+    --------
+    >>> catalog = scan("exports/")                       # doctest: +SKIP
+    >>> catalog.to_dataframe()                           # doctest: +SKIP
+    >>> volume = open_series(catalog.series[0])          # doctest: +SKIP
+    """
+    catalog = Catalog()
+    for item in iter_headers(source, recursive=recursive, progress=progress):
+        if isinstance(item, Skipped):
+            catalog.skipped.append(item)
+        else:
+            catalog.add(item)
+    return catalog

@@ -1,0 +1,300 @@
+"""Display mapping: modality values to 8-bit pixels ready to draw.
+
+Pure functions over numpy arrays and the ``attrs`` of an array from
+:func:`~workbench.io.open_series`, shared by the viewer, previews and notebooks. The order is
+the standard grayscale pipeline (PS3.3 C.11): modality LUT (already applied by
+``open_series``) -> VOI LUT (window or LUT) -> presentation LUT (identity or inverse).
+
+:func:`is_inverted` is the one place that decides whether an image is shown inverted
+(MONOCHROME1, Presentation LUT Shape INVERSE, the user's invert toggle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from os import PathLike
+from typing import Any
+
+import numpy as np
+from pydicom.pixels import convert_color_space
+
+_WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def apply_window(
+    values: np.ndarray, center: float, width: float, function: str = "LINEAR"
+) -> np.ndarray:
+    """Map values through a window to uint8, per PS3.3 C.11.2.1.2 and C.11.2.1.3.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Modality values (e.g. HU).
+    center, width : float
+        (0028,1050) Window Center and (0028,1051) Window Width.
+    function : {"LINEAR", "LINEAR_EXACT", "SIGMOID"}
+        (0028,1056) VOI LUT Function.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, same shape as ``values``; 0 is black before any presentation inversion.
+
+    Raises
+    ------
+    ValueError
+        An unknown function, or a width below 1 (LINEAR) or not above 0 (others).
+    """
+    function = (function or "LINEAR").strip().upper()
+    if function not in _WINDOW_FUNCTIONS:
+        raise ValueError(
+            f"unsupported (0028,1056) VOI LUT Function {function!r}; "
+            f"expected one of {', '.join(_WINDOW_FUNCTIONS)}"
+        )
+    x = np.asarray(values, dtype=np.float64)
+    center, width = float(center), float(width)
+    y_max = 255.0
+    if function == "SIGMOID":
+        if width <= 0:
+            raise ValueError(f"(0028,1051) Window Width must be > 0 for SIGMOID, got {width}")
+        out = y_max / (1.0 + np.exp(-4.0 * (x - center) / width))
+    else:
+        if function == "LINEAR":
+            if width < 1:
+                raise ValueError(f"(0028,1051) Window Width must be >= 1 for LINEAR, got {width}")
+            # C.11.2.1.2.1: the LINEAR window is defined on (center - 0.5, width - 1).
+            center, width = center - 0.5, width - 1.0
+        elif width <= 0:
+            raise ValueError(f"(0028,1051) Window Width must be > 0 for LINEAR_EXACT, got {width}")
+        if width == 0:  # LINEAR with width 1: a threshold at the center
+            out = np.where(x <= center, 0.0, y_max)
+        else:
+            out = ((x - center) / width + 0.5) * y_max
+            out = np.where(x <= center - width / 2, 0.0, out)
+            out = np.where(x > center + width / 2, y_max, out)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def apply_voi_lut(values: np.ndarray, lut: Mapping[str, Any]) -> np.ndarray:
+    """Map values through one item of a (0028,3010) VOI LUT Sequence to uint8.
+
+    ``lut`` is one entry of ``attrs["voi_lut"]``: ``first_mapped`` (the input value of the
+    first entry), ``bits`` (output bit depth from the LUT Descriptor) and ``data``. Values
+    below / above the table take its first / last entry (PS3.3 C.11.2.1.1).
+    """
+    data = np.asarray(lut["data"])
+    index = np.asarray(values, dtype=np.float64) - float(lut["first_mapped"])
+    index = np.clip(np.rint(index), 0, len(data) - 1).astype(np.intp)
+    out = data[index].astype(np.float64)
+    top = float(2 ** int(lut.get("bits") or 8) - 1)
+    # Some writers declare 16 bits but fill only 12; scaling to the declared depth is what
+    # the standard says, so do that.
+    return np.clip(np.rint(out * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def default_window(attrs: Mapping[str, Any], frame: np.ndarray) -> tuple[float, float]:
+    """The window to show an image with when the user has not chosen one.
+
+    The first window preset in ``attrs`` (``WindowCenter`` / ``WindowWidth``), else one
+    covering the frame's full range of values.
+    """
+    centers, widths = attrs.get("WindowCenter") or [], attrs.get("WindowWidth") or []
+    centers = [centers] if np.isscalar(centers) else list(centers)
+    widths = [widths] if np.isscalar(widths) else list(widths)
+    if (
+        centers
+        and widths
+        and np.isfinite(centers[0])
+        and np.isfinite(widths[0])
+        and float(widths[0]) > 0
+    ):
+        return float(centers[0]), max(float(widths[0]), 1.0)
+    values = np.asarray(frame)
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    # LINEAR with this (center, width) maps low -> 0 and high -> 255.
+    width = max(high - low + 1.0, 1.0)
+    return low + width / 2.0, width
+
+
+def is_inverted(attrs: Mapping[str, Any], invert: bool = False) -> bool:
+    """Whether to show the image with black and white swapped.
+
+    MONOCHROME1 images show their minimum as white (PS3.3 C.7.6.3.1.2). A Presentation LUT
+    Shape of INVERSE on a MONOCHROME2 image does the same; on a MONOCHROME1 image INVERSE is
+    what the standard requires for it and means the same single inversion. ``invert`` is the
+    user's toggle, applied on top.
+    """
+    photometric = (
+        str(
+            attrs.get("StoredPhotometricInterpretation")
+            or attrs.get("PhotometricInterpretation")
+            or ""
+        )
+        .strip()
+        .upper()
+    )
+    shape = str(attrs.get("PresentationLUTShape") or "").strip().upper()
+    inverted = photometric == "MONOCHROME1" or shape == "INVERSE"
+    return inverted != bool(invert)
+
+
+def apply_palette(indices: np.ndarray, palette: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Map palette-colour indices to uint8 RGB.
+
+    ``palette`` is ``attrs["palette"]``: an ``(n, 3)`` table indexed by stored value (built
+    with pydicom's :func:`~pydicom.pixels.apply_color_lut`, so segmented and first-mapped
+    tables are already expanded).
+    """
+    table = np.asarray(palette)
+    index = np.clip(np.asarray(indices).astype(np.intp), 0, len(table) - 1)
+    rgb = table[index]
+    bits = bits or (16 if table.dtype.itemsize > 1 else 8)
+    return _to_uint8(rgb, bits)
+
+
+def to_rgb(frame: np.ndarray, photometric: str) -> np.ndarray:
+    """Colour frame ``(rows, columns, 3)`` in ``photometric`` to RGB (YBR_FULL[_422]...)."""
+    photometric = photometric.strip().upper()
+    if photometric in ("YBR_FULL", "YBR_FULL_422"):
+        return convert_color_space(np.asarray(frame), photometric, "RGB")
+    return np.asarray(frame)
+
+
+def _to_uint8(values: np.ndarray, bits: int) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values
+    top = float(2**bits - 1)
+    return np.clip(np.rint(values.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def render(
+    frame: np.ndarray,
+    attrs: Mapping[str, Any],
+    *,
+    window: tuple[float, float] | None = None,
+    invert: bool = False,
+    voi_lut_index: int | None = None,
+) -> np.ndarray:
+    """Turn one frame into uint8 pixels ready to draw.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray
+        One frame from :func:`~workbench.io.open_series` (``(rows, columns)`` or
+        ``(rows, columns, 3)``).
+    attrs : mapping
+        The array's ``attrs`` (or :func:`frame_attrs` for per-frame values).
+    window : (center, width), optional
+        The user's window; otherwise the VOI LUT Sequence, else the first window preset,
+        else the frame's full range.
+    invert : bool
+        The user's invert toggle (on top of MONOCHROME1 / Presentation LUT Shape).
+    voi_lut_index : int, optional
+        Use this item of the VOI LUT Sequence (default: the first, when there is no window).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(rows, columns)`` for grayscale, ``(rows, columns, 3)`` for colour.
+    """
+    frame = np.asarray(frame)
+    photometric = str(attrs.get("PhotometricInterpretation") or "").strip().upper()
+    bits = int(attrs.get("BitsStored") or 8)
+    if photometric == "PALETTE COLOR" and attrs.get("palette") is not None:
+        out = apply_palette(frame, attrs["palette"], attrs.get("palette_bits"))
+        return 255 - out if invert else out
+    if frame.ndim == 3:
+        out = _to_uint8(to_rgb(frame, photometric), bits)
+        return 255 - out if invert else out
+
+    values = frame
+    if attrs.get("raw"):
+        slope = float(attrs.get("RescaleSlope") or 1.0)
+        intercept = float(attrs.get("RescaleIntercept") or 0.0)
+        values = values.astype(np.float64) * slope + intercept
+    luts = attrs.get("voi_lut") or []
+    if window is None and luts and (voi_lut_index is not None or not attrs.get("WindowCenter")):
+        out = apply_voi_lut(values, luts[voi_lut_index or 0])
+    else:
+        center, width = window if window is not None else default_window(attrs, values)
+        function = str(attrs.get("VOILUTFunction") or "LINEAR")
+        out = apply_window(values, center, width, function)
+    return 255 - out if is_inverted(attrs, invert) else out
+
+
+def frame_attrs(array, index: int) -> dict[str, Any]:
+    """``array.attrs`` with frame ``index``'s own window and rescale (enhanced multi-frame).
+
+    Parameters
+    ----------
+    array : xarray.DataArray
+        From :func:`~workbench.io.open_series`.
+    index : int
+        Position along the ``frame`` dimension.
+    """
+    attrs = dict(array.attrs)
+    coords = array.coords
+    center = float(coords["window_center"][index]) if "window_center" in coords else np.nan
+    width = float(coords["window_width"][index]) if "window_width" in coords else np.nan
+    if np.isfinite(center) and np.isfinite(width):
+        presets = list(
+            zip(attrs.get("WindowCenter") or [], attrs.get("WindowWidth") or [], strict=False)
+        )
+        if not presets or presets[0] != (center, width):
+            attrs["WindowCenter"] = [center] + [c for c, _ in presets]
+            attrs["WindowWidth"] = [width] + [w for _, w in presets]
+    if "rescale_slope" in coords:
+        attrs["RescaleSlope"] = float(coords["rescale_slope"][index])
+        attrs["RescaleIntercept"] = float(coords["rescale_intercept"][index])
+    return attrs
+
+
+def render_file(
+    path: str | PathLike[str], frame: int = 0, *, size: int | tuple[int, int] | None = None
+) -> np.ndarray:
+    """Render one frame of one DICOM file to uint8, for previews and thumbnails.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A DICOM file.
+    frame : int
+        Frame index (0-based) for multi-frame files.
+    size : int or (width, height), optional
+        Shrink (never enlarge) to fit within this box, keeping the aspect ratio; an int is
+        the longest side.
+
+    Raises
+    ------
+    workbench.io.errors.DicomIOError
+        The file cannot be read or has no pixel data.
+    IndexError
+        ``frame`` is beyond the file's frames.
+    """
+    from workbench.io.series import open_series
+
+    array = open_series(path)
+    if not 0 <= frame < array.sizes["frame"]:
+        raise IndexError(
+            f"{path}: frame {frame} out of range; the file has {array.sizes['frame']} frames"
+        )
+    frame_index = (
+        int(np.flatnonzero(array.coords["frame_number"].values == frame + 1)[0])
+        if array.sizes["frame"] > 1
+        else 0
+    )
+    pixels = render(array[frame_index].values, frame_attrs(array, frame_index))
+    return _fit(pixels, size) if size is not None else pixels
+
+
+def _fit(pixels: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    box = (size, size) if isinstance(size, int) else tuple(size)
+    image = Image.fromarray(pixels)
+    image.thumbnail(box, Image.Resampling.LANCZOS)
+    return np.asarray(image)

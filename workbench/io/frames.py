@@ -1,0 +1,198 @@
+"""Decode one frame at a time, through pydicom's pixel backends.
+
+Compressed transfer syntaxes go to :func:`pydicom.pixels.pixel_array` with ``index=``, which
+reads only that frame's fragments and hands them to pylibjpeg / pyjpegls / pydicom's RLE
+decoder. Native little-endian frames are read directly from their byte offset (found while
+reading the header), which is the same bytes pydicom would return without re-parsing the
+header for every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from pydicom.pixels import get_decoder, pixel_array
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+)
+
+from workbench.io.errors import (
+    DicomIOError,
+    MissingCodecError,
+    PixelDataError,
+    UnsupportedTransferSyntaxError,
+)
+from workbench.io.headers import InstanceHeader
+from workbench.io.sources import DicomFile
+
+# What to install for each family of compressed transfer syntax (pydicom names the plugins,
+# users want the pip command).
+_INSTALL_HINTS: list[tuple[set, str]] = [
+    (set(JPEGTransferSyntaxes), "pylibjpeg pylibjpeg-libjpeg"),
+    (set(JPEGLSTransferSyntaxes), "pyjpegls"),
+    (set(JPEG2000TransferSyntaxes), "pylibjpeg pylibjpeg-openjpeg"),
+]
+
+_FAST_NATIVE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+
+
+def check_decodable(transfer_syntax: UID, file: DicomFile | str | None = None) -> None:
+    """Raise unless an installed pixel backend can decode ``transfer_syntax``.
+
+    Raises
+    ------
+    UnsupportedTransferSyntaxError
+        No pydicom decoder exists for the transfer syntax.
+    MissingCodecError
+        A decoder exists but the package it needs is not installed; the message names it.
+    """
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except NotImplementedError:
+        raise UnsupportedTransferSyntaxError(
+            f"pixel data in transfer syntax '{transfer_syntax.name}' ({transfer_syntax}) "
+            "cannot be decoded: no pixel data decoder supports it",
+            file,
+        ) from None
+    if decoder.is_available:
+        return
+    hint = next((pkgs for uids, pkgs in _INSTALL_HINTS if transfer_syntax in uids), None)
+    missing = "; ".join(decoder.missing_dependencies)
+    raise MissingCodecError(
+        f"cannot decode '{transfer_syntax.name}' pixel data: no decoder plugin is installed "
+        f"({missing})" + (f"; install it with: pip install {hint}" if hint else ""),
+        file,
+    )
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """Everything needed to read one file's frames again later, in any process.
+
+    Built from an :class:`~workbench.io.headers.InstanceHeader`; small and picklable.
+    """
+
+    file: DicomFile
+    transfer_syntax: str
+    has_file_meta: bool
+    number_of_frames: int
+    pixel_offset: int | None
+    frame_bytes: int | None
+    fast_dtype: str | None
+    bits_shift: int
+    frame_shape: tuple[int, ...]
+
+    @classmethod
+    def from_header(cls, header: InstanceHeader) -> FrameSource:
+        ds = header.dataset
+        fast_dtype, frame_bytes, shift = None, None, 0
+        ts = header.transfer_syntax
+        bits = int(ds.get("BitsAllocated") or 0)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        shape = (int(ds.get("Rows") or 0), int(ds.get("Columns") or 0))
+        shape = (*shape, samples) if samples > 1 else shape
+        if (
+            ts in _FAST_NATIVE
+            and header.pixel_keyword == "PixelData"
+            and header.pixel_offset is not None
+            and bits in (8, 16, 32)
+            and (samples == 1 or int(ds.get("PlanarConfiguration") or 0) == 0)
+            and not str(ds.get("PhotometricInterpretation", "")).endswith("_422")
+        ):
+            signed = int(ds.get("PixelRepresentation") or 0) == 1
+            fast_dtype = f"<{'i' if signed else 'u'}{bits // 8}"
+            frame_bytes = int(ds.Rows) * int(ds.Columns) * samples * bits // 8
+            stored = int(ds.get("BitsStored") or bits)
+            shift = bits - stored if 0 < stored < bits else 0
+        return cls(
+            file=header.file,
+            transfer_syntax=str(ts),
+            has_file_meta=header.has_file_meta,
+            number_of_frames=header.number_of_frames,
+            pixel_offset=header.pixel_offset,
+            frame_bytes=frame_bytes,
+            fast_dtype=fast_dtype,
+            bits_shift=shift,
+            frame_shape=shape,
+        )
+
+
+def decode_frame(source: FrameSource, index: int, *, as_rgb: bool = True) -> np.ndarray:
+    """Return stored values of frame ``index`` (0-based) of one file.
+
+    Parameters
+    ----------
+    source : FrameSource
+        The file and how its pixel data is encoded.
+    index : int
+        Frame number inside the file, starting at 0.
+    as_rgb : bool
+        Convert YBR colour to RGB (pydicom's default). Planar configuration is always
+        undone, so colour frames are ``(rows, columns, 3)``.
+
+    Raises
+    ------
+    PixelDataError
+        The frame cannot be decoded or the pixel data is shorter than needed.
+    MissingCodecError, UnsupportedTransferSyntaxError
+        No installed decoder can handle the transfer syntax.
+    """
+    if not 0 <= index < source.number_of_frames:
+        raise PixelDataError(
+            f"frame index {index} out of range: the file has {source.number_of_frames} frames",
+            source.file,
+        )
+    try:
+        if source.fast_dtype is not None:
+            return _read_native_frame(source, index)
+        return _decode_with_pydicom(source, index, as_rgb)
+    except DicomIOError:
+        raise
+    except Exception as exc:
+        raise PixelDataError(f"cannot decode frame {index}: {exc}", source.file) from exc
+
+
+def _read_native_frame(source: FrameSource, index: int) -> np.ndarray:
+    assert source.frame_bytes is not None and source.pixel_offset is not None
+    # Read via the file's own open() so ZIP members work the same way as plain files.
+    with source.file.open() as fp:
+        fp.seek(source.pixel_offset + index * source.frame_bytes)
+        data = fp.read(source.frame_bytes)
+    if len(data) < source.frame_bytes:
+        raise PixelDataError(
+            f"pixel data ends inside frame {index}: {len(data)} of {source.frame_bytes} bytes",
+            source.file,
+        )
+    arr = np.frombuffer(data, dtype=source.fast_dtype).reshape(source.frame_shape).copy()
+    if source.bits_shift:
+        # Bits above (0028,0101) Bits Stored are not pixel data; clear them (and sign-extend
+        # signed values), as pydicom does by default.
+        np.left_shift(arr, source.bits_shift, out=arr)
+        np.right_shift(arr, source.bits_shift, out=arr)
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+
+
+def _decode_with_pydicom(source: FrameSource, index: int, as_rgb: bool) -> np.ndarray:
+    ts = UID(source.transfer_syntax)
+    check_decodable(ts, source.file)
+    with source.file.open() as fp:
+        if ts == DeflatedExplicitVRLittleEndian:
+            # The whole stream is deflated: it must be inflated by a full read first.
+            ds = pydicom.dcmread(fp)
+            return _as_native(pixel_array(ds, index=index, raw=not as_rgb))
+        kwargs = {} if source.has_file_meta else {"transfer_syntax_uid": ts}
+        return _as_native(pixel_array(fp, index=index, raw=not as_rgb, **kwargs))
+
+
+def _as_native(arr: np.ndarray) -> np.ndarray:
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr

@@ -1,0 +1,524 @@
+"""Open a series as a lazy :class:`xarray.DataArray` backed by dask, one chunk per frame.
+
+Headers are read once up front (see :mod:`workbench.io.headers`). Each dask chunk calls
+:class:`FrameStack` to read one frame from its file, so nothing is decoded until asked and the
+array pickles as a short list of file names and per-frame numbers: ``dask.distributed``
+workers open the files themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+from xarray.backends import BackendArray
+from xarray.core import indexing
+
+from workbench.io.catalog import Series, Skipped, iter_headers
+from workbench.io.errors import (
+    InconsistentSeriesError,
+    InvalidDicomError,
+    PixelDataError,
+)
+from workbench.io.frames import FrameSource, check_decodable, decode_frame
+from workbench.io.geometry import FrameInfo, frame_infos, stack_geometry
+from workbench.io.headers import InstanceHeader, read_header
+from workbench.io.sources import Source
+
+_COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
+_INTEGER_DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64]
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """How to turn stored values into the array's values (same for every frame)."""
+
+    mode: str  # "stored", "rescale" or "lut"
+    dtype: str
+    frame_shape: tuple[int, ...]
+    as_rgb: bool
+    modality_lut: Dataset | None = None  # the (0028,3000) Modality LUT Sequence holder
+
+
+class FrameStack(BackendArray):
+    """A read-only ``(frame, y, x[, channel])`` array that decodes frames on demand.
+
+    Picklable (files are named, never held open) and thread-safe (every read opens its own
+    file handle). Supports numpy basic indexing and xarray's explicit indexers.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[FrameSource],
+        frames: Sequence[tuple[int, int, float, float]],
+        plan: FramePlan,
+    ) -> None:
+        self.sources = list(sources)
+        self.frames = list(frames)  # (source index, frame index in file, slope, intercept)
+        self.plan = plan
+        self.shape = (len(self.frames), *plan.frame_shape)
+        self.dtype = np.dtype(plan.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, indexing.ExplicitIndexer):
+            return indexing.explicit_indexing_adapter(
+                key, self.shape, indexing.IndexingSupport.OUTER_1VECTOR, self._getitem
+            )
+        return self._getitem(key)
+
+    def _getitem(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        frame_key, rest = key[0], key[1:]
+        indices = np.arange(self.shape[0])[frame_key]
+        if indices.ndim == 0:
+            return self.read(int(indices))[rest]
+        out = np.empty((len(indices), *np.empty(self.plan.frame_shape)[rest].shape), self.dtype)
+        for n, i in enumerate(indices):
+            out[n] = self.read(int(i))[rest]
+        return out
+
+    def read(self, i: int) -> np.ndarray:
+        """Frame ``i`` of the stack, with the modality transform applied (unless raw)."""
+        source_index, frame_index, slope, intercept = self.frames[i]
+        source = self.sources[source_index]
+        stored = decode_frame(source, frame_index, as_rgb=self.plan.as_rgb)
+        if stored.shape != self.plan.frame_shape:
+            raise PixelDataError(
+                f"frame {frame_index} decoded to shape {stored.shape}, expected "
+                f"{self.plan.frame_shape}",
+                source.file,
+            )
+        if self.plan.mode == "rescale":
+            if slope == 1 and intercept == 0:
+                return stored.astype(self.dtype, copy=False)
+            values = stored.astype(np.float64) * slope + intercept
+            return values.astype(self.dtype)
+        if self.plan.mode == "lut":
+            return apply_modality_lut(stored, self.plan.modality_lut).astype(self.dtype)
+        return stored.astype(self.dtype, copy=False)
+
+
+def _stored_range(ds: Dataset) -> tuple[int, int]:
+    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
+    if int(ds.get("PixelRepresentation") or 0) == 1:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _stored_dtype(ds: Dataset) -> np.dtype:
+    bits = int(ds.get("BitsAllocated") or 16)
+    if bits == 1:
+        return np.dtype(np.uint8)
+    size = {8: 1, 16: 2, 32: 4, 64: 8}.get(bits, 4)
+    kind = "i" if int(ds.get("PixelRepresentation") or 0) == 1 else "u"
+    return np.dtype(f"{kind}{size}")
+
+
+def _narrowest_exact(lows: Sequence[float], highs: Sequence[float]) -> np.dtype:
+    low, high = min(lows), max(highs)
+    for dtype in _INTEGER_DTYPES:
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.float64)
+
+
+def _plan(headers: list[InstanceHeader], infos: list[FrameInfo], raw: bool) -> FramePlan:
+    ds = headers[0].dataset
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    shape = (int(ds.Rows), int(ds.Columns), *((samples,) if samples > 1 else ()))
+    keyword = headers[0].pixel_keyword
+    if keyword in ("FloatPixelData", "DoubleFloatPixelData"):
+        dtype = "float32" if keyword == "FloatPixelData" else "float64"
+        return FramePlan("stored", dtype, shape, as_rgb=False)
+    stored = _stored_dtype(ds)
+    if raw or samples > 1 or photometric == "PALETTE COLOR":
+        return FramePlan("stored", stored.str, shape, as_rgb=not raw and photometric in _COLOUR)
+    if "ModalityLUTSequence" in ds and "RescaleSlope" not in ds:
+        lut = ds.ModalityLUTSequence[0]
+        bits = int(lut.LUTDescriptor[2])
+        holder = Dataset()
+        holder.ModalityLUTSequence = ds.ModalityLUTSequence
+        holder.PixelRepresentation = ds.get("PixelRepresentation", 0)
+        holder.BitsStored = ds.get("BitsStored", bits)
+        return FramePlan("lut", "uint8" if bits <= 8 else "uint16", shape, False, holder)
+    low, high = _stored_range(ds)
+    integral = all(
+        float(f.rescale_slope).is_integer() and float(f.rescale_intercept).is_integer()
+        for f in infos
+    )
+    if integral:
+        ends = [
+            (
+                low * f.rescale_slope + f.rescale_intercept,
+                high * f.rescale_slope + f.rescale_intercept,
+            )
+            for f in infos
+        ]
+        dtype = _narrowest_exact([min(e) for e in ends], [max(e) for e in ends])
+    else:
+        # float32 holds every value of stored data up to 24 bits times a slope exactly
+        # enough for display and statistics; wider stored data needs float64.
+        bits = int(ds.get("BitsStored") or 16)
+        dtype = np.dtype(np.float32 if bits <= 24 else np.float64)
+    return FramePlan("rescale", dtype.str, shape, as_rgb=False)
+
+
+# --- choosing and checking the files --------------------------------------------------
+
+
+def _collect_headers(source, series_uid: str | None) -> list[InstanceHeader]:
+    if isinstance(source, Series):
+        return list(source.instances)
+    if isinstance(source, InstanceHeader):
+        return [source]
+    headers: list[InstanceHeader] = []
+    for item in iter_headers(source, progress=True):
+        if isinstance(item, Skipped):
+            not_dicom = (
+                isinstance(item.error, InvalidDicomError) and "not a DICOM file" in item.reason
+            )
+            # A folder or archive may hold notes and thumbnails; a damaged DICOM file is an
+            # error, as is any file the user named explicitly.
+            if not_dicom and _is_container(source):
+                continue
+            raise item.error if item.error else InvalidDicomError(item.reason, item.path)
+        headers.append(item)
+    if not headers:
+        raise InvalidDicomError("no DICOM files found", _describe(source))
+    groups: dict[str, list[InstanceHeader]] = defaultdict(list)
+    for header in headers:
+        groups[str(header.dataset.get("SeriesInstanceUID", ""))].append(header)
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise InconsistentSeriesError(
+                f"no series {series_uid!r}; found: {_list_series(groups)}", _describe(source)
+            )
+        return groups[series_uid]
+    if len(groups) > 1:
+        raise InconsistentSeriesError(
+            f"holds {len(groups)} series; pass series_uid= to pick one of: {_list_series(groups)}",
+            _describe(source),
+        )
+    return headers
+
+
+def _is_container(source) -> bool:
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return os.path.isdir(path) or path.lower().endswith(".zip")
+    return False
+
+
+def _describe(source) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return None
+
+
+def _list_series(groups: dict[str, list[InstanceHeader]]) -> str:
+    parts = []
+    for uid, members in groups.items():
+        ds = members[0].dataset
+        parts.append(
+            f"{uid} ({ds.get('Modality', '?')}, "
+            f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}, "
+            f"{len(members)} files)"
+        )
+    return "; ".join(parts)
+
+
+_LAYOUT_KEYWORDS = (
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "PixelRepresentation",
+)
+
+
+def _check_consistent(headers: list[InstanceHeader]) -> None:
+    def layout(header: InstanceHeader) -> tuple:
+        ds = header.dataset
+        return tuple(str(ds.get(k, "")).strip() for k in _LAYOUT_KEYWORDS)
+
+    layouts = Counter(layout(h) for h in headers)
+    if len(layouts) == 1:
+        return
+    differing = [k for i, k in enumerate(_LAYOUT_KEYWORDS) if len({lay[i] for lay in layouts}) > 1]
+    examples = {}
+    for header in headers:
+        examples.setdefault(layout(header), header.file)
+    described = "; ".join(
+        ", ".join(f"{k}={lay[_LAYOUT_KEYWORDS.index(k)]}" for k in differing)
+        + f": {count} files (e.g. {examples[lay]})"
+        for lay, count in layouts.most_common()
+    )
+    raise InconsistentSeriesError(
+        f"the files cannot form one array because {', '.join(differing)} differ: {described}. "
+        "Open each group separately (pass the list of its files)."
+    )
+
+
+# --- the public entry point -----------------------------------------------------------
+
+
+def open_series(
+    source: Source | Series, series_uid: str | None = None, *, raw: bool = False
+) -> xr.DataArray:
+    """Open one series as a lazy ``xarray.DataArray`` with one dask chunk per frame.
+
+    Parameters
+    ----------
+    source : path, list of paths, ZIP archive, or catalog Series
+        A folder, one file, a list of files, a ZIP archive, or a
+        :class:`~workbench.io.catalog.Series` from :func:`~workbench.io.scan`.
+    series_uid : str, optional
+        Which series to open when ``source`` holds several.
+    raw : bool
+        Return stored values (no modality LUT / rescale, no YBR to RGB conversion).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("frame", "y", "x")`` plus ``"channel"`` for colour. Coords ``y``/``x`` in mm
+        (pixel indices when there is no pixel spacing); per-frame ``position`` (mm along the
+        slice normal, NaN without geometry), ``instance_number`` (-1 when absent),
+        ``frame_number`` (1-based inside its file), ``sop_instance_uid``, ``sop_class_uid``,
+        ``rescale_slope``/``rescale_intercept`` and ``window_center``/``window_width``
+        (NaN when absent). ``attrs`` hold the main DICOM attributes, window presets,
+        ``affine`` (4x4 list mapping ``(x, y, frame, 1)`` to LPS mm) and geometry flags.
+        Values are modality values (HU for CT) in the narrowest dtype that holds them
+        exactly; palette colour images keep their indices with the palette in ``attrs``.
+
+    Raises
+    ------
+    InconsistentSeriesError
+        Several series without ``series_uid``, or files of different sizes / layouts.
+    PixelDataError
+        No pixel data (e.g. a presentation state), or pixel data shorter than needed.
+    MissingCodecError, UnsupportedTransferSyntaxError
+        The pixel data cannot be decoded with the installed packages.
+    InvalidDicomError
+        A file named in ``source`` is not DICOM or is damaged.
+    """
+    headers = _collect_headers(source, series_uid)
+    with_pixels = [h for h in headers if h.pixel_keyword is not None]
+    if not with_pixels:
+        ds = headers[0].dataset
+        sop = getattr(ds.get("SOPClassUID"), "name", ds.get("SOPClassUID"))
+        raise PixelDataError(
+            f"no pixel data to open: the instance is a {sop} (Modality "
+            f"{ds.get('Modality', '?')}); it holds no image",
+            headers[0].file if len(headers) == 1 else _describe(source),
+        )
+    without = [h for h in headers if h.pixel_keyword is None]
+    headers = with_pixels
+    _check_consistent(headers)
+    for ts in sorted({h.transfer_syntax for h in headers}):
+        check_decodable(ts, next(h.file for h in headers if h.transfer_syntax == ts))
+
+    sources, frames, infos = [], [], []
+    for source_index, header in enumerate(headers):
+        sources.append(FrameSource.from_header(header))
+        for frame_index, info in enumerate(frame_infos(header)):
+            frames.append((source_index, frame_index))
+            infos.append(info)
+    geometry = stack_geometry(infos)
+    infos = [infos[i] for i in geometry.order]
+    frames = [frames[i] for i in geometry.order]
+    plan = _plan(headers, infos, raw)
+    stack = FrameStack(
+        sources,
+        [
+            (s, f, info.rescale_slope, info.rescale_intercept)
+            for (s, f), info in zip(frames, infos, strict=True)
+        ],
+        plan,
+    )
+    data = da.from_array(
+        stack,
+        chunks=(1, *plan.frame_shape),
+        name="dicom-" + tokenize([str(s.file) for s in sources], stack.frames, plan),
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0,) * stack.ndim, dtype=stack.dtype),
+    )
+    first = read_header(headers[0].file, full=True, check_pixels=False)
+    dims = ("frame", "y", "x", "channel")[: stack.ndim]
+    return xr.DataArray(
+        data,
+        dims=dims,
+        coords=_coords(infos, geometry, plan),
+        attrs=_attrs(first, infos, geometry, plan, raw, without),
+        name=str(first.dataset.get("SeriesDescription") or "pixels") or "pixels",
+    )
+
+
+def _coords(infos: list[FrameInfo], geometry, plan: FramePlan) -> dict:
+    rows, cols = plan.frame_shape[:2]
+    spacing = infos[0].pixel_spacing
+    y = np.arange(rows) * (spacing[0] if spacing else 1.0)
+    x = np.arange(cols) * (spacing[1] if spacing else 1.0)
+
+    def nan(value):
+        return np.nan if value is None else value
+
+    coords = {
+        "y": ("y", y, {"units": "mm" if spacing else "pixel"}),
+        "x": ("x", x, {"units": "mm" if spacing else "pixel"}),
+        "position": (
+            "frame",
+            geometry.position,
+            {"units": "mm", "long_name": "position along slice normal"},
+        ),
+        "instance_number": (
+            "frame",
+            np.array(
+                [f.instance_number if f.instance_number is not None else -1 for f in infos],
+                dtype=np.int64,
+            ),
+        ),
+        "frame_number": ("frame", np.array([f.frame_number for f in infos], dtype=np.int64)),
+        "sop_instance_uid": ("frame", np.array([f.sop_instance_uid for f in infos], dtype=object)),
+        "sop_class_uid": ("frame", np.array([f.sop_class_uid for f in infos], dtype=object)),
+        "rescale_slope": ("frame", np.array([f.rescale_slope for f in infos])),
+        "rescale_intercept": ("frame", np.array([f.rescale_intercept for f in infos])),
+        "window_center": ("frame", np.array([nan(f.window_center) for f in infos], dtype=float)),
+        "window_width": ("frame", np.array([nan(f.window_width) for f in infos], dtype=float)),
+    }
+    if len(plan.frame_shape) == 3:
+        coords["channel"] = (
+            "channel",
+            ["R", "G", "B"]
+            if plan.as_rgb or plan.frame_shape[2] == 3
+            else list(range(plan.frame_shape[2])),
+        )
+    return coords
+
+
+def _multi(value) -> list | None:
+    if value is None or value == "":
+        return None
+    values = list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+    return values
+
+
+def _lut_array(item: Dataset) -> tuple[int, int, np.ndarray]:
+    """(first mapped value, bits, data) of a LUT item, per PS3.3 C.11.1.1."""
+    entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    entries = entries or 65536
+    raw = item.LUTData
+    if isinstance(raw, bytes):
+        order = "<" if item.is_little_endian in (True, None) else ">"
+        data = np.frombuffer(
+            raw, dtype=f"{order}u2" if bits > 8 or len(raw) >= 2 * entries else "u1"
+        )
+    else:
+        data = np.asarray(_multi(raw), dtype=np.int64)
+    return first, bits, data[:entries].astype(np.uint16 if bits > 8 else np.uint8)
+
+
+def _attrs(
+    first: InstanceHeader,
+    infos,
+    geometry,
+    plan: FramePlan,
+    raw: bool,
+    without_pixels: list[InstanceHeader],
+) -> dict:
+    ds = first.dataset
+    info = infos[0]
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    displayed = "RGB" if plan.as_rgb else photometric
+
+    def text(keyword: str) -> str:
+        value = ds.get(keyword)
+        return "" if value is None else str(value)
+
+    windows = ds.get("WindowCenter"), ds.get("WindowWidth")
+    centers = [float(v) for v in _multi(windows[0]) or []]
+    widths = [float(v) for v in _multi(windows[1]) or []]
+    if not centers and info.window_center is not None and info.window_width is not None:
+        centers, widths = [info.window_center], [info.window_width]
+    explanations = [str(v) for v in _multi(ds.get("WindowCenterWidthExplanation")) or []]
+    attrs = {
+        "Modality": text("Modality"),
+        "PatientID": text("PatientID"),
+        "PatientName": text("PatientName"),
+        "StudyInstanceUID": text("StudyInstanceUID"),
+        "SeriesInstanceUID": text("SeriesInstanceUID"),
+        "SeriesDescription": text("SeriesDescription"),
+        "SeriesNumber": text("SeriesNumber"),
+        "StudyDate": text("StudyDate"),
+        "StudyDescription": text("StudyDescription"),
+        "Manufacturer": text("Manufacturer"),
+        "FrameOfReferenceUID": text("FrameOfReferenceUID"),
+        "PhotometricInterpretation": displayed,
+        "StoredPhotometricInterpretation": photometric,
+        "BitsStored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 0),
+        "BitsAllocated": int(ds.get("BitsAllocated") or 0),
+        "PixelRepresentation": int(ds.get("PixelRepresentation") or 0),
+        "PixelSpacing": list(info.pixel_spacing) if info.pixel_spacing else None,
+        "ImageOrientationPatient": list(info.orientation) if info.orientation else None,
+        "SliceThickness": info.slice_thickness,
+        "WindowCenter": centers,
+        "WindowWidth": widths,
+        "WindowCenterWidthExplanation": explanations,
+        "VOILUTFunction": text("VOILUTFunction") or "LINEAR",
+        "RescaleSlope": info.rescale_slope,
+        "RescaleIntercept": info.rescale_intercept,
+        "RescaleType": info.rescale_type or ("HU" if text("Modality") == "CT" else "US"),
+        "PresentationLUTShape": text("PresentationLUTShape") or None,
+        "raw": raw,
+        "affine": geometry.affine.tolist(),
+        "affine_index_order": ["x", "y", "frame"],
+        "is_volume": geometry.is_volume,
+        "gantry_tilt": geometry.gantry_tilt,
+        "uneven_spacing": geometry.uneven_spacing,
+        "slice_spacing": geometry.slice_spacing,
+        "palette": None,
+        "voi_lut": None,
+        "files_without_pixels": [str(h.file) for h in without_pixels],
+    }
+    if photometric == "PALETTE COLOR":
+        low, high = _stored_range(ds)
+        indices = np.arange(max(low, 0), high + 1, dtype=np.int64)
+        attrs["palette"] = apply_color_lut(indices.astype(_stored_dtype(ds)), ds)
+        attrs["palette_bits"] = 16 if attrs["palette"].dtype.itemsize > 1 else 8
+    if "VOILUTSequence" in ds:
+        attrs["voi_lut"] = []
+        for item in ds.VOILUTSequence:
+            first_mapped, bits, data = _lut_array(item)
+            attrs["voi_lut"].append(
+                {
+                    "first_mapped": first_mapped,
+                    "bits": bits,
+                    "data": data,
+                    "explanation": str(item.get("LUTExplanation", "")),
+                }
+            )
+    return attrs
