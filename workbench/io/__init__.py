@@ -19,6 +19,7 @@ from workbench.io.errors import (
 )
 from workbench.io.series import open_series
 from workbench.io.sources import DicomFile
+from workbench.io.study import open_study
 
 __all__ = [
     "Catalog",
@@ -35,5 +36,6 @@ __all__ = [
     "UnsupportedTransferSyntaxError",
     "display",
     "open_series",
+    "open_study",
     "scan",
 ]

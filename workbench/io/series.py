@@ -324,6 +324,27 @@ def open_series(
     InvalidDicomError
         A file named in ``source`` is not DICOM or is damaged.
     """
+    stack, dims, coords, attrs, name = build_series(source, series_uid, raw=raw)
+    data = da.from_array(
+        stack,
+        chunks=(1, *stack.plan.frame_shape),
+        name="dicom-" + tokenize([str(s.file) for s in stack.sources], stack.frames, stack.plan),
+        lock=False,
+        asarray=False,
+        fancy=False,
+        meta=np.empty((0,) * stack.ndim, dtype=stack.dtype),
+    )
+    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name=name)
+
+
+def build_series(
+    source: Source | Series, series_uid: str | None = None, *, raw: bool = False
+) -> tuple[FrameStack, tuple[str, ...], dict, dict, str]:
+    """Read the headers of one series and describe it without reading pixels.
+
+    Returns the lazy :class:`FrameStack` with the dims, coords, attrs and name of the array
+    :func:`open_series` builds from it (the xarray backend wraps the same stack).
+    """
     headers = _collect_headers(source, series_uid)
     with_pixels = [h for h in headers if h.pixel_keyword is not None]
     if not with_pixels:
@@ -358,24 +379,12 @@ def open_series(
         ],
         plan,
     )
-    data = da.from_array(
-        stack,
-        chunks=(1, *plan.frame_shape),
-        name="dicom-" + tokenize([str(s.file) for s in sources], stack.frames, plan),
-        lock=False,
-        asarray=False,
-        fancy=False,
-        meta=np.empty((0,) * stack.ndim, dtype=stack.dtype),
-    )
     first = read_header(headers[0].file, full=True, check_pixels=False)
     dims = ("frame", "y", "x", "channel")[: stack.ndim]
-    return xr.DataArray(
-        data,
-        dims=dims,
-        coords=_coords(infos, geometry, plan),
-        attrs=_attrs(first, infos, geometry, plan, raw, without),
-        name=str(first.dataset.get("SeriesDescription") or "pixels") or "pixels",
-    )
+    coords = _coords(infos, geometry, plan)
+    attrs = _attrs(first, infos, geometry, plan, raw, without)
+    name = str(first.dataset.get("SeriesDescription") or "") or "pixels"
+    return stack, dims, coords, attrs, name
 
 
 def _coords(infos: list[FrameInfo], geometry, plan: FramePlan) -> dict:

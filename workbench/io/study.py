@@ -1,0 +1,77 @@
+"""Open every image series of a study at once."""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from workbench.io.catalog import Catalog, Series, scan
+from workbench.io.errors import InconsistentSeriesError
+from workbench.io.series import open_series
+from workbench.io.sources import Source
+
+
+def open_study(
+    source: Source | Catalog,
+    study_uid: str | None = None,
+    *,
+    raw: bool = False,
+    progress: bool = True,
+) -> dict[str, xr.DataArray]:
+    """Open each image series of one study as a lazy DataArray.
+
+    Parameters
+    ----------
+    source : path, list of paths, ZIP archive, or Catalog
+        Where the study's files are (or a catalog already scanned).
+    study_uid : str, optional
+        Which study to open when ``source`` holds several.
+    raw : bool
+        Stored values instead of modality values (see :func:`~workbench.io.open_series`).
+    progress : bool
+        Show a progress bar while scanning headers.
+
+    Returns
+    -------
+    dict[str, xarray.DataArray]
+        Keyed by Series Instance UID, in (Series Number, UID) order. Series without pixel
+        data (presentation states, structured reports) are left out; series whose files
+        cannot form one array raise.
+
+    Raises
+    ------
+    InconsistentSeriesError
+        ``source`` holds several studies and ``study_uid`` is not given (the message lists
+        them), or no study has ``study_uid``.
+    """
+    catalog = source if isinstance(source, Catalog) else scan(source, progress=progress)
+    studies = catalog.studies
+    if study_uid is not None:
+        studies = [s for s in studies if s.uid == study_uid]
+        if not studies:
+            raise InconsistentSeriesError(
+                f"no study {study_uid!r}; found: {_list_studies(catalog)}"
+            )
+    elif len(studies) > 1:
+        raise InconsistentSeriesError(
+            f"{len(studies)} studies found; pass study_uid= to pick one of: "
+            f"{_list_studies(catalog)}"
+        )
+    elif not studies:
+        raise InconsistentSeriesError("no DICOM study found")
+    series: list[Series] = sorted(
+        studies[0].series.values(),
+        key=lambda s: (s.number if s.number is not None else 1 << 31, s.uid),
+    )
+    return {
+        s.uid: open_series(s, raw=raw)
+        for s in series
+        if any(h.pixel_keyword is not None for h in s.instances)
+    }
+
+
+def _list_studies(catalog: Catalog) -> str:
+    return "; ".join(
+        f"{s.uid} ({s.date or 'no date'}, {s.description or 'no description'!r}, "
+        f"{len(s.series)} series)"
+        for s in catalog.studies
+    )
