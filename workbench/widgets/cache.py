@@ -139,14 +139,10 @@ def neighbours(
     index: int, count: int, *, ahead: int = 4, behind: int = 2, direction: int = 1
 ) -> list[int]:
     """Frames to prefetch around ``index``: more in the direction of travel, nearest first."""
-    forward = list(range(1, ahead + 1))
-    backward = list(range(1, behind + 1))
-    if direction < 0:
-        forward, backward = backward, forward
+    step = 1 if direction >= 0 else -1
+    forward = [index + step * k for k in range(1, ahead + 1)]
+    backward = [index - step * k for k in range(1, behind + 1)]
     order = []
-    for i in range(max(len(forward), len(backward))):
-        if i < len(forward):
-            order.append(index + forward[i])
-        if i < len(backward):
-            order.append(index - backward[i])
+    for i in range(max(ahead, behind)):
+        order.extend(side[i] for side in (forward, backward) if i < len(side))
     return [i for i in order if 0 <= i < count]

@@ -319,8 +319,9 @@ class Viewport(Observable):
         if key not in self._default_window_cache:
             from workbench.io import display
 
+            attrs = display.frame_attrs(self._stack, self._frame)
             self._default_window_cache[key] = tuple(
-                float(v) for v in display.default_window(self.attrs, self.pixels())
+                float(v) for v in display.default_window(attrs, self.pixels())
             )
         return self._default_window_cache[key]
 

@@ -46,7 +46,7 @@ def file_windows(attrs: Mapping) -> dict[str, tuple[float, float]]:
             c, w = float(center), float(width)
         except (TypeError, ValueError):
             continue
-        if w < 1:
+        if w < 1 or (c, w) in windows.values():
             continue
         name = str(names[i]).strip() if i < len(names) and str(names[i]).strip() else ""
         label = f"File: {name}" if name else f"File {i + 1}" if len(centers) > 1 else "File"

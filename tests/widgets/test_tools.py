@@ -1,0 +1,146 @@
+"""Tools driven with display-coordinate events, as the widget forwards them from the browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.widgets.model import ViewerModel
+from workbench.widgets.tools import Interaction, toolbar_tools
+
+
+@pytest.fixture()
+def model(ct_stack, cache) -> ViewerModel:
+    # 512² CT in a 512² viewport: zoom 1, so display pixel = image pixel + 0.5.
+    return ViewerModel([ct_stack], cache=cache, viewport_size=(512, 512))
+
+
+def test_window_drag_changes_width_and_center(model) -> None:
+    ui = Interaction(model)
+    v = model.viewports[0]
+    ui.press(0, 100, 100)
+    ui.move(0, 150, 120)
+    ui.release(0, 150, 120)
+    center, width = v.window
+    assert width > 80 and center > 40
+
+
+def test_right_drag_zooms_and_middle_drag_pans(model) -> None:
+    ui = Interaction(model)
+    v = model.viewports[0]
+    ui.press(0, 200, 200, button=2)
+    ui.move(0, 200, 100)
+    ui.release(0, 200, 100)
+    assert v.zoom > 1.5
+    ui.press(0, 200, 200, button=1)
+    ui.move(0, 230, 190)
+    ui.release(0, 230, 190)
+    assert v.pan == (30.0, -10.0)
+
+
+def test_wheel_scrolls_or_zooms_with_a_modifier(model) -> None:
+    ui = Interaction(model)
+    v = model.viewports[0]
+    ui.wheel(0, 10, 10, 100)
+    ui.wheel(0, 10, 10, 100)
+    assert v.frame == 2
+    ui.wheel(0, 10, 10, -100)
+    assert v.frame == 1
+    ui.wheel(0, 256, 256, -100, ctrl=True)
+    assert v.zoom == pytest.approx(1.15)
+
+
+def test_keys_navigate(model) -> None:
+    ui = Interaction(model)
+    v = model.viewports[0]
+    assert ui.key(0, "End") and v.frame == 27
+    ui.key(0, "PageUp")
+    assert v.frame == 17
+    ui.key(0, "ArrowUp")
+    assert v.frame == 16
+    ui.key(0, "Home")
+    assert v.frame == 0
+    assert not ui.key(0, "q")
+
+
+def test_drag_a_length_across_the_image(model) -> None:
+    ui = Interaction(model)
+    model.tool = "length"
+    ui.press(0, 0.0, 256.5)
+    ui.move(0, 300.0, 256.5)
+    assert ui.draft is not None and ui.draft.values["length_mm"] > 0  # live value
+    ui.release(0, 512.0, 256.5)
+    assert ui.draft is None
+    (length,) = model.annotations
+    # Canvas edge to canvas edge at zoom 1 is the full row: 512 × 0.451 mm.
+    assert length.values["length_mm"] == pytest.approx(512 * 0.451171875)
+    assert length.image == model.viewports[0].image_reference()
+
+
+def test_click_click_click_angle(model) -> None:
+    ui = Interaction(model)
+    model.tool = "angle"
+    for x, y in [(100.5, 100.5), (200.5, 100.5), (200.5, 0.5)]:
+        ui.press(0, x, y)
+        ui.release(0, x, y)
+    (angle,) = model.annotations
+    assert angle.values["angle_deg"] == pytest.approx(90.0)
+
+
+def test_vhs_counts_vertebrae_until_enter(model) -> None:
+    ui = Interaction(model)
+    model.tool = "vhs"
+    clicks = [(100, 100), (100, 206), (50, 150), (134, 150)]  # long 106 px, short 84 px
+    clicks += [(300 + 20 * i, 400) for i in range(6)]  # T4 and following boundaries, 20 px
+    for x, y in clicks:
+        ui.press(0, x, y)
+        ui.release(0, x, y)
+    assert ui.draft is not None and ui.draft.values["vhs"] == pytest.approx(9.5, abs=0.1)
+    ui.key(0, "Enter")
+    (vhs,) = model.annotations
+    assert len(vhs.points) == 10
+    assert vhs.values["vhs"] == pytest.approx(9.5)
+
+
+def test_select_move_edit_delete(model) -> None:
+    ui = Interaction(model)
+    model.tool = "rectangle"
+    ui.press(0, 100.5, 100.5)
+    ui.move(0, 150.5, 150.5)
+    ui.release(0, 150.5, 150.5)
+    (roi,) = model.annotations
+    mean_before = roi.values["mean"]
+    model.tool = "select"
+    # Drag the inside of the box: the whole ROI moves and is measured again.
+    ui.press(0, 125, 125)
+    ui.move(0, 225, 185)
+    ui.release(0, 225, 185)
+    assert roi.points[0] == pytest.approx((200.0, 160.0))
+    assert roi.values["mean"] != mean_before
+    # Drag a corner: only that point moves.
+    ui.press(0, 250.5, 210.5)
+    ui.move(0, 260.5, 230.5)
+    ui.release(0, 260.5, 230.5)
+    assert roi.points == [pytest.approx((200.0, 160.0)), pytest.approx((260.0, 230.0))]
+    assert ui.selected is roi
+    ui.key(0, "Delete")
+    assert len(model.annotations) == 0
+
+
+def test_changing_frame_abandons_a_half_drawn_measurement(model) -> None:
+    ui = Interaction(model)
+    model.tool = "angle"
+    ui.press(0, 10, 10)
+    ui.release(0, 60, 10)
+    assert ui.draft is not None
+    model.viewports[0].frame = 3
+    assert ui.draft is None
+
+
+def test_toolbar_per_modality() -> None:
+    assert "vhs" in toolbar_tools("CR")
+    assert "vhs" not in toolbar_tools("CT")
+    assert toolbar_tools("MR", ["window", "length"]) == ("window", "length")
+    assert toolbar_tools("CT", {"CT": ["window"], "*": ["zoom"]}) == ("window",)
+    assert toolbar_tools("MR", {"CT": ["window"], "*": ["zoom"]}) == ("zoom",)
+    with pytest.raises(ValueError, match="unknown tools"):
+        toolbar_tools("CT", ["window", "laser"])

@@ -1,0 +1,401 @@
+"""Turning pointer, wheel and key events into model changes.
+
+:class:`Interaction` is the whole behaviour of the toolbar's tools, written against the model
+and display coordinates only: the widget forwards browser events to it, and tests drive it
+directly. Mouse buttons follow common PACS viewers: the left button uses the active tool,
+the middle button pans and the right button zooms; the wheel scrolls through frames, or zooms
+at the pointer while Ctrl or Shift is held.
+
+Drawing tools accept both press-drag-release and click-move-click: a point is fixed whenever
+the button is released away from the previous point. Multi-point measurements (angle: 3
+points, Cobb: two lines, VHS: long axis, short axis, then vertebral boundaries from T4) show
+their value while they are drawn; the VHS takes boundaries until Enter or a double click.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from workbench.io.presentation import Annotation
+from workbench.widgets.measurements import REQUIRED_POINTS
+from workbench.widgets.model import (
+    DRAWING_TOOLS,
+    TOOLS,
+    Change,
+    Observable,
+    ViewerModel,
+    Viewport,
+)
+
+#: Display pixels a released point must be from the previous one to count as a new point.
+CLICK_SLOP = 3.0
+#: Display-pixel distance within which the select tool grabs a point or an outline.
+HIT_RADIUS = 8.0
+#: Wheel zoom step per notch while the modifier is held.
+WHEEL_ZOOM_STEP = 1.15
+#: Display pixels of vertical drag per frame with the scroll tool.
+SCROLL_PIXELS_PER_FRAME = 6.0
+
+#: Which tools the toolbar offers per modality ("*" for any modality not listed).
+DEFAULT_TOOLBAR: dict[str, tuple[str, ...]] = {
+    "*": (
+        "window", "zoom", "pan", "scroll", "select", "length", "angle",
+        "ellipse", "rectangle", "probe", "arrow", "text",
+    ),
+    "CR": TOOLS,
+    "DX": TOOLS,
+    "RG": TOOLS,
+    "US": (
+        "window", "zoom", "pan", "scroll", "select", "length", "angle",
+        "ellipse", "rectangle", "arrow", "text",
+    ),
+}  # fmt: skip
+
+
+def toolbar_tools(
+    modality: str | None, settings: Sequence[str] | Mapping[str, Sequence[str]] | None = None
+) -> tuple[str, ...]:
+    """The tools to offer for a modality.
+
+    Parameters
+    ----------
+    modality
+        (0008,0060) Modality of the active stack.
+    settings
+        ``None`` for :data:`DEFAULT_TOOLBAR`; a list of tool names for every modality; or a
+        mapping of modality (or ``"*"``) to tool names.
+
+    Raises
+    ------
+    ValueError
+        Naming any unknown tool.
+    """
+    if settings is None:
+        settings = DEFAULT_TOOLBAR
+    if isinstance(settings, Mapping):
+        chosen = settings.get(modality or "*", settings.get("*", TOOLS))
+    else:
+        chosen = settings
+    chosen = tuple(chosen)
+    unknown = [t for t in chosen if t not in TOOLS]
+    if unknown:
+        raise ValueError(f"unknown tools {unknown}; known tools are {TOOLS}")
+    return chosen
+
+
+@dataclass
+class _Drag:
+    mode: str
+    viewport: Viewport
+    start: tuple[float, float]
+    last: tuple[float, float]
+    initial: object = None
+    target: Annotation | None = None
+    handle: int | None = None
+
+
+class Interaction(Observable):
+    """The state machine behind the tools of a :class:`ViewerModel`.
+
+    Coordinates are display (canvas) pixels of the viewport ``index``. Changes named
+    ``"draft"`` (the measurement being drawn) and ``"selected"`` are reported to listeners so
+    the widget can redraw its interaction layer.
+
+    Attributes
+    ----------
+    draft
+        The annotation being drawn, not yet in the model.
+    selected
+        The annotation picked with the select tool.
+    label
+        Text given to new arrows and text notes.
+    """
+
+    def __init__(self, model: ViewerModel) -> None:
+        super().__init__()
+        self.model = model
+        self._draft: Annotation | None = None
+        self._draft_viewport: Viewport | None = None
+        self._selected: Annotation | None = None
+        self._drag: _Drag | None = None
+        self.label = ""
+        model.on_change(self._cancel_on_navigation, names=("frame", "stack", "tool", "layout"))
+
+    # -- public state -----------------------------------------------------------------------
+    @property
+    def draft(self) -> Annotation | None:
+        return self._draft
+
+    @property
+    def draft_viewport(self) -> Viewport | None:
+        return self._draft_viewport
+
+    @property
+    def selected(self) -> Annotation | None:
+        return self._selected
+
+    def _set_draft(self, annotation: Annotation | None, viewport: Viewport | None) -> None:
+        self._draft, self._draft_viewport = annotation, viewport
+        self._emit(Change(self, "draft", None, annotation))
+
+    def select(self, annotation: Annotation | None) -> None:
+        """Select an annotation (``None`` to clear the selection)."""
+        self._selected = annotation
+        self._emit(Change(self, "selected", None, annotation))
+
+    def _cancel_on_navigation(self, change: Change) -> None:
+        if self._draft is not None and (
+            change.source is self._draft_viewport or change.name in ("tool", "layout")
+        ):
+            self._set_draft(None, None)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _viewport(self, index: int) -> Viewport:
+        if self.model.active != index:
+            self.model.active = index
+        return self.model.viewports[index]
+
+    @staticmethod
+    def _image_point(viewport: Viewport, x: float, y: float) -> tuple[float, float]:
+        c, r = viewport.transform().to_image((x, y))
+        return (float(c), float(r))
+
+    def _measure(self, annotation: Annotation, viewport: Viewport) -> None:
+        self.model.measure(annotation, viewport)
+
+    # -- pointer ----------------------------------------------------------------------------
+    def press(
+        self, index: int, x: float, y: float, *, button: int = 0, shift: bool = False,
+        ctrl: bool = False,
+    ) -> None:  # fmt: skip
+        """A mouse button went down at display point ``(x, y)`` of viewport ``index``."""
+        viewport = self._viewport(index)
+        if viewport.stack is None:
+            return
+        mode = {1: "pan", 2: "zoom"}.get(button, viewport.tool)
+        if mode in DRAWING_TOOLS:
+            self._press_drawing(viewport, mode, x, y)
+            return
+        initial: object = None
+        target, handle = None, None
+        if mode == "window":
+            initial = viewport.effective_window()
+            if initial is None:  # colour images have no window
+                return
+        elif mode == "zoom":
+            initial = viewport.effective_zoom
+        elif mode == "pan":
+            initial = viewport.pan
+        elif mode == "scroll":
+            initial = viewport.frame
+        elif mode == "select":
+            target, handle = self.hit_test(viewport, x, y)
+            self.select(target)
+            if target is None:
+                return
+            initial = list(target.points)
+        self._drag = _Drag(mode, viewport, (x, y), (x, y), initial, target, handle)
+
+    def move(self, index: int, x: float, y: float) -> None:
+        """The pointer moved (button down or not)."""
+        if self._draft is not None and self._draft_viewport is self.model.viewports[index]:
+            self._move_draft(x, y)
+            return
+        drag = self._drag
+        if drag is None or drag.viewport is not self.model.viewports[index]:
+            return
+        dx, dy = x - drag.start[0], y - drag.start[1]
+        drag.last = (x, y)
+        viewport = drag.viewport
+        if drag.mode == "window":
+            center, width = drag.initial  # type: ignore[misc]
+            # Sensitivity scales with the window so a narrow brain window and a wide bone
+            # window both move comfortably.
+            step = max(width, 10.0) / 256.0
+            viewport.window = (center + dy * step, max(1.0, width + dx * step))
+        elif drag.mode == "zoom":
+            factor = math.exp(-dy / 150.0)
+            viewport.zoom = drag.initial * factor  # type: ignore[operator]
+        elif drag.mode == "pan":
+            px, py = drag.initial  # type: ignore[misc]
+            viewport.pan = (px + dx, py + dy)
+        elif drag.mode == "scroll":
+            frames = int(dy / SCROLL_PIXELS_PER_FRAME)
+            target = min(max(drag.initial + frames, 0), viewport.frame_count - 1)  # type: ignore[operator]
+            if target != viewport.frame:
+                viewport.frame = target
+        elif drag.mode == "select" and drag.target is not None:
+            self._drag_annotation(drag, x, y)
+
+    def release(self, index: int, x: float, y: float) -> None:
+        """The mouse button went up."""
+        if self._draft is not None and self._draft_viewport is self.model.viewports[index]:
+            self._release_drawing(x, y)
+            return
+        drag, self._drag = self._drag, None
+        if drag is not None and drag.mode == "select" and drag.target is not None:
+            self.model.annotations.updated(drag.target)
+
+    def double_click(self, index: int, x: float, y: float) -> None:
+        """Finish an open-ended measurement (the VHS's vertebral boundaries)."""
+        if self._draft is not None and self._draft.kind == "vhs":
+            self.finish()
+
+    def wheel(
+        self, index: int, x: float, y: float, delta: float, *, ctrl: bool = False,
+        shift: bool = False,
+    ) -> None:  # fmt: skip
+        """A wheel notch: scroll frames, or zoom at the pointer with Ctrl/Shift held."""
+        viewport = self._viewport(index)
+        if viewport.stack is None or delta == 0:
+            return
+        if ctrl or shift:
+            factor = WHEEL_ZOOM_STEP if delta < 0 else 1.0 / WHEEL_ZOOM_STEP
+            viewport.zoom_by(factor, anchor=(x, y))
+        else:
+            viewport.scroll(1 if delta > 0 else -1)
+
+    def key(self, index: int, key: str) -> bool:
+        """A key press; returns whether it was used."""
+        viewport = self._viewport(index)
+        steps = {
+            "ArrowDown": 1, "ArrowRight": 1, "ArrowUp": -1, "ArrowLeft": -1,
+            "PageDown": 10, "PageUp": -10,
+        }  # fmt: skip
+        if key in steps and viewport.stack is not None:
+            viewport.scroll(steps[key])
+        elif key == "Home" and viewport.stack is not None:
+            viewport.frame = 0
+        elif key == "End" and viewport.stack is not None:
+            viewport.frame = viewport.frame_count - 1
+        elif key == "Escape":
+            self._set_draft(None, None)
+            self.select(None)
+        elif key == "Enter":
+            self.finish()
+        elif key in ("Delete", "Backspace") and self._selected is not None:
+            if self.model.annotations.is_own(self._selected):
+                self.model.annotations.remove(self._selected)
+            self.select(None)
+        else:
+            return False
+        return True
+
+    # -- drawing ----------------------------------------------------------------------------
+    def _press_drawing(self, viewport: Viewport, kind: str, x: float, y: float) -> None:
+        point = self._image_point(viewport, x, y)
+        if self._draft is not None and self._draft_viewport is viewport:
+            self._draft.points[-1] = point
+            self._measure(self._draft, viewport)
+            self._emit(Change(self, "draft", None, self._draft))
+            return
+        if REQUIRED_POINTS[kind] == 1:
+            text = self.label or ("Text" if kind == "text" else "")
+            annotation = Annotation(kind, [point], image=viewport.image_reference(), text=text)
+            self._measure(annotation, viewport)
+            self.model.annotations.add(annotation)
+            return
+        text = self.label if kind == "arrow" else ""
+        draft = Annotation(kind, [point, point], image=viewport.image_reference(), text=text)
+        self._set_draft(draft, viewport)
+
+    def _move_draft(self, x: float, y: float) -> None:
+        draft, viewport = self._draft, self._draft_viewport
+        assert draft is not None and viewport is not None
+        draft.points[-1] = self._image_point(viewport, x, y)
+        self._measure(draft, viewport)
+        self._emit(Change(self, "draft", None, draft))
+
+    def _release_drawing(self, x: float, y: float) -> None:
+        draft, viewport = self._draft, self._draft_viewport
+        assert draft is not None and viewport is not None
+        draft.points[-1] = self._image_point(viewport, x, y)
+        previous = viewport.transform().to_display(draft.points[-2])
+        if math.hypot(x - previous[0], y - previous[1]) <= CLICK_SLOP:
+            return  # a click that starts a segment; the point keeps following the pointer
+        if len(draft.points) >= REQUIRED_POINTS[draft.kind] and draft.kind != "vhs":
+            self.finish()
+            return
+        draft.points.append(draft.points[-1])
+        self._measure(draft, viewport)
+        self._emit(Change(self, "draft", None, draft))
+
+    def finish(self) -> Annotation | None:
+        """Add the measurement being drawn to the model (if it has its points)."""
+        draft, viewport = self._draft, self._draft_viewport
+        if draft is None or viewport is None:
+            return None
+        if draft.kind == "vhs" and len(draft.points) > REQUIRED_POINTS["vhs"]:
+            # The last point only follows the pointer; it is not a marked boundary.
+            draft.points.pop()
+        self._set_draft(None, None)
+        if len(draft.points) < REQUIRED_POINTS[draft.kind]:
+            return None
+        self._measure(draft, viewport)
+        return self.model.annotations.add(draft)
+
+    # -- selecting and editing --------------------------------------------------------------
+    def hit_test(
+        self, viewport: Viewport, x: float, y: float
+    ) -> tuple[Annotation | None, int | None]:
+        """The annotation (and point index, if a point was hit) under a display point.
+
+        Only the user's own annotations can be picked; loaded presentation states are
+        read-only.
+        """
+        transform = viewport.transform()
+        store = self.model.annotations
+        candidates = [a for a in store.visible_on(viewport.image_reference()) if store.is_own(a)]
+        for annotation in reversed(candidates):
+            shown = transform.to_display(annotation.points)
+            distances = np.hypot(shown[:, 0] - x, shown[:, 1] - y)
+            nearest = int(np.argmin(distances))
+            if distances[nearest] <= HIT_RADIUS:
+                return annotation, nearest
+            if _near_outline(annotation.kind, shown, (x, y)):
+                return annotation, None
+        return None, None
+
+    def _drag_annotation(self, drag: _Drag, x: float, y: float) -> None:
+        annotation, viewport = drag.target, drag.viewport
+        assert annotation is not None
+        initial: list = drag.initial  # type: ignore[assignment]
+        if drag.handle is not None:
+            points = list(initial)
+            points[drag.handle] = self._image_point(viewport, x, y)
+        else:
+            start = self._image_point(viewport, *drag.start)
+            now = self._image_point(viewport, x, y)
+            dc, dr = now[0] - start[0], now[1] - start[1]
+            points = [(c + dc, r + dr) for c, r in initial]
+        annotation.points = points
+        self._measure(annotation, viewport)
+        self.model.annotations.updated(annotation)
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    length2 = float(np.dot(ab, ab))
+    t = 0.0 if length2 == 0 else float(np.clip(np.dot(p - a, ab) / length2, 0.0, 1.0))
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def _near_outline(kind: str, shown: np.ndarray, point: tuple[float, float]) -> bool:
+    p = np.asarray(point, dtype=float)
+    if kind in ("rectangle", "ellipse"):
+        (x0, y0), (x1, y1) = shown.min(axis=0), shown.max(axis=0)
+        return (
+            x0 - HIT_RADIUS <= p[0] <= x1 + HIT_RADIUS
+            and y0 - HIT_RADIUS <= p[1] <= y1 + HIT_RADIUS
+        )
+    if kind in ("cobb", "vhs"):
+        pairs = [(0, 1), (2, 3)] + [(i, i + 1) for i in range(4, len(shown) - 1)]
+    else:
+        pairs = [(i, i + 1) for i in range(len(shown) - 1)]
+    return any(
+        _segment_distance(p, shown[i], shown[j]) <= HIT_RADIUS for i, j in pairs if j < len(shown)
+    )
