@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from workbench.io.presentation import Point
+from workbench.io.presentation import DisplaySettings, Point
 
 #: GSPS PIXEL value of the centre of the top-left pixel.
 PIXEL_ORIGIN = 0.5
@@ -109,3 +109,20 @@ def orient_pixels(pixels: np.ndarray, rotation: int, flip: bool) -> np.ndarray:
     turns = (rotation // 90) % 4
     # np.rot90 turns counter-clockwise for positive k.
     return np.rot90(pixels, k=-turns, axes=(0, 1)) if turns else pixels
+
+
+def displayed_region(
+    display: DisplaySettings, columns: int, rows: int
+) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` pixel indices (inclusive) of the displayed area.
+
+    An explicit ``area`` (scale to fit), an image-sized area around ``center`` when zoomed or
+    panned (magnify), else the whole image.
+    """
+    if display.zoom is None and display.area is not None:
+        left, top, right, bottom = (round(v) for v in display.area)
+        return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+    if display.zoom is not None or display.center is not None:
+        center = display.center or ((columns - 1) / 2.0, (rows - 1) / 2.0)
+        return region_around(center, columns, rows)
+    return 0, 0, columns - 1, rows - 1

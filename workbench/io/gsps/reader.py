@@ -99,7 +99,7 @@ def read(
         annotations=annotations,
         display=display,
         images=images,
-        creator=str(ds.get("ContentCreatorName", "") or ""),
+        creator=str(ds.get("ContentCreatorName", "") or "").rstrip("^"),
         created=_created(ds),
         sop_instance_uid=str(ds.SOPInstanceUID) if "SOPInstanceUID" in ds else None,
         not_shown=notes,

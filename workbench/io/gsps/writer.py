@@ -26,11 +26,13 @@ import datetime as _dt
 import getpass
 import math
 import re
+import unicodedata
 import warnings
 from collections.abc import Sequence
 
 import highdicom as hd
 import numpy as np
+import pydicom.charset
 from highdicom import pr
 from pydicom.dataset import Dataset
 
@@ -59,10 +61,12 @@ def content_label(name: str) -> str:
     --------
     >>> content_label("Vertebral Heart Score")
     'VERTEBRAL_HEART_'
-    >>> content_label("élan 2")
-    'LAN_2'
+    >>> content_label("Größe 2")
+    'GROSSE_2'
     """
-    label = _CS_ALLOWED.sub("_", name.strip().upper().replace(" ", "_"))
+    # Accents are dropped rather than replaced ("Größe" -> "GROSSE").
+    upper = unicodedata.normalize("NFKD", name.strip().upper()).encode("ascii", "ignore").decode()
+    label = _CS_ALLOWED.sub("_", upper.replace(" ", "_"))
     label = re.sub("_+", "_", label).strip("_")[:_CS_MAX].rstrip("_ ")
     return label or "UNNAMED"
 
@@ -133,28 +137,33 @@ def write(
 
     layers, annotations, groups = _graphics(state, by_uid, columns, rows)
     creator_name = creator or state.creator or getpass.getuser()
-    gsps = pr.GrayscaleSoftcopyPresentationState(
-        referenced_images=images,
-        series_instance_uid=series_instance_uid or hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=sop_instance_uid or state.sop_instance_uid or hd.UID(),
-        instance_number=instance_number,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=_version(),
-        device_serial_number="",
-        content_label=content_label(name),
-        content_description=name,
-        graphic_annotations=annotations or None,
-        graphic_layers=layers or None,
-        graphic_groups=groups or None,
-        institution_name=institution_name,
-        content_creator_name=_person_name(creator_name),
-        voi_lut_transformations=_voi(state, images),
-        presentation_lut_transformation=hd.PresentationLUTTransformation(
-            presentation_lut_shape=_presentation_lut_shape(state, first)
-        ),
-    )
+    with warnings.catch_warnings():
+        # highdicom doubts single-word patient names copied from the images; they are as
+        # the modality wrote them and not ours to change.
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person")
+        gsps = pr.GrayscaleSoftcopyPresentationState(
+            referenced_images=images,
+            series_instance_uid=series_instance_uid or hd.UID(),
+            series_number=series_number,
+            sop_instance_uid=sop_instance_uid or state.sop_instance_uid or hd.UID(),
+            instance_number=instance_number,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=MODEL_NAME,
+            software_versions=_version(),
+            device_serial_number="",
+            content_label=content_label(name),
+            content_description=name,
+            graphic_annotations=annotations or None,
+            graphic_layers=layers or None,
+            graphic_groups=groups or None,
+            institution_name=institution_name,
+            content_creator_name=_person_name(creator_name),
+            voi_lut_transformations=_voi(state, images),
+            presentation_lut_transformation=hd.PresentationLUTTransformation(
+                presentation_lut_shape=_presentation_lut_shape(state, first)
+            ),
+            **_character_set(state, creator_name, first),
+        )
     gsps.SeriesDescription = SERIES_DESCRIPTION
     created = state.created or _dt.datetime.now()
     gsps.PresentationCreationDate = created.strftime("%Y%m%d")
@@ -201,9 +210,36 @@ def _version() -> str:
         return "0"
 
 
+def _character_set(state: PresentationState, creator: str, image: Dataset) -> dict:
+    """A Specific Character Set that holds our text: the image's, else Latin-1, else UTF-8.
+
+    Latin-1 is preferred to UTF-8 for text it can hold ("°", "ö") because older readers,
+    DCMTK's checker among them, handle it better.
+    """
+    texts = [state.name, creator]
+    for annotation in state.annotations:
+        texts += [annotation.text, annotation.layer, *annotation.units.values()]
+    if all(text.isascii() for text in texts):
+        return {}
+    current = image.get("SpecificCharacterSet")
+    candidates = [current] if isinstance(current, str) and current else []
+    for charset in [*candidates, "ISO_IR 100"]:
+        encoding = pydicom.charset.python_encoding.get(charset)
+        if encoding is None:
+            continue
+        try:
+            for text in texts:
+                text.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        return {"specific_character_set": charset}
+    return {"specific_character_set": "ISO_IR 192"}
+
+
 def _person_name(name: str) -> str:
-    """A PN value: a login name is a family name; backslashes are not allowed in PN."""
-    return name.replace("\\", "/")[:64]
+    """A PN value; a single word (a login name) is a family name, marked by a trailing ``^``."""
+    name = name.replace("\\", "/").strip()[:63]
+    return name if "^" in name or "=" in name else f"{name}^"
 
 
 # --- annotations ------------------------------------------------------------------------
@@ -532,14 +568,7 @@ def _set_displayed_area(
     SCALE TO FIT of that area; neither as SCALE TO FIT of the whole image.
     """
     display = state.display
-    if display.zoom is None and display.area is not None:
-        left, top, right, bottom = (round(v) for v in display.area)
-        region = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-    elif display.zoom is not None or display.center is not None:
-        center = display.center or ((columns - 1) / 2.0, (rows - 1) / 2.0)
-        region = geometry.region_around(center, columns, rows)
-    else:
-        region = (0, 0, columns - 1, rows - 1)
+    region = geometry.displayed_region(display, columns, rows)
     tlhc, brhc = geometry.displayed_area_corners(region, display.rotation, display.flip)
     item = Dataset()
     item.DisplayedAreaTopLeftHandCorner = tlhc
