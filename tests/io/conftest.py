@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pydicom
 import pytest
 
 
@@ -16,9 +17,13 @@ def ct_series(shared_data: Path) -> Path:
 
 @pytest.fixture
 def ct_copy(ct_series: Path, tmp_path: Path) -> Path:
-    """A private copy of six CT slices, for tests that damage or rewrite files."""
+    """A private copy of six adjacent CT slices, for tests that damage or rewrite files."""
     folder = tmp_path / "ct"
     folder.mkdir()
-    for path in sorted(ct_series.iterdir())[:6]:
+
+    def instance_number(path: Path) -> int:
+        return int(pydicom.dcmread(path, stop_before_pixels=True).InstanceNumber)
+
+    for path in sorted(ct_series.iterdir(), key=instance_number)[:6]:
         shutil.copy(path, folder / path.name)
     return folder
