@@ -204,7 +204,7 @@ class Index:
 
     def ingest_file(
         self, path: str | Path, *, move: bool = False, remote_aet: str | None = None,
-        origin: str = "Plugins",
+        origin: str = "Plugins", label: str | None = None,
     ) -> IngestResult:
         """Store one DICOM Part-10 file and index it.
 
@@ -216,7 +216,9 @@ class Index:
         move : bool
             Rename instead of copying.
         remote_aet, origin : str, optional
-            Provenance kept as instance metadata ("DicomProtocol", "RestApi", "Lua"...).
+            Provenance kept as instance metadata ("DicomProtocol", "RestApi", "Plugins"...).
+        label : str, optional
+            How error messages name the data (default: the path).
 
         Returns
         -------
@@ -232,7 +234,7 @@ class Index:
         """
         path = Path(path)
         try:
-            parsed = parse_instance(path)
+            parsed = parse_instance(path, label)
         except InvalidInstanceError:
             if move:
                 path.unlink(missing_ok=True)
@@ -259,6 +261,7 @@ class Index:
     def ingest_bytes(self, data: bytes, **kwargs: Any) -> IngestResult:
         """Store one DICOM Part-10 file given as bytes (see :meth:`ingest_file`)."""
         temp = self.store.write_bytes(data)
+        kwargs.setdefault("label", f"uploaded data ({len(data)} bytes)")
         try:
             return self.ingest_file(temp, move=True, **kwargs)
         finally:

@@ -1,0 +1,90 @@
+"""Resources as files to take away: plain ZIP archives and DICOMDIR media (PS3.10/PS3.11)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pydicom
+from pydicom.fileset import FileSet
+
+from .index import Index
+from .tags import normalize_level
+
+log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9 ._^-]+")
+
+
+def _safe(text: str | None, fallback: str) -> str:
+    # Tag values name folders inside the archive only; anything that could climb out of
+    # the archive or confuse a file system is replaced.
+    cleaned = _UNSAFE.sub("_", (text or "").strip())[:64].strip(" .")
+    return cleaned or fallback
+
+
+def write_archive(index: Index, level: str, public_id: str, destination: Path) -> int:
+    """Write a ZIP of every file under a resource, in Orthanc's folder layout.
+
+    ``Patient ID Name/Accession Description/Modality Number Description/MODALITY000001.dcm``.
+    Returns the number of files written.
+    """
+    level = normalize_level(level)
+    files = index.instance_files(level, public_id)
+    count = 0
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        series_index: dict[str, int] = {}
+        for instance_id, path in files:
+            patient = index.main_dicom_tags("Patient", index.ancestor("Instance", instance_id,
+                                                                        "Patient"))
+            study_id = index.ancestor("Instance", instance_id, "Study")
+            series_id = index.ancestor("Instance", instance_id, "Series")
+            study = index.main_dicom_tags("Study", study_id)
+            series = index.main_dicom_tags("Series", series_id)
+            series_index[series_id] = series_index.get(series_id, 0) + 1
+            modality = _safe(series.get("Modality"), "XX")
+            folder = "/".join([
+                _safe(f"{patient.get('PatientID', '')} {patient.get('PatientName', '')}",
+                      "Unknown Patient"),
+                _safe(f"{study.get('AccessionNumber', '')} {study.get('StudyDescription', '')}",
+                      "Unknown Study"),
+                _safe(f"{modality} {series.get('SeriesNumber', '')} "
+                      f"{series.get('SeriesDescription', '')}", "Unknown Series"),
+            ])
+            name = f"{folder}/{modality[:2].upper()}{series_index[series_id]:06d}.dcm"
+            archive.write(path, name)
+            count += 1
+    return count
+
+
+def write_media(index: Index, level: str, public_id: str, destination: Path) -> int:
+    """Write a ZIP holding a DICOMDIR and its files, named as PS3.10/PS3.11 require.
+
+    pydicom's :class:`~pydicom.fileset.FileSet` builds the directory records and names the
+    files (``PT000000/ST000000/SE000000/IM000000``: upper-case, 8 characters, no extension).
+    Instances of a kind DICOMDIR cannot describe are left out and logged.
+    Returns the number of instances on the media.
+    """
+    level = normalize_level(level)
+    fileset = FileSet()
+    fileset.ID = "WORKBENCH"
+    added = 0
+    for instance_id, path in index.instance_files(level, public_id):
+        try:
+            fileset.add(pydicom.dcmread(path))
+            added += 1
+        except (ValueError, NotImplementedError, AttributeError) as exc:
+            log.warning("Instance %s left out of the DICOMDIR: %s", instance_id, exc)
+    with tempfile.TemporaryDirectory(prefix="media-") as staging:
+        root = Path(staging)
+        fileset.write(root)
+        with zipfile.ZipFile(destination, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(root).as_posix())
+        shutil.rmtree(root, ignore_errors=True)
+    return added

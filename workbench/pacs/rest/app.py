@@ -1,0 +1,62 @@
+"""The app factory: wires the routers, error handlers and authentication together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from workbench import __version__
+
+from ..config import Config
+from ..index import Index
+from . import instances, resources, system, tools
+from .errors import install_error_handlers
+from .security import BasicAuthMiddleware, auth_required, check_config
+
+
+def create_app(index: Index, node: Any = None, config: Config | None = None) -> FastAPI:
+    """Build the REST application over ``index`` (and ``node`` when the DIMSE node runs).
+
+    Parameters
+    ----------
+    index : Index
+        The store served.
+    node : DicomNode, optional
+        Enables ``/modalities`` and ``/queries``.
+    config : Config, optional
+        Defaults to ``index.config``. With remote access or authentication enabled, every
+        route (OpenAPI documents included) requires HTTP basic auth.
+
+    Raises
+    ------
+    ValueError
+        If authentication is required but no user is registered.
+    """
+    config = config or index.config
+    check_config(config)
+    app = FastAPI(
+        title=f"{config.Name} (workbench PACS)",
+        version=__version__,
+        description="Orthanc-compatible REST API of the workbench index.",
+    )
+    app.state.index = index
+    app.state.node = node
+    app.state.config = config
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(tools.router)
+    # Instance-only routes first so /instances/{id}/file etc. are not shadowed.
+    app.include_router(instances.router)
+    for router in resources.ROUTERS:
+        app.include_router(router)
+    if node is not None:
+        # The DIMSE node's routers (/modalities, /queries) join here.
+        from . import modalities, queries
+
+        app.include_router(modalities.router)
+        app.include_router(queries.router)
+    if auth_required(config):
+        app.add_middleware(BasicAuthMiddleware, users=config.RegisteredUsers,
+                           realm=config.Name)
+    return app

@@ -1,0 +1,70 @@
+"""Dependencies shared by every router: the index, the configuration, request helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from ..config import Config
+from ..errors import BadRequestError
+from ..index import Index
+
+
+def get_index(request: Request) -> Index:
+    """The index the app serves."""
+    return request.app.state.index
+
+
+def get_config(request: Request) -> Config:
+    """The configuration the app was started with."""
+    return request.app.state.config
+
+
+def get_node(request: Request) -> Any:
+    """The DIMSE node, or ``None`` when the app runs without one."""
+    return request.app.state.node
+
+
+async def json_body(request: Request, *, required: bool = True) -> Any:
+    """The request body parsed as JSON, with a 400 naming the problem otherwise."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise BadRequestError("The body must contain JSON")
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"The body is not valid JSON: {exc}") from exc
+
+
+async def json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object (``{}`` when optional and empty)."""
+    body = await json_body(request, required=required)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequestError("The body must contain a JSON object")
+    return body
+
+
+def flag(value: str | None) -> bool:
+    """Orthanc-style boolean query argument: present (``?expand``) or true/1 means yes."""
+    if value is None:
+        return False
+    return value.strip().lower() not in ("0", "false", "no")
+
+
+def int_arg(value: str | None, name: str) -> int | None:
+    """A non-negative integer query argument, or a 400 naming it."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequestError(f"Argument {name!r} must be an integer, got {value!r}") from None
+    if number < 0:
+        raise BadRequestError(f"Argument {name!r} must not be negative")
+    return number

@@ -1,0 +1,199 @@
+"""Instance-only routes: upload, file, tags, content, frames and PNG previews."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import pydicom
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..dicomjson import dataset_to_json
+from ..errors import BadRequestError, InvalidInstanceError, UnknownResourceError
+from ..index import Index, read_zip_members
+from .deps import flag, get_index
+
+router = APIRouter(prefix="/instances", tags=["instances"])
+
+#: Largest upload accepted in one request (a ZIP of a study can be big; memory is not).
+MAX_UPLOAD_BYTES = 2 * 1024**3
+
+
+@router.post("", summary="Store a DICOM file (or every DICOM file of a ZIP)")
+async def upload(request: Request) -> Any:
+    data = await request.body()
+    if not data:
+        raise BadRequestError("The body is empty; send a DICOM Part-10 file or a ZIP of them")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise BadRequestError(f"The body exceeds {MAX_UPLOAD_BYTES} bytes")
+    index: Index = get_index(request)
+    if data[:4] == b"PK\x03\x04":
+        return await run_in_threadpool(_upload_zip, index, data)
+    result = await run_in_threadpool(index.ingest_bytes, data, origin="RestApi")
+    return result.to_json()
+
+
+def _upload_zip(index: Index, data: bytes) -> list[dict[str, Any]]:
+    answers = []
+    try:
+        members = list(read_zip_members(data))
+    except zipfile.BadZipFile as exc:
+        raise BadRequestError(f"The ZIP archive is corrupt: {exc}") from exc
+    for _name, content in members:
+        try:
+            answers.append(index.ingest_bytes(content, origin="RestApi").to_json())
+        except InvalidInstanceError:
+            continue  # Orthanc skips non-DICOM members of an archive
+    return answers
+
+
+def _read(index: Index, instance_id: str, *, pixels: bool = False) -> pydicom.Dataset:
+    path = index.instance_path(instance_id)
+    # Deferring large values keeps pixel data on disk while the header is listed.
+    return pydicom.dcmread(path, defer_size=None if pixels else 4096)
+
+
+@router.get("/{instance_id}/file", summary="The DICOM file")
+def get_file(instance_id: str, index: Index = Depends(get_index)) -> FileResponse:
+    path = index.instance_path(instance_id)
+    return FileResponse(path, media_type="application/dicom", filename=f"{instance_id}.dcm")
+
+
+@router.get("/{instance_id}/tags", summary="Every attribute (?simplify, ?short)")
+def get_tags(instance_id: str, simplify: str | None = Query(None),
+             short: str | None = Query(None), index: Index = Depends(get_index)) -> JSONResponse:
+    form = "simplify" if flag(simplify) else "short" if flag(short) else "full"
+    return JSONResponse(dataset_to_json(_read(index, instance_id), form=form))
+
+
+@router.get("/{instance_id}/simplified-tags", summary="Every attribute, keyword → value")
+def get_simplified_tags(instance_id: str, index: Index = Depends(get_index)) -> JSONResponse:
+    return JSONResponse(dataset_to_json(_read(index, instance_id), form="simplify"))
+
+
+@router.get("/{instance_id}/header", summary="File meta information")
+def get_header(instance_id: str, simplify: str | None = Query(None),
+               index: Index = Depends(get_index)) -> JSONResponse:
+    ds = _read(index, instance_id)
+    form = "simplify" if flag(simplify) else "full"
+    return JSONResponse(dataset_to_json(ds.file_meta, form=form, meta=True))
+
+
+@router.get("/{instance_id}/metadata", summary="Metadata names (or values with ?expand)")
+def get_metadata(instance_id: str, expand: str | None = Query(None),
+                 index: Index = Depends(get_index)) -> Any:
+    info = {k: v for k, v in index.instance_info(instance_id).items() if v is not None}
+    info = {k: str(v) for k, v in info.items()}
+    return info if flag(expand) else sorted(info)
+
+
+@router.get("/{instance_id}/metadata/{name}", response_class=PlainTextResponse)
+def get_metadata_item(instance_id: str, name: str, index: Index = Depends(get_index)) -> str:
+    info = index.instance_info(instance_id)
+    if info.get(name) is None:
+        raise UnknownResourceError("Metadata", name)
+    return str(info[name])
+
+
+@router.get("/{instance_id}/content", summary="Tags at the top level, as gggg-eeee")
+def get_content_root(instance_id: str, index: Index = Depends(get_index)) -> list[str]:
+    ds = _read(index, instance_id)
+    return [f"{e.tag.group:04x}-{e.tag.element:04x}" for e in ds if e.tag.group != 2]
+
+
+@router.get("/{instance_id}/content/{path:path}", summary="Raw value of a (nested) attribute")
+def get_content(instance_id: str, path: str, index: Index = Depends(get_index)) -> Response:
+    node: Any = _read(index, instance_id, pixels=True)
+    parts = [p for p in path.split("/") if p]
+    for position, part in enumerate(parts):
+        if isinstance(node, pydicom.Dataset):
+            tag = _parse_content_tag(part)
+            if tag not in node:
+                raise UnknownResourceError("Attribute", "/".join(parts[: position + 1]))
+            node = node[tag]
+        elif isinstance(node, pydicom.DataElement) and node.VR == "SQ":
+            if not part.isdigit() or int(part) >= len(node.value):
+                raise UnknownResourceError("Sequence item", "/".join(parts[: position + 1]))
+            node = node.value[int(part)]
+        else:
+            raise UnknownResourceError("Attribute", "/".join(parts[: position + 1]))
+    if isinstance(node, pydicom.Dataset):
+        return JSONResponse([f"{e.tag.group:04x}-{e.tag.element:04x}" for e in node])
+    if node.VR == "SQ":
+        return JSONResponse([str(i) for i in range(len(node.value))])
+    value = node.value
+    if isinstance(value, bytes):
+        return Response(value, media_type="application/octet-stream")
+    from ..tags import value_text
+
+    return PlainTextResponse(value_text(value, node.VR))
+
+
+def _parse_content_tag(part: str) -> int:
+    digits = part.replace("-", "").replace(",", "")
+    if len(digits) != 8:
+        raise BadRequestError(f"{part!r} is not a tag (write it gggg-eeee)")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise BadRequestError(f"{part!r} is not a tag (write it gggg-eeee)") from None
+
+
+def _frame_count(index: Index, instance_id: str) -> int:
+    text = index.main_dicom_tags("Instance", instance_id).get("NumberOfFrames")
+    try:
+        return max(1, int(text)) if text else 1
+    except ValueError:
+        return 1
+
+
+@router.get("/{instance_id}/frames", summary="Frame numbers (0-based)")
+def get_frames(instance_id: str, index: Index = Depends(get_index)) -> list[int]:
+    return list(range(_frame_count(index, instance_id)))
+
+
+def _png(index: Index, instance_id: str, frame: int, size: int | None) -> Response:
+    from PIL import Image
+
+    from workbench.io.display import render_file
+    from workbench.io.errors import DicomIOError
+
+    count = _frame_count(index, instance_id)
+    if not 0 <= frame < count:
+        raise UnknownResourceError("Frame", f"{instance_id}/{frame}")
+    try:
+        pixels = render_file(index.instance_path(instance_id), frame, size=size)
+    except DicomIOError as exc:
+        raise BadRequestError(f"Cannot render instance {instance_id}: {exc}") from exc
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png")
+
+
+def _size(value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    if not value.isdigit() or not 0 < int(value) <= 8192:
+        raise BadRequestError("size must be an integer between 1 and 8192")
+    return int(value)
+
+
+@router.get("/{instance_id}/preview", summary="First frame as PNG")
+def get_preview(instance_id: str, size: str | None = Query(None),
+                index: Index = Depends(get_index)) -> Response:
+    return _png(index, instance_id, 0, _size(size))
+
+
+@router.get("/{instance_id}/frames/{frame}/preview", summary="One frame as PNG")
+def get_frame_preview(instance_id: str, frame: int, size: str | None = Query(None),
+                      index: Index = Depends(get_index)) -> Response:
+    return _png(index, instance_id, frame, _size(size))
+
+
+@router.get("/{instance_id}/frames/{frame}/rendered", summary="One frame as PNG")
+def get_frame_rendered(instance_id: str, frame: int, size: str | None = Query(None),
+                       index: Index = Depends(get_index)) -> Response:
+    return _png(index, instance_id, frame, _size(size))

@@ -1,0 +1,171 @@
+"""Routes shared by the four levels: ``/patients``, ``/studies``, ``/series``, ``/instances``.
+
+Listing, one resource, its statistics, children and parents, deletion, ZIP archive, DICOMDIR
+media and anonymization. Routes are plain ``def`` functions: FastAPI runs them in a thread
+pool, so file and database work never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+from starlette.background import BackgroundTask
+
+from ..anonymize import Anonymizer, anonymize_resource
+from ..errors import BadRequestError
+from ..export import write_archive, write_media
+from ..index import Index
+from ..schema import CHILD, PARENT
+from ..tags import LEVELS
+from .deps import flag, get_index, int_arg, json_object
+
+PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
+SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
+
+
+def _temp_zip() -> Path:
+    fd, name = tempfile.mkstemp(suffix=".zip", prefix="workbench-")
+    os.close(fd)
+    return Path(name)
+
+
+def _zip_response(path: Path, filename: str) -> FileResponse:
+    return FileResponse(path, media_type="application/zip", filename=filename,
+                        background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+def level_router(level: str) -> APIRouter:
+    """Build the router of one level (``/patients`` ...)."""
+    plural = PLURAL[level]
+    router = APIRouter(prefix=f"/{plural}", tags=[plural])
+
+    @router.get("", summary=f"List {plural}")
+    def list_resources(
+        expand: str | None = Query(None, description="Return full resources, not IDs"),
+        limit: str | None = Query(None), since: str | None = Query(None),
+        index: Index = Depends(get_index),
+    ) -> list[Any]:
+        ids = index.list_ids(level, limit=int_arg(limit, "limit"), since=int_arg(since, "since"))
+        return index.resources(level, ids) if flag(expand) else ids
+
+    @router.get("/{resource_id}", summary=f"One {SINGULAR[level]}")
+    def get_resource(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:
+        return index.resource(level, resource_id)
+
+    @router.delete("/{resource_id}", summary=f"Delete a {SINGULAR[level]} and its descendants")
+    def delete_resource(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:
+        return {"RemainingAncestor": index.delete(level, resource_id)}
+
+    @router.get("/{resource_id}/statistics", summary="Counts and sizes")
+    def statistics(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:
+        return index.resource_statistics(level, resource_id)
+
+    @router.get("/{resource_id}/archive", summary="ZIP of every file")
+    def archive(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
+        index.resource(level, resource_id)  # 404 before any work
+        path = _temp_zip()
+        try:
+            write_archive(index, level, resource_id, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return _zip_response(path, f"{resource_id}.zip")
+
+    @router.get("/{resource_id}/media", summary="ZIP with a DICOMDIR (PS3.10 media)")
+    def media(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
+        index.resource(level, resource_id)
+        path = _temp_zip()
+        try:
+            write_media(index, level, resource_id, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return _zip_response(path, f"{resource_id}-media.zip")
+
+    @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)")
+    async def anonymize(resource_id: str, request: Request) -> dict[str, Any]:
+        options = await json_object(request, required=False)
+        anonymizer = _anonymizer_from(options)
+        index: Index = get_index(request)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(anonymize_resource, index, level, resource_id,
+                                       anonymizer)
+
+    # Lower levels: /patients/{id}/studies, /patients/{id}/series, /patients/{id}/instances...
+    for lower in LEVELS[LEVELS.index(level) + 1:]:
+        _add_descendants_route(router, level, lower)
+    # Upper levels: /instances/{id}/series, /instances/{id}/study, /series/{id}/patient...
+    for upper in LEVELS[: LEVELS.index(level)]:
+        _add_ancestor_route(router, level, upper)
+
+    if level == "Patient":
+        @router.get("/{resource_id}/protected", response_class=PlainTextResponse,
+                    summary="1 if the patient is protected from recycling")
+        def get_protected(resource_id: str, index: Index = Depends(get_index)) -> str:
+            return "1" if index.is_protected(resource_id) else "0"
+
+        @router.put("/{resource_id}/protected", summary="Protect (1) or unprotect (0)")
+        async def put_protected(resource_id: str, request: Request) -> dict[str, Any]:
+            body = (await request.body()).decode("utf-8", "replace").strip()
+            if body not in ("0", "1"):
+                raise BadRequestError("The body must be 0 or 1")
+            index: Index = get_index(request)
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(index.set_protected, resource_id, body == "1")
+            return {}
+
+    return router
+
+
+def _add_descendants_route(router: APIRouter, level: str, lower: str) -> None:
+    @router.get(f"/{{resource_id}}/{PLURAL[lower]}", summary=f"The {PLURAL[lower]} below")
+    def descendants(resource_id: str, expand: str | None = Query(None),
+                    index: Index = Depends(get_index)) -> list[Any]:
+        ids = [resource_id]
+        current = level
+        while current != lower:
+            ids = [child for parent in ids for child in index.children(current, parent)]
+            current = CHILD[current]
+        # Orthanc expands these lists unless ?expand=false.
+        if expand is not None and not flag(expand):
+            return ids
+        return index.resources(lower, ids)
+
+
+def _add_ancestor_route(router: APIRouter, level: str, upper: str) -> None:
+    @router.get(f"/{{resource_id}}/{SINGULAR[upper]}", summary=f"The {SINGULAR[upper]} above")
+    def ancestor(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:
+        return index.resource(upper, index.ancestor(level, resource_id, upper))
+
+
+def _anonymizer_from(options: dict[str, Any]) -> Anonymizer:
+    replace = options.get("Replace", {})
+    keep = options.get("Keep", [])
+    remove = options.get("Remove", [])
+    if not isinstance(replace, dict) or not all(isinstance(v, str) for v in replace.values()):
+        raise BadRequestError('"Replace" must map keywords to strings')
+    if not isinstance(keep, list) or not isinstance(remove, list):
+        raise BadRequestError('"Keep" and "Remove" must be lists of keywords')
+    from pydicom.datadict import tag_for_keyword
+
+    for keyword in [*replace, *keep, *remove]:
+        if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
+            raise BadRequestError(f"Unknown DICOM keyword {keyword!r}")
+    replace = dict(replace)
+    return Anonymizer(
+        patient_id=replace.pop("PatientID", None),
+        patient_name=replace.pop("PatientName", None),
+        replace=replace, keep=set(keep), remove=set(remove),
+        keep_private_tags=bool(options.get("KeepPrivateTags", False)),
+    )
+
+
+ROUTERS = [level_router(level) for level in LEVELS]
+assert set(PARENT) | {"Patient"} == set(LEVELS)

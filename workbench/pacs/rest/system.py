@@ -1,0 +1,51 @@
+"""``/system``, ``/statistics`` and ``/changes``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from workbench import __version__
+
+from ..config import Config
+from ..index import Index
+from .deps import flag, get_config, get_index, int_arg
+
+router = APIRouter(tags=["system"])
+
+#: Orthanc REST API version whose shapes we follow.
+API_VERSION = 16
+
+
+@router.get("/system", summary="Server identity and settings")
+def system(config: Config = Depends(get_config)) -> dict[str, Any]:
+    return {
+        "ApiVersion": API_VERSION,
+        "CheckRevisions": False,
+        "DatabaseBackendPlugin": None,
+        "DatabaseVersion": 6,
+        "DicomAet": config.DicomAet,
+        "DicomPort": config.DicomPort,
+        "HttpPort": config.HttpPort,
+        "IsHttpServerSecure": bool(config.RegisteredUsers) or not config.RemoteAccessAllowed,
+        "Name": config.Name,
+        "PluginsEnabled": False,
+        "StorageAreaPlugin": None,
+        "Version": f"workbench-{__version__}",
+    }
+
+
+@router.get("/statistics", summary="Counts and disk usage")
+def statistics(index: Index = Depends(get_index)) -> dict[str, Any]:
+    return index.statistics()
+
+
+@router.get("/changes", summary="Change log (NewInstance, NewSeries, ..., Deleted)")
+def changes(since: str | None = Query(None), limit: str | None = Query(None),
+            last: str | None = Query(None), index: Index = Depends(get_index)
+            ) -> dict[str, Any]:
+    limit_value = int_arg(limit, "limit")
+    return index.changes(since=int_arg(since, "since") or 0,
+                         limit=100 if limit_value is None else min(limit_value, 10000),
+                         last=flag(last))

@@ -1,0 +1,89 @@
+"""``/tools``: find (Orthanc's JSON query), lookup of identifiers, server time, new UIDs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydicom.uid import generate_uid
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import BadRequestError
+from ..index import Index
+from ..tags import normalize_level
+from .deps import get_index, json_object
+
+router = APIRouter(prefix="/tools", tags=["tools"])
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequestError(f'Field "{name}" must be a non-negative integer')
+    return value
+
+
+@router.post("/find", summary="Find resources by DICOM query (wildcards, ranges, lists)")
+async def find(request: Request) -> list[Any]:
+    body = await json_object(request)
+    level_name = body.get("Level")
+    if not isinstance(level_name, str):
+        raise BadRequestError('Field "Level" is missing, or should be a string')
+    try:
+        level = normalize_level(level_name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+    query = body.get("Query")
+    if not isinstance(query, dict):
+        raise BadRequestError('Field "Query" is missing, or should be a JSON object')
+    for key, value in query.items():
+        if not isinstance(value, str):
+            raise BadRequestError(f'Query value of "{key}" must be a string')
+    case_sensitive = body.get("CaseSensitive", True)
+    expand = body.get("Expand", False)
+    if not isinstance(case_sensitive, bool) or not isinstance(expand, bool):
+        raise BadRequestError('"CaseSensitive" and "Expand" must be booleans')
+    limit, since = _optional_int(body, "Limit"), _optional_int(body, "Since")
+    index: Index = get_index(request)
+
+    def run() -> list[Any]:
+        ids = index.find(level, query, case_sensitive=case_sensitive, limit=limit, since=since)
+        return index.resources(level, ids) if expand else ids
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/lookup", summary="Resources whose DICOM identifier equals the body")
+async def lookup(request: Request) -> list[dict[str, str]]:
+    value = (await request.body()).decode("utf-8", "replace").strip()
+    if not value:
+        raise BadRequestError("The body must hold a PatientID, StudyInstanceUID, "
+                              "SeriesInstanceUID or SOPInstanceUID")
+    index: Index = get_index(request)
+    return await run_in_threadpool(index.lookup, value)
+
+
+@router.get("/now", response_class=PlainTextResponse, summary="Server time, UTC")
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+@router.get("/now-local", response_class=PlainTextResponse, summary="Server local time")
+def now_local() -> str:
+    return datetime.now().strftime("%Y%m%dT%H%M%S")
+
+
+@router.get("/generate-uid", response_class=PlainTextResponse, summary="A new DICOM UID")
+def new_uid(level: str = Query("instance")) -> str:
+    try:
+        normalize_level(level)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+    return generate_uid()
+
+
+__all__ = ["router"]
