@@ -57,7 +57,8 @@ def apply_window(
     if function == "SIGMOID":
         if width <= 0:
             raise ValueError(f"(0028,1051) Window Width must be > 0 for SIGMOID, got {width}")
-        out = y_max / (1.0 + np.exp(-4.0 * (x - center) / width))
+        with np.errstate(over="ignore"):  # exp overflow far below the window means 0
+            out = y_max / (1.0 + np.exp(-4.0 * (x - center) / width))
     else:
         if function == "LINEAR":
             if width < 1:
