@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,6 +14,9 @@ from ..index import Index
 from . import instances, resources, system, tools
 from .errors import install_error_handlers
 from .security import BasicAuthMiddleware, auth_required, check_config
+
+#: Routers of the DIMSE node, mounted when a node is given.
+NODE_ROUTERS = ("modalities", "queries")
 
 
 def create_app(index: Index, node: Any = None, config: Config | None = None) -> FastAPI:
@@ -52,10 +56,14 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
         app.include_router(router)
     if node is not None:
         # The DIMSE node's routers (/modalities, /queries) join here.
-        from . import modalities, queries
-
-        app.include_router(modalities.router)
-        app.include_router(queries.router)
+        for name in NODE_ROUTERS:
+            try:
+                module = importlib.import_module(f"{__package__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__package__}.{name}":
+                    raise
+                continue
+            app.include_router(module.router)
     if auth_required(config):
         app.add_middleware(BasicAuthMiddleware, users=config.RegisteredUsers,
                            realm=config.Name)

@@ -37,7 +37,7 @@ def credentials_valid(header: str | None, users: dict[str, str]) -> bool:
     Every registered user is compared (no early exit on a user-name match), and each
     comparison is :func:`hmac.compare_digest`, so timing reveals neither names nor passwords.
     """
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return False
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")

@@ -1,0 +1,139 @@
+"""Run the index, the REST API (uvicorn) and the DIMSE node together.
+
+:func:`serve` starts everything in background threads for notebooks and returns a handle;
+``workbench serve`` runs the same in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from .config import Config
+from .index import Index
+from .rest.app import create_app
+from .rest.security import check_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerHandle:
+    """A running PACS: ``.url`` of the REST API, ``.index``, ``.node`` and ``.stop()``."""
+
+    url: str
+    index: Index
+    node: Any
+    config: Config
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the REST server and the node, then release the index."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self.node is not None:
+            self.node.stop()
+        self.index.close()
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        node = f", dicom={self.config.DicomAet}@{self.node.port}" if self.node else ""
+        return f"ServerHandle(url={self.url!r}{node})"
+
+
+def start_node(index: Index, config: Config) -> Any:
+    """Start the DIMSE node on ``config.DicomPort`` and return it."""
+    from .node import DicomNode
+
+    node = DicomNode(index, config)
+    node.start()
+    return node
+
+
+def serve(config: Config | None = None, *, dicom: bool = True, log_level: str = "warning",
+          **overrides: Any) -> ServerHandle:
+    """Start index + REST API (+ DIMSE node) in background threads.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Settings; ``overrides`` (Orthanc option names) are applied on top. ``HttpPort=0``
+        picks a free port.
+    dicom : bool
+        Also run the DIMSE node.
+    log_level : str
+        uvicorn's log level.
+
+    Returns
+    -------
+    ServerHandle
+        Call ``.stop()`` (or use it as a context manager) to shut everything down.
+
+    Raises
+    ------
+    ValueError
+        If remote access or authentication is requested without ``RegisteredUsers``.
+
+    Examples
+    --------
+    >>> from workbench.pacs import serve
+    >>> pacs = serve(StorageDirectory="pacs-storage", HttpPort=0)    # doctest: +SKIP
+    >>> pacs.url                                                      # doctest: +SKIP
+    'http://127.0.0.1:39251'
+    >>> pacs.stop()                                                   # doctest: +SKIP
+    """
+    config = _with_overrides(config, overrides)
+    check_config(config)
+    index = Index(config)
+    node = start_node(index, config) if dicom else None
+    try:
+        server, thread, port = _start_rest(create_app(index, node=node, config=config),
+                                           config, log_level)
+    except BaseException:
+        if node is not None:
+            node.stop()
+        index.close()
+        raise
+    host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::") else config.http_host
+    return ServerHandle(f"http://{host}:{port}", index, node, config, server, thread)
+
+
+def _with_overrides(config: Config | None, overrides: dict[str, Any]) -> Config:
+    if config is None:
+        return Config.load(**overrides)
+    if overrides:
+        return Config.load(**{**config.to_dict(), **overrides})
+    return config
+
+
+def _start_rest(app: Any, config: Config, log_level: str
+                ) -> tuple[uvicorn.Server, threading.Thread, int]:
+    server = uvicorn.Server(uvicorn.Config(app, host=config.http_host, port=config.HttpPort,
+                                           log_level=log_level, access_log=False))
+    # A notebook's thread cannot take over signal handling.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, name="workbench-rest", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(
+                f"The REST server could not start on {config.http_host}:{config.HttpPort} "
+                "(port in use?)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("The REST server did not start within 30 s")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, port
