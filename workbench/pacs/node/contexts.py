@@ -75,9 +75,24 @@ def decodable_compressed() -> tuple[str, ...]:
     return tuple(accepted)
 
 
+def is_lossless(syntax: str) -> bool:
+    """Whether a compressed transfer syntax keeps every pixel value."""
+    uid = dicom_uid.UID(syntax)
+    return "Lossless" in uid.name or uid == dicom_uid.RLELossless
+
+
 def accepted_transfer_syntaxes() -> list[str]:
-    """Every transfer syntax the storage SCP accepts: uncompressed first, then decodable."""
-    return [*UNCOMPRESSED, *decodable_compressed()]
+    """Every transfer syntax the storage SCP accepts, in the order it prefers them.
+
+    pynetdicom picks, for each proposed context, the first syntax of *this* list the requestor
+    also proposed. Lossless compressed syntaxes come first so a file sent compressed is kept
+    as sent (no decoding on the sender, less disk); uncompressed next; lossy syntaxes last,
+    so a sender is never asked to compress lossily when it also offered an alternative.
+    """
+    compressed = decodable_compressed()
+    lossless = [syntax for syntax in compressed if is_lossless(syntax)]
+    lossy = [syntax for syntax in compressed if not is_lossless(syntax)]
+    return [*lossless, *UNCOMPRESSED, *lossy]
 
 
 def storage_sop_classes() -> list[str]:

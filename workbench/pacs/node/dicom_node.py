@@ -13,6 +13,7 @@ from workbench.pacs.tags import LEVELS
 
 from . import access, scu
 from .contexts import (
+    UNCOMPRESSED,
     accepted_transfer_syntaxes,
     query_retrieve_sop_classes,
     set_nodelay,
@@ -95,9 +96,9 @@ class DicomNode:
         ae.maximum_pdu_size = MAX_PDU_SIZE
         ae.require_called_aet = bool(access.option(self.config, "DicomCheckCalledAet", False))
         syntaxes = accepted_transfer_syntaxes()
-        ae.add_supported_context(verification_sop_class(), syntaxes[:4])
+        ae.add_supported_context(verification_sop_class(), list(UNCOMPRESSED))
         for sop_class in query_retrieve_sop_classes():
-            ae.add_supported_context(sop_class, syntaxes[:4])
+            ae.add_supported_context(sop_class, list(UNCOMPRESSED))
         for sop_class in storage_sop_classes():
             # scp_role/scu_role let C-GET requestors take the SCP role for the sub-operations
             # while ordinary C-STORE requestors use these contexts as usual.

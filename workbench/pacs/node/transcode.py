@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import get_encoder
 from pynetdicom.presentation import PresentationContext
 
-from .contexts import NATIVE_OUTPUT
+from .contexts import NATIVE_OUTPUT, is_lossless
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def prepare_for_send(path: Path, contexts: Iterable[PresentationContext]) -> Dat
 def _to_native(ds: Dataset, stored: dicom_uid.UID, target: str) -> None:
     """Make ``ds`` little-endian native; pynetdicom encodes it implicit/explicit as agreed."""
     if stored.is_compressed:
-        ds.decompress()  # sets Explicit VR Little Endian and updates the pixel attributes
+        # Same image, same instance: keep the SOP Instance UID (pydicom would make a new one).
+        ds.decompress(generate_instance_uid=False)
     elif stored not in _LITTLE_ENDIAN_NATIVE and "PixelData" in ds:
         # Big endian: the raw OW bytes are in the wrong order for a little-endian encoding.
         array = ds.pixel_array
@@ -84,11 +85,7 @@ def _to_native(ds: Dataset, stored: dicom_uid.UID, target: str) -> None:
 
 
 def _to_compressed(ds: Dataset, stored: dicom_uid.UID, offered: list[str], path: Path) -> Dataset:
-    def lossless_first(syntax: str) -> int:
-        lossless = "Lossless" in dicom_uid.UID(syntax).name
-        return 0 if lossless or syntax == dicom_uid.RLELossless else 1
-
-    for syntax in sorted(offered, key=lossless_first):
+    for syntax in sorted(offered, key=lambda syntax: not is_lossless(syntax)):
         try:
             encoder = get_encoder(syntax)
         except NotImplementedError:
@@ -97,8 +94,8 @@ def _to_compressed(ds: Dataset, stored: dicom_uid.UID, offered: list[str], path:
             continue
         try:
             if stored.is_compressed:
-                ds.decompress()
-            ds.compress(syntax)
+                ds.decompress(generate_instance_uid=False)
+            ds.compress(syntax, generate_instance_uid=False)
         except Exception as exc:  # an encoder can refuse a bit depth or photometric
             LOGGER.info("Cannot encode %s as %s: %s", path.name, dicom_uid.UID(syntax).name, exc)
             continue
