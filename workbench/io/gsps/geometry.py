@@ -90,10 +90,22 @@ def region_from_corners(tlhc: Sequence[int], brhc: Sequence[int]) -> tuple[int, 
 
 
 def region_around(center: Point, columns: int, rows: int) -> tuple[int, int, int, int]:
-    """The image-sized region whose middle is nearest to ``center`` (0-based, inclusive)."""
-    left = round(center[0] - (columns - 1) / 2.0)
-    top = round(center[1] - (rows - 1) / 2.0)
-    return left, top, left + columns - 1, top + rows - 1
+    """An image-sized region (0-based, inclusive) whose middle is ``center``.
+
+    Corners are whole pixels, so the middle of a region falls on a pixel centre when its size
+    is odd and between two pixels when even; the region is one pixel larger than the image
+    where that is needed to centre it on ``center`` to the nearest half pixel.
+    """
+    def span(middle: float, size: int) -> tuple[int, int]:
+        twice = round(2 * middle)
+        if (size - 1) % 2 != twice % 2:
+            size += 1
+        start = (twice - (size - 1)) // 2
+        return start, start + size - 1
+
+    left, right = span(center[0], columns)
+    top, bottom = span(center[1], rows)
+    return left, top, right, bottom
 
 
 def region_center(region: tuple[int, int, int, int]) -> Point:

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,6 +57,7 @@ def read(
     source: Dataset | str | os.PathLike[str] | bytes,
     *,
     photometric: str | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> PresentationState:
     """Read a presentation state into annotations and display settings.
 
@@ -68,6 +70,10 @@ def read(
         Presentation LUT Shape sets polarity regardless of the image, so INVERSE on a
         MONOCHROME1 image is its *normal* look; knowing the image tells the two apart. When
         ``None``, MONOCHROME2 is assumed.
+    image_size
+        ``(columns, rows)`` of the referenced image, if known: a displayed area covering exactly
+        the whole image then reads as the default display (``area=None``) rather than as an
+        explicit area.
 
     Returns
     -------
@@ -80,6 +86,16 @@ def read(
         If ``source`` is not a readable DICOM presentation state.
     """
     ds, path = _load(source)
+    with warnings.catch_warnings():
+        # Other software's objects often bend value lengths (a 20-character SH); we read
+        # them as they are.
+        warnings.filterwarnings("ignore", message="The value length .* exceeds the maximum")
+        return _read(ds, path, photometric, image_size)
+
+
+def _read(
+    ds: Dataset, path: str | None, photometric: str | None, image_size: tuple[int, int] | None
+) -> PresentationState:
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class not in PRESENTATION_STATE_CLASSES:
         raise InvalidDicomError(
@@ -92,7 +108,7 @@ def read(
     ours = str(ds.get("Manufacturer", "")) == MANUFACTURER
     images = _referenced_images(ds)
     annotations = _annotations(ds, images, ours, notes)
-    display = _display(ds, photometric, notes)
+    display = _display(ds, photometric, image_size, notes)
     _note_unsupported_modules(ds, notes)
     return PresentationState(
         name=str(ds.get("ContentDescription", "") or ds.get("ContentLabel", "") or "Unnamed"),
@@ -165,7 +181,9 @@ def _referenced_images(ds: Dataset) -> list[ImageReference]:
 # --- display ----------------------------------------------------------------------------
 
 
-def _display(ds: Dataset, photometric: str | None, notes: list[str]) -> DisplaySettings:
+def _display(
+    ds: Dataset, photometric: str | None, image_size: tuple[int, int] | None, notes: list[str]
+) -> DisplaySettings:
     window, voi_lut = _voi(ds, notes)
     invert = _invert(ds, photometric, notes)
     flip = str(ds.get("ImageHorizontalFlip", "N")).upper() == "Y"
@@ -174,7 +192,7 @@ def _display(ds: Dataset, photometric: str | None, notes: list[str]) -> DisplayS
         notes.append(f"image rotation of {gsps_rotation}° (only quarter turns are shown)")
         gsps_rotation = 90 * round(gsps_rotation / 90)
     rotation = geometry.from_gsps_rotation(gsps_rotation, flip)
-    zoom, center, area = _displayed_area(ds, notes)
+    zoom, center, area = _displayed_area(ds, image_size, notes)
     return DisplaySettings(window=window, invert=invert, rotation=rotation, flip=flip,
                            zoom=zoom, center=center, voi_lut=voi_lut, area=area)
 
@@ -229,7 +247,7 @@ def _invert(ds: Dataset, photometric: str | None, notes: list[str]) -> bool:
     return (shape == "INVERSE") != monochrome1
 
 
-def _displayed_area(ds: Dataset, notes: list[str]):
+def _displayed_area(ds: Dataset, image_size: tuple[int, int] | None, notes: list[str]):
     """``(zoom, center, area)`` of DisplaySettings from the first Displayed Area item."""
     items = list(ds.get("DisplayedAreaSelectionSequence", []))
     if not items:
@@ -248,31 +266,17 @@ def _displayed_area(ds: Dataset, notes: list[str]):
         return float(item.PresentationPixelMagnificationRatio), center, None
     if mode == "TRUE SIZE":
         notes.append("true-size display (shown scaled to fit)")
-    rows, columns = _image_size(ds)
-    if rows and region == (0, 0, columns - 1, rows - 1):
+    if image_size is not None and region == (0, 0, image_size[0] - 1, image_size[1] - 1):
         return None, None, None
     return None, None, tuple(float(v) for v in region)
 
 
-def _image_size(ds: Dataset) -> tuple[int | None, int | None]:
-    """Rows and columns of the referenced images, when the state itself reveals them."""
-    rows = ds.get("Rows")
-    columns = ds.get("Columns")
-    if rows and columns:
-        return int(rows), int(columns)
-    # highdicom and many writers select the whole image by default.
-    for item in ds.get("DisplayedAreaSelectionSequence", []):
-        tl = item.get("DisplayedAreaTopLeftHandCorner")
-        br = item.get("DisplayedAreaBottomRightHandCorner")
-        if tl is not None and br is not None and [int(v) for v in tl] == [1, 1]:
-            return int(br[1]), int(br[0])
-    return None, None
-
-
 def _note_unsupported_modules(ds: Dataset, notes: list[str]) -> None:
-    shutters = str(ds.get("ShutterShape", "") or "")
+    shape = ds.get("ShutterShape")
+    shutters = [str(v) for v in (shape if isinstance(shape, Sequence) and not isinstance(
+        shape, str) else [shape] if shape else [])]
     if shutters:
-        notes.append(f"display shutter ({shutters.replace(chr(92), ', ').lower()})")
+        notes.append(f"display shutter ({', '.join(shutters).lower()})")
     if "ShutterPresentationValue" in ds and not shutters and any(
             (elem.tag.group, elem.tag.element) == (0x0070, 0x1001) for elem in ds):
         notes.append("bitmap display shutter")

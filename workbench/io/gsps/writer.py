@@ -520,12 +520,15 @@ def _lut_values(item: Dataset) -> list[int]:
 
 def _voi_lut(lut: VoiLut) -> hd.VOILUT:
     dtype = np.uint8 if lut.bits <= 8 else np.uint16
+    # highdicom refuses a negative first mapped value, which modality values such as HU need;
+    # the descriptor is set afterwards, signed (SS) in that case (PS3.3 C.11.2.1.1).
     voi = hd.VOILUT(
-        first_mapped_value=int(lut.first_mapped),
+        first_mapped_value=max(int(lut.first_mapped), 0),
         lut_data=np.asarray(lut.data, dtype=dtype),
         lut_explanation=lut.explanation or None,
     )
     voi.LUTDescriptor = [len(lut.data) % 65536, int(lut.first_mapped), int(lut.bits)]
+    voi["LUTDescriptor"].VR = "SS" if lut.first_mapped < 0 else "US"
     return voi
 
 
