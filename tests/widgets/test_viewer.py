@@ -1,0 +1,103 @@
+"""The widget side in Python (no browser): sources, layout, thumbnails, rendering bounds."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from workbench.io import display, open_series
+from workbench.widgets import Viewer
+from workbench.widgets.render import render_viewport
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def viewer(ct_dir, shared_data):
+    v = Viewer([ct_dir, shared_data / "series_mr_siemens_t1_sag_HFS"], size=(512, 540))
+    yield v
+    v.close()
+
+
+def test_folder_source_gives_one_stack_per_series(viewer) -> None:
+    assert sorted(s.attrs["Modality"] for s in viewer.stacks) == ["CT", "MR"]
+    assert viewer.viewports[0].stack is not None
+
+
+def test_volume_and_list_sources(ct_stack, shared_data) -> None:
+    viewer = Viewer(ct_stack, thumbnails=False)
+    assert viewer.stacks[0] is ct_stack
+    viewer.close()
+    us = open_series(shared_data / "us_multiframe_ybr422_jpeg" / "examples_ybr_color.dcm")
+    viewer = Viewer([ct_stack, us])
+    assert len(viewer.stacks) == 2
+    viewer.close()
+    with pytest.raises(TypeError, match="viewer source"):
+        Viewer([42])
+    with pytest.raises(FileNotFoundError):
+        Viewer("no/such/folder")
+
+
+def test_unreadable_series_are_reported_not_fatal(shared_data) -> None:
+    viewer = Viewer(shared_data / "gsps_agfa")
+    assert viewer.stacks == []
+    assert "no pixel data" in viewer.skipped[0][1]
+    viewer.close()
+
+
+def test_layout_changes_keep_thumbnails_and_state(viewer) -> None:
+    wait_for(lambda: viewer.thumbnail_cache.renders == 2)
+    viewer.viewports[0].frame = 9
+    viewer.layout = (2, 2)
+    assert len(viewer.views) == 4 and len(viewer.grid.children) == 4
+    assert viewer.viewports[1].stack is not None  # the MR fills the second viewport
+    viewer.layout = (1, 1)
+    viewer.layout = (3, 3)
+    assert viewer.viewports[0].frame == 9
+    assert viewer.thumbnail_cache.renders == 2  # never rendered again
+    assert all(item.children[0].value for item in viewer.thumbnails.items)
+
+
+def test_picking_a_thumbnail_shows_that_stack(viewer) -> None:
+    viewer.thumbnails.on_pick(1)
+    assert viewer.viewports[0].stack is viewer.stacks[1]
+
+
+def test_rendered_pixels_equal_io_render_at_one_to_one(ct_stack, cache) -> None:
+    from workbench.widgets.model import Viewport
+
+    v = Viewport(ct_stack, cache=cache, size=(512, 512))
+    v.frame = 12
+    v.window = (40, 400)
+    frame = render_viewport(v)
+    expected = display.render(ct_stack[12].values, ct_stack.attrs, window=(40, 400))
+    assert (frame.x, frame.y) == (0, 0)
+    np.testing.assert_array_equal(frame.pixels, expected)
+
+
+def test_bytes_sent_are_bounded_by_the_viewport(shared_data) -> None:
+    cr = open_series(shared_data / "nema_cr_rg2_fuji" / "RG2_JPLL.dcm")  # 2140×1760
+    viewer = Viewer(cr, size=(400, 430), thumbnails=False)
+    frame = render_viewport(viewer.viewports[0])
+    assert frame.pixels.shape[0] <= 400 and frame.pixels.shape[1] <= 400
+    assert viewer.views[0].bytes_sent < 400 * 400  # raw 2140×1760×2 bytes would be 7.5 MB
+    viewer.close()
+
+
+def test_annotation_list_shows_measurements(viewer) -> None:
+    viewer.tool = "length"
+    ui = viewer.interaction
+    ui.press(0, 10, 10)
+    ui.move(0, 110, 10)
+    assert "data-state='drawing'" in viewer.annotation_list.value
+    ui.release(0, 110, 10)
+    assert "mm</li>" in viewer.annotation_list.value
+    assert len(viewer.annotations.table()) == 1

@@ -1,0 +1,89 @@
+"""The text drawn in the corners of a viewport, and the one-line status under it."""
+
+from __future__ import annotations
+
+import math
+
+from workbench.widgets.model import Viewport
+
+
+def _date(value: str) -> str:
+    value = (value or "").strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
+
+
+def _name(value: str) -> str:
+    # DICOM PN: Family^Given^Middle^Prefix^Suffix; show "Family, Given".
+    parts = [p for p in str(value or "").split("^") if p]
+    return ", ".join(parts[:2]) if parts else ""
+
+
+def frame_label(viewport: Viewport) -> str:
+    """``"Im 5/28"``: the 1-based frame number and the stack's frame count."""
+    if viewport.stack is None:
+        return ""
+    return f"Im {viewport.frame + 1}/{viewport.frame_count}"
+
+
+def window_label(viewport: Viewport) -> str:
+    """``"W 400 L 40"`` for the window in use ("" for colour images)."""
+    window = viewport.effective_window() if viewport.stack is not None else None
+    if window is None:
+        return ""
+    center, width = window
+    return f"W {width:.0f} L {center:.0f}"
+
+
+def corner_text(viewport: Viewport) -> dict[str, list[str]]:
+    """Lines of text for each corner (``"top_left"``, ``"top_right"``, ``"bottom_left"``,
+    ``"bottom_right"``), empty lines left out."""
+    if viewport.stack is None:
+        return {"top_left": [], "top_right": [], "bottom_left": [], "bottom_right": []}
+    a = viewport.attrs
+    top_left = [
+        _name(a.get("PatientName", "")),
+        a.get("PatientID", ""),
+        _date(a.get("StudyDate", "")),
+    ]
+    top_right = [
+        a.get("StudyDescription", ""),
+        a.get("SeriesDescription", ""),
+        " ".join(x for x in (a.get("Modality", ""), f"Se {a['SeriesNumber']}"
+                             if a.get("SeriesNumber") else "") if x),
+    ]  # fmt: skip
+    bottom_left = [frame_label(viewport)]
+    position = viewport.frame_coord("position")
+    if position is not None and isinstance(position, float) and math.isfinite(position):
+        bottom_left.append(f"Pos {position:.1f} mm")
+    thickness = a.get("SliceThickness")
+    if thickness:
+        bottom_left.append(f"Thk {float(thickness):.1f} mm")
+    bottom_right = [window_label(viewport), f"Zoom {viewport.effective_zoom:.2f}×"]
+    if viewport.invert:
+        bottom_right.append("Inverted")
+    return {
+        "top_left": [str(x) for x in top_left if x],
+        "top_right": [str(x) for x in top_right if x],
+        "bottom_left": [x for x in bottom_left if x],
+        "bottom_right": [x for x in bottom_right if x],
+    }
+
+
+def status_line(viewport: Viewport) -> str:
+    """One line summarizing the viewport, shown as text under the canvas."""
+    if viewport.stack is None:
+        return "empty"
+    parts = [
+        frame_label(viewport),
+        window_label(viewport),
+        f"Zoom {viewport.effective_zoom:.2f}×",
+    ]
+    if viewport.rotation:
+        parts.append(f"Rot {viewport.rotation}°")
+    if viewport.flip:
+        parts.append("Flipped")
+    if viewport.invert:
+        parts.append("Inverted")
+    return " · ".join(p for p in parts if p)

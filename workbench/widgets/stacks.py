@@ -1,0 +1,128 @@
+"""What a viewer can show: stacks from folders, files, volumes, grouped by study.
+
+A *stack* is what one viewport scrolls through: a series, or the frames of one multi-frame
+image when a series holds several multi-frame images (an ultrasound exam, an enhanced MR
+acquisition split in instances).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from workbench.widgets.model import as_stack
+
+
+@dataclass
+class LoadResult:
+    """Stacks found in a source, and what could not be opened (with the reason)."""
+
+    stacks: list[xr.DataArray] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def split_multiframe(volume: xr.DataArray) -> list[xr.DataArray]:
+    """One stack per multi-frame image when a series holds several; else the series itself."""
+    if "sop_instance_uid" not in volume.coords or volume.sizes.get("frame", 1) < 2:
+        return [volume]
+    uids = volume.coords["sop_instance_uid"].values
+    unique, first_index, counts = np.unique(uids, return_index=True, return_counts=True)
+    if len(unique) < 2 or counts.max() < 2:
+        return [volume]
+    order = unique[np.argsort(first_index)]
+    return [volume.isel(frame=np.flatnonzero(uids == uid)) for uid in order]
+
+
+def _is_path_like(source) -> bool:
+    return isinstance(source, (str, os.PathLike))
+
+
+def load_stacks(source) -> LoadResult:
+    """Turn a viewer source into stacks.
+
+    Parameters
+    ----------
+    source
+        A folder, a file or a list of files (scanned with :func:`workbench.io.scan`, each
+        series opened lazily with :func:`workbench.io.open_series`); an ``xarray.DataArray``;
+        or a list of ``DataArray``.
+
+    Raises
+    ------
+    TypeError
+        For any other kind of source.
+    FileNotFoundError
+        When a path does not exist.
+    """
+    result = LoadResult()
+    if source is None:
+        return result
+    if isinstance(source, xr.DataArray):
+        result.stacks.extend(split_multiframe(as_stack(source)))
+        return result
+    items = list(source) if isinstance(source, Sequence) and not _is_path_like(source) else [source]
+    volumes = [s for s in items if isinstance(s, xr.DataArray)]
+    paths = [s for s in items if _is_path_like(s)]
+    others = [s for s in items if not isinstance(s, xr.DataArray) and not _is_path_like(s)]
+    if others:
+        raise TypeError(
+            "a viewer source is a folder, file, list of files, xarray.DataArray or list of "
+            f"DataArray; got {type(others[0]).__name__}"
+        )
+    for volume in volumes:
+        result.stacks.extend(split_multiframe(as_stack(volume)))
+    if paths:
+        from workbench.io import DicomIOError, open_series, scan
+
+        for path in paths:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"no such file or folder: {path}")
+        catalog = scan(paths if len(paths) > 1 else paths[0], progress=False)
+        result.skipped.extend((s.path, s.reason) for s in catalog.skipped)
+        for series in catalog.series:
+            try:
+                volume = open_series(series)
+            except DicomIOError as error:
+                result.skipped.append((f"series {series.uid} ({series.description})", str(error)))
+                continue
+            result.stacks.extend(split_multiframe(volume))
+    return result
+
+
+@dataclass
+class StudyGroup:
+    """Stacks of one study, as the thumbnail panel lists them."""
+
+    uid: str
+    label: str
+    stacks: list[int] = field(default_factory=list)  # indices into the viewer's stacks
+
+
+def group_by_study(stacks: Sequence[xr.DataArray]) -> list[StudyGroup]:
+    """Group stacks by (0020,000D) Study Instance UID, in first-seen order."""
+    groups: dict[str, StudyGroup] = {}
+    for index, stack in enumerate(stacks):
+        a = stack.attrs
+        uid = str(a.get("StudyInstanceUID") or f"volume-{index}")
+        if uid not in groups:
+            date = str(a.get("StudyDate") or "")
+            if len(date) == 8 and date.isdigit():
+                date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+            name = str(a.get("PatientName") or "").replace("^", " ").strip()
+            parts = [p for p in (name, date, str(a.get("StudyDescription") or "")) if p]
+            groups[uid] = StudyGroup(uid, " · ".join(parts) or "Volume")
+        groups[uid].stacks.append(index)
+    return list(groups.values())
+
+
+def stack_label(stack: xr.DataArray) -> str:
+    """Modality, description and frame count, e.g. ``"CT · STD BRAIN 5MM · 28 fr"``."""
+    a = stack.attrs
+    parts = [str(a.get("Modality") or ""), str(a.get("SeriesDescription") or "")]
+    parts.append(f"{stack.sizes['frame']} fr")
+    return " · ".join(p for p in parts if p and p != "None")

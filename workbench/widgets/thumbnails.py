@@ -1,0 +1,137 @@
+"""The thumbnail panel: studies, each listing its stacks with a small preview.
+
+Previews are rendered in a background thread after the panel appears, one at a time, and
+kept (keyed by the stack's pixel data) so that rebuilding the panel, or changing the
+viewport layout, never renders them again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import ipywidgets as widgets
+import numpy as np
+import xarray as xr
+from ipyevents import Event
+from PIL import Image
+
+from workbench.io import display
+from workbench.widgets.cache import load_frame, stack_key
+from workbench.widgets.render import encode_png
+from workbench.widgets.stacks import group_by_study, stack_label
+
+THUMBNAIL_SIZE = 96
+
+
+def render_thumbnail(stack: xr.DataArray, size: int = THUMBNAIL_SIZE) -> bytes:
+    """PNG bytes of the stack's middle frame, shrunk to fit a ``size`` square."""
+    index = stack.sizes["frame"] // 2
+    pixels = display.render(load_frame(stack, index), display.frame_attrs(stack, index))
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return encode_png(np.asarray(image), compress_level=6)
+
+
+class ThumbnailCache:
+    """Rendered previews by stack, filled by one background thread."""
+
+    def __init__(self) -> None:
+        self._png: dict[Hashable, bytes] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbnails")
+        self.renders = 0
+
+    def get(self, stack: xr.DataArray) -> bytes | None:
+        with self._lock:
+            return self._png.get(stack_key(stack))
+
+    def request(self, stack: xr.DataArray, done: Callable[[bytes], None]) -> None:
+        """Call ``done(png)`` now if cached, else once rendered in the background."""
+        cached = self.get(stack)
+        if cached is not None:
+            done(cached)
+            return
+
+        def work() -> None:
+            try:
+                png = render_thumbnail(stack)
+            except Exception:  # a stack that cannot be previewed still gets its label
+                return
+            with self._lock:
+                self._png[stack_key(stack)] = png
+                self.renders += 1
+            done(png)
+
+        self._pool.submit(work)
+
+
+class ThumbnailPanel:
+    """A vertical list of studies and their stacks; clicking a stack shows it.
+
+    Parameters
+    ----------
+    stacks
+        The viewer's stacks.
+    on_pick
+        Called with a stack index when the user clicks its thumbnail.
+    cache
+        Where previews are kept.
+    """
+
+    def __init__(
+        self,
+        stacks: Sequence[xr.DataArray],
+        on_pick: Callable[[int], None],
+        cache: ThumbnailCache,
+    ) -> None:
+        self.on_pick = on_pick
+        self.cache = cache
+        self._events: list[Event] = []
+        self.items: list[widgets.Box] = []
+        self.box = widgets.VBox(
+            layout=widgets.Layout(width="150px", overflow_y="auto", max_height="900px")
+        )
+        self.box.add_class("wb-thumbnails")
+        self.update(stacks)
+
+    def update(self, stacks: Sequence[xr.DataArray]) -> None:
+        """Rebuild the list (previews come from the cache when already rendered)."""
+        for event in self._events:
+            event.close()
+        self._events, self.items = [], []
+        children: list[widgets.Widget] = []
+        for group in group_by_study(stacks):
+            header = widgets.HTML(f"<b style='font-size:11px'>{_escape(group.label)}</b>")
+            children.append(header)
+            for index in group.stacks:
+                children.append(self._item(stacks[index], index))
+        self.box.children = children
+
+    def _item(self, stack: xr.DataArray, index: int) -> widgets.Box:
+        image = widgets.Image(
+            format="png",
+            layout=widgets.Layout(width=f"{THUMBNAIL_SIZE}px", height=f"{THUMBNAIL_SIZE}px",
+                                  object_fit="contain", background="black"),
+        )  # fmt: skip
+        label = widgets.HTML(f"<span style='font-size:11px'>{_escape(stack_label(stack))}</span>")
+        item = widgets.VBox(
+            [image, label],
+            layout=widgets.Layout(border="1px solid #444", margin="2px", padding="2px"),
+        )
+        item.add_class("wb-thumbnail")
+        click = Event(source=item, watched_events=["click"])
+        click.on_dom_event(lambda _event, i=index: self.on_pick(i))
+        self._events.append(click)
+        self.items.append(item)
+
+        def show(png: bytes) -> None:
+            image.value = png
+
+        self.cache.request(stack, show)
+        return item
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

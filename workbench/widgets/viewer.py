@@ -1,0 +1,385 @@
+"""The viewer widget: thumbnail panel, toolbar and a grid of viewports in one notebook cell.
+
+>>> from workbench.widgets import Viewer              # doctest: +SKIP
+>>> viewer = Viewer("study_folder/")                   # doctest: +SKIP
+>>> viewer                                             # doctest: +SKIP
+>>> viewer.layout = (1, 2)                             # doctest: +SKIP
+>>> viewer.viewports[0].window = (40, 400)             # doctest: +SKIP
+>>> viewer.annotations.table()                         # doctest: +SKIP
+
+All state lives in :class:`~workbench.widgets.model.ViewerModel` (``viewer.model``); the
+widgets here only show it and turn clicks into model changes.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import ipywidgets as widgets
+import xarray as xr
+
+from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
+from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
+from workbench.widgets.stacks import load_stacks
+from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
+from workbench.widgets.tools import Interaction, toolbar_tools
+from workbench.widgets.viewport_view import ViewportView
+
+#: Toolbar button labels and icons (Font Awesome names as ipywidgets uses them).
+TOOL_BUTTONS: dict[str, tuple[str, str]] = {
+    "window": ("W/L", "adjust"),
+    "zoom": ("Zoom", "search-plus"),
+    "pan": ("Pan", "arrows"),
+    "scroll": ("Scroll", "sort"),
+    "select": ("Select", "mouse-pointer"),
+    "length": ("Length", "arrows-h"),
+    "angle": ("Angle", "angle-left"),
+    "cobb": ("Cobb", "chevron-left"),
+    "ellipse": ("Ellipse", "circle-o"),
+    "rectangle": ("Rect", "square-o"),
+    "probe": ("Probe", "crosshairs"),
+    "arrow": ("Arrow", "long-arrow-right"),
+    "text": ("Text", "font"),
+    "vhs": ("VHS", "heart-o"),
+}
+
+LAYOUTS = ["1×1", "1×2", "2×1", "2×2", "1×3", "3×3"]
+PRESET_PROMPT = "W/L presets"
+
+
+class Toolbar:
+    """Tool buttons and actions for the active viewport."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.viewer = viewer
+        model = viewer.model
+        self.tools = widgets.ToggleButtons(
+            options=[(TOOL_BUTTONS[t][0], t) for t in TOOLS],
+            value=model.tool,
+            style={"button_width": "62px"},
+            tooltips=[t for t in TOOLS],
+        )
+        self.tools.add_class("wb-tools")
+        self.tools.observe(self._on_tool, names="value")
+        self.presets = widgets.Dropdown(options=[PRESET_PROMPT], layout={"width": "150px"})
+        self.presets.observe(self._on_preset, names="value")
+
+        def button(label: str, tooltip: str, action: Callable[[Viewport], None]) -> widgets.Button:
+            b = widgets.Button(description=label, tooltip=tooltip, layout={"width": "auto"})
+            b.on_click(lambda _b: self._act(action))
+            b.add_class("wb-action")
+            return b
+
+        self.actions = [
+            button("Fit", "Zoom to fit", lambda v: setattr(v, "zoom", None)),
+            button("1:1", "One screen pixel per image pixel", lambda v: setattr(v, "zoom", 1.0)),
+            button("Invert", "Invert grey levels", lambda v: setattr(v, "invert", not v.invert)),
+            button("⟳", "Rotate 90° clockwise", lambda v: v.rotate(90)),
+            button("⇆", "Flip left-right", lambda v: v.flip_horizontal()),
+            button("⇅", "Flip top-bottom", lambda v: v.flip_vertical()),
+            button("Reset", "Back to the default display", lambda v: v.reset()),
+        ]
+        self.layout = widgets.Dropdown(
+            options=LAYOUTS,
+            value=None,
+            description="Layout",
+            layout={"width": "140px"},
+            style={"description_width": "45px"},
+        )
+        self.layout.observe(self._on_layout, names="value")
+        self.play = widgets.Play(interval=100, min=0, max=1, step=1, repeat=True,
+                                 description="Cine")  # fmt: skip
+        self.fps = widgets.BoundedIntText(value=10, min=1, max=60, description="fps",
+                                          layout={"width": "110px"},
+                                          style={"description_width": "28px"})  # fmt: skip
+        self.fps.observe(lambda c: setattr(self.play, "interval", int(1000 / c["new"])), "value")
+        self.play.observe(self._on_play, names="value")
+        self.label = widgets.Text(placeholder="arrow/text label", layout={"width": "140px"})
+        self.label.observe(lambda c: setattr(viewer.interaction, "label", c["new"]), "value")
+        self.settings_button = widgets.ToggleButton(description="⚙ Tools", layout={"width": "auto"})
+        self.settings = widgets.SelectMultiple(
+            options=list(TOOLS), rows=len(TOOLS), layout={"display": "none", "width": "140px"}
+        )
+        self.settings_button.observe(self._on_settings_toggle, names="value")
+        self.settings.observe(self._on_settings, names="value")
+        row1 = widgets.HBox([self.tools])
+        row2 = widgets.HBox(
+            [
+                self.presets,
+                *self.actions,
+                self.layout,
+                self.play,
+                self.fps,
+                self.label,
+                self.settings_button,
+            ]
+        )
+        self.box = widgets.VBox([row1, row2, self.settings])
+        self.box.add_class("wb-toolbar")
+
+    def _act(self, action: Callable[[Viewport], None]) -> None:
+        viewport = self.viewer.model.active_viewport
+        if viewport.stack is not None:
+            action(viewport)
+
+    def _on_tool(self, change) -> None:
+        if change["new"] is not None:
+            self.viewer.model.tool = change["new"]
+
+    def _on_preset(self, change) -> None:
+        name = change["new"]
+        if name and name != PRESET_PROMPT:
+            self.viewer.model.active_viewport.apply_preset(name)
+            self.presets.value = PRESET_PROMPT
+
+    def _on_layout(self, change) -> None:
+        if change["new"]:
+            rows, cols = (int(v) for v in change["new"].split("×"))
+            self.viewer.layout = (rows, cols)
+
+    def _on_play(self, change) -> None:
+        viewport = self.viewer.model.active_viewport
+        if viewport.stack is not None and viewport.frame_count > 1:
+            target = int(change["new"]) % viewport.frame_count
+            if target != viewport.frame:
+                viewport.frame = target
+
+    def _on_settings_toggle(self, change) -> None:
+        self.settings.layout.display = "flex" if change["new"] else "none"
+
+    def _on_settings(self, change) -> None:
+        modality = self.viewer.model.active_viewport.attrs.get("Modality") or "*"
+        chosen = [t for t in TOOLS if t in change["new"]]
+        if not chosen:
+            return
+        settings = self.viewer.toolbar_settings
+        if not isinstance(settings, Mapping):
+            settings = {"*": tuple(settings)} if settings is not None else {}
+        self.viewer.toolbar_settings = {**settings, modality: tuple(chosen)}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Follow the active viewport: its modality's tools, presets and frame count."""
+        viewport = self.viewer.model.active_viewport
+        modality = viewport.attrs.get("Modality")
+        shown = toolbar_tools(modality, self.viewer.toolbar_settings)
+        self.tools.unobserve(self._on_tool, names="value")
+        self.tools.options = [(TOOL_BUTTONS[t][0], t) for t in shown]
+        self.tools.tooltips = list(shown)
+        self.tools.value = self.viewer.model.tool if self.viewer.model.tool in shown else None
+        self.tools.observe(self._on_tool, names="value")
+        self.settings.unobserve(self._on_settings, names="value")
+        self.settings.value = shown
+        self.settings.observe(self._on_settings, names="value")
+        presets = list(viewport.presets()) if viewport.stack is not None else []
+        self.presets.options = [PRESET_PROMPT, *presets]
+        self.presets.value = PRESET_PROMPT
+        self.play.max = max(viewport.frame_count - 1, 1)
+        self.play.disabled = viewport.frame_count < 2
+
+
+class Viewer:
+    """A DICOM viewer for notebooks.
+
+    Parameters
+    ----------
+    source
+        What to show: a folder, a file or a list of files (scanned and opened lazily with
+        :mod:`workbench.io`), an ``xarray.DataArray`` from :func:`workbench.io.open_series`,
+        or a list of them.
+    toolbar
+        Which tools the toolbar offers: a list of tool names, or a mapping of modality (and
+        ``"*"`` for the rest) to tool names. Default: per-modality defaults
+        (:data:`workbench.widgets.tools.DEFAULT_TOOLBAR`).
+    layout
+        ``(rows, columns)`` of the viewport grid.
+    size
+        ``(width, height)`` in screen pixels of the whole viewport grid.
+    cache_bytes
+        Memory budget for decoded frames shared by all viewports.
+    thumbnails
+        Show the thumbnail panel.
+
+    Attributes
+    ----------
+    model : ViewerModel
+        All state; everything the widget shows can be changed through it.
+    skipped : list of (str, str)
+        Files or series in ``source`` that could not be opened, with the reason.
+    """
+
+    def __init__(
+        self,
+        source=None,
+        *,
+        toolbar: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        layout: tuple[int, int] = (1, 1),
+        size: tuple[int, int] = (640, 640),
+        cache_bytes: int = DEFAULT_MAX_BYTES,
+        thumbnails: bool = True,
+    ) -> None:
+        loaded = load_stacks(source)
+        self.skipped = loaded.skipped
+        toolbar_tools(None, toolbar)  # validate tool names early
+        self.toolbar_settings = toolbar
+        self.size = (int(size[0]), int(size[1]))
+        rows, cols = layout
+        self.model = ViewerModel(
+            loaded.stacks,
+            layout=layout,
+            viewport_size=self._viewport_size(rows, cols),
+            cache=FrameCache(cache_bytes),
+        )
+        self.interaction = Interaction(self.model)
+        self.views: list[ViewportView] = []
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="2px"))
+        self.grid.add_class("wb-grid")
+        self.toolbar = Toolbar(self)
+        self.annotation_list = widgets.HTML()
+        self.annotation_list.add_class("wb-annotations")
+        self.thumbnail_cache = ThumbnailCache()
+        self.thumbnails = ThumbnailPanel(self.model.stacks, self._pick, self.thumbnail_cache)
+        self.thumbnails.box.layout.display = None if thumbnails else "none"
+        self._sync_views()
+        self.toolbar.refresh()
+        self.model.on_change(self._on_change)
+        self.interaction.on_change(self._on_interaction)
+        main = widgets.VBox([self.toolbar.box, self.grid, self.annotation_list])
+        self.widget = widgets.HBox([self.thumbnails.box, main])
+        self.widget.add_class("wb-viewer")
+        self._update_annotation_list()
+
+    # -- the scriptable surface -------------------------------------------------------------
+    @property
+    def viewports(self) -> list[Viewport]:
+        return self.model.viewports
+
+    @property
+    def active_viewport(self) -> Viewport:
+        return self.model.active_viewport
+
+    @property
+    def annotations(self) -> AnnotationStore:
+        """The annotations (iterable; ``.table()`` gives a pandas DataFrame)."""
+        return self.model.annotations
+
+    @property
+    def stacks(self) -> list[xr.DataArray]:
+        return self.model.stacks
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        return self.model.layout
+
+    @layout.setter
+    def layout(self, value: tuple[int, int]) -> None:
+        rows, cols = value
+        # Size first so new viewports are created at their final size.
+        self.model._viewport_size = self._viewport_size(int(rows), int(cols))
+        self.model.layout = value
+
+    @property
+    def tool(self) -> str:
+        return self.model.tool
+
+    @tool.setter
+    def tool(self, name: str) -> None:
+        self.model.tool = name
+
+    def on_change(
+        self, callback: Callable[[Change], None], names: Iterable[str] | None = None
+    ) -> Callable[[], None]:
+        """Call ``callback(change)`` after each change of the viewer, its viewports or its
+        annotations; returns a function that unregisters it."""
+        return self.model.on_change(callback, names)
+
+    def show(self, stack: int | xr.DataArray, viewport: int | None = None) -> Viewport:
+        """Display a stack (index or volume) in a viewport (default: the active one)."""
+        added = isinstance(stack, xr.DataArray) and not any(stack is s for s in self.stacks)
+        target = self.model.show(stack, viewport)
+        if added:
+            self.thumbnails.update(self.model.stacks)
+        return target
+
+    def close(self) -> None:
+        """Close the widgets and stop background threads."""
+        for view in self.views:
+            view.close()
+        self.model.cache.close()
+        self.widget.close()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- keeping widgets in step with the model --------------------------------------------
+    def _viewport_size(self, rows: int, cols: int) -> tuple[int, int]:
+        return (max(self.size[0] // cols - 6, 64), max(self.size[1] // rows - 30, 64))
+
+    def _pick(self, index: int) -> None:
+        self.model.show(index)
+
+    def _sync_views(self) -> None:
+        size = self._viewport_size(*self.model.layout)
+        while len(self.views) > len(self.model.viewports):
+            self.views.pop().close()
+        for viewport in self.model.viewports:
+            viewport.size = size
+        for index in range(len(self.views), len(self.model.viewports)):
+            self.views.append(ViewportView(self.model.viewports[index], index, self.interaction))
+        cols = self.model.layout[1]
+        self.grid.layout.grid_template_columns = f"repeat({cols}, max-content)"
+        self.grid.children = [view.box for view in self.views]
+        for i, view in enumerate(self.views):
+            view.set_active(i == self.model.active)
+
+    def _on_change(self, change: Change) -> None:
+        name = change.name
+        if name == "layout":
+            self._sync_views()
+            self.toolbar.layout.unobserve(self.toolbar._on_layout, names="value")
+            label = f"{change.new[0]}×{change.new[1]}"
+            self.toolbar.layout.value = label if label in LAYOUTS else None
+            self.toolbar.layout.observe(self.toolbar._on_layout, names="value")
+        elif name == "active":
+            for i, view in enumerate(self.views):
+                view.set_active(i == change.new)
+            self.toolbar.refresh()
+        elif name == "tool":
+            if change.source is self.model and self.toolbar.tools.value != change.new:
+                self.toolbar.tools.value = change.new
+        elif name == "annotations":
+            for view in self.views:
+                view.redraw_overlay()
+            self._update_annotation_list()
+        elif name == "stack" and change.source is self.model.active_viewport:
+            self.toolbar.refresh()
+        elif name == "stacks":
+            self.thumbnails.update(self.model.stacks)
+        if name == "frame" and change.source is self.model.active_viewport:
+            self._update_annotation_list()
+
+    def _on_interaction(self, change: Change) -> None:
+        # A finished or abandoned draft may have been on any viewport: redraw them all then.
+        everywhere = change.name == "selected" or change.new is None
+        for view in self.views:
+            if everywhere or view.viewport is self.interaction.draft_viewport:
+                view.redraw_overlay()
+        if change.name == "draft":
+            self._update_annotation_list()
+
+    def _update_annotation_list(self) -> None:
+        viewport = self.model.active_viewport
+        shown = self.model.annotations.visible_on(viewport.image_reference())
+        items = []
+        draft = self.interaction.draft
+        for annotation in [*shown, draft] if draft is not None else shown:
+            text = annotation.text.replace("\n", " · ") or annotation.kind
+            state = "drawing" if annotation is draft else "done"
+            items.append(
+                f"<li class='wb-annotation' data-kind='{annotation.kind}' data-state='{state}'>"
+                f"{html.escape(annotation.kind)}: {html.escape(text)}</li>"
+            )
+        self.annotation_list.value = (
+            f"<ul style='margin:2px 0;font-size:12px'>{''.join(items)}</ul>" if items else ""
+        )
