@@ -50,8 +50,13 @@ def round_trip(state: PresentationState, images, tmp_path: Path, **read_args):
 def assert_same_annotations(expected: list[Annotation], actual: list[Annotation]) -> None:
     assert len(actual) == len(expected)
     for want, got in zip(expected, actual, strict=True):
-        assert (got.kind, got.text, got.layer, got.uid, got.image) == \
-            (want.kind, want.text, want.layer, want.uid, want.image)
+        assert (got.kind, got.text, got.layer, got.uid, got.image) == (
+            want.kind,
+            want.text,
+            want.layer,
+            want.uid,
+            want.image,
+        )
         assert got.values == want.values and got.units == want.units
         np.testing.assert_allclose(got.points, want.points, atol=1e-3)
 
@@ -59,50 +64,86 @@ def assert_same_annotations(expected: list[Annotation], actual: list[Annotation]
 def test_annotations_round_trip_exactly(ct, tmp_path):
     image = ref(ct)
     annotations = [
-        Annotation("length", [(10.3, 20.7), (100.25, 200.5)], image, "Length 42.13 mm",
-                   {"length_mm": 42.127893, "length_px": 93.3}, {"length_mm": "mm",
-                                                                 "length_px": "px"}),
-        Annotation("angle", [(50, 50), (100, 100), (150, 50)], image, "90.0°",
-                   {"angle_deg": 90.0}, {"angle_deg": "deg"}),
-        Annotation("cobb", [(10, 10), (60, 20), (10, 90), (60, 80)], image, "Cobb 22.6°",
-                   {"angle_deg": 22.62}, {"angle_deg": "deg"}),
-        Annotation("ellipse", [(200, 200), (260, 240)], image, "mean 35.2",
-                   {"mean": 35.2, "std": 4.01, "min": -12.0, "max": 80.0, "area_mm2": 1.5e3},
-                   {"mean": "HU", "std": "HU", "min": "HU", "max": "HU", "area_mm2": "mm2"}),
+        Annotation(
+            "length",
+            [(10.3, 20.7), (100.25, 200.5)],
+            image,
+            "Length 42.13 mm",
+            {"length_mm": 42.127893, "length_px": 93.3},
+            {"length_mm": "mm", "length_px": "px"},
+        ),
+        Annotation(
+            "angle",
+            [(50, 50), (100, 100), (150, 50)],
+            image,
+            "90.0°",
+            {"angle_deg": 90.0},
+            {"angle_deg": "deg"},
+        ),
+        Annotation(
+            "cobb",
+            [(10, 10), (60, 20), (10, 90), (60, 80)],
+            image,
+            "Cobb 22.6°",
+            {"angle_deg": 22.62},
+            {"angle_deg": "deg"},
+        ),
+        Annotation(
+            "ellipse",
+            [(200, 200), (260, 240)],
+            image,
+            "mean 35.2",
+            {"mean": 35.2, "std": 4.01, "min": -12.0, "max": 80.0, "area_mm2": 1.5e3},
+            {"mean": "HU", "std": "HU", "min": "HU", "max": "HU", "area_mm2": "mm2"},
+        ),
         Annotation("ellipse", [(20, 300), (40, 400)], image),
         Annotation("rectangle", [(300, 300), (350, 380)], image, "mean 3", {"mean": 3.0}),
-        Annotation("probe", [(256, 256)], image, "-1000 HU", {"value": -1000.0},
-                   {"value": "HU"}),
+        Annotation("probe", [(256, 256)], image, "-1000 HU", {"value": -1000.0}, {"value": "HU"}),
         Annotation("point", [(0, 0)], image, layer="Landmarks"),
         Annotation("arrow", [(400, 100), (300, 200)], image, "lesion"),
         Annotation("arrow", [(40, 10), (30, 20)], image),
         Annotation("text", [(20, 480)], image, "Teaching note\nsecond line", layer="Notes"),
         Annotation("polyline", [(1, 1), (5, 9), (30, 3), (1, 1)], image),
-        Annotation("vhs", [(100, 100), (200, 150), (120, 180), (180, 90), (300, 300)], image,
-                   "VHS 10.2 v", {"vhs": 10.2}, {"vhs": "v"}),
+        Annotation(
+            "vhs",
+            [(100, 100), (200, 150), (120, 180), (180, 90), (300, 300)],
+            image,
+            "VHS 10.2 v",
+            {"vhs": 10.2},
+            {"vhs": "v"},
+        ),
     ]
     created = dt.datetime(2025, 1, 2, 3, 4, 5, 678000)
-    state = PresentationState("Teaching case", annotations, images=[image], creator="Doe^Jane",
-                              created=created)
+    state = PresentationState(
+        "Teaching case", annotations, images=[image], creator="Doe^Jane", created=created
+    )
     back = round_trip(state, [ct], tmp_path)
     assert_same_annotations(annotations, back.annotations)
-    assert (back.name, back.creator, back.created, back.images) == \
-        ("Teaching case", "Doe^Jane", created, [image])
+    assert (back.name, back.creator, back.created, back.images) == (
+        "Teaching case",
+        "Doe^Jane",
+        created,
+        [image],
+    )
     assert back.not_shown == []
     assert back.sop_instance_uid
 
 
-@pytest.mark.parametrize("display", [
-    DisplaySettings(),
-    DisplaySettings(window=(40, 400)),
-    DisplaySettings(window=(-600.5, 1500.25), invert=True),
-    DisplaySettings(rotation=90),
-    DisplaySettings(rotation=270, flip=True, window=(40, 80)),
-    DisplaySettings(rotation=180, flip=True, zoom=2.5, center=(180, 300)),
-    DisplaySettings(zoom=0.75, center=(255.5, 255.5), rotation=90, flip=True),
-    DisplaySettings(area=(100, 50, 300, 400), rotation=90),
-    DisplaySettings(voi_lut=VoiLut(-1024, 12, tuple(range(0, 4096, 2)), "ramp"), invert=True),
-], ids=lambda d: repr(d)[16:60])
+@pytest.mark.parametrize(
+    "display",
+    [
+        DisplaySettings(),
+        DisplaySettings(window=(40, 400)),
+        DisplaySettings(window=(-600.5, 1500.25), invert=True),
+        DisplaySettings(rotation=90),
+        DisplaySettings(rotation=270, flip=True, window=(40, 80)),
+        DisplaySettings(rotation=180, flip=True, zoom=2.5, center=(180, 300)),
+        DisplaySettings(zoom=0.75, center=(255.5, 255.5), rotation=90, flip=True),
+        DisplaySettings(area=(100, 50, 300, 400), rotation=90),
+        DisplaySettings(voi_lut=VoiLut(-1024, 12, tuple(range(0, 4096, 2)), "ramp"), invert=True),
+    ],
+    ids=lambda d: repr(d)[16:60],
+)
 def test_display_settings_round_trip(ct, tmp_path, display):
     back = round_trip(PresentationState("Display", display=display), [ct], tmp_path)
     expected = display
@@ -110,8 +151,9 @@ def test_display_settings_round_trip(ct, tmp_path, display):
         # The state records the image's own default window rather than "none".
         centers = ct.WindowCenter if ct["WindowCenter"].VM > 1 else [ct.WindowCenter]
         widths = ct.WindowWidth if ct["WindowWidth"].VM > 1 else [ct.WindowWidth]
-        expected = DisplaySettings(**{**vars(display),
-                                      "window": (float(centers[0]), float(widths[0]))})
+        expected = DisplaySettings(
+            **{**vars(display), "window": (float(centers[0]), float(widths[0]))}
+        )
     assert back.display == expected
     assert back.not_shown == []
 
@@ -126,8 +168,7 @@ def test_whole_image_area_reads_as_explicit_without_the_image_size(ct, tmp_path)
 def test_monochrome1_polarity_round_trips_when_the_image_is_known(shared_data, tmp_path):
     image = pydicom.dcmread(shared_data / CR_MONO1, stop_before_pixels=True)
     for invert in (False, True):
-        state = PresentationState("CR", display=DisplaySettings(window=(1600, 2800),
-                                                                invert=invert))
+        state = PresentationState("CR", display=DisplaySettings(window=(1600, 2800), invert=invert))
         back = round_trip(state, [image], tmp_path, photometric="MONOCHROME1")
         assert back.display.invert is invert
 
@@ -135,8 +176,9 @@ def test_monochrome1_polarity_round_trips_when_the_image_is_known(shared_data, t
 def test_frames_of_a_multiframe_image_round_trip(shared_data, tmp_path):
     image = pydicom.dcmread(shared_data / ENHANCED_CT, stop_before_pixels=True)
     frame = ref(image, 2)
-    line = Annotation("length", [(10, 10), (50, 50)], frame, "56 mm", {"length_mm": 56.0},
-                      {"length_mm": "mm"})
+    line = Annotation(
+        "length", [(10, 10), (50, 50)], frame, "56 mm", {"length_mm": 56.0}, {"length_mm": "mm"}
+    )
     back = round_trip(PresentationState("Frame 2", [line], images=[frame]), [image], tmp_path)
     assert back.images == [frame]
     assert_same_annotations([line], back.annotations)
@@ -162,8 +204,11 @@ def test_reads_a_real_agfa_gsps(shared_data):
     assert state.name == "DIAGUSER_DEFINED"  # no Content Description: the label stands in
     assert state.creator == "Peter^Lambert"
     assert state.created == dt.datetime(2021, 10, 1, 16, 14, 43, 482000)
-    assert state.images == [ImageReference(
-        "1.2.840.10008.5.1.4.1.1.1", "1.2.40.0.13.1.188812342173958994015240267909703912045")]
+    assert state.images == [
+        ImageReference(
+            "1.2.840.10008.5.1.4.1.1.1", "1.2.40.0.13.1.188812342173958994015240267909703912045"
+        )
+    ]
     lut = state.display.voi_lut
     assert (lut.first_mapped, lut.bits, len(lut.data)) == (0, 16, 4096)
     assert state.display.window is None
@@ -173,8 +218,7 @@ def test_reads_a_real_agfa_gsps(shared_data):
     assert state.display.area == (0.0, 0.0, 2493.0, 2047.0)
     line, label = state.annotations
     assert line.kind == "polyline" and line.layer == "CUSTOM"
-    np.testing.assert_allclose(line.points, [(560.947, 623.86), (605.9723, 576.1862)],
-                               atol=1e-3)
+    np.testing.assert_allclose(line.points, [(560.947, 623.86), (605.9723, 576.1862)], atol=1e-3)
     assert label.kind == "arrow"
     assert label.text == "Distance measurement 1\nLength: 11.1mm[proj]"
     # The label's connecting line ends at the anchor, the end of the measured line.
@@ -192,10 +236,12 @@ def test_foreign_graphics_become_annotations_or_notes(ct, tmp_path):
     layer = pr.GraphicLayer("OTHER", order=1)
     graphics = [
         pr.GraphicObject("CIRCLE", np.array([[100.5, 100.5], [110.5, 100.5]]), "PIXEL"),
-        pr.GraphicObject("ELLIPSE", np.array([[50.5, 50.5], [150.5, 150.5],
-                                              [120.5, 80.5], [80.5, 120.5]]), "PIXEL"),
-        pr.GraphicObject("INTERPOLATED", np.array([[1.5, 1.5], [20.5, 5.5], [40.5, 1.5]]),
-                         "PIXEL"),
+        pr.GraphicObject(
+            "ELLIPSE",
+            np.array([[50.5, 50.5], [150.5, 150.5], [120.5, 80.5], [80.5, 120.5]]),
+            "PIXEL",
+        ),
+        pr.GraphicObject("INTERPOLATED", np.array([[1.5, 1.5], [20.5, 5.5], [40.5, 1.5]]), "PIXEL"),
         pr.GraphicObject("POLYLINE", np.array([[0.1, 0.1], [0.9, 0.9]]), "DISPLAY"),
     ]
     texts = [
@@ -203,13 +249,20 @@ def test_foreign_graphics_become_annotations_or_notes(ct, tmp_path):
         pr.TextObject("Boxed", "PIXEL", bounding_box=(10.5, 20.5, 60.5, 40.5)),
     ]
     ds = pr.GrayscaleSoftcopyPresentationState(
-        referenced_images=[ct], series_instance_uid=hd.UID(), series_number=1,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Elsewhere",
-        manufacturer_model_name="Other viewer", software_versions="1",
-        device_serial_number="1", content_label="THEIRS",
+        referenced_images=[ct],
+        series_instance_uid=hd.UID(),
+        series_number=1,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="Elsewhere",
+        manufacturer_model_name="Other viewer",
+        software_versions="1",
+        device_serial_number="1",
+        content_label="THEIRS",
         graphic_layers=[layer],
-        graphic_annotations=[pr.GraphicAnnotation([ct], layer, graphic_objects=graphics,
-                                                  text_objects=texts)],
+        graphic_annotations=[
+            pr.GraphicAnnotation([ct], layer, graphic_objects=graphics, text_objects=texts)
+        ],
     )
     ds.ShutterShape = ["RECTANGULAR", "CIRCULAR"]
     ds.ShutterLeftVerticalEdge, ds.ShutterRightVerticalEdge = 10, 500

@@ -43,26 +43,60 @@ def ref(ds: pydicom.Dataset, frame: int | None = None) -> ImageReference:
 def every_kind(image: ImageReference) -> list[Annotation]:
     """One annotation of each kind the viewer draws, with labels and values."""
     return [
-        Annotation("length", [(10, 20), (100.25, 200.5)], image, "42.1 mm",
-                   {"length_mm": 42.1}, {"length_mm": "mm"}),
-        Annotation("angle", [(50, 50), (100, 100), (150, 50)], image, "90.0°",
-                   {"angle_deg": 90.0}, {"angle_deg": "deg"}),
-        Annotation("cobb", [(10, 10), (60, 20), (10, 90), (60, 80)], image, "Cobb 22.6°",
-                   {"angle_deg": 22.6}, {"angle_deg": "deg"}),
-        Annotation("ellipse", [(200, 200), (260, 240)], image, "mean 35.2 HU",
-                   {"mean": 35.2, "std": 4.0, "area_mm2": 1234.5},
-                   {"mean": "HU", "std": "HU", "area_mm2": "mm2"}),
+        Annotation(
+            "length",
+            [(10, 20), (100.25, 200.5)],
+            image,
+            "42.1 mm",
+            {"length_mm": 42.1},
+            {"length_mm": "mm"},
+        ),
+        Annotation(
+            "angle",
+            [(50, 50), (100, 100), (150, 50)],
+            image,
+            "90.0°",
+            {"angle_deg": 90.0},
+            {"angle_deg": "deg"},
+        ),
+        Annotation(
+            "cobb",
+            [(10, 10), (60, 20), (10, 90), (60, 80)],
+            image,
+            "Cobb 22.6°",
+            {"angle_deg": 22.6},
+            {"angle_deg": "deg"},
+        ),
+        Annotation(
+            "ellipse",
+            [(200, 200), (260, 240)],
+            image,
+            "mean 35.2 HU",
+            {"mean": 35.2, "std": 4.0, "area_mm2": 1234.5},
+            {"mean": "HU", "std": "HU", "area_mm2": "mm2"},
+        ),
         Annotation("ellipse", [(20, 300), (40, 400)], image),  # taller than wide
-        Annotation("rectangle", [(300, 300), (350, 380)], image, "max 1200 HU", {"max": 1200.0},
-                   {"max": "HU"}),
-        Annotation("probe", [(256, 256)], image, "-1000 HU", {"value": -1000.0},
-                   {"value": "HU"}),
+        Annotation(
+            "rectangle",
+            [(300, 300), (350, 380)],
+            image,
+            "max 1200 HU",
+            {"max": 1200.0},
+            {"max": "HU"},
+        ),
+        Annotation("probe", [(256, 256)], image, "-1000 HU", {"value": -1000.0}, {"value": "HU"}),
         Annotation("point", [(0, 0)], image),
         Annotation("arrow", [(400, 100), (300, 200)], image, "lesion"),
         Annotation("text", [(20, 480)], image, "Teaching note\nsecond line", layer="Notes"),
         Annotation("polyline", [(1, 1), (5, 9), (30, 3)], image),
-        Annotation("vhs", [(100, 100), (200, 150), (120, 180), (180, 90), (300, 300)], image,
-                   "VHS 10.2 v", {"vhs": 10.2}, {"vhs": "v"}),
+        Annotation(
+            "vhs",
+            [(100, 100), (200, 150), (120, 180), (180, 90), (300, 300)],
+            image,
+            "VHS 10.2 v",
+            {"vhs": 10.2},
+            {"vhs": "v"},
+        ),
     ]
 
 
@@ -73,8 +107,9 @@ def ct(shared_data) -> tuple[Path, pydicom.Dataset]:
 
 
 def dcmpschk(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([require_tool("dcmpschk"), str(path)], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [require_tool("dcmpschk"), str(path)], capture_output=True, text=True, timeout=60
+    )
 
 
 def assert_dcmpschk_passes(path: Path) -> None:
@@ -90,29 +125,55 @@ def assert_dcmpschk_passes(path: Path) -> None:
 
 def _cases():
     return [
-        ("ct-everything", CT_SERIES, None,
-         DisplaySettings(window=(40, 400), invert=True, rotation=90, flip=True, zoom=2.0,
-                         center=(200, 220)), True),
+        (
+            "ct-everything",
+            CT_SERIES,
+            None,
+            DisplaySettings(
+                window=(40, 400), invert=True, rotation=90, flip=True, zoom=2.0, center=(200, 220)
+            ),
+            True,
+        ),
         ("ct-defaults", CT_SERIES, None, DisplaySettings(), False),
-        ("mr-area", MR_SERIES, None,
-         DisplaySettings(window=(300, 600), rotation=270, area=(10, 20, 100, 150)), False),
+        (
+            "mr-area",
+            MR_SERIES,
+            None,
+            DisplaySettings(window=(300, 600), rotation=270, area=(10, 20, 100, 150)),
+            False,
+        ),
         ("cr-monochrome1", CR_MONO1, None, DisplaySettings(invert=False, rotation=180), False),
         ("image-voi-lut", VOI_LUT_IMAGE, None, DisplaySettings(), False),
         ("enhanced-ct-frame", ENHANCED_CT, 2, DisplaySettings(window=(0, 2000)), False),
     ]
 
 
-@pytest.mark.parametrize(("source", "frame", "display", "annotate"),
-                         [c[1:] for c in _cases()], ids=[c[0] for c in _cases()])
+@pytest.mark.parametrize(
+    ("source", "frame", "display", "annotate"),
+    [c[1:] for c in _cases()],
+    ids=[c[0] for c in _cases()],
+)
 def test_dcmpschk_accepts_what_we_write(shared_data, tmp_path, source, frame, display, annotate):
     path = shared_data / source
     image = header(first_file(path) if path.is_dir() else path)
     image_ref = ref(image, frame)
-    annotations = every_kind(image_ref) if annotate else [
-        Annotation("length", [(1, 1), (8, 8)], image_ref, "7.1 px", {"length_px": 7.07},
-                   {"length_px": "px"})]
-    state = PresentationState("Review", annotations, display, images=[image_ref],
-                              creator="Doe^Jane")
+    annotations = (
+        every_kind(image_ref)
+        if annotate
+        else [
+            Annotation(
+                "length",
+                [(1, 1), (8, 8)],
+                image_ref,
+                "7.1 px",
+                {"length_px": 7.07},
+                {"length_px": "px"},
+            )
+        ]
+    )
+    state = PresentationState(
+        "Review", annotations, display, images=[image_ref], creator="Doe^Jane"
+    )
     out = tmp_path / "state.dcm"
     gsps.write(state, [image]).save_as(out, enforce_file_format=True)
     assert_dcmpschk_passes(out)
@@ -133,10 +194,15 @@ def test_written_object_describes_the_state(ct):
     image_ref = ref(image)
     created = dt.datetime(2024, 3, 5, 14, 30, 15, 250000)
     state = PresentationState(
-        "Findings for review", every_kind(image_ref),
-        DisplaySettings(window=(40, 400), invert=True, rotation=90, flip=False, zoom=1.5,
-                        center=(255.5, 255.5)),
-        images=[image_ref], creator="Doe^Jane", created=created)
+        "Findings for review",
+        every_kind(image_ref),
+        DisplaySettings(
+            window=(40, 400), invert=True, rotation=90, flip=False, zoom=1.5, center=(255.5, 255.5)
+        ),
+        images=[image_ref],
+        creator="Doe^Jane",
+        created=created,
+    )
     ds = gsps.write(state, [image], series_number=77, instance_number=3)
 
     assert ds.SOPClassUID == GSPS_CLASS and ds.Modality == "PR"
@@ -147,8 +213,10 @@ def test_written_object_describes_the_state(ct):
     assert ds.ContentLabel == "FINDINGS_FOR_REV"
     assert ds.ContentDescription == "Findings for review"
     assert str(ds.ContentCreatorName) == "Doe^Jane"
-    assert (ds.PresentationCreationDate, ds.PresentationCreationTime) == \
-        ("20240305", "143015.250000")
+    assert (ds.PresentationCreationDate, ds.PresentationCreationTime) == (
+        "20240305",
+        "143015.250000",
+    )
     assert ds.PresentationLUTShape == "INVERSE"
     voi = ds.SoftcopyVOILUTSequence[0]
     assert (float(voi.WindowCenter), float(voi.WindowWidth)) == (40.0, 400.0)
@@ -196,16 +264,21 @@ def test_default_voi_is_the_images_own(shared_data, ct):
     assert float(voi.WindowCenter) == float(centers[0])
     lut_image = header(shared_data / VOI_LUT_IMAGE)
     voi = gsps.write(PresentationState("l"), [lut_image]).SoftcopyVOILUTSequence[0]
-    assert list(voi.VOILUTSequence[0].LUTDescriptor) == \
-        list(lut_image.VOILUTSequence[0].LUTDescriptor)
+    assert list(voi.VOILUTSequence[0].LUTDescriptor) == list(
+        lut_image.VOILUTSequence[0].LUTDescriptor
+    )
 
 
 def test_several_states_share_one_series(ct):
     _, image = ct
     series = pydicom.uid.generate_uid()
     written = [
-        gsps.write(PresentationState(name, display=DisplaySettings(window=(w, 400))), [image],
-                   series_instance_uid=series, instance_number=n)
+        gsps.write(
+            PresentationState(name, display=DisplaySettings(window=(w, 400))),
+            [image],
+            series_instance_uid=series,
+            instance_number=n,
+        )
         for n, (name, w) in enumerate([("Soft tissue", 40), ("Lung", -600), ("Bone", 500)], 1)
     ]
     assert {ds.SeriesInstanceUID for ds in written} == {series}
@@ -213,14 +286,17 @@ def test_several_states_share_one_series(ct):
     assert [gsps.read(ds).name for ds in written] == ["Soft tissue", "Lung", "Bone"]
 
 
-@pytest.mark.parametrize(("name", "label"), [
-    ("Vertebral Heart Score", "VERTEBRAL_HEART"),
-    ("Findings", "FINDINGS"),
-    ("Größe 2", "GROSSE_2"),
-    ("a/b-c  d", "A_B_C_D"),
-    ("日本語", "UNNAMED"),
-    ("", "UNNAMED"),
-])
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("Vertebral Heart Score", "VERTEBRAL_HEART"),
+        ("Findings", "FINDINGS"),
+        ("Größe 2", "GROSSE_2"),
+        ("a/b-c  d", "A_B_C_D"),
+        ("日本語", "UNNAMED"),
+        ("", "UNNAMED"),
+    ],
+)
 def test_content_label_is_a_valid_code_string(name, label):
     assert gsps.content_label(name) == label
 
@@ -230,15 +306,18 @@ def test_creator_defaults_to_the_login_name(ct):
     ds = gsps.write(PresentationState("Mine"), [image])
     assert str(ds.ContentCreatorName) == f"{getpass.getuser()}^"
     assert gsps.read(ds).creator == getpass.getuser()
-    assert str(gsps.write(PresentationState("x"), [image], creator="Roe^Ann")
-               .ContentCreatorName) == "Roe^Ann"
+    assert (
+        str(gsps.write(PresentationState("x"), [image], creator="Roe^Ann").ContentCreatorName)
+        == "Roe^Ann"
+    )
 
 
 def test_text_beyond_ascii_is_encoded(shared_data, tmp_path):
     image = header(shared_data / CR_MONO1)
     image_ref = ref(image)
-    angle = Annotation("angle", [(1, 1), (5, 5), (10, 2)], image_ref, "45.0°", {"a": 45.0},
-                       {"a": "°"})
+    angle = Annotation(
+        "angle", [(1, 1), (5, 5), (10, 2)], image_ref, "45.0°", {"a": 45.0}, {"a": "°"}
+    )
     latin = gsps.write(PresentationState("Größe", [angle], creator="Müller^Jörg"), [image])
     assert latin.SpecificCharacterSet == "ISO_IR 100"
     latin.save_as(tmp_path / "latin.dcm", enforce_file_format=True)
@@ -247,8 +326,11 @@ def test_text_beyond_ascii_is_encoded(shared_data, tmp_path):
     assert utf8.SpecificCharacterSet == "ISO_IR 192"
     utf8.save_as(tmp_path / "utf8.dcm", enforce_file_format=True)
     back = gsps.read(tmp_path / "utf8.dcm")
-    assert (back.name, back.annotations[0].text, back.annotations[0].units) == \
-        ("所見", "45.0°", {"a": "°"})
+    assert (back.name, back.annotations[0].text, back.annotations[0].units) == (
+        "所見",
+        "45.0°",
+        {"a": "°"},
+    )
     assert gsps.read(tmp_path / "latin.dcm").creator == "Müller^Jörg"
 
 
@@ -274,7 +356,8 @@ def test_bad_input_is_refused_with_a_reason(shared_data, ct):
         gsps.write(PresentationState("x", [stranger]), [image])
     with pytest.raises(ValueError, match="needs 3 points"):
         gsps.write(PresentationState("x", [Annotation("angle", [(1, 1), (2, 2)])]), [image])
-    rgb = header(shared_data / "sc_rgb_rle" / next(
-        p.name for p in (shared_data / "sc_rgb_rle").iterdir()))
+    rgb = header(
+        shared_data / "sc_rgb_rle" / next(p.name for p in (shared_data / "sc_rgb_rle").iterdir())
+    )
     with pytest.raises(ValueError, match="samples per pixel"):
         gsps.write(PresentationState("x"), [rgb])

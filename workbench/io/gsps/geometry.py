@@ -96,6 +96,7 @@ def region_around(center: Point, columns: int, rows: int) -> tuple[int, int, int
     is odd and between two pixels when even; the region is one pixel larger than the image
     where that is needed to centre it on ``center`` to the nearest half pixel.
     """
+
     def span(middle: float, size: int) -> tuple[int, int]:
         twice = round(2 * middle)
         if (size - 1) % 2 != twice % 2:

@@ -100,11 +100,15 @@ def _read(
     if sop_class not in PRESENTATION_STATE_CLASSES:
         raise InvalidDicomError(
             f"not a presentation state: SOP Class UID is {sop_class or 'missing'}, expected one "
-            "of the Softcopy Presentation State Storage classes (PS3.4 B.5)", path)
+            "of the Softcopy Presentation State Storage classes (PS3.4 B.5)",
+            path,
+        )
     notes: list[str] = []
     if sop_class != GRAYSCALE:
-        notes.append(f"{PRESENTATION_STATE_CLASSES[sop_class]}: only its annotations and "
-                     "spatial settings are applied, not its color handling")
+        notes.append(
+            f"{PRESENTATION_STATE_CLASSES[sop_class]}: only its annotations and "
+            "spatial settings are applied, not its color handling"
+        )
     ours = str(ds.get("Manufacturer", "")) == MANUFACTURER
     images = _referenced_images(ds)
     annotations = _annotations(ds, images, ours, notes)
@@ -150,8 +154,9 @@ def _created(ds: Dataset) -> _dt.datetime:
     except ValueError:
         return day
     microseconds = int((fraction + "000000")[:6]) if fraction.isdigit() else 0
-    return day.replace(hour=moment.hour, minute=moment.minute, second=moment.second,
-                       microsecond=microseconds)
+    return day.replace(
+        hour=moment.hour, minute=moment.minute, second=moment.second, microsecond=microseconds
+    )
 
 
 def _image_refs(items: Sequence[Dataset]) -> list[ImageReference]:
@@ -163,11 +168,13 @@ def _image_refs(items: Sequence[Dataset]) -> list[ImageReference]:
         elif not isinstance(frames, Sequence) or isinstance(frames, str):
             frames = [frames]
         for frame in frames:
-            refs.append(ImageReference(
-                str(item.get("ReferencedSOPClassUID", "")),
-                str(item.get("ReferencedSOPInstanceUID", "")),
-                None if frame is None else int(frame),
-            ))
+            refs.append(
+                ImageReference(
+                    str(item.get("ReferencedSOPClassUID", "")),
+                    str(item.get("ReferencedSOPInstanceUID", "")),
+                    None if frame is None else int(frame),
+                )
+            )
     return refs
 
 
@@ -193,8 +200,16 @@ def _display(
         gsps_rotation = 90 * round(gsps_rotation / 90)
     rotation = geometry.from_gsps_rotation(gsps_rotation, flip)
     zoom, center, area = _displayed_area(ds, image_size, notes)
-    return DisplaySettings(window=window, invert=invert, rotation=rotation, flip=flip,
-                           zoom=zoom, center=center, voi_lut=voi_lut, area=area)
+    return DisplaySettings(
+        window=window,
+        invert=invert,
+        rotation=rotation,
+        flip=flip,
+        zoom=zoom,
+        center=center,
+        voi_lut=voi_lut,
+        area=area,
+    )
 
 
 def _voi(ds: Dataset, notes: list[str]) -> tuple[tuple[float, float] | None, VoiLut | None]:
@@ -208,8 +223,9 @@ def _voi(ds: Dataset, notes: list[str]) -> tuple[tuple[float, float] | None, Voi
         lut = item.VOILUTSequence[0]
         descriptor = [int(v) for v in lut.LUTDescriptor]
         data = _lut_data(lut, descriptor)
-        return None, VoiLut(descriptor[1], descriptor[2], tuple(data),
-                            str(lut.get("LUTExplanation", "") or ""))
+        return None, VoiLut(
+            descriptor[1], descriptor[2], tuple(data), str(lut.get("LUTExplanation", "") or "")
+        )
     if "WindowCenter" in item and "WindowWidth" in item:
         center, width = _first(item.WindowCenter), _first(item.WindowWidth)
         function = str(item.get("VOILUTFunction", "LINEAR") or "LINEAR")
@@ -255,11 +271,14 @@ def _displayed_area(ds: Dataset, image_size: tuple[int, int] | None, notes: list
     if len(items) > 1:
         notes.append(f"{len(items)} image-specific displayed areas; the first is applied to all")
     item = items[0]
-    if "DisplayedAreaTopLeftHandCorner" not in item or \
-            "DisplayedAreaBottomRightHandCorner" not in item:
+    if (
+        "DisplayedAreaTopLeftHandCorner" not in item
+        or "DisplayedAreaBottomRightHandCorner" not in item
+    ):
         return None, None, None
-    region = geometry.region_from_corners(item.DisplayedAreaTopLeftHandCorner,
-                                          item.DisplayedAreaBottomRightHandCorner)
+    region = geometry.region_from_corners(
+        item.DisplayedAreaTopLeftHandCorner, item.DisplayedAreaBottomRightHandCorner
+    )
     center = geometry.region_center(region)
     mode = str(item.get("PresentationSizeMode", "SCALE TO FIT")).upper()
     if mode == "MAGNIFY" and "PresentationPixelMagnificationRatio" in item:
@@ -273,15 +292,31 @@ def _displayed_area(ds: Dataset, image_size: tuple[int, int] | None, notes: list
 
 def _note_unsupported_modules(ds: Dataset, notes: list[str]) -> None:
     shape = ds.get("ShutterShape")
-    shutters = [str(v) for v in (shape if isinstance(shape, Sequence) and not isinstance(
-        shape, str) else [shape] if shape else [])]
+    shutters = [
+        str(v)
+        for v in (
+            shape
+            if isinstance(shape, Sequence) and not isinstance(shape, str)
+            else [shape]
+            if shape
+            else []
+        )
+    ]
     if shutters:
         notes.append(f"display shutter ({', '.join(shutters).lower()})")
-    if "ShutterPresentationValue" in ds and not shutters and any(
-            (elem.tag.group, elem.tag.element) == (0x0070, 0x1001) for elem in ds):
+    if (
+        "ShutterPresentationValue" in ds
+        and not shutters
+        and any((elem.tag.group, elem.tag.element) == (0x0070, 0x1001) for elem in ds)
+    ):
         notes.append("bitmap display shutter")
-    overlay_groups = sorted({elem.tag.group for elem in ds
-                             if 0x6000 <= elem.tag.group <= 0x601E and elem.tag.group % 2 == 0})
+    overlay_groups = sorted(
+        {
+            elem.tag.group
+            for elem in ds
+            if 0x6000 <= elem.tag.group <= 0x601E and elem.tag.group % 2 == 0
+        }
+    )
     if overlay_groups:
         notes.append(f"{len(overlay_groups)} overlay plane(s)")
     if "MaskSubtractionSequence" in ds:
@@ -296,8 +331,11 @@ def _note_unsupported_modules(ds: Dataset, notes: list[str]) -> None:
 def _annotations(
     ds: Dataset, images: list[ImageReference], ours: bool, notes: list[str]
 ) -> list[Annotation]:
-    groups = {int(g.GraphicGroupID): g for g in ds.get("GraphicGroupSequence", [])
-              if "GraphicGroupID" in g}
+    groups = {
+        int(g.GraphicGroupID): g
+        for g in ds.get("GraphicGroupSequence", [])
+        if "GraphicGroupID" in g
+    }
     layer_names = {}
     for layer in ds.get("GraphicLayerSequence", []):
         name = str(layer.get("GraphicLayer", "") or "")
@@ -314,9 +352,12 @@ def _annotations(
         objects = [("graphic", o) for o in item.get("GraphicObjectSequence", [])]
         objects += [("text", o) for o in item.get("TextObjectSequence", [])]
         for what, obj in objects:
-            units = str(obj.get("GraphicAnnotationUnits", "") or obj.get(
-                "AnchorPointAnnotationUnits", "") or obj.get("BoundingBoxAnnotationUnits", "")
-                or "PIXEL").upper()
+            units = str(
+                obj.get("GraphicAnnotationUnits", "")
+                or obj.get("AnchorPointAnnotationUnits", "")
+                or obj.get("BoundingBoxAnnotationUnits", "")
+                or "PIXEL"
+            ).upper()
             if units != "PIXEL":
                 notes.append(_describe_unshown(what, obj, units))
                 continue
@@ -361,8 +402,9 @@ def _tracking_uid(obj: Dataset) -> str:
 def _new_grouped(kind: str, group: Dataset, obj: Dataset, image, layer: str) -> Annotation:
     values, units = _parse_values(str(group.get("GraphicGroupDescription", "") or ""))
     # Points come from all the group's graphic objects, set by _finish_grouped.
-    return Annotation(kind, [], image=image, values=values, units=units, layer=layer,
-                      uid=_tracking_uid(obj))
+    return Annotation(
+        kind, [], image=image, values=values, units=units, layer=layer, uid=_tracking_uid(obj)
+    )
 
 
 def _parse_values(description: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -437,8 +479,9 @@ def _foreign(what: str, obj: Dataset, image, layer: str, notes: list[str]) -> An
         if where is None:
             notes.append(f"text {text!r} without a position")
             return None
-        return Annotation("text", geometry.from_gsps_points(where), image=image, text=text,
-                          layer=layer, uid=uid)
+        return Annotation(
+            "text", geometry.from_gsps_points(where), image=image, text=text, layer=layer, uid=uid
+        )
     graphic_type = str(obj.get("GraphicType", "")).upper()
     data = obj.get("GraphicData")
     if data is None:
@@ -451,8 +494,9 @@ def _foreign(what: str, obj: Dataset, image, layer: str, notes: list[str]) -> An
     if graphic_type == "CIRCLE" and len(points) == 2:
         (cx, cy), (px, py) = points
         r = math.hypot(px - cx, py - cy)
-        return Annotation("ellipse", [(cx - r, cy - r), (cx + r, cy + r)], image=image,
-                          layer=layer, uid=uid)
+        return Annotation(
+            "ellipse", [(cx - r, cy - r), (cx + r, cy + r)], image=image, layer=layer, uid=uid
+        )
     if graphic_type == "ELLIPSE" and len(points) == 4:
         return _foreign_ellipse(points, image, layer, uid)
     notes.append(f"{graphic_type.lower() or 'unknown'} graphic with {len(points)} point(s)")
@@ -478,7 +522,10 @@ def _foreign_ellipse(points, image, layer, uid) -> Annotation:
     u = major / major_length
     v = np.array([-u[1], u[0]])
     angles = np.linspace(0, 2 * math.pi, _ELLIPSE_SAMPLES + 1)
-    outline = [tuple(center + major_length * math.cos(t) * u + minor_length * math.sin(t) * v)
-               for t in angles]
-    return Annotation("polyline", [(float(x), float(y)) for x, y in outline], image=image,
-                      layer=layer, uid=uid)
+    outline = [
+        tuple(center + major_length * math.cos(t) * u + minor_length * math.sin(t) * v)
+        for t in angles
+    ]
+    return Annotation(
+        "polyline", [(float(x), float(y)) for x, y in outline], image=image, layer=layer, uid=uid
+    )

@@ -48,10 +48,14 @@ def render(frame: np.ndarray, attrs: Mapping, display: DisplaySettings) -> np.nd
         attrs["VOILUTFunction"] = "LINEAR"
     if display.voi_lut is not None:
         lut = display.voi_lut
-        attrs["voi_lut"] = [{"first_mapped": lut.first_mapped, "bits": lut.bits,
-                             "data": np.asarray(lut.data, dtype=np.uint16 if lut.bits > 8
-                                                else np.uint8),
-                             "explanation": lut.explanation}]
+        attrs["voi_lut"] = [
+            {
+                "first_mapped": lut.first_mapped,
+                "bits": lut.bits,
+                "data": np.asarray(lut.data, dtype=np.uint16 if lut.bits > 8 else np.uint8),
+                "explanation": lut.explanation,
+            }
+        ]
         attrs["WindowCenter"], attrs["WindowWidth"] = [], []
         window = None
     shown = io_display.render(np.asarray(frame), attrs, window=window, invert=display.invert)
@@ -68,6 +72,7 @@ def _crop(pixels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
     src_top, src_left = max(top, 0), max(left, 0)
     src_bottom, src_right = min(bottom, rows - 1), min(right, columns - 1)
     if src_top <= src_bottom and src_left <= src_right:
-        out[src_top - top:src_bottom - top + 1, src_left - left:src_right - left + 1] = \
-            pixels[src_top:src_bottom + 1, src_left:src_right + 1]
+        out[src_top - top : src_bottom - top + 1, src_left - left : src_right - left + 1] = pixels[
+            src_top : src_bottom + 1, src_left : src_right + 1
+        ]
     return out

@@ -128,8 +128,10 @@ def write(
     if not name:
         raise ValueError("a presentation state needs a name (Content Description)")
     if len(name) > _LO_MAX:
-        raise ValueError(f"state name is {len(name)} characters; at most {_LO_MAX} fit in "
-                         "(0070,0081) Content Description")
+        raise ValueError(
+            f"state name is {len(name)} characters; at most {_LO_MAX} fit in "
+            "(0070,0081) Content Description"
+        )
     images = [_complete_header(ds) for ds in referenced_images]
     by_uid = {str(ds.SOPInstanceUID): ds for ds in images}
     first = images[0]
@@ -181,21 +183,42 @@ def _complete_header(ds: Dataset) -> Dataset:
     """A header copy with the Type 2 patient/study attributes highdicom reads always present."""
     header = Dataset()
     header.update({elem.tag: elem for elem in ds if elem.tag.group != 0x7FE0})
-    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
-                    "AccessionNumber", "StudyID", "StudyDate", "StudyTime",
-                    "ReferringPhysicianName"):
+    for keyword in (
+        "PatientID",
+        "PatientName",
+        "PatientBirthDate",
+        "PatientSex",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+    ):
         if keyword not in header:
             setattr(header, keyword, "")
-    missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
-                           "SOPClassUID", "Rows", "Columns") if k not in header]
+    missing = [
+        k
+        for k in (
+            "StudyInstanceUID",
+            "SeriesInstanceUID",
+            "SOPInstanceUID",
+            "SOPClassUID",
+            "Rows",
+            "Columns",
+        )
+        if k not in header
+    ]
     if missing:
-        raise ValueError(f"referenced image {ds.get('SOPInstanceUID', '?')} lacks "
-                         f"{', '.join(missing)}")
+        raise ValueError(
+            f"referenced image {ds.get('SOPInstanceUID', '?')} lacks {', '.join(missing)}"
+        )
     if "SamplesPerPixel" not in header:
         header.SamplesPerPixel = 1
     if int(header.SamplesPerPixel) != 1:
-        raise ValueError(f"image {header.SOPInstanceUID} has {header.SamplesPerPixel} samples "
-                         "per pixel; a grayscale presentation state applies to grayscale images")
+        raise ValueError(
+            f"image {header.SOPInstanceUID} has {header.SamplesPerPixel} samples "
+            "per pixel; a grayscale presentation state applies to grayscale images"
+        )
     if hasattr(ds, "file_meta"):
         header.file_meta = ds.file_meta
     return header
@@ -297,13 +320,17 @@ def _annotation_images(
         refs = [ImageReference(str(ds.SOPClassUID), uid) for uid, ds in by_uid.items()]
     missing = [r.sop_instance_uid for r in refs if r.sop_instance_uid not in by_uid]
     if missing:
-        raise ValueError(f"annotation {annotation.uid} ({annotation.kind}) refers to image "
-                         f"{missing[0]}, which is not among the referenced images")
+        raise ValueError(
+            f"annotation {annotation.uid} ({annotation.kind}) refers to image "
+            f"{missing[0]}, which is not among the referenced images"
+        )
     datasets = list({r.sop_instance_uid: by_uid[r.sop_instance_uid] for r in refs}.values())
     frames = sorted({r.frame_number for r in refs if r.frame_number is not None})
     if frames and len(datasets) > 1:
-        raise ValueError(f"annotation {annotation.uid} refers to frames of several images; "
-                         "give it one multi-frame image")
+        raise ValueError(
+            f"annotation {annotation.uid} refers to frames of several images; "
+            "give it one multi-frame image"
+        )
     if not frames:
         return datasets, None
     return datasets, frames[0] if len(frames) == 1 else frames
@@ -334,13 +361,25 @@ def _clipped(annotation: Annotation, columns: int, rows: int) -> np.ndarray:
     limits = np.array([columns, rows], dtype=float)
     clipped = np.clip(points, 0.0, limits)
     if not np.array_equal(points, clipped):
-        warnings.warn(f"{annotation.kind} annotation {annotation.uid} reaches outside the "
-                      "image; its points were moved to the image border", stacklevel=4)
+        warnings.warn(
+            f"{annotation.kind} annotation {annotation.uid} reaches outside the "
+            "image; its points were moved to the image border",
+            stacklevel=4,
+        )
     return clipped
 
 
-_POINT_COUNTS = {"length": 2, "angle": 3, "cobb": 4, "ellipse": 2, "rectangle": 2,
-                 "probe": 1, "point": 1, "arrow": 2, "text": 1}
+_POINT_COUNTS = {
+    "length": 2,
+    "angle": 3,
+    "cobb": 4,
+    "ellipse": 2,
+    "rectangle": 2,
+    "probe": 1,
+    "point": 1,
+    "arrow": 2,
+    "text": 1,
+}
 
 
 def _objects(annotation: Annotation, group: pr.GraphicGroup, columns: int, rows: int):
@@ -348,14 +387,19 @@ def _objects(annotation: Annotation, group: pr.GraphicGroup, columns: int, rows:
     expected = _POINT_COUNTS.get(kind)
     count = len(annotation.points)
     if expected is not None and count != expected:
-        raise ValueError(f"a {kind} annotation needs {expected} points, "
-                         f"annotation {annotation.uid} has {count}")
+        raise ValueError(
+            f"a {kind} annotation needs {expected} points, annotation {annotation.uid} has {count}"
+        )
     if kind in ("polyline", "vhs") and count < 2:
-        raise ValueError(f"a {kind} annotation needs at least 2 points, "
-                         f"annotation {annotation.uid} has {count}")
+        raise ValueError(
+            f"a {kind} annotation needs at least 2 points, annotation {annotation.uid} has {count}"
+        )
     p = _clipped(annotation, columns, rows)
-    common = {"units": pr.AnnotationUnitsValues.PIXEL, "graphic_group": group,
-              **_tracking(annotation)}
+    common = {
+        "units": pr.AnnotationUnitsValues.PIXEL,
+        "graphic_group": group,
+        **_tracking(annotation),
+    }
 
     def graphic(graphic_type: str, data: np.ndarray, **kwargs) -> pr.GraphicObject:
         return pr.GraphicObject(graphic_type, np.asarray(data, dtype=float), **common, **kwargs)
@@ -365,7 +409,7 @@ def _objects(annotation: Annotation, group: pr.GraphicGroup, columns: int, rows:
         graphics.append(graphic("POLYLINE", p))
     elif kind == "vhs":
         # Segments drawn as consecutive point pairs (heart axes, vertebral lengths).
-        graphics.extend(graphic("POLYLINE", p[i:i + 2]) for i in range(0, count - 1, 2))
+        graphics.extend(graphic("POLYLINE", p[i : i + 2]) for i in range(0, count - 1, 2))
         if count % 2:
             graphics.append(graphic("POINT", p[-1:]))
     elif kind == "cobb":
@@ -495,7 +539,8 @@ def _image_default_voi(ds: Dataset) -> pr.SoftcopyVOILUTTransformation | None:
         if width >= 1:
             function = ds.get("VOILUTFunction")
             return pr.SoftcopyVOILUTTransformation(
-                window_center=center, window_width=width,
+                window_center=center,
+                window_width=width,
                 voi_lut_function=function if function else None,
             )
     return None
@@ -588,4 +633,3 @@ def _set_displayed_area(
         aspect = image.get("PixelAspectRatio")
         item.PresentationPixelAspectRatio = [int(v) for v in aspect] if aspect else [1, 1]
     gsps.DisplayedAreaSelectionSequence = [item]
-
