@@ -82,10 +82,9 @@ def associate(ae: AE, modality: Modality, contexts: list, *, ext_neg: list | Non
         return assoc
     if assoc.is_rejected:
         reason = "rejected the association (check the AE titles it expects)"
-    elif assoc.is_aborted:
-        reason = "aborted the association"
     else:
-        reason = "is unreachable (check host and port)"
+        # pynetdicom reports a refused TCP connection as an abort, so the two read alike.
+        reason = "is unreachable or aborted the association (check host, port and AE title)"
     raise DicomNetworkError(f"{_describe(modality)} {reason}")
 
 

@@ -1,0 +1,199 @@
+"""``/modalities``: declared DICOM peers, and C-ECHO/C-STORE/C-FIND/C-MOVE/C-GET to them.
+
+Same paths, bodies and answers as Orthanc, so existing scripts carry over. DIMSE work runs in a
+worker thread so the event loop keeps serving while a peer answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from ..config import Config
+from ..errors import BadRequestError, PacsError, UnknownResourceError
+from ..node import DicomNetworkError
+from ..node.access import Modality, modalities, parse_modality
+from ..tags import IDENTIFIER, normalize_level
+from .deps import flag, get_config, get_node, json_body, json_object
+from .queries import create_query
+
+router = APIRouter(prefix="/modalities", tags=["modalities"])
+
+
+class DicomNetworkFailure(PacsError):
+    """A remote modality could not be reached or answered a failure (Orthanc answers 500)."""
+
+    http_status = 500
+
+
+class NodeUnavailableError(PacsError):
+    """The REST server runs without a DIMSE node."""
+
+    http_status = 503
+
+
+def _node(request: Request) -> Any:
+    node = get_node(request)
+    if node is None:
+        raise NodeUnavailableError("The DICOM node is not running on this server")
+    return node
+
+
+def _modality(config: Config, name: str) -> Modality:
+    known = modalities(config)
+    if name not in known:
+        raise UnknownResourceError("Modality", name)
+    return known[name]
+
+
+@router.get("", summary="List the declared modalities")
+def list_modalities(expand: str | None = Query(None), config: Config = Depends(get_config)
+                    ) -> Any:
+    known = modalities(config)
+    if flag(expand):
+        return {name: modality.as_orthanc() for name, modality in known.items()}
+    return sorted(known)
+
+
+@router.get("/{name}", summary="The operations available on a modality")
+def modality_operations(name: str, config: Config = Depends(get_config)) -> list[str]:
+    _modality(config, name)
+    return ["configuration", "echo", "find-worklist", "get", "move", "query", "store"]
+
+
+@router.get("/{name}/configuration", summary="A modality's declaration")
+def modality_configuration(name: str, config: Config = Depends(get_config)) -> dict[str, Any]:
+    return _modality(config, name).as_orthanc()
+
+
+@router.put("/{name}", summary="Declare or update a modality")
+async def put_modality(name: str, request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    try:
+        parse_modality(name, body)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+    config = get_config(request)
+    # The node reads DicomModalities on each request, so the change applies at once.
+    config.DicomModalities[name] = body
+    return {}
+
+
+@router.delete("/{name}", summary="Forget a modality")
+def delete_modality(name: str, config: Config = Depends(get_config)) -> dict[str, Any]:
+    _modality(config, name)
+    del config.DicomModalities[name]
+    return {}
+
+
+async def _dimse(function, *args, **kwargs) -> Any:
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except DicomNetworkError as exc:
+        raise DicomNetworkFailure(str(exc)) from exc
+    except KeyError as exc:
+        raise UnknownResourceError("Modality", str(exc.args[0]) if exc.args else "?") from exc
+
+
+@router.post("/{name}/echo", summary="C-ECHO a modality")
+async def echo(name: str, request: Request) -> dict[str, Any]:
+    node = _node(request)
+    _modality(get_config(request), name)
+    await _dimse(node.echo, name)
+    return {}
+
+
+def _resources(body: Any) -> list[str]:
+    if isinstance(body, str):
+        return [body]
+    if isinstance(body, dict):
+        body = body.get("Resources")
+    if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
+        raise BadRequestError(
+            'The body must be a resource ID, a list of IDs, or {"Resources": [IDs]}')
+    return body
+
+
+@router.post("/{name}/store", summary="C-STORE resources (patients/studies/series/instances)")
+async def store(name: str, request: Request) -> dict[str, Any]:
+    node = _node(request)
+    modality = _modality(get_config(request), name)
+    resources = _resources(await json_body(request))
+    try:
+        paths = await run_in_threadpool(node.resolve_files, resources)
+    except KeyError as exc:
+        raise UnknownResourceError("Resource", str(exc.args[0]) if exc.args else "?") from exc
+    result = await _dimse(node.store, name, paths)
+    return {
+        "Description": "REST API",
+        "FailedInstancesCount": len(result.failed),
+        "InstancesCount": len(result.sent) + len(result.failed),
+        "LocalAet": node.aet,
+        "ParentResources": resources,
+        "RemoteAet": modality.aet,
+    }
+
+
+@router.post("/{name}/query", summary="C-FIND a modality; answers are kept under /queries")
+async def query(name: str, request: Request) -> dict[str, Any]:
+    node = _node(request)
+    _modality(get_config(request), name)
+    body = await json_object(request)
+    level_name = body.get("Level")
+    if not isinstance(level_name, str):
+        raise BadRequestError('Field "Level" is missing, or should be a string')
+    try:
+        level = normalize_level(level_name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+    keys = body.get("Query", {})
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise BadRequestError('Field "Query" must be an object of strings')
+    answers = await _dimse(node.find, name, level, keys)
+    query_id = create_query(request.app, name, level, keys, answers)
+    return {"ID": query_id, "Path": f"/queries/{query_id}"}
+
+
+def _retrieve_items(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+    level_name = body.get("Level")
+    resources = body.get("Resources")
+    if not isinstance(level_name, str) or not isinstance(resources, list):
+        raise BadRequestError('The body needs "Level" and a list of "Resources" (DICOM keys)')
+    try:
+        level = normalize_level(level_name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+    if not all(isinstance(item, dict) and item.get(IDENTIFIER[level]) for item in resources):
+        raise BadRequestError(f'Each resource must give {IDENTIFIER[level]} for level {level}')
+    return level, resources
+
+
+@router.post("/{name}/move", summary="C-MOVE from a modality (to us unless TargetAet)")
+async def move(name: str, request: Request) -> dict[str, Any]:
+    node = _node(request)
+    modality = _modality(get_config(request), name)
+    body = await json_object(request)
+    level, resources = _retrieve_items(body)
+    target = body.get("TargetAet") or node.aet
+    for keys in resources:
+        await _dimse(node.move, name, keys, target, level=level)
+    return {"Description": "REST API", "LocalAet": node.aet, "RemoteAet": modality.aet,
+            "TargetAet": target, "Query": resources}
+
+
+@router.post("/{name}/get", summary="C-GET from a modality into this server")
+async def get(name: str, request: Request) -> dict[str, Any]:
+    node = _node(request)
+    modality = _modality(get_config(request), name)
+    body = await json_object(request)
+    level, resources = _retrieve_items(body)
+    completed = failed = 0
+    for keys in resources:
+        result = await _dimse(node.get, name, keys, level=level)
+        completed += result.completed
+        failed += result.failed
+    return {"Description": "REST API", "LocalAet": node.aet, "RemoteAet": modality.aet,
+            "Query": resources, "CompletedInstancesCount": completed,
+            "FailedInstancesCount": failed}
