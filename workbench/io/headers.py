@@ -277,9 +277,21 @@ def check_pixel_length(header: InstanceHeader) -> None:
     Raises
     ------
     PixelDataError
-        The file ends before the declared pixel data does, or native pixel data holds fewer
-        bytes than (0028,0010) Rows x (0028,0011) Columns x samples x frames need.
+        An image without pixel data (cut short), a file that ends before its declared pixel
+        data does, or native pixel data holding fewer bytes than (0028,0010) Rows x
+        (0028,0011) Columns x samples x frames need.
     """
+    if header.pixel_keyword is None:
+        sop_class = header.dataset.get("SOPClassUID")
+        sop_name = str(getattr(sop_class, "name", "") or "")
+        # Pixel Data is Type 1 in every image IOD: an image without it was cut short.
+        if "Rows" in header.dataset or sop_name.endswith("Image Storage"):
+            raise PixelDataError(
+                f"no (7FE0,0010) Pixel Data although the file is a {sop_name or 'image'}: "
+                "the file is truncated or incomplete",
+                header.file,
+            )
+        return
     if header.pixel_offset is None:
         return
     size = header.file.size()
