@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_ls)
 
     # DIMSE client commands (echo, find, move, send) register on ``sub`` here.
+    from workbench.pacs.node.cli import register_commands
+
+    register_commands(sub, _add_config_args, _config_from)
     return parser
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 
 import pydicom
@@ -160,3 +163,29 @@ def test_c_get_and_c_move_from_orthanc_with_python_api(pacs, orthanc, shared_dat
             pacs.index.exists("Instance", i) for i in expected):
         time.sleep(0.1)
     assert all(pacs.index.exists("Instance", i) for i in expected)
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def test_cli_echo_send_find_move(pacs, orthanc, shared_data, tmp_path):
+    orthanc.clear()
+    remote = f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    done = _cli("echo", remote, cwd=tmp_path)
+    assert done.returncode == 0 and "success" in done.stdout, done.stderr
+    files = dicom_files(shared_data / "nema_mr2_philips")
+    done = _cli("send", remote, str(shared_data / "nema_mr2_philips"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    assert orthanc.post("/tools/lookup", data=study_uid).json()
+    done = _cli("find", remote, "study", f"StudyInstanceUID={study_uid}", "--json",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["StudyInstanceUID"] for a in answers] == [study_uid]
+    done = _cli("move", remote, f"StudyInstanceUID={study_uid}", "--target", NODE_AET,
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert pacs.index.find("Study", {"StudyInstanceUID": study_uid})
