@@ -641,8 +641,7 @@ class Index:
         if level == "Instance":
             result["FileSize"] = row.file_size
             result["FileUuid"] = row.file_uuid
-            if row.index_in_series is not None:
-                result["IndexInSeries"] = row.index_in_series
+            result["IndexInSeries"] = row.index_in_series  # null when not numbered
         return dict(sorted(result.items()))
 
     def list_ids(self, level: str, *, limit: int | None = None, since: int | None = None

@@ -150,8 +150,9 @@ def condition_for(
         If the value is malformed for its VR (e.g. a date range with letters).
     """
     value = value.strip(" \x00") if vr not in ("PN",) else value.rstrip(" \x00")
-    if value in ("", "*"):
+    if value == "":
         return universal_match(column)
+    # "*" stays a wildcard: like Orthanc, it matches any value but not an absent attribute.
     sensitive = case_sensitive and vr not in CASE_INSENSITIVE_VRS
     if "\\" in value:
         items = [item for item in value.split("\\")]

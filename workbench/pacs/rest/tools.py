@@ -43,7 +43,8 @@ async def find(request: Request) -> list[Any]:
     for key, value in query.items():
         if not isinstance(value, str):
             raise BadRequestError(f'Query value of "{key}" must be a string')
-    case_sensitive = body.get("CaseSensitive", True)
+    # Orthanc's /tools/find matches without case unless asked ("CaseSensitive": true).
+    case_sensitive = body.get("CaseSensitive", False)
     expand = body.get("Expand", False)
     if not isinstance(case_sensitive, bool) or not isinstance(expand, bool):
         raise BadRequestError('"CaseSensitive" and "Expand" must be booleans')

@@ -1,0 +1,73 @@
+"""Fixtures of the pacs tests: the shared data as a list, a loaded index, a live REST server."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from workbench.pacs import Config, Index
+from workbench.pacs.server import serve
+
+NOT_DICOM = {"MANIFEST.tsv", "README.md"}
+
+
+def dicom_files(folder: Path) -> list[Path]:
+    """Every DICOM file under ``folder`` (the data's documentation files left out)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_DICOM)
+
+
+@pytest.fixture(scope="session")
+def pacs_files(shared_data) -> list[Path]:
+    """All DICOM files of ``../shared/data``."""
+    return dicom_files(shared_data)
+
+
+@pytest.fixture(scope="session")
+def loaded_index(tmp_path_factory, pacs_files) -> Index:
+    """An index holding every file of ``../shared/data`` (read-only for tests)."""
+    index = Index(Config(StorageDirectory=str(tmp_path_factory.mktemp("loaded-index"))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # vendor files break VR length rules; not our concern
+        summary = index.import_path(*pacs_files, progress=False)
+    assert not summary.errors, summary.errors
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(loaded_index):
+    """The REST API over :func:`loaded_index`, served by uvicorn on a free loopback port."""
+    from workbench.pacs.rest.app import create_app
+    from workbench.pacs.server import _start_rest
+
+    config = loaded_index.config
+    config.HttpPort = 0
+    server, thread, port = _start_rest(create_app(loaded_index), config, "warning")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A background PACS (REST only) on an empty store, stopped after the test."""
+    handle = serve(Config(StorageDirectory=str(tmp_path / "store"), HttpPort=0), dicom=False)
+    yield handle
+    handle.stop()
+
+
+def read_uid(path: Path) -> str:
+    """SOPInstanceUID of a file."""
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+
+
+@pytest.fixture(scope="module")
+def orthanc_loaded(orthanc, pacs_files):
+    """The session's real Orthanc holding exactly the files of ``../shared/data``."""
+    orthanc.clear()
+    for path in pacs_files:
+        orthanc.upload(path)
+    return orthanc
