@@ -90,6 +90,7 @@ class ThumbnailPanel:
         self.cache = cache
         self._events: list[Event] = []
         self.items: list[widgets.Box] = []
+        self.items_by_stack: dict[int, widgets.Box] = {}
         self.box = widgets.VBox(
             layout=widgets.Layout(width="150px", overflow_y="auto", max_height="900px")
         )
@@ -101,6 +102,7 @@ class ThumbnailPanel:
         for event in self._events:
             event.close()
         self._events, self.items = [], []
+        self.items_by_stack = {}
         children: list[widgets.Widget] = []
         for group in group_by_study(stacks):
             header = widgets.HTML(f"<b style='font-size:11px'>{_escape(group.label)}</b>")
@@ -125,6 +127,7 @@ class ThumbnailPanel:
         click.on_dom_event(lambda _event, i=index: self.on_pick(i))
         self._events.append(click)
         self.items.append(item)
+        self.items_by_stack[index] = item
 
         def show(png: bytes) -> None:
             image.value = png

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import ipywidgets as widgets
 import xarray as xr
 
+from workbench.widgets.annotations_panel import AnnotationsPanel, default_store
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
 from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
 from workbench.widgets.stacks import load_stacks
@@ -200,6 +201,10 @@ class Viewer:
         Memory budget for decoded frames shared by all viewports.
     thumbnails
         Show the thumbnail panel.
+    states
+        Where "Save annotations" keeps presentation states (GSPS): a
+        :class:`workbench.pacs.Index`, a folder, or a store from :mod:`workbench.io.gsps.store`.
+        Default: beside the files opened, else in memory.
 
     Attributes
     ----------
@@ -218,6 +223,7 @@ class Viewer:
         size: tuple[int, int] = (640, 640),
         cache_bytes: int = DEFAULT_MAX_BYTES,
         thumbnails: bool = True,
+        states=None,
     ) -> None:
         loaded = load_stacks(source)
         self.skipped = loaded.skipped
@@ -244,9 +250,14 @@ class Viewer:
         self._sync_views()
         self.toolbar.refresh()
         self.model.on_change(self._on_change)
+        self.annotations_panel = AnnotationsPanel(
+            self, states if states is not None else default_store(source)
+        )
+        self.toolbar.box.children[1].children += tuple(self.annotations_panel.buttons)
         self.interaction.on_change(self._on_interaction)
-        main = widgets.VBox([self.toolbar.box, self.grid, self.annotation_list])
-        self.widget = widgets.HBox([self.thumbnails.box, main])
+        dialogs = self.annotations_panel.dialogs
+        main = widgets.VBox([self.toolbar.box, dialogs, self.grid, self.annotation_list])
+        self.widget = widgets.HBox([self.thumbnails.box, self.annotations_panel.box, main])
         self.widget.add_class("wb-viewer")
         self._update_annotation_list()
 
@@ -301,6 +312,20 @@ class Viewer:
         if added:
             self.thumbnails.update(self.model.stacks)
         return target
+
+    def save_state(self, name: str | None = None):
+        """Save the active viewport's annotations and display as a GSPS (see
+        :meth:`workbench.widgets.annotations_panel.PresentationStates.save`)."""
+        return self.annotations_panel.states.save(name)
+
+    def load_state(self, key: str, *, graphics: bool = True, display: bool = True):
+        """Show a saved state's graphics and/or apply its display settings."""
+        return self.annotations_panel.states.load(key, graphics=graphics, display=display)
+
+    @property
+    def presentation_states(self):
+        """Saving, listing, showing and deleting GSPS objects for this viewer."""
+        return self.annotations_panel.states
 
     def close(self) -> None:
         """Close the widgets and stop background threads."""

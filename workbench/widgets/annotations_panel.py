@@ -1,0 +1,548 @@
+"""Saving and loading annotations and display settings as GSPS objects, in the viewer.
+
+:class:`PresentationStates` does the work on the viewer model (no widgets, testable and
+scriptable): save what the active viewport shows as a GSPS in a store, list the states saved
+for the image on screen, show or hide a state's graphics, apply or drop its display settings,
+delete it. :class:`AnnotationsPanel` is its face in the viewer: "Save annotations" and "Load
+annotations" buttons, the save dialog and the confirmations, and the panel that takes the
+thumbnails' place with one row per saved state.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import numpy as np
+from pydicom.dataset import Dataset
+
+from workbench.io import gsps
+from workbench.io.gsps.store import StateStore, StoredState, state_store
+from workbench.io.gsps.writer import MANUFACTURER, SERIES_DESCRIPTION
+from workbench.io.presentation import DisplaySettings, PresentationState, VoiLut
+from workbench.widgets.model import Change, ViewerModel, Viewport, applies_to
+
+if TYPE_CHECKING:
+    from workbench.widgets.viewer import Viewer
+
+#: The name a state holding only a Vertebral Heart Score is saved under, without asking.
+VHS_NAME = "Vertebral Heart Score"
+
+
+def default_store(source: Any) -> StateStore:
+    """Where a viewer keeps states when not told: beside the files it was opened on, else
+    in memory for the session."""
+    paths = [source] if isinstance(source, (str, os.PathLike)) else []
+    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
+        paths = [source[0]]
+    if paths:
+        path = Path(paths[0])
+        return state_store(path if path.is_dir() else path.parent)
+    return state_store(None)
+
+
+def header_from_stack(viewport: Viewport) -> Dataset:
+    """The referenced-image header a GSPS needs, from what the stack knows of its image.
+
+    Used when the store cannot hand out the image's own header (volumes opened from files
+    without an index): the identifying and pixel-module attributes come from the stack.
+    """
+    attrs = viewport.attrs
+    ref = viewport.image_reference()
+    if ref is None:
+        raise ValueError("the viewport shows no DICOM image to refer to")
+    columns, rows = viewport.image_size
+    ds = Dataset()
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID",
+                    "StudyDate", "StudyDescription", "Modality"):  # fmt: skip
+        setattr(ds, keyword, str(attrs.get(keyword) or ""))
+    ds.SOPClassUID = ref.sop_class_uid
+    ds.SOPInstanceUID = ref.sop_instance_uid
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 3 if viewport.stack is not None and "channel" in viewport.stack.dims else 1
+    photometric = attrs.get("StoredPhotometricInterpretation") or attrs.get(
+        "PhotometricInterpretation"
+    )
+    if photometric:
+        ds.PhotometricInterpretation = str(photometric)
+    if attrs.get("PixelSpacing"):
+        ds.PixelSpacing = [float(v) for v in attrs["PixelSpacing"]]
+    if ref.frame_number is not None:
+        uids = viewport.stack.coords["sop_instance_uid"].values
+        ds.NumberOfFrames = int(
+            max(int(np.sum(uids == ref.sop_instance_uid)), int(attrs.get("NumberOfFrames") or 1))
+        )
+    window = viewport.effective_window()
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    return ds
+
+
+def lut_window(lut: VoiLut) -> tuple[float, float]:
+    """The linear window closest to a VOI LUT: from where it leaves its minimum to where it
+    reaches its maximum (the viewer shows windows, not tables)."""
+    data = np.asarray(lut.data)
+    low = int(np.argmax(data > data.min())) if data.max() > data.min() else 0
+    high = (
+        int(len(data) - np.argmax(data[::-1] < data.max()))
+        if data.max() > data.min()
+        else len(data)
+    )
+    first, last = lut.first_mapped + max(low - 1, 0), lut.first_mapped + high
+    if data[0] > data[-1]:  # a falling table is an inverted window; keep the span
+        first, last = min(first, last), max(first, last)
+    width = max(float(last - first), 1.0)
+    return first + width / 2.0, width
+
+
+def for_viewport(settings: DisplaySettings, viewport: Viewport) -> DisplaySettings:
+    """A state's display settings as the viewport can show them.
+
+    A scale-to-fit area becomes the zoom that fits it and its middle as centre; a VOI LUT the
+    nearest window.
+    """
+    values = dict(vars(settings))
+    if settings.voi_lut is not None and settings.window is None:
+        values["window"] = lut_window(settings.voi_lut)
+    values["voi_lut"] = None
+    if settings.area is not None and settings.zoom is None:
+        left, top, right, bottom = settings.area
+        width, height = right - left + 1, bottom - top + 1
+        if settings.rotation in (90, 270):
+            width, height = height, width
+        size = viewport.size
+        values["zoom"] = float(min(size[0] / width, size[1] / height))
+        values["center"] = ((left + right) / 2.0, (top + bottom) / 2.0)
+    values["area"] = None
+    return DisplaySettings(**values)
+
+
+class PresentationStates:
+    """Save, list, show, apply and delete presentation states for a viewer model.
+
+    Parameters
+    ----------
+    model
+        The viewer's model.
+    store
+        Where states are kept (see :func:`workbench.io.gsps.store.state_store`).
+    creator
+        Content Creator's Name for saved states; default: ``$WORKBENCH_USER``, else the login
+        name.
+    """
+
+    def __init__(self, model: ViewerModel, store: Any = None, *, creator: str | None = None):
+        self.model = model
+        self.store = state_store(store)
+        self.creator = creator or os.environ.get("WORKBENCH_USER") or None
+        #: States whose display settings are applied, per viewport (by index).
+        self.applied: dict[int, str] = {}
+        self._loaded: dict[str, PresentationState] = {}
+
+    # -- saving ---------------------------------------------------------------------------
+    def own_annotations(self, viewport: Viewport | None = None) -> list:
+        """The user's annotations on the image the viewport shows (what a save stores)."""
+        viewport = viewport or self.model.active_viewport
+        image = viewport.image_reference()
+        return [a for a in self.model.annotations if applies_to(a, image)]
+
+    def automatic_name(self, viewport: Viewport | None = None) -> str | None:
+        """The name to save under without asking: "Vertebral Heart Score" for a lone VHS."""
+        own = self.own_annotations(viewport)
+        return VHS_NAME if len(own) == 1 and own[0].kind == "vhs" else None
+
+    def save(self, name: str | None = None, viewport: Viewport | None = None) -> StoredState:
+        """Save the viewport's annotations and display as a new GSPS.
+
+        Parameters
+        ----------
+        name
+            The state's title; may be omitted only when :meth:`automatic_name` gives one.
+        viewport
+            Default: the active viewport.
+
+        Raises
+        ------
+        ValueError
+            Without a name, or when the viewport shows no DICOM grayscale image.
+        """
+        viewport = viewport or self.model.active_viewport
+        name = (name or "").strip() or self.automatic_name(viewport)
+        if not name:
+            raise ValueError("a presentation state needs a name")
+        image = viewport.image_reference()
+        if image is None:
+            raise ValueError("the viewport shows no DICOM image to save annotations for")
+        annotations = []
+        for annotation in self.own_annotations(viewport):
+            if annotation.image is None:
+                annotation = type(annotation)(**{**vars(annotation), "image": image})
+            annotations.append(annotation)
+        state = PresentationState(
+            name,
+            annotations,
+            viewport.display_settings(),
+            images=[image],
+            creator=self.creator or "",
+            created=_dt.datetime.now(),
+        )
+        header = self.store.image_header(image.sop_instance_uid) or header_from_stack(viewport)
+        series_uid, number = self._series_for(str(header.StudyInstanceUID))
+        ds = gsps.write(
+            state,
+            [header],
+            series_instance_uid=series_uid,
+            instance_number=number,
+            creator=self.creator,
+        )
+        return self.store.save(ds)
+
+    def _series_for(self, study_uid: str) -> tuple[str | None, int]:
+        """Our presentation-state series in the study (new if none) and the next number."""
+        ours = [
+            s for s in self.store.states(study_instance_uid=study_uid)
+            if s.manufacturer == MANUFACTURER and s.series_description == SERIES_DESCRIPTION
+        ]  # fmt: skip
+        if not ours:
+            return None, 1
+        series = ours[-1].series_instance_uid
+        return series, sum(s.series_instance_uid == series for s in ours) + 1
+
+    # -- loading --------------------------------------------------------------------------
+    def states(self, viewport: Viewport | None = None) -> list[StoredState]:
+        """States saved for the image the viewport shows, oldest first."""
+        viewport = viewport or self.model.active_viewport
+        image = viewport.image_reference()
+        if image is None:
+            return []
+        return self.store.states(sop_instance_uid=image.sop_instance_uid)
+
+    def has_states(self, stack) -> bool:
+        """Whether any image of a stack has saved states (for the thumbnail badge)."""
+        if "sop_instance_uid" not in stack.coords:
+            return False
+        study = stack.attrs.get("StudyInstanceUID") or None
+        uids = set(stack.coords["sop_instance_uid"].values.tolist())
+        return any(
+            ref.sop_instance_uid in uids
+            for state in self.store.states(study_instance_uid=study)
+            for ref in state.images
+        )
+
+    def state(self, key: str, viewport: Viewport | None = None) -> PresentationState:
+        """A saved state read for the viewport's image (polarity and size taken into account)."""
+        if key not in self._loaded:
+            viewport = viewport or self.model.active_viewport
+            attrs = viewport.attrs
+            photometric = attrs.get("StoredPhotometricInterpretation") or attrs.get(
+                "PhotometricInterpretation"
+            )
+            state = self.store.load(
+                key, photometric=photometric, image_size=viewport.image_size or None
+            )
+            if len(state.images) == 1:
+                for annotation in state.annotations:
+                    if annotation.image is None:
+                        annotation.image = state.images[0]
+            self._loaded[key] = state
+        return self._loaded[key]
+
+    def show(self, key: str, visible: bool = True) -> None:
+        """Show (or hide) a saved state's graphics over the images they belong to."""
+        annotations = self.model.annotations
+        if key not in annotations.groups:
+            if not visible:
+                return
+            annotations.add_group(key, self.state(key).annotations, visible=True)
+        else:
+            annotations.set_group_visible(key, visible)
+
+    def shown(self) -> set[str]:
+        return {key for key, visible in self.model.annotations.groups.items() if visible}
+
+    def apply(self, key: str | None, viewport: Viewport | None = None) -> None:
+        """Show the image with a saved state's display settings; ``None`` goes back to the
+        display from before the first state was applied."""
+        viewport = viewport or self.model.active_viewport
+        index = self.model.viewports.index(viewport)
+        if key is None:
+            viewport.apply_display_settings(None)
+            self.applied.pop(index, None)
+            return
+        viewport.apply_display_settings(for_viewport(self.state(key, viewport).display, viewport))
+        self.applied[index] = key
+
+    def load(self, key: str, *, graphics: bool = True, display: bool = True) -> PresentationState:
+        """Show a state's graphics and/or apply its display settings in the active viewport.
+
+        ``display=False`` loads the graphics only, keeping the user's window and zoom.
+        """
+        if graphics:
+            self.show(key)
+        if display:
+            self.apply(key)
+        return self.state(key)
+
+    def delete(self, key: str) -> None:
+        """Delete a saved state for good (from the store) and take its graphics off."""
+        for index, applied in list(self.applied.items()):
+            if applied == key:
+                self.apply(None, self.model.viewports[index])
+        if key in self.model.annotations.groups:
+            self.model.annotations.remove_group(key)
+        self._loaded.pop(key, None)
+        self.store.delete(key)
+
+
+def _when(state: StoredState) -> str:
+    created = state.created
+    return created.strftime("%Y-%m-%d %H:%M") if hasattr(created, "strftime") else str(created)
+
+
+class AnnotationsPanel:
+    """The viewer's save/load controls and the panel listing saved states.
+
+    Parameters
+    ----------
+    viewer
+        The viewer it belongs to (its thumbnail panel is swapped for this panel on "Load").
+    store
+        Where states are kept; see :func:`workbench.io.gsps.store.state_store`.
+    creator
+        Content Creator's Name for saved states.
+
+    Attributes
+    ----------
+    buttons : list of ipywidgets.Button
+        "Save annotations" and "Load annotations", for the toolbar.
+    dialogs : ipywidgets.VBox
+        Where the save dialog and the confirmations appear (above the viewports).
+    box : ipywidgets.VBox
+        The panel of saved states, shown in place of the thumbnails.
+    """
+
+    def __init__(self, viewer: Viewer, store: Any = None, *, creator: str | None = None):
+        self.viewer = viewer
+        self.states = PresentationStates(viewer.model, store, creator=creator)
+        self.save_button = widgets.Button(description="Save annotations", icon="save",
+                                          layout={"width": "auto"})  # fmt: skip
+        self.save_button.add_class("wb-save-annotations")
+        self.save_button.on_click(lambda _b: self.ask_name())
+        self.load_button = widgets.Button(description="Load annotations", icon="folder-open",
+                                          layout={"width": "auto"})  # fmt: skip
+        self.load_button.add_class("wb-load-annotations")
+        self.load_button.on_click(lambda _b: self.open())
+        self.buttons = [self.save_button, self.load_button]
+        self.dialogs = widgets.VBox()
+        self.dialogs.add_class("wb-dialogs")
+        self.rows = widgets.VBox()
+        close = widgets.Button(icon="times", tooltip="Back to thumbnails",
+                               layout={"width": "32px"})  # fmt: skip
+        close.add_class("wb-close-annotations")
+        close.on_click(lambda _b: self.close())
+        self.title = widgets.HTML("<b style='font-size:12px'>Saved annotations</b>")
+        self.box = widgets.VBox(
+            [widgets.HBox([self.title, close], layout={"justify_content": "space-between"}),
+             self.rows],
+            layout=widgets.Layout(width="260px", display="none", overflow_y="auto",
+                                  max_height="900px", border="1px solid #444"),
+        )  # fmt: skip
+        self.box.add_class("wb-annotations-panel")
+        self._row_widgets: dict[str, tuple[widgets.Checkbox, widgets.ToggleButton]] = {}
+        self._updating = False
+        viewer.model.on_change(self._on_model_change)
+        self.refresh_badges()
+
+    # -- save -----------------------------------------------------------------------------
+    def ask_name(self) -> None:
+        """The Save button: a lone VHS saves at once, anything else asks for a name first."""
+        automatic = self.states.automatic_name()
+        if automatic:
+            self.save(automatic)
+            return
+        name = widgets.Text(placeholder="Name of these annotations", layout={"width": "260px"})
+        name.add_class("wb-save-name")
+        ok = widgets.Button(description="OK", button_style="primary", layout={"width": "60px"})
+        ok.add_class("wb-save-ok")
+        cancel = widgets.Button(description="Cancel", layout={"width": "70px"})
+        cancel.add_class("wb-save-cancel")
+        message = widgets.HTML()
+
+        def do_save(_b=None) -> None:
+            if not name.value.strip():
+                message.value = "<span style='color:#c00'>Please enter a name.</span>"
+                return
+            self.save(name.value)
+
+        ok.on_click(do_save)
+        name.on_submit(do_save)
+        cancel.on_click(lambda _b: self._dismiss())
+        self._dialog(
+            [widgets.HTML("<b>Save annotations as</b>"), name, ok, cancel, message],
+            "wb-save-dialog",
+        )
+
+    def save(self, name: str) -> StoredState | None:
+        """Save and confirm with a popup; errors are shown, not raised (this is the UI path)."""
+        try:
+            saved = self.states.save(name)
+        except (ValueError, OSError) as error:
+            self.popup(f"Not saved: {error}", "wb-save-error")
+            return None
+        self.popup(f"Saved “{saved.name}”.", "wb-save-confirm")
+        self.refresh_badges()
+        if self.box.layout.display != "none":
+            self.refresh()
+        return saved
+
+    # -- dialogs --------------------------------------------------------------------------
+    def _dialog(self, children: list[widgets.Widget], css_class: str) -> widgets.Box:
+        box = widgets.HBox(children, layout={"border": "1px solid #888", "padding": "4px",
+                                             "align_items": "center"})  # fmt: skip
+        box.add_class("wb-dialog")
+        box.add_class(css_class)
+        self.dialogs.children = [box]
+        return box
+
+    def _dismiss(self) -> None:
+        self.dialogs.children = []
+
+    def popup(self, text: str, css_class: str = "wb-popup") -> None:
+        """A message with an OK button that closes it."""
+        ok = widgets.Button(description="OK", layout={"width": "60px"})
+        ok.add_class("wb-popup-ok")
+        ok.on_click(lambda _b: self._dismiss())
+        self._dialog([widgets.HTML(html.escape(text)), ok], css_class)
+
+    def confirm(self, text: str, action: Callable[[], None], css_class: str) -> None:
+        """A question with OK (runs ``action``) and Cancel (does nothing)."""
+        ok = widgets.Button(description="OK", button_style="danger", layout={"width": "60px"})
+        ok.add_class("wb-confirm-ok")
+        cancel = widgets.Button(description="Cancel", layout={"width": "70px"})
+        cancel.add_class("wb-confirm-cancel")
+
+        def run(_b) -> None:
+            self._dismiss()
+            action()
+
+        ok.on_click(run)
+        cancel.on_click(lambda _b: self._dismiss())
+        self._dialog([widgets.HTML(html.escape(text)), ok, cancel], css_class)
+
+    # -- the panel ------------------------------------------------------------------------
+    def open(self) -> None:
+        """Show the saved states of the current image in place of the thumbnails."""
+        self.refresh()
+        self.viewer.thumbnails.box.layout.display = "none"
+        self.box.layout.display = "flex"
+
+    def close(self) -> None:
+        """Back to the thumbnails."""
+        self.box.layout.display = "none"
+        self.viewer.thumbnails.box.layout.display = None
+
+    def refresh(self) -> None:
+        """Rebuild the rows for the image in the active viewport."""
+        viewport = self.viewer.model.active_viewport
+        saved = self.states.states(viewport)
+        shown = self.states.shown()
+        applied = self.states.applied.get(self.viewer.model.active)
+        self._row_widgets = {}
+        rows = []
+        for state in saved:
+            rows.append(self._row(state, state.key in shown, state.key == applied))
+        if not rows:
+            rows = [widgets.HTML("<i style='font-size:12px'>No saved annotations for this "
+                                 "image.</i>")]  # fmt: skip
+        self.rows.children = rows
+
+    def _row(self, state: StoredState, shown: bool, applied: bool) -> widgets.Box:
+        graphics = widgets.Checkbox(value=shown, indent=False, layout={"width": "22px"},
+                                    description_tooltip="Show its annotations")  # fmt: skip
+        graphics.add_class("wb-state-graphics")
+        display = widgets.ToggleButton(value=applied, icon="dot-circle-o" if applied else
+                                       "circle-o", tooltip="Apply its display settings",
+                                       layout={"width": "32px"})  # fmt: skip
+        display.add_class("wb-state-display")
+        delete = widgets.Button(icon="times", tooltip="Delete", layout={"width": "32px"})
+        delete.add_class("wb-state-delete")
+        text = widgets.HTML(
+            f"<div style='font-size:11px;line-height:1.3'><b>{html.escape(state.name)}</b><br>"
+            f"{html.escape(_when(state))} · {html.escape(state.creator.replace('^', ' '))}"
+            "</div>"
+        )
+        graphics.observe(lambda c, k=state.key: self._on_graphics(k, c["new"]), names="value")
+        display.observe(lambda c, k=state.key: self._on_display(k, c["new"]), names="value")
+        delete.on_click(lambda _b, s=state: self.ask_delete(s))
+        self._row_widgets[state.key] = (graphics, display)
+        row = widgets.HBox([graphics, display, text, delete], layout={"align_items": "center"})
+        row.add_class("wb-state-row")
+        return row
+
+    def _on_graphics(self, key: str, visible: bool) -> None:
+        if not self._updating:
+            self.states.show(key, visible)
+
+    def _on_display(self, key: str, on: bool) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        try:
+            if on:
+                self.states.apply(key)
+            elif self.states.applied.get(self.viewer.model.active) == key:
+                self.states.apply(None)
+            applied = self.states.applied.get(self.viewer.model.active)
+            # Radio behaviour: at most one state's display is applied at a time.
+            for other, (_graphics, toggle) in self._row_widgets.items():
+                toggle.value = other == applied
+                toggle.icon = "dot-circle-o" if other == applied else "circle-o"
+        finally:
+            self._updating = False
+
+    def ask_delete(self, state: StoredState) -> None:
+        """The X of a row: delete after confirmation."""
+
+        def delete() -> None:
+            self.states.delete(state.key)
+            self.refresh()
+            self.refresh_badges()
+
+        self.confirm(f"Delete “{state.name}” for good?", delete, "wb-delete-dialog")
+
+    # -- thumbnails -----------------------------------------------------------------------
+    def refresh_badges(self) -> None:
+        """Put an "A" badge on the thumbnails of stacks with saved states."""
+        items = getattr(self.viewer.thumbnails, "items_by_stack", {})
+        stacks = self.viewer.model.stacks
+        for index, item in items.items():
+            if index >= len(stacks):
+                continue
+            has = self.states.has_states(stacks[index])
+            badges = [c for c in item.children if "wb-badge" in getattr(c, "_dom_classes", ())]
+            if has and not badges:
+                badge = widgets.HTML(
+                    "<span style='background:#d80;color:#fff;font-weight:bold;padding:0 4px;"
+                    "border-radius:3px;font-size:11px' title='Has saved annotations'>A</span>"
+                )
+                badge.add_class("wb-badge")
+                item.children = (*item.children, badge)
+                item.add_class("wb-has-states")
+            elif not has and badges:
+                item.children = tuple(c for c in item.children if c not in badges)
+                item.remove_class("wb-has-states")
+
+    def _on_model_change(self, change: Change) -> None:
+        if change.name == "stacks":
+            self.refresh_badges()
+        elif (
+            change.name in ("frame", "stack", "active")
+            and self.box.layout.display != "none"
+            and (change.name == "active" or change.source is self.viewer.model.active_viewport)
+        ):
+            self.refresh()
