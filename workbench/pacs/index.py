@@ -776,7 +776,7 @@ class Index:
         case_sensitive : bool
             Case sensitivity of non-PN attributes (PN is always case-insensitive).
         limit, since : int, optional
-            Paging, in the order resources were created.
+            Paging, in the order resources were created (unordered without paging).
 
         Raises
         ------
@@ -830,7 +830,10 @@ class Index:
             joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
             current = parent
         statement = sa.select(table.c.public_id).select_from(joined).where(*conditions)
-        statement = statement.order_by(table.c.pk)
+        if limit or since:
+            # Paging needs a stable order. Without paging, no ORDER BY: it would tempt SQLite
+            # to walk the primary key instead of the index of a range condition.
+            statement = statement.order_by(table.c.pk)
         if since:
             statement = statement.offset(since)
         if limit:

@@ -99,7 +99,7 @@ def wildcard_match(
     return sa.func.lower(column).like(_like_pattern(pattern.lower()), escape="\\")
 
 
-def range_match(column: ColumnElement, low: str, high: str) -> ColumnElement:
+def range_match(column: ColumnElement, low: str, high: str, vr: str = "DA") -> ColumnElement:
     """Range matching (C.2.2.2.5) of DA, TM and DT values: ``low-high``, ``-high``, ``low-``.
 
     DICOM dates and times compare correctly as text once padding is gone, so the condition is
@@ -108,8 +108,11 @@ def range_match(column: ColumnElement, low: str, high: str) -> ColumnElement:
     conditions = []
     if low:
         conditions.append(column >= low)
-    if high:
-        # "20200101-20200131" includes the whole last day/second: compare on the prefix.
+    if high and vr == "DA" and len(high) == 8:
+        conditions.append(column <= high)  # same length as stored dates: index-friendly
+    elif high:
+        # "-1016" includes 101559.9 and "-20200131" every time of that day: compare the
+        # stored value's prefix of the bound's length.
         conditions.append(sa.func.substr(column, 1, len(high)) <= high)
     if not conditions:
         raise BadRequestError("A range needs at least one bound, e.g. 20200101-20201231")
@@ -169,7 +172,7 @@ def condition_for(
         low, high = low.strip(), high.strip()
         _validate_range_bound(low, vr, value)
         _validate_range_bound(high, vr, value)
-        return range_match(column, low, high)
+        return range_match(column, low, high, vr)
     if ("*" in value or "?" in value) and vr not in _WILDCARD_FORBIDDEN_VRS:
         return wildcard_match(column, value, case_sensitive=sensitive)
     if vr in RANGE_VRS:

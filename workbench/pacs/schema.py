@@ -16,7 +16,8 @@ metadata = sa.MetaData()
 #: Tag columns with their own B-tree index (the attributes users search by).
 INDEXED_TAGS = {
     "Patient": ("PatientID", "PatientName"),
-    "Study": ("StudyInstanceUID", "StudyDate", "AccessionNumber", "StudyDescription"),
+    "Study": ("StudyInstanceUID", "StudyDate", "AccessionNumber", "StudyDescription",
+              "PatientID", "PatientName"),
     "Series": ("SeriesInstanceUID", "Modality"),
     "Instance": ("SOPInstanceUID",),
 }

@@ -1,0 +1,193 @@
+"""The store keeps its promises: durable ingest, duplicates, overwrite, reconcile, concurrency."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from workbench.pacs import Config, Index, InvalidInstanceError, orthanc_id
+from workbench.pacs.errors import UnknownResourceError
+
+SMALL_FILE = Path("cr_agfa_mono1_tiny") / "6154"  # 2.3 kB real CR
+
+
+def make_instance(template: Path, *, patient: str = "P1", study: str | None = None,
+                  series: str | None = None, name: str = "Doe^John", **attributes) -> bytes:
+    """A copy of a real file under new identifiers (and ``attributes``), as Part-10 bytes."""
+    ds = pydicom.dcmread(template)
+    ds.PatientID = patient
+    ds.PatientName = name
+    ds.StudyInstanceUID = study or generate_uid()
+    ds.SeriesInstanceUID = series or generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def template(shared_data) -> Path:
+    return shared_data / SMALL_FILE
+
+
+@pytest.fixture
+def index(tmp_path) -> Index:
+    idx = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    yield idx
+    idx.close()
+
+
+def test_ids_are_orthanc_sha1():
+    assert orthanc_id("") == "da39a3ee-5e6b4b0d-3255bfef-95601890-afd80709"
+    import hashlib
+
+    digest = hashlib.sha1(b"A|1.2|1.2.3").hexdigest()
+    assert orthanc_id("A", "1.2", "1.2.3").replace("-", "") == digest
+
+
+def test_ingest_is_durable_and_named_by_uuid(index, template):
+    data = template.read_bytes()
+    result = index.ingest_bytes(data)
+    assert result.status == "Success"
+    path = index.instance_path(result.instance_id)
+    assert path.read_bytes() == data
+    assert path.is_relative_to(index.store.root)
+    # The file name is a UUID: no tag value (PatientID 77654033) anywhere in the path.
+    assert "77654033" not in str(path) and len(path.name) == 36
+    assert list(index.incoming_dir.iterdir()) == []
+
+
+def test_move_consumes_the_incoming_file(index, template):
+    incoming = index.store.new_temp_path()
+    incoming.write_bytes(template.read_bytes())
+    result = index.ingest_file(incoming, move=True)
+    assert not incoming.exists()
+    assert index.instance_path(result.instance_id).read_bytes() == template.read_bytes()
+
+
+def test_duplicate_keeps_the_first(index, template):
+    first = index.ingest_file(template)
+    second = index.ingest_file(template)
+    assert (first.status, second.status) == ("Success", "AlreadyStored")
+    assert second.instance_id == first.instance_id
+    assert index.statistics()["CountInstances"] == 1
+    # No orphan file was left behind by the refused copy.
+    assert len(list(index.store.iter_uuids())) == 1
+
+
+def test_overwrite_instances_replaces(tmp_path, template):
+    index = Index(Config(StorageDirectory=str(tmp_path / "s"), OverwriteInstances=True))
+    first = index.ingest_file(template)
+    old_uuid = index.resource("Instance", first.instance_id)["FileUuid"]
+    again = index.ingest_file(template)
+    assert again.status == "Success"
+    assert index.resource("Instance", first.instance_id)["FileUuid"] != old_uuid
+    assert index.statistics()["CountInstances"] == 1
+    assert len(list(index.store.iter_uuids())) == 1
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b"", "not a DICOM"),
+    (b"hello world" * 20, "not a DICOM"),
+    (b"\0" * 128 + b"DICM" + b"\x02\x00", "cannot read"),
+])
+def test_invalid_data_is_refused_and_nothing_stored(index, payload, reason):
+    with pytest.raises(InvalidInstanceError, match="uploaded data"):
+        index.ingest_bytes(payload)
+    assert index.statistics()["CountInstances"] == 0
+    assert list(index.incoming_dir.iterdir()) == []
+
+
+def test_missing_uid_is_refused_with_its_name(index, template):
+    ds = pydicom.dcmread(template)
+    del ds.SeriesInstanceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    with pytest.raises(InvalidInstanceError, match="SeriesInstanceUID"):
+        index.ingest_bytes(buffer.getvalue())
+
+
+def test_delete_removes_files_and_empty_parents(index, template):
+    study = generate_uid()
+    a = index.ingest_bytes(make_instance(template, study=study))
+    b = index.ingest_bytes(make_instance(template, study=study))
+    path_a = index.instance_path(a.instance_id)
+    remaining = index.delete("Series", a.series_id)
+    assert remaining == {"ID": a.study_id, "Path": f"/studies/{a.study_id}", "Type": "Study"}
+    assert not path_a.exists()
+    assert index.delete("Instance", b.instance_id) is None  # patient went with it
+    assert index.statistics()["CountPatients"] == 0
+    assert index.statistics()["TotalDiskSize"] == "0"
+    with pytest.raises(UnknownResourceError):
+        index.delete("Study", a.study_id)
+
+
+def test_reconcile_repairs_rows_and_files(tmp_path, template):
+    config = Config(StorageDirectory=str(tmp_path / "store"))
+    index = Index(config)
+    kept = index.ingest_bytes(make_instance(template, patient="KEPT"))
+    lost = index.ingest_bytes(make_instance(template, patient="LOST"))
+    index.instance_path(lost.instance_id).unlink()  # a file lost behind our back
+    stray = index.ingest_bytes(make_instance(template, patient="STRAY"))
+    stray_bytes = index.instance_path(stray.instance_id).read_bytes()
+    index.close()
+    # A file without a row (crash between rename and commit), an interrupted write and junk.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(config.database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM instances WHERE public_id = ?", (stray.instance_id,))
+    engine.dispose()
+    (index.store.incoming_dir / "half.part").write_bytes(stray_bytes[:100])
+    junk = index.store.path_of("12345678-1234-5678-1234-567812345678")
+    junk.parent.mkdir(parents=True, exist_ok=True)
+    junk.write_bytes(b"not dicom")
+
+    reopened = Index(config)
+    report = reopened.last_reconcile
+    assert report.rows_without_file_removed == [lost.instance_id]
+    assert len(report.files_reindexed) == 1
+    assert report.incomplete_writes_removed == ["half.part"]
+    assert report.unreadable_files_quarantined == ["12345678-1234-5678-1234-567812345678"]
+    assert set(reopened.list_ids("Instance")) == {kept.instance_id, stray.instance_id}
+    assert reopened.instance_path(stray.instance_id).read_bytes() == stray_bytes
+    assert reopened.statistics()["CountPatients"] == 2
+    assert not reopened.reconcile().repaired  # a second pass finds nothing
+
+
+def test_concurrent_ingest_from_eight_threads(index, template):
+    payloads = [[make_instance(template, patient=f"T{t}", study=f"1.2.3.{t}",
+                               series=f"1.2.3.{t}.1") for _ in range(25)] for t in range(8)]
+    results: list = []
+    errors: list = []
+
+    def worker(items):
+        for data in items:
+            try:
+                results.append(index.ingest_bytes(data))
+            except Exception as exc:  # any failure (e.g. "database is locked") is a defect
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(items,)) for items in payloads]
+    for thread in threads:
+        thread.start()
+    # Readers run at the same time as the writers.
+    for _ in range(20):
+        index.find("Study", {"PatientID": "T*"})
+        index.statistics()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 200 and all(r.status == "Success" for r in results)
+    stats = index.statistics()
+    assert (stats["CountInstances"], stats["CountSeries"], stats["CountPatients"]) == (200, 8, 8)
+    assert len(set(index.list_ids("Instance"))) == 200
+    assert len(list(index.store.iter_uuids())) == 200
