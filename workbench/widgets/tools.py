@@ -215,7 +215,7 @@ class Interaction(Observable):
             center, width = drag.initial  # type: ignore[misc]
             # Sensitivity scales with the window so a narrow brain window and a wide bone
             # window both move comfortably.
-            step = max(width, 10.0) / 256.0
+            step = max(width, 10.0) / 128.0
             viewport.window = (center + dy * step, max(1.0, width + dx * step))
         elif drag.mode == "zoom":
             factor = math.exp(-dy / 150.0)

@@ -1,0 +1,219 @@
+"""A real JupyterLab and a real headless Chromium, started once per test session.
+
+Fixtures:
+
+- ``jupyter_lab``: a JupyterLab server (the project's own venv, so the kernel imports
+  ``workbench``) on a free loopback port, serving a temporary root folder.
+- ``browser``: Debian's Chromium driven by Playwright (``playwright install`` is not needed).
+- ``lab_page``: a fresh browser page per test, closed afterwards.
+- ``run_notebook(page, name, cells)``: writes a notebook into the server's root, opens it,
+  runs all cells and waits until every cell has run, reporting any error output.
+- ``wait_for_viewer(page)``: waits until a viewer's canvas and status line are on screen.
+
+Screenshots go to the ``artifacts_dir`` fixture's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.peers import free_port, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class JupyterLab:
+    url: str
+    token: str
+    root: Path
+    process: subprocess.Popen
+
+    def lab_url(self, path: str) -> str:
+        return f"{self.url}/lab/tree/{path}?token={self.token}"
+
+
+def _jupyter_executable() -> str:
+    candidate = Path(sys.executable).with_name("jupyter")
+    return str(candidate) if candidate.exists() else require_tool("jupyter")
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(tmp_path_factory) -> JupyterLab:
+    """One JupyterLab for the session, bound to 127.0.0.1 with a random token."""
+    root = tmp_path_factory.mktemp("lab-root")
+    config = tmp_path_factory.mktemp("lab-config")
+    (config / "labconfig").mkdir()
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    token = secrets.token_hex(16)
+    port = free_port()
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(config),
+        JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("lab-runtime")),
+        # The kernel imports workbench from this checkout.
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        ),
+        PYTHONWARNINGS="ignore",
+    )
+    log = (root.parent / "jupyter-lab.log").open("w")
+    process = subprocess.Popen(
+        [
+            _jupyter_executable(), "lab", "--no-browser", f"--port={port}",
+            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--LabApp.user_settings_dir={config / 'user-settings'}",
+            f"--LabApp.workspaces_dir={config / 'workspaces'}",
+            "--LabApp.extension_manager=readonly",
+            # Containers and CI often run as root; the server is still loopback-only.
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        ],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {process.returncode}; see {log.name}")
+        try:
+            if requests.get(f"{url}/api/status?token={token}", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"JupyterLab did not answer within 90 s; see {log.name}")
+        time.sleep(0.3)
+    lab = JupyterLab(url, token, root, process)
+    yield lab
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from Debian, driven by Playwright."""
+    chromium = require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture()
+def lab_page(browser, jupyter_lab):
+    """A new page (1400×1000, device scale 1) for one test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+def write_notebook(root: Path, name: str, cells: list[str]) -> Path:
+    """Write a notebook of code cells into the server's root folder."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}  # fmt: skip
+    path = root / name
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture()
+def run_notebook(jupyter_lab, artifacts_dir):
+    """``run_notebook(page, name, cells, timeout=120)``: open a new notebook and run it all."""
+
+    artifacts = artifacts_dir
+
+    def run(page, name: str, cells: list[str], timeout: float = 120.0):
+        write_notebook(jupyter_lab.root, name, cells)
+        page.goto(jupyter_lab.lab_url(name))
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        # Wait for the kernel before running, so no cell is queued against a starting one.
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=60_000)  # fmt: skip
+        prompts = page.locator(".jp-InputArea-prompt")
+        deadline = time.monotonic() + timeout
+        for attempt in range(3):
+            page.locator(".jp-Notebook").first.click()
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            # A click can land while the page is still settling; check the run started.
+            try:
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+                    ".some(p => p.textContent.trim() !== '[ ]:')",
+                    timeout=15_000,
+                )
+                break
+            except Exception:
+                if attempt == 2:
+                    page.screenshot(path=str(artifacts / f"{name}-not-started.png"))
+                    raise
+                page.keyboard.press("Escape")
+        while True:
+            texts = prompts.all_inner_texts()
+            if texts and all(t.strip() not in ("[ ]:", "[*]:", "") for t in texts):
+                break
+            if time.monotonic() > deadline:
+                page.screenshot(path=str(artifacts / f"{name}-timeout.png"))
+                raise AssertionError(f"cells still running after {timeout} s: {texts}")
+            time.sleep(0.25)
+        errors = page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+        )
+        tracebacks = [t for t in errors.all_inner_texts() if "Error" in t or "Traceback" in t]
+        assert not tracebacks, "a cell failed:\n" + "\n".join(tracebacks)
+        return page
+
+    return run
+
+
+def wait_for_viewer(page, index: int = 0):
+    """Wait until viewport ``index`` of the first viewer shows an image; return its canvas."""
+    status = page.locator(".wb-viewport-status").nth(index)
+    status.wait_for()
+    page.wait_for_function(
+        "([i]) => { const s = document.querySelectorAll('.wb-viewport-status')[i];"
+        " return s && /Im \\d+\\//.test(s.textContent); }",
+        arg=[index],
+    )
+    return page.locator(".wb-viewport").nth(index).locator("canvas").first
+
+
+def status_text(page, index: int = 0) -> str:
+    return page.locator(".wb-viewport-status").nth(index).inner_text()
