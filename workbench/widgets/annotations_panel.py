@@ -349,7 +349,7 @@ class AnnotationsPanel:
         self.box = widgets.VBox(
             [widgets.HBox([self.title, close], layout={"justify_content": "space-between"}),
              self.rows],
-            layout=widgets.Layout(width="260px", display="none", overflow_y="auto",
+            layout=widgets.Layout(width="260px", display="none", overflow="auto",
                                   max_height="900px", border="1px solid #444"),
         )  # fmt: skip
         self.box.add_class("wb-annotations-panel")
@@ -380,7 +380,6 @@ class AnnotationsPanel:
             self.save(name.value)
 
         ok.on_click(do_save)
-        name.on_submit(do_save)
         cancel.on_click(lambda _b: self._dismiss())
         self._dialog(
             [widgets.HTML("<b>Save annotations as</b>"), name, ok, cancel, message],
@@ -463,7 +462,7 @@ class AnnotationsPanel:
 
     def _row(self, state: StoredState, shown: bool, applied: bool) -> widgets.Box:
         graphics = widgets.Checkbox(value=shown, indent=False, layout={"width": "22px"},
-                                    description_tooltip="Show its annotations")  # fmt: skip
+                                    tooltip="Show its annotations")  # fmt: skip
         graphics.add_class("wb-state-graphics")
         display = widgets.ToggleButton(value=applied, icon="dot-circle-o" if applied else
                                        "circle-o", tooltip="Apply its display settings",

@@ -322,6 +322,5 @@ def state_store(target: Any) -> StateStore:
     if all(hasattr(target, name) for name in ("ingest_bytes", "find", "instance_path")):
         return IndexStateStore(target)
     raise TypeError(
-        "presentation states are kept in an index, a folder or memory; got "
-        f"{type(target).__name__}"
+        f"presentation states are kept in an index, a folder or memory; got {type(target).__name__}"
     )

@@ -1,0 +1,194 @@
+"""The viewer's save/load panel driven like a user would, without a browser: buttons, dialog,
+confirmations, per-state checkbox and radio, deletion, badges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.io import open_series
+from workbench.io.gsps.store import MemoryStateStore
+from workbench.io.presentation import Annotation, DisplaySettings, VoiLut
+from workbench.widgets import Viewer
+from workbench.widgets.annotations_panel import VHS_NAME, for_viewport, lut_window
+
+CT_SERIES = "series_ct_philips_ingenuity_5mm"
+
+
+def has_class(widget, name: str) -> bool:
+    return name in getattr(widget, "_dom_classes", ())
+
+
+def find(widget, name: str):
+    """The first widget with CSS class ``name`` in a widget tree."""
+    if has_class(widget, name):
+        return widget
+    for child in getattr(widget, "children", ()):
+        found = find(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def ct(shared_data):
+    files = sorted(p for p in (shared_data / CT_SERIES).iterdir() if p.is_file())[:3]
+    return open_series(files)
+
+
+@pytest.fixture
+def viewer(ct):
+    viewer = Viewer(ct, states=MemoryStateStore())
+    yield viewer
+    viewer.close()
+
+
+def add_length(viewer: Viewer, text: str = "42 mm") -> Annotation:
+    image = viewer.active_viewport.image_reference()
+    return viewer.annotations.add(
+        Annotation("length", [(10, 20), (100, 200)], image, text, {"length_mm": 42.0},
+                   {"length_mm": "mm"})
+    )  # fmt: skip
+
+
+def test_save_asks_a_name_and_confirms(viewer):
+    panel = viewer.annotations_panel
+    add_length(viewer)
+    assert panel.save_button in viewer.toolbar.box.children[1].children
+    panel.save_button.click()
+    dialog = find(panel.dialogs, "wb-save-dialog")
+    assert dialog is not None
+    find(dialog, "wb-save-ok").click()  # no name yet: refused with a hint
+    assert find(panel.dialogs, "wb-save-dialog") is not None
+    assert panel.states.states() == []
+    find(dialog, "wb-save-name").value = "My findings"
+    find(dialog, "wb-save-ok").click()
+    confirm = find(panel.dialogs, "wb-save-confirm")
+    assert confirm is not None and "My findings" in confirm.children[0].value
+    find(confirm, "wb-popup-ok").click()
+    assert panel.dialogs.children == ()
+    assert [s.name for s in panel.states.states()] == ["My findings"]
+
+
+def test_cancel_saves_nothing(viewer):
+    panel = viewer.annotations_panel
+    add_length(viewer)
+    panel.save_button.click()
+    find(panel.dialogs, "wb-save-name").value = "Not wanted"
+    find(panel.dialogs, "wb-save-cancel").click()
+    assert panel.dialogs.children == ()
+    assert panel.states.states() == []
+
+
+def test_a_lone_vertebral_heart_score_saves_without_asking(viewer):
+    panel = viewer.annotations_panel
+    image = viewer.active_viewport.image_reference()
+    viewer.annotations.add(
+        Annotation(
+            "vhs",
+            [(100, 100), (200, 150), (120, 180), (180, 90)],
+            image,
+            "VHS 10.2 v",
+            {"vhs": 10.2},
+            {"vhs": "v"},
+        )
+    )
+    panel.save_button.click()
+    assert find(panel.dialogs, "wb-save-dialog") is None
+    assert find(panel.dialogs, "wb-save-confirm") is not None
+    assert [s.name for s in panel.states.states()] == [VHS_NAME]
+    assert viewer.save_state().name == VHS_NAME  # the same from Python
+
+
+def test_load_panel_shows_hides_applies_and_deletes(viewer):
+    panel = viewer.annotations_panel
+    states = viewer.presentation_states
+    viewport = viewer.active_viewport
+    mark = add_length(viewer, "first")
+    viewport.window, viewport.invert, viewport.rotation = (40, 400), True, 90
+    first = viewer.save_state("Soft tissue")
+    viewer.annotations.clear()
+    viewport.window, viewport.invert, viewport.rotation = (-600, 1500), False, 0
+    second_mark = add_length(viewer, "second")
+    second = viewer.save_state("Lung")
+    viewer.annotations.clear()
+    viewport.reset()
+    viewport.window = (10, 100)  # the user's own display before loading anything
+
+    panel.load_button.click()
+    assert viewer.thumbnails.box.layout.display == "none"
+    assert panel.box.layout.display == "flex"
+    rows = [c for c in panel.rows.children if has_class(c, "wb-state-row")]
+    assert len(rows) == 2
+    assert "Soft tissue" in rows[0].children[2].value and "Lung" in rows[1].children[2].value
+
+    image = viewport.image_reference()
+    find(rows[0], "wb-state-graphics").value = True
+    find(rows[1], "wb-state-graphics").value = True
+    shown = {a.uid for a in viewer.annotations.visible_on(image)}
+    assert shown == {mark.uid, second_mark.uid}
+    find(rows[1], "wb-state-graphics").value = False
+    assert {a.uid for a in viewer.annotations.visible_on(image)} == {mark.uid}
+
+    find(rows[0], "wb-state-display").value = True
+    assert (viewport.window, viewport.invert, viewport.rotation) == ((40.0, 400.0), True, 90)
+    find(rows[1], "wb-state-display").value = True  # radio: the other one goes off
+    assert find(rows[0], "wb-state-display").value is False
+    assert (viewport.window, viewport.invert, viewport.rotation) == ((-600.0, 1500.0), False, 0)
+    find(rows[1], "wb-state-display").value = False  # deselect: the original display
+    assert viewport.window == (10.0, 100.0)
+
+    find(rows[0], "wb-state-delete").click()
+    dialog = find(panel.dialogs, "wb-delete-dialog")
+    find(dialog, "wb-confirm-cancel").click()
+    assert [s.key for s in states.states()] == [first.key, second.key]
+    find(rows[0], "wb-state-delete").click()
+    find(panel.dialogs, "wb-confirm-ok").click()
+    assert [s.key for s in states.states()] == [second.key]
+    assert {a.uid for a in viewer.annotations.visible_on(image)} == set()
+    assert len([c for c in panel.rows.children if has_class(c, "wb-state-row")]) == 1
+
+    find(panel.box, "wb-close-annotations").click()
+    assert panel.box.layout.display == "none"
+    assert viewer.thumbnails.box.layout.display is None
+
+
+def test_thumbnail_badge_follows_saved_states(viewer):
+    panel = viewer.annotations_panel
+    item = viewer.thumbnails.items_by_stack[0]
+    assert not has_class(item, "wb-has-states")
+    add_length(viewer)
+    panel.save_button.click()
+    find(panel.dialogs, "wb-save-name").value = "Badge"
+    find(panel.dialogs, "wb-save-ok").click()
+    assert has_class(item, "wb-has-states")
+    assert find(item, "wb-badge") is not None
+    viewer.presentation_states.delete(viewer.presentation_states.states()[0].key)
+    panel.refresh_badges()
+    assert not has_class(item, "wb-has-states") and find(item, "wb-badge") is None
+
+
+def test_other_softwares_area_and_voi_lut_become_zoom_and_window(viewer):
+    viewport = viewer.active_viewport
+    lut = VoiLut(0, 12, tuple([0] * 100 + list(range(0, 4096, 16)) + [4095] * 100))
+    center, width = lut_window(lut)
+    assert (center, width) == (100 + 128, 256)
+    shown = for_viewport(
+        DisplaySettings(voi_lut=lut, area=(100, 50, 299, 449), rotation=90), viewport
+    )
+    assert shown.window == (228.0, 256.0)
+    # 400 rows across after the quarter turn, fitted to the viewport's width.
+    assert shown.zoom == pytest.approx(min(viewport.size[0] / 400, viewport.size[1] / 200))
+    assert shown.center == (199.5, 249.5) and shown.area is None and shown.voi_lut is None
+
+
+def test_saving_needs_a_name_and_an_image(viewer, tmp_path: Path):
+    with pytest.raises(ValueError, match="needs a name"):
+        viewer.save_state("")
+    empty = Viewer(None, states=MemoryStateStore())
+    try:
+        with pytest.raises(ValueError, match="no DICOM image"):
+            empty.save_state("Nothing")
+    finally:
+        empty.close()
