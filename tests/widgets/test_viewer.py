@@ -101,3 +101,32 @@ def test_annotation_list_shows_measurements(viewer) -> None:
     ui.release(0, 110, 10)
     assert "mm</li>" in viewer.annotation_list.value
     assert len(viewer.annotations.table()) == 1
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "cr_agfa_mono1_tiny/6154",  # MONOCHROME1
+        "voi_lut_ihe/vlut_04.dcm",  # VOI LUT Sequence
+        "us_aloka_palette16/gdcm-US-ALOKA-16.dcm",  # 16-bit palette colour
+        "us_rgb_bigendian_barre/ExplVR_BigEnd.dcm",  # RGB, big endian
+        "us_multiframe_ybr422_jpeg/examples_ybr_color.dcm",  # YBR_FULL_422 multi-frame
+        "enhanced_ct_nema/eCT_Supplemental.dcm",  # per-frame functional groups
+        "toshiba_ct_j2k/TOSHIBA_J2K_SIZ0_PixRep1.dcm",  # signed J2K
+    ],
+)
+def test_viewport_pixels_equal_io_render(shared_data, cache, relative: str) -> None:
+    """At one screen pixel per image pixel the viewport shows exactly what io renders."""
+    from workbench.widgets.model import Viewport
+
+    stack = open_series(shared_data / relative)
+    v = Viewport(stack, cache=cache, size=(stack.sizes["x"], stack.sizes["y"]))
+    v.frame = v.frame_count - 1
+    frame = render_viewport(v)
+    attrs = display.frame_attrs(stack, v.frame)
+    expected = display.render(stack[v.frame].values, attrs)
+    np.testing.assert_array_equal(frame.pixels, expected)
+    v.invert = True
+    np.testing.assert_array_equal(
+        render_viewport(v).pixels, display.render(stack[v.frame].values, attrs, invert=True)
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from workbench.widgets.model import Viewport
+from workbench.widgets.render import uses_voi_lut
 
 
 def _date(value: str) -> str:
@@ -29,7 +30,11 @@ def frame_label(viewport: Viewport) -> str:
 
 def window_label(viewport: Viewport) -> str:
     """``"W 400 L 40"`` for the window in use ("" for colour images)."""
-    window = viewport.effective_window() if viewport.stack is not None else None
+    if viewport.stack is None:
+        return ""
+    if viewport.window is None and uses_voi_lut(viewport.attrs):
+        return "VOI LUT"
+    window = viewport.effective_window()
     if window is None:
         return ""
     center, width = window

@@ -55,10 +55,38 @@ def render_viewport(viewport: Viewport) -> RenderedFrame | None:
     oriented = transform.orient(viewport.pixels())
     sampled = oriented[np.ix_(rows, cols)]
     attrs = display.frame_attrs(viewport.stack, viewport.frame)
-    pixels = display.render(
-        sampled, attrs, window=viewport.effective_window(), invert=viewport.invert
-    )
+    window = viewport.window
+    if window is None and not uses_voi_lut(attrs):
+        # The default window comes from the whole frame, not just the part on screen.
+        window = viewport.effective_window()
+    pixels = _render_through_lut(sampled, attrs, window, viewport.invert)
+    if pixels is None:
+        pixels = display.render(sampled, attrs, window=window, invert=viewport.invert)
     return RenderedFrame(x0, y0, np.ascontiguousarray(pixels))
+
+
+def uses_voi_lut(attrs) -> bool:
+    """Whether the image's default display is its (0028,3010) VOI LUT Sequence."""
+    return bool(attrs.get("voi_lut")) and not attrs.get("WindowCenter")
+
+
+def _render_through_lut(
+    values: np.ndarray, attrs, window: tuple[float, float] | None, invert: bool
+) -> np.ndarray | None:
+    """Grayscale integer frames: render each distinct value once, then look pixels up.
+
+    :func:`workbench.io.display.render` stays the one definition of how values become grey
+    levels (window, VOI LUT, MONOCHROME1, invert); it is just applied to the few thousand
+    possible values instead of every pixel, which makes a W/L redraw several times cheaper.
+    """
+    if values.ndim != 2 or values.dtype.kind not in "iu" or attrs.get("palette") is not None:
+        return None
+    low, high = int(values.min()), int(values.max())
+    if high - low > 65535:
+        return None
+    levels = np.arange(low, high + 1, dtype=np.int64)[None, :]
+    lut = display.render(levels, attrs, window=window, invert=invert)[0]
+    return lut[values.astype(np.intp) - low]
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
