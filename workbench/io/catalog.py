@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from workbench.io.errors import DicomIOError
+from workbench.io.errors import DicomIOError, blaming
 from workbench.io.headers import InstanceHeader, read_header
 from workbench.io.sources import DicomFile, Source, iter_files
 
@@ -234,6 +234,10 @@ def scan(source: Source, *, recursive: bool = True, progress: bool = True) -> Ca
     for item in iter_headers(source, recursive=recursive, progress=progress):
         if isinstance(item, Skipped):
             catalog.skipped.append(item)
-        else:
-            catalog.add(item)
+            continue
+        try:
+            with blaming(item.file):
+                catalog.add(item)
+        except DicomIOError as exc:
+            catalog.skipped.append(Skipped(str(item.file), exc.reason, exc))
     return catalog

@@ -6,6 +6,8 @@ series rather than one file) and says what was wrong and, where there is one, th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 
 
@@ -44,3 +46,21 @@ class PixelDataError(DicomIOError):
 
 class InconsistentSeriesError(DicomIOError):
     """The files given cannot form one array (different sizes, several series...)."""
+
+
+@contextmanager
+def blaming(path: str | PathLike[str] | object) -> Iterator[None]:
+    """Turn any unexpected exception inside the block into an error naming ``path``.
+
+    pydicom converts element values on first access, so a damaged value (impossible length,
+    garbage in a number) surfaces wherever it is first used; converting it here keeps every
+    failure a :class:`DicomIOError` that says which file was at fault.
+    """
+    try:
+        yield
+    except DicomIOError:
+        raise
+    except Exception as exc:
+        raise InvalidDicomError(
+            f"damaged DICOM header ({type(exc).__name__}: {exc})", str(path)
+        ) from exc

@@ -8,6 +8,7 @@ lets native (uncompressed) frames be read straight from their byte offset.
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,7 +26,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from workbench.io.errors import InvalidDicomError, PixelDataError
+from workbench.io.errors import InvalidDicomError, PixelDataError, blaming
 from workbench.io.sources import DicomFile
 
 #: Tags read by :func:`read_header` (everything the catalog and series building use).
@@ -106,6 +107,7 @@ _PIXEL_TAGS = {
     0x7FE00009: "DoubleFloatPixelData",
 }
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_HEADER_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -180,9 +182,24 @@ def read_header(
     tags = None if full else _SPECIFIC_TAGS
     try:
         with file.open() as fp:
-            dataset, has_meta = _read_dataset(fp, file, tags)
-            transfer_syntax = _transfer_syntax(dataset, has_meta)
-            pixel_keyword, offset, length = _locate_pixel_data(fp, dataset, transfer_syntax)
+            # Parsing from memory is much cheaper than pydicom's many small reads and tells on
+            # a file; most headers fit in the first chunk. When one does not, parse the file.
+            head = fp.read(_HEADER_CHUNK)
+            whole_file = len(head) < _HEADER_CHUNK
+            parsed = None
+            try:
+                parsed = _parse(io.BytesIO(head), file, tags)
+            except (InvalidDicomError, PixelDataError):
+                raise
+            except Exception:
+                if whole_file:
+                    raise
+            if not whole_file and (
+                parsed is None or parsed[2] is None or parsed[1] == DeflatedExplicitVRLittleEndian
+            ):
+                fp.seek(0)
+                parsed = _parse(fp, file, tags)
+            dataset, transfer_syntax, pixel_keyword, offset, length, has_meta = parsed
     except (InvalidDicomError, PixelDataError):
         raise
     except OSError as exc:
@@ -193,8 +210,17 @@ def read_header(
         raise InvalidDicomError("not a DICOM instance: no (0008,0018) SOP Instance UID", file)
     header = InstanceHeader(file, dataset, transfer_syntax, has_meta, pixel_keyword, offset, length)
     if check_pixels:
-        check_pixel_length(header)
+        with blaming(file):
+            check_pixel_length(header)
     return header
+
+
+def _parse(fp: BinaryIO, file: DicomFile, tags) -> tuple:
+    """(dataset, transfer syntax, pixel keyword, pixel offset, pixel length, has meta)."""
+    dataset, has_meta = _read_dataset(fp, file, tags)
+    transfer_syntax = _transfer_syntax(dataset, has_meta)
+    keyword, offset, length = _locate_pixel_data(fp, dataset, transfer_syntax)
+    return dataset, transfer_syntax, keyword, offset, length, has_meta
 
 
 def _read_dataset(fp: BinaryIO, file: DicomFile, tags) -> tuple[Dataset, bool]:
@@ -292,6 +318,12 @@ def check_pixel_length(header: InstanceHeader) -> None:
                 header.file,
             )
         return
+    missing = [k for k in ("Rows", "Columns") if header.dataset.get(k) in (None, "")]
+    if missing:
+        raise PixelDataError(
+            f"pixel data without {' and '.join(missing)}: the image size is unknown",
+            header.file,
+        )
     if header.pixel_offset is None:
         return
     size = header.file.size()

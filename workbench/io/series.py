@@ -27,6 +27,7 @@ from workbench.io.errors import (
     InconsistentSeriesError,
     InvalidDicomError,
     PixelDataError,
+    blaming,
 )
 from workbench.io.frames import FrameSource, check_decodable, decode_frame
 from workbench.io.geometry import FrameInfo, frame_infos, stack_geometry
@@ -114,7 +115,8 @@ class FrameStack(BackendArray):
             values = stored.astype(np.float64) * slope + intercept
             return values.astype(self.dtype)
         if self.plan.mode == "lut":
-            return apply_modality_lut(stored, self.plan.modality_lut).astype(self.dtype)
+            with blaming(source.file):
+                return apply_modality_lut(stored, self.plan.modality_lut).astype(self.dtype)
         return stored.astype(self.dtype, copy=False)
 
 
@@ -209,7 +211,8 @@ def _collect_headers(source, series_uid: str | None) -> list[InstanceHeader]:
         raise InvalidDicomError("no DICOM files found", _describe(source))
     groups: dict[str, list[InstanceHeader]] = defaultdict(list)
     for header in headers:
-        groups[str(header.dataset.get("SeriesInstanceUID", ""))].append(header)
+        with blaming(header.file):
+            groups[str(header.dataset.get("SeriesInstanceUID", ""))].append(header)
     if series_uid is not None:
         if series_uid not in groups:
             raise InconsistentSeriesError(
@@ -264,13 +267,17 @@ def _check_consistent(headers: list[InstanceHeader]) -> None:
         ds = header.dataset
         return tuple(str(ds.get(k, "")).strip() for k in _LAYOUT_KEYWORDS)
 
-    layouts = Counter(layout(h) for h in headers)
+    found = []
+    for header in headers:
+        with blaming(header.file):
+            found.append(layout(header))
+    layouts = Counter(found)
     if len(layouts) == 1:
         return
     differing = [k for i, k in enumerate(_LAYOUT_KEYWORDS) if len({lay[i] for lay in layouts}) > 1]
     examples = {}
-    for header in headers:
-        examples.setdefault(layout(header), header.file)
+    for header, lay in zip(headers, found, strict=True):
+        examples.setdefault(lay, header.file)
     described = "; ".join(
         ", ".join(f"{k}={lay[_LAYOUT_KEYWORDS.index(k)]}" for k in differing)
         + f": {count} files (e.g. {examples[lay]})"
@@ -349,7 +356,8 @@ def build_series(
     with_pixels = [h for h in headers if h.pixel_keyword is not None]
     if not with_pixels:
         ds = headers[0].dataset
-        sop = getattr(ds.get("SOPClassUID"), "name", ds.get("SOPClassUID"))
+        with blaming(headers[0].file):
+            sop = getattr(ds.get("SOPClassUID"), "name", ds.get("SOPClassUID"))
         raise PixelDataError(
             f"no pixel data to open: the instance is a {sop} (Modality "
             f"{ds.get('Modality', '?')}); it holds no image",
@@ -363,14 +371,16 @@ def build_series(
 
     sources, frames, infos = [], [], []
     for source_index, header in enumerate(headers):
-        sources.append(FrameSource.from_header(header))
-        for frame_index, info in enumerate(frame_infos(header)):
-            frames.append((source_index, frame_index))
-            infos.append(info)
+        with blaming(header.file):
+            sources.append(FrameSource.from_header(header))
+            for frame_index, info in enumerate(frame_infos(header)):
+                frames.append((source_index, frame_index))
+                infos.append(info)
     geometry = stack_geometry(infos)
     infos = [infos[i] for i in geometry.order]
     frames = [frames[i] for i in geometry.order]
-    plan = _plan(headers, infos, raw)
+    with blaming(headers[0].file):
+        plan = _plan(headers, infos, raw)
     stack = FrameStack(
         sources,
         [
@@ -382,8 +392,9 @@ def build_series(
     first = read_header(headers[0].file, full=True, check_pixels=False)
     dims = ("frame", "y", "x", "channel")[: stack.ndim]
     coords = _coords(infos, geometry, plan)
-    attrs = _attrs(first, infos, geometry, plan, raw, without)
-    name = str(first.dataset.get("SeriesDescription") or "") or "pixels"
+    with blaming(first.file):
+        attrs = _attrs(first, infos, geometry, plan, raw, without)
+        name = str(first.dataset.get("SeriesDescription") or "") or "pixels"
     return stack, dims, coords, attrs, name
 
 
