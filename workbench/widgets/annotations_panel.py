@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: The name a state holding only a Vertebral Heart Score is saved under, without asking.
 VHS_NAME = "Vertebral Heart Score"
 
+_ICON_BUTTON = {"width": "34px", "padding": "0"}
+
 
 def default_store(source: Any) -> StateStore:
     """Where a viewer keeps states when not told: beside the files it was opened on, else
@@ -342,7 +344,7 @@ class AnnotationsPanel:
         self.dialogs.add_class("wb-dialogs")
         self.rows = widgets.VBox()
         close = widgets.Button(icon="times", tooltip="Back to thumbnails",
-                               layout={"width": "32px"})  # fmt: skip
+                               layout=dict(_ICON_BUTTON))  # fmt: skip
         close.add_class("wb-close-annotations")
         close.on_click(lambda _b: self.close())
         self.title = widgets.HTML("<b style='font-size:12px'>Saved annotations</b>")
@@ -466,9 +468,9 @@ class AnnotationsPanel:
         graphics.add_class("wb-state-graphics")
         display = widgets.ToggleButton(value=applied, icon="dot-circle-o" if applied else
                                        "circle-o", tooltip="Apply its display settings",
-                                       layout={"width": "32px"})  # fmt: skip
+                                       layout=dict(_ICON_BUTTON))  # fmt: skip
         display.add_class("wb-state-display")
-        delete = widgets.Button(icon="times", tooltip="Delete", layout={"width": "32px"})
+        delete = widgets.Button(icon="times", tooltip="Delete", layout=dict(_ICON_BUTTON))
         delete.add_class("wb-state-delete")
         text = widgets.HTML(
             f"<div style='font-size:11px;line-height:1.3'><b>{html.escape(state.name)}</b><br>"
