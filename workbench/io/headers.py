@@ -291,10 +291,20 @@ def _locate_pixel_data(
 
 def expected_pixel_bytes(header: InstanceHeader) -> int | None:
     """Bytes of native pixel data the image needs, or ``None`` if it cannot be computed."""
+    ds = header.dataset
     try:
-        return int(get_expected_length(header.dataset, "bytes"))
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples, bits = int(ds.get("SamplesPerPixel") or 1), int(ds.BitsAllocated)
+        photometric = str(ds.get("PhotometricInterpretation", ""))
     except Exception:
         return None
+    if bits % 8 or photometric.endswith("_422"):
+        # Bit-packed and sub-sampled layouts have their own rules; pydicom knows them.
+        try:
+            return int(get_expected_length(ds, "bytes"))
+        except Exception:
+            return None
+    return rows * columns * samples * (bits // 8) * header.number_of_frames
 
 
 def check_pixel_length(header: InstanceHeader) -> None:
