@@ -165,8 +165,14 @@ def test_thumbnail_badge_follows_saved_states(viewer):
     assert has_class(item, "wb-has-states")
     assert find(item, "wb-badge") is not None
     viewer.presentation_states.delete(viewer.presentation_states.states()[0].key)
-    panel.refresh_badges()
     assert not has_class(item, "wb-has-states") and find(item, "wb-badge") is None
+
+
+def test_saving_from_python_updates_the_badge(viewer):
+    item = viewer.thumbnails.items_by_stack[0]
+    add_length(viewer)
+    viewer.save_state("From a notebook cell")
+    assert has_class(item, "wb-has-states")
 
 
 def test_other_softwares_area_and_voi_lut_become_zoom_and_window(viewer):

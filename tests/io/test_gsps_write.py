@@ -343,6 +343,27 @@ def test_points_outside_the_image_are_pulled_to_its_border(ct):
     assert data == [0.0, 10.5, 512.0, 10.5]
 
 
+def test_an_empty_text_is_left_out_with_a_warning(ct):
+    _, image = ct
+    empty = Annotation("text", [(5, 5)], ref(image), "")
+    with pytest.warns(UserWarning, match="nothing to draw"):
+        ds = gsps.write(PresentationState("Empty", [empty]), [image])
+    assert "GraphicAnnotationSequence" not in ds
+
+
+def test_stores_are_chosen_by_what_is_given(tmp_path):
+    from workbench.io.gsps.store import (
+        FolderStateStore,
+        MemoryStateStore,
+        state_store,
+    )
+
+    assert isinstance(state_store(None), MemoryStateStore)
+    assert isinstance(state_store(tmp_path), FolderStateStore)
+    with pytest.raises(TypeError, match="index, a folder or memory"):
+        state_store(42)
+
+
 def test_bad_input_is_refused_with_a_reason(shared_data, ct):
     _, image = ct
     with pytest.raises(ValueError, match="at least one referenced image"):

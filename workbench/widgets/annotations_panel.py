@@ -145,6 +145,8 @@ class PresentationStates:
         #: States whose display settings are applied, per viewport (by index).
         self.applied: dict[int, str] = {}
         self._loaded: dict[str, PresentationState] = {}
+        #: Called with no arguments after a state is saved or deleted (badges, lists).
+        self.listeners: list[Callable[[], None]] = []
 
     # -- saving ---------------------------------------------------------------------------
     def own_annotations(self, viewport: Viewport | None = None) -> list:
@@ -202,7 +204,13 @@ class PresentationStates:
             instance_number=number,
             creator=self.creator,
         )
-        return self.store.save(ds)
+        saved = self.store.save(ds)
+        self._changed()
+        return saved
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            listener()
 
     def _series_for(self, study_uid: str) -> tuple[str | None, int]:
         """Our presentation-state series in the study (new if none) and the next number."""
@@ -299,6 +307,7 @@ class PresentationStates:
             self.model.annotations.remove_group(key)
         self._loaded.pop(key, None)
         self.store.delete(key)
+        self._changed()
 
 
 def _when(state: StoredState) -> str:
@@ -358,6 +367,7 @@ class AnnotationsPanel:
         self._row_widgets: dict[str, tuple[widgets.Checkbox, widgets.ToggleButton]] = {}
         self._updating = False
         viewer.model.on_change(self._on_model_change)
+        self.states.listeners.append(self._on_saved_or_deleted)
         self.refresh_badges()
 
     # -- save -----------------------------------------------------------------------------
@@ -396,9 +406,6 @@ class AnnotationsPanel:
             self.popup(f"Not saved: {error}", "wb-save-error")
             return None
         self.popup(f"Saved “{saved.name}”.", "wb-save-confirm")
-        self.refresh_badges()
-        if self.box.layout.display != "none":
-            self.refresh()
         return saved
 
     # -- dialogs --------------------------------------------------------------------------
@@ -511,10 +518,13 @@ class AnnotationsPanel:
 
         def delete() -> None:
             self.states.delete(state.key)
-            self.refresh()
-            self.refresh_badges()
 
         self.confirm(f"Delete “{state.name}” for good?", delete, "wb-delete-dialog")
+
+    def _on_saved_or_deleted(self) -> None:
+        self.refresh_badges()
+        if self.box.layout.display != "none":
+            self.refresh()
 
     # -- thumbnails -----------------------------------------------------------------------
     def refresh_badges(self) -> None:

@@ -190,7 +190,7 @@ class FolderStateStore(StateStore):
             return cached[1]
         summary = None
         try:
-            ds = pydicom.dcmread(path, specific_tags=_SUMMARY_TAGS)
+            ds = pydicom.dcmread(path, specific_tags=_SUMMARY_TAGS, stop_before_pixels=True)
             if str(ds.get("SOPClassUID", "")) in PRESENTATION_STATE_CLASSES:
                 summary = summarize(ds)
         except (pydicom.errors.InvalidDicomError, DicomIOError, OSError, ValueError, EOFError):
@@ -276,7 +276,7 @@ class IndexStateStore(StateStore):
     def _summary(self, instance_id: str) -> StoredState | None:
         if instance_id not in self._summaries:
             path = self.index.instance_path(instance_id)
-            ds = pydicom.dcmread(path, specific_tags=_SUMMARY_TAGS)
+            ds = pydicom.dcmread(path, specific_tags=_SUMMARY_TAGS, stop_before_pixels=True)
             if str(ds.get("SOPClassUID", "")) not in PRESENTATION_STATE_CLASSES:
                 return None
             self._summaries[instance_id] = summarize(ds)

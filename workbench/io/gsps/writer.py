@@ -283,6 +283,11 @@ def _graphics(state: PresentationState, by_uid: dict[str, Dataset], columns: int
         )
         graphic_objects, text_objects = _objects(annotation, group, columns, rows)
         if not graphic_objects and not text_objects:
+            warnings.warn(
+                f"{annotation.kind} annotation {annotation.uid} has nothing to draw "
+                "(a text without text?); it is not saved",
+                stacklevel=3,
+            )
             continue
         groups.append(group)
         referenced, frames = _annotation_images(annotation, state, by_uid)
