@@ -276,9 +276,16 @@ def render_file(
     IndexError
         ``frame`` is beyond the file's frames.
     """
-    from workbench.io.series import open_series
+    import xarray as xr
+    from xarray.core import indexing
 
-    array = open_series(path)
+    from workbench.io.series import build_series
+
+    # A preview needs one frame: index the lazy frame stack directly rather than through a
+    # dask graph (no scheduler start-up per request).
+    stack, dims, coords, attrs, name = build_series(path)
+    variable = xr.Variable(dims, indexing.LazilyIndexedArray(stack))
+    array = xr.DataArray(variable, coords=coords, attrs=attrs, name=name)
     if not 0 <= frame < array.sizes["frame"]:
         raise IndexError(
             f"{path}: frame {frame} out of range; the file has {array.sizes['frame']} frames"
