@@ -130,3 +130,18 @@ def test_viewport_pixels_equal_io_render(shared_data, cache, relative: str) -> N
     np.testing.assert_array_equal(
         render_viewport(v).pixels, display.render(stack[v.frame].values, attrs, invert=True)
     )
+
+
+def test_viewer_on_a_study_of_the_index(ct_dir, tmp_path) -> None:
+    from workbench.pacs import Index
+    from workbench.pacs.config import Config
+
+    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    results = [index.ingest_file(path) for path in sorted(ct_dir.iterdir())[:5]]
+    viewer = Viewer.from_index(index, results[0].study_id, thumbnails=False)
+    (stack,) = viewer.stacks
+    assert stack.sizes["frame"] == 5 and stack.attrs["Modality"] == "CT"
+    viewer.close()
+    viewer = Viewer.from_index(index, results[0].patient_id, level="Patient", thumbnails=False)
+    assert len(viewer.stacks) == 1
+    viewer.close()

@@ -94,6 +94,31 @@ def load_stacks(source) -> LoadResult:
     return result
 
 
+def stacks_from_index(index, public_id: str, level: str = "Study") -> LoadResult:
+    """Stacks of a patient, study or series stored in a :class:`workbench.pacs.Index`.
+
+    Only the index's public methods are used (``children`` and ``open_series``), so the
+    viewer does not depend on the PACS package.
+    """
+    level = level.capitalize()
+    order = ["Patient", "Study", "Series"]
+    if level not in order:
+        raise ValueError(f"level must be Patient, Study or Series, not {level!r}")
+    series_ids = [public_id]
+    for _ in range(order.index("Series") - order.index(level)):
+        series_ids = [child for parent in series_ids for child in index.children(level, parent)]
+        level = order[order.index(level) + 1]
+    from workbench.io import DicomIOError
+
+    result = LoadResult()
+    for series_id in series_ids:
+        try:
+            result.stacks.extend(split_multiframe(index.open_series(series_id)))
+        except DicomIOError as error:  # e.g. a series of presentation states
+            result.skipped.append((f"series {series_id}", str(error)))
+    return result
+
+
 @dataclass
 class StudyGroup:
     """Stacks of one study, as the thumbnail panel lists them."""

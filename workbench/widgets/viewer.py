@@ -22,7 +22,7 @@ import xarray as xr
 from workbench.widgets.annotations_panel import AnnotationsPanel, default_store
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
 from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
-from workbench.widgets.stacks import load_stacks
+from workbench.widgets.stacks import LoadResult, load_stacks, stacks_from_index
 from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
 from workbench.widgets.tools import Interaction, toolbar_tools
 from workbench.widgets.viewport_view import ViewportView
@@ -225,7 +225,7 @@ class Viewer:
         thumbnails: bool = True,
         states=None,
     ) -> None:
-        loaded = load_stacks(source)
+        loaded = source if isinstance(source, LoadResult) else load_stacks(source)
         self.skipped = loaded.skipped
         toolbar_tools(None, toolbar)  # validate tool names early
         self.toolbar_settings = toolbar
@@ -260,6 +260,13 @@ class Viewer:
         self.widget = widgets.HBox([self.thumbnails.box, self.annotations_panel.box, main])
         self.widget.add_class("wb-viewer")
         self._update_annotation_list()
+
+    @classmethod
+    def from_index(cls, index, public_id: str, level: str = "Study", **kwargs) -> Viewer:
+        """A viewer on a patient, study or series of a :class:`workbench.pacs.Index`
+        (``public_id`` is its Orthanc-style ID); other arguments as for :class:`Viewer`."""
+        kwargs.setdefault("states", index)
+        return cls(stacks_from_index(index, public_id, level), **kwargs)
 
     # -- the scriptable surface -------------------------------------------------------------
     @property
