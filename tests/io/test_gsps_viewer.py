@@ -175,15 +175,57 @@ def test_saving_from_python_updates_the_badge(viewer):
     assert has_class(item, "wb-has-states")
 
 
+@pytest.mark.filterwarnings("ignore:The string .* unlikely to represent")
+def test_another_programs_state_loads_with_what_is_not_shown(viewer, shared_data):
+    import highdicom as hd
+    import numpy as np
+    import pydicom
+    from highdicom import pr
+
+    files = sorted(p for p in (shared_data / CT_SERIES).iterdir() if p.is_file())
+    image = pydicom.dcmread(files[0], stop_before_pixels=True)
+    layer = pr.GraphicLayer("THEIRS", order=1)
+    circle = pr.GraphicObject("CIRCLE", np.array([[100.5, 100.5], [110.5, 100.5]]), "PIXEL")
+    ds = pr.GrayscaleSoftcopyPresentationState(
+        referenced_images=[image], series_instance_uid=hd.UID(), series_number=5,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="Elsewhere",
+        manufacturer_model_name="Other", software_versions="1", device_serial_number="1",
+        content_label="THEIRS", content_description="From elsewhere",
+        graphic_layers=[layer],
+        graphic_annotations=[pr.GraphicAnnotation([image], layer, graphic_objects=[circle])],
+        voi_lut_transformations=[pr.SoftcopyVOILUTTransformation(voi_luts=[hd.VOILUT(
+            0, np.linspace(0, 4095, 2048).astype(np.uint16))])],
+    )  # fmt: skip
+    ds.ShutterShape = "RECTANGULAR"
+    ds.ShutterLeftVerticalEdge, ds.ShutterRightVerticalEdge = 10, 500
+    ds.ShutterUpperHorizontalEdge, ds.ShutterLowerHorizontalEdge = 10, 500
+    states = viewer.presentation_states
+    states.store.save(ds)
+    panel = viewer.annotations_panel
+    panel.load_button.click()
+    (row,) = [c for c in panel.rows.children if has_class(c, "wb-state-row")]
+    assert "From elsewhere" in find(row, "wb-state-text").value
+    assert "Not shown" not in find(row, "wb-state-text").value
+    find(row, "wb-state-graphics").value = True
+    text = find(row, "wb-state-text").value
+    assert "Not shown: display shutter (rectangular)" in text
+    assert "VOI LUT table (shown as the nearest window, W 2048 L 1024)" in text
+    (circle_mark,) = viewer.annotations.visible_on(viewer.active_viewport.image_reference())
+    assert circle_mark.kind == "ellipse" and circle_mark.points == [(90.0, 90.0), (110.0, 110.0)]
+    find(row, "wb-state-display").value = True
+    assert viewer.active_viewport.window == (1024.0, 2048.0)
+
+
 def test_other_softwares_area_and_voi_lut_become_zoom_and_window(viewer):
     viewport = viewer.active_viewport
     lut = VoiLut(0, 12, tuple([0] * 100 + list(range(0, 4096, 16)) + [4095] * 100))
     center, width = lut_window(lut)
-    assert (center, width) == (100 + 128, 256)
+    # Input 100 is the last black one, 356 the first white one.
+    assert (center, width) == (228.5, 257.0)
     shown = for_viewport(
         DisplaySettings(voi_lut=lut, area=(100, 50, 299, 449), rotation=90), viewport
     )
-    assert shown.window == (228.0, 256.0)
+    assert shown.window == (228.5, 257.0)
     # 400 rows across after the quarter turn, fitted to the viewport's width.
     assert shown.zoom == pytest.approx(min(viewport.size[0] / 400, viewport.size[1] / 200))
     assert shown.center == (199.5, 249.5) and shown.area is None and shown.voi_lut is None

@@ -86,20 +86,23 @@ def header_from_stack(viewport: Viewport) -> Dataset:
 
 
 def lut_window(lut: VoiLut) -> tuple[float, float]:
-    """The linear window closest to a VOI LUT: from where it leaves its minimum to where it
-    reaches its maximum (the viewer shows windows, not tables)."""
+    """The linear window closest to a VOI LUT (the viewer shows windows, not tables).
+
+    The window maps the last input still at the table's bottom to black and the first input
+    at its top to white, as PS3.3 C.11.2.1.2.1 LINEAR does for ``(center, width)``. A falling
+    table gives the same span (its inversion is not kept).
+    """
     data = np.asarray(lut.data)
-    low = int(np.argmax(data > data.min())) if data.max() > data.min() else 0
-    high = (
-        int(len(data) - np.argmax(data[::-1] < data.max()))
-        if data.max() > data.min()
-        else len(data)
-    )
-    first, last = lut.first_mapped + max(low - 1, 0), lut.first_mapped + high
-    if data[0] > data[-1]:  # a falling table is an inverted window; keep the span
-        first, last = min(first, last), max(first, last)
-    width = max(float(last - first), 1.0)
-    return first + width / 2.0, width
+    low, high = data.min(), data.max()
+    if low == high:
+        return lut.first_mapped + len(data) / 2.0, float(max(len(data), 1))
+    if data[0] <= data[-1]:
+        start, end = int(np.argmax(data > low)) - 1, int(np.argmax(data >= high))
+    else:
+        start, end = int(np.argmax(data < high)) - 1, int(np.argmax(data <= low))
+    start = max(start, 0)
+    width = float(end - start + 1)
+    return lut.first_mapped + (start + end) / 2.0 + 0.5, width
 
 
 def for_viewport(settings: DisplaySettings, viewport: Viewport) -> DisplaySettings:
@@ -259,8 +262,17 @@ class PresentationStates:
                 for annotation in state.annotations:
                     if annotation.image is None:
                         annotation.image = state.images[0]
+            if state.display.voi_lut is not None and state.display.window is None:
+                center, width = lut_window(state.display.voi_lut)
+                state.not_shown.append(
+                    f"VOI LUT table (shown as the nearest window, W {width:g} L {center:g})"
+                )
             self._loaded[key] = state
         return self._loaded[key]
+
+    def loaded(self, key: str) -> PresentationState | None:
+        """The state if it has been read already (its graphics shown or display applied)."""
+        return self._loaded.get(key)
 
     def show(self, key: str, visible: bool = True) -> None:
         """Show (or hide) a saved state's graphics over the images they belong to."""
@@ -365,6 +377,7 @@ class AnnotationsPanel:
         )  # fmt: skip
         self.box.add_class("wb-annotations-panel")
         self._row_widgets: dict[str, tuple[widgets.Checkbox, widgets.ToggleButton]] = {}
+        self._row_texts: dict[str, tuple[widgets.HTML, StoredState]] = {}
         self._updating = False
         viewer.model.on_change(self._on_model_change)
         self.states.listeners.append(self._on_saved_or_deleted)
@@ -461,6 +474,7 @@ class AnnotationsPanel:
         shown = self.states.shown()
         applied = self.states.applied.get(self.viewer.model.active)
         self._row_widgets = {}
+        self._row_texts = {}
         rows = []
         for state in saved:
             rows.append(self._row(state, state.key in shown, state.key == applied))
@@ -479,11 +493,9 @@ class AnnotationsPanel:
         display.add_class("wb-state-display")
         delete = widgets.Button(icon="times", tooltip="Delete", layout=dict(_ICON_BUTTON))
         delete.add_class("wb-state-delete")
-        text = widgets.HTML(
-            f"<div style='font-size:11px;line-height:1.3'><b>{html.escape(state.name)}</b><br>"
-            f"{html.escape(_when(state))} · {html.escape(state.creator.replace('^', ' '))}"
-            "</div>"
-        )
+        text = widgets.HTML(self._describe(state))
+        text.add_class("wb-state-text")
+        self._row_texts[state.key] = (text, state)
         graphics.observe(lambda c, k=state.key: self._on_graphics(k, c["new"]), names="value")
         display.observe(lambda c, k=state.key: self._on_display(k, c["new"]), names="value")
         delete.on_click(lambda _b, s=state: self.ask_delete(s))
@@ -492,9 +504,28 @@ class AnnotationsPanel:
         row.add_class("wb-state-row")
         return row
 
+    def _describe(self, state: StoredState) -> str:
+        """Title, date and creator; once loaded, what of it the viewer cannot show."""
+        lines = [
+            f"<b>{html.escape(state.name)}</b>",
+            f"{html.escape(_when(state))} · {html.escape(state.creator.replace('^', ' '))}",
+        ]
+        loaded = self.states.loaded(state.key)
+        if loaded is not None and loaded.not_shown:
+            parts = "; ".join(loaded.not_shown)
+            lines.append(f"<span class='wb-not-shown' style='color:#b60'>Not shown: "
+                         f"{html.escape(parts)}</span>")  # fmt: skip
+        return f"<div style='font-size:11px;line-height:1.3'>{'<br>'.join(lines)}</div>"
+
+    def _update_text(self, key: str) -> None:
+        if key in self._row_texts:
+            text, state = self._row_texts[key]
+            text.value = self._describe(state)
+
     def _on_graphics(self, key: str, visible: bool) -> None:
         if not self._updating:
             self.states.show(key, visible)
+            self._update_text(key)
 
     def _on_display(self, key: str, on: bool) -> None:
         if self._updating:
@@ -503,6 +534,7 @@ class AnnotationsPanel:
         try:
             if on:
                 self.states.apply(key)
+                self._update_text(key)
             elif self.states.applied.get(self.viewer.model.active) == key:
                 self.states.apply(None)
             applied = self.states.applied.get(self.viewer.model.active)
