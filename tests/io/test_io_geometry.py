@@ -154,3 +154,13 @@ def test_image_without_geometry_has_nan_position_and_pixel_coords(shared_data):
     assert np.isnan(array.position.values).all()
     assert array.x.attrs["units"] in ("pixel", "mm")
     assert not array.attrs["is_volume"]
+
+
+def test_projection_radiograph_falls_back_to_imager_pixel_spacing(shared_data):
+    path = shared_data / "cr_agfa_mono1_tiny/6154"
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert "PixelSpacing" not in ds
+    array = open_series(path)
+    assert array.attrs["PixelSpacingSource"] == "ImagerPixelSpacing"
+    assert array.attrs["PixelSpacing"] == [float(v) for v in ds.ImagerPixelSpacing]
+    assert array.x.values[1] == pytest.approx(float(ds.ImagerPixelSpacing[1]))

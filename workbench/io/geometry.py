@@ -37,6 +37,7 @@ class FrameInfo:
     rescale_type: str | None
     window_center: float | None
     window_width: float | None
+    spacing_source: str | None = None  # "PixelSpacing", "ImagerPixelSpacing" or None
 
 
 def _first(seq_owner: Dataset | None, keyword: str) -> Dataset | None:
@@ -116,6 +117,12 @@ def frame_infos(header: InstanceHeader) -> list[FrameInfo]:
         slope = _float(pick("rescale", "RescaleSlope"))
         intercept = _float(pick("rescale", "RescaleIntercept"))
         spacing = _floats(pick("measures", "PixelSpacing"), 2)
+        spacing_source = "PixelSpacing" if spacing else None
+        if spacing is None:
+            # Projection radiographs often give only the detector-plane spacing; it is what
+            # viewers measure with (labelled as such) when nothing better is known.
+            spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
+            spacing_source = "ImagerPixelSpacing" if spacing else None
         rescale_type = pick("rescale", "RescaleType")
         infos.append(
             FrameInfo(
@@ -132,6 +139,7 @@ def frame_infos(header: InstanceHeader) -> list[FrameInfo]:
                 rescale_type=str(rescale_type) if rescale_type else None,
                 window_center=_float(pick("window", "WindowCenter")),
                 window_width=_float(pick("window", "WindowWidth")),
+                spacing_source=spacing_source,
             )
         )
     return infos

@@ -503,6 +503,7 @@ def _attrs(
         "BitsAllocated": int(ds.get("BitsAllocated") or 0),
         "PixelRepresentation": int(ds.get("PixelRepresentation") or 0),
         "PixelSpacing": list(info.pixel_spacing) if info.pixel_spacing else None,
+        "PixelSpacingSource": info.spacing_source,
         "ImageOrientationPatient": list(info.orientation) if info.orientation else None,
         "SliceThickness": info.slice_thickness,
         "WindowCenter": centers,
