@@ -16,8 +16,8 @@ from .contexts import (
     UNCOMPRESSED,
     accepted_transfer_syntaxes,
     query_retrieve_sop_classes,
-    set_nodelay,
     storage_sop_classes,
+    tune_association,
     verification_sop_class,
 )
 from .scp import handle_echo, handle_find, handle_get, handle_move, handle_store
@@ -110,7 +110,7 @@ class DicomNode:
         if self._server is not None:
             return
         handlers = [
-            (evt.EVT_CONN_OPEN, set_nodelay),
+            (evt.EVT_CONN_OPEN, tune_association),
             (evt.EVT_C_ECHO, handle_echo, [self.config]),
             (evt.EVT_C_STORE, handle_store, [self.index, self.config]),
             (evt.EVT_C_FIND, handle_find, [self.index, self.config]),

@@ -22,7 +22,7 @@ from pynetdicom.presentation import build_context
 from workbench.pacs.errors import InvalidInstanceError, StorageFullError
 
 from . import access, query
-from .contexts import NATIVE_OUTPUT, set_nodelay
+from .contexts import NATIVE_OUTPUT, tune_association
 from .transcode import TranscodeError, prepare_for_send
 
 LOGGER = logging.getLogger("workbench.pacs.node")
@@ -189,7 +189,7 @@ def handle_move(event: evt.Event, index: Any, config: Any) -> Iterator[Any]:
         return
     holder: dict = {}
     handlers = [
-        (evt.EVT_CONN_OPEN, set_nodelay),
+        (evt.EVT_CONN_OPEN, tune_association),
         (evt.EVT_ACCEPTED, _capture_association, [holder]),
     ]
     yield destination.host, destination.port, {"contexts": contexts, "evt_handlers": handlers}

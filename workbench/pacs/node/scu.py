@@ -25,7 +25,13 @@ from workbench.pacs.tags import IDENTIFIER, LEVELS, MAIN_TAGS, normalize_level
 
 from . import query
 from .access import Modality
-from .contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS, accepted_transfer_syntaxes, set_nodelay
+from .contexts import (
+    FIND_MODELS,
+    GET_MODELS,
+    MOVE_MODELS,
+    accepted_transfer_syntaxes,
+    tune_association,
+)
 from .scp import handle_store, storage_contexts_for
 from .transcode import TranscodeError, prepare_for_send
 
@@ -76,7 +82,7 @@ def associate(ae: AE, modality: Modality, contexts: list, *, ext_neg: list | Non
         contexts=contexts,
         ae_title=modality.aet,
         ext_neg=ext_neg,
-        evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay), *(handlers or [])],
+        evt_handlers=[(evt.EVT_CONN_OPEN, tune_association), *(handlers or [])],
     )
     if assoc.is_established:
         return assoc
