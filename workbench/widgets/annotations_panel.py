@@ -22,8 +22,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from workbench.io import gsps
+from workbench.io.gsps.identity import MANUFACTURER, SERIES_DESCRIPTION
 from workbench.io.gsps.store import StateStore, StoredState, state_store
-from workbench.io.gsps.writer import MANUFACTURER, SERIES_DESCRIPTION
 from workbench.io.presentation import DisplaySettings, PresentationState, VoiLut
 from workbench.widgets.model import Change, ViewerModel, Viewport, applies_to
 

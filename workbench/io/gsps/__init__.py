@@ -22,8 +22,19 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 from workbench.io.gsps.reader import read
 from workbench.io.gsps.rendering import render
-from workbench.io.gsps.writer import content_label, write
 
 __all__ = ["content_label", "read", "render", "write"]
+
+
+def __getattr__(name: str) -> Any:
+    # Writing needs highdicom, which takes a while to import; viewers that only list and
+    # read states never pay for it.
+    if name in ("write", "content_label"):
+        from workbench.io.gsps import writer
+
+        return getattr(writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,7 +30,7 @@ from pydicom.errors import InvalidDicomError as _PydicomInvalidDicomError
 
 from workbench.io.errors import InvalidDicomError
 from workbench.io.gsps import geometry
-from workbench.io.gsps.writer import MANUFACTURER
+from workbench.io.gsps.identity import MANUFACTURER
 from workbench.io.presentation import (
     ANNOTATION_KINDS,
     Annotation,

@@ -37,17 +37,13 @@ from highdicom import pr
 from pydicom.dataset import Dataset
 
 from workbench.io.gsps import geometry
+from workbench.io.gsps.identity import (
+    DEFAULT_SERIES_NUMBER,
+    MANUFACTURER,
+    MODEL_NAME,
+    SERIES_DESCRIPTION,
+)
 from workbench.io.presentation import Annotation, ImageReference, PresentationState, VoiLut
-
-#: What our objects say about where they came from (General Equipment module).
-MANUFACTURER = "workbench"
-MODEL_NAME = "workbench.io.gsps"
-
-#: Series Number of new presentation-state series: high, so they sort after the images.
-DEFAULT_SERIES_NUMBER = 9901
-
-#: Series Description of new presentation-state series.
-SERIES_DESCRIPTION = "Annotations"
 
 _CS_ALLOWED = re.compile(r"[^A-Z0-9 _]")
 _CS_MAX = 16
