@@ -42,6 +42,9 @@ class Config:
     DicomCheckCalledAet: bool = False
     DicomAlwaysAllowEcho: bool = True
     DicomAlwaysAllowStore: bool = True
+    DicomAlwaysAllowFind: bool = False
+    DicomAlwaysAllowMove: bool = False
+    DicomAlwaysAllowGet: bool = False
     DicomCheckModalityHost: bool = False
     #: Seconds without new instances after which a series/study/patient is "stable".
     StableAge: int = 60

@@ -21,6 +21,7 @@ from typing import Any
 
 import pydicom
 import sqlalchemy as sa
+from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
 from . import recycle
@@ -38,7 +39,7 @@ from .tags import (
     IDENTIFIER,
     LEVELS,
     MAIN_TAGS,
-    extract_tags,
+    extract_all,
     keyword_of,
     normalize_level,
     stored_tags,
@@ -122,6 +123,13 @@ def _index_in_series(tags: dict[str, str | None]) -> int | None:
     return None
 
 
+_ALL_KEYWORDS = tuple(dict.fromkeys(k for level in LEVELS for k in stored_tags(level)))
+_PARSED_TAGS = sorted(
+    {tag_for_keyword(k) for level in LEVELS for k in stored_tags(level)}
+    | {tag_for_keyword("SpecificCharacterSet")}
+)
+
+
 def parse_instance(path: Path, name: str | None = None) -> _Parsed:
     """Read the header of a Part-10 file and extract what the index stores.
 
@@ -132,7 +140,8 @@ def parse_instance(path: Path, name: str | None = None) -> _Parsed:
     """
     label = name or str(path)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        # Only the indexed attributes are decoded; the rest is skipped over, not parsed.
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_PARSED_TAGS)
     except InvalidDicomError as exc:
         raise InvalidInstanceError(f"{label}: not a DICOM Part-10 file ({exc})") from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input
@@ -141,7 +150,8 @@ def parse_instance(path: Path, name: str | None = None) -> _Parsed:
     if meta is None or "TransferSyntaxUID" not in meta:
         raise InvalidInstanceError(f"{label}: no file meta information (TransferSyntaxUID)")
     try:
-        tags = {level: extract_tags(ds, level) for level in LEVELS}
+        values = extract_all(ds, _ALL_KEYWORDS)
+        tags = {level: {k: values[k] for k in stored_tags(level)} for level in LEVELS}
     except Exception as exc:
         raise InvalidInstanceError(f"{label}: cannot decode an attribute ({exc})") from exc
     for level in ("Study", "Series", "Instance"):
@@ -240,11 +250,8 @@ class Index:
                 path.unlink(missing_ok=True)
             raise
         patient_id, study_id, series_id, instance_id = parsed.ids
-        if not self.config.OverwriteInstances and self._exists("Instance", instance_id):
-            if move:
-                path.unlink(missing_ok=True)
-            return IngestResult("AlreadyStored", instance_id, series_id, study_id, patient_id,
-                                parsed.sop_instance_uid)
+        # Duplicates are rare: they are detected inside the transaction, and the copy that
+        # was stored for nothing is removed afterwards.
         file_uuid, size = self.store.commit_file(path, move=move)
         try:
             status, obsolete = self._index_instance(parsed, file_uuid, size, remote_aet, origin)
@@ -406,60 +413,52 @@ class Index:
     def _index_record_batch(self, records: list[dict[str, str]]) -> int:
         now_text, now_ts = _now()
         stamp = {"last_update": now_text, "last_update_ts": now_ts}
+        all_ids = [_record_ids(record) for record in records]
+        inserted = 0
         with self._writing() as conn:
-            pks: dict[str, dict[str, int]] = {level: {} for level in LEVELS}
-            rows: dict[str, list[dict[str, Any]]] = {level: [] for level in LEVELS}
-            known_pks: dict[str, dict[str, int]] = {}
-            for level in LEVELS:
-                table = TABLES[level]
-                ids = set()
-                for record in records:
-                    ids.add(_record_ids(record)[LEVELS.index(level)])
-                found = {}
-                id_list = list(ids)
-                for start in range(0, len(id_list), 500):
-                    chunk = id_list[start:start + 500]
-                    found.update(dict(conn.execute(
-                        sa.select(table.c.public_id, table.c.pk)
-                        .where(table.c.public_id.in_(chunk))).all()))
-                known_pks[level] = found
+            known: dict[str, dict[str, int]] = {}
             order = (conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar()
                      or 0)
-            for level in LEVELS:
+            for depth, level in enumerate(LEVELS):
                 table = TABLES[level]
-                seen = set(known_pks[level])
-                for record in records:
-                    ids = _record_ids(record)
-                    public_id = ids[LEVELS.index(level)]
-                    if public_id in seen:
+                wanted = list({ids[depth] for ids in all_ids})
+                known[level] = self._pks_of(conn, table, wanted)
+                columns = stored_tags(level)
+                rows = []
+                for record, ids in zip(records, all_ids):
+                    public_id = ids[depth]
+                    if public_id in known[level]:
                         continue
-                    seen.add(public_id)
+                    known[level][public_id] = -1  # claimed by this batch
                     values: dict[str, Any] = {"public_id": public_id, **stamp}
-                    for keyword in stored_tags(level):
+                    for keyword in columns:
                         values[keyword] = record.get(keyword)
                     values[IDENTIFIER[level]] = record.get(IDENTIFIER[level], "")
                     if level == "Patient":
                         order += 1
                         values.update(protected=False, recycling_order=order)
                     else:
-                        parent_level = PARENT[level]
-                        parent_public = ids[LEVELS.index(parent_level)]
-                        values["parent_pk"] = known_pks[parent_level][parent_public]
+                        values["parent_pk"] = known[PARENT[level]][ids[depth - 1]]
                     if level == "Instance":
                         values.update(file_uuid=None, file_size=0, received=now_text,
-                                      origin="Plugins",
+                                      origin="Plugins", transfer_syntax=None, remote_aet=None,
                                       index_in_series=_index_in_series(values))
-                    rows[level].append(values)
-                if rows[level]:
-                    conn.execute(table.insert(), rows[level])
-                    new_ids = [row["public_id"] for row in rows[level]]
-                    for start in range(0, len(new_ids), 500):
-                        chunk = new_ids[start:start + 500]
-                        known_pks[level].update(dict(conn.execute(
-                            sa.select(table.c.public_id, table.c.pk)
-                            .where(table.c.public_id.in_(chunk))).all()))
-        del pks
-        return len(rows["Instance"])
+                    rows.append(values)
+                if rows:
+                    conn.execute(table.insert(), rows)
+                    known[level].update(self._pks_of(conn, table, [r["public_id"] for r in rows]))
+                if level == "Instance":
+                    inserted = len(rows)
+        return inserted
+
+    @staticmethod
+    def _pks_of(conn: sa.Connection, table: sa.Table, public_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(public_ids), 500):
+            chunk = public_ids[start:start + 500]
+            found.update(conn.execute(sa.select(table.c.public_id, table.c.pk)
+                                      .where(table.c.public_id.in_(chunk))).all())
+        return found
 
     # ---------------------------------------------------------------------------- deleting
     def delete(self, level: str, public_id: str) -> dict[str, str] | None:
@@ -1078,13 +1077,15 @@ def _create_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
-            # WAL lets readers run during a write; FULL syncs the WAL at each commit so an
-            # acknowledged instance survives power loss; the busy timeout makes concurrent
-            # writers (other processes) wait instead of failing with "database is locked".
+            # WAL lets readers run during a write. NORMAL skips the WAL fsync at each commit:
+            # a power loss may roll back the last commits, but their files were fsynced
+            # (file and directory) before the commit, and reconcile() re-indexes files
+            # without rows on start, so no acknowledged instance is lost. The busy timeout
+            # makes writers of other processes wait instead of failing "database is locked".
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()

@@ -19,6 +19,9 @@ from .errors import BadRequestError
 #: most archives; Orthanc's ``CaseSensitivePN`` is false by default).
 CASE_INSENSITIVE_VRS = frozenset({"PN"})
 RANGE_VRS = frozenset({"DA", "TM", "DT"})
+#: VRs whose values have no letter case: always compared exactly, so their index is used.
+CASELESS_VRS = frozenset({"UI", "DA", "TM", "DT", "IS", "DS", "US", "UL", "SS", "SL", "FL",
+                          "FD"})
 _WILDCARD_FORBIDDEN_VRS = frozenset({"DA", "TM", "DT", "UI"})
 
 
@@ -156,7 +159,7 @@ def condition_for(
     if value == "":
         return universal_match(column)
     # "*" stays a wildcard: like Orthanc, it matches any value but not an absent attribute.
-    sensitive = case_sensitive and vr not in CASE_INSENSITIVE_VRS
+    sensitive = (case_sensitive and vr not in CASE_INSENSITIVE_VRS) or vr in CASELESS_VRS
     if "\\" in value:
         items = [item for item in value.split("\\")]
         if vr == "UI":

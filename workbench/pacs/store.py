@@ -85,12 +85,13 @@ class FileStore:
         return file_uuid, target.stat().st_size
 
     def write_bytes(self, data: bytes) -> Path:
-        """Write ``data`` to a durable temporary file in :attr:`incoming_dir`; return its path."""
+        """Write ``data`` to a temporary file in :attr:`incoming_dir`; return its path.
+
+        Not fsynced here: :meth:`commit_file` syncs it once, when it enters the store.
+        """
         temp = self.new_temp_path()
         with open(temp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         return temp
 
     def remove(self, file_uuid: str) -> None:

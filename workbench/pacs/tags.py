@@ -150,19 +150,27 @@ def extract_tags(ds: Dataset, level: str) -> dict[str, str | None]:
     ``None`` means the attribute is absent from the instance; ``""`` means present and empty,
     a distinction Orthanc keeps (absent tags are not listed in ``MainDicomTags``).
     """
+    return extract_all(ds, stored_tags(level))
+
+
+def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
+    """``{keyword: text or None}`` for ``keywords``, each attribute decoded once."""
     result: dict[str, str | None] = {}
-    for keyword in stored_tags(level):
-        tag = tag_for_keyword(keyword)
-        if tag not in ds:
-            result[keyword] = None
-            continue
-        elem = ds[tag]
-        if elem.VR == "SQ":
+    for keyword in keywords:
+        tag = _TAGS.get(keyword) or tag_for_keyword(keyword)
+        elem = ds.get(tag)
+        if elem is None or elem.VR == "SQ":
             result[keyword] = None
             continue
         text = value_text(elem.value, elem.VR)
         result[keyword] = text if len(text) <= MAXIMUM_TAG_LENGTH else None
     return result
+
+
+_TAGS = {
+    keyword: tag_for_keyword(keyword)
+    for level in LEVELS for keyword in MAIN_TAGS[level] + EXTRA_TAGS[level]
+}
 
 
 def keyword_of(name: str) -> str:
