@@ -62,7 +62,7 @@ STUDY_KINDS = [("CT", "CT HEAD WO CONTRAST", "HEAD"), ("CT", "CT CHEST ABDOMEN P
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """(p50, p95) in milliseconds."""
     ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return statistics.median(ordered) * 1000, p95 * 1000
 
 
@@ -146,12 +146,12 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
                     lambda s=session, b=base: s.get(f"{b}/studies").raise_for_status(),
                     args.requests), goal),
                 "series": show(f"{name}: GET /series/{{id}}", timed(
-                    lambda s=session, b=base: s.get(
-                        f"{b}/series/{rng.choice(series)}").raise_for_status(),
+                    lambda s=session, b=base, ids=series: s.get(
+                        f"{b}/series/{rng.choice(ids)}").raise_for_status(),
                     args.requests), goal),
                 "tags": show(f"{name}: GET /instances/{{id}}/simplified-tags", timed(
-                    lambda s=session, b=base: s.get(
-                        f"{b}/instances/{rng.choice(instances)}/simplified-tags"
+                    lambda s=session, b=base, ids=instances: s.get(
+                        f"{b}/instances/{rng.choice(ids)}/simplified-tags"
                     ).raise_for_status(), args.requests), goal),
             }
         if orthanc is not None:

@@ -425,7 +425,7 @@ class Index:
                 known[level] = self._pks_of(conn, table, wanted)
                 columns = stored_tags(level)
                 rows = []
-                for record, ids in zip(records, all_ids):
+                for record, ids in zip(records, all_ids, strict=True):
                     public_id = ids[depth]
                     if public_id in known[level]:
                         continue
