@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -62,16 +65,29 @@ def get_file(instance_id: str, index: Index = Depends(get_index)) -> FileRespons
     return FileResponse(path, media_type="application/dicom", filename=f"{instance_id}.dcm")
 
 
+@lru_cache(maxsize=128)
+def _tags_json(path: Path, form: str) -> bytes:
+    # Stored files never change (a new version gets a new UUID name), so the rendered
+    # listing of a path can be kept: viewers ask for the same instances again and again.
+    ds = pydicom.dcmread(path, defer_size=4096)
+    return json.dumps(dataset_to_json(ds, form=form), ensure_ascii=False).encode("utf-8")
+
+
+def _tags_response(index: Index, instance_id: str, form: str) -> Response:
+    return Response(_tags_json(index.instance_path(instance_id), form),
+                    media_type="application/json")
+
+
 @router.get("/{instance_id}/tags", summary="Every attribute (?simplify, ?short)")
 def get_tags(instance_id: str, simplify: str | None = Query(None),
-             short: str | None = Query(None), index: Index = Depends(get_index)) -> JSONResponse:
+             short: str | None = Query(None), index: Index = Depends(get_index)) -> Response:
     form = "simplify" if flag(simplify) else "short" if flag(short) else "full"
-    return JSONResponse(dataset_to_json(_read(index, instance_id), form=form))
+    return _tags_response(index, instance_id, form)
 
 
 @router.get("/{instance_id}/simplified-tags", summary="Every attribute, keyword → value")
-def get_simplified_tags(instance_id: str, index: Index = Depends(get_index)) -> JSONResponse:
-    return JSONResponse(dataset_to_json(_read(index, instance_id), form="simplify"))
+def get_simplified_tags(instance_id: str, index: Index = Depends(get_index)) -> Response:
+    return _tags_response(index, instance_id, "simplify")
 
 
 @router.get("/{instance_id}/header", summary="File meta information")
