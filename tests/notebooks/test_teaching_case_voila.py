@@ -1,0 +1,67 @@
+"""The teaching case as a stand-alone Voilà page in headless Chromium: the learner's Reveal
+click draws the teacher's GSPS annotations on the image and shows the answer."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+#: The viewer draws annotations of loaded presentation states in this colour (#3fd0ff).
+GROUP_RGB = np.array([0x3F, 0xD0, 0xFF])
+
+
+def group_coloured_pixels(png: bytes) -> int:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+    return int((np.abs(pixels - GROUP_RGB).max(axis=-1) <= 40).sum())
+
+
+def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_case,
+                                                     artifacts_dir) -> None:
+    context = browser.new_context(viewport={"width": 1200, "height": 1400})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(voila_teaching_case.url)
+        reveal = page.locator(".wb-case-reveal")
+        reveal.wait_for()
+        viewport = page.locator(".wb-viewport").first
+        page.wait_for_function(
+            "() => /Im \\d+\\//.test(document.querySelector('.wb-viewport-status')"
+            "?.textContent || '')")
+        # No code is shown in the stand-alone page, only the case.
+        assert page.locator("text=History.").count() == 1
+        assert "def write_teacher_state" not in page.locator("body").inner_text()
+        before = group_coloured_pixels(viewport.screenshot())
+        assert page.locator(".wb-annotations li").count() == 0
+        assert "Im 1/" in page.locator(".wb-viewport-status").first.inner_text()
+
+        reveal.click()
+        page.locator(".wb-case-answer", has_text="Four inserts").wait_for()
+        page.wait_for_function(
+            "() => document.querySelectorAll('.wb-annotations li').length === 4")
+        # The key image (slice 15) is shown with the teacher's annotations drawn on it.
+        page.wait_for_function(
+            "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
+        labels = page.locator(".wb-annotations li").all_inner_texts()
+        assert any("square insert" in label for label in labels), labels
+        page.wait_for_timeout(500)  # let the overlay canvas paint
+        after = group_coloured_pixels(viewport.screenshot())
+        assert after > before + 300, (before, after)
+        assert page.locator(".wb-case-reveal").is_disabled()
+
+        page.get_by_text("4", exact=True).first.click()
+        page.get_by_role("button", name="Check").first.click()
+        page.locator(".wb-quiz-feedback", has_text="Correct").wait_for()
+        page.screenshot(path=str(artifacts_dir / "teaching-case-voila-revealed.png"),
+                        full_page=True)
+    except Exception:
+        page.screenshot(path=str(artifacts_dir / "teaching-case-voila-failure.png"),
+                        full_page=True)
+        raise
+    finally:
+        context.close()
