@@ -853,6 +853,26 @@ class Index:
                                   "Type": level})
         return found
 
+    def anonymize(self, level: str, public_id: str, **options: Any) -> dict[str, str]:
+        """Store an anonymized copy (PS3.15 Basic Profile) of a resource; return the new one.
+
+        Parameters
+        ----------
+        level, public_id : str
+            The resource.
+        **options
+            :class:`workbench.pacs.anonymize.Anonymizer` arguments (``patient_id``,
+            ``patient_name``, ``replace``, ``keep``, ``remove``, ``keep_private_tags``).
+
+        Returns
+        -------
+        dict
+            ``{"ID", "Path", "PatientID", "Type"}`` of the anonymized copy, as Orthanc answers.
+        """
+        from .anonymize import Anonymizer, anonymize_resource
+
+        return anonymize_resource(self, level, public_id, Anonymizer(**options))
+
     # ----------------------------------------------------------------------------- protecting
     def set_protected(self, patient_id: str, protected: bool) -> None:
         """Protect a patient from recycling (or remove the protection)."""

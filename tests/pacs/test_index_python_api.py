@@ -1,0 +1,77 @@
+"""The notebook API: import folders and ZIPs, open a stored series lazily, anonymize; the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from workbench.io import open_series
+from workbench.pacs import Config, Index
+
+SERIES_DIR = "series_ct_philips_ingenuity_5mm"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_import_folder_and_zip_then_open_series(tmp_path, shared_data):
+    folder = shared_data / SERIES_DIR
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.iterdir())[:5]:
+            zf.write(path, f"zipped/{path.name}")
+        zf.writestr("notes.txt", "not DICOM")
+    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    from_zip = index.import_path(archive, progress=False)
+    assert (from_zip.stored, len(from_zip.errors)) == (5, 1)
+    assert "notes.txt" in next(iter(from_zip.errors))
+    from_folder = index.import_path(folder, progress=False)
+    count = len(list(folder.iterdir()))
+    assert (from_folder.stored, from_folder.already_stored) == (count - 5, 5)
+
+    (series_id,) = index.list_ids("Series")
+    volume = index.open_series(series_id)
+    reference = open_series(folder)
+    assert volume.sizes["frame"] == count
+    assert list(volume.coords["sop_instance_uid"].values) == list(
+        reference.coords["sop_instance_uid"].values)
+    np.testing.assert_array_equal(volume[count // 2].values, reference[count // 2].values)
+
+
+def test_anonymize_from_python(tmp_path, shared_data):
+    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    source = sorted((shared_data / SERIES_DIR).iterdir())[0]
+    original = pydicom.dcmread(source)
+    result = index.ingest_file(source)
+    answer = index.anonymize("Instance", result.instance_id, patient_id="RESEARCH-001")
+    copy = pydicom.dcmread(index.instance_path(answer["ID"]))
+    assert copy.PatientID == "RESEARCH-001"
+    assert copy.SOPInstanceUID != original.SOPInstanceUID
+    assert copy.StudyInstanceUID != original.StudyInstanceUID
+    assert "PatientBirthDate" not in copy or not copy.PatientBirthDate
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_import_and_ls(tmp_path, shared_data):
+    store = str(tmp_path / "store")
+    done = _cli("import", "--storage", store, "-q", str(shared_data / SERIES_DIR), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    count = len(list((shared_data / SERIES_DIR).iterdir()))
+    assert f"{count} stored, 0 already stored, 0 refused" in done.stdout
+    listed = _cli("ls", "--storage", store, "series", "Modality=CT", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("\n") == 1 and "CT" in listed.stdout
+    nothing = _cli("ls", "--storage", store, "studies", "StudyDate=19000101-19001231",
+                   cwd=tmp_path)
+    assert nothing.returncode == 0 and nothing.stdout == ""
+    bad = _cli("ls", "--storage", store, "studies", "Nonsense=1", cwd=tmp_path)
+    assert bad.returncode != 0 and "Unknown DICOM tag" in bad.stderr
