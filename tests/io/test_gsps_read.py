@@ -299,3 +299,86 @@ def test_an_image_is_not_a_presentation_state(shared_data):
     with pytest.raises(InvalidDicomError, match="not a presentation state") as error:
         gsps.read(path)
     assert error.value.path == str(path)
+
+
+# --- damaged objects ---------------------------------------------------------------------
+
+
+def _elements(ds: pydicom.Dataset, found: list) -> list:
+    """Every (dataset, tag) pair in a dataset, nested sequences included."""
+    for element in ds:
+        found.append((ds, element.tag))
+        if element.VR == "SQ":
+            for item in element.value:
+                _elements(item, found)
+    return found
+
+
+def _damage(ds: pydicom.Dataset, tag, action: int) -> None:
+    element = ds[tag]
+    if action == 0 or tag == 0x00080016:
+        del ds[tag]
+    elif element.VR == "SQ":
+        element.value = []
+    elif element.VR in ("FL", "FD", "SL", "SS", "US", "UL", "IS", "DS"):
+        values = [9e9, -5, 1] if action == 1 else []
+        element.value = values[: max(1, action % 3)] if action == 1 else values
+    else:
+        element.value = "ODD VALUE" if action == 1 else ""
+
+
+@pytest.fixture(scope="module")
+def rich_gsps(ct) -> bytes:
+    """One of ours with every kind of annotation and a full set of display settings."""
+    import io
+
+    image = ref(ct)
+    marks = [
+        Annotation("length", [(1, 2), (30, 40)], image, "5 mm", {"length_mm": 5.0}),
+        Annotation("ellipse", [(20, 20), (40, 30)], image, "mean 3", {"mean": 3.0}),
+        Annotation("arrow", [(50, 50), (60, 70)], image, "here"),
+        Annotation("text", [(5, 100)], image, "note", layer="Notes"),
+        Annotation("cobb", [(1, 1), (9, 3), (1, 9), (9, 7)], image),
+    ]
+    state = PresentationState(
+        "Rich", marks, DisplaySettings(window=(40, 400), invert=True, rotation=90, zoom=2.0),
+        images=[image],
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    gsps.write(state, [ct]).save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_damaged_objects_read_without_crashing(rich_gsps, shared_data):
+    """Deleting or garbling any element never makes reading fail, except the SOP class."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    sources = [rich_gsps, (shared_data / AGFA).read_bytes()]
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        source=st.sampled_from([0, 1]),
+        picks=st.lists(
+            st.tuples(st.integers(0, 10_000), st.integers(0, 2)), min_size=1, max_size=4
+        ),
+    )
+    def check(source, picks):
+        ds = pydicom.dcmread(__import__("io").BytesIO(sources[source]))
+        for index, action in picks:
+            found = _elements(ds, [])
+            if not found:
+                break
+            owner, tag = found[index % len(found)]
+            if tag in owner:
+                _damage(owner, tag, action)
+        try:
+            state = gsps.read(ds)
+        except InvalidDicomError:
+            assert ds.get("SOPClassUID") != "1.2.840.10008.5.1.4.1.1.11.1"
+            return
+        assert isinstance(state, PresentationState)
+        assert all(a.points for a in state.annotations)
+
+    check()

@@ -49,6 +49,9 @@ PRESENTATION_STATE_CLASSES = {
 }
 GRAYSCALE = "1.2.840.10008.5.1.4.1.1.11.1"
 
+#: What malformed values raise while we convert them; caught per part, noted, never fatal.
+_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError)
+
 _VALUE_LINE = re.compile(r"^\s*(\S+)\s*=\s*(\S+)\s*(.*?)\s*$")
 _ELLIPSE_SAMPLES = 64
 
@@ -110,10 +113,14 @@ def _read(
             "spatial settings are applied, not its color handling"
         )
     ours = str(ds.get("Manufacturer", "")) == MANUFACTURER
-    images = _referenced_images(ds)
-    annotations = _annotations(ds, images, ours, notes)
-    display = _display(ds, photometric, image_size, notes)
-    _note_unsupported_modules(ds, notes)
+    images = _guarded(lambda: _referenced_images(ds), [], "referenced images", notes)
+    annotations = _guarded(lambda: _annotations(ds, images, ours, notes), [], "annotations",
+                           notes)  # fmt: skip
+    display = _guarded(
+        lambda: _display(ds, photometric, image_size, notes), DisplaySettings(),
+        "display settings", notes,
+    )  # fmt: skip
+    _guarded(lambda: _note_unsupported_modules(ds, notes), None, "other modules", notes)
     return PresentationState(
         name=str(ds.get("ContentDescription", "") or ds.get("ContentLabel", "") or "Unnamed"),
         annotations=annotations,
@@ -124,6 +131,19 @@ def _read(
         sop_instance_uid=str(ds.SOPInstanceUID) if "SOPInstanceUID" in ds else None,
         not_shown=notes,
     )
+
+
+def _unreadable(what: str, error: Exception) -> str:
+    return f"unreadable {what} ({type(error).__name__}: {error})"
+
+
+def _guarded(read_part, fallback, what: str, notes: list[str]):
+    """``read_part()``, or ``fallback`` with a note when the object's values are malformed."""
+    try:
+        return read_part()
+    except _MALFORMED as error:
+        notes.append(_unreadable(what, error))
+        return fallback
 
 
 def _load(source) -> tuple[Dataset, str | None]:
@@ -191,15 +211,25 @@ def _referenced_images(ds: Dataset) -> list[ImageReference]:
 def _display(
     ds: Dataset, photometric: str | None, image_size: tuple[int, int] | None, notes: list[str]
 ) -> DisplaySettings:
-    window, voi_lut = _voi(ds, notes)
-    invert = _invert(ds, photometric, notes)
+    window, voi_lut = _guarded(lambda: _voi(ds, notes), (None, None), "VOI", notes)
+    invert = _guarded(lambda: _invert(ds, photometric, notes), False, "presentation LUT", notes)
     flip = str(ds.get("ImageHorizontalFlip", "N")).upper() == "Y"
-    gsps_rotation = int(ds.get("ImageRotation", 0) or 0)
+    gsps_rotation = _guarded(
+        lambda: int(ds.get("ImageRotation", 0) or 0) % 360, 0, "image rotation", notes
+    )
     if gsps_rotation % 90:
         notes.append(f"image rotation of {gsps_rotation}° (only quarter turns are shown)")
-        gsps_rotation = 90 * round(gsps_rotation / 90)
+        gsps_rotation = (90 * round(gsps_rotation / 90)) % 360
     rotation = geometry.from_gsps_rotation(gsps_rotation, flip)
-    zoom, center, area = _displayed_area(ds, image_size, notes)
+    zoom, center, area = _guarded(
+        lambda: _displayed_area(ds, image_size, notes), (None, None, None), "displayed area",
+        notes,
+    )  # fmt: skip
+    try:
+        DisplaySettings(window=window, zoom=zoom)
+    except ValueError as error:  # a zero zoom, a window narrower than 1...
+        notes.append(_unreadable("display values", error))
+        window, zoom, center = None, None, None
     return DisplaySettings(
         window=window,
         invert=invert,
@@ -347,39 +377,61 @@ def _annotations(
     for number, item in enumerate(ds.get("GraphicAnnotationSequence", [])):
         layer_cs = str(item.get("GraphicLayer", ""))
         layer = layer_names.get(layer_cs, layer_cs)
-        refs = _image_refs(item.get("ReferencedImageSequence", []))
-        image = _single_image(refs)
+        try:
+            image = _single_image(_image_refs(item.get("ReferencedImageSequence", [])))
+        except _MALFORMED as error:
+            notes.append(_unreadable("image reference of a graphic annotation", error))
+            image = None
         objects = [("graphic", o) for o in item.get("GraphicObjectSequence", [])]
         objects += [("text", o) for o in item.get("TextObjectSequence", [])]
         for what, obj in objects:
-            units = str(
-                obj.get("GraphicAnnotationUnits", "")
-                or obj.get("AnchorPointAnnotationUnits", "")
-                or obj.get("BoundingBoxAnnotationUnits", "")
-                or "PIXEL"
-            ).upper()
-            if units != "PIXEL":
-                notes.append(_describe_unshown(what, obj, units))
-                continue
-            group = groups.get(int(obj.get("GraphicGroupID", 0) or 0))
-            kind = str(group.get("GraphicGroupLabel", "")) if group is not None else ""
-            if kind in ANNOTATION_KINDS:
-                key = (number, int(group.GraphicGroupID))
-                if key not in grouped:
-                    grouped[key] = (_new_grouped(kind, group, obj, image, layer), [])
-                    annotations.append(grouped[key][0])
-                _add_to_grouped(*grouped[key], what, obj)
-            else:
-                annotation = _foreign(what, obj, image, layer, notes)
-                if annotation is not None:
-                    annotations.append(annotation)
+            try:
+                _read_object(what, obj, groups, number, image, layer, grouped, annotations, notes)
+            except _MALFORMED as error:
+                notes.append(_unreadable(f"{what} object", error))
         compound = item.get("CompoundGraphicSequence", [])
         if compound:
             types = sorted({str(c.get("CompoundGraphicType", "?")) for c in compound})
             notes.append(f"{len(compound)} compound graphic(s) ({', '.join(types)})")
-    for annotation, graphics in grouped.values():
-        _finish_grouped(annotation, graphics)
-    return annotations
+    finished = []
+    graphics_of = {id(a): g for a, g in grouped.values()}
+    for annotation in annotations:
+        try:
+            if id(annotation) in graphics_of:
+                _finish_grouped(annotation, graphics_of[id(annotation)])
+        except _MALFORMED as error:
+            notes.append(_unreadable(f"{annotation.kind} annotation", error))
+            continue
+        if not annotation.points:
+            notes.append(f"{annotation.kind} annotation without points")
+            continue
+        finished.append(annotation)
+    return finished
+
+
+def _read_object(what, obj, groups, number, image, layer, grouped, annotations, notes) -> None:
+    """Add what one graphic or text object shows to ``annotations`` (or a note)."""
+    units = str(
+        obj.get("GraphicAnnotationUnits", "")
+        or obj.get("AnchorPointAnnotationUnits", "")
+        or obj.get("BoundingBoxAnnotationUnits", "")
+        or "PIXEL"
+    ).upper()
+    if units != "PIXEL":
+        notes.append(_describe_unshown(what, obj, units))
+        return
+    group = groups.get(int(obj.get("GraphicGroupID", 0) or 0))
+    kind = str(group.get("GraphicGroupLabel", "")) if group is not None else ""
+    if kind in ANNOTATION_KINDS:
+        key = (number, int(group.GraphicGroupID))
+        if key not in grouped:
+            grouped[key] = (_new_grouped(kind, group, obj, image, layer), [])
+            annotations.append(grouped[key][0])
+        _add_to_grouped(*grouped[key], what, obj)
+        return
+    annotation = _foreign(what, obj, image, layer, notes)
+    if annotation is not None:
+        annotations.append(annotation)
 
 
 def _single_image(refs: list[ImageReference]) -> ImageReference | None:
