@@ -200,6 +200,9 @@ def read_header(
                 fp.seek(0)
                 parsed = _parse(fp, file, tags)
             dataset, transfer_syntax, pixel_keyword, offset, length, has_meta = parsed
+            # pydicom keeps the file-like it read from; for our in-memory chunk that would
+            # pin 64 kB per header (GBs over a large series).
+            dataset.buffer = None
     except (InvalidDicomError, PixelDataError):
         raise
     except OSError as exc:

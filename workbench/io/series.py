@@ -145,12 +145,12 @@ def _narrowest_exact(lows: Sequence[float], highs: Sequence[float]) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _plan(headers: list[InstanceHeader], infos: list[FrameInfo], raw: bool) -> FramePlan:
-    ds = headers[0].dataset
+def _plan(first: InstanceHeader, infos: list[FrameInfo], raw: bool) -> FramePlan:
+    ds = first.dataset
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     samples = int(ds.get("SamplesPerPixel") or 1)
     shape = (int(ds.Rows), int(ds.Columns), *((samples,) if samples > 1 else ()))
-    keyword = headers[0].pixel_keyword
+    keyword = first.pixel_keyword
     if keyword in ("FloatPixelData", "DoubleFloatPixelData"):
         dtype = "float32" if keyword == "FloatPixelData" else "float64"
         return FramePlan("stored", dtype, shape, as_rgb=False)
@@ -190,12 +190,45 @@ def _plan(headers: list[InstanceHeader], infos: list[FrameInfo], raw: bool) -> F
 # --- choosing and checking the files --------------------------------------------------
 
 
-def _collect_headers(source, series_uid: str | None) -> list[InstanceHeader]:
+@dataclass
+class _Instance:
+    """What building an array needs from one header; the pydicom dataset is let go, so a
+    large series costs about a kilobyte per file while it is being opened."""
+
+    file: object
+    series_uid: str
+    label: str  # modality and description, for messages
+    layout: tuple
+    sop_class: str
+    transfer_syntax: object
+    source: FrameSource | None
+    frames: list[FrameInfo]
+
+
+def _summarize(header: InstanceHeader) -> _Instance:
+    ds = header.dataset
+    with blaming(header.file):
+        sop = ds.get("SOPClassUID")
+        has_pixels = header.pixel_keyword is not None
+        return _Instance(
+            file=header.file,
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            label=f"{ds.get('Modality', '?')}, "
+            f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}",
+            layout=tuple(str(ds.get(k, "")).strip() for k in _LAYOUT_KEYWORDS),
+            sop_class=str(getattr(sop, "name", sop) or "instance"),
+            transfer_syntax=header.transfer_syntax,
+            source=FrameSource.from_header(header) if has_pixels else None,
+            frames=frame_infos(header) if has_pixels else [],
+        )
+
+
+def _collect(source, series_uid: str | None) -> list[_Instance]:
     if isinstance(source, Series):
-        return list(source.instances)
+        return [_summarize(h) for h in source.instances]
     if isinstance(source, InstanceHeader):
-        return [source]
-    headers: list[InstanceHeader] = []
+        return [_summarize(source)]
+    groups: dict[str, list[_Instance]] = defaultdict(list)
     for item in iter_headers(source, progress=True):
         if isinstance(item, Skipped):
             not_dicom = (
@@ -206,13 +239,10 @@ def _collect_headers(source, series_uid: str | None) -> list[InstanceHeader]:
             if not_dicom and _is_container(source):
                 continue
             raise item.error if item.error else InvalidDicomError(item.reason, item.path)
-        headers.append(item)
-    if not headers:
+        instance = _summarize(item)
+        groups[instance.series_uid].append(instance)
+    if not groups:
         raise InvalidDicomError("no DICOM files found", _describe(source))
-    groups: dict[str, list[InstanceHeader]] = defaultdict(list)
-    for header in headers:
-        with blaming(header.file):
-            groups[str(header.dataset.get("SeriesInstanceUID", ""))].append(header)
     if series_uid is not None:
         if series_uid not in groups:
             raise InconsistentSeriesError(
@@ -224,7 +254,7 @@ def _collect_headers(source, series_uid: str | None) -> list[InstanceHeader]:
             f"holds {len(groups)} series; pass series_uid= to pick one of: {_list_series(groups)}",
             _describe(source),
         )
-    return headers
+    return next(iter(groups.values()))
 
 
 def _is_container(source) -> bool:
@@ -240,16 +270,10 @@ def _describe(source) -> str | None:
     return None
 
 
-def _list_series(groups: dict[str, list[InstanceHeader]]) -> str:
-    parts = []
-    for uid, members in groups.items():
-        ds = members[0].dataset
-        parts.append(
-            f"{uid} ({ds.get('Modality', '?')}, "
-            f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}, "
-            f"{len(members)} files)"
-        )
-    return "; ".join(parts)
+def _list_series(groups: dict[str, list[_Instance]]) -> str:
+    return "; ".join(
+        f"{uid} ({members[0].label}, {len(members)} files)" for uid, members in groups.items()
+    )
 
 
 _LAYOUT_KEYWORDS = (
@@ -262,22 +286,14 @@ _LAYOUT_KEYWORDS = (
 )
 
 
-def _check_consistent(headers: list[InstanceHeader]) -> None:
-    def layout(header: InstanceHeader) -> tuple:
-        ds = header.dataset
-        return tuple(str(ds.get(k, "")).strip() for k in _LAYOUT_KEYWORDS)
-
-    found = []
-    for header in headers:
-        with blaming(header.file):
-            found.append(layout(header))
-    layouts = Counter(found)
+def _check_consistent(instances: list[_Instance]) -> None:
+    layouts = Counter(i.layout for i in instances)
     if len(layouts) == 1:
         return
     differing = [k for i, k in enumerate(_LAYOUT_KEYWORDS) if len({lay[i] for lay in layouts}) > 1]
     examples = {}
-    for header, lay in zip(headers, found, strict=True):
-        examples.setdefault(lay, header.file)
+    for instance in instances:
+        examples.setdefault(instance.layout, instance.file)
     described = "; ".join(
         ", ".join(f"{k}={lay[_LAYOUT_KEYWORDS.index(k)]}" for k in differing)
         + f": {count} files (e.g. {examples[lay]})"
@@ -352,35 +368,32 @@ def build_series(
     Returns the lazy :class:`FrameStack` with the dims, coords, attrs and name of the array
     :func:`open_series` builds from it (the xarray backend wraps the same stack).
     """
-    headers = _collect_headers(source, series_uid)
-    with_pixels = [h for h in headers if h.pixel_keyword is not None]
+    instances = _collect(source, series_uid)
+    with_pixels = [i for i in instances if i.source is not None]
     if not with_pixels:
-        ds = headers[0].dataset
-        with blaming(headers[0].file):
-            sop = getattr(ds.get("SOPClassUID"), "name", ds.get("SOPClassUID"))
         raise PixelDataError(
-            f"no pixel data to open: the instance is a {sop} (Modality "
-            f"{ds.get('Modality', '?')}); it holds no image",
-            headers[0].file if len(headers) == 1 else _describe(source),
+            f"no pixel data to open: the instance is a {instances[0].sop_class} "
+            f"({instances[0].label}); it holds no image",
+            instances[0].file if len(instances) == 1 else _describe(source),
         )
-    without = [h for h in headers if h.pixel_keyword is None]
-    headers = with_pixels
-    _check_consistent(headers)
-    for ts in sorted({h.transfer_syntax for h in headers}):
-        check_decodable(ts, next(h.file for h in headers if h.transfer_syntax == ts))
+    without = [i for i in instances if i.source is None]
+    instances = with_pixels
+    _check_consistent(instances)
+    for ts in sorted({i.transfer_syntax for i in instances}):
+        check_decodable(ts, next(i.file for i in instances if i.transfer_syntax == ts))
 
     sources, frames, infos = [], [], []
-    for source_index, header in enumerate(headers):
-        with blaming(header.file):
-            sources.append(FrameSource.from_header(header))
-            for frame_index, info in enumerate(frame_infos(header)):
-                frames.append((source_index, frame_index))
-                infos.append(info)
+    for source_index, instance in enumerate(instances):
+        sources.append(instance.source)
+        for frame_index, info in enumerate(instance.frames):
+            frames.append((source_index, frame_index))
+            infos.append(info)
     geometry = stack_geometry(infos)
     infos = [infos[i] for i in geometry.order]
     frames = [frames[i] for i in geometry.order]
-    with blaming(headers[0].file):
-        plan = _plan(headers, infos, raw)
+    first = read_header(instances[0].file, full=True, check_pixels=False)
+    with blaming(first.file):
+        plan = _plan(first, infos, raw)
     stack = FrameStack(
         sources,
         [
@@ -389,7 +402,6 @@ def build_series(
         ],
         plan,
     )
-    first = read_header(headers[0].file, full=True, check_pixels=False)
     dims = ("frame", "y", "x", "channel")[: stack.ndim]
     coords = _coords(infos, geometry, plan)
     with blaming(first.file):
@@ -468,7 +480,7 @@ def _attrs(
     geometry,
     plan: FramePlan,
     raw: bool,
-    without_pixels: list[InstanceHeader],
+    without_pixels: list[_Instance],
 ) -> dict:
     ds = first.dataset
     info = infos[0]
@@ -523,7 +535,7 @@ def _attrs(
         "slice_spacing": geometry.slice_spacing,
         "palette": None,
         "voi_lut": None,
-        "files_without_pixels": [str(h.file) for h in without_pixels],
+        "files_without_pixels": [str(i.file) for i in without_pixels],
     }
     if photometric == "PALETTE COLOR":
         low, high = _stored_range(ds)
