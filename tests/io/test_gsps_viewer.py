@@ -154,6 +154,25 @@ def test_load_panel_shows_hides_applies_and_deletes(viewer):
     assert viewer.thumbnails.box.layout.display is None
 
 
+def test_one_save_keeps_the_marks_of_every_slice(viewer):
+    viewport = viewer.active_viewport
+    on_first = add_length(viewer, "slice 1")
+    viewport.frame = 2
+    on_third = add_length(viewer, "slice 3")
+    assert on_third.image == viewport.image_reference()
+    first_image = on_first.image
+    third_image = viewport.image_reference()
+    assert first_image != third_image
+    saved = viewer.save_state("Both slices")
+    assert saved.images == [third_image, first_image]
+    viewer.annotations.clear()
+    viewer.load_state(saved.key, display=False)
+    assert [a.text for a in viewer.annotations.visible_on(third_image)] == ["slice 3"]
+    viewport.frame = 0
+    assert [s.key for s in viewer.presentation_states.states()] == [saved.key]
+    assert [a.text for a in viewer.annotations.visible_on(first_image)] == ["slice 1"]
+
+
 def test_thumbnail_badge_follows_saved_states(viewer):
     panel = viewer.annotations_panel
     item = viewer.thumbnails.items_by_stack[0]

@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from workbench.io import gsps
 from workbench.io.gsps.identity import MANUFACTURER, SERIES_DESCRIPTION
 from workbench.io.gsps.store import StateStore, StoredState, state_store
-from workbench.io.presentation import DisplaySettings, PresentationState, VoiLut
+from workbench.io.presentation import DisplaySettings, ImageReference, PresentationState, VoiLut
 from workbench.widgets.model import Change, ViewerModel, Viewport, applies_to
 
 if TYPE_CHECKING:
@@ -48,14 +48,21 @@ def default_store(source: Any) -> StateStore:
     return state_store(None)
 
 
-def header_from_stack(viewport: Viewport) -> Dataset:
-    """The referenced-image header a GSPS needs, from what the stack knows of its image.
+def header_from_stack(viewport: Viewport, ref: ImageReference | None = None) -> Dataset:
+    """The referenced-image header a GSPS needs, from what the stack knows of an image.
 
     Used when the store cannot hand out the image's own header (volumes opened from files
     without an index): the identifying and pixel-module attributes come from the stack.
+
+    Parameters
+    ----------
+    viewport
+        The viewport whose stack holds the image.
+    ref
+        The image; default: the one on screen.
     """
     attrs = viewport.attrs
-    ref = viewport.image_reference()
+    ref = ref or viewport.image_reference()
     if ref is None:
         raise ValueError("the viewport shows no DICOM image to refer to")
     columns, rows = viewport.image_size
@@ -153,10 +160,20 @@ class PresentationStates:
 
     # -- saving ---------------------------------------------------------------------------
     def own_annotations(self, viewport: Viewport | None = None) -> list:
-        """The user's annotations on the image the viewport shows (what a save stores)."""
+        """The user's annotations on the images of the viewport's stack (what a save stores).
+
+        Annotations drawn on other slices of the stack are included, so that one save keeps
+        all the marks of a series; those without an image go with the image on screen.
+        """
         viewport = viewport or self.model.active_viewport
-        image = viewport.image_reference()
-        return [a for a in self.model.annotations if applies_to(a, image)]
+        stack = viewport.stack
+        if stack is None or "sop_instance_uid" not in stack.coords:
+            image = viewport.image_reference()
+            return [a for a in self.model.annotations if applies_to(a, image)]
+        uids = set(stack.coords["sop_instance_uid"].values.tolist())
+        return [
+            a for a in self.model.annotations if a.image is None or a.image.sop_instance_uid in uids
+        ]
 
     def automatic_name(self, viewport: Viewport | None = None) -> str | None:
         """The name to save under without asking: "Vertebral Heart Score" for a lone VHS."""
@@ -190,19 +207,30 @@ class PresentationStates:
             if annotation.image is None:
                 annotation = type(annotation)(**{**vars(annotation), "image": image})
             annotations.append(annotation)
+        # The image on screen first, then every other image (frame) that carries a mark.
+        by_key = {}
+        for ref in [image, *(a.image for a in annotations)]:
+            by_key.setdefault((ref.sop_instance_uid, ref.frame_number), ref)
+        refs = list(by_key.values())
         state = PresentationState(
             name,
             annotations,
             viewport.display_settings(),
-            images=[image],
+            images=refs,
             creator=self.creator or "",
             created=_dt.datetime.now(),
         )
-        header = self.store.image_header(image.sop_instance_uid) or header_from_stack(viewport)
-        series_uid, number = self._series_for(str(header.StudyInstanceUID))
+        headers = {}
+        for ref in refs:
+            if ref.sop_instance_uid not in headers:
+                headers[ref.sop_instance_uid] = self.store.image_header(
+                    ref.sop_instance_uid
+                ) or header_from_stack(viewport, ref)
+        first = headers[image.sop_instance_uid]
+        series_uid, number = self._series_for(str(first.StudyInstanceUID))
         ds = gsps.write(
             state,
-            [header],
+            list(headers.values()),
             series_instance_uid=series_uid,
             instance_number=number,
             creator=self.creator,
