@@ -11,6 +11,12 @@ from tests.io.reference import image_files, reference_frames
 from workbench.io import open_series
 
 FILES = image_files()
+# For stored values one slice of each multi-file series is enough: they share an encoding.
+ONE_PER_SERIES = [
+    f
+    for f in FILES
+    if not f.startswith("series_") or f.endswith("/I10") or f.split("/")[1].startswith("0001_")
+]
 
 
 @pytest.mark.parametrize("relative", FILES)
@@ -32,7 +38,7 @@ def test_frames_equal_pydicom_decoding(shared_data, relative):
         np.testing.assert_allclose(file_order, expected, rtol=1e-6, atol=1e-4)
 
 
-@pytest.mark.parametrize("relative", FILES)
+@pytest.mark.parametrize("relative", ONE_PER_SERIES)
 def test_raw_gives_stored_values(shared_data, relative):
     path = shared_data / relative
     array = open_series(path, raw=True)
