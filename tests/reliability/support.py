@@ -208,10 +208,9 @@ def template() -> Dataset:
     return pydicom.dcmread(TEMPLATE)
 
 
-def make_instance(base: Dataset, *, patient: str, study: str, series: str,
-                  number: int = 1, sop: str | None = None) -> Dataset:
-    """A copy of ``base`` with new identifiers (PatientID/Name, study, series, SOP UIDs)."""
-    ds = copy.deepcopy(base)
+def retag(ds: Dataset, *, patient: str, study: str, series: str, number: int = 1,
+          sop: str | None = None) -> Dataset:
+    """Give ``ds`` new identifiers in place (PatientID/Name, study, series, SOP UIDs)."""
     ds.PatientID = patient
     ds.PatientName = f"RELIABILITY^{patient}"
     ds.StudyInstanceUID = study
@@ -220,6 +219,13 @@ def make_instance(base: Dataset, *, patient: str, study: str, series: str,
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.InstanceNumber = number
     return ds
+
+
+def make_instance(base: Dataset, *, patient: str, study: str, series: str,
+                  number: int = 1, sop: str | None = None) -> Dataset:
+    """A copy of ``base`` with new identifiers (PatientID/Name, study, series, SOP UIDs)."""
+    return retag(copy.deepcopy(base), patient=patient, study=study, series=series,
+                 number=number, sop=sop)
 
 
 def to_bytes(ds: Dataset) -> bytes:

@@ -1,0 +1,173 @@
+"""``kill -9`` during ingest: after a restart every acknowledged instance is present and
+readable, nothing half-written is served, and the start-up reconcile says what it repaired."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import threading
+import time
+import uuid
+
+import pydicom
+import pytest
+import requests
+from pydicom.uid import generate_uid
+
+from tests.reliability.support import (
+    associate,
+    client_ae,
+    retag,
+    start_server,
+    store_status,
+    stored_files,
+    template,
+    to_bytes,
+)
+
+ROUNDS = 3
+SEED = 7
+WRITERS_PER_PROTOCOL = 2
+RECONCILE = re.compile(
+    r"reconcile (\d+) incomplete write\(s\) removed, (\d+) row\(s\) without file removed, "
+    r"(\d+) file\(s\) without row re-indexed, (\d+) unreadable file\(s\) quarantined")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = start_server(tmp_path_factory.mktemp("crash"))
+    yield running
+    running.stop()
+
+
+class Ingest:
+    """Writers sending fresh instances until the server dies; what was acknowledged, kept."""
+
+    def __init__(self, server, round_number: int) -> None:
+        self.server = server
+        self.round = round_number
+        self.acknowledged: dict[str, bytes | None] = {}  # SOP UID -> bytes sent (REST only)
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._rest, args=(i,), daemon=True)
+                        for i in range(WRITERS_PER_PROTOCOL)]
+        self.threads += [threading.Thread(target=self._dimse, args=(i,), daemon=True)
+                         for i in range(WRITERS_PER_PROTOCOL)]
+
+    def _instances(self, writer: str):
+        ds = template()
+        study, series = generate_uid(), generate_uid()
+        number = 0
+        while True:
+            number += 1
+            yield retag(ds, patient=f"CRASH-{self.round}-{writer}", study=study, series=series,
+                        number=number)
+
+    def _rest(self, index: int) -> None:
+        with requests.Session() as session:
+            for ds in self._instances(f"rest{index}"):
+                data = to_bytes(ds)
+                try:
+                    answer = session.post(self.server.url + "/instances", data=data, timeout=30)
+                except requests.RequestException:
+                    return  # the server is gone
+                if answer.status_code == 200 and answer.json()["Status"] == "Success":
+                    with self.lock:
+                        self.acknowledged[str(ds.SOPInstanceUID)] = data
+
+    def _dimse(self, index: int) -> None:
+        ae = client_ae()
+        ae.dimse_timeout = ae.network_timeout = 10
+        assoc = associate(ae, self.server.dicom_port)
+        if not assoc.is_established:
+            return
+        for ds in self._instances(f"dimse{index}"):
+            try:
+                status = store_status(assoc, ds)
+            except Exception:  # the association died with the server
+                return
+            if status is None:
+                return
+            if status == 0:
+                with self.lock:
+                    self.acknowledged[str(ds.SOPInstanceUID)] = None
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(60)
+            assert not thread.is_alive(), "a writer hangs after the server was killed"
+
+
+def _plant_damage(server) -> dict[str, int]:
+    """What a crash (or a disk) can leave besides interrupted ingests, one of each kind."""
+    incoming = server.storage / "incoming"
+    incoming.mkdir(exist_ok=True)
+    (incoming / "interrupted.part").write_bytes(to_bytes(template())[:3000])
+    orphan = retag(template(), patient="CRASH-ORPHAN", study=generate_uid(),
+                   series=generate_uid())
+    name = str(uuid.uuid4())
+    target = server.storage / name[:2] / name[2:4] / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(to_bytes(orphan))
+    garbage = str(uuid.uuid4())
+    target = server.storage / garbage[:2] / garbage[2:4] / garbage
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 50)
+    return {"incomplete": 1, "reindexed": 1, "quarantined": 1, "orphan": orphan.SOPInstanceUID}
+
+
+def _check_store(server, acknowledged: dict[str, bytes | None]) -> None:
+    listed = server.get("/instances", params={"expand": "1"}).json()
+    present = {}
+    for item in listed:
+        uid = item["MainDicomTags"]["SOPInstanceUID"]
+        assert uid not in present, f"{uid} present twice"
+        present[uid] = item["ID"]
+    missing = set(acknowledged) - set(present)
+    assert not missing, f"{len(missing)} acknowledged instances lost, e.g. {sorted(missing)[:3]}"
+    pixels = template().PixelData
+    for uid, instance_id in present.items():
+        data = server.get(f"/instances/{instance_id}/file").content
+        if acknowledged.get(uid) is not None:
+            assert data == acknowledged[uid], f"{uid} differs from what was uploaded"
+            continue
+        ds = pydicom.dcmread(io.BytesIO(data))  # complete, not cut short
+        assert str(ds.SOPInstanceUID) == uid
+        assert ds.PixelData == pixels, f"{uid} was served half-written"
+    statistics = server.get("/statistics").json()
+    files = stored_files(server.storage)
+    assert statistics["CountInstances"] == len(present) == len(files)
+    assert int(statistics["TotalDiskSize"]) == sum(path.stat().st_size for path in files)
+    assert not list((server.storage / "incoming").iterdir())
+
+
+def test_kill_9_during_ingest_loses_nothing_acknowledged(server):
+    rng = random.Random(SEED)
+    acknowledged: dict[str, bytes | None] = {}
+    for round_number in range(ROUNDS):
+        ingest = Ingest(server, round_number)
+        ingest.start()
+        time.sleep(rng.uniform(0.8, 3.0))
+        server.kill()
+        ingest.join()
+        acknowledged.update(ingest.acknowledged)
+        assert ingest.acknowledged, "nothing was acknowledged before the kill"
+        planted = _plant_damage(server)
+
+        server.start()
+        report = [RECONCILE.search(line) for line in server.startup_lines]
+        report = [match for match in report if match]
+        assert report, "restart did not report a reconcile:\n" + "\n".join(server.startup_lines)
+        incomplete, _rows, reindexed, quarantined = map(int, report[0].groups())
+        assert incomplete >= planted["incomplete"]
+        assert reindexed >= planted["reindexed"]
+        assert quarantined >= planted["quarantined"]
+        found = server.post("/tools/lookup", data=planted["orphan"]).json()
+        assert [item["Type"] for item in found] == ["Instance"], \
+            "a file without its row was not re-indexed"
+        _check_store(server, acknowledged)
+    print(f"{len(acknowledged)} instances acknowledged over {ROUNDS} kill -9 rounds")
