@@ -14,6 +14,7 @@ import fnmatch
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from pydicom import dcmread
@@ -65,13 +66,14 @@ class ParsedQuery:
     charset: list[str] | None = None
 
 
-def indexed_keywords(level: str) -> set[str]:
+@cache
+def indexed_keywords(level: str) -> frozenset[str]:
     """Keywords the index can match in SQL at ``level`` (its own and its parents' columns)."""
     upto = LEVELS.index(level) + 1
     keywords = {keyword for name in LEVELS[:upto] for keyword in stored_tags(name)}
     if level == "Study":
         keywords.add("ModalitiesInStudy")  # matched by the index through the series table
-    return keywords
+    return frozenset(keywords)
 
 
 def parse_identifier(identifier: Dataset, root: str = "STUDY") -> ParsedQuery:
@@ -200,7 +202,13 @@ class _Resource:
         computed = self._computed(keyword)
         if computed is not None:
             return computed
-        header = self.header
+        if keyword in indexed_keywords(self.level):
+            return None  # the index keeps this tag: absent from the instance, not unknown
+        try:
+            header = self.header
+        except (OSError, KeyError, ValueError) as exc:  # e.g. rows indexed without a file
+            LOGGER.debug("No header for %s %s: %s", self.level, self.id, exc)
+            return None
         if tag in header:
             elem = header[tag]
             return None if elem.VR == "SQ" else value_text(elem.value, elem.VR)

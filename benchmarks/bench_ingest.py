@@ -1,0 +1,304 @@
+"""C-STORE ingest throughput of the node next to Orthanc, pynetdicom's storescp and DCMTK's.
+
+One run generates 600 CT 512x512 instances (3 series) and 2,000 small 64x64 instances from
+real headers in ../shared/data, then pushes each set with DCMTK ``storescu`` over one
+association into each receiver, every time with fresh storage, repeated and interleaved;
+medians are printed as instances/s and MB/s with our ratios. Our node acknowledges an instance
+only once it is fsynced and indexed; DCMTK's storescp just writes files (the practical limit).
+
+Then C-FIND study latency (one association per query, as a viewer does) on an index of
+``--studies`` studies in our node and in Orthanc fed the same studies.
+
+``TCP_NODELAY=1`` is exported for the DCMTK tools and Orthanc: DCMTK 3.6.7 otherwise leaves
+Nagle's algorithm on, which makes every receiver several times slower.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--studies 10000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pydicom  # noqa: E402
+from pydicom.uid import generate_uid  # noqa: E402
+
+from tests.peers import free_port, start_orthanc  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+CT_TEMPLATE = SHARED / "series_ct_philips_ingenuity_5mm" / "I10"
+SMALL_TEMPLATE = SHARED / "nema_mr1_small_transcodes" / "MR_small.dcm"
+os.environ["TCP_NODELAY"] = "1"  # inherited by storescu, storescp and Orthanc
+
+
+def generate(template: Path, out: Path, count: int, series: int, tag: str) -> list[Path]:
+    """``count`` copies of a real instance with new UIDs, in ``series`` series of one study."""
+    out.mkdir(parents=True)
+    ds = pydicom.dcmread(template)
+    study = generate_uid()
+    series_uids = [generate_uid() for _ in range(series)]
+    ds.PatientID, ds.PatientName, ds.StudyInstanceUID = f"BENCH-{tag}", f"BENCH^{tag}", study
+    paths = []
+    for number in range(count):
+        ds.SeriesInstanceUID = series_uids[number % series]
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = number // series + 1
+        path = out / f"{number:05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def wait_for_echo(aet: str, port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["echoscu", "-aec", aet, "127.0.0.1", str(port)],
+                          capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{aet} on port {port} did not answer C-ECHO")
+
+
+class Receiver:
+    name = ""
+    aet = ""
+
+    def start(self, workdir: Path) -> int:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class Ours(Receiver):
+    name, aet = "workbench node", "WORKBENCH"
+
+    def __init__(self, modalities: dict | None = None) -> None:
+        self.modalities = modalities or {}
+
+    def start(self, workdir: Path) -> int:
+        port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir.parent / f"{workdir.name}.json"
+        config.write_text(json.dumps({"DicomModalities": self.modalities}))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
+             "--storage", str(workdir),
+             "--http-port", "0", "--dicom-port", str(port), "--aet", self.aet],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        wait_for_echo(self.aet, port)
+        return port
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class OrthancReceiver(Receiver):
+    name, aet = "Orthanc 1.10 (SQLite)", "ORTHANC"
+
+    def __init__(self, modalities: dict | None = None) -> None:
+        self.modalities = modalities or {}
+
+    def start(self, workdir: Path) -> int:
+        self.peer = start_orthanc(workdir, aet=self.aet, modalities=self.modalities)
+        return self.peer.dicom_port
+
+    def stop(self) -> None:
+        self.peer.stop()
+
+
+class PynetdicomStorescp(Receiver):
+    name, aet = "pynetdicom storescp", "STORESCP"
+
+    def start(self, workdir: Path) -> int:
+        port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pynetdicom", "storescp", str(port), "-aet", self.aet,
+             "-od", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_echo(self.aet, port)
+        return port
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class DcmtkStorescp(Receiver):
+    name, aet = "DCMTK storescp (files only)", "STORESCP"
+
+    def start(self, workdir: Path) -> int:
+        port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(["storescp", "-aet", self.aet, "-od", str(workdir),
+                                         str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_echo(self.aet, port)
+        return port
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def push(receiver: Receiver, files_dir: Path, scratch: Path) -> float:
+    """Seconds storescu needs to send every file of ``files_dir`` over one association."""
+    workdir = Path(tempfile.mkdtemp(dir=scratch))
+    port = receiver.start(workdir)
+    try:
+        started = time.perf_counter()
+        done = subprocess.run(["storescu", "-aec", receiver.aet, "+sd", "127.0.0.1", str(port),
+                               str(files_dir)], capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"storescu to {receiver.name} failed: {done.stderr[-1000:]}")
+        return elapsed
+    finally:
+        receiver.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
+class Dataset_:
+    name: str
+    directory: Path
+    count: int
+    megabytes: float
+
+
+def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
+    scale = 0.25 if quick else 1.0
+    sets = []
+    for name, template, count, series in (("CT 512²", CT_TEMPLATE, int(600 * scale), 3),
+                                          ("small 64²", SMALL_TEMPLATE, int(2000 * scale), 4)):
+        directory = scratch / name.split()[0]
+        files = generate(template, directory, count, series, name.split()[0])
+        megabytes = sum(path.stat().st_size for path in files) / 1e6
+        sets.append(Dataset_(name, directory, count, megabytes))
+    receivers = [Ours(), OrthancReceiver(), PynetdicomStorescp(), DcmtkStorescp()]
+    timings: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(repeat):
+        for data in sets:
+            for receiver in receivers:  # interleaved so drifts of the machine hit all alike
+                seconds = push(receiver, data.directory, scratch)
+                timings.setdefault((receiver.name, data.name), []).append(seconds)
+                print(f"  round {round_ + 1}: {data.name:9} -> {receiver.name:28} "
+                      f"{data.count / seconds:7.1f} inst/s", flush=True)
+    print(f"\nC-STORE with storescu over one association, median of {repeat} run(s)")
+    print(f"{'receiver':30}" + "".join(f"{d.name + ' inst/s':>18}{'MB/s':>8}" for d in sets))
+    medians = {key: statistics.median(values) for key, values in timings.items()}
+    for receiver in receivers:
+        row = f"{receiver.name:30}"
+        for data in sets:
+            seconds = medians[(receiver.name, data.name)]
+            row += f"{data.count / seconds:18.1f}{data.megabytes / seconds:8.1f}"
+        print(row)
+    for other in receivers[1:]:
+        ratios = [medians[(other.name, d.name)] / medians[(receivers[0].name, d.name)]
+                  for d in sets]
+        print(f"ours / {other.name:28}" + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
+
+
+def bench_find(studies: int, scratch: Path, queries: int) -> None:
+    from workbench.pacs import Config, Index
+    from workbench.pacs.node import DicomNode
+
+    print(f"\nC-FIND study latency, {studies} studies in each archive, {queries} queries each")
+    records = []
+    files_dir = scratch / "find-files"
+    files_dir.mkdir()
+    template = pydicom.dcmread(SMALL_TEMPLATE)
+    for number in range(studies):
+        uid = f"1.2.826.0.1.3680043.10.1078.{number}"
+        record = {
+            "PatientID": f"P{number:06d}", "PatientName": f"NAME{number % 997:03d}^GIVEN{number}",
+            "StudyInstanceUID": uid, "SeriesInstanceUID": uid + ".1",
+            "SOPInstanceUID": uid + ".1.1", "StudyDate": f"20{number % 20:02d}0101",
+            "Modality": "MR", "StudyDescription": f"study {number}",
+        }
+        records.append(record)
+        for key, value in record.items():
+            setattr(template, key, value)
+        template.file_meta.MediaStorageSOPInstanceUID = record["SOPInstanceUID"]
+        template.save_as(files_dir / f"{number:06d}.dcm", enforce_file_format=True)
+
+    storage = scratch / "find-ours"
+    index = Index(Config(StorageDirectory=str(storage)))
+    index.index_records(records)
+    index.close()
+    declared = {"bench": ["FINDSCU", "127.0.0.1", 1]}  # both refuse queries from unknown AEs
+    ours = Ours(declared)
+    our_port = ours.start(storage)
+    orthanc = OrthancReceiver(declared)
+    orthanc_port = orthanc.start(scratch / "find-orthanc")
+    try:
+        started = time.perf_counter()
+        subprocess.run(["storescu", "-aec", "ORTHANC", "+sd", "127.0.0.1", str(orthanc_port),
+                        str(files_dir)], check=True, capture_output=True)
+        print(f"  (fed Orthanc {studies} studies by C-STORE in "
+              f"{time.perf_counter() - started:.0f} s)")
+        config = Config(StorageDirectory=str(scratch / "find-client"), DicomAet="FINDSCU",
+                        DicomModalities={"ours": ["WORKBENCH", "127.0.0.1", our_port],
+                                         "orthanc": ["ORTHANC", "127.0.0.1", orthanc_port]})
+        client = DicomNode(None, config)
+        kinds = {
+            "by StudyInstanceUID": lambda n: {
+                "StudyInstanceUID": f"1.2.826.0.1.3680043.10.1078.{n * 7919 % studies}"},
+            "PatientName wildcard": lambda n: {"PatientName": f"name{n % 997:03d}*"},
+            "StudyDate range": lambda n: {"StudyDate": f"20{n % 20:02d}0101-20{n % 20:02d}0630"},
+        }
+        print(f"{'query':24}{'ours p50 ms':>14}{'Orthanc p50 ms':>16}{'answers':>9}{'ratio':>8}")
+        for label, make in kinds.items():
+            medians, counts = [], []
+            for modality in ("ours", "orthanc"):
+                latencies = []
+                for n in range(queries):
+                    started = time.perf_counter()
+                    answers = client.find(modality, "Study", make(n))
+                    latencies.append(time.perf_counter() - started)
+                counts.append(len(answers))
+                medians.append(statistics.median(latencies) * 1000)
+            print(f"{label:24}{medians[0]:14.1f}{medians[1]:16.1f}{counts[0]:>9}"
+                  f"{medians[1] / medians[0]:7.2f}x")
+    finally:
+        ours.stop()
+        orthanc.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--studies", type=int, default=10000)
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="a quarter of the instances")
+    parser.add_argument("--skip-find", action="store_true")
+    args = parser.parse_args()
+    for tool in ("storescu", "storescp", "echoscu", "Orthanc"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing; run scripts/bootstrap.sh")
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=REPO.parent / "tmp"
+                                     if (REPO.parent / "tmp").is_dir() else None) as tmp:
+        scratch = Path(tmp)
+        bench_ingest(args.repeat, scratch, args.quick)
+        if not args.skip_find:
+            bench_find(args.studies, scratch, args.queries)
+
+
+if __name__ == "__main__":
+    main()
