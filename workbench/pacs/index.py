@@ -579,8 +579,7 @@ class Index:
 
     # ------------------------------------------------------------------------------ reading
     def _row(self, conn: sa.Connection, level: str, public_id: str):
-        table = TABLES[level]
-        row = conn.execute(sa.select(table).where(table.c.public_id == public_id)).first()
+        row = conn.execute(_ROW_BY_ID[level], {"public_id": public_id}).first()
         if row is None:
             raise UnknownResourceError(level, public_id)
         return row
@@ -623,15 +622,12 @@ class Index:
             result["IsStable"] = (time.time() - row.last_update_ts) >= self.config.StableAge
             result["LastUpdate"] = row.last_update
             child = CHILD[level]
-            child_table = TABLES[child]
-            result[_plural(child).capitalize()] = list(conn.execute(
-                sa.select(child_table.c.public_id).where(child_table.c.parent_pk == row.pk)
-                .order_by(child_table.c.pk)).scalars())
+            result[_plural(child).capitalize()] = list(
+                conn.execute(_CHILD_IDS[level], {"parent_pk": row.pk}).scalars())
         if level in PARENT:
             parent_level = PARENT[level]
-            parent = TABLES[parent_level]
-            parent_row = conn.execute(sa.select(parent).where(parent.c.pk == row.parent_pk)).first()
-            result[f"Parent{parent_level}"] = parent_row.public_id
+            result[f"Parent{parent_level}"] = conn.execute(
+                _PUBLIC_ID_BY_PK[parent_level], {"pk": row.parent_pk}).scalar()
             if level == "Study":
                 result["PatientMainDicomTags"] = _main_tags("Patient", row)
         if level == "Series":
@@ -1005,6 +1001,19 @@ class Index:
     def close(self) -> None:
         """Release database connections."""
         self.engine.dispose()
+
+
+# Statements of the hot read paths, built once (SQLAlchemy then reuses their compiled form).
+_ROW_BY_ID = {level: sa.select(table).where(table.c.public_id == sa.bindparam("public_id"))
+              for level, table in TABLES.items()}
+_PUBLIC_ID_BY_PK = {level: sa.select(table.c.public_id).where(table.c.pk == sa.bindparam("pk"))
+                    for level, table in TABLES.items()}
+_CHILD_IDS = {
+    level: sa.select(TABLES[child].c.public_id)
+    .where(TABLES[child].c.parent_pk == sa.bindparam("parent_pk"))
+    .order_by(TABLES[child].c.pk)
+    for level, child in CHILD.items()
+}
 
 
 @dataclass

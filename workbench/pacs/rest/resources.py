@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 
 from ..anonymize import Anonymizer, anonymize_resource
@@ -44,18 +44,21 @@ def level_router(level: str) -> APIRouter:
     plural = PLURAL[level]
     router = APIRouter(prefix=f"/{plural}", tags=[plural])
 
-    @router.get("", summary=f"List {plural}")
+    # Hot read routes answer JSONResponse directly: the index already returns plain JSON
+    # types, so FastAPI's generic encoding pass would only add latency.
+    @router.get("", summary=f"List {plural}", response_model=list[Any])
     def list_resources(
         expand: str | None = Query(None, description="Return full resources, not IDs"),
         limit: str | None = Query(None), since: str | None = Query(None),
         index: Index = Depends(get_index),
-    ) -> list[Any]:
+    ) -> JSONResponse:
         ids = index.list_ids(level, limit=int_arg(limit, "limit"), since=int_arg(since, "since"))
-        return index.resources(level, ids) if flag(expand) else ids
+        return JSONResponse(index.resources(level, ids) if flag(expand) else ids)
 
-    @router.get("/{resource_id}", summary=f"One {SINGULAR[level]}")
-    def get_resource(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:
-        return index.resource(level, resource_id)
+    @router.get("/{resource_id}", summary=f"One {SINGULAR[level]}",
+                response_model=dict[str, Any])
+    def get_resource(resource_id: str, index: Index = Depends(get_index)) -> JSONResponse:
+        return JSONResponse(index.resource(level, resource_id))
 
     @router.delete("/{resource_id}", summary=f"Delete a {SINGULAR[level]} and its descendants")
     def delete_resource(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:

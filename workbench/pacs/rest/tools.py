@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydicom.uid import generate_uid
 from starlette.concurrency import run_in_threadpool
 
@@ -27,8 +27,9 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
-@router.post("/find", summary="Find resources by DICOM query (wildcards, ranges, lists)")
-async def find(request: Request) -> list[Any]:
+@router.post("/find", summary="Find resources by DICOM query (wildcards, ranges, lists)",
+             response_model=list[Any])
+async def find(request: Request) -> JSONResponse:
     body = await json_object(request)
     level_name = body.get("Level")
     if not isinstance(level_name, str):
@@ -55,7 +56,7 @@ async def find(request: Request) -> list[Any]:
         ids = index.find(level, query, case_sensitive=case_sensitive, limit=limit, since=since)
         return index.resources(level, ids) if expand else ids
 
-    return await run_in_threadpool(run)
+    return JSONResponse(await run_in_threadpool(run))
 
 
 @router.post("/lookup", summary="Resources whose DICOM identifier equals the body")
