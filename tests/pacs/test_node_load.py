@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -112,7 +113,7 @@ def test_sigkill_mid_ingest_keeps_every_acknowledged_instance(tmp_path, shared_d
             found = requests.post(f"{url}/tools/lookup", data=uid, timeout=30).json()
             assert len(found) == 1 and found[0]["Type"] == "Instance", uid
             content = requests.get(f"{url}/instances/{found[0]['ID']}/file", timeout=30).content
-            stored = pydicom.dcmread(__import__("io").BytesIO(content))
+            stored = pydicom.dcmread(io.BytesIO(content))
             assert stored.SOPInstanceUID == uid
             assert stored.PixelData == pydicom.dcmread(path).PixelData
         # And it still accepts new data after the crash.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -133,9 +134,9 @@ def test_we_store_to_orthanc(pacs, orthanc, shared_data):
         assert theirs.status_code == 200
         mine = ours(pacs, f"/instances/{instance}/simplified-tags").json()
         assert theirs.json()["MainDicomTags"]["SOPInstanceUID"] == mine["SOPInstanceUID"]
-        their_file = pydicom.dcmread(__import__("io").BytesIO(
+        their_file = pydicom.dcmread(io.BytesIO(
             orthanc.get(f"/instances/{instance}/file").content))
-        my_file = pydicom.dcmread(__import__("io").BytesIO(
+        my_file = pydicom.dcmread(io.BytesIO(
             ours(pacs, f"/instances/{instance}/file").content))
         assert their_file.PixelData == my_file.PixelData  # sent as stored, no re-encoding
 

@@ -95,9 +95,8 @@ def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool =
     except InvalidInstanceError as exc:
         LOGGER.error("C-STORE %s from %s refused, invalid instance: %s", sop_instance, aet, exc)
         return CANNOT_UNDERSTAND
-    except OSError as exc:
+    except OSError:
         LOGGER.exception("C-STORE %s from %s failed writing to storage", sop_instance, aet)
-        del exc
         return OUT_OF_RESOURCES
     except Exception:
         LOGGER.exception("C-STORE %s from %s (%s) failed while indexing", sop_instance, aet,
