@@ -22,8 +22,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,8 +39,6 @@ import requests  # noqa: E402
 
 from tests.peers import free_port, start_orthanc  # noqa: E402
 from workbench.pacs import Config, Index  # noqa: E402
-from workbench.pacs.rest.app import create_app  # noqa: E402
-from workbench.pacs.server import _start_rest  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 NOT_DICOM = {"MANIFEST.tsv", "README.md"}
@@ -98,6 +98,41 @@ def upload_all(base: str, files: list[tuple[Path, bytes]]) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
+class WorkbenchProcess:
+    """``workbench serve`` in its own process (like Orthanc: no GIL shared with the client)."""
+
+    def __init__(self, storage: Path, **options: object) -> None:
+        self.http_port, self.dicom_port = free_port(), free_port()
+        config = {"StorageDirectory": str(storage), "HttpPort": self.http_port,
+                  "DicomPort": self.dicom_port, **options}
+        config_path = storage.parent / f"{storage.name}.json"
+        config_path.write_text(json.dumps(config))
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.log = open(storage.parent / f"{storage.name}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config_path)],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"workbench serve exited; see {self.log.name}")
+            try:
+                if requests.get(f"{self.url}/system", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("workbench serve did not answer within 120 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
 def clear(base: str) -> None:
     for patient in requests.get(f"{base}/patients", timeout=60).json():
         requests.delete(f"{base}/patients/{patient}", timeout=60)
@@ -108,12 +143,8 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
              if p.is_file() and p.name not in NOT_DICOM]
     total_mb = sum(len(d) for _, d in files) / 1e6
     print(f"\n== REST next to Orthanc: {len(files)} files ({total_mb:.1f} MB) of ../shared/data")
-    index = Index(Config(StorageDirectory=str(workdir / "ours")))
-    config = index.config
-    config.HttpPort = 0
-    server, thread, port = _start_rest(create_app(index), config, "warning")
-    ours = f"http://127.0.0.1:{port}"
-    servers = {"workbench": ours}
+    ours = WorkbenchProcess(workdir / "ours")
+    servers = {"workbench": ours.url}
     orthanc = None
     if not args.skip_orthanc:
         orthanc = start_orthanc(workdir / "orthanc")
@@ -159,9 +190,7 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
                 print(f"    {key:<8} latency ratio Orthanc/workbench: "
                       f"{p50s['Orthanc 1.10'][key] / p50s['workbench'][key]:.2f}x")
     finally:
-        server.should_exit = True
-        thread.join(10)
-        index.close()
+        ours.stop()
         if orthanc is not None:
             orthanc.stop()
 
@@ -250,9 +279,11 @@ def part_two(args: argparse.Namespace, workdir: Path) -> None:
     for level, label, make, goal in queries:
         show(label, timed(lambda lv=level, mk=make: index.find(lv, mk()), args.requests), goal)
 
-    config = index.config
-    server, thread, port = _start_rest(create_app(index), config, "warning")
-    base = f"http://127.0.0.1:{port}"
+    instance_ids = index.find("Instance", {"PatientID": sample_patients[0]})
+    series_ids = index.find("Series", {"PatientID": sample_patients[0]})
+    index.close()
+    server = WorkbenchProcess(workdir / "scale", DicomAlwaysAllowFind=True)
+    base = server.url
     session = requests.Session()
     print(f"  REST POST /tools/find ({args.requests} queries each, keep-alive):")
     try:
@@ -260,34 +291,22 @@ def part_two(args: argparse.Namespace, workdir: Path) -> None:
             show(label, timed(lambda lv=level, mk=make: session.post(
                 f"{base}/tools/find", json={"Level": lv, "Query": mk()}).raise_for_status(),
                 args.requests), goal)
-        instance_ids = index.find("Instance", {"PatientID": sample_patients[0]})
-        series_ids = index.find("Series", {"PatientID": sample_patients[0]})
         show("GET /series/{id} at scale", timed(lambda: session.get(
             f"{base}/series/{rng.choice(series_ids)}").raise_for_status(), args.requests), 3)
         show("GET /instances/{id} at scale", timed(lambda: session.get(
             f"{base}/instances/{rng.choice(instance_ids)}").raise_for_status(),
             args.requests), 3)
+        cfind(args, server, queries)
     finally:
-        server.should_exit = True
-        thread.join(10)
-    cfind(args, index, queries)
-    index.close()
+        server.stop()
 
 
-def cfind(args: argparse.Namespace, index: Index, queries) -> None:
+def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries) -> None:
     """The same queries as C-FIND (Study Root, STUDY level) through our DIMSE node."""
-    try:
-        from pydicom.dataset import Dataset
-        from pynetdicom import AE
-        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-        from workbench.pacs.node import DicomNode
-    except ImportError as exc:
-        print(f"  C-FIND skipped: {exc}")
-        return
-    index.config.DicomPort = free_port()
-    node = DicomNode(index, index.config)
-    node.start()
     ae = AE(ae_title="BENCH")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     try:
@@ -298,7 +317,8 @@ def cfind(args: argparse.Namespace, index: Index, queries) -> None:
     except ImportError:
         handlers = []
     try:
-        assoc = ae.associate("127.0.0.1", node.port, ae_title=node.aet, evt_handlers=handlers)
+        assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="WORKBENCH",
+                             evt_handlers=handlers)
         if not assoc.is_established:
             print("  C-FIND skipped: association refused")
             return
@@ -327,7 +347,7 @@ def cfind(args: argparse.Namespace, index: Index, queries) -> None:
             show(label, timed(lambda lv=level, mk=make: run(lv, mk()), args.requests), goal)
         assoc.release()
     finally:
-        node.stop()
+        ae.shutdown()
 
 
 def main() -> None:
