@@ -324,67 +324,55 @@ class Index:
         now_text, now_ts = _now()
         obsolete: list[str] = []
         with self._writing() as conn:
-            existing = conn.execute(
-                sa.select(instances_table.c.pk, instances_table.c.file_uuid).where(
-                    instances_table.c.public_id == instance_id)
-            ).first()
+            existing = conn.execute(_PK_BY_ID["Instance"], {"public_id": instance_id}).scalar()
             if existing is not None:
                 if not self.config.OverwriteInstances:
                     return "AlreadyStored", []
-                obsolete += self._delete_instances(conn, [existing.pk])
+                obsolete += self._delete_instances(conn, [existing])
 
-            patient_pk = conn.execute(
-                sa.select(patients.c.pk).where(patients.c.public_id == patient_id)
-            ).scalar()
-            disk_size = self._total(conn, _DISK_SIZE)
-            victims = recycle.plan_recycling(
-                conn,
-                max_storage_mb=self.config.MaximumStorageSize,
-                max_patients=self.config.MaximumPatientCount,
-                disk_size=disk_size,
-                incoming_size=size,
-                incoming_patient_pk=patient_pk,
-            )
-            for victim in victims:
-                log.info("Recycling patient %s to make room", victim)
-                obsolete += self._delete_under(conn, "Patient", victim)
+            patient_pk = conn.execute(_PK_BY_ID["Patient"], {"public_id": patient_id}).scalar()
+            if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
+                victims = recycle.plan_recycling(
+                    conn,
+                    max_storage_mb=self.config.MaximumStorageSize,
+                    max_patients=self.config.MaximumPatientCount,
+                    disk_size=self._total(conn, _DISK_SIZE),
+                    incoming_size=size,
+                    incoming_patient_pk=patient_pk,
+                )
+                for victim in victims:
+                    log.info("Recycling patient %s to make room", victim)
+                    obsolete += self._delete_under(conn, "Patient", victim)
 
             new_changes: list[tuple[str, str, str]] = []
-            order = (conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar()
-                     or 0) + 1
+            order = (conn.execute(_MAX_RECYCLING_ORDER).scalar() or 0) + 1
             stamp = {"last_update": now_text, "last_update_ts": now_ts}
             if patient_pk is None:
-                patient_pk = conn.execute(
-                    patients.insert().values(
-                        public_id=patient_id, protected=False, recycling_order=order,
-                        **parsed.tags["Patient"], **stamp)
-                ).inserted_primary_key[0]
+                patient_pk = conn.execute(patients.insert(), {
+                    "public_id": patient_id, "protected": False, "recycling_order": order,
+                    **parsed.tags["Patient"], **stamp}).inserted_primary_key[0]
                 new_changes.append(("NewPatient", "Patient", patient_id))
             else:
-                conn.execute(patients.update().where(patients.c.pk == patient_pk)
-                             .values(recycling_order=order, **stamp))
+                conn.execute(_TOUCH_PATIENT, {"b_pk": patient_pk, "recycling_order": order,
+                                              **stamp})
             parent_pk = patient_pk
             for level, public_id in (("Study", study_id), ("Series", series_id)):
                 table = TABLES[level]
-                pk = conn.execute(
-                    sa.select(table.c.pk).where(table.c.public_id == public_id)).scalar()
+                pk = conn.execute(_PK_BY_ID[level], {"public_id": public_id}).scalar()
                 if pk is None:
-                    pk = conn.execute(
-                        table.insert().values(public_id=public_id, parent_pk=parent_pk,
-                                              **parsed.tags[level], **stamp)
-                    ).inserted_primary_key[0]
+                    pk = conn.execute(table.insert(), {
+                        "public_id": public_id, "parent_pk": parent_pk,
+                        **parsed.tags[level], **stamp}).inserted_primary_key[0]
                     new_changes.append((f"New{level}", level, public_id))
                 else:
-                    conn.execute(table.update().where(table.c.pk == pk).values(**stamp))
+                    conn.execute(_TOUCH[level], {"b_pk": pk, **stamp})
                 parent_pk = pk
-            conn.execute(
-                instances_table.insert().values(
-                    public_id=instance_id, parent_pk=parent_pk, file_uuid=file_uuid,
-                    file_size=size, transfer_syntax=parsed.transfer_syntax,
-                    index_in_series=_index_in_series(parsed.tags["Instance"]),
-                    received=now_text, remote_aet=remote_aet, origin=origin,
-                    **parsed.tags["Instance"], **stamp)
-            )
+            conn.execute(instances_table.insert(), {
+                "public_id": instance_id, "parent_pk": parent_pk, "file_uuid": file_uuid,
+                "file_size": size, "transfer_syntax": parsed.transfer_syntax,
+                "index_in_series": _index_in_series(parsed.tags["Instance"]),
+                "received": now_text, "remote_aet": remote_aet, "origin": origin,
+                **parsed.tags["Instance"], **stamp})
             new_changes.append(("NewInstance", "Instance", instance_id))
             self._add_total(conn, _DISK_SIZE, size)
             # Orthanc logs the instance first, then the new parents bottom-up.
@@ -1003,7 +991,13 @@ class Index:
         self.engine.dispose()
 
 
-# Statements of the hot read paths, built once (SQLAlchemy then reuses their compiled form).
+# Statements of the hot paths, built once (SQLAlchemy then reuses their compiled form).
+_PK_BY_ID = {level: sa.select(table.c.pk).where(table.c.public_id == sa.bindparam("public_id"))
+             for level, table in TABLES.items()}
+_TOUCH = {level: table.update().where(table.c.pk == sa.bindparam("b_pk"))
+          for level, table in TABLES.items()}
+_TOUCH_PATIENT = _TOUCH["Patient"]
+_MAX_RECYCLING_ORDER = sa.select(sa.func.max(patients.c.recycling_order))
 _ROW_BY_ID = {level: sa.select(table).where(table.c.public_id == sa.bindparam("public_id"))
               for level, table in TABLES.items()}
 _PUBLIC_ID_BY_PK = {level: sa.select(table.c.public_id).where(table.c.pk == sa.bindparam("pk"))
