@@ -259,3 +259,33 @@ def test_saving_needs_a_name_and_an_image(viewer, tmp_path: Path):
             empty.save_state("Nothing")
     finally:
         empty.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "frame"),
+    [(CT_SERIES, 2), ("enhanced_ct_nema", 1), ("enhanced_mr_siemens_xa10", 3)],
+)
+def test_states_saved_from_the_viewer_pass_dcmpschk(shared_data, tmp_path, source, frame):
+    """Without an index the image headers come from the stack; DCMTK must still accept it."""
+    import subprocess
+
+    from tests.peers import require_tool
+
+    folder = shared_data / source
+    files = sorted(p for p in folder.iterdir() if p.is_file())[:3]
+    viewer = Viewer(files, states=MemoryStateStore(), thumbnails=False)
+    try:
+        viewport = viewer.active_viewport
+        add_length(viewer, "first")
+        viewport.frame = min(frame, viewport.frame_count - 1)
+        viewer.annotations.add(Annotation("text", [(10, 10)], viewport.image_reference(), "b"))
+        viewport.zoom, viewport.rotation, viewport.invert = 1.5, 270, True
+        saved = viewer.save_state("From the viewer")
+        path = tmp_path / "state.dcm"
+        viewer.presentation_states.store.dataset(saved.key).save_as(path)
+    finally:
+        viewer.close()
+    result = subprocess.run([require_tool("dcmpschk"), str(path)], capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    report = result.stdout + result.stderr
+    assert result.returncode == 0 and "Test passed" in report, report

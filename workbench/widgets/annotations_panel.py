@@ -86,10 +86,32 @@ def header_from_stack(viewport: Viewport, ref: ImageReference | None = None) -> 
         ds.NumberOfFrames = int(
             max(int(np.sum(uids == ref.sop_instance_uid)), int(attrs.get("NumberOfFrames") or 1))
         )
+    index = _frame_index(viewport, ref)
+    coords = viewport.stack.coords
+    if index is not None and "rescale_slope" in coords and "rescale_intercept" in coords:
+        slope, intercept = (
+            float(coords[c].values[index]) for c in ("rescale_slope", "rescale_intercept")
+        )
+        if np.isfinite(slope) and np.isfinite(intercept):
+            ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+            if attrs.get("RescaleType"):
+                ds.RescaleType = str(attrs["RescaleType"])
     window = viewport.effective_window()
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
     return ds
+
+
+def _frame_index(viewport: Viewport, ref: ImageReference) -> int | None:
+    """Where an image (frame) sits in the viewport's stack."""
+    coords = viewport.stack.coords
+    if "sop_instance_uid" not in coords:
+        return None
+    match = coords["sop_instance_uid"].values == ref.sop_instance_uid
+    if ref.frame_number is not None and "frame_number" in coords:
+        match &= coords["frame_number"].values == ref.frame_number
+    found = np.flatnonzero(match)
+    return int(found[0]) if found.size else None
 
 
 def lut_window(lut: VoiLut) -> tuple[float, float]:

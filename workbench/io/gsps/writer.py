@@ -156,6 +156,7 @@ def write(
             graphic_groups=groups or None,
             institution_name=institution_name,
             content_creator_name=_person_name(creator_name),
+            modality_lut_transformation=_modality_lut(state, first),
             voi_lut_transformations=_voi(state, images),
             presentation_lut_transformation=hd.PresentationLUTTransformation(
                 presentation_lut_shape=_presentation_lut_shape(state, first)
@@ -208,6 +209,12 @@ def _complete_header(ds: Dataset) -> Dataset:
         raise ValueError(
             f"referenced image {ds.get('SOPInstanceUID', '?')} lacks {', '.join(missing)}"
         )
+    if int(header.get("NumberOfFrames") or 1) > 1:
+        # highdicom looks into the functional groups of multi-frame images; a header built
+        # from what a viewer knows may have none.
+        for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+            if keyword not in header:
+                setattr(header, keyword, [Dataset()] if keyword.startswith("Shared") else [])
     if "SamplesPerPixel" not in header:
         header.SamplesPerPixel = 1
     if int(header.SamplesPerPixel) != 1:
@@ -499,6 +506,50 @@ def _text_box(text: str, anchor: np.ndarray, columns: int, rows: int):
 
 
 # --- display ----------------------------------------------------------------------------
+
+
+def _rescale(ds: Dataset, frame: int) -> tuple[float, float, str] | None:
+    """(slope, intercept, type) of an image frame: top level, else its functional groups."""
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        return float(ds.RescaleSlope), float(ds.RescaleIntercept), str(ds.get("RescaleType", ""))
+    groups = []
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if 0 < frame <= len(per_frame):
+        groups.append(per_frame[frame - 1])
+    groups.extend(ds.get("SharedFunctionalGroupsSequence") or [])
+    for group in groups:
+        for item in group.get("PixelValueTransformationSequence") or []:
+            if "RescaleSlope" in item and "RescaleIntercept" in item:
+                kind = str(item.get("RescaleType", ""))
+                return float(item.RescaleSlope), float(item.RescaleIntercept), kind
+    return None
+
+
+def _modality_lut(state: PresentationState, image: Dataset) -> hd.ModalityLUTTransformation | None:
+    """The image's rescale as the state's Modality LUT (PS3.3 C.11.1).
+
+    Passed explicitly rather than left to highdicom, which cannot take it from per-frame
+    functional groups or from several multi-frame images; the frame on screen (the first
+    referenced) decides.
+    """
+    frames = [
+        r.frame_number
+        for r in state.images
+        if r.sop_instance_uid == str(image.SOPInstanceUID) and r.frame_number
+    ]
+    rescale = _rescale(image, frames[0] if frames else 1)
+    if rescale is None:
+        return None
+    slope, intercept, kind = rescale
+    modality = str(image.get("Modality", ""))
+    for rescale_type in (kind, "HU" if modality == "CT" else "US", "US"):
+        try:
+            return hd.ModalityLUTTransformation(
+                rescale_intercept=intercept, rescale_slope=slope, rescale_type=rescale_type
+            )
+        except ValueError:
+            continue
+    return None
 
 
 def _voi(state: PresentationState, images: Sequence[Dataset]):
