@@ -94,6 +94,7 @@ def test_ybr_full_422_renders_as_rgb(shared_data):
     expected = convert_color_space(stored, "YBR_FULL", "RGB")
     raw = open_series(path, raw=True)
     assert raw.attrs["PhotometricInterpretation"] == "YBR_FULL_422"
+    assert list(raw.channel.values) == ["Y", "Cb", "Cr"]
     np.testing.assert_array_equal(display.render(raw[0].values, raw.attrs), expected)
     converted = open_series(path)
     np.testing.assert_array_equal(display.render(converted[0].values, converted.attrs), expected)

@@ -403,14 +403,15 @@ def build_series(
         plan,
     )
     dims = ("frame", "y", "x", "channel")[: stack.ndim]
-    coords = _coords(infos, geometry, plan)
+    stored_photometric = str(first.dataset.get("PhotometricInterpretation", "")).strip()
+    coords = _coords(infos, geometry, plan, stored_photometric)
     with blaming(first.file):
         attrs = _attrs(first, infos, geometry, plan, raw, without)
         name = str(first.dataset.get("SeriesDescription") or "") or "pixels"
     return stack, dims, coords, attrs, name
 
 
-def _coords(infos: list[FrameInfo], geometry, plan: FramePlan) -> dict:
+def _coords(infos: list[FrameInfo], geometry, plan: FramePlan, photometric: str) -> dict:
     rows, cols = plan.frame_shape[:2]
     spacing = infos[0].pixel_spacing
     y = np.arange(rows) * (spacing[0] if spacing else 1.0)
@@ -443,12 +444,13 @@ def _coords(infos: list[FrameInfo], geometry, plan: FramePlan) -> dict:
         "window_width": ("frame", np.array([nan(f.window_width) for f in infos], dtype=float)),
     }
     if len(plan.frame_shape) == 3:
-        coords["channel"] = (
-            "channel",
-            ["R", "G", "B"]
-            if plan.as_rgb or plan.frame_shape[2] == 3
-            else list(range(plan.frame_shape[2])),
-        )
+        if plan.as_rgb or photometric == "RGB":
+            names = ["R", "G", "B"]
+        elif photometric.startswith("YBR") and plan.frame_shape[2] == 3:
+            names = ["Y", "Cb", "Cr"]  # raw=True keeps the stored colour space
+        else:
+            names = [str(i) for i in range(plan.frame_shape[2])]
+        coords["channel"] = ("channel", names)
     return coords
 
 
