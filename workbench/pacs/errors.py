@@ -42,3 +42,9 @@ class BadRequestError(PacsError, ValueError):
     """A request names an unknown level, tag or malformed matching pattern."""
 
     http_status = 400
+
+
+class PayloadTooLargeError(PacsError):
+    """An upload is larger than the server accepts."""
+
+    http_status = 413

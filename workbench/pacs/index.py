@@ -7,7 +7,6 @@ own pooled connections, which SQLite's WAL mode lets proceed while a write commi
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -1055,14 +1054,6 @@ def _zip_opener(path: Path, name: str):
         with zipfile.ZipFile(path) as archive:
             return archive.read(name)
     return open_member
-
-
-def read_zip_members(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """Members of an in-memory ZIP, as ``(name, bytes)``."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for info in archive.infolist():
-            if not info.is_dir():
-                yield info.filename, archive.read(info)
 
 
 def _record_ids(record: dict[str, str]) -> tuple[str, str, str, str]:

@@ -163,10 +163,13 @@ def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
             result[keyword] = None
             continue
         text = value_text(elem.value, elem.VR)
-        result[keyword] = text if len(text) <= MAXIMUM_TAG_LENGTH else None
+        # Identifiers are kept whole whatever their length: they name the resource.
+        keep = len(text) <= MAXIMUM_TAG_LENGTH or keyword in _IDENTIFIERS
+        result[keyword] = text if keep else None
     return result
 
 
+_IDENTIFIERS = frozenset(IDENTIFIER.values())
 _TAGS = {
     keyword: tag_for_keyword(keyword)
     for level in LEVELS for keyword in MAIN_TAGS[level] + EXTRA_TAGS[level]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -15,8 +16,13 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 
 from ..dicomjson import dataset_to_json
-from ..errors import BadRequestError, InvalidInstanceError, UnknownResourceError
-from ..index import Index, read_zip_members
+from ..errors import (
+    BadRequestError,
+    InvalidInstanceError,
+    PayloadTooLargeError,
+    UnknownResourceError,
+)
+from ..index import Index
 from .deps import flag, get_index
 
 router = APIRouter(prefix="/instances", tags=["instances"])
@@ -27,29 +33,56 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
 
 @router.post("", summary="Store a DICOM file (or every DICOM file of a ZIP)")
 async def upload(request: Request) -> Any:
-    data = await request.body()
-    if not data:
-        raise BadRequestError("The body is empty; send a DICOM Part-10 file or a ZIP of them")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise BadRequestError(f"The body exceeds {MAX_UPLOAD_BYTES} bytes")
     index: Index = get_index(request)
-    if data[:4] == b"PK\x03\x04":
-        return await run_in_threadpool(_upload_zip, index, data)
-    result = await run_in_threadpool(index.ingest_bytes, data, origin="RestApi")
-    return result.to_json()
+    # The body streams to a file in the store's incoming directory: memory stays bounded
+    # whatever the upload size, and a single file is then renamed into place, not copied.
+    temp = index.store.new_temp_path()
+    try:
+        size, head = 0, b""
+        with open(temp, "wb") as handle:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise PayloadTooLargeError(f"The body exceeds {MAX_UPLOAD_BYTES} bytes")
+                if len(head) < 4:
+                    head = (head + chunk)[:4]
+                await run_in_threadpool(handle.write, chunk)
+        if size == 0:
+            raise BadRequestError(
+                "The body is empty; send a DICOM Part-10 file or a ZIP of them")
+        if head == b"PK\x03\x04":
+            return await run_in_threadpool(_upload_zip, index, temp)
+        result = await run_in_threadpool(
+            index.ingest_file, temp, move=True, origin="RestApi",
+            label=f"uploaded data ({size} bytes)")
+        return result.to_json()
+    finally:
+        temp.unlink(missing_ok=True)
 
 
-def _upload_zip(index: Index, data: bytes) -> list[dict[str, Any]]:
+def _upload_zip(index: Index, path: Path) -> list[dict[str, Any]]:
     answers = []
     try:
-        members = list(read_zip_members(data))
+        archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         raise BadRequestError(f"The ZIP archive is corrupt: {exc}") from exc
-    for _name, content in members:
-        try:
-            answers.append(index.ingest_bytes(content, origin="RestApi").to_json())
-        except InvalidInstanceError:
-            continue  # Orthanc skips non-DICOM members of an archive
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            member = index.store.new_temp_path()
+            try:
+                with archive.open(info) as source, open(member, "wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+                answers.append(index.ingest_file(
+                    member, move=True, origin="RestApi", label=info.filename).to_json())
+            except InvalidInstanceError:
+                continue  # Orthanc skips non-DICOM members of an archive
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise BadRequestError(
+                    f"The ZIP archive is corrupt at {info.filename!r}: {exc}") from exc
+            finally:
+                member.unlink(missing_ok=True)
     return answers
 
 
