@@ -159,28 +159,53 @@ def _matches_one(value: str, pattern: str, vr: str) -> bool:
 # -- running a query -------------------------------------------------------------------------
 
 
+class _Lookups:
+    """Main tags and parents read once per request: the answers of one C-FIND share parents
+    (every instance of a series has the same study and patient)."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+        self._tags: dict[tuple[str, str], dict[str, str]] = {}
+        self._parents: dict[tuple[str, str], str] = {}
+
+    def main_tags(self, level: str, resource_id: str) -> dict[str, str]:
+        key = (level, resource_id)
+        if key not in self._tags:
+            self._tags[key] = self.index.main_dicom_tags(level, resource_id)
+        return self._tags[key]
+
+    def parent(self, level: str, resource_id: str) -> str:
+        key = (level, resource_id)
+        if key not in self._parents:
+            self._parents[key] = self.index.parent(level, resource_id)
+        return self._parents[key]
+
+
 class _Resource:
     """One matched resource and lazily gathered values for the answer."""
 
-    def __init__(self, index: Any, level: str, resource_id: str) -> None:
+    def __init__(self, index: Any, level: str, resource_id: str,
+                 lookups: _Lookups | None = None) -> None:
         self.index = index
         self.level = level
         self.id = resource_id
+        self.lookups = lookups or _Lookups(index)
         self._tags: dict[str, str] | None = None
         self._header: Dataset | None = None
 
     @property
     def tags(self) -> dict[str, str]:
+        """Main tags of the resource and of its parents (its own win on a clash)."""
         if self._tags is None:
             tags: dict[str, str] = {}
             level, resource_id = self.level, self.id
             while True:
-                for key, value in self.index.main_dicom_tags(level, resource_id).items():
+                for key, value in self.lookups.main_tags(level, resource_id).items():
                     tags.setdefault(key, value)
                 position = LEVELS.index(level)
                 if position == 0:
                     break
-                resource_id = self.index.parent(level, resource_id)
+                resource_id = self.lookups.parent(level, resource_id)
                 level = LEVELS[position - 1]
             self._tags = tags
         return self._tags
@@ -254,8 +279,9 @@ def find_resources(index: Any, parsed: ParsedQuery) -> Iterator[_Resource]:
     indexed = indexed_keywords(parsed.level)
     sql = {key: value for key, value in parsed.constraints.items() if key in indexed}
     rest = {key: value for key, value in parsed.constraints.items() if key not in indexed}
+    lookups = _Lookups(index)
     for resource_id in index.find(parsed.level, sql, case_sensitive=True):
-        resource = _Resource(index, parsed.level, resource_id)
+        resource = _Resource(index, parsed.level, resource_id, lookups)
         if all(
             matches(resource.value(key, tag_for_keyword(key)), pattern, dictionary_VR(key))
             for key, pattern in rest.items()
