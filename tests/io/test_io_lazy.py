@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from workbench.io import open_series, open_study
+from workbench.io import InconsistentSeriesError, open_series, open_study
 from workbench.io.backend import DicomBackendEntrypoint
 
 
@@ -56,7 +56,7 @@ def test_open_study_opens_each_image_series(shared_data):
     )
     assert len(study) == 2
     assert {a.attrs["SeriesDescription"] for a in study.values()} == {"fMRI_MB_asc", "ax_asc_35sl"}
-    with pytest.raises(Exception, match="studies found"):
+    with pytest.raises(InconsistentSeriesError, match="2 studies found"):
         open_study(
             [
                 shared_data / "series_ct_philips_ingenuity_5mm",
