@@ -543,6 +543,8 @@ def _modality_lut(state: PresentationState, image: Dataset) -> hd.ModalityLUTTra
     slope, intercept, kind = rescale
     modality = str(image.get("Modality", ""))
     for rescale_type in (kind, "HU" if modality == "CT" else "US", "US"):
+        if not rescale_type:
+            continue
         try:
             return hd.ModalityLUTTransformation(
                 rescale_intercept=intercept, rescale_slope=slope, rescale_type=rescale_type
