@@ -119,3 +119,56 @@ def test_c_get_re_encodes_for_a_peer_accepting_only_rle(node):
     assert got.SOPInstanceUID == node.source.SOPInstanceUID  # same instance, re-encoded
     assert (got.pixel_array == node.source.pixel_array).all()
     assert node.source.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def _store(port: int, ds: Dataset, called: str = NODE_AET) -> int:
+    ae = AE(ae_title="CLIENT")
+    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    assert assoc.is_established
+    status = assoc.send_c_store(ds)
+    assoc.release()
+    return status.Status
+
+
+def test_store_failures_map_to_dicom_statuses(tmp_path, shared_data):
+    """0xA700 when storage is full and nothing may be recycled, 0xC210 for an instance that
+    cannot be indexed; what was stored before is kept and the node keeps serving."""
+    running = start_node(tmp_path / "node", MaximumPatientCount=1)
+    try:
+        first = pydicom.dcmread(shared_data / TEMPLATE)
+        first.PatientID = "KEEP"
+        assert _store(running.port, first) == 0x0000
+        kept = running.index.find("Patient", {"PatientID": "KEEP"})
+        running.index.set_protected(kept[0], True)
+
+        other = pydicom.dcmread(shared_data / TEMPLATE)
+        other.PatientID = "NEW"
+        other.SOPInstanceUID = pydicom.uid.generate_uid()
+        other.StudyInstanceUID = pydicom.uid.generate_uid()
+        assert _store(running.port, other) == 0xA700
+
+        broken = pydicom.dcmread(shared_data / TEMPLATE)
+        broken.SOPInstanceUID = pydicom.uid.generate_uid()
+        del broken.StudyInstanceUID
+        assert _store(running.port, broken) == 0xC210
+
+        assert running.index.find("Patient", {}) == kept
+        assert _store(running.port, first) == 0x0000  # still serving
+    finally:
+        running.node.stop()
+
+
+def test_called_ae_title_is_checked_when_configured(tmp_path, shared_data):
+    running = start_node(tmp_path / "node", DicomCheckCalledAet=True)
+    try:
+        ae = AE(ae_title="CLIENT")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        wrong = ae.associate("127.0.0.1", running.port, ae_title="SOMEONE")
+        assert wrong.is_rejected
+        right = ae.associate("127.0.0.1", running.port, ae_title=NODE_AET)
+        assert right.is_established
+        assert right.send_c_echo().Status == 0x0000
+        right.release()
+    finally:
+        running.node.stop()
