@@ -116,10 +116,14 @@ def test_bad_queries_are_refused_with_a_reason(index, level, query, message):
 
 
 def test_queries_use_the_indexes(index):
-    # The plan of a UID lookup and a date range must search an index, not scan the table.
-    for query in ({"StudyInstanceUID": "1.2.3"}, {"StudyDate": "20200101-20200131"},
-                  {"PatientID": "P1"}):
-        statement = index.find_statement("Study", query)
+    # UID, identifier, name (also without case) and date queries must search an index.
+    for query, case_sensitive in (
+        ({"StudyInstanceUID": "1.2.3"}, True), ({"StudyDate": "20200101-20200131"}, True),
+        ({"PatientID": "P1"}, True), ({"PatientID": "p1"}, False),
+        ({"PatientName": "SMITH^J*"}, True), ({"AccessionNumber": "a*"}, False),
+        ({"StudyInstanceUID": "1.2.3"}, False),
+    ):
+        statement = index.find_statement("Study", query, case_sensitive=case_sensitive)
         compiled = statement.compile(index.engine, compile_kwargs={"literal_binds": True})
         with index.engine.connect() as conn:
             plan = " ".join(str(row[-1]) for row in conn.execute(

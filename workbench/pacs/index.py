@@ -28,7 +28,16 @@ from .config import Config
 from .errors import BadRequestError, InvalidInstanceError, UnknownResourceError
 from .ids import resource_ids
 from .matching import condition_for
-from .schema import CHILD, PARENT, TABLES, changes, metadata, patients, totals
+from .schema import (
+    CHILD,
+    PARENT,
+    TABLES,
+    changes,
+    create_sqlite_nocase_indexes,
+    metadata,
+    patients,
+    totals,
+)
 from .schema import instances as instances_table
 from .schema import series as series_table
 from .schema import studies as studies_table
@@ -191,6 +200,9 @@ class Index:
         self.config.index_path.mkdir(parents=True, exist_ok=True)
         self.engine = _create_engine(self.config.database_url)
         metadata.create_all(self.engine)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as conn:
+                create_sqlite_nocase_indexes(conn)
         # One writer at a time inside this process; SQLite's busy timeout covers others.
         self._write_lock = threading.RLock()
         self.last_reconcile: ReconcileReport | None = None
@@ -778,6 +790,7 @@ class Index:
         except ValueError as exc:
             raise BadRequestError(str(exc)) from exc
         table = TABLES[level]
+        dialect = self.engine.dialect.name
         levels_used = {level}
         conditions = []
         for name, pattern in query.items():
@@ -789,7 +802,7 @@ class Index:
                 raise BadRequestError(str(exc)) from exc
             if keyword == "ModalitiesInStudy" and level == "Study":
                 condition = condition_for(series_table.c.Modality, "CS", pattern,
-                                          case_sensitive=case_sensitive)
+                                          case_sensitive=case_sensitive, dialect=dialect)
                 if condition is not None:
                     conditions.append(sa.exists().where(
                         series_table.c.parent_pk == table.c.pk).where(condition))
@@ -800,7 +813,7 @@ class Index:
                     f"{keyword} cannot be searched at the {level} level; searchable tags are "
                     f"the main DICOM tags of the {level} level and the levels above it")
             condition = condition_for(TABLES[owner].c[keyword], vr_of(keyword), pattern,
-                                      case_sensitive=case_sensitive)
+                                      case_sensitive=case_sensitive, dialect=dialect)
             if condition is not None:
                 conditions.append(condition)
                 levels_used.add(owner)

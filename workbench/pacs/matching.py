@@ -10,7 +10,6 @@ Patterns come from remote clients: they only ever become bound parameters, never
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import BadRequestError
@@ -23,33 +22,6 @@ RANGE_VRS = frozenset({"DA", "TM", "DT"})
 CASELESS_VRS = frozenset({"UI", "DA", "TM", "DT", "IS", "DS", "US", "UL", "SS", "SL", "FL",
                           "FD"})
 _WILDCARD_FORBIDDEN_VRS = frozenset({"DA", "TM", "DT", "UI"})
-
-
-class _CaseSensitiveWildcard(ColumnElement):
-    """``column`` matches a DICOM wildcard pattern, case-sensitively, on any SQL backend.
-
-    SQLite's ``LIKE`` ignores ASCII case, so SQLite gets ``GLOB`` (which is case-sensitive and
-    can use the column's index for a literal prefix); other backends get ``LIKE``.
-    """
-
-    inherit_cache = True
-    type = sa.Boolean()
-
-    def __init__(self, column: ColumnElement, pattern: str) -> None:
-        self.column = column
-        self.pattern = pattern
-
-
-@compiles(_CaseSensitiveWildcard)
-def _compile_like(element: _CaseSensitiveWildcard, compiler, **kw) -> str:
-    like = element.column.like(_like_pattern(element.pattern), escape="\\")
-    return compiler.process(like, **kw)
-
-
-@compiles(_CaseSensitiveWildcard, "sqlite")
-def _compile_glob(element: _CaseSensitiveWildcard, compiler, **kw) -> str:
-    glob = element.column.op("GLOB")(sa.literal(_glob_pattern(element.pattern)))
-    return compiler.process(glob, **kw)
 
 
 def _like_pattern(pattern: str) -> str:
@@ -80,11 +52,17 @@ def universal_match(column: ColumnElement) -> None:
 
 
 def single_value_match(
-    column: ColumnElement, value: str, *, case_sensitive: bool = True
+    column: ColumnElement, value: str, *, case_sensitive: bool = True, dialect: str = ""
 ) -> ColumnElement:
-    """Single value matching (C.2.2.2.1): the stored value equals ``value``."""
+    """Single value matching (C.2.2.2.1): the stored value equals ``value``.
+
+    Without case, SQLite compares in NOCASE collation (served by a NOCASE index); other
+    backends compare lowered text.
+    """
     if case_sensitive:
         return column == value
+    if dialect == "sqlite":
+        return column.collate("NOCASE") == value
     return sa.func.lower(column) == value.lower()
 
 
@@ -94,11 +72,20 @@ def uid_list_match(column: ColumnElement, uids: list[str]) -> ColumnElement:
 
 
 def wildcard_match(
-    column: ColumnElement, pattern: str, *, case_sensitive: bool = True
+    column: ColumnElement, pattern: str, *, case_sensitive: bool = True, dialect: str = ""
 ) -> ColumnElement:
-    """Wildcard matching (C.2.2.2.4): ``*`` is any run of characters, ``?`` any one character."""
+    """Wildcard matching (C.2.2.2.4): ``*`` is any run of characters, ``?`` any one character.
+
+    SQLite's ``LIKE`` ignores ASCII case (and uses a NOCASE index for a literal prefix), so
+    case-sensitive matching there is ``GLOB`` (which uses the ordinary index); other
+    backends use ``LIKE`` on the text or on the lowered text.
+    """
+    if dialect == "sqlite":
+        if case_sensitive:
+            return column.op("GLOB", is_comparison=True)(_glob_pattern(pattern))
+        return column.like(_like_pattern(pattern), escape="\\")
     if case_sensitive:
-        return _CaseSensitiveWildcard(column, pattern)
+        return column.like(_like_pattern(pattern), escape="\\")
     return sa.func.lower(column).like(_like_pattern(pattern.lower()), escape="\\")
 
 
@@ -129,7 +116,8 @@ def _validate_range_bound(bound: str, vr: str, original: str) -> None:
 
 
 def condition_for(
-    column: ColumnElement, vr: str, value: str, *, case_sensitive: bool = True
+    column: ColumnElement, vr: str, value: str, *, case_sensitive: bool = True,
+    dialect: str = "",
 ) -> ColumnElement | None:
     """Return the SQL condition matching ``column`` against the query ``value``.
 
@@ -144,6 +132,9 @@ def condition_for(
         query value).
     case_sensitive : bool
         Case sensitivity for non-PN attributes (PN is always case-insensitive).
+    dialect : str
+        SQLAlchemy dialect name of the database ("sqlite", "postgresql"...), for the
+        statement forms each backend can serve from an index.
 
     Returns
     -------
@@ -165,7 +156,8 @@ def condition_for(
         if vr == "UI":
             return uid_list_match(column, items)
         conditions = [
-            condition_for(column, vr, item, case_sensitive=case_sensitive) for item in items
+            condition_for(column, vr, item, case_sensitive=case_sensitive, dialect=dialect)
+            for item in items
         ]
         if any(c is None for c in conditions):
             return None
@@ -177,7 +169,7 @@ def condition_for(
         _validate_range_bound(high, vr, value)
         return range_match(column, low, high, vr)
     if ("*" in value or "?" in value) and vr not in _WILDCARD_FORBIDDEN_VRS:
-        return wildcard_match(column, value, case_sensitive=sensitive)
+        return wildcard_match(column, value, case_sensitive=sensitive, dialect=dialect)
     if vr in RANGE_VRS:
         _validate_range_bound(value, vr, value)
-    return single_value_match(column, value, case_sensitive=sensitive)
+    return single_value_match(column, value, case_sensitive=sensitive, dialect=dialect)

@@ -94,3 +94,25 @@ totals = sa.Table(
 
 TABLES = {"Patient": patients, "Study": studies, "Series": series, "Instance": instances}
 assert set(TABLES) == set(LEVELS)
+
+
+#: Text columns also searched without case (PN always, others through /tools/find): on
+#: SQLite they get a second index in NOCASE collation, which LIKE and "= ... COLLATE NOCASE"
+#: use.
+NOCASE_INDEXED_TAGS = {
+    "Patient": ("PatientID", "PatientName"),
+    "Study": ("PatientID", "PatientName", "AccessionNumber", "StudyDescription"),
+    "Series": ("Modality",),
+    "Instance": (),
+}
+
+
+def create_sqlite_nocase_indexes(conn: sa.Connection) -> None:
+    """Create the NOCASE indexes (SQLite only; idempotent, so older indexes get them too)."""
+    for level, keywords in NOCASE_INDEXED_TAGS.items():
+        name = TABLE_NAMES[level]
+        for keyword in keywords:
+            conn.exec_driver_sql(
+                f'CREATE INDEX IF NOT EXISTS "ix_{name}_{keyword}_nocase" '
+                f'ON "{name}" ("{keyword}" COLLATE NOCASE)'
+            )
