@@ -67,12 +67,25 @@ def handle_echo(event: evt.Event, config: Any) -> int:
     return SUCCESS if _allowed(event, config, "Echo") else NOT_AUTHORIZED
 
 
+def _take_over(received: Path, incoming: Path) -> None:
+    """Give the index its own name for the file pynetdicom received.
+
+    A hard link costs nothing when the temporary directory is on the storage filesystem, and
+    leaves pynetdicom's own name for it to delete as usual; across filesystems the bytes are
+    copied instead.
+    """
+    try:
+        os.link(received, incoming)
+    except OSError:
+        shutil.copyfile(received, incoming)
+
+
 def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool = True) -> int:
     """C-STORE: hand the received Part-10 file to the index; acknowledge once it is durable.
 
     pynetdicom has already written the file meta and the raw data set, as received, to a
-    temporary file (``STORE_RECV_CHUNKED_DATASET``). We move it into the index's incoming
-    directory (a rename on the storage filesystem) and let ``ingest_file`` fsync and index it.
+    temporary file (``STORE_RECV_CHUNKED_DATASET``). We link it into the index's incoming
+    directory and let ``ingest_file`` fsync, rename and index it.
     ``check`` is false for C-STOREs we asked for ourselves (C-GET sub-operations).
     """
     if check and config is not None and not _allowed(event, config, "Store"):
@@ -81,7 +94,7 @@ def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool =
     sop_instance = str(event.request.AffectedSOPInstanceUID)
     incoming = Path(index.incoming_dir) / f"{uuid.uuid4().hex}.dcm"
     try:
-        shutil.move(os.fspath(event.dataset_path), incoming)
+        _take_over(Path(event.dataset_path), incoming)
     except OSError as exc:
         LOGGER.error("C-STORE %s from %s: cannot move the received file: %s",
                      sop_instance, aet, exc)
