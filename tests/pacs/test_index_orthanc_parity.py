@@ -147,3 +147,17 @@ def test_find_answers_like_orthanc(orthanc_loaded, live_server):
         ours = requests.post(f"{live_server}/tools/find", json=body, timeout=30).json()
         assert sorted(ours) == sorted(theirs), body
         assert theirs or body.get("CaseSensitive"), body  # each query selects something
+
+
+def test_statistics_match_orthanc(orthanc_loaded, loaded_index, live_server):
+    compared = 0
+    for level, path in LEVEL_PATHS.items():
+        for resource_id in loaded_index.list_ids(level)[::7]:
+            theirs = orthanc_loaded.get(f"/{path}/{resource_id}/statistics")
+            if theirs.status_code == 404 and level == "Instance":
+                continue  # not every Orthanc version answers statistics of an instance
+            ours = requests.get(f"{live_server}/{path}/{resource_id}/statistics", timeout=30)
+            assert ours.status_code == 200
+            assert {k: v for k, v in ours.json().items() if k in theirs.json()} == theirs.json()
+            compared += 1
+    assert compared > 20

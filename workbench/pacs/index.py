@@ -916,6 +916,11 @@ class Index:
         count, size, n_series, n_studies = row
         result: dict[str, Any] = {
             "CountInstances": count,
+            # Files are stored as received: DICOM size = disk size = uncompressed size.
+            "DicomDiskSize": str(size),
+            "DicomDiskSizeMB": size // recycle.MB,
+            "DicomUncompressedSize": str(size),
+            "DicomUncompressedSizeMB": size // recycle.MB,
             "DiskSize": str(size),
             "DiskSizeMB": size // recycle.MB,
             "UncompressedSize": str(size),
