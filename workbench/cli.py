@@ -87,6 +87,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     """List patients/studies/series/instances, optionally filtered by a DICOM query."""
     from workbench.pacs.errors import PacsError
     from workbench.pacs.index import Index
+    from workbench.pacs.tags import normalize_level
 
     index = Index(_config_from(args), reconcile=False)
     query = {}
@@ -99,9 +100,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         ids = index.find(args.level, query, limit=args.limit)
     except PacsError as exc:
         raise SystemExit(f"workbench ls: {exc}") from exc
-    level = {"patients": "Patient", "studies": "Study", "series": "Series",
-             "instances": "Instance"}[args.level.lower()] if args.level.lower() in (
-                 "patients", "studies", "series", "instances") else args.level
+    level = normalize_level(args.level)
     for resource in index.resources(level, ids):
         if args.json:
             print(json.dumps(resource))
