@@ -141,7 +141,8 @@ class DisplaySettings:
     rotation
         Clockwise rotation in degrees, one of 0, 90, 180, 270 (applied after ``flip``).
     flip
-        Horizontal flip (mirror left-right) before rotation, as in PS3.3 C.10.6.
+        Horizontal flip (mirror left-right) before rotation. DICOM spatial transformation
+        (PS3.3 C.10.6) rotates first, then flips; :mod:`workbench.io.gsps` converts.
     zoom
         Display pixels per image pixel; ``None`` means fit to the viewport.
     center
