@@ -10,7 +10,8 @@ import requests
 from tests.pacs.test_index_store import SMALL_FILE, make_instance
 
 
-def _malformed_requests(instance: str, patient: str, valid_dicom: bytes) -> list[tuple]:
+def _malformed_requests(instance: str, patient: str, valid_dicom: bytes, gsps: str
+                        ) -> list[tuple]:
     truncated = valid_dicom[: len(valid_dicom) // 2]
     broken_zip = io.BytesIO()
     with zipfile.ZipFile(broken_zip, "w") as archive:
@@ -64,6 +65,8 @@ def _malformed_requests(instance: str, patient: str, valid_dicom: bytes) -> list
         # Bad arguments on real resources
         ("GET", "/patients?limit=abc", {}),
         ("GET", "/patients?since=-4", {}),
+        ("GET", "/patients?limit=99999999999999999999999", {}),
+        ("POST", find, {"json": {"Level": "Study", "Query": {}, "Limit": 2**70}}),
         ("GET", "/changes?since=x", {}),
         ("GET", f"/instances/{instance}/content/zzzz-zzzz", {}),
         ("GET", f"/instances/{instance}/content/0010-0010/0", {}),
@@ -79,6 +82,7 @@ def _malformed_requests(instance: str, patient: str, valid_dicom: bytes) -> list
         ("POST", f"/patients/{patient}/anonymize", {"json": {"Keep": "PatientName"}}),
         ("PATCH", "/patients", {}),
         ("GET", "/no/such/route", {}),
+        ("GET", f"/instances/{gsps}/preview", {}),
     ]
 
 
@@ -86,8 +90,10 @@ def test_malformed_requests_get_json_4xx_and_serving_continues(fresh_server, sha
     base = fresh_server.url
     valid = make_instance(shared_data / SMALL_FILE, patient="KEEP")
     stored = requests.post(f"{base}/instances", data=valid, timeout=30).json()
+    gsps_file = next((shared_data / "gsps_agfa").iterdir())  # no pixel data to preview
+    gsps = requests.post(f"{base}/instances", data=gsps_file.read_bytes(), timeout=30).json()
     before = fresh_server.index.statistics()
-    cases = _malformed_requests(stored["ID"], stored["ParentPatient"], valid)
+    cases = _malformed_requests(stored["ID"], stored["ParentPatient"], valid, gsps["ID"])
     assert len(cases) >= 50
     for method, path, kwargs in cases:
         response = requests.request(method, base + path, timeout=30, **kwargs)

@@ -65,6 +65,10 @@ def int_arg(value: str | None, name: str) -> int | None:
         number = int(value)
     except ValueError:
         raise BadRequestError(f"Argument {name!r} must be an integer, got {value!r}") from None
-    if number < 0:
-        raise BadRequestError(f"Argument {name!r} must not be negative")
+    if not 0 <= number <= MAX_INT_ARG:
+        raise BadRequestError(f"Argument {name!r} must be between 0 and {MAX_INT_ARG}")
     return number
+
+
+#: Largest paging argument accepted (SQL engines take 64-bit integers at most).
+MAX_INT_ARG = 2**31 - 1

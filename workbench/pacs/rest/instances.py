@@ -215,7 +215,9 @@ def _png(index: Index, instance_id: str, frame: int, size: int | None) -> Respon
         raise UnknownResourceError("Frame", f"{instance_id}/{frame}")
     try:
         pixels = render_file(index.instance_path(instance_id), frame, size=size)
-    except DicomIOError as exc:
+    except (DicomIOError, ValueError, IndexError, NotImplementedError, RuntimeError) as exc:
+        # Stored instances without displayable pixels (SR, GSPS, PDF...) or with pixel data
+        # no installed decoder handles: the request cannot be served, the server is fine.
         raise BadRequestError(f"Cannot render instance {instance_id}: {exc}") from exc
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")

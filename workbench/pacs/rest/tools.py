@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import BadRequestError
 from ..index import Index
 from ..tags import normalize_level
-from .deps import get_index, json_object
+from .deps import MAX_INT_ARG, get_index, json_object
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -22,8 +22,8 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequestError(f'Field "{name}" must be a non-negative integer')
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT_ARG:
+        raise BadRequestError(f'Field "{name}" must be an integer between 0 and {MAX_INT_ARG}')
     return value
 
 
