@@ -16,6 +16,7 @@ from .contexts import (
     UNCOMPRESSED,
     accepted_transfer_syntaxes,
     query_retrieve_sop_classes,
+    quickly_copied,
     storage_sop_classes,
     tune_association,
     verification_sop_class,
@@ -121,6 +122,7 @@ class DicomNode:
             (self.host, int(access.option(self.config, "DicomPort", 4242))),
             block=False,
             evt_handlers=handlers,
+            contexts=quickly_copied(self.ae.supported_contexts),
         )
         LOGGER.info("DICOM node %s listening on %s:%d", self.aet, self.host, self.port)
 
