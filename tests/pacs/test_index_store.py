@@ -191,3 +191,25 @@ def test_concurrent_ingest_from_eight_threads(index, template):
     assert (stats["CountInstances"], stats["CountSeries"], stats["CountPatients"]) == (200, 8, 8)
     assert len(set(index.list_ids("Instance"))) == 200
     assert len(list(index.store.iter_uuids())) == 200
+
+
+def test_second_process_does_not_reconcile_a_store_in_use(tmp_path, template):
+    config = Config(StorageDirectory=str(tmp_path / "store"))
+    running = Index(config)
+    in_flight = running.store.new_temp_path()  # a receiver is writing this file right now
+    in_flight.write_bytes(template.read_bytes()[:100])
+    script = (
+        "import sys; from workbench.pacs import Config, Index; "
+        f"index = Index(Config(StorageDirectory={str(tmp_path / 'store')!r})); "
+        "print(index.last_reconcile is None)"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "True", done.stderr
+    assert in_flight.exists()
+    running.close()
+    reopened = Index(config)  # alone now: reconciles and removes the leftover
+    assert reopened.last_reconcile.incomplete_writes_removed == [in_flight.name]

@@ -206,8 +206,17 @@ class Index:
         # One writer at a time inside this process; SQLite's busy timeout covers others.
         self._write_lock = threading.RLock()
         self.last_reconcile: ReconcileReport | None = None
+        # Every process using the store holds a shared lock on it; reconciling needs it
+        # exclusively, so a second process (say `workbench import` next to a running server)
+        # never deletes what the first one is still writing.
+        self._store_lock = _StoreLock(self.store.root / "store.lock")
         if reconcile:
-            self.last_reconcile = self.reconcile()
+            if self._store_lock.try_exclusive():
+                self.last_reconcile = self.reconcile()
+            else:
+                log.info("Store %s is in use by another process; not reconciling",
+                         self.store.root)
+        self._store_lock.share()
 
     # ----------------------------------------------------------------------------- writing
     @contextmanager
@@ -1004,8 +1013,9 @@ class Index:
         return report
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the store lock."""
         self.engine.dispose()
+        self._store_lock.release()
 
 
 # Statements of the hot paths, built once (SQLAlchemy then reuses their compiled form).
@@ -1025,6 +1035,37 @@ _CHILD_IDS = {
     .order_by(TABLES[child].c.pk)
     for level, child in CHILD.items()
 }
+
+
+class _StoreLock:
+    """An advisory lock file (POSIX ``flock``; a no-op where unavailable)."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = open(path, "a+b")  # noqa: SIM115 - held for the Index's lifetime
+        try:
+            import fcntl
+        except ImportError:  # Windows: single-process use assumed
+            fcntl = None
+        self._fcntl = fcntl
+
+    def try_exclusive(self) -> bool:
+        if self._fcntl is None:
+            return True
+        try:
+            self._fcntl.flock(self._handle, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+    def share(self) -> None:
+        if self._fcntl is not None:
+            self._fcntl.flock(self._handle, self._fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            if self._fcntl is not None:
+                self._fcntl.flock(self._handle, self._fcntl.LOCK_UN)
+            self._handle.close()
 
 
 @dataclass
