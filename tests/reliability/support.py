@@ -147,10 +147,18 @@ def server_config(storage: Path, **options: Any) -> dict[str, Any]:
     return config
 
 
-def start_server(workdir: Path, **options: Any) -> ServerProcess:
-    """A started :class:`ServerProcess` with storage in ``workdir / "storage"``."""
+def start_server(workdir: Path, *, auth: tuple[str, str] | None = None,
+                 **options: Any) -> ServerProcess:
+    """A started :class:`ServerProcess` with storage in ``workdir / "storage"``.
+
+    ``auth`` registers that user (and turns authentication on) and makes the helper's own
+    requests use it.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(workdir, server_config(workdir / "storage", **options))
+    if auth is not None:
+        options.setdefault("RegisteredUsers", {auth[0]: auth[1]})
+        options.setdefault("AuthenticationEnabled", True)
+    server = ServerProcess(workdir, server_config(workdir / "storage", **options), auth=auth)
     return server.start()
 
 
