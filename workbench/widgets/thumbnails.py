@@ -70,12 +70,17 @@ class ThumbnailCache:
 class ThumbnailPanel:
     """A vertical list of studies and their stacks; clicking a stack shows it.
 
+    A press on a thumbnail also starts a drag: releasing the button over a viewport shows the
+    stack there (the viewer handles the release, see ``on_drag``).
+
     Parameters
     ----------
     stacks
         The viewer's stacks.
     on_pick
         Called with a stack index when the user clicks its thumbnail.
+    on_drag
+        Called with a stack index when a button goes down on its thumbnail.
     cache
         Where previews are kept.
     """
@@ -85,14 +90,18 @@ class ThumbnailPanel:
         stacks: Sequence[xr.DataArray],
         on_pick: Callable[[int], None],
         cache: ThumbnailCache,
+        on_drag: Callable[[int], None] | None = None,
     ) -> None:
         self.on_pick = on_pick
+        self.on_drag = on_drag
         self.cache = cache
         self._events: list[Event] = []
         self.items: list[widgets.Box] = []
         self.items_by_stack: dict[int, widgets.Box] = {}
         self.box = widgets.VBox(
-            layout=widgets.Layout(width="150px", overflow_y="auto", max_height="900px")
+            layout=widgets.Layout(
+                width="150px", flex="0 0 150px", overflow_y="auto", max_height="900px"
+            )
         )
         self.box.add_class("wb-thumbnails")
         self.update(stacks)
@@ -123,8 +132,12 @@ class ThumbnailPanel:
             layout=widgets.Layout(border="1px solid #444", margin="2px", padding="2px"),
         )
         item.add_class("wb-thumbnail")
-        click = Event(source=item, watched_events=["click"])
-        click.on_dom_event(lambda _event, i=index: self.on_pick(i))
+        # Preventing the default of mousedown stops the browser's own image drag, so the
+        # release lands on (and is reported by) the viewport under the pointer.
+        click = Event(
+            source=item, watched_events=["click", "mousedown"], prevent_default_action=True
+        )
+        click.on_dom_event(lambda event, i=index: self._on_event(event, i))
         self._events.append(click)
         self.items.append(item)
         self.items_by_stack[index] = item
@@ -134,6 +147,13 @@ class ThumbnailPanel:
 
         self.cache.request(stack, show)
         return item
+
+    def _on_event(self, event: dict, index: int) -> None:
+        if event.get("type") == "mousedown":
+            if self.on_drag is not None:
+                self.on_drag(index)
+        else:
+            self.on_pick(index)
 
 
 def _escape(text: str) -> str:

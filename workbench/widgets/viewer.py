@@ -58,12 +58,14 @@ class Toolbar:
         self.tools = widgets.ToggleButtons(
             options=[(TOOL_BUTTONS[t][0], t) for t in TOOLS],
             value=model.tool,
-            style={"button_width": "62px"},
+            style={"button_width": "70px"},
+            layout=widgets.Layout(flex_flow="row wrap", width="100%"),
             tooltips=[t for t in TOOLS],
         )
         self.tools.add_class("wb-tools")
         self.tools.observe(self._on_tool, names="value")
         self.presets = widgets.Dropdown(options=[PRESET_PROMPT], layout={"width": "150px"})
+        self.presets.add_class("wb-presets")
         self.presets.observe(self._on_preset, names="value")
 
         def button(label: str, tooltip: str, action: Callable[[Viewport], None]) -> widgets.Button:
@@ -88,6 +90,7 @@ class Toolbar:
             layout={"width": "140px"},
             style={"description_width": "45px"},
         )
+        self.layout.add_class("wb-layout")
         self.layout.observe(self._on_layout, names="value")
         self.play = widgets.Play(interval=100, min=0, max=1, step=1, repeat=True,
                                  description="Cine")  # fmt: skip
@@ -104,7 +107,8 @@ class Toolbar:
         )
         self.settings_button.observe(self._on_settings_toggle, names="value")
         self.settings.observe(self._on_settings, names="value")
-        row1 = widgets.HBox([self.tools])
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
+        row1 = widgets.HBox([self.tools], layout=wrap)
         row2 = widgets.HBox(
             [
                 self.presets,
@@ -114,9 +118,12 @@ class Toolbar:
                 self.fps,
                 self.label,
                 self.settings_button,
-            ]
+            ],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
-        self.box = widgets.VBox([row1, row2, self.settings])
+        self.box = widgets.VBox(
+            [row1, row2, self.settings], layout=widgets.Layout(max_width=f"{viewer.size[0]}px")
+        )
         self.box.add_class("wb-toolbar")
 
     def _act(self, action: Callable[[Viewport], None]) -> None:
@@ -245,7 +252,10 @@ class Viewer:
         self.annotation_list = widgets.HTML()
         self.annotation_list.add_class("wb-annotations")
         self.thumbnail_cache = ThumbnailCache()
-        self.thumbnails = ThumbnailPanel(self.model.stacks, self._pick, self.thumbnail_cache)
+        self._dragged: int | None = None
+        self.thumbnails = ThumbnailPanel(
+            self.model.stacks, self._pick, self.thumbnail_cache, on_drag=self._drag_start
+        )
         self.thumbnails.box.layout.display = None if thumbnails else "none"
         self._sync_views()
         self.toolbar.refresh()
@@ -256,8 +266,16 @@ class Viewer:
         self.toolbar.box.children[1].children += tuple(self.annotations_panel.buttons)
         self.interaction.on_change(self._on_interaction)
         dialogs = self.annotations_panel.dialogs
-        main = widgets.VBox([self.toolbar.box, dialogs, self.grid, self.annotation_list])
-        self.widget = widgets.HBox([self.thumbnails.box, self.annotations_panel.box, main])
+        main = widgets.VBox(
+            [self.toolbar.box, dialogs, self.grid, self.annotation_list],
+            layout=widgets.Layout(flex="0 0 auto"),
+        )
+        # Side panels keep their width and the viewports their size: a narrow notebook
+        # scrolls the viewer sideways rather than squeezing the panels over the images.
+        self.widget = widgets.HBox(
+            [self.thumbnails.box, self.annotations_panel.box, main],
+            layout=widgets.Layout(align_items="flex-start", overflow_x="auto"),
+        )
         self.widget.add_class("wb-viewer")
         self._update_annotation_list()
 
@@ -349,7 +367,20 @@ class Viewer:
         return (max(self.size[0] // cols - 6, 64), max(self.size[1] // rows - 30, 64))
 
     def _pick(self, index: int) -> None:
+        self._dragged = None
         self.model.show(index)
+
+    def _drag_start(self, index: int) -> None:
+        self._dragged = index
+
+    def _drop(self, viewport_index: int | None) -> bool:
+        if self._dragged is None or viewport_index is None:
+            self._dragged = None
+            return False
+        stack, self._dragged = self._dragged, None
+        self.model.active = viewport_index
+        self.model.show(stack, viewport_index)
+        return True
 
     def _sync_views(self) -> None:
         size = self._viewport_size(*self.model.layout)
@@ -358,7 +389,8 @@ class Viewer:
         for viewport in self.model.viewports:
             viewport.size = size
         for index in range(len(self.views), len(self.model.viewports)):
-            self.views.append(ViewportView(self.model.viewports[index], index, self.interaction))
+            view = ViewportView(self.model.viewports[index], index, self.interaction, self._drop)
+            self.views.append(view)
         cols = self.model.layout[1]
         self.grid.layout.grid_template_columns = f"repeat({cols}, max-content)"
         self.grid.children = [view.box for view in self.views]

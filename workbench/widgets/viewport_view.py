@@ -8,6 +8,8 @@ buttons, modifier keys and wheel deltas) and go to the shared
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import ipywidgets as widgets
 from ipycanvas import MultiCanvas, hold_canvas
 from ipyevents import Event
@@ -59,10 +61,21 @@ class ViewportView:
         Its position in the viewer's grid (passed to the interaction).
     interaction
         The viewer's tool state machine.
+    on_drop
+        Called with the viewport index on a button release; returns True when the release
+        ended a drag from the thumbnail panel (and so is not a tool gesture). Called with
+        ``None`` on a press, to drop any drag that ended outside the viewports.
     """
 
-    def __init__(self, viewport: Viewport, index: int, interaction: Interaction) -> None:
+    def __init__(
+        self,
+        viewport: Viewport,
+        index: int,
+        interaction: Interaction,
+        on_drop: Callable[[int | None], bool] | None = None,
+    ) -> None:
         self.viewport = viewport
+        self.on_drop = on_drop
         self.index = index
         self.interaction = interaction
         width, height = viewport.size
@@ -102,11 +115,14 @@ class ViewportView:
         if kind == "mousemove":
             ui.move(self.index, x, y)
         elif kind == "mousedown":
+            if self.on_drop is not None:
+                self.on_drop(None)  # a press here starts a new gesture: forget a stale drag
             button = int(event.get("button", 0))
             shift, ctrl = bool(event.get("shiftKey")), bool(event.get("ctrlKey"))
             ui.press(self.index, x, y, button=button, shift=shift, ctrl=ctrl)
         elif kind == "mouseup":
-            ui.release(self.index, x, y)
+            if self.on_drop is None or not self.on_drop(self.index):
+                ui.release(self.index, x, y)
         elif kind == "dblclick":
             ui.double_click(self.index, x, y)
         elif kind == "wheel":
