@@ -10,24 +10,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pydicom
 import sqlalchemy as sa
-from pydicom.datadict import tag_for_keyword
-from pydicom.errors import InvalidDicomError
 
 from . import recycle
 from .config import Config
+from .database import WRITE_OPTION, create_engine
 from .errors import BadRequestError, InvalidInstanceError, UnknownResourceError
 from .ids import resource_ids
+from .importing import ImportSummary, iter_sources
 from .matching import condition_for
+from .parsing import ParsedInstance, index_in_series, parse_instance
+from .results import IngestResult, ReconcileReport
 from .schema import (
     CHILD,
     PARENT,
@@ -41,13 +40,12 @@ from .schema import (
 from .schema import instances as instances_table
 from .schema import series as series_table
 from .schema import studies as studies_table
-from .store import FileStore
+from .store import FileStore, StoreLock
 from .tags import (
     EXTRA_TAGS,
     IDENTIFIER,
     LEVELS,
     MAIN_TAGS,
-    extract_all,
     keyword_of,
     normalize_level,
     stored_tags,
@@ -57,124 +55,11 @@ from .tags import (
 log = logging.getLogger(__name__)
 
 _DISK_SIZE = "disk_size"
-_WRITE_OPTION = "workbench_write"
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """Outcome of storing one instance (Orthanc's answer to ``POST /instances``)."""
-
-    status: str  # "Success" | "AlreadyStored"
-    instance_id: str
-    series_id: str
-    study_id: str
-    patient_id: str
-    sop_instance_uid: str
-
-    def to_json(self) -> dict[str, str]:
-        """The Orthanc JSON answer of ``POST /instances``."""
-        return {
-            "ID": self.instance_id,
-            "ParentPatient": self.patient_id,
-            "ParentSeries": self.series_id,
-            "ParentStudy": self.study_id,
-            "Path": f"/instances/{self.instance_id}",
-            "Status": self.status,
-        }
-
-
-@dataclass
-class ReconcileReport:
-    """What the start-up consistency check found and repaired."""
-
-    incomplete_writes_removed: list[str] = field(default_factory=list)
-    rows_without_file_removed: list[str] = field(default_factory=list)
-    files_reindexed: list[str] = field(default_factory=list)
-    unreadable_files_quarantined: list[str] = field(default_factory=list)
-
-    @property
-    def repaired(self) -> bool:
-        """True when anything had to be repaired."""
-        return any(vars(self).values())
-
-    def summary(self) -> str:
-        """One line for the log."""
-        return (
-            f"{len(self.incomplete_writes_removed)} incomplete write(s) removed, "
-            f"{len(self.rows_without_file_removed)} row(s) without file removed, "
-            f"{len(self.files_reindexed)} file(s) without row re-indexed, "
-            f"{len(self.unreadable_files_quarantined)} unreadable file(s) quarantined"
-        )
-
-
-@dataclass
-class _Parsed:
-    sop_instance_uid: str
-    ids: tuple[str, str, str, str]
-    tags: dict[str, dict[str, str | None]]
-    transfer_syntax: str | None
 
 
 def _now() -> tuple[str, float]:
     now = time.time()
     return datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%S"), now
-
-
-def _index_in_series(tags: dict[str, str | None]) -> int | None:
-    for keyword in ("InstanceNumber", "ImageIndex"):
-        text = tags.get(keyword)
-        if text:
-            try:
-                return int(text.split("\\")[0])
-            except ValueError:
-                continue
-    return None
-
-
-_ALL_KEYWORDS = tuple(dict.fromkeys(k for level in LEVELS for k in stored_tags(level)))
-_PARSED_TAGS = sorted(
-    {tag_for_keyword(k) for level in LEVELS for k in stored_tags(level)}
-    | {tag_for_keyword("SpecificCharacterSet")}
-)
-
-
-def parse_instance(path: Path, name: str | None = None) -> _Parsed:
-    """Read the header of a Part-10 file and extract what the index stores.
-
-    Raises
-    ------
-    InvalidInstanceError
-        Naming the file, if it is not a DICOM Part-10 file or lacks an identifying UID.
-    """
-    label = name or str(path)
-    try:
-        # Only the indexed attributes are decoded; the rest is skipped over, not parsed.
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_PARSED_TAGS)
-    except InvalidDicomError as exc:
-        raise InvalidInstanceError(f"{label}: not a DICOM Part-10 file ({exc})") from exc
-    except Exception as exc:  # pydicom raises many kinds on corrupt input
-        raise InvalidInstanceError(f"{label}: cannot read DICOM header ({exc})") from exc
-    meta = getattr(ds, "file_meta", None)
-    if meta is None or "TransferSyntaxUID" not in meta:
-        raise InvalidInstanceError(f"{label}: no file meta information (TransferSyntaxUID)")
-    try:
-        values = extract_all(ds, _ALL_KEYWORDS)
-        tags = {level: {k: values[k] for k in stored_tags(level)} for level in LEVELS}
-    except Exception as exc:
-        raise InvalidInstanceError(f"{label}: cannot decode an attribute ({exc})") from exc
-    for level in ("Study", "Series", "Instance"):
-        keyword = IDENTIFIER[level]
-        if not tags[level].get(keyword):
-            raise InvalidInstanceError(f"{label}: missing {keyword}, cannot index the instance")
-    patient_id = tags["Patient"].get("PatientID") or ""
-    uids = (tags["Study"]["StudyInstanceUID"], tags["Series"]["SeriesInstanceUID"],
-            tags["Instance"]["SOPInstanceUID"])
-    return _Parsed(
-        sop_instance_uid=uids[2],
-        ids=resource_ids(patient_id, *uids),
-        tags=tags,
-        transfer_syntax=str(meta.TransferSyntaxUID),
-    )
 
 
 class Index:
@@ -198,7 +83,7 @@ class Index:
         self.config = config or Config()
         self.store = FileStore(self.config.storage_path)
         self.config.index_path.mkdir(parents=True, exist_ok=True)
-        self.engine = _create_engine(self.config.database_url)
+        self.engine = create_engine(self.config.database_url)
         metadata.create_all(self.engine)
         if self.engine.dialect.name == "sqlite":
             with self.engine.begin() as conn:
@@ -209,7 +94,7 @@ class Index:
         # Every process using the store holds a shared lock on it; reconciling needs it
         # exclusively, so a second process (say `workbench import` next to a running server)
         # never deletes what the first one is still writing.
-        self._store_lock = _StoreLock(self.store.root / "store.lock")
+        self._store_lock = StoreLock(self.store.root / "store.lock")
         if reconcile:
             if self._store_lock.try_exclusive():
                 self.last_reconcile = self.reconcile()
@@ -223,7 +108,7 @@ class Index:
     def _writing(self) -> Iterator[sa.Connection]:
         """One short write transaction at a time (committed on exit, rolled back on error)."""
         with self._write_lock, self.engine.connect() as conn:
-            conn.execution_options(**{_WRITE_OPTION: True})
+            conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
 
@@ -313,7 +198,7 @@ class Index:
         """
         from tqdm.auto import tqdm
 
-        sources = list(_iter_sources(paths, recursive=recursive))
+        sources = list(iter_sources(paths, recursive=recursive))
         summary = ImportSummary()
         for label, opener in tqdm(sources, disable=not progress, unit="file", desc="Importing"):
             try:
@@ -337,7 +222,7 @@ class Index:
         return found is not None
 
     def _index_instance(
-        self, parsed: _Parsed, file_uuid: str, size: int, remote_aet: str | None, origin: str
+        self, parsed: ParsedInstance, file_uuid: str, size: int, remote_aet: str | None, origin: str
     ) -> tuple[str, list[str]]:
         """Insert the rows of one stored file. Returns (status, files to delete after commit)."""
         patient_id, study_id, series_id, instance_id = parsed.ids
@@ -390,7 +275,7 @@ class Index:
             conn.execute(instances_table.insert(), {
                 "public_id": instance_id, "parent_pk": parent_pk, "file_uuid": file_uuid,
                 "file_size": size, "transfer_syntax": parsed.transfer_syntax,
-                "index_in_series": _index_in_series(parsed.tags["Instance"]),
+                "index_in_series": index_in_series(parsed.tags["Instance"]),
                 "received": now_text, "remote_aet": remote_aet, "origin": origin,
                 **parsed.tags["Instance"], **stamp})
             new_changes.append(("NewInstance", "Instance", instance_id))
@@ -450,7 +335,7 @@ class Index:
                     if level == "Instance":
                         values.update(file_uuid=None, file_size=0, received=now_text,
                                       origin="Plugins", transfer_syntax=None, remote_aet=None,
-                                      index_in_series=_index_in_series(values))
+                                      index_in_series=index_in_series(values))
                     rows.append(values)
                 if rows:
                     conn.execute(table.insert(), rows)
@@ -966,51 +851,16 @@ class Index:
 
     # ---------------------------------------------------------------------------- reconcile
     def reconcile(self) -> ReconcileReport:
-        """Bring files and rows back in agreement after a crash or a manual intervention.
-
-        - leftovers of interrupted writes in :attr:`incoming_dir` are removed (they were never
-          acknowledged);
-        - rows whose file is missing are removed (with their empty parents);
-        - files without a row are indexed again; unreadable ones are moved to
-          ``<StorageDirectory>/quarantine`` for a human to look at.
+        """Bring files and rows back in agreement (see :func:`workbench.pacs.reconcile.reconcile`).
 
         Returns
         -------
         ReconcileReport
             What was repaired; also logged.
         """
-        report = ReconcileReport()
-        report.incomplete_writes_removed = [p.name for p in self.store.clear_incoming()]
-        with self.engine.connect() as conn:
-            known = dict(conn.execute(
-                sa.select(instances_table.c.file_uuid, instances_table.c.public_id)
-                .where(instances_table.c.file_uuid.is_not(None))).all())
-        on_disk = set(self.store.iter_uuids())
-        for file_uuid, public_id in known.items():
-            if file_uuid not in on_disk:
-                try:
-                    self.delete("Instance", public_id)
-                except UnknownResourceError:
-                    continue
-                report.rows_without_file_removed.append(public_id)
-        for file_uuid in sorted(on_disk - set(known)):
-            path = self.store.path_of(file_uuid)
-            try:
-                parsed = parse_instance(path)
-                if self._exists("Instance", parsed.ids[3]):
-                    path.unlink(missing_ok=True)
-                    continue
-                size = path.stat().st_size
-                self._index_instance(parsed, file_uuid, size, None, "Plugins")
-                report.files_reindexed.append(file_uuid)
-            except InvalidInstanceError:
-                quarantine = self.store.root / "quarantine"
-                quarantine.mkdir(exist_ok=True)
-                path.replace(quarantine / file_uuid)
-                report.unreadable_files_quarantined.append(file_uuid)
-        if report.repaired:
-            log.warning("Store reconciled: %s", report.summary())
-        return report
+        from .reconcile import reconcile
+
+        return reconcile(self)
 
     def close(self) -> None:
         """Release database connections and the store lock."""
@@ -1037,84 +887,6 @@ _CHILD_IDS = {
 }
 
 
-class _StoreLock:
-    """An advisory lock file (POSIX ``flock``; a no-op where unavailable)."""
-
-    def __init__(self, path: Path) -> None:
-        self._handle = open(path, "a+b")  # noqa: SIM115 - held for the Index's lifetime
-        try:
-            import fcntl
-        except ImportError:  # Windows: single-process use assumed
-            fcntl = None
-        self._fcntl = fcntl
-
-    def try_exclusive(self) -> bool:
-        if self._fcntl is None:
-            return True
-        try:
-            self._fcntl.flock(self._handle, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
-
-    def share(self) -> None:
-        if self._fcntl is not None:
-            self._fcntl.flock(self._handle, self._fcntl.LOCK_SH)
-
-    def release(self) -> None:
-        if not self._handle.closed:
-            if self._fcntl is not None:
-                self._fcntl.flock(self._handle, self._fcntl.LOCK_UN)
-            self._handle.close()
-
-
-@dataclass
-class ImportSummary:
-    """Result of :meth:`Index.import_path`."""
-
-    results: list[IngestResult] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def stored(self) -> int:
-        """Instances newly stored."""
-        return sum(r.status == "Success" for r in self.results)
-
-    @property
-    def already_stored(self) -> int:
-        """Instances that were already in the store."""
-        return sum(r.status == "AlreadyStored" for r in self.results)
-
-    def __repr__(self) -> str:
-        return (f"ImportSummary(stored={self.stored}, already_stored={self.already_stored}, "
-                f"errors={len(self.errors)})")
-
-
-def _iter_sources(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[tuple[str, Any]]:
-    """Yield ``(label, opener)`` for every candidate file; ZIP members open as bytes."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(path.rglob("*") if recursive else path.iterdir())
-            for item in files:
-                if item.is_file():
-                    yield from _iter_sources([item], recursive=recursive)
-        elif zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [info.filename for info in archive.infolist() if not info.is_dir()]
-            for name in names:
-                yield f"{path}:{name}", _zip_opener(path, name)
-        else:
-            yield str(path), (lambda p=path: p)
-
-
-def _zip_opener(path: Path, name: str):
-    def open_member() -> bytes:
-        with zipfile.ZipFile(path) as archive:
-            return archive.read(name)
-    return open_member
-
-
 def _record_ids(record: dict[str, str]) -> tuple[str, str, str, str]:
     try:
         return resource_ids(record.get("PatientID", ""), record["StudyInstanceUID"],
@@ -1139,36 +911,3 @@ def _main_tags(level: str, row) -> dict[str, str]:
 def _plural(level: str) -> str:
     return {"Patient": "patients", "Study": "studies", "Series": "series",
             "Instance": "instances"}[level]
-
-
-def _create_engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(
-            url, connect_args={"timeout": 60, "check_same_thread": False},
-            pool_size=16, max_overflow=16,
-        )
-
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
-            # WAL lets readers run during a write. NORMAL skips the WAL fsync at each commit:
-            # a power loss may roll back the last commits, but their files were fsynced
-            # (file and directory) before the commit, and reconcile() re-indexes files
-            # without rows on start, so no acknowledged instance is lost. The busy timeout
-            # makes writers of other processes wait instead of failing "database is locked".
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=60000")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(conn):
-            # Writers take SQLite's write lock at BEGIN: a deferred transaction that upgrades
-            # to a writer fails with SQLITE_BUSY at once instead of waiting for the timeout.
-            immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)

@@ -120,3 +120,34 @@ class FileStore:
                 path.unlink(missing_ok=True)
                 removed.append(path)
         return removed
+
+
+class StoreLock:
+    """An advisory lock file (POSIX ``flock``; a no-op where unavailable)."""
+
+    def __init__(self, path: Path) -> None:
+        self._handle = open(path, "a+b")  # noqa: SIM115 - held for the Index's lifetime
+        try:
+            import fcntl
+        except ImportError:  # Windows: single-process use assumed
+            fcntl = None
+        self._fcntl = fcntl
+
+    def try_exclusive(self) -> bool:
+        if self._fcntl is None:
+            return True
+        try:
+            self._fcntl.flock(self._handle, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+    def share(self) -> None:
+        if self._fcntl is not None:
+            self._fcntl.flock(self._handle, self._fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            if self._fcntl is not None:
+                self._fcntl.flock(self._handle, self._fcntl.LOCK_UN)
+            self._handle.close()
