@@ -3,6 +3,22 @@
 A configuration is one JSON object. Where Orthanc has an option for the same thing we use
 Orthanc's name and meaning, so an existing ``orthanc.json`` mostly carries over; options that
 are ours (``DatabaseUrl``, ``BindAddress``) are marked as such below.
+
+Example ``pacs.json`` (``workbench serve --config pacs.json``)::
+
+    {
+      "Name": "teaching-pacs",
+      "StorageDirectory": "pacs-storage",
+      "HttpPort": 8042,
+      "DicomAet": "TEACHING",
+      "DicomPort": 4242,
+      "DicomModalities": {"ct-scanner": ["CT01", "10.0.0.12", 104]},
+      "RemoteAccessAllowed": true,
+      "RegisteredUsers": {"teacher": "a long passphrase"},
+      "MaximumStorageSize": 20000,
+      "MaximumPatientCount": 0,
+      "OverwriteInstances": false
+    }
 """
 
 from __future__ import annotations
