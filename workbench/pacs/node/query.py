@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import sqlalchemy as sa
 from pydicom import dcmread
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -24,6 +25,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from workbench.pacs.schema import PARENT, TABLES
 from workbench.pacs.tags import LEVELS, stored_tags, value_text
 
 LOGGER = logging.getLogger(__name__)
@@ -159,14 +161,53 @@ def _matches_one(value: str, pattern: str, vr: str) -> bool:
 # -- running a query -------------------------------------------------------------------------
 
 
+def _merged_tags_query(level: str, public_ids: list[str]) -> sa.Select:
+    """One SELECT of the stored tags of resources of ``level`` and of all their parents."""
+    table = TABLES[level]
+    joined, current = table, level
+    while current in PARENT:
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    columns = [table.c.public_id.label("public_id")]
+    for owner in LEVELS[: LEVELS.index(level) + 1]:
+        columns += [TABLES[owner].c[k].label(f"{owner}:{k}") for k in stored_tags(owner)]
+    return sa.select(*columns).select_from(joined).where(table.c.public_id.in_(public_ids))
+
+
 class _Lookups:
-    """Main tags and parents read once per request: the answers of one C-FIND share parents
-    (every instance of a series has the same study and patient)."""
+    """Tags and parents read once per request: the answers of one C-FIND share parents
+    (every instance of a series has the same study and patient), and the tags of all matches
+    are read in a few joined queries rather than several per answer."""
 
     def __init__(self, index: Any) -> None:
         self.index = index
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self._parents: dict[tuple[str, str], str] = {}
+        self.merged: dict[str, dict[str, str]] = {}
+
+    def prefetch(self, level: str, public_ids: list[str]) -> None:
+        """Read the merged tags (own level first, then parents) of many resources at once.
+
+        This reads the index's tables directly (through :mod:`workbench.pacs.schema`) because
+        answering a C-FIND with thousands of matches one resource at a time is what makes
+        archives slow to query.
+        """
+        engine = getattr(self.index, "engine", None)
+        if engine is None:
+            return
+        order = list(reversed(LEVELS[: LEVELS.index(level) + 1]))  # own level wins
+        with engine.connect() as conn:
+            for start in range(0, len(public_ids), 500):
+                statement = _merged_tags_query(level, public_ids[start:start + 500])
+                for row in conn.execute(statement).mappings():
+                    tags: dict[str, str] = {}
+                    for owner in order:
+                        for keyword in stored_tags(owner):
+                            value = row[f"{owner}:{keyword}"]
+                            if value is not None:
+                                tags.setdefault(keyword, value)
+                    self.merged[row["public_id"]] = tags
 
     def main_tags(self, level: str, resource_id: str) -> dict[str, str]:
         key = (level, resource_id)
@@ -196,6 +237,8 @@ class _Resource:
     @property
     def tags(self) -> dict[str, str]:
         """Main tags of the resource and of its parents (its own win on a clash)."""
+        if self._tags is None and self.id in self.lookups.merged:
+            self._tags = self.lookups.merged[self.id]
         if self._tags is None:
             tags: dict[str, str] = {}
             level, resource_id = self.level, self.id
@@ -280,7 +323,9 @@ def find_resources(index: Any, parsed: ParsedQuery) -> Iterator[_Resource]:
     sql = {key: value for key, value in parsed.constraints.items() if key in indexed}
     rest = {key: value for key, value in parsed.constraints.items() if key not in indexed}
     lookups = _Lookups(index)
-    for resource_id in index.find(parsed.level, sql, case_sensitive=True):
+    found = index.find(parsed.level, sql, case_sensitive=True)
+    lookups.prefetch(parsed.level, found)
+    for resource_id in found:
         resource = _Resource(index, parsed.level, resource_id, lookups)
         if all(
             matches(resource.value(key, tag_for_keyword(key)), pattern, dictionary_VR(key))
