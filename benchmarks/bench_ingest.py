@@ -15,6 +15,7 @@ Nagle's algorithm on, which makes every receiver several times slower.
 Usage::
 
     .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--studies 10000] [--quick]
+                                                [--skip-ingest] [--skip-find]
 """
 
 from __future__ import annotations
@@ -288,6 +289,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="a quarter of the instances")
     parser.add_argument("--skip-find", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
     for tool in ("storescu", "storescp", "echoscu", "Orthanc"):
         if not shutil.which(tool):
@@ -295,7 +297,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=REPO.parent / "tmp"
                                      if (REPO.parent / "tmp").is_dir() else None) as tmp:
         scratch = Path(tmp)
-        bench_ingest(args.repeat, scratch, args.quick)
+        if not args.skip_ingest:
+            bench_ingest(args.repeat, scratch, args.quick)
         if not args.skip_find:
             bench_find(args.studies, scratch, args.queries)
 
