@@ -46,7 +46,7 @@ async def upload(request: Request) -> Any:
                     raise PayloadTooLargeError(f"The body exceeds {MAX_UPLOAD_BYTES} bytes")
                 if len(head) < 4:
                     head = (head + chunk)[:4]
-                await run_in_threadpool(handle.write, chunk)
+                handle.write(chunk)  # to the page cache: no need to leave the event loop
         if size == 0:
             raise BadRequestError(
                 "The body is empty; send a DICOM Part-10 file or a ZIP of them")
