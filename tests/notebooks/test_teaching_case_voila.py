@@ -1,5 +1,6 @@
-"""The teaching case as a stand-alone Voilà page in headless Chromium: the learner's Reveal
-click draws the teacher's GSPS annotations on the image and shows the answer."""
+"""The teaching case as a stand-alone Voilà page in headless Chromium: the learner scrolls and
+draws with the mouse; Reveal draws the teacher's GSPS annotations on the image and shows the
+answer with feedback on the learner's mark; the quiz answers."""
 
 from __future__ import annotations
 
@@ -40,10 +41,32 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
         assert page.locator(".wb-annotations li").count() == 0
         assert "Im 1/" in page.locator(".wb-viewport-status").first.inner_text()
 
+        # The learner scrolls to the key slice and draws an ellipse on the square insert.
+        canvas = viewport.locator("canvas").first
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(14):
+            page.mouse.wheel(0, 100)
+            page.wait_for_timeout(80)
+        page.wait_for_function(
+            "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
+        page.locator(".wb-tools button", has_text="Ellipse").click()
+        zoom = min(box["width"], box["height"]) / 512  # a 512² image fitted to the viewport
+        left = box["x"] + (box["width"] - 512 * zoom) / 2
+        top = box["y"] + (box["height"] - 512 * zoom) / 2
+        page.mouse.move(left + 278 * zoom, top + 188 * zoom)
+        page.mouse.down()
+        for step in range(1, 9):
+            page.mouse.move(left + (278 + 2 * step) * zoom, top + (188 + 2 * step) * zoom)
+        page.mouse.up()
+        page.locator(".wb-annotations li[data-kind='ellipse'][data-state='done']").wait_for()
+        assert page.locator(".wb-annotations li").count() == 1
+
         reveal.click()
         page.locator(".wb-case-answer", has_text="Four inserts").wait_for()
+        assert "on the square insert: well done" in page.locator(".wb-case-answer").inner_text()
         page.wait_for_function(
-            "() => document.querySelectorAll('.wb-annotations li').length === 4")
+            "() => document.querySelectorAll('.wb-annotations li').length === 5")
         # The key image (slice 15) is shown with the teacher's annotations drawn on it.
         page.wait_for_function(
             "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
