@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.datadict import tag_for_keyword
@@ -43,6 +46,41 @@ _PARSED_TAGS = sorted(
 )
 
 
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_TAIL = 64 * 1024
+
+
+def _truncation(fp: BinaryIO, ds: pydicom.Dataset, size: int) -> str | None:
+    """How the file ends inside its pixel data, or ``None`` if it does not.
+
+    ``fp`` is where ``dcmread(stop_before_pixels=True)`` left it: at the pixel data element.
+    A defined length is compared with the file size; encapsulated data must end with its
+    sequence delimiter near the end of the file. Nothing is decoded or read into memory.
+    """
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not syntax.is_transfer_syntax or syntax.is_deflated:
+        return None
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return None
+    order = "<" if syntax.is_little_endian else ">"
+    group, element = struct.unpack(order + "HH", head[:4])
+    if (group << 16 | element) not in _PIXEL_TAGS:
+        return None
+    header = 8 if syntax.is_implicit_VR else 12
+    (length,) = struct.unpack(order + "I", head[header - 4:header])
+    if length != 0xFFFFFFFF:
+        end = start + header + length
+        return None if end <= size else (
+            f"ends at byte {size} inside (7FE0,0010) Pixel Data, which needs {end} bytes")
+    fp.seek(max(start, size - _TAIL))
+    if _SEQUENCE_DELIMITER not in fp.read():
+        return "ends inside its encapsulated (7FE0,0010) Pixel Data (no sequence delimiter)"
+    return None
+
+
 def parse_instance(path: Path, name: str | None = None) -> ParsedInstance:
     """Read the header of a Part-10 file and extract what the index stores.
 
@@ -54,7 +92,9 @@ def parse_instance(path: Path, name: str | None = None) -> ParsedInstance:
     label = name or str(path)
     try:
         # Only the indexed attributes are decoded; the rest is skipped over, not parsed.
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_PARSED_TAGS)
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_PARSED_TAGS)
+            cut_short = _truncation(fp, ds, os.fstat(fp.fileno()).st_size)
     except InvalidDicomError as exc:
         raise InvalidInstanceError(f"{label}: not a DICOM Part-10 file ({exc})") from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input
@@ -62,6 +102,8 @@ def parse_instance(path: Path, name: str | None = None) -> ParsedInstance:
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise InvalidInstanceError(f"{label}: no file meta information (TransferSyntaxUID)")
+    if cut_short:
+        raise InvalidInstanceError(f"{label}: truncated, the file {cut_short}")
     try:
         values = extract_all(ds, _ALL_KEYWORDS)
         tags = {level: {k: values[k] for k in stored_tags(level)} for level in LEVELS}
