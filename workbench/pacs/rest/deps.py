@@ -72,3 +72,13 @@ def int_arg(value: str | None, name: str) -> int | None:
 
 #: Largest paging argument accepted (SQL engines take 64-bit integers at most).
 MAX_INT_ARG = 2**31 - 1
+
+
+def body_doc(media_type: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """``openapi_extra`` documenting a request body the route reads itself."""
+    return {"requestBody": {"required": True, "description": description,
+                            "content": {media_type: {"schema": schema}}}}
+
+
+BINARY = {"type": "string", "format": "binary"}
+TEXT = {"type": "string"}

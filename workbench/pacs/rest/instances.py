@@ -23,7 +23,7 @@ from ..errors import (
     UnknownResourceError,
 )
 from ..index import Index
-from .deps import flag, get_index
+from .deps import BINARY, body_doc, flag, get_index
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -31,7 +31,9 @@ router = APIRouter(prefix="/instances", tags=["instances"])
 MAX_UPLOAD_BYTES = 2 * 1024**3
 
 
-@router.post("", summary="Store a DICOM file (or every DICOM file of a ZIP)")
+@router.post("", summary="Store a DICOM file (or every DICOM file of a ZIP)",
+             openapi_extra=body_doc("application/octet-stream", BINARY,
+                                    "A DICOM Part-10 file, or a ZIP archive of them"))
 async def upload(request: Request) -> Any:
     index: Index = get_index(request)
     # The body streams to a file in the store's incoming directory: memory stays bounded

@@ -22,7 +22,7 @@ from ..export import write_archive, write_media
 from ..index import Index
 from ..schema import CHILD, PARENT
 from ..tags import LEVELS
-from .deps import flag, get_index, int_arg, json_object
+from .deps import body_doc, flag, get_index, int_arg, json_object
 
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
@@ -37,6 +37,17 @@ def _temp_zip() -> Path:
 def _zip_response(path: Path, filename: str) -> FileResponse:
     return FileResponse(path, media_type="application/zip", filename=filename,
                         background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+ANONYMIZE_BODY = {
+    "type": "object",
+    "properties": {
+        "Replace": {"type": "object", "additionalProperties": {"type": "string"}},
+        "Keep": {"type": "array", "items": {"type": "string"}},
+        "Remove": {"type": "array", "items": {"type": "string"}},
+        "KeepPrivateTags": {"type": "boolean"},
+    },
+}
 
 
 def level_router(level: str) -> APIRouter:
@@ -90,7 +101,9 @@ def level_router(level: str) -> APIRouter:
             raise
         return _zip_response(path, f"{resource_id}-media.zip")
 
-    @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)")
+    @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)",
+                 openapi_extra=body_doc("application/json", ANONYMIZE_BODY,
+                                        "Options; an empty body applies the profile as is"))
     async def anonymize(resource_id: str, request: Request) -> dict[str, Any]:
         options = await json_object(request, required=False)
         anonymizer = _anonymizer_from(options)
@@ -113,7 +126,8 @@ def level_router(level: str) -> APIRouter:
         def get_protected(resource_id: str, index: Index = Depends(get_index)) -> str:
             return "1" if index.is_protected(resource_id) else "0"
 
-        @router.put("/{resource_id}/protected", summary="Protect (1) or unprotect (0)")
+        @router.put("/{resource_id}/protected", summary="Protect (1) or unprotect (0)",
+                    openapi_extra=body_doc("text/plain", {"type": "string", "enum": ["0", "1"]}))
         async def put_protected(resource_id: str, request: Request) -> dict[str, Any]:
             body = (await request.body()).decode("utf-8", "replace").strip()
             if body not in ("0", "1"):

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import BadRequestError
 from ..index import Index
 from ..tags import normalize_level
-from .deps import MAX_INT_ARG, get_index, json_object
+from .deps import MAX_INT_ARG, TEXT, body_doc, get_index, json_object
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -27,8 +27,24 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+FIND_BODY = {
+    "type": "object",
+    "required": ["Level", "Query"],
+    "properties": {
+        "Level": {"type": "string", "enum": ["Patient", "Study", "Series", "Instance"]},
+        "Query": {"type": "object", "additionalProperties": {"type": "string"},
+                  "example": {"PatientName": "DOE*", "StudyDate": "20200101-20201231"}},
+        "Expand": {"type": "boolean"},
+        "CaseSensitive": {"type": "boolean"},
+        "Limit": {"type": "integer", "minimum": 0, "maximum": MAX_INT_ARG},
+        "Since": {"type": "integer", "minimum": 0, "maximum": MAX_INT_ARG},
+    },
+}
+
+
 @router.post("/find", summary="Find resources by DICOM query (wildcards, ranges, lists)",
-             response_model=list[Any])
+             response_model=list[Any],
+             openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"))
 async def find(request: Request) -> JSONResponse:
     body = await json_object(request)
     level_name = body.get("Level")
@@ -59,7 +75,8 @@ async def find(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(run))
 
 
-@router.post("/lookup", summary="Resources whose DICOM identifier equals the body")
+@router.post("/lookup", summary="Resources whose DICOM identifier equals the body",
+             openapi_extra=body_doc("text/plain", TEXT, "A PatientID or a UID"))
 async def lookup(request: Request) -> list[dict[str, str]]:
     value = (await request.body()).decode("utf-8", "replace").strip()
     if not value:
