@@ -196,3 +196,21 @@ def test_find_expand_limit_since(live_server):
     expanded = requests.post(f"{live_server}/tools/find", json={**body, "Expand": True},
                              timeout=30).json()
     assert [r["ID"] for r in expanded] == first and expanded[0]["Type"] == "Series"
+
+
+def test_concurrent_uploads_over_rest(fresh_server, shared_data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = fresh_server.url
+    template = shared_data / SMALL_FILE
+    payloads = [make_instance(template, patient=f"C{n % 8}") for n in range(64)]
+
+    def send(data: bytes) -> int:
+        return requests.post(f"{base}/instances", data=data, timeout=60).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(send, payloads))
+    assert statuses == [200] * 64
+    stats = requests.get(f"{base}/statistics", timeout=30).json()
+    assert (stats["CountInstances"], stats["CountPatients"]) == (64, 8)
+    assert int(stats["TotalDiskSize"]) == sum(len(p) for p in payloads)
