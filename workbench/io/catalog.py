@@ -184,6 +184,15 @@ class Catalog:
         )
 
 
+def _without_traceback(exc: Exception) -> Exception:
+    """The error without its tracebacks, whose frames would keep each file's bytes alive."""
+    seen = exc
+    while seen is not None:
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
 def iter_headers(
     source: Source, *, recursive: bool = True, progress: bool = True
 ) -> Iterator[InstanceHeader | Skipped]:
@@ -202,7 +211,7 @@ def iter_headers(
         try:
             yield read_header(file)
         except DicomIOError as exc:
-            yield Skipped(str(file), exc.reason, exc)
+            yield Skipped(str(file), exc.reason, _without_traceback(exc))
 
 
 def scan(source: Source, *, recursive: bool = True, progress: bool = True) -> Catalog:
