@@ -1,8 +1,23 @@
 """DICOM in and out: header catalogs, lazy xarray/dask volumes, display mapping.
 
->>> from workbench.io import scan, open_series, display   # doctest: +SKIP
->>> volume = open_series("series_folder/")               # doctest: +SKIP
->>> pixels = display.render(volume[0].values, volume.attrs)  # doctest: +SKIP
+Catalog a folder, a ZIP or a list of files from their headers alone, then open a series as a
+lazy array (one dask chunk per frame; nothing is decoded until asked)::
+
+    from workbench.io import scan, open_series, display
+
+    catalog = scan("exports/")             # catalog.to_dataframe(), catalog.skipped
+    ct = open_series(catalog.series[0])    # or open_series("folder/", series_uid=...)
+    ct.sel(frame=ct.position > 700)        # frames sorted along the slice normal, in mm
+    hu = ct[10].values                     # HU (modality values), int16
+    pixels = display.render(hu, display.frame_attrs(ct, 10))   # uint8, ready to draw
+    ct.attrs["affine"]                     # (x, y, frame, 1) -> patient LPS mm
+
+``xr.open_dataset(path, engine="dicom")`` opens the same arrays through xarray. Errors are
+:class:`DicomIOError` subclasses naming the file and what was wrong.
+
+JPEG 2000 and JPEG-LS decoders hold the GIL, so for those ``ct.compute(scheduler="processes")``
+(or a ``dask.distributed`` cluster) uses every core; uncompressed data is fastest with the
+default threads.
 """
 
 from __future__ import annotations
