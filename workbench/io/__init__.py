@@ -15,9 +15,9 @@ lazy array (one dask chunk per frame; nothing is decoded until asked)::
 ``xr.open_dataset(path, engine="dicom")`` opens the same arrays through xarray. Errors are
 :class:`DicomIOError` subclasses naming the file and what was wrong.
 
-JPEG 2000 and JPEG-LS decoders hold the GIL, so for those ``ct.compute(scheduler="processes")``
-(or a ``dask.distributed`` cluster) uses every core; uncompressed data is fastest with the
-default threads.
+The OpenJPEG binding holds the GIL, so JPEG 2000 frames decode about one at a time under
+dask's default threads; a ``dask.distributed`` cluster of worker processes spreads them over
+the cores (the array pickles as file names, and workers read the files themselves).
 """
 
 from __future__ import annotations
