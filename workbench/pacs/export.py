@@ -36,29 +36,35 @@ def write_archive(index: Index, level: str, public_id: str, destination: Path) -
     level = normalize_level(level)
     files = index.instance_files(level, public_id)
     count = 0
+    folders: dict[str, tuple[str, str]] = {}  # series ID -> (folder, modality)
+    numbers: dict[str, int] = {}
     with zipfile.ZipFile(destination, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        series_index: dict[str, int] = {}
         for instance_id, path in files:
-            patient = index.main_dicom_tags("Patient", index.ancestor("Instance", instance_id,
-                                                                        "Patient"))
-            study_id = index.ancestor("Instance", instance_id, "Study")
-            series_id = index.ancestor("Instance", instance_id, "Series")
-            study = index.main_dicom_tags("Study", study_id)
-            series = index.main_dicom_tags("Series", series_id)
-            series_index[series_id] = series_index.get(series_id, 0) + 1
-            modality = _safe(series.get("Modality"), "XX")
-            folder = "/".join([
-                _safe(f"{patient.get('PatientID', '')} {patient.get('PatientName', '')}",
-                      "Unknown Patient"),
-                _safe(f"{study.get('AccessionNumber', '')} {study.get('StudyDescription', '')}",
-                      "Unknown Study"),
-                _safe(f"{modality} {series.get('SeriesNumber', '')} "
-                      f"{series.get('SeriesDescription', '')}", "Unknown Series"),
-            ])
-            name = f"{folder}/{modality[:2].upper()}{series_index[series_id]:06d}.dcm"
-            archive.write(path, name)
+            series_id = index.parent("Instance", instance_id)
+            if series_id not in folders:
+                folders[series_id] = _series_folder(index, series_id)
+            folder, modality = folders[series_id]
+            numbers[series_id] = numbers.get(series_id, 0) + 1
+            archive.write(path, f"{folder}/{modality[:2].upper()}{numbers[series_id]:06d}.dcm")
             count += 1
     return count
+
+
+def _series_folder(index: Index, series_id: str) -> tuple[str, str]:
+    study_id = index.parent("Series", series_id)
+    patient = index.main_dicom_tags("Patient", index.parent("Study", study_id))
+    study = index.main_dicom_tags("Study", study_id)
+    series = index.main_dicom_tags("Series", series_id)
+    modality = _safe(series.get("Modality"), "XX")
+    folder = "/".join([
+        _safe(f"{patient.get('PatientID', '')} {patient.get('PatientName', '')}",
+              "Unknown Patient"),
+        _safe(f"{study.get('AccessionNumber', '')} {study.get('StudyDescription', '')}",
+              "Unknown Study"),
+        _safe(f"{modality} {series.get('SeriesNumber', '')} "
+              f"{series.get('SeriesDescription', '')}", "Unknown Series"),
+    ])
+    return folder, modality
 
 
 def write_media(index: Index, level: str, public_id: str, destination: Path) -> int:
