@@ -230,6 +230,16 @@ def built_variants(template: Dataset, rng: random.Random) -> list[Variant]:
     variants.append(Variant("meta_lies", "unknown transfer syntax UID",
                             _part10(unknown_ts, "1.2.3.4.5.6.7.8.9")))
 
+    # Interrupted copies of instances nobody stored yet: only the pixel data is cut short.
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        fresh = copy.deepcopy(template)
+        fresh.SOPInstanceUID = generate_uid()
+        data = _part10(fresh, syntax)
+        pixels_at = data.rfind(b"\xe0\x7f\x10\x00")
+        for keep in (0.2, 0.6, 0.99):
+            cut = pixels_at + 12 + int((len(data) - pixels_at - 12) * keep)
+            variants.append(Variant("truncated_new", f"new instance ({syntax.name}) cut at "
+                                    f"{cut} of {len(data)}, inside Pixel Data", data[:cut]))
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as handle:
         handle.writestr("junk.dcm", b"not dicom at all")
