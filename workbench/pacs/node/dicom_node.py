@@ -36,6 +36,9 @@ def _configure_pynetdicom() -> None:
     # without being decoded; files we send are streamed from disk the same way.
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
+    # pynetdicom formats every C-FIND answer for a debug log line even when nobody listens;
+    # with hundreds of answers that formatting costs more than finding them.
+    _config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 class DicomNode:
