@@ -214,3 +214,16 @@ def test_concurrent_uploads_over_rest(fresh_server, shared_data):
     stats = requests.get(f"{base}/statistics", timeout=30).json()
     assert (stats["CountInstances"], stats["CountPatients"]) == (64, 8)
     assert int(stats["TotalDiskSize"]) == sum(len(p) for p in payloads)
+
+
+def test_header_and_metadata(live_server, loaded_index):
+    instance = loaded_index.find("Instance", {"PatientName": "Doe^Archibald"})[0]
+    header = requests.get(f"{live_server}/instances/{instance}/header", timeout=30).json()
+    assert header["0002,0010"]["Value"] == "1.2.840.10008.1.2.1"
+    assert all(key.startswith("0002,") for key in header)
+    metadata = requests.get(f"{live_server}/instances/{instance}/metadata?expand",
+                            timeout=30).json()
+    assert metadata["TransferSyntax"] == "1.2.840.10008.1.2.1"
+    assert metadata["SopClassUid"] == "1.2.840.10008.5.1.4.1.1.1"
+    origin = requests.get(f"{live_server}/instances/{instance}/metadata/Origin", timeout=30)
+    assert origin.text == metadata["Origin"]
