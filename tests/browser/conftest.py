@@ -48,7 +48,10 @@ class JupyterLab:
     process: subprocess.Popen
 
     def lab_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """The notebook alone in a fresh workspace (JupyterLab would otherwise reopen the
+        notebooks of earlier tests beside it)."""
+        workspace = secrets.token_hex(4)
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?token={self.token}&reset"
 
 
 def _jupyter_executable() -> str:
