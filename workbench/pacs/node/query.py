@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from workbench.pacs.schema import PARENT, TABLES
-from workbench.pacs.tags import LEVELS, stored_tags, value_text
+from workbench.pacs.tags import LEVELS, keyword_of, normalize_level, stored_tags, value_text
 
 LOGGER = logging.getLogger(__name__)
 
@@ -119,8 +119,6 @@ def parse_identifier(identifier: Dataset, root: str = "STUDY") -> ParsedQuery:
 
 def dataset_from_query(level: str, query: dict[str, str]) -> Dataset:
     """Build an identifier from ``{keyword or tag: pattern}`` at ``level`` (an SCU helper)."""
-    from workbench.pacs.tags import keyword_of, normalize_level
-
     identifier = Dataset()
     identifier.QueryRetrieveLevel = QR_LEVELS[normalize_level(level)]
     for name, pattern in query.items():

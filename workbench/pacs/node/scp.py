@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
 from pynetdicom import evt
 from pynetdicom.presentation import build_context
 
@@ -150,8 +152,6 @@ def _instances(event: evt.Event, index: Any) -> list[str]:
 
 
 def _sop_and_syntax(path: Path) -> tuple[str, str]:
-    from pydicom.filereader import read_file_meta_info
-
     meta = read_file_meta_info(path)
     return str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID)
 
@@ -220,8 +220,6 @@ def _prepared(path: Path, contexts: list) -> Dataset:
         # Sending the file unchanged makes pynetdicom count a failed sub-operation with its
         # SOP Instance UID in the Failed SOP Instance UID List, which is what the peer needs.
         LOGGER.error("%s", exc)
-        from pydicom import dcmread
-
         return dcmread(path, stop_before_pixels=True)
 
 
