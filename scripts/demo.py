@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +74,8 @@ def import_sample_data(storage: Path) -> None:
     """Import the vendored sample data once; later runs find it in the index and skip."""
     from workbench.pacs import Config, Index
 
+    # A few sample files carry over-long short strings exactly as their scanner wrote them.
+    warnings.filterwarnings("ignore", message="The value length")
     index = Index(Config(StorageDirectory=str(storage)))
     try:
         stored = index.statistics()["CountInstances"]
@@ -138,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     pacs_url = f"http://127.0.0.1:{http_port}"
     token = secrets.token_hex(16)
     lab_url = f"http://127.0.0.1:{lab_port}/lab/tree/{NOTEBOOK}?token={token}"
-    # Notebooks can find the demo PACS through these.
-    env = {**os.environ, "WORKBENCH_PACS_URL": pacs_url,
-           "WORKBENCH_PACS_STORAGE": str(storage)}
+    # Notebooks find the demo PACS through this (see notebooks/01-quickstart).
+    env = {**os.environ, "WORKBENCH_PACS_URL": pacs_url}
 
     children: list[subprocess.Popen] = []
     stopping = threading.Event()

@@ -82,6 +82,9 @@ def test_demo_serves_sample_data_and_jupyterlab_and_stops_on_ctrl_c(tmp_path, sa
 
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 2
+        # Notebooks in this JupyterLab are told where the demo PACS is.
+        lab_server = next(c for c in children if "jupyterlab" in " ".join(c.cmdline()))
+        assert lab_server.environ()["WORKBENCH_PACS_URL"] == pacs_url
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
         assert "demo: stopped" in process.stdout.read()
