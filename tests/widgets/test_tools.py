@@ -144,3 +144,29 @@ def test_toolbar_per_modality() -> None:
     assert toolbar_tools("MR", {"CT": ["window"], "*": ["zoom"]}) == ("zoom",)
     with pytest.raises(ValueError, match="unknown tools"):
         toolbar_tools("CT", ["window", "laser"])
+
+
+def test_arrow_takes_the_label_and_can_be_relabelled(model) -> None:
+    ui = Interaction(model)
+    model.tool = "arrow"
+    ui.set_label("fracture")
+    ui.press(0, 100.5, 100.5)
+    ui.release(0, 160.5, 140.5)
+    (arrow,) = model.annotations
+    assert arrow.text == "fracture" and arrow.points[0] == pytest.approx((100.0, 100.0))
+    model.tool = "select"
+    ui.press(0, 100.5, 100.5)
+    ui.release(0, 100.5, 100.5)
+    ui.set_label("healed fracture")
+    assert arrow.text == "healed fracture"
+
+
+def test_text_note_and_probe_are_placed_with_one_click(model) -> None:
+    ui = Interaction(model)
+    model.tool = "probe"
+    ui.press(0, 256.5, 256.5)
+    model.tool = "text"
+    ui.press(0, 20.5, 30.5)
+    probe, note = model.annotations
+    assert probe.values["value"] == model.viewports[0].pixels()[256, 256]
+    assert note.kind == "text" and note.text == "Text"

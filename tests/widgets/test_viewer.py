@@ -145,3 +145,48 @@ def test_viewer_on_a_study_of_the_index(ct_dir, tmp_path) -> None:
     viewer = Viewer.from_index(index, results[0].patient_id, level="Patient", thumbnails=False)
     assert len(viewer.stacks) == 1
     viewer.close()
+
+
+def test_toolbar_drives_the_active_viewport(viewer) -> None:
+    toolbar = viewer.toolbar
+    viewport = viewer.active_viewport
+    toolbar.presets.value = "Lung"
+    assert viewport.window == (-600.0, 1500.0)
+    toolbar.play.value = 5
+    assert viewport.frame == 5
+    next(a for a in toolbar.actions if a.description == "Invert").click()
+    assert viewport.invert
+    next(a for a in toolbar.actions if a.description == "Reset").click()
+    assert not viewport.invert and viewport.window is None
+    toolbar.layout.value = "1×3"
+    assert viewer.layout == (1, 3) and len(viewer.views) == 3
+    toolbar.tools.value = "ellipse"
+    assert viewer.tool == "ellipse" and viewer.viewports[2].tool == "ellipse"
+
+
+def test_toolbar_tools_follow_the_modality(shared_data) -> None:
+    viewer = Viewer(shared_data / "cr_agfa_mono1_tiny", thumbnails=False)
+    assert "vhs" in [value for _, value in viewer.toolbar.tools.options]
+    viewer.close()
+    viewer = Viewer(shared_data / "nema_ct1_ge", toolbar={"CT": ["window", "length"]})
+    assert [value for _, value in viewer.toolbar.tools.options] == ["window", "length"]
+    viewer.close()
+
+
+def test_overlay_text_on_a_ct(viewer) -> None:
+    from workbench.widgets.overlay import corner_text
+
+    viewport = next(v for v in viewer.viewports if v.attrs.get("Modality") == "CT")
+    viewer.model.active = viewer.viewports.index(viewport)
+    corners = corner_text(viewport)
+    assert corners["top_left"] == ["HEAD", "PLASTIC", "2015-02-06"]
+    assert "STD BRAIN 5MM" in corners["top_right"]
+    assert corners["bottom_left"] == ["Im 1/28", "Pos 696.2 mm", "Thk 5.0 mm"]
+    assert corners["bottom_right"][0] == "W 80 L 40"
+
+
+def test_multiframe_instances_of_one_series_become_separate_stacks(shared_data) -> None:
+    viewer = Viewer(shared_data / "enhanced_mr_siemens_xa10", thumbnails=False)
+    assert [s.sizes["frame"] for s in viewer.stacks] == [6, 6, 6, 6]
+    assert len({str(s.coords["sop_instance_uid"].values[0]) for s in viewer.stacks}) == 4
+    viewer.close()

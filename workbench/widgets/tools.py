@@ -142,6 +142,18 @@ class Interaction(Observable):
         self._draft, self._draft_viewport = annotation, viewport
         self._emit(Change(self, "draft", None, annotation))
 
+    def set_label(self, text: str) -> None:
+        """Set the text for new arrows and notes; also relabels a selected arrow or note."""
+        self.label = text
+        selected = self._selected
+        if (
+            selected is not None
+            and selected.kind in ("arrow", "text")
+            and self.model.annotations.is_own(selected)
+        ):
+            selected.text = text
+            self.model.annotations.updated(selected)
+
     def select(self, annotation: Annotation | None) -> None:
         """Select an annotation (``None`` to clear the selection)."""
         self._selected = annotation

@@ -100,7 +100,7 @@ class Toolbar:
         self.fps.observe(lambda c: setattr(self.play, "interval", int(1000 / c["new"])), "value")
         self.play.observe(self._on_play, names="value")
         self.label = widgets.Text(placeholder="arrow/text label", layout={"width": "140px"})
-        self.label.observe(lambda c: setattr(viewer.interaction, "label", c["new"]), "value")
+        self.label.observe(lambda c: viewer.interaction.set_label(c["new"]), "value")
         self.settings_button = widgets.ToggleButton(description="⚙ Tools", layout={"width": "auto"})
         self.settings = widgets.SelectMultiple(
             options=list(TOOLS), rows=len(TOOLS), layout={"display": "none", "width": "140px"}
