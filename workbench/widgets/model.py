@@ -717,8 +717,7 @@ class ViewerModel(Observable):
         return len(self._stacks) - 1
 
     def _new_viewport(self) -> Viewport:
-        size = (int(self._viewport_size[0]), int(self._viewport_size[1]))
-        viewport = Viewport(cache=self.cache, size=size)
+        viewport = Viewport(cache=self.cache, size=self.viewport_size)
         viewport.tool = self._tool
         viewport.on_change(self._emit)
         # Fill new viewports with the next stacks not yet on screen, as a reading layout does.
@@ -731,6 +730,15 @@ class ViewerModel(Observable):
             if self._stacks and not self.viewports:
                 viewport.stack = self._stacks[0]
         return viewport
+
+    @property
+    def viewport_size(self) -> tuple[int, int]:
+        """``(width, height)`` given to viewports created by later layout changes."""
+        return (int(self._viewport_size[0]), int(self._viewport_size[1]))
+
+    @viewport_size.setter
+    def viewport_size(self, value: tuple[int, int]) -> None:
+        self._viewport_size = _pair("viewport_size", value)
 
     @property
     def layout(self) -> tuple[int, int]:

@@ -66,6 +66,10 @@ class ThumbnailCache:
 
         self._pool.submit(work)
 
+    def close(self) -> None:
+        """Stop the background thread (previews not yet rendered are abandoned)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
 
 class ThumbnailPanel:
     """A vertical list of studies and their stacks; clicking a stack shows it.

@@ -312,7 +312,7 @@ class Viewer:
     def layout(self, value: tuple[int, int]) -> None:
         rows, cols = value
         # Size first so new viewports are created at their final size.
-        self.model._viewport_size = self._viewport_size(int(rows), int(cols))
+        self.model.viewport_size = self._viewport_size(int(rows), int(cols))
         self.model.layout = value
 
     @property
@@ -357,6 +357,7 @@ class Viewer:
         for view in self.views:
             view.close()
         self.model.cache.close()
+        self.thumbnail_cache.close()
         self.widget.close()
 
     def _repr_mimebundle_(self, **kwargs):
