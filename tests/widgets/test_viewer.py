@@ -190,3 +190,22 @@ def test_multiframe_instances_of_one_series_become_separate_stacks(shared_data) 
     assert [s.sizes["frame"] for s in viewer.stacks] == [6, 6, 6, 6]
     assert len({str(s.coords["sop_instance_uid"].values[0]) for s in viewer.stacks}) == 4
     viewer.close()
+
+
+def test_minified_radiograph_shows_block_means(shared_data, cache) -> None:
+    """At "fit" a 2140×1760 CR in a 512² viewport averages 4×4 blocks instead of aliasing."""
+    from workbench.widgets.model import Viewport
+
+    cr = open_series(shared_data / "nema_cr_rg2_fuji" / "RG2_JPLL.dcm")
+    v = Viewport(cr, cache=cache, size=(512, 512))
+    frame = render_viewport(v)
+    transform = v.transform()
+    assert 0.2 < transform.zoom <= 0.25
+    values = cr[0].values.astype(float)
+    window = v.effective_window()
+    for x, y in [(250, 250), (100, 400), (300, 60)]:
+        c, r = transform.to_image((x + 0.5, y + 0.5))
+        r0, c0 = int(np.floor(r + 0.5)) // 4 * 4, int(np.floor(c + 0.5)) // 4 * 4
+        block = np.rint(values[r0 : r0 + 4, c0 : c0 + 4].mean())
+        expected = display.render(np.array([[block]]), cr.attrs, window=window)[0, 0]
+        assert abs(int(frame.pixels[y - frame.y, x - frame.x]) - int(expected)) <= 1

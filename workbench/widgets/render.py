@@ -52,9 +52,17 @@ def render_viewport(viewport: Viewport) -> RenderedFrame | None:
     if grid is None:
         return None
     x0, y0, _, _, rows, cols = grid
-    oriented = transform.orient(viewport.pixels())
-    sampled = oriented[np.ix_(rows, cols)]
     attrs = display.frame_attrs(viewport.stack, viewport.frame)
+    oriented = transform.orient(viewport.pixels())
+    factor = int(1.0 / transform.zoom) if transform.zoom <= 0.5 else 1
+    if factor >= 2 and attrs.get("palette") is None:  # palette indices cannot be averaged
+        # Each screen pixel covers several image pixels: show their mean rather than one
+        # of them, so a radiograph at "fit" is not aliased. The reduced frame is kept, so
+        # W/L drags do not average again.
+        reduced = _reduced(viewport, oriented, factor, transform)
+        sampled = reduced[np.ix_(rows // factor, cols // factor)]
+    else:
+        sampled = oriented[np.ix_(rows, cols)]
     window = viewport.window
     if window is None and not uses_voi_lut(attrs):
         # The default window comes from the whole frame, not just the part on screen.
@@ -63,6 +71,45 @@ def render_viewport(viewport: Viewport) -> RenderedFrame | None:
     if pixels is None:
         pixels = display.render(sampled, attrs, window=window, invert=viewport.invert)
     return RenderedFrame(x0, y0, np.ascontiguousarray(pixels))
+
+
+_REDUCED: dict[tuple, np.ndarray] = {}
+
+
+def _reduced(viewport: Viewport, oriented: np.ndarray, factor: int, transform) -> np.ndarray:
+    """``oriented`` averaged over ``factor``×``factor`` blocks, remembered for the last view.
+
+    Block ``(i, j)`` holds the mean of rows ``i*factor...`` and columns ``j*factor...``, so
+    an index into the full image divided by ``factor`` finds the block containing it. The
+    mean is rounded back to the frame's dtype so integer frames keep the fast LUT path.
+    """
+    from workbench.widgets.cache import stack_key
+
+    key = (id(viewport), stack_key(viewport.stack), viewport.frame, factor,
+           transform.rotation, transform.flip)  # fmt: skip
+    cached = _REDUCED.get(key)
+    if cached is not None:
+        return cached
+    rows, cols = oriented.shape[:2]
+    pad_rows, pad_cols = -rows % factor, -cols % factor
+    padding = [(0, pad_rows), (0, pad_cols)] + [(0, 0)] * (oriented.ndim - 2)
+    padded = np.pad(oriented, padding, mode="edge") if pad_rows or pad_cols else oriented
+    blocks = padded.reshape(
+        padded.shape[0] // factor, factor, padded.shape[1] // factor, factor, *padded.shape[2:]
+    )
+    mean = blocks.mean(axis=(1, 3), dtype=np.float64)
+    if oriented.dtype.kind in "iu":
+        mean = np.rint(mean).astype(oriented.dtype)
+    else:
+        mean = mean.astype(oriented.dtype, copy=False)
+    # One reduced frame per viewport is enough: it serves every redraw until the frame,
+    # zoom step or orientation changes.
+    for old in [k for k in _REDUCED if k[0] == id(viewport)]:
+        del _REDUCED[old]
+    _REDUCED[key] = mean
+    while len(_REDUCED) > 16:  # viewers come and go in a notebook; keep memory bounded
+        del _REDUCED[next(iter(_REDUCED))]
+    return mean
 
 
 def uses_voi_lut(attrs) -> bool:
