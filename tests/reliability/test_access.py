@@ -339,7 +339,7 @@ def test_hostile_tag_values_never_become_paths_or_sql(local, tmp_path):
     assert local.post("/tools/find", json={"Level": "Patient", "Query": {}}).status_code == 200
 
 
-@settings(max_examples=60, derandomize=True, deadline=None, database=None,
+@settings(max_examples=40, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1,
                      max_size=80))

@@ -21,7 +21,7 @@ import requests
 
 from tests.reliability.support import patient_series, start_server, template, to_bytes
 
-MAX_EXAMPLES = 5
+MAX_EXAMPLES = 4
 SEED = 20261123
 OUTBOUND = r"^/(modalities/\{name\}/(echo|store|query|move|get)|queries/.*retrieve)$"
 
@@ -77,7 +77,9 @@ def test_fuzzing_real_resources_finds_no_server_error(server, tmp_path):
     assert server.get("/system").status_code == 200
 
 
+@pytest.mark.slow
 def test_fuzzing_the_published_schema_finds_no_server_error(server):
+    """Random IDs mostly meet 404s; the pinned pass above is the one that runs by default."""
     code, output = _schemathesis(server.url + "/openapi.json",
                                  "--exclude-path-regex", OUTBOUND)
     assert code == 0, _failures(output)
