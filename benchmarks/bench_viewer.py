@@ -203,6 +203,12 @@ def main() -> None:
     import warnings
 
     warnings.simplefilter("ignore")
+    import os
+
+    # Timings are wall-clock on the kernel's thread: a busy machine shows up in them.
+    cores = os.cpu_count()
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"{cores} cores, load average {load} (figures scale with load; ratios less so)")
     meter = MessageMeter()
     bench_redraw("CT (Philips, series of 28)", CT_SERIES, meter, args.redraws)
     bench_redraw("CR (Fuji RG2, JPEG lossless)", CR_FILE, meter, max(args.redraws // 2, 20))
