@@ -172,6 +172,9 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
             series = session.get(f"{base}/series", timeout=30).json()
             instances = session.get(f"{base}/instances", timeout=30).json()
             goal = 3.0 if name == "workbench" else None
+            show(f"{name}: GET /system (HTTP floor, no index)", timed(
+                lambda s=session, b=base: s.get(f"{b}/system").raise_for_status(),
+                args.requests))
             p50s[name] = {
                 "studies": show(f"{name}: GET /studies", timed(
                     lambda s=session, b=base: s.get(f"{b}/studies").raise_for_status(),
@@ -291,6 +294,8 @@ def part_two(args: argparse.Namespace, workdir: Path) -> None:
             show(label, timed(lambda lv=level, mk=make: session.post(
                 f"{base}/tools/find", json={"Level": lv, "Query": mk()}).raise_for_status(),
                 args.requests), goal)
+        show("GET /system (HTTP floor, no index)", timed(
+            lambda: session.get(f"{base}/system").raise_for_status(), args.requests))
         show("GET /series/{id} at scale", timed(lambda: session.get(
             f"{base}/series/{rng.choice(series_ids)}").raise_for_status(), args.requests), 3)
         show("GET /instances/{id} at scale", timed(lambda: session.get(
