@@ -170,3 +170,21 @@ def test_text_note_and_probe_are_placed_with_one_click(model) -> None:
     probe, note = model.annotations
     assert probe.values["value"] == model.viewports[0].pixels()[256, 256]
     assert note.kind == "text" and note.text == "Text"
+
+
+def test_annotations_stay_on_the_anatomy_under_zoom_pan_and_rotation(model) -> None:
+    ui = Interaction(model)
+    viewport = model.viewports[0]
+    model.tool = "length"
+    ui.press(0, 100.5, 200.5)
+    ui.release(0, 300.5, 200.5)
+    (length,) = model.annotations
+    points, value = list(length.points), length.values["length_mm"]
+    viewport.zoom_by(2.0, anchor=(150, 150))
+    viewport.pan = (viewport.pan[0] - 40, viewport.pan[1] + 25)
+    viewport.rotate(90)
+    assert length.points == points and length.values["length_mm"] == value
+    # Where the end point is now drawn, the select tool still finds it.
+    x, y = viewport.transform().to_display(points[1])
+    model.tool = "select"
+    assert ui.hit_test(viewport, x + 2, y - 2) == (length, 1)
