@@ -115,6 +115,7 @@ def to_bytes(ds: Dataset) -> bytes:
 
 def dimse_storer(port: int, name: str, stats: Stats, stop: threading.Event) -> None:
     ae = AE(ae_title=CLIENT_AET)
+    ae.dimse_timeout = 60  # a response later than this counts as lost
     ae.add_requested_context(MRImageStorage)
     ae.add_requested_context(Verification)
     source = Instances(name)
@@ -274,7 +275,7 @@ def report(stats: Stats, url: str, seconds: float, peak_rss: int, rss_start: int
     print(f"  server RSS                   start {rss_start / 1e6:.0f} MB, "
           f"peak {peak_rss / 1e6:.0f} MB")
     fifth = seconds / 5
-    print(f"\n  {'operation':<22}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"\n  {'operation':<22}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'first-fifth p50':>17}{'last-fifth p50':>16}{'ratio':>7}")
     for operation, samples in sorted(stats.latencies.items()):
         values = [latency * 1000 for _, latency in samples]
@@ -282,7 +283,8 @@ def report(stats: Stats, url: str, seconds: float, peak_rss: int, rss_start: int
         last = [lat * 1000 for at, lat in samples if at >= seconds - fifth]
         p_first, p_last = percentile(first, 50), percentile(last, 50)
         print(f"  {operation:<22}{len(values):>7}{percentile(values, 50):>9.1f}"
-              f"{percentile(values, 99):>9.1f}{p_first:>17.1f}{p_last:>16.1f}"
+              f"{percentile(values, 99):>9.1f}{max(values):>9.0f}"
+              f"{p_first:>17.1f}{p_last:>16.1f}"
               f"{p_last / p_first if first and last else float('nan'):>7.2f}")
     return 1 if missing or duplicated or len(present) != counted else 0
 
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for worker in workers:
             worker.start()
+        traffic = args.seconds
         try:
             while time.monotonic() - started < args.seconds:
                 time.sleep(1)
@@ -319,12 +322,12 @@ def main(argv: list[str] | None = None) -> int:
                     stats.error("server died")
                     break
         finally:
+            traffic = time.monotonic() - started
             stop.set()
             for worker in workers:
                 worker.join(120)
-        elapsed = time.monotonic() - started
         try:
-            return report(stats, url, elapsed, peak_rss, rss_start)
+            return report(stats, url, traffic, peak_rss, rss_start)
         finally:
             process.terminate()
             process.wait(30)
