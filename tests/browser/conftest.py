@@ -5,9 +5,11 @@ Fixtures:
 - ``jupyter_lab``: a JupyterLab server (the project's own venv, so the kernel imports
   ``workbench``) on a free loopback port, serving a temporary root folder.
 - ``browser``: Debian's Chromium driven by Playwright (``playwright install`` is not needed).
-- ``lab_page``: a fresh browser page per test, closed afterwards.
+- ``lab_page``: a fresh browser page per test, closed afterwards (``new_page(browser)`` for
+  pages shared by a module's tests).
 - ``run_notebook(page, name, cells)``: writes a notebook into the server's root, opens it,
-  runs all cells and waits until every cell has run, reporting any error output.
+  runs all cells and waits until every cell has run, reporting any error output
+  (``open_and_run`` is the same as a plain function).
 - ``wait_for_viewer(page)``: waits until a viewer's canvas and status line are on screen.
 
 Screenshots go to the ``artifacts_dir`` fixture's folder.
@@ -133,14 +135,20 @@ def browser():
         instance.close()
 
 
-@pytest.fixture()
-def lab_page(browser, jupyter_lab):
-    """A new page (1400×1000, device scale 1) for one test."""
+def new_page(browser):
+    """A page in a new browser context (1400×1000, device scale 1); close its ``.context``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(60_000)
+    return page
+
+
+@pytest.fixture()
+def lab_page(browser, jupyter_lab):
+    """A new page for one test."""
+    page = new_page(browser)
     yield page
-    context.close()
+    page.context.close()
 
 
 def write_notebook(root: Path, name: str, cells: list[str]) -> Path:
@@ -156,52 +164,54 @@ def write_notebook(root: Path, name: str, cells: list[str]) -> Path:
     return path
 
 
+def open_and_run(page, lab: JupyterLab, name: str, cells: list[str], artifacts: Path,
+                 timeout: float = 120.0):  # fmt: skip
+    """Write a notebook, open it alone in JupyterLab, run all cells, fail on any error."""
+    write_notebook(lab.root, name, cells)
+    page.goto(lab.lab_url(name))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # Wait for the kernel before running, so no cell is queued against a starting one.
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=60_000)  # fmt: skip
+    prompts = page.locator(".jp-InputArea-prompt")
+    deadline = time.monotonic() + timeout
+    for attempt in range(3):
+        page.locator(".jp-Notebook").first.click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        # A click can land while the page is still settling; check the run started.
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+                ".some(p => p.textContent.trim() !== '[ ]:')",
+                timeout=15_000,
+            )
+            break
+        except Exception:
+            if attempt == 2:
+                page.screenshot(path=str(artifacts / f"{name}-not-started.png"))
+                raise
+            page.keyboard.press("Escape")
+    while True:
+        texts = prompts.all_inner_texts()
+        if texts and all(t.strip() not in ("[ ]:", "[*]:", "") for t in texts):
+            break
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(artifacts / f"{name}-timeout.png"))
+            raise AssertionError(f"cells still running after {timeout} s: {texts}")
+        time.sleep(0.25)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    tracebacks = [t for t in errors.all_inner_texts() if "Error" in t or "Traceback" in t]
+    assert not tracebacks, "a cell failed:\n" + "\n".join(tracebacks)
+    return page
+
+
 @pytest.fixture()
 def run_notebook(jupyter_lab, artifacts_dir):
     """``run_notebook(page, name, cells, timeout=120)``: open a new notebook and run it all."""
 
-    artifacts = artifacts_dir
-
     def run(page, name: str, cells: list[str], timeout: float = 120.0):
-        write_notebook(jupyter_lab.root, name, cells)
-        page.goto(jupyter_lab.lab_url(name))
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        # Wait for the kernel before running, so no cell is queued against a starting one.
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=60_000)  # fmt: skip
-        prompts = page.locator(".jp-InputArea-prompt")
-        deadline = time.monotonic() + timeout
-        for attempt in range(3):
-            page.locator(".jp-Notebook").first.click()
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-            # A click can land while the page is still settling; check the run started.
-            try:
-                page.wait_for_function(
-                    "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
-                    ".some(p => p.textContent.trim() !== '[ ]:')",
-                    timeout=15_000,
-                )
-                break
-            except Exception:
-                if attempt == 2:
-                    page.screenshot(path=str(artifacts / f"{name}-not-started.png"))
-                    raise
-                page.keyboard.press("Escape")
-        while True:
-            texts = prompts.all_inner_texts()
-            if texts and all(t.strip() not in ("[ ]:", "[*]:", "") for t in texts):
-                break
-            if time.monotonic() > deadline:
-                page.screenshot(path=str(artifacts / f"{name}-timeout.png"))
-                raise AssertionError(f"cells still running after {timeout} s: {texts}")
-            time.sleep(0.25)
-        errors = page.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-        )
-        tracebacks = [t for t in errors.all_inner_texts() if "Error" in t or "Traceback" in t]
-        assert not tracebacks, "a cell failed:\n" + "\n".join(tracebacks)
-        return page
+        return open_and_run(page, jupyter_lab, name, cells, artifacts_dir, timeout)
 
     return run
 

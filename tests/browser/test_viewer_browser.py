@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import status_text, wait_for_viewer
+from tests.browser.conftest import new_page, open_and_run, status_text, wait_for_viewer
 from workbench.io import display, open_series
 
 pytestmark = pytest.mark.browser
@@ -29,16 +29,20 @@ def ct_series(shared_data):
     return shared_data / "series_ct_philips_ingenuity_5mm"
 
 
-@pytest.fixture()
-def viewer_page(lab_page, run_notebook, ct_series):
+@pytest.fixture(scope="module")
+def viewer_page(browser, jupyter_lab, ct_series, artifacts_dir):
+    """One notebook for the module's tests, which run in order on the same viewer (the
+    pixel check first, while the viewer shows its default display)."""
     # size=(518, 542) gives one 512×512 viewport: one screen pixel per image pixel.
     cells = [
         "from workbench.widgets import Viewer",
         f"viewer = Viewer({str(ct_series)!r}, size=(518, 542), thumbnails=False)\nviewer",
     ]
-    run_notebook(lab_page, "viewer.ipynb", cells)
-    canvas = wait_for_viewer(lab_page)
-    return lab_page, canvas
+    page = new_page(browser)
+    open_and_run(page, jupyter_lab, "viewer.ipynb", cells, artifacts_dir)
+    canvas = wait_for_viewer(page)
+    yield page, canvas
+    page.context.close()
 
 
 def test_canvas_shows_the_frame(viewer_page, ct_series, artifacts_dir) -> None:
