@@ -118,6 +118,9 @@ def _check_rest_answer(server, variant: Variant, answer, outcomes: Outcomes,
         return
     if answer.status_code == 400:
         details = body.get("Details", "") if isinstance(body, dict) else ""
+        if str(server.storage.parent) in details:
+            outcomes.add("path disclosed", variant, f"error names a server path: {details}")
+            return
         if body.get("HttpStatus") != 400 or len(details) < 10:
             outcomes.add("vague 400", variant, f"{body}")
         else:
@@ -149,6 +152,10 @@ def _check_rest_answer(server, variant: Variant, answer, outcomes: Outcomes,
         preview = server.get(f"/instances/{body['ID']}/preview")
         if preview.status_code not in (200, 400, 404):
             outcomes.add("preview crash", variant, f"/preview answered {preview.status_code}")
+            return
+        if preview.status_code != 200 and str(server.storage.parent) in preview.text:
+            outcomes.add("path disclosed", variant, f"/preview error names a server path: "
+                         f"{preview.text[:200]}")
             return
     outcomes.add(f"stored ({body['Status']})", variant)
 

@@ -220,7 +220,9 @@ def _png(index: Index, instance_id: str, frame: int, size: int | None) -> Respon
     except (DicomIOError, ValueError, IndexError, NotImplementedError, RuntimeError) as exc:
         # Stored instances without displayable pixels (SR, GSPS, PDF...) or with pixel data
         # no installed decoder handles: the request cannot be served, the server is fine.
-        raise BadRequestError(f"Cannot render instance {instance_id}: {exc}") from exc
+        # io errors name the stored file; clients know the instance, not our disk layout.
+        reason = exc.reason if isinstance(exc, DicomIOError) else exc
+        raise BadRequestError(f"Cannot render instance {instance_id}: {reason}") from exc
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return Response(buffer.getvalue(), media_type="image/png")
