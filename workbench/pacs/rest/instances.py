@@ -19,6 +19,7 @@ from ..dicomjson import dataset_to_json
 from ..errors import (
     BadRequestError,
     InvalidInstanceError,
+    PacsError,
     PayloadTooLargeError,
     UnknownResourceError,
 )
@@ -109,8 +110,14 @@ def _tags_json(path: Path, form: str) -> bytes:
 
 
 def _tags_response(index: Index, instance_id: str, form: str) -> Response:
-    return Response(_tags_json(index.instance_path(instance_id), form),
-                    media_type="application/json")
+    try:
+        body = _tags_json(index.instance_path(instance_id), form)
+    except PacsError:
+        raise
+    except Exception as exc:  # pydicom converts values lazily: a damaged one fails here
+        raise BadRequestError(f"The stored file of instance {instance_id} has an attribute "
+                              f"that cannot be decoded ({type(exc).__name__}: {exc})") from exc
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{instance_id}/tags", summary="Every attribute (?simplify, ?short)")
