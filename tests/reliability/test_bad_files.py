@@ -333,8 +333,6 @@ def test_bad_files_are_not_read_whole_into_memory(server):
     _still_serving(server)
 
 
-@pytest.mark.xfail(reason="DICOMDIR media and anonymization of a stored file with a damaged "
-                          "attribute still end in a 500", strict=False)
 def test_media_and_anonymization_of_damaged_stored_instances(server, accepted):
     """What the upload accepted (damaged but storable) can be exported or refused with a
     reason, never a server error."""

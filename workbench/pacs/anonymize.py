@@ -248,7 +248,7 @@ def anonymize_resource(index, level: str, public_id: str, anonymizer: Anonymizer
 
     import pydicom
 
-    from .errors import UnknownResourceError
+    from .errors import BadRequestError, UnknownResourceError
     from .tags import normalize_level
 
     level = normalize_level(level)
@@ -257,11 +257,16 @@ def anonymize_resource(index, level: str, public_id: str, anonymizer: Anonymizer
     if not files:
         raise UnknownResourceError(level, public_id)
     result = None
-    for _, path in files:
-        ds = pydicom.dcmread(path)
-        anonymizer(ds)
-        buffer = BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
+    for instance_id, path in files:
+        try:
+            ds = pydicom.dcmread(path)
+            anonymizer(ds)
+            buffer = BytesIO()
+            ds.save_as(buffer, enforce_file_format=True)
+        except Exception as exc:  # pydicom converts lazily: a damaged value surfaces here
+            raise BadRequestError(
+                f"Instance {instance_id} cannot be anonymized: its stored file has an "
+                f"attribute that cannot be decoded ({type(exc).__name__}: {exc})") from exc
         result = index.ingest_bytes(buffer.getvalue(), origin="RestApi")
     new_id = {
         "Patient": result.patient_id, "Study": result.study_id,

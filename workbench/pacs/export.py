@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shutil
@@ -81,9 +82,13 @@ def write_media(index: Index, level: str, public_id: str, destination: Path) -> 
     added = 0
     for instance_id, path in index.instance_files(level, public_id):
         try:
-            fileset.add(pydicom.dcmread(path))
+            ds = pydicom.dcmread(path)
+            # A value pydicom cannot encode must fail here: inside add() it would leave a
+            # half-registered instance behind that breaks writing the whole file set.
+            ds.save_as(io.BytesIO(), enforce_file_format=True)
+            fileset.add(ds)
             added += 1
-        except (ValueError, NotImplementedError, AttributeError) as exc:
+        except (ValueError, NotImplementedError, AttributeError, TypeError, KeyError) as exc:
             log.warning("Instance %s left out of the DICOMDIR: %s", instance_id, exc)
     with tempfile.TemporaryDirectory(prefix="media-") as staging:
         root = Path(staging)
