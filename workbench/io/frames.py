@@ -5,15 +5,26 @@ reads only that frame's fragments and hands them to pylibjpeg / pyjpegls / pydic
 decoder. Native little-endian frames are read directly from their byte offset (found while
 reading the header), which is the same bytes pydicom would return without re-parsing the
 header for every frame.
+
+JPEG 2000 and several cores: both OpenJPEG bindings hold the GIL while they decode, so dask's
+threads take turns. OpenJPEG itself can decode the code-blocks of one frame on several
+threads (``OPJ_NUM_THREADS``); Pillow's build of it can, pylibjpeg-openjpeg's cannot. So
+grayscale JPEG 2000 frames go to pydicom's Pillow backend whenever it gives exactly what
+pylibjpeg gives (see :func:`jpeg2000_plugin`), and this module sets ``OPJ_NUM_THREADS`` to
+the usable CPUs (up to 4) unless it is already set.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import pydicom
+from pydicom.encaps import get_frame
 from pydicom.pixels import get_decoder, pixel_array
+from pydicom.pixels.utils import get_j2k_parameters
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -42,6 +53,27 @@ _INSTALL_HINTS: list[tuple[set, str]] = [
 ]
 
 _FAST_NATIVE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+_MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# Read by OpenJPEG each time a decoder is created; beyond ~4 threads one frame gains little.
+os.environ.setdefault("OPJ_NUM_THREADS", str(min(_usable_cpus(), 4)))
+
+
+@functools.cache
+def _pillow_decodes_jpeg2000() -> bool:
+    try:
+        from PIL import features
+    except ImportError:
+        return False
+    return bool(features.check_codec("jpg_2000"))
 
 
 def check_decodable(transfer_syntax: UID, file: DicomFile | str | None = None) -> None:
@@ -89,6 +121,9 @@ class FrameSource:
     fast_dtype: str | None
     bits_shift: int
     frame_shape: tuple[int, ...]
+    photometric: str = ""
+    bits_stored: int = 0
+    pixel_representation: int = 0
 
     @classmethod
     def from_header(cls, header: InstanceHeader) -> FrameSource:
@@ -122,6 +157,9 @@ class FrameSource:
             fast_dtype=fast_dtype,
             bits_shift=shift,
             frame_shape=shape,
+            photometric=str(ds.get("PhotometricInterpretation", "")).strip(),
+            bits_stored=int(ds.get("BitsStored") or bits),
+            pixel_representation=int(ds.get("PixelRepresentation") or 0),
         )
 
 
@@ -189,7 +227,54 @@ def _decode_with_pydicom(source: FrameSource, index: int, as_rgb: bool) -> np.nd
             ds = pydicom.dcmread(fp)
             return _as_native(pixel_array(ds, index=index, raw=not as_rgb))
         kwargs = {} if source.has_file_meta else {"transfer_syntax_uid": ts}
+        if ts in JPEG2000TransferSyntaxes and jpeg2000_plugin(source, fp, index) == "pillow":
+            try:
+                return _as_native(
+                    pixel_array(fp, index=index, raw=not as_rgb, decoding_plugin="pillow", **kwargs)
+                )
+            except Exception:
+                fp.seek(0)  # pylibjpeg may still manage (and has the last word on errors)
         return _as_native(pixel_array(fp, index=index, raw=not as_rgb, **kwargs))
+
+
+def jpeg2000_plugin(source: FrameSource, fp, index: int) -> str | None:
+    """``"pillow"`` when pydicom's Pillow backend decodes this JPEG 2000 frame exactly as
+    pylibjpeg does, else ``None`` (pydicom's default choice, pylibjpeg).
+
+    Pillow turns every JPEG 2000 sample into an unsigned 8 or 16-bit value that pydicom
+    maps back using (0028,0103) Pixel Representation, which is exact for one grayscale
+    sample whose codestream agrees with the header on sign and precision. Files that
+    disagree (some scanners write signed codestreams for unsigned images) and colour
+    images stay with pylibjpeg. ``fp`` is left at the start of the file.
+
+    Parameters
+    ----------
+    source : FrameSource
+        The file and its image pixel description.
+    fp : file-like
+        The open file.
+    index : int
+        Frame number inside the file, starting at 0.
+    """
+    if not (
+        _pillow_decodes_jpeg2000()
+        and source.pixel_offset is not None
+        and len(source.frame_shape) == 2
+        and source.photometric in _MONOCHROME
+        and 0 < source.bits_stored <= 16
+    ):
+        return None
+    try:
+        fp.seek(source.pixel_offset)
+        frame = get_frame(fp, index, number_of_frames=source.number_of_frames)
+        codestream = get_j2k_parameters(frame)
+    except Exception:
+        return None
+    finally:
+        fp.seek(0)
+    same_sign = codestream.get("is_signed") == bool(source.pixel_representation)
+    same_precision = codestream.get("precision") == source.bits_stored
+    return "pillow" if same_sign and same_precision else None
 
 
 def _as_native(arr: np.ndarray) -> np.ndarray:

@@ -4,6 +4,13 @@ Only the tags :mod:`workbench.io` needs are parsed (``specific_tags``), and read
 (7FE0,0010) Pixel Data. While the file is open we also note where the pixel data value starts
 and how long it claims to be, which lets us reject truncated files before any decoding and
 lets native (uncompressed) frames be read straight from their byte offset.
+
+Scanning a series is dominated by pydicom walking element headers, so a standard Part 10
+file takes a shorter road (see :func:`_read_part10_header`): pydicom's ``read_dataset`` parses
+the file meta and then the data set only up to the end of group (0028) (every tag a
+single-frame image needs lies there), and native pixel data is found where it must then be,
+at the end of the file, instead of walking the (often long) private groups in between.
+Anything unusual is read the general way, as before.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pydicom
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as _PydicomInvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import Tag
 from pydicom.uid import (
@@ -100,6 +109,13 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     "PerFrameFunctionalGroupsSequence",
 )
 _SPECIFIC_TAGS = [Tag(keyword) for keyword in HEADER_KEYWORDS]
+# Plain ints, not pydicom Tags: pydicom tests every element against these, and comparing
+# ints stays in C while Tag comparisons are Python calls.
+_HEADER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS]
+# Beyond group (0028): the functional groups of multi-frame objects, and (2050,0020)
+# Presentation LUT Shape, which the series takes from its first file's full header.
+_LATER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS if tag > 0x0028FFFF]
+_NUMBER_OF_FRAMES = 0x00280008
 
 _PIXEL_TAGS = {
     0x7FE00010: "PixelData",
@@ -108,6 +124,13 @@ _PIXEL_TAGS = {
 }
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _HEADER_CHUNK = 64 * 1024
+# The groups up to (0028) of an image header take a few kB; bigger headers (enhanced
+# multi-frame, long private groups before the pixel data) are read the general way.
+_PART10_CHUNK = 16 * 1024
+# At offset 128 of a standard file: the magic, then (0002,0000) File Meta Information Group
+# Length in explicit VR little endian.
+_PART10_MAGIC = b"DICM\x02\x00\x00\x00UL\x04\x00"
+_NATIVE_SYNTAXES = {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian}
 
 
 @dataclass
@@ -131,6 +154,13 @@ class InstanceHeader:
     pixel_length : int or None
         Declared length of the pixel data value; ``None`` for encapsulated (undefined
         length) data or when unknown.
+    file_size : int or None
+        Size of the file in bytes, when it was learned while reading the header.
+
+    Notes
+    -----
+    For a single-frame image the header stops after group (0028), so (2050,0020)
+    Presentation LUT Shape is only in headers read with ``full=True``.
     """
 
     file: DicomFile
@@ -140,6 +170,7 @@ class InstanceHeader:
     pixel_keyword: str | None
     pixel_offset: int | None
     pixel_length: int | None
+    file_size: int | None = None
 
     @property
     def number_of_frames(self) -> int:
@@ -179,43 +210,163 @@ def read_header(
     PixelDataError
         ``check_pixels`` is set and the file is shorter than its pixel data needs.
     """
-    tags = None if full else _SPECIFIC_TAGS
     try:
         with file.open() as fp:
-            # Parsing from memory is much cheaper than pydicom's many small reads and tells on
-            # a file; most headers fit in the first chunk. When one does not, parse the file.
-            head = fp.read(_HEADER_CHUNK)
-            whole_file = len(head) < _HEADER_CHUNK
-            parsed = None
-            try:
-                parsed = _parse(io.BytesIO(head), file, tags)
-            except (InvalidDicomError, PixelDataError):
-                raise
-            except Exception:
-                if whole_file:
-                    raise
-            if not whole_file and (
-                parsed is None or parsed[2] is None or parsed[1] == DeflatedExplicitVRLittleEndian
-            ):
+            header = None if full else _read_part10_header(fp, file)
+            if header is None:
                 fp.seek(0)
-                parsed = _parse(fp, file, tags)
-            dataset, transfer_syntax, pixel_keyword, offset, length, has_meta = parsed
-            # pydicom keeps the file-like it read from; for our in-memory chunk that would
-            # pin 64 kB per header (GBs over a large series).
-            dataset.buffer = None
+                header = _read_any_header(fp, file, None if full else _SPECIFIC_TAGS)
     except (InvalidDicomError, PixelDataError):
         raise
     except OSError as exc:
         raise InvalidDicomError(f"cannot read the file: {exc}", file) from exc
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         raise InvalidDicomError(f"damaged or truncated DICOM header ({exc})", file) from exc
+    dataset = header.dataset
     if "SOPInstanceUID" not in dataset and "SOPClassUID" not in dataset:
         raise InvalidDicomError("not a DICOM instance: no (0008,0018) SOP Instance UID", file)
-    header = InstanceHeader(file, dataset, transfer_syntax, has_meta, pixel_keyword, offset, length)
     if check_pixels:
         with blaming(file):
             check_pixel_length(header)
     return header
+
+
+def _read_any_header(fp: BinaryIO, file: DicomFile, tags) -> InstanceHeader:
+    """Read a header with pydicom's general reader, up to the pixel data."""
+    # Parsing from memory is much cheaper than pydicom's many small reads and tells on
+    # a file; most headers fit in the first chunk. When one does not, parse the file.
+    head = fp.read(_HEADER_CHUNK)
+    whole_file = len(head) < _HEADER_CHUNK
+    parsed = None
+    try:
+        parsed = _parse(io.BytesIO(head), file, tags)
+    except (InvalidDicomError, PixelDataError):
+        raise
+    except Exception:
+        if whole_file:
+            raise
+    if not whole_file and (
+        parsed is None or parsed[2] is None or parsed[1] == DeflatedExplicitVRLittleEndian
+    ):
+        fp.seek(0)
+        parsed = _parse(fp, file, tags)
+    dataset, transfer_syntax, pixel_keyword, offset, length, has_meta = parsed
+    # pydicom keeps the file-like it read from; for our in-memory chunk that would
+    # pin 64 kB per header (GBs over a large series).
+    dataset.buffer = None
+    return InstanceHeader(file, dataset, transfer_syntax, has_meta, pixel_keyword, offset, length)
+
+
+class _StopWhen:
+    """``stop_when`` for pydicom's reader: at the pixel data, or after group (0028) unless a
+    (0028,0008) Number of Frames announced a multi-frame object (whose functional groups
+    come later). Remembers where it stopped."""
+
+    def __init__(self, after_group_0028: bool) -> None:
+        self.after_group_0028 = after_group_0028
+        self.stopped_at: int | None = None
+
+    def __call__(self, tag, vr, length) -> bool:
+        tag = int(tag)  # int comparisons stay in C; pydicom's Tag compares in Python
+        if tag in _PIXEL_TAGS:
+            self.stopped_at = tag
+        elif tag == _NUMBER_OF_FRAMES:
+            self.after_group_0028 = False
+        elif self.after_group_0028 and tag > 0x0028FFFF:
+            self.stopped_at = tag
+        return self.stopped_at is not None
+
+
+def _read_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
+    """The header of a standard Part 10 file, read only as far as needed.
+
+    Returns ``None`` when the file is not laid out the usual way or anything looks odd
+    (no ``DICM``, deflated, header longer than the first chunk, pixel data not where it
+    should be...): the general reader then reads it, and reports what is wrong.
+    """
+    try:
+        return _try_part10_header(fp, file)
+    except Exception:
+        return None
+
+
+def _try_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
+    head = fp.read(_PART10_CHUNK)
+    if head[128:140] != _PART10_MAGIC:
+        return None
+    body_start = 144 + int.from_bytes(head[140:144], "little")
+    if head[body_start : body_start + 2] in (b"", b"\x02\x00"):  # meta longer than declared
+        return None
+    stream = io.BytesIO(head)
+    stream.seek(144)
+    meta = read_dataset(stream, False, True, bytelength=body_start - 144)
+    transfer_syntax = UID(str(meta.get("TransferSyntaxUID") or ""))
+    if transfer_syntax == DeflatedExplicitVRLittleEndian or not transfer_syntax.is_transfer_syntax:
+        return None
+    implicit, little = transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian
+
+    stop = _StopWhen(after_group_0028=True)
+    dataset = read_dataset(stream, implicit, little, stop_when=stop, specific_tags=_HEADER_TAGS)
+    if stop.stopped_at is None:
+        return None  # the chunk ended first (or the file has no pixel data): read it all
+    header = InstanceHeader(file, dataset, transfer_syntax, True, None, None, None)
+    if stop.stopped_at not in _PIXEL_TAGS:
+        # A single-frame image: its pixel data, if native, ends the file.
+        if transfer_syntax in _NATIVE_SYNTAXES and _find_pixel_data_at_end(
+            fp, header, after=stream.tell()
+        ):
+            return header
+        # Otherwise walk on to the pixel data, keeping the later tags we read.
+        encoding = convert_encodings(dataset.get("SpecificCharacterSet") or "ISO_IR 6")
+        stop = _StopWhen(after_group_0028=False)
+        later = read_dataset(
+            stream,
+            implicit,
+            little,
+            stop_when=stop,
+            parent_encoding=encoding,
+            specific_tags=_LATER_TAGS,
+        )
+        if stop.stopped_at is None:
+            return None
+        for element in later.elements():
+            dataset[element.tag] = element
+    keyword, offset, length = _locate_pixel_data(stream, dataset, transfer_syntax)
+    header.pixel_keyword, header.pixel_offset, header.pixel_length = keyword, offset, length
+    return header
+
+
+def _find_pixel_data_at_end(fp: BinaryIO, header: InstanceHeader, after: int) -> bool:
+    """Whether native (7FE0,0010) Pixel Data of exactly the size the image needs ends the
+    file (at or after offset ``after``); if so, note its offset, length and the file size.
+
+    This is where writers put it; a file cut short, padded, or with elements after its
+    pixel data fails the test and is read element by element instead.
+    """
+    needed = expected_pixel_bytes(header)
+    if not needed:
+        return False
+    length = needed + needed % 2  # values have even length
+    implicit = header.transfer_syntax.is_implicit_VR
+    element_header = 8 if implicit else 12
+    size = fp.seek(0, io.SEEK_END)
+    start = size - length - element_header
+    if start < after:
+        return False
+    fp.seek(start)
+    found = fp.read(element_header)
+    order = "<" if header.transfer_syntax.is_little_endian else ">"
+    if implicit:
+        group, element, declared = struct.unpack(f"{order}HHL", found)
+    else:
+        group, element, vr, reserved, declared = struct.unpack(f"{order}HH2sHL", found)
+        if vr not in (b"OB", b"OW") or reserved:
+            return False
+    if (group, element) != (0x7FE0, 0x0010) or declared != length:
+        return False
+    header.pixel_keyword, header.pixel_length = "PixelData", length
+    header.pixel_offset, header.file_size = start + element_header, size
+    return True
 
 
 def _parse(fp: BinaryIO, file: DicomFile, tags) -> tuple:
@@ -339,7 +490,7 @@ def check_pixel_length(header: InstanceHeader) -> None:
         )
     if header.pixel_offset is None:
         return
-    size = header.file.size()
+    size = header.file_size if header.file_size is not None else header.file.size()
     if header.pixel_length is not None and header.pixel_offset + header.pixel_length > size:
         raise PixelDataError(
             f"file is truncated: (7FE0,0010) Pixel Data declares {header.pixel_length} bytes "

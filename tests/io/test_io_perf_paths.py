@@ -1,0 +1,139 @@
+"""The quick ways through workbench.io give exactly what the general ways give.
+
+Standard Part 10 files have their headers read only up to group (0028), with native pixel
+data found at the end of the file; these tests compare that with pydicom's full reading of
+every real file in ``../shared/data`` and of damaged copies.
+"""
+
+from __future__ import annotations
+
+import pydicom
+import pytest
+
+from workbench.io import PixelDataError, scan
+from workbench.io.headers import (
+    _SPECIFIC_TAGS,
+    HEADER_KEYWORDS,
+    _read_any_header,
+    read_header,
+)
+from workbench.io.sources import DicomFile, iter_files
+
+# Read with the series' first full header, not per file (see InstanceHeader's notes).
+_SERIES_LEVEL = {"PresentationLUTShape"}
+
+
+def _general_header(file: DicomFile):
+    with file.open() as fp:
+        return _read_any_header(fp, file, _SPECIFIC_TAGS)
+
+
+def _dicom_files(shared_data):
+    files = []
+    for file in iter_files(shared_data):
+        try:
+            _general_header(file)
+        except Exception:
+            continue  # MANIFEST.tsv, README.md
+        files.append(file)
+    return files
+
+
+def test_quick_headers_equal_general_headers_on_every_real_file(shared_data):
+    files = _dicom_files(shared_data)
+    assert len(files) > 100
+    for file in files:
+        quick, general = read_header(file), _general_header(file)
+        where = str(file)
+        assert quick.transfer_syntax == general.transfer_syntax, where
+        assert quick.has_file_meta == general.has_file_meta, where
+        assert (quick.pixel_keyword, quick.pixel_offset, quick.pixel_length) == (
+            general.pixel_keyword,
+            general.pixel_offset,
+            general.pixel_length,
+        ), where
+        for keyword in HEADER_KEYWORDS:
+            if keyword in _SERIES_LEVEL and "NumberOfFrames" not in general.dataset:
+                continue
+            assert quick.dataset.get(keyword) == general.dataset.get(keyword), (where, keyword)
+
+
+def test_pixel_data_found_at_the_end_matches_pydicom(ct_series):
+    for path in sorted(ct_series.iterdir()):
+        header = read_header(DicomFile(str(path)))
+        ds = pydicom.dcmread(path)
+        element = ds["PixelData"]
+        assert header.pixel_offset == element.file_tell  # where the value starts
+        assert header.pixel_length == len(ds.PixelData)
+        assert header.file_size == path.stat().st_size
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: data[:-2], "truncated"),  # cut inside the pixel data
+        (lambda data: data[: len(data) - 512 * 512], "truncated"),
+    ],
+)
+def test_damaged_pixel_data_is_still_caught(ct_copy, damage, message):
+    victim = sorted(ct_copy.iterdir())[0]
+    victim.write_bytes(damage(victim.read_bytes()))
+    with pytest.raises(PixelDataError, match=message):
+        read_header(DicomFile(str(victim)))
+    catalog = scan(ct_copy, progress=False)
+    assert [s.path for s in catalog.skipped] == [str(victim)]
+
+
+def test_trailing_elements_after_pixel_data_are_read_the_general_way(ct_copy):
+    victim = sorted(ct_copy.iterdir())[0]
+    ds = pydicom.dcmread(victim)
+    ds.add_new(0xFFFCFFFC, "OB", b"\0" * 16)  # Data Set Trailing Padding
+    ds.save_as(victim)
+    header = read_header(DicomFile(str(victim)))
+    assert header.pixel_keyword == "PixelData" and header.pixel_length == 512 * 512 * 2
+    assert header.pixel_offset == pydicom.dcmread(victim)["PixelData"].file_tell
+
+
+def _jpeg2000_files(shared_data):
+    from pydicom.uid import JPEG2000TransferSyntaxes
+
+    return [
+        file
+        for file in _dicom_files(shared_data)
+        if read_header(file).transfer_syntax in JPEG2000TransferSyntaxes
+    ]
+
+
+def test_jpeg2000_frames_equal_pylibjpeg_decoding_on_every_real_file(shared_data):
+    import numpy as np
+    from pydicom.pixels import pixel_array
+
+    from workbench.io.frames import FrameSource, decode_frame, jpeg2000_plugin
+
+    files = _jpeg2000_files(shared_data)
+    assert len(files) >= 9
+    through_pillow = []
+    for file in files:
+        source = FrameSource.from_header(read_header(file))
+        for index in range(source.number_of_frames):
+            with file.open() as fp:
+                plugin = jpeg2000_plugin(source, fp, index)
+            if plugin == "pillow":
+                through_pillow.append(file.name)
+            expected = pixel_array(file.path, index=index, decoding_plugin="pylibjpeg")
+            got = decode_frame(source, index)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected), (file, index)
+    # Lossless and lossy, signed and unsigned, 10 to 16 bits go through Pillow...
+    assert {"MR2_J2KR.dcm", "MR2_J2KI.dcm", "RG3_J2KI.dcm", "JPEG2000.dcm"} <= set(through_pillow)
+    # ...but not codestreams whose sign disagrees with the header, nor colour.
+    assert "TOSHIBA_J2K_SIZ1_PixRep0.dcm" not in through_pillow
+    assert "TOSHIBA_J2K_SIZ0_PixRep1.dcm" not in through_pillow
+    assert "GDCMJ2K_TextGBR.dcm" not in through_pillow
+
+
+def test_openjpeg_may_use_several_threads():
+    import os
+
+    import workbench.io.frames  # noqa: F401  (sets the default on import)
+
+    assert int(os.environ["OPJ_NUM_THREADS"]) >= 1
