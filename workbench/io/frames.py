@@ -6,12 +6,13 @@ decoder. Native little-endian frames are read directly from their byte offset (f
 reading the header), which is the same bytes pydicom would return without re-parsing the
 header for every frame.
 
-JPEG 2000 and several cores: both OpenJPEG bindings hold the GIL while they decode, so dask's
-threads take turns. OpenJPEG itself can decode the code-blocks of one frame on several
-threads (``OPJ_NUM_THREADS``); Pillow's build of it can, pylibjpeg-openjpeg's cannot. So
-grayscale JPEG 2000 frames go to pydicom's Pillow backend whenever it gives exactly what
-pylibjpeg gives (see :func:`jpeg2000_plugin`), and this module sets ``OPJ_NUM_THREADS`` to
-the usable CPUs (up to 4) unless it is already set.
+JPEG 2000 and several cores: pylibjpeg-openjpeg and Pillow hold the GIL while they decode,
+so dask's threads would take turns. imagecodecs' OpenJPEG binding releases it, so grayscale
+JPEG 2000 frames are decoded by imagecodecs whenever that gives exactly what pydicom's
+default (pylibjpeg) gives (see :func:`jpeg2000_plugin`): one thread per frame, one frame per
+dask thread. Without imagecodecs, the same frames go to pydicom's Pillow backend, whose
+OpenJPEG build can at least decode each frame on several threads (``OPJ_NUM_THREADS``, set
+here to the usable CPUs, up to 4, unless already set).
 """
 
 from __future__ import annotations
@@ -63,8 +64,19 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-# Read by OpenJPEG each time a decoder is created; beyond ~4 threads one frame gains little.
-os.environ.setdefault("OPJ_NUM_THREADS", str(min(_usable_cpus(), 4)))
+@functools.cache
+def _imagecodecs_jpeg2k_decode():
+    """imagecodecs' JPEG 2000 decoder (which releases the GIL), or ``None``."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    return imagecodecs.jpeg2k_decode if imagecodecs.JPEG2K.available else None
+
+
+if _imagecodecs_jpeg2k_decode() is None:
+    # Read by OpenJPEG each time a decoder is created; beyond ~4 threads a frame gains little.
+    os.environ.setdefault("OPJ_NUM_THREADS", str(min(_usable_cpus(), 4)))
 
 
 @functools.cache
@@ -122,6 +134,7 @@ class FrameSource:
     bits_shift: int
     frame_shape: tuple[int, ...]
     photometric: str = ""
+    bits_allocated: int = 0
     bits_stored: int = 0
     pixel_representation: int = 0
 
@@ -158,6 +171,7 @@ class FrameSource:
             bits_shift=shift,
             frame_shape=shape,
             photometric=str(ds.get("PhotometricInterpretation", "")).strip(),
+            bits_allocated=bits,
             bits_stored=int(ds.get("BitsStored") or bits),
             pixel_representation=int(ds.get("PixelRepresentation") or 0),
         )
@@ -227,25 +241,42 @@ def _decode_with_pydicom(source: FrameSource, index: int, as_rgb: bool) -> np.nd
             ds = pydicom.dcmread(fp)
             return _as_native(pixel_array(ds, index=index, raw=not as_rgb))
         kwargs = {} if source.has_file_meta else {"transfer_syntax_uid": ts}
-        if ts in JPEG2000TransferSyntaxes and jpeg2000_plugin(source, fp, index) == "pillow":
-            try:
-                return _as_native(
-                    pixel_array(fp, index=index, raw=not as_rgb, decoding_plugin="pillow", **kwargs)
-                )
-            except Exception:
-                fp.seek(0)  # pylibjpeg may still manage (and has the last word on errors)
+        if ts in JPEG2000TransferSyntaxes:
+            decoded = _decode_jpeg2000_in_parallel(source, fp, index, kwargs)
+            if decoded is not None:
+                return decoded
         return _as_native(pixel_array(fp, index=index, raw=not as_rgb, **kwargs))
 
 
-def jpeg2000_plugin(source: FrameSource, fp, index: int) -> str | None:
-    """``"pillow"`` when pydicom's Pillow backend decodes this JPEG 2000 frame exactly as
-    pylibjpeg does, else ``None`` (pydicom's default choice, pylibjpeg).
+def _decode_jpeg2000_in_parallel(source: FrameSource, fp, index: int, kwargs) -> np.ndarray | None:
+    """The frame from a decoder that lets other threads work meanwhile, when one gives
+    exactly pylibjpeg's values; ``None`` to leave it to pydicom's default."""
+    frame = _exact_jpeg2000_frame(source, fp, index)
+    if frame is None:
+        return None
+    decode = _imagecodecs_jpeg2k_decode()
+    if decode is not None:
+        try:
+            decoded = decode(frame, numthreads=1)
+        except Exception:
+            decoded = None  # pylibjpeg may still manage (and has the last word on errors)
+        if decoded is not None and decoded.shape == source.frame_shape:
+            kind = "i" if source.pixel_representation else "u"
+            return decoded.astype(f"{kind}{source.bits_allocated // 8}", copy=False)
+    if _pillow_decodes_jpeg2000():
+        try:
+            return _as_native(pixel_array(fp, index=index, decoding_plugin="pillow", **kwargs))
+        except Exception:
+            fp.seek(0)
+    return None
 
-    Pillow turns every JPEG 2000 sample into an unsigned 8 or 16-bit value that pydicom
-    maps back using (0028,0103) Pixel Representation, which is exact for one grayscale
-    sample whose codestream agrees with the header on sign and precision. Files that
-    disagree (some scanners write signed codestreams for unsigned images) and colour
-    images stay with pylibjpeg. ``fp`` is left at the start of the file.
+
+def jpeg2000_plugin(source: FrameSource, fp, index: int) -> str | None:
+    """Which decoder :func:`decode_frame` uses for one JPEG 2000 frame.
+
+    ``"imagecodecs"`` (releases the GIL) or else ``"pillow"`` (multi-threaded OpenJPEG) when
+    the frame is one the decoder gives exactly as pylibjpeg does, else ``None`` (pydicom's
+    default, pylibjpeg). ``fp`` is left at the start of the file.
 
     Parameters
     ----------
@@ -256,12 +287,29 @@ def jpeg2000_plugin(source: FrameSource, fp, index: int) -> str | None:
     index : int
         Frame number inside the file, starting at 0.
     """
+    if _exact_jpeg2000_frame(source, fp, index) is None:
+        return None
+    if _imagecodecs_jpeg2k_decode() is not None:
+        return "imagecodecs"
+    return "pillow" if _pillow_decodes_jpeg2000() else None
+
+
+def _exact_jpeg2000_frame(source: FrameSource, fp, index: int) -> bytes | None:
+    """The frame's codestream when its values need nothing beyond decoding, else ``None``.
+
+    Other decoders than pylibjpeg return each sample as the codestream declares it (Pillow
+    even widens it to 8 or 16 bits unsigned), and pydicom reinterprets it using (0028,0103)
+    Pixel Representation. That is exact for one grayscale sample of at most 16 bits whose
+    codestream agrees with the header on sign and precision. Files that disagree (some
+    scanners write signed codestreams for unsigned images) and colour images stay with
+    pylibjpeg. ``fp`` is left at the start of the file.
+    """
     if not (
-        _pillow_decodes_jpeg2000()
-        and source.pixel_offset is not None
+        source.pixel_offset is not None
         and len(source.frame_shape) == 2
         and source.photometric in _MONOCHROME
-        and 0 < source.bits_stored <= 16
+        and source.bits_allocated in (8, 16)
+        and 0 < source.bits_stored <= source.bits_allocated
     ):
         return None
     try:
@@ -274,7 +322,7 @@ def jpeg2000_plugin(source: FrameSource, fp, index: int) -> str | None:
         fp.seek(0)
     same_sign = codestream.get("is_signed") == bool(source.pixel_representation)
     same_precision = codestream.get("precision") == source.bits_stored
-    return "pillow" if same_sign and same_precision else None
+    return frame if same_sign and same_precision else None
 
 
 def _as_native(arr: np.ndarray) -> np.ndarray:
