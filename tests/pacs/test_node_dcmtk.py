@@ -318,3 +318,21 @@ def test_getscu_transcodes_jpeg2000(loaded, sources, tmp_path):
     for source in paths:
         got = pydicom.dcmread(received[sop_uid(source)])
         np.testing.assert_array_equal(got.pixel_array, pydicom.dcmread(source).pixel_array)
+
+
+def test_find_study_counts_and_modalities_for_every_study(loaded, sources, tmp_path):
+    """Computed keys of every matched study equal what the files themselves say."""
+    headers = _headers(sources)
+    answers = findscu(loaded, tmp_path, "STUDY", {
+        "StudyInstanceUID": None, "ModalitiesInStudy": None,
+        "NumberOfStudyRelatedSeries": None, "NumberOfStudyRelatedInstances": None})
+    assert {a.StudyInstanceUID for a in answers} == {ds.StudyInstanceUID for ds in headers}
+    for answer in answers:
+        in_study = [ds for ds in headers if ds.StudyInstanceUID == answer.StudyInstanceUID]
+        assert int(answer.NumberOfStudyRelatedInstances) == len(
+            {ds.SOPInstanceUID for ds in in_study})
+        assert int(answer.NumberOfStudyRelatedSeries) == len(
+            {ds.SeriesInstanceUID for ds in in_study})
+        modalities = answer.ModalitiesInStudy or []
+        modalities = [modalities] if isinstance(modalities, str) else list(modalities)
+        assert set(modalities) == {ds.get("Modality") for ds in in_study} - {None, ""}

@@ -173,6 +173,33 @@ def _merged_tags_query(level: str, public_ids: list[str]) -> sa.Select:
     return sa.select(*columns).select_from(joined).where(table.c.public_id.in_(public_ids))
 
 
+def _descendant_counts_query(level: str, counted: str, public_ids: list[str]) -> sa.Select:
+    """Number of ``counted`` descendants of each resource of ``level``, in one GROUP BY."""
+    table = TABLES[level]
+    joined, current = TABLES[counted], counted
+    while current != level:
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    return (
+        sa.select(table.c.public_id, sa.func.count())
+        .select_from(joined)
+        .where(table.c.public_id.in_(public_ids))
+        .group_by(table.c.public_id)
+    )
+
+
+def _modalities_query(study_ids: list[str]) -> sa.Select:
+    """(study public ID, series Modality) pairs, in series order, for ModalitiesInStudy."""
+    studies, series = TABLES["Study"], TABLES["Series"]
+    return (
+        sa.select(studies.c.public_id, series.c.Modality)
+        .select_from(series.join(studies, series.c.parent_pk == studies.c.pk))
+        .where(studies.c.public_id.in_(study_ids))
+        .order_by(series.c.pk)
+    )
+
+
 class _Lookups:
     """Tags and parents read once per request: the answers of one C-FIND share parents
     (every instance of a series has the same study and patient), and the tags of all matches
@@ -183,8 +210,13 @@ class _Lookups:
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self._parents: dict[tuple[str, str], str] = {}
         self.merged: dict[str, dict[str, str]] = {}
+        #: (counted level, public ID) → number of descendants, for the NumberOf* keys.
+        self.counts: dict[tuple[str, str], int] = {}
+        #: Study public ID → its series' modalities, for ModalitiesInStudy.
+        self.modalities: dict[str, list[str]] = {}
 
-    def prefetch(self, level: str, public_ids: list[str]) -> None:
+    def prefetch(self, level: str, public_ids: list[str],
+                 requested: frozenset[str] = frozenset()) -> None:
         """Read the merged tags (own level first, then parents) of many resources at once.
 
         This reads the index's tables directly (through :mod:`workbench.pacs.schema`) because
@@ -196,8 +228,11 @@ class _Lookups:
             return
         order = list(reversed(LEVELS[: LEVELS.index(level) + 1]))  # own level wins
         with engine.connect() as conn:
+            counted_levels = [counted for keyword, (owner, counted) in _COUNTS.items()
+                              if owner == level and keyword in requested]
             for start in range(0, len(public_ids), 500):
-                statement = _merged_tags_query(level, public_ids[start:start + 500])
+                chunk = public_ids[start:start + 500]
+                statement = _merged_tags_query(level, chunk)
                 for row in conn.execute(statement).mappings():
                     tags: dict[str, str] = {}
                     for owner in order:
@@ -206,6 +241,20 @@ class _Lookups:
                             if value is not None:
                                 tags.setdefault(keyword, value)
                     self.merged[row["public_id"]] = tags
+                # Counts and modalities grouped in SQL: one query per key and chunk, not
+                # several per answer (a date-range C-FIND can match thousands of studies).
+                for counted in counted_levels:
+                    self.counts.update({(counted, public_id): 0 for public_id in chunk})
+                    query = _descendant_counts_query(level, counted, chunk)
+                    for public_id, count in conn.execute(query):
+                        self.counts[(counted, public_id)] = count
+                if level == "Study" and "ModalitiesInStudy" in requested:
+                    for public_id in chunk:
+                        self.modalities[public_id] = []
+                    for public_id, modality in conn.execute(_modalities_query(chunk)):
+                        found = self.modalities[public_id]
+                        if modality and modality not in found:
+                            found.append(modality)
 
     def main_tags(self, level: str, resource_id: str) -> dict[str, str]:
         key = (level, resource_id)
@@ -285,10 +334,14 @@ class _Resource:
             owner, counted = _COUNTS[keyword]
             if owner != self.level:
                 return None
+            if (counted, self.id) in self.lookups.counts:
+                return str(self.lookups.counts[(counted, self.id)])
             if counted == "Instance":
                 return str(len(self.index.instances_of(self.level, self.id)))
             return str(len(self._descendants(counted)))
         if keyword == "ModalitiesInStudy" and self.level == "Study":
+            if self.id in self.lookups.modalities:
+                return "\\".join(self.lookups.modalities[self.id])
             modalities = []
             for series in self.index.children("Study", self.id):
                 modality = self.index.main_dicom_tags("Series", series).get("Modality")
@@ -322,7 +375,8 @@ def find_resources(index: Any, parsed: ParsedQuery) -> Iterator[_Resource]:
     rest = {key: value for key, value in parsed.constraints.items() if key not in indexed}
     lookups = _Lookups(index)
     found = index.find(parsed.level, sql, case_sensitive=True)
-    lookups.prefetch(parsed.level, found)
+    requested = frozenset(elem.keyword for elem in parsed.requested if elem.keyword)
+    lookups.prefetch(parsed.level, found, requested | frozenset(parsed.constraints))
     for resource_id in found:
         resource = _Resource(index, parsed.level, resource_id, lookups)
         if all(
