@@ -18,6 +18,7 @@ the 2 GB part). The OS file cache is warm for every measurement (files were just
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -229,7 +230,52 @@ def measure_lazy(folder: str) -> dict:
     }
 
 
+def _stalled_share(decode_all) -> float:
+    """Share of ``decode_all``'s time during which another Python thread could not run.
+
+    A ticker thread notes the time in a loop; gaps over 10 ms mean the decoding thread held
+    the GIL. Unlike wall-clock speedups, this does not depend on how busy the machine is.
+    """
+    import threading
+
+    stamps: list[float] = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    time.sleep(0.01)
+    start = time.perf_counter()
+    decode_all()
+    elapsed = time.perf_counter() - start
+    done.set()
+    thread.join()
+    sys.setswitchinterval(previous)
+    gaps = [b - a for a, b in itertools.pairwise(stamps) if a >= start]
+    return sum(g for g in gaps if g > 0.010) / elapsed
+
+
+def measure_gil(folder: str) -> dict:
+    import dask
+    import pydicom
+
+    from workbench.io import open_series
+
+    files = _files(folder)[:20]
+    array = open_series(folder)
+    with dask.config.set(scheduler="synchronous"):
+        workbench = _stalled_share(lambda: [array[i].values for i in range(len(files))])
+    pylibjpeg = _stalled_share(lambda: [pydicom.dcmread(p).pixel_array for p in files])
+    return {"workbench": workbench, "pydicom": pylibjpeg}
+
+
 MEASURES = {
+    "gil": measure_gil,
     "pydicom": measure_pydicom,
     "workbench": measure_workbench,
     "workbench-1thread": lambda folder: measure_workbench(folder, "synchronous"),
@@ -356,6 +402,12 @@ def main() -> None:
                 )
                 + " (goal >= 1.7x on 2 cores; single-threaded = one dask thread and"
                 " OPJ_NUM_THREADS=1)"
+            )
+        gil = run_child("gil", tmp / "ct_j2k")
+        if gil:
+            print(
+                "  -> share of JPEG 2000 decoding time with the GIL held (other threads stalled):"
+                f" workbench {gil['workbench']:.0%}, pydicom (pylibjpeg) {gil['pydicom']:.0%}"
             )
         if j2k["workbench"] and j2k["pydicom"]:
             print(

@@ -205,18 +205,27 @@ class _Instance:
     frames: list[FrameInfo]
 
 
-def _summarize(header: InstanceHeader) -> _Instance:
+def _summarize(header: InstanceHeader, *, describe: bool = True) -> _Instance:
+    """What building the array needs from one header. Only with ``describe`` are the label
+    and SOP class (for messages, which name a series by its first file) filled in: they
+    cost as much as a tenth of reading the header."""
     ds = header.dataset
     with blaming(header.file):
-        sop = ds.get("SOPClassUID")
+        label = sop_class = ""
+        if describe:
+            sop = ds.get("SOPClassUID")
+            label = (
+                f"{ds.get('Modality', '?')}, "
+                f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}"
+            )
+            sop_class = str(getattr(sop, "name", sop) or "instance")
         has_pixels = header.pixel_keyword is not None
         return _Instance(
             file=header.file,
             series_uid=str(ds.get("SeriesInstanceUID", "")),
-            label=f"{ds.get('Modality', '?')}, "
-            f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}",
+            label=label,
             layout=tuple(str(ds.get(k, "")).strip() for k in _LAYOUT_KEYWORDS),
-            sop_class=str(getattr(sop, "name", sop) or "instance"),
+            sop_class=sop_class,
             transfer_syntax=header.transfer_syntax,
             source=FrameSource.from_header(header) if has_pixels else None,
             frames=frame_infos(header) if has_pixels else [],
@@ -225,7 +234,7 @@ def _summarize(header: InstanceHeader) -> _Instance:
 
 def _collect(source, series_uid: str | None) -> list[_Instance]:
     if isinstance(source, Series):
-        return [_summarize(h) for h in source.instances]
+        return [_summarize(h, describe=i == 0) for i, h in enumerate(source.instances)]
     if isinstance(source, InstanceHeader):
         return [_summarize(source)]
     groups: dict[str, list[_Instance]] = defaultdict(list)
@@ -239,7 +248,8 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
             if not_dicom and _is_container(source):
                 continue
             raise item.error if item.error else InvalidDicomError(item.reason, item.path)
-        instance = _summarize(item)
+        first_of_series = str(item.dataset.get("SeriesInstanceUID", "")) not in groups
+        instance = _summarize(item, describe=first_of_series)
         groups[instance.series_uid].append(instance)
     if not groups:
         raise InvalidDicomError("no DICOM files found", _describe(source))
