@@ -6,12 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import OrthancPeer, start_orthanc
+from tests.peers import OrthancPeer, require_tool, start_orthanc
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SAMPLE_DATA = REPO / "data" / "sample"
 ARTIFACTS = REPO / "test-artifacts"
+#: Headless in a container, and nothing phoning home (the machine has no network).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +50,21 @@ def orthanc(tmp_path_factory) -> OrthancPeer:
     peer = start_orthanc(tmp_path_factory.mktemp("orthanc"))
     yield peer
     peer.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright, one for the whole session.
+
+    Shared by the JupyterLab and Voilà tests: Playwright's sync API allows one running
+    instance per thread. ``playwright install`` is not needed.
+    """
+    chromium = require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()

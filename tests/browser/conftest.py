@@ -4,7 +4,8 @@ Fixtures:
 
 - ``jupyter_lab``: a JupyterLab server (the project's own venv, so the kernel imports
   ``workbench``) on a free loopback port, serving a temporary root folder.
-- ``browser``: Debian's Chromium driven by Playwright (``playwright install`` is not needed).
+- ``browser`` (from ``tests/conftest.py``, shared with the Voilà tests): Debian's Chromium
+  driven by Playwright.
 - ``lab_page``: a fresh browser page per test, closed afterwards (``new_page(browser)`` for
   pages shared by a module's tests).
 - ``run_notebook(page, name, cells)``: writes a notebook into the server's root, opens it,
@@ -32,16 +33,6 @@ import requests
 from tests.peers import free_port, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 @dataclass
 class JupyterLab:
     url: str
@@ -121,18 +112,6 @@ def jupyter_lab(tmp_path_factory) -> JupyterLab:
     log.close()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium from Debian, driven by Playwright."""
-    chromium = require_tool("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
-        )
-        yield instance
-        instance.close()
 
 
 def new_page(browser):

@@ -1,4 +1,4 @@
-"""Voilà serving the teaching case, and headless Chromium to look at it."""
+"""Voilà serving the teaching case (the browser is the session-wide one in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,31 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.peers import free_port, require_tool
+from tests.peers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-#: The same switches as tests/browser: no sandbox in containers, nothing phoning home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's headless Chromium, driven by Playwright (no ``playwright install`` needed)."""
-    chromium = require_tool("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                              args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @dataclass
