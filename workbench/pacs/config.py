@@ -101,7 +101,15 @@ class Config:
                 f"Unknown configuration option(s) {', '.join(unknown)}; "
                 f"known options are: {', '.join(sorted(known))}"
             )
-        return cls(**values)
+        config = cls(**values)
+        if config.StorageCompression:
+            # Files stay as received so io, dask workers and DIMSE sends read them in place.
+            raise ValueError(
+                "StorageCompression is not supported: the store keeps DICOM files "
+                "uncompressed so notebooks and dask workers can read them in place; "
+                "set it to false (compressed transfer syntaxes are stored as received)"
+            )
+        return config
 
     @property
     def storage_path(self) -> Path:
