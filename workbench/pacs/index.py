@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,10 +154,28 @@ class Index:
             if move:
                 path.unlink(missing_ok=True)
             raise
+        return self._store(parsed, lambda: self.store.commit_file(path, move=move),
+                           remote_aet, origin)
+
+    def ingest_bytes(
+        self, data: bytes, *, remote_aet: str | None = None, origin: str = "Plugins",
+        label: str | None = None,
+    ) -> IngestResult:
+        """Store one DICOM Part-10 file given as bytes (see :meth:`ingest_file`).
+
+        The header is parsed from memory and the bytes are written once, straight to the
+        temporary file that is renamed into the store.
+        """
+        parsed = parse_instance(data, label or f"uploaded data ({len(data)} bytes)")
+        return self._store(parsed, lambda: self.store.commit_bytes(data), remote_aet, origin)
+
+    def _store(self, parsed: ParsedInstance, commit: Callable[[], tuple[str, int]],
+               remote_aet: str | None, origin: str) -> IngestResult:
+        """Make the file durable with ``commit``, then index it (the file first, always)."""
         patient_id, study_id, series_id, instance_id = parsed.ids
         # Duplicates are rare: they are detected inside the transaction, and the copy that
         # was stored for nothing is removed afterwards.
-        file_uuid, size = self.store.commit_file(path, move=move)
+        file_uuid, size = commit()
         try:
             status, obsolete = self._index_instance(parsed, file_uuid, size, remote_aet, origin)
         except BaseException:
@@ -169,15 +187,6 @@ class Index:
             self.store.remove(old)
         return IngestResult(status, instance_id, series_id, study_id, patient_id,
                             parsed.sop_instance_uid)
-
-    def ingest_bytes(self, data: bytes, **kwargs: Any) -> IngestResult:
-        """Store one DICOM Part-10 file given as bytes (see :meth:`ingest_file`)."""
-        temp = self.store.write_bytes(data)
-        kwargs.setdefault("label", f"uploaded data ({len(data)} bytes)")
-        try:
-            return self.ingest_file(temp, move=True, **kwargs)
-        finally:
-            temp.unlink(missing_ok=True)
 
     def import_path(
         self, *paths: str | Path, progress: bool = True, recursive: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -81,20 +82,23 @@ def _truncation(fp: BinaryIO, ds: pydicom.Dataset, size: int) -> str | None:
     return None
 
 
-def parse_instance(path: Path, name: str | None = None) -> ParsedInstance:
-    """Read the header of a Part-10 file and extract what the index stores.
+def parse_instance(source: Path | bytes, name: str | None = None) -> ParsedInstance:
+    """Read the header of a Part-10 file (a path, or its bytes) and extract what the index
+    stores.
 
     Raises
     ------
     InvalidInstanceError
         Naming the file, if it is not a DICOM Part-10 file or lacks an identifying UID.
     """
-    label = name or str(path)
+    in_memory = isinstance(source, (bytes, bytearray, memoryview))
+    label = name or (f"data ({len(source)} bytes)" if in_memory else str(source))
     try:
         # Only the indexed attributes are decoded; the rest is skipped over, not parsed.
-        with open(path, "rb") as fp:
+        with io.BytesIO(source) if in_memory else open(source, "rb") as fp:
             ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=_PARSED_TAGS)
-            cut_short = _truncation(fp, ds, os.fstat(fp.fileno()).st_size)
+            size = len(source) if in_memory else os.fstat(fp.fileno()).st_size
+            cut_short = _truncation(fp, ds, size)
     except InvalidDicomError as exc:
         raise InvalidInstanceError(f"{label}: not a DICOM Part-10 file ({exc})") from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input

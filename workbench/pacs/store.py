@@ -3,6 +3,7 @@
 Layout follows Orthanc: ``<StorageDirectory>/ab/cd/abcd....`` where the name is a random
 UUID, so no tag value ever becomes part of a path. A file is complete on disk (written to a
 temporary name, fsynced, renamed, directory fsynced) before the index learns about it.
+A fan-out directory's own entry is fsynced in its parent when it is created.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class FileStore:
         self.root = Path(root)
         self.incoming_dir = self.root / "incoming"
         self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        # Fan-out directories known to exist. Creating one is checked once per directory,
+        # not once per file: on a busy store the mkdir calls cost as much as a small write.
+        self._made_dirs: set[Path] = set()
 
     def path_of(self, file_uuid: str) -> Path:
         """Where the file named ``file_uuid`` lives."""
@@ -65,24 +69,75 @@ class FileStore:
         """
         file_uuid = str(uuid.uuid4())
         target = self.path_of(file_uuid)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if move:
             with open(source, "rb+") as handle:
                 os.fsync(handle.fileno())
-            os.replace(source, target)
-        else:
-            temp = self.new_temp_path()
-            try:
-                with open(source, "rb") as src, open(temp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                os.replace(temp, target)
-            except BaseException:
-                temp.unlink(missing_ok=True)
-                raise
-        _fsync_dir(target.parent)
+            self._place(source, target)
+            return file_uuid, target.stat().st_size
+        temp = self.new_temp_path()
+        try:
+            with open(source, "rb") as src, open(temp, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+                dst.flush()
+                os.fsync(dst.fileno())
+            self._place(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         return file_uuid, target.stat().st_size
+
+    def commit_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
+        """Write ``data`` as a durable file of the store and return ``(uuid, size)``.
+
+        The bytes go to a temporary file in :attr:`incoming_dir`, which is fsynced and renamed
+        into place, as :meth:`commit_file` does.
+        """
+        file_uuid = str(uuid.uuid4())
+        temp = self.incoming_dir / f"{file_uuid}.part"
+        try:
+            # "x": a fresh UUID cannot collide, and a file that exists is not ours to reuse.
+            with open(temp, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._place(temp, self.path_of(file_uuid))
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return file_uuid, len(data)
+
+    def _place(self, source: Path, target: Path) -> None:
+        """Rename a synced file to ``target`` and make the rename durable."""
+        new_dirs = self._make_dirs(target.parent)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            if not source.exists():
+                raise
+            # The fan-out directory was removed behind our back (by hand, say): make it again.
+            self._made_dirs.discard(target.parent)
+            new_dirs = self._make_dirs(target.parent)
+            os.replace(source, target)
+        # The directory holding the new name first, then the parents of directories new to
+        # this process. In this order a journaling filesystem commits every change with the first
+        # fsync, and the others return at once.
+        _fsync_dir(target.parent)
+        for created in reversed(new_dirs):
+            _fsync_dir(created.parent)
+        self._made_dirs.add(target.parent)  # only once its entries are durable
+
+    def _make_dirs(self, directory: Path) -> list[Path]:
+        """Create ``root/ab/cd`` if needed; return the directories whose entries need a sync.
+
+        Directories first met by this process are returned even if they existed: the process
+        that made them may have stopped before syncing them.
+        """
+        if directory in self._made_dirs:
+            return []
+        chain = [directory.parent, directory]
+        for path in chain:
+            path.mkdir(exist_ok=True)
+        return chain
 
     def write_bytes(self, data: bytes) -> Path:
         """Write ``data`` to a temporary file in :attr:`incoming_dir`; return its path.

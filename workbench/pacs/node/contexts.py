@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import queue
 import socket
 import types
 from functools import cache
@@ -145,6 +146,23 @@ def quickly_copied(contexts: list[PresentationContext]) -> list[PresentationCont
 RUN_LOOP_DELAY = 0.0002
 
 
+#: How long an acceptor's reactor waits for the next DIMSE message in each turn of its loop.
+#: pynetdicom's acceptor polls for messages, sleeping 1 ms between looks, so a request
+#: waits ~0.5-1 ms (more on a busy machine) after it was decoded; waiting on the message
+#: queue instead serves it as soon as it is there. Kept short because the same loop also
+#: watches for A-RELEASE/A-ABORT and the idle timeout between looks.
+ACCEPTOR_MESSAGE_WAIT = 0.001
+
+
+def _get_msg_waiting(dimse: object, block: bool = False) -> tuple:
+    """``DIMSEServiceProvider.get_msg`` that waits briefly when asked not to block."""
+    timeout = dimse.dimse_timeout if block else ACCEPTOR_MESSAGE_WAIT  # type: ignore[attr-defined]
+    try:
+        return dimse.msg_queue.get(timeout=timeout)  # type: ignore[attr-defined]
+    except queue.Empty:
+        return None, None
+
+
 def _recv_exact(transport: object, nr_bytes: int) -> bytearray:
     """Read exactly ``nr_bytes`` (fewer only if the peer closed) into one buffer.
 
@@ -184,9 +202,12 @@ def tune_association(event: evt.Event) -> None:
 
     - TCP_NODELAY (see :func:`set_nodelay`);
     - a shorter DUL loop delay (:data:`RUN_LOOP_DELAY`) and whole-PDU socket reads, set on
-      this association's objects only (pynetdicom offers no public setting for either).
+      this association's objects only (pynetdicom offers no public setting for either);
+    - on the accepting side, requests served as soon as decoded (:data:`ACCEPTOR_MESSAGE_WAIT`).
     """
     set_nodelay(event)
+    if event.assoc.is_acceptor:
+        event.assoc.dimse.get_msg = types.MethodType(_get_msg_waiting, event.assoc.dimse)
     transport = event.assoc.dul.socket
     sock = getattr(transport, "socket", None)
     if sock is None:
