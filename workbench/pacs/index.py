@@ -237,14 +237,16 @@ class Index:
         patient_id, study_id, series_id, instance_id = parsed.ids
         now_text, now_ts = _now()
         obsolete: list[str] = []
+        keys = {"instance": instance_id, "patient": patient_id, "study": study_id,
+                "series": series_id}
         with self._writing() as conn:
-            existing = conn.execute(_PK_BY_ID["Instance"], {"public_id": instance_id}).scalar()
+            existing, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
             if existing is not None:
                 if not self.config.OverwriteInstances:
                     return "AlreadyStored", []
                 obsolete += self._delete_instances(conn, [existing])
+                _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
 
-            patient_pk = conn.execute(_PK_BY_ID["Patient"], {"public_id": patient_id}).scalar()
             if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
                 victims = recycle.plan_recycling(
                     conn,
@@ -257,9 +259,11 @@ class Index:
                 for victim in victims:
                     log.info("Recycling patient %s to make room", victim)
                     obsolete += self._delete_under(conn, "Patient", victim)
+                if victims:
+                    _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
 
             new_changes: list[tuple[str, str, str]] = []
-            order = (conn.execute(_MAX_RECYCLING_ORDER).scalar() or 0) + 1
+            order = (order or 0) + 1
             stamp = {"last_update": now_text, "last_update_ts": now_ts}
             if patient_pk is None:
                 patient_pk = conn.execute(patients.insert(), {
@@ -270,9 +274,9 @@ class Index:
                 conn.execute(_TOUCH_PATIENT, {"b_pk": patient_pk, "recycling_order": order,
                                               **stamp})
             parent_pk = patient_pk
-            for level, public_id in (("Study", study_id), ("Series", series_id)):
+            for level, public_id, pk in (("Study", study_id, study_pk),
+                                         ("Series", series_id, series_pk)):
                 table = TABLES[level]
-                pk = conn.execute(_PK_BY_ID[level], {"public_id": public_id}).scalar()
                 if pk is None:
                     pk = conn.execute(table.insert(), {
                         "public_id": public_id, "parent_pk": parent_pk,
@@ -467,8 +471,7 @@ class Index:
                    .scalar() or 0)
 
     def _add_total(self, conn: sa.Connection, name: str, delta: int) -> None:
-        updated = conn.execute(
-            totals.update().where(totals.c.name == name).values(value=totals.c.value + delta))
+        updated = conn.execute(_ADD_TOTAL, {"b_name": name, "delta": delta})
         if updated.rowcount == 0:
             conn.execute(totals.insert().values(name=name, value=delta))
 
@@ -884,6 +887,16 @@ _TOUCH = {level: table.update().where(table.c.pk == sa.bindparam("b_pk"))
           for level, table in TABLES.items()}
 _TOUCH_PATIENT = _TOUCH["Patient"]
 _MAX_RECYCLING_ORDER = sa.select(sa.func.max(patients.c.recycling_order))
+# What ingesting an instance needs to know before writing, in one statement rather than five:
+# whether the instance and its parents exist (their keys), and the next recycling order.
+_LOOKUP = sa.select(
+    *(sa.select(table.c.pk).where(table.c.public_id == sa.bindparam(name)).scalar_subquery()
+      for name, table in (("instance", instances_table), ("patient", patients),
+                          ("study", studies_table), ("series", series_table))),
+    _MAX_RECYCLING_ORDER.scalar_subquery(),
+)
+_ADD_TOTAL = (totals.update().where(totals.c.name == sa.bindparam("b_name"))
+              .values(value=totals.c.value + sa.bindparam("delta")))
 _ROW_BY_ID = {level: sa.select(table).where(table.c.public_id == sa.bindparam("public_id"))
               for level, table in TABLES.items()}
 _PUBLIC_ID_BY_PK = {level: sa.select(table.c.public_id).where(table.c.pk == sa.bindparam("pk"))
