@@ -89,3 +89,17 @@ def test_binder_environment_installs_and_runs_the_notebooks(tmp_path) -> None:
     assert "Orthanc is not installed here" in text and "35 completed, 0 failed" in text
     print(f"binder venv: install {installed - started:.0f} s, notebooks "
           f"{time.monotonic() - installed:.0f} s", file=sys.stderr)
+
+
+def test_binder_requirements_keep_in_step_with_the_package() -> None:
+    """Every runtime and notebook dependency of pyproject.toml is in binder/requirements.txt."""
+    import tomllib
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    needed = project["dependencies"] + project["optional-dependencies"]["notebooks"]
+    lines = (REPO / "binder" / "requirements.txt").read_text().splitlines()
+    listed = {Requirement(line).name.lower() for line in lines
+              if line.strip() and not line.startswith("#")}
+    missing = sorted({Requirement(spec).name.lower() for spec in needed} - listed)
+    assert not missing, f"binder/requirements.txt lacks {missing}"
