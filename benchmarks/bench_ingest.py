@@ -183,6 +183,12 @@ class Dataset_:
     megabytes: float
 
 
+def _load() -> str:
+    """The machine's 1-minute load average and cores: the figures are only comparable at
+    similar load, receivers being measured interleaved for that reason."""
+    return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
 def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
     scale = 0.25 if quick else 1.0
     sets = []
@@ -200,8 +206,9 @@ def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
                 seconds = push(receiver, data.directory, scratch)
                 timings.setdefault((receiver.name, data.name), []).append(seconds)
                 print(f"  round {round_ + 1}: {data.name:9} -> {receiver.name:28} "
-                      f"{data.count / seconds:7.1f} inst/s", flush=True)
-    print(f"\nC-STORE with storescu over one association, median of {repeat} run(s)")
+                      f"{data.count / seconds:7.1f} inst/s  (load {_load()})", flush=True)
+    print(f"\nC-STORE with storescu over one association, median of {repeat} run(s); "
+          f"load average {_load()}")
     print(f"{'receiver':30}" + "".join(f"{d.name + ' inst/s':>18}{'MB/s':>8}" for d in sets))
     medians = {key: statistics.median(values) for key, values in timings.items()}
     for receiver in receivers:
