@@ -248,7 +248,8 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
             if not_dicom and _is_container(source):
                 continue
             raise item.error if item.error else InvalidDicomError(item.reason, item.path)
-        first_of_series = str(item.dataset.get("SeriesInstanceUID", "")) not in groups
+        with blaming(item.file):  # a damaged attribute is the file's fault, named as such
+            first_of_series = str(item.dataset.get("SeriesInstanceUID", "")) not in groups
         instance = _summarize(item, describe=first_of_series)
         groups[instance.series_uid].append(instance)
     if not groups:
