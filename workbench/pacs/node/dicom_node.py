@@ -32,12 +32,10 @@ MAX_PDU_SIZE = 256 * 1024
 
 
 def _configure_pynetdicom() -> None:
-    # Received data sets are kept in memory as they arrive (as Orthanc does) and written
-    # to the store once, undecoded. pynetdicom's alternative, streaming each one to a
-    # temporary file, costs more than the rest of receiving it: a named temporary file,
-    # file meta written with pydicom and a flush per fragment, in the thread that reads
-    # the socket (a CT slice took twice as long). Files we send are streamed from disk.
-    _config.STORE_RECV_CHUNKED_DATASET = False
+    # Received data sets are written to a file fragment by fragment as they arrive and
+    # handed to the index undecoded, so memory stays flat whatever the size of an instance;
+    # files we send are streamed from disk the same way.
+    _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
     # pynetdicom formats every C-FIND answer for a debug log line even when nobody listens;
     # with hundreds of answers that formatting costs more than finding them.
