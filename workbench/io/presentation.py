@@ -33,6 +33,20 @@ AnnotationKind = Literal[
 
 ANNOTATION_KINDS: tuple[str, ...] = AnnotationKind.__args__  # type: ignore[attr-defined]
 
+#: How many points an annotation of each kind has. The kinds missing here, ``polyline`` and
+#: ``vhs``, take any number of points from two on.
+POINT_COUNTS: dict[str, int] = {
+    "length": 2,
+    "angle": 3,
+    "cobb": 4,
+    "ellipse": 2,
+    "rectangle": 2,
+    "probe": 1,
+    "point": 1,
+    "arrow": 2,
+    "text": 1,
+}
+
 Point = tuple[float, float]
 
 
@@ -62,7 +76,7 @@ class Annotation:
     kind
         What the user drew; decides how ``points`` are read (two points for a length, three
         for an angle, four for a Cobb angle, two opposite corners for a rectangle or an
-        ellipse's bounding box, ...).
+        ellipse's bounding box, ...; see :data:`POINT_COUNTS`).
     points
         ``(column, row)`` image pixel coordinates.
     image

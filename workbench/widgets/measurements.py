@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workbench.io.presentation import Annotation
+from workbench.io.presentation import POINT_COUNTS, Annotation
 
 Point = tuple[float, float]
 
@@ -220,20 +220,9 @@ def vertebral_heart_score(
     return {"long_axis_v": long_v, "short_axis_v": short_v, "vhs": long_v + short_v}
 
 
-#: Points each measurement kind needs before it has a value.
-REQUIRED_POINTS = {
-    "length": 2,
-    "angle": 3,
-    "cobb": 4,
-    "ellipse": 2,
-    "rectangle": 2,
-    "probe": 1,
-    "arrow": 2,
-    "text": 1,
-    "point": 1,
-    "polyline": 2,
-    "vhs": 6,
-}
+#: Points each measurement kind needs before it has a value (a VHS: both heart axes and the
+#: boundaries of at least one vertebra).
+REQUIRED_POINTS = {**POINT_COUNTS, "polyline": 2, "vhs": 6}
 
 
 def measure(annotation: Annotation, values: np.ndarray | None, attrs: Mapping) -> Annotation:

@@ -43,7 +43,13 @@ from workbench.io.gsps.identity import (
     MODEL_NAME,
     SERIES_DESCRIPTION,
 )
-from workbench.io.presentation import Annotation, ImageReference, PresentationState, VoiLut
+from workbench.io.presentation import (
+    POINT_COUNTS,
+    Annotation,
+    ImageReference,
+    PresentationState,
+    VoiLut,
+)
 
 _CS_ALLOWED = re.compile(r"[^A-Z0-9 _]")
 _CS_MAX = 16
@@ -377,22 +383,9 @@ def _clipped(annotation: Annotation, columns: int, rows: int) -> np.ndarray:
     return clipped
 
 
-_POINT_COUNTS = {
-    "length": 2,
-    "angle": 3,
-    "cobb": 4,
-    "ellipse": 2,
-    "rectangle": 2,
-    "probe": 1,
-    "point": 1,
-    "arrow": 2,
-    "text": 1,
-}
-
-
 def _objects(annotation: Annotation, group: pr.GraphicGroup, columns: int, rows: int):
     kind = annotation.kind
-    expected = _POINT_COUNTS.get(kind)
+    expected = POINT_COUNTS.get(kind)
     count = len(annotation.points)
     if expected is not None and count != expected:
         raise ValueError(
