@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.io.presentation import Annotation, DisplaySettings, ImageReference
+from workbench.io.presentation import (
+    ANNOTATION_KINDS,
+    Annotation,
+    DisplaySettings,
+    ImageReference,
+)
 from workbench.widgets import measurements
 from workbench.widgets.cache import FrameCache, neighbours
 from workbench.widgets.geometry import DisplayTransform, fit_zoom
@@ -31,17 +36,9 @@ from workbench.widgets.presets import window_presets
 
 #: Tool names, in toolbar order. Navigation tools change the display; the others draw.
 NAVIGATION_TOOLS = ("window", "zoom", "pan", "scroll", "select")
-DRAWING_TOOLS = (
-    "length",
-    "angle",
-    "cobb",
-    "ellipse",
-    "rectangle",
-    "probe",
-    "arrow",
-    "text",
-    "vhs",
-)
+#: Each drawing tool draws the annotation kind of its name; polylines and points only come
+#: from loaded presentation states.
+DRAWING_TOOLS = tuple(kind for kind in ANNOTATION_KINDS if kind not in ("polyline", "point"))
 TOOLS = NAVIGATION_TOOLS + DRAWING_TOOLS
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
@@ -116,6 +113,18 @@ def _pair(name: str, value: Any) -> tuple[float, float]:
     if not (math.isfinite(a) and math.isfinite(b)):
         raise ValueError(f"{name} must be finite, not {value!r}")
     return a, b
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    return int(value)
+
+
+def _tool(name: str) -> str:
+    if name not in TOOLS:
+        raise ValueError(f"tool must be one of {TOOLS}, not {name!r}")
+    return name
 
 
 def as_stack(volume: xr.DataArray) -> xr.DataArray:
@@ -222,14 +231,13 @@ class Viewport(Observable):
 
     @frame.setter
     def frame(self, index: int) -> None:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"frame must be an integer, not {type(index).__name__}")
+        index = _integer("frame", index)
         if self._stack is None:
             raise ValueError("frame cannot be set on an empty viewport")
         if not 0 <= index < self.frame_count:
             raise ValueError(f"frame must be in 0..{self.frame_count - 1}, not {index}")
         direction = 1 if index >= self._frame else -1
-        self._set("frame", int(index))
+        self._set("frame", index)
         self.prefetch(direction)
 
     def scroll(self, delta: int) -> None:
@@ -389,11 +397,10 @@ class Viewport(Observable):
 
     @rotation.setter
     def rotation(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"rotation must be an integer, not {type(value).__name__}")
+        value = _integer("rotation", value)
         if value % 90:
             raise ValueError(f"rotation must be a multiple of 90 degrees, not {value}")
-        self._set("rotation", int(value) % 360)
+        self._set("rotation", value % 360)
 
     def rotate(self, degrees: int = 90) -> None:
         """Rotate clockwise by ``degrees`` (a multiple of 90; negative turns anticlockwise)."""
@@ -435,9 +442,7 @@ class Viewport(Observable):
 
     @tool.setter
     def tool(self, name: str) -> None:
-        if name not in TOOLS:
-            raise ValueError(f"tool must be one of {TOOLS}, not {name!r}")
-        self._set("tool", name)
+        self._set("tool", _tool(name))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -782,8 +787,7 @@ class ViewerModel(Observable):
 
     @tool.setter
     def tool(self, name: str) -> None:
-        if name not in TOOLS:
-            raise ValueError(f"tool must be one of {TOOLS}, not {name!r}")
+        name = _tool(name)
         for viewport in self.viewports:
             viewport.tool = name
         self._set("tool", name)
