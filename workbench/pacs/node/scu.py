@@ -123,11 +123,16 @@ def _identifier(level: str, query_keys: dict[str, Any], *, defaults: bool) -> Da
     return query.dataset_from_query(level, keys)
 
 
+def _model(models: dict[str, str], level: str) -> str:
+    """The Patient Root model of ``models`` for the Patient level, Study Root for the others."""
+    return models["PATIENT" if level == "Patient" else "STUDY"]
+
+
 def find(ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *,
          defaults: bool = True) -> list[Dataset]:
     """C-FIND at ``level`` with ``{keyword: pattern}``; returns the answers as datasets."""
     identifier = _identifier(level, query_keys, defaults=defaults)
-    model = FIND_MODELS["PATIENT" if normalize_level(level) == "Patient" else "STUDY"]
+    model = _model(FIND_MODELS, normalize_level(level))
     assoc = associate(ae, modality, [build_context(model)])
     answers: list[Dataset] = []
     final = None
@@ -154,6 +159,13 @@ def infer_level(query_keys: dict[str, Any]) -> str:
     )
 
 
+def _retrieve_request(query_keys: dict[str, Any], level: str | None,
+                      models: dict[str, str]) -> tuple[Dataset, str]:
+    """The identifier of a C-MOVE/C-GET and the model of ``models`` it goes with."""
+    level = normalize_level(level) if level else infer_level(query_keys)
+    return query.dataset_from_query(level, query_keys), _model(models, level)
+
+
 def _retrieve_result(responses: Iterable) -> RetrieveResult:
     result = RetrieveResult(status=-1)
     for status, identifier in responses:
@@ -170,31 +182,32 @@ def _retrieve_result(responses: Iterable) -> RetrieveResult:
     return result
 
 
-def move(ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *,
-         level: str | None = None) -> RetrieveResult:
-    """Ask ``modality`` to C-MOVE the matches to the AE title ``target``."""
-    level = normalize_level(level) if level else infer_level(query_keys)
-    identifier = query.dataset_from_query(level, query_keys)
-    model = MOVE_MODELS["PATIENT" if level == "Patient" else "STUDY"]
-    assoc = associate(ae, modality, [build_context(model)])
-    try:
-        result = _retrieve_result(assoc.send_c_move(identifier, target, model))
-    finally:
-        assoc.release()
+def _check_retrieve(result: RetrieveResult, what: str) -> RetrieveResult:
+    """``result`` if it ended in success or warning, else a DicomNetworkError naming ``what``."""
     if result.status not in (0x0000, 0xB000):
         raise DicomNetworkError(
-            f"C-MOVE from {_describe(modality)} to {target} ended with {_status(result.status)} "
+            f"{what} ended with {_status(result.status)} "
             f"({result.completed} completed, {result.failed} failed)"
         )
     return result
 
 
+def move(ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *,
+         level: str | None = None) -> RetrieveResult:
+    """Ask ``modality`` to C-MOVE the matches to the AE title ``target``."""
+    identifier, model = _retrieve_request(query_keys, level, MOVE_MODELS)
+    assoc = associate(ae, modality, [build_context(model)])
+    try:
+        result = _retrieve_result(assoc.send_c_move(identifier, target, model))
+    finally:
+        assoc.release()
+    return _check_retrieve(result, f"C-MOVE from {_describe(modality)} to {target}")
+
+
 def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
         level: str | None = None) -> RetrieveResult:
     """C-GET the matches from ``modality`` into ``index`` over one association."""
-    level = normalize_level(level) if level else infer_level(query_keys)
-    identifier = query.dataset_from_query(level, query_keys)
-    model = GET_MODELS["PATIENT" if level == "Patient" else "STUDY"]
+    identifier, model = _retrieve_request(query_keys, level, GET_MODELS)
     # 128 contexts at most: the retrieve model plus pynetdicom's common storage classes,
     # uncompressed proposed first so a peer that cannot transcode still finds a match.
     syntaxes = accepted_transfer_syntaxes()
@@ -208,12 +221,7 @@ def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
         result = _retrieve_result(assoc.send_c_get(identifier, model))
     finally:
         assoc.release()
-    if result.status not in (0x0000, 0xB000):
-        raise DicomNetworkError(
-            f"C-GET from {_describe(modality)} ended with {_status(result.status)} "
-            f"({result.completed} completed, {result.failed} failed)"
-        )
-    return result
+    return _check_retrieve(result, f"C-GET from {_describe(modality)}")
 
 
 def store(ae: AE, modality: Modality, paths: list[Path]) -> StoreResult:
