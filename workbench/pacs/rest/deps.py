@@ -10,6 +10,7 @@ from fastapi import Request
 from ..config import Config
 from ..errors import BadRequestError
 from ..index import Index
+from ..tags import normalize_level
 
 
 def get_index(request: Request) -> Index:
@@ -48,6 +49,22 @@ async def json_object(request: Request, *, required: bool = True) -> dict[str, A
     if not isinstance(body, dict):
         raise BadRequestError("The body must contain a JSON object")
     return body
+
+
+def level_arg(name: str) -> str:
+    """A level name (``Patient``, ``studies``...) in its canonical form, or a 400."""
+    try:
+        return normalize_level(name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+
+
+def level_field(body: dict[str, Any]) -> str:
+    """The ``"Level"`` of a JSON body in its canonical form, or a 400."""
+    name = body.get("Level")
+    if not isinstance(name, str):
+        raise BadRequestError('Field "Level" is missing, or should be a string')
+    return level_arg(name)
 
 
 def flag(value: str | None) -> bool:

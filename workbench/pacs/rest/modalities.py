@@ -15,8 +15,8 @@ from ..config import Config
 from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node import DicomNetworkError
 from ..node.access import Modality, modalities, parse_modality
-from ..tags import IDENTIFIER, normalize_level
-from .deps import flag, get_config, get_node, json_body, json_object
+from ..tags import IDENTIFIER
+from .deps import flag, get_config, get_node, json_body, json_object, level_arg, level_field
 from .queries import create_query
 
 router = APIRouter(prefix="/modalities", tags=["modalities"])
@@ -141,13 +141,7 @@ async def query(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
     _modality(get_config(request), name)
     body = await json_object(request)
-    level_name = body.get("Level")
-    if not isinstance(level_name, str):
-        raise BadRequestError('Field "Level" is missing, or should be a string')
-    try:
-        level = normalize_level(level_name)
-    except ValueError as exc:
-        raise BadRequestError(str(exc)) from exc
+    level = level_field(body)
     keys = body.get("Query", {})
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise BadRequestError('Field "Query" must be an object of strings')
@@ -161,10 +155,7 @@ def _retrieve_items(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
     resources = body.get("Resources")
     if not isinstance(level_name, str) or not isinstance(resources, list):
         raise BadRequestError('The body needs "Level" and a list of "Resources" (DICOM keys)')
-    try:
-        level = normalize_level(level_name)
-    except ValueError as exc:
-        raise BadRequestError(str(exc)) from exc
+    level = level_arg(level_name)
     if not all(isinstance(item, dict) and item.get(IDENTIFIER[level]) for item in resources):
         raise BadRequestError(f'Each resource must give {IDENTIFIER[level]} for level {level}')
     return level, resources

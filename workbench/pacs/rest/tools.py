@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import BadRequestError
 from ..index import Index
-from ..tags import normalize_level
-from .deps import MAX_INT_ARG, TEXT, body_doc, get_index, json_object
+from .deps import MAX_INT_ARG, TEXT, body_doc, get_index, json_object, level_arg, level_field
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -47,13 +46,7 @@ FIND_BODY = {
              openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"))
 async def find(request: Request) -> JSONResponse:
     body = await json_object(request)
-    level_name = body.get("Level")
-    if not isinstance(level_name, str):
-        raise BadRequestError('Field "Level" is missing, or should be a string')
-    try:
-        level = normalize_level(level_name)
-    except ValueError as exc:
-        raise BadRequestError(str(exc)) from exc
+    level = level_field(body)
     query = body.get("Query")
     if not isinstance(query, dict):
         raise BadRequestError('Field "Query" is missing, or should be a JSON object')
@@ -98,10 +91,7 @@ def now_local() -> str:
 
 @router.get("/generate-uid", response_class=PlainTextResponse, summary="A new DICOM UID")
 def new_uid(level: str = Query("instance")) -> str:
-    try:
-        normalize_level(level)
-    except ValueError as exc:
-        raise BadRequestError(str(exc)) from exc
+    level_arg(level)
     return generate_uid()
 
 
