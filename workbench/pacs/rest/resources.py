@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,19 @@ PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instan
 SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 
 
-def _temp_zip() -> Path:
+def _zip_response(write: Callable[[Index, str, str, Path], Any], index: Index, level: str,
+                  resource_id: str, filename: str) -> FileResponse:
+    """A ZIP that ``write(index, level, resource_id, path)`` fills in a temporary file, which
+    is deleted once sent (or at once if writing fails)."""
+    index.resource(level, resource_id)  # 404 before any work
     fd, name = tempfile.mkstemp(suffix=".zip", prefix="workbench-")
     os.close(fd)
-    return Path(name)
-
-
-def _zip_response(path: Path, filename: str) -> FileResponse:
+    path = Path(name)
+    try:
+        write(index, level, resource_id, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return FileResponse(path, media_type="application/zip", filename=filename,
                         background=BackgroundTask(path.unlink, missing_ok=True))
 
@@ -81,25 +88,11 @@ def level_router(level: str) -> APIRouter:
 
     @router.get("/{resource_id}/archive", summary="ZIP of every file")
     def archive(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
-        index.resource(level, resource_id)  # 404 before any work
-        path = _temp_zip()
-        try:
-            write_archive(index, level, resource_id, path)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return _zip_response(path, f"{resource_id}.zip")
+        return _zip_response(write_archive, index, level, resource_id, f"{resource_id}.zip")
 
     @router.get("/{resource_id}/media", summary="ZIP with a DICOMDIR (PS3.10 media)")
     def media(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
-        index.resource(level, resource_id)
-        path = _temp_zip()
-        try:
-            write_media(index, level, resource_id, path)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return _zip_response(path, f"{resource_id}-media.zip")
+        return _zip_response(write_media, index, level, resource_id, f"{resource_id}-media.zip")
 
     @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)",
                  openapi_extra=body_doc("application/json", ANONYMIZE_BODY,
