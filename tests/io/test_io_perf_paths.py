@@ -58,6 +58,41 @@ def test_quick_headers_equal_general_headers_on_every_real_file(shared_data):
             assert quick.dataset.get(keyword) == general.dataset.get(keyword), (where, keyword)
 
 
+def _as_floats(value):
+    if value is None or value == "":
+        return None
+    values = value if hasattr(value, "__len__") and not isinstance(value, str) else [value]
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+
+
+def test_header_values_equal_the_data_set_values_on_every_real_file(shared_data):
+    """get / text / floats convert raw values themselves; they must give what pydicom's
+    data set gives, type included."""
+    for file in _dicom_files(shared_data):
+        quick, reference = read_header(file), read_header(file).dataset
+        for keyword in HEADER_KEYWORDS:
+            expected = reference.get(keyword)
+            expected = None if expected is None or expected == "" else expected
+            where = (str(file), keyword)
+            got = quick.get(keyword)
+            assert got == expected and type(got) is type(expected), where
+            assert quick.text(keyword) == ("" if expected is None else str(expected)), where
+            assert quick.floats(keyword) == _as_floats(expected), where
+
+
+def test_quick_headers_warn_no_more_than_general_headers(shared_data, recwarn):
+    for file in _dicom_files(shared_data):
+        read_header(file)
+    quick = {str(w.message) for w in recwarn}
+    recwarn.clear()
+    for file in _dicom_files(shared_data):
+        _general_header(file)
+    assert quick <= {str(w.message) for w in recwarn}
+
+
 def test_pixel_data_found_at_the_end_matches_pydicom(ct_series):
     for path in sorted(ct_series.iterdir()):
         header = read_header(DicomFile(str(path)))

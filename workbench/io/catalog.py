@@ -118,7 +118,7 @@ class Catalog:
     def add(self, header: InstanceHeader) -> None:
         """File one header under its patient, study and series."""
         ds = header.dataset
-        patient_key = (_text(ds.get("PatientID")), _text(ds.get("PatientName")))
+        patient_key = (header.text("PatientID"), header.text("PatientName"))
         patient = self.patients.get(patient_key)
         if patient is None:
             patient = self.patients[patient_key] = Patient(
@@ -127,7 +127,7 @@ class Catalog:
                 birth_date=_text(ds.get("PatientBirthDate")),
                 sex=_text(ds.get("PatientSex")),
             )
-        study_uid = _text(ds.get("StudyInstanceUID"))
+        study_uid = header.text("StudyInstanceUID")
         study = patient.studies.get(study_uid)
         if study is None:
             study = patient.studies[study_uid] = Study(
@@ -138,7 +138,7 @@ class Catalog:
                 accession_number=_text(ds.get("AccessionNumber")),
                 patient_id=patient.id,
             )
-        series_uid = _text(ds.get("SeriesInstanceUID"))
+        series_uid = header.text("SeriesInstanceUID")
         series = study.series.get(series_uid)
         if series is None:
             number = ds.get("SeriesNumber")

@@ -140,25 +140,26 @@ class FrameSource:
 
     @classmethod
     def from_header(cls, header: InstanceHeader) -> FrameSource:
-        ds = header.dataset
+        get = header.get
         fast_dtype, frame_bytes, shift = None, None, 0
         ts = header.transfer_syntax
-        bits = int(ds.get("BitsAllocated") or 0)
-        samples = int(ds.get("SamplesPerPixel") or 1)
-        shape = (int(ds.get("Rows") or 0), int(ds.get("Columns") or 0))
+        bits = int(get("BitsAllocated") or 0)
+        stored = int(get("BitsStored") or bits)
+        samples = int(get("SamplesPerPixel") or 1)
+        signed = int(get("PixelRepresentation") or 0)
+        photometric = str(get("PhotometricInterpretation", ""))
+        shape = (int(get("Rows") or 0), int(get("Columns") or 0))
         shape = (*shape, samples) if samples > 1 else shape
         if (
             ts in _FAST_NATIVE
             and header.pixel_keyword == "PixelData"
             and header.pixel_offset is not None
             and bits in (8, 16, 32)
-            and (samples == 1 or int(ds.get("PlanarConfiguration") or 0) == 0)
-            and not str(ds.get("PhotometricInterpretation", "")).endswith("_422")
+            and (samples == 1 or int(get("PlanarConfiguration") or 0) == 0)
+            and not photometric.endswith("_422")
         ):
-            signed = int(ds.get("PixelRepresentation") or 0) == 1
-            fast_dtype = f"<{'i' if signed else 'u'}{bits // 8}"
-            frame_bytes = int(ds.Rows) * int(ds.Columns) * samples * bits // 8
-            stored = int(ds.get("BitsStored") or bits)
+            fast_dtype = f"<{'i' if signed == 1 else 'u'}{bits // 8}"
+            frame_bytes = int(get("Rows")) * int(get("Columns")) * samples * bits // 8
             shift = bits - stored if 0 < stored < bits else 0
         return cls(
             file=header.file,
@@ -170,10 +171,10 @@ class FrameSource:
             fast_dtype=fast_dtype,
             bits_shift=shift,
             frame_shape=shape,
-            photometric=str(ds.get("PhotometricInterpretation", "")).strip(),
+            photometric=photometric.strip(),
             bits_allocated=bits,
-            bits_stored=int(ds.get("BitsStored") or bits),
-            pixel_representation=int(ds.get("PixelRepresentation") or 0),
+            bits_stored=stored,
+            pixel_representation=signed,
         )
 
 

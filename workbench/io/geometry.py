@@ -7,7 +7,7 @@ come from the per-frame functional groups, falling back to the shared ones (PS3.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -18,6 +18,8 @@ from workbench.io.headers import InstanceHeader
 _SPACING_TOLERANCE_MM = 0.01
 _SPACING_TOLERANCE_REL = 0.001
 _ORIENTATION_TOLERANCE = 1e-4
+# (5200,9230) Per-frame and (5200,9229) Shared Functional Groups Sequence
+_PER_FRAME_GROUPS, _SHARED_GROUPS = 0x52009230, 0x52009229
 
 
 @dataclass(frozen=True)
@@ -92,27 +94,39 @@ def _int(value) -> int | None:
 def frame_infos(header: InstanceHeader) -> list[FrameInfo]:
     """One :class:`FrameInfo` per frame of the file."""
     ds = header.dataset
-    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    get = header.get
+    enhanced = _PER_FRAME_GROUPS in ds or _SHARED_GROUPS in ds
+    instance_number = _int(get("InstanceNumber"))
+    sop_instance_uid = header.text("SOPInstanceUID")
+    sop_class_uid = header.text("SOPClassUID")
+    imager_spacing = None
     infos = []
     for index in range(header.number_of_frames):
-        source: dict[str, Dataset | None]
+        if index and not enhanced:  # every frame of a classic image shares its header
+            infos.append(replace(infos[0], frame_number=index + 1))
+            continue
         if enhanced:
-            source = {
+            groups = {
                 "position": _group(header, index, "PlanePositionSequence"),
                 "orientation": _group(header, index, "PlaneOrientationSequence"),
                 "measures": _group(header, index, "PixelMeasuresSequence"),
                 "rescale": _group(header, index, "PixelValueTransformationSequence"),
                 "window": _group(header, index, "FrameVOILUTSequence"),
             }
-        else:
-            source = dict.fromkeys(("position", "orientation", "measures", "rescale", "window"), ds)
-        get = {key: (item if item is not None else Dataset()) for key, item in source.items()}
 
-        # Enhanced objects may still carry top-level values (some writers do); use them
-        # when the functional groups are silent.
-        def pick(key: str, keyword: str, get=get):
-            value = get[key].get(keyword)
-            return value if value not in (None, "") else ds.get(keyword)
+            # Enhanced objects may still carry top-level values (some writers do); use them
+            # when the functional groups are silent.
+            def pick(key: str, keyword: str, text: bool = False, groups=groups):
+                item = groups[key]
+                value = item.get(keyword) if item is not None else None
+                if value not in (None, ""):
+                    return value
+                return get(keyword) if text else header.floats(keyword)
+
+        else:
+
+            def pick(key: str, keyword: str, text: bool = False):
+                return get(keyword) if text else header.floats(keyword)
 
         slope = _float(pick("rescale", "RescaleSlope"))
         intercept = _float(pick("rescale", "RescaleIntercept"))
@@ -121,15 +135,17 @@ def frame_infos(header: InstanceHeader) -> list[FrameInfo]:
         if spacing is None:
             # Projection radiographs often give only the detector-plane spacing; it is what
             # viewers measure with (labelled as such) when nothing better is known.
-            spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
+            if imager_spacing is None:
+                imager_spacing = (_floats(header.floats("ImagerPixelSpacing"), 2),)
+            spacing = imager_spacing[0]
             spacing_source = "ImagerPixelSpacing" if spacing else None
-        rescale_type = pick("rescale", "RescaleType")
+        rescale_type = pick("rescale", "RescaleType", text=True)
         infos.append(
             FrameInfo(
-                instance_number=_int(ds.get("InstanceNumber")),
+                instance_number=instance_number,
                 frame_number=index + 1,
-                sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-                sop_class_uid=str(ds.get("SOPClassUID", "")),
+                sop_instance_uid=sop_instance_uid,
+                sop_class_uid=sop_class_uid,
                 position=_floats(pick("position", "ImagePositionPatient"), 3),
                 orientation=_floats(pick("orientation", "ImageOrientationPatient"), 6),
                 pixel_spacing=spacing,
@@ -175,15 +191,15 @@ def stack_geometry(frames: list[FrameInfo]) -> StackGeometry:
     """
     n = len(frames)
     orientation = frames[0].orientation if frames else None
-    same_orientation = orientation is not None and all(
-        f.orientation is not None
-        and np.allclose(f.orientation, orientation, atol=_ORIENTATION_TOLERANCE)
-        for f in frames
+    same_orientation = (
+        orientation is not None
+        and all(f.orientation is not None for f in frames)
+        and np.allclose([f.orientation for f in frames], [orientation], atol=_ORIENTATION_TOLERANCE)
     )
     have_positions = all(f.position is not None for f in frames)
     normal = slice_normal(orientation) if orientation is not None else np.array([0, 0, 1.0])
     if have_positions and same_orientation:
-        position = np.array([float(np.dot(f.position, normal)) for f in frames])
+        position = np.array([f.position for f in frames], dtype=float) @ normal
     else:
         position = np.full(n, np.nan)
 

@@ -15,13 +15,16 @@ Anything unusual is read the general way, as before.
 
 from __future__ import annotations
 
+import codecs
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import pydicom
-from pydicom.charset import convert_encodings
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as _PydicomInvalidDicomError
 from pydicom.filereader import read_dataset
@@ -34,6 +37,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+from pydicom.values import convert_value
 
 from workbench.io.errors import InvalidDicomError, PixelDataError, blaming
 from workbench.io.sources import DicomFile
@@ -109,6 +113,16 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     "PerFrameFunctionalGroupsSequence",
 )
 _SPECIFIC_TAGS = [Tag(keyword) for keyword in HEADER_KEYWORDS]
+# How pydicom decodes UIDs and code strings, under the codec's own name (which Python
+# looks up faster than pydicom's alias for it).
+_DEFAULT_CHARSET = codecs.lookup(default_encoding).name
+_KEYWORD_TAGS = dict(zip(HEADER_KEYWORDS, _SPECIFIC_TAGS, strict=True))
+# Value representations pydicom's value converter reads exactly as the data set would,
+# given the data set's character set for the text ones (see InstanceHeader.get).
+_PLAIN_VRS = frozenset(
+    {"AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "SL", "SS", "TM", "UI", "UL", "US"}
+)
+_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 # Plain ints, not pydicom Tags: pydicom tests every element against these, and comparing
 # ints stays in C while Tag comparisons are Python calls.
 _HEADER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS]
@@ -116,6 +130,8 @@ _HEADER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS]
 # Presentation LUT Shape, which the series takes from its first file's full header.
 _LATER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS if tag > 0x0028FFFF]
 _NUMBER_OF_FRAMES = 0x00280008
+_SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
+_TRANSFER_SYNTAX_UID = 0x00020010
 
 _PIXEL_TAGS = {
     0x7FE00010: "PixelData",
@@ -171,19 +187,98 @@ class InstanceHeader:
     pixel_offset: int | None
     pixel_length: int | None
     file_size: int | None = None
+    # Values read through get(), with the raw element each was converted from.
+    _values: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def number_of_frames(self) -> int:
-        value = self.dataset.get("NumberOfFrames")
+        value = self.get("NumberOfFrames")
         try:
-            return max(int(value), 1) if value not in (None, "") else 1
+            return max(int(value), 1) if value is not None else 1
         except (TypeError, ValueError):
             return 1
 
     def get(self, keyword: str, default=None):
-        """Value of ``keyword`` in the header, or ``default`` when absent or empty."""
-        value = self.dataset.get(keyword)
+        """Value of ``keyword`` in the header, or ``default`` when absent or empty.
+
+        The value is the one ``dataset[keyword].value`` gives. Numbers, UIDs, dates, code
+        strings and text not yet read are converted by pydicom's value converter and kept
+        here, without storing a converted element in the data set: opening a series reads a
+        dozen such values per file, and the data set's own conversion (element objects,
+        validation, hooks) would cost several times more than reading the header did.
+        """
+        value = self._value(*self._element(keyword))
         return default if value is None or value == "" else value
+
+    def floats(self, keyword: str) -> tuple[float, ...] | None:
+        """The values of a numeric element as floats, or ``None`` when absent or empty.
+
+        Decimal and integer strings are read with :func:`float`, which is what pydicom's
+        ``DSfloat`` and ``IS`` do with each value after splitting at ``\\``; a value
+        :func:`float` does not take is left to :meth:`get`.
+        """
+        tag, element, vr = self._element(keyword)
+        if vr in ("DS", "IS") and element.value is not None:
+            items = element.value.rstrip(b" \x00").split(b"\\")
+            try:
+                return tuple(map(float, items)) if items != [b""] else None
+            except ValueError:
+                pass
+        value = self._value(tag, element, vr)
+        if value is None or value == "":
+            return None
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            value = [value]
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            return None
+
+    def text(self, keyword: str, default: str = "") -> str:
+        """``str`` of the value of ``keyword``, or ``default`` when absent or empty.
+
+        A single UID or code string is decoded as pydicom's converters do (default
+        character repertoire, trailing padding and nulls removed; a UID also loses leading
+        spaces), without building a ``UID``; anything else goes through :meth:`get`.
+        """
+        tag, element, vr = self._element(keyword)
+        if vr in ("UI", "CS") and element.value is not None:
+            value = element.value.decode(_DEFAULT_CHARSET).rstrip(" \x00")
+            if "\\" not in value:  # one value
+                return (value.strip() if vr == "UI" else value) or default
+        value = self._value(tag, element, vr)
+        return default if value is None or value == "" else str(value)
+
+    def _value(self, tag: int, element, vr: str | None):
+        """The value of ``element`` (``None`` when absent), as the data set would give it."""
+        if element is None:
+            return None
+        known = self._values.get(tag)
+        if known is not None and known[0] is element:
+            return known[1]
+        if vr in _PLAIN_VRS:
+            encodings = None
+        elif vr in _TEXT_VRS:
+            encodings = self.dataset.original_character_set  # as pydicom read the file
+        else:
+            return self.dataset[tag].value
+        try:
+            value = convert_value(vr, element, encodings)
+        except Exception:  # the data set's conversion decides: warn, fix or raise
+            return self.dataset[tag].value
+        self._values[tag] = (element, value)
+        return value
+
+    def _element(self, keyword: str) -> tuple[int, object, str | None]:
+        """(tag, element or ``None``, VR when the element is not converted yet)."""
+        tag = _KEYWORD_TAGS.get(keyword) or tag_for_keyword(keyword)
+        if tag is None:  # not a keyword: absent, as for Dataset.get
+            return 0, None, None
+        element = self.dataset.get_item(tag, keep_deferred=True)
+        if isinstance(element, RawDataElement):
+            # Implicit VR: our keywords are all public tags, whose VR the dictionary gives.
+            return tag, element, element.VR or dictionary_VR(tag)
+        return tag, element, None
 
 
 def read_header(
@@ -210,12 +305,15 @@ def read_header(
     PixelDataError
         ``check_pixels`` is set and the file is shorter than its pixel data needs.
     """
+    checked = False  # whether the pixel data is known to be all there
     try:
         with file.open() as fp:
             header = None if full else _read_part10_header(fp, file)
             if header is None:
                 fp.seek(0)
                 header = _read_any_header(fp, file, None if full else _SPECIFIC_TAGS)
+            else:
+                checked = header.file_size is not None
     except (InvalidDicomError, PixelDataError):
         raise
     except OSError as exc:
@@ -223,9 +321,9 @@ def read_header(
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         raise InvalidDicomError(f"damaged or truncated DICOM header ({exc})", file) from exc
     dataset = header.dataset
-    if "SOPInstanceUID" not in dataset and "SOPClassUID" not in dataset:
+    if _SOP_INSTANCE_UID not in dataset and _SOP_CLASS_UID not in dataset:
         raise InvalidDicomError("not a DICOM instance: no (0008,0018) SOP Instance UID", file)
-    if check_pixels:
+    if check_pixels and not checked:
         with blaming(file):
             check_pixel_length(header)
     return header
@@ -257,24 +355,34 @@ def _read_any_header(fp: BinaryIO, file: DicomFile, tags) -> InstanceHeader:
     return InstanceHeader(file, dataset, transfer_syntax, has_meta, pixel_keyword, offset, length)
 
 
-class _StopWhen:
-    """``stop_when`` for pydicom's reader: at the pixel data, or after group (0028) unless a
-    (0028,0008) Number of Frames announced a multi-frame object (whose functional groups
-    come later). Remembers where it stopped."""
+def _past_syntax(tag, vr, length) -> bool:
+    """``stop_when`` for pydicom's reader: past (0002,0010) Transfer Syntax UID."""
+    return int(tag) > _TRANSFER_SYNTAX_UID
 
-    def __init__(self, after_group_0028: bool) -> None:
-        self.after_group_0028 = after_group_0028
-        self.stopped_at: int | None = None
 
-    def __call__(self, tag, vr, length) -> bool:
-        tag = int(tag)  # int comparisons stay in C; pydicom's Tag compares in Python
-        if tag in _PIXEL_TAGS:
-            self.stopped_at = tag
-        elif tag == _NUMBER_OF_FRAMES:
-            self.after_group_0028 = False
-        elif self.after_group_0028 and tag > 0x0028FFFF:
-            self.stopped_at = tag
-        return self.stopped_at is not None
+def _stop_after_group_0028(stopped_at: list[int]):
+    """``stop_when`` for pydicom's reader: stop at the first tag after group (0028), noting
+    it in ``stopped_at``. pydicom calls it for every element, hence the bare minimum."""
+
+    def stop(tag, vr, length) -> bool:
+        if int(tag) > 0x0028FFFF:  # int comparisons stay in C; pydicom's Tag compares in Python
+            stopped_at.append(int(tag))
+            return True
+        return False
+
+    return stop
+
+
+def _stop_at_pixel_data(stopped_at: list[int]):
+    """``stop_when`` for pydicom's reader: stop at the pixel data, noting its tag."""
+
+    def stop(tag, vr, length) -> bool:
+        if int(tag) in _PIXEL_TAGS:
+            stopped_at.append(int(tag))
+            return True
+        return False
+
+    return stop
 
 
 def _read_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
@@ -299,41 +407,74 @@ def _try_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
         return None
     stream = io.BytesIO(head)
     stream.seek(144)
-    meta = read_dataset(stream, False, True, bytelength=body_start - 144)
-    transfer_syntax = UID(str(meta.get("TransferSyntaxUID") or ""))
-    if transfer_syntax == DeflatedExplicitVRLittleEndian or not transfer_syntax.is_transfer_syntax:
+    # Of the file meta, only (0002,0010) Transfer Syntax UID matters here.
+    meta = read_dataset(stream, False, True, bytelength=body_start - 144, stop_when=_past_syntax)
+    transfer_syntax, implicit, little = _meta_transfer_syntax(meta)
+    if transfer_syntax is None:
         return None
-    implicit, little = transfer_syntax.is_implicit_VR, transfer_syntax.is_little_endian
+    stream.seek(body_start)
 
-    stop = _StopWhen(after_group_0028=True)
-    dataset = read_dataset(stream, implicit, little, stop_when=stop, specific_tags=_HEADER_TAGS)
-    if stop.stopped_at is None:
+    stopped_at: list[int] = []
+    dataset = read_dataset(
+        stream,
+        implicit,
+        little,
+        stop_when=_stop_after_group_0028(stopped_at),
+        specific_tags=_HEADER_TAGS,
+    )
+    if not stopped_at:
         return None  # the chunk ended first (or the file has no pixel data): read it all
     header = InstanceHeader(file, dataset, transfer_syntax, True, None, None, None)
-    if stop.stopped_at not in _PIXEL_TAGS:
-        # A single-frame image: its pixel data, if native, ends the file.
-        if transfer_syntax in _NATIVE_SYNTAXES and _find_pixel_data_at_end(
-            fp, header, after=stream.tell()
+    if stopped_at[0] not in _PIXEL_TAGS:
+        # A single-frame image: its pixel data, if native, ends the file. A multi-frame
+        # one has its functional groups further on.
+        if (
+            transfer_syntax in _NATIVE_SYNTAXES
+            and _NUMBER_OF_FRAMES not in dataset
+            and _find_pixel_data_at_end(fp, header, after=stream.tell())
         ):
             return header
-        # Otherwise walk on to the pixel data, keeping the later tags we read.
+        # Otherwise walk on to the pixel data, keeping the later tags we read, in the
+        # encoding pydicom found (some files are not in the one their meta declares).
         encoding = convert_encodings(dataset.get("SpecificCharacterSet") or "ISO_IR 6")
-        stop = _StopWhen(after_group_0028=False)
+        implicit, little = dataset.original_encoding
+        stopped_at.clear()
         later = read_dataset(
             stream,
             implicit,
             little,
-            stop_when=stop,
+            stop_when=_stop_at_pixel_data(stopped_at),
             parent_encoding=encoding,
             specific_tags=_LATER_TAGS,
         )
-        if stop.stopped_at is None:
+        if not stopped_at:
             return None
         for element in later.elements():
             dataset[element.tag] = element
     keyword, offset, length = _locate_pixel_data(stream, dataset, transfer_syntax)
     header.pixel_keyword, header.pixel_offset, header.pixel_length = keyword, offset, length
     return header
+
+
+# Raw (0002,0010) values seen -> what _meta_transfer_syntax returns for them; a handful.
+_SYNTAXES: dict[bytes, tuple] = {}
+
+
+def _meta_transfer_syntax(meta: Dataset) -> tuple[UID | None, bool, bool]:
+    """(Transfer Syntax UID, implicit VR, little endian) from a file meta, the UID ``None``
+    when it is unknown or deflated. Remembered by raw value: files of a series share one."""
+    raw = getattr(meta.get_item(_TRANSFER_SYNTAX_UID), "value", None)
+    known = _SYNTAXES.get(raw) if isinstance(raw, bytes) else None
+    if known is not None:
+        return known
+    uid = UID(str(meta.get("TransferSyntaxUID") or ""))
+    if uid == DeflatedExplicitVRLittleEndian or not uid.is_transfer_syntax:
+        known = (None, False, False)
+    else:
+        known = (uid, uid.is_implicit_VR, uid.is_little_endian)
+    if isinstance(raw, bytes) and len(_SYNTAXES) < 32:
+        _SYNTAXES[raw] = known
+    return known
 
 
 def _find_pixel_data_at_end(fp: BinaryIO, header: InstanceHeader, after: int) -> bool:
@@ -445,17 +586,17 @@ def _locate_pixel_data(
 
 def expected_pixel_bytes(header: InstanceHeader) -> int | None:
     """Bytes of native pixel data the image needs, or ``None`` if it cannot be computed."""
-    ds = header.dataset
+    get = header.get
     try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-        samples, bits = int(ds.get("SamplesPerPixel") or 1), int(ds.BitsAllocated)
-        photometric = str(ds.get("PhotometricInterpretation", ""))
+        rows, columns = int(get("Rows")), int(get("Columns"))
+        samples, bits = int(get("SamplesPerPixel") or 1), int(get("BitsAllocated"))
+        photometric = str(get("PhotometricInterpretation", ""))
     except Exception:
         return None
     if bits % 8 or photometric.endswith("_422"):
         # Bit-packed and sub-sampled layouts have their own rules; pydicom knows them.
         try:
-            return int(get_expected_length(ds, "bytes"))
+            return int(get_expected_length(header.dataset, "bytes"))
         except Exception:
             return None
     return rows * columns * samples * (bits // 8) * header.number_of_frames
@@ -482,7 +623,7 @@ def check_pixel_length(header: InstanceHeader) -> None:
                 header.file,
             )
         return
-    missing = [k for k in ("Rows", "Columns") if header.dataset.get(k) in (None, "")]
+    missing = [k for k in ("Rows", "Columns") if header.get(k) is None]
     if missing:
         raise PixelDataError(
             f"pixel data without {' and '.join(missing)}: the image size is unknown",

@@ -222,9 +222,9 @@ def _summarize(header: InstanceHeader, *, describe: bool = True) -> _Instance:
         has_pixels = header.pixel_keyword is not None
         return _Instance(
             file=header.file,
-            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            series_uid=header.text("SeriesInstanceUID"),
             label=label,
-            layout=tuple(str(ds.get(k, "")).strip() for k in _LAYOUT_KEYWORDS),
+            layout=tuple(header.text(k).strip() for k in _LAYOUT_KEYWORDS),
             sop_class=sop_class,
             transfer_syntax=header.transfer_syntax,
             source=FrameSource.from_header(header) if has_pixels else None,
@@ -249,7 +249,7 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
                 continue
             raise item.error if item.error else InvalidDicomError(item.reason, item.path)
         with blaming(item.file):  # a damaged attribute is the file's fault, named as such
-            first_of_series = str(item.dataset.get("SeriesInstanceUID", "")) not in groups
+            first_of_series = item.text("SeriesInstanceUID") not in groups
         instance = _summarize(item, describe=first_of_series)
         groups[instance.series_uid].append(instance)
     if not groups:
@@ -359,10 +359,12 @@ def open_series(
         A file named in ``source`` is not DICOM or is damaged.
     """
     stack, dims, coords, attrs, name = build_series(source, series_uid, raw=raw)
+    # Names joined and frames as one array tokenize several times faster than lists.
+    files = "\0".join(str(s.file) for s in stack.sources)
     data = da.from_array(
         stack,
         chunks=(1, *stack.plan.frame_shape),
-        name="dicom-" + tokenize([str(s.file) for s in stack.sources], stack.frames, stack.plan),
+        name="dicom-" + tokenize(files, np.array(stack.frames), stack.plan),
         lock=False,
         asarray=False,
         fancy=False,

@@ -97,19 +97,28 @@ def iter_files(source: Source, *, recursive: bool = True) -> Iterator[DicomFile]
 
 
 def _iter_folder(folder: Path, recursive: bool) -> Iterator[DicomFile]:
-    walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
-    for root, dirs, names in walker:
-        dirs.sort()  # stable, human-friendly order
-        for name in sorted(names):
-            if name in _NOT_DICOM_NAMES or name.startswith("."):
-                continue
-            path = Path(root) / name
-            if not path.is_file():
-                continue
-            if _is_zip(path):
-                yield from _iter_zip(path)
-            else:
-                yield DicomFile(str(path))
+    # Directory entries know whether they are files without a stat per file (in most file
+    # systems). Like os.walk: unreadable folders are passed over, links to folders not
+    # followed.
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)  # stable, human-friendly
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        name = entry.name
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(Path(entry.path))
+        elif not entry.is_file() or name in _NOT_DICOM_NAMES or name.startswith("."):
+            continue
+        elif name.lower().endswith(".zip") and _is_zip(Path(entry.path)):
+            yield from _iter_zip(Path(entry.path))
+        else:
+            yield DicomFile(entry.path)
+    if recursive:
+        for path in folders:
+            yield from _iter_folder(path, recursive)
 
 
 def _is_zip(path: Path) -> bool:
