@@ -147,7 +147,7 @@ class FrameSource:
         stored = int(get("BitsStored") or bits)
         samples = int(get("SamplesPerPixel") or 1)
         signed = int(get("PixelRepresentation") or 0)
-        photometric = str(get("PhotometricInterpretation", ""))
+        photometric = header.text("PhotometricInterpretation")
         shape = (int(get("Rows") or 0), int(get("Columns") or 0))
         shape = (*shape, samples) if samples > 1 else shape
         if (
@@ -159,7 +159,7 @@ class FrameSource:
             and not photometric.endswith("_422")
         ):
             fast_dtype = f"<{'i' if signed == 1 else 'u'}{bits // 8}"
-            frame_bytes = int(get("Rows")) * int(get("Columns")) * samples * bits // 8
+            frame_bytes = shape[0] * shape[1] * samples * bits // 8
             shift = bits - stored if 0 < stored < bits else 0
         return cls(
             file=header.file,

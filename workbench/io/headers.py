@@ -27,7 +27,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as _PydicomInvalidDicomError
-from pydicom.filereader import read_dataset
+from pydicom.filereader import data_element_generator, read_dataset
 from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import Tag
 from pydicom.uid import (
@@ -274,7 +274,7 @@ class InstanceHeader:
         tag = _KEYWORD_TAGS.get(keyword) or tag_for_keyword(keyword)
         if tag is None:  # not a keyword: absent, as for Dataset.get
             return 0, None, None
-        element = self.dataset.get_item(tag, keep_deferred=True)
+        element = self.dataset.get_item(tag)
         if isinstance(element, RawDataElement):
             # Implicit VR: our keywords are all public tags, whose VR the dictionary gives.
             return tag, element, element.VR or dictionary_VR(tag)
@@ -407,9 +407,7 @@ def _try_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
         return None
     stream = io.BytesIO(head)
     stream.seek(144)
-    # Of the file meta, only (0002,0010) Transfer Syntax UID matters here.
-    meta = read_dataset(stream, False, True, bytelength=body_start - 144, stop_when=_past_syntax)
-    transfer_syntax, implicit, little = _meta_transfer_syntax(meta)
+    transfer_syntax, implicit, little = _meta_transfer_syntax(stream)
     if transfer_syntax is None:
         return None
     stream.seek(body_start)
@@ -460,20 +458,27 @@ def _try_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
 _SYNTAXES: dict[bytes, tuple] = {}
 
 
-def _meta_transfer_syntax(meta: Dataset) -> tuple[UID | None, bool, bool]:
-    """(Transfer Syntax UID, implicit VR, little endian) from a file meta, the UID ``None``
-    when it is unknown or deflated. Remembered by raw value: files of a series share one."""
-    raw = getattr(meta.get_item(_TRANSFER_SYNTAX_UID), "value", None)
-    known = _SYNTAXES.get(raw) if isinstance(raw, bytes) else None
+def _meta_transfer_syntax(stream: BinaryIO) -> tuple[UID | None, bool, bool]:
+    """(Transfer Syntax UID, implicit VR, little endian) from the file meta elements at the
+    stream's position, the UID ``None`` when it is missing, unknown or deflated.
+
+    Only the elements up to (0002,0010) are read, and no data set is built for them.
+    Remembered by raw value: the files of a series share one.
+    """
+    elements = list(data_element_generator(stream, False, True, stop_when=_past_syntax))
+    element = elements[-1] if elements else None  # (0002,0010), if the meta has one
+    if element is None or element.tag != _TRANSFER_SYNTAX_UID:
+        return None, False, False
+    known = _SYNTAXES.get(element.value)
     if known is not None:
         return known
-    uid = UID(str(meta.get("TransferSyntaxUID") or ""))
+    uid = UID(str(convert_value("UI", element) or ""))
     if uid == DeflatedExplicitVRLittleEndian or not uid.is_transfer_syntax:
         known = (None, False, False)
     else:
         known = (uid, uid.is_implicit_VR, uid.is_little_endian)
-    if isinstance(raw, bytes) and len(_SYNTAXES) < 32:
-        _SYNTAXES[raw] = known
+    if len(_SYNTAXES) < 32:
+        _SYNTAXES[element.value] = known
     return known
 
 
@@ -590,7 +595,7 @@ def expected_pixel_bytes(header: InstanceHeader) -> int | None:
     try:
         rows, columns = int(get("Rows")), int(get("Columns"))
         samples, bits = int(get("SamplesPerPixel") or 1), int(get("BitsAllocated"))
-        photometric = str(get("PhotometricInterpretation", ""))
+        photometric = header.text("PhotometricInterpretation")
     except Exception:
         return None
     if bits % 8 or photometric.endswith("_422"):

@@ -209,27 +209,33 @@ def _summarize(header: InstanceHeader, *, describe: bool = True) -> _Instance:
     """What building the array needs from one header. Only with ``describe`` are the label
     and SOP class (for messages, which name a series by its first file) filled in: they
     cost as much as a tenth of reading the header."""
-    ds = header.dataset
     with blaming(header.file):
-        label = sop_class = ""
-        if describe:
-            sop = ds.get("SOPClassUID")
-            label = (
-                f"{ds.get('Modality', '?')}, "
-                f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}"
-            )
-            sop_class = str(getattr(sop, "name", sop) or "instance")
         has_pixels = header.pixel_keyword is not None
-        return _Instance(
+        instance = _Instance(
             file=header.file,
             series_uid=header.text("SeriesInstanceUID"),
-            label=label,
+            label="",
             layout=tuple(header.text(k).strip() for k in _LAYOUT_KEYWORDS),
-            sop_class=sop_class,
+            sop_class="",
             transfer_syntax=header.transfer_syntax,
             source=FrameSource.from_header(header) if has_pixels else None,
             frames=frame_infos(header) if has_pixels else [],
         )
+        if describe:
+            _describe_instance(instance, header)
+        return instance
+
+
+def _describe_instance(instance: _Instance, header: InstanceHeader) -> None:
+    """Fill in the label and SOP class of ``instance``, for messages."""
+    ds = header.dataset
+    with blaming(header.file):
+        sop = ds.get("SOPClassUID")
+        instance.label = (
+            f"{ds.get('Modality', '?')}, "
+            f"{str(ds.get('SeriesDescription', '')) or 'no description'!r}"
+        )
+        instance.sop_class = str(getattr(sop, "name", sop) or "instance")
 
 
 def _collect(source, series_uid: str | None) -> list[_Instance]:
@@ -248,9 +254,10 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
             if not_dicom and _is_container(source):
                 continue
             raise item.error if item.error else InvalidDicomError(item.reason, item.path)
-        with blaming(item.file):  # a damaged attribute is the file's fault, named as such
-            first_of_series = item.text("SeriesInstanceUID") not in groups
-        instance = _summarize(item, describe=first_of_series)
+        # (A damaged attribute is the file's fault, and errors name it as such.)
+        instance = _summarize(item, describe=False)
+        if instance.series_uid not in groups:  # messages name a series by its first file
+            _describe_instance(instance, item)
         groups[instance.series_uid].append(instance)
     if not groups:
         raise InvalidDicomError("no DICOM files found", _describe(source))
