@@ -29,6 +29,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import MRImageStorage, Verification
 
 from tests.peers import free_port
+from workbench.pacs.node.contexts import keep_responses_for_senders
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_AET = "WORKBENCH"
@@ -183,9 +184,15 @@ def set_nodelay(event: evt.Event) -> None:
 
 
 def associate(ae: AE, port: int, *, called: str = NODE_AET):
-    """An association to the node on loopback with Nagle off (as a scanner would tune it)."""
-    return ae.associate("127.0.0.1", port, ae_title=called,
-                        evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
+    """An association to the node on loopback with Nagle off (as a scanner would tune it).
+
+    The client's own pynetdicom race that drops about one response in a few thousand is
+    closed too (:func:`keep_responses_for_senders`): these tests judge the node, not it.
+    """
+    assoc = ae.associate("127.0.0.1", port, ae_title=called,
+                         evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
+    keep_responses_for_senders(assoc)
+    return assoc
 
 
 def echo(port: int, *, called: str = NODE_AET) -> bool:

@@ -154,13 +154,43 @@ RUN_LOOP_DELAY = 0.0002
 ACCEPTOR_MESSAGE_WAIT = 0.001
 
 
-def _get_msg_waiting(dimse: object, block: bool = False) -> tuple:
-    """``DIMSEServiceProvider.get_msg`` that waits briefly when asked not to block."""
-    timeout = dimse.dimse_timeout if block else ACCEPTOR_MESSAGE_WAIT  # type: ignore[attr-defined]
+def _get_msg(dimse: object, block: bool = False) -> tuple:
+    """``DIMSEServiceProvider.get_msg`` that leaves a send's response to the send.
+
+    ``Association.send_*()`` pauses the association's reactor (``_reactor_checkpoint``)
+    before sending a request, then blocks on the message queue for the response. The pause
+    is not atomic: a reactor preempted just after passing its checkpoint, before its
+    non-blocking look at the queue, may resume after the response was queued and look
+    before the waiting send wakes; it then takes the response, drops it ("Received
+    unexpected C-STORE service message") and the send waits out its DIMSE timeout. That
+    look is what ``block=False`` is, so it finds nothing while the checkpoint is closed.
+    On the accepting side, the look also waits briefly (:data:`ACCEPTOR_MESSAGE_WAIT`)
+    rather than being one of many polls; the node's handlers send only from the reactor's
+    own thread, so that wait cannot meet a send.
+    """
+    assoc = dimse.assoc  # type: ignore[attr-defined]
+    messages = dimse.msg_queue  # type: ignore[attr-defined]
     try:
-        return dimse.msg_queue.get(timeout=timeout)  # type: ignore[attr-defined]
+        if block:
+            return messages.get(timeout=dimse.dimse_timeout)  # type: ignore[attr-defined]
+        if not assoc._reactor_checkpoint.is_set():
+            return None, None
+        if assoc.is_acceptor:
+            return messages.get(timeout=ACCEPTOR_MESSAGE_WAIT)
+        return messages.get_nowait()
     except queue.Empty:
         return None, None
+
+
+def keep_responses_for_senders(assoc: object) -> None:
+    """Close a pynetdicom race that loses about one response in a few thousand under load.
+
+    See :func:`_get_msg`. Meant for any association, ours or a test's or a benchmark's
+    plain pynetdicom client, from an ``EVT_CONN_OPEN`` handler or right after
+    ``AE.associate``.
+    """
+    dimse = assoc.dimse  # type: ignore[attr-defined]
+    dimse.get_msg = types.MethodType(_get_msg, dimse)
 
 
 def _recv_exact(transport: object, nr_bytes: int) -> bytearray:
@@ -203,11 +233,11 @@ def tune_association(event: evt.Event) -> None:
     - TCP_NODELAY (see :func:`set_nodelay`);
     - a shorter DUL loop delay (:data:`RUN_LOOP_DELAY`) and whole-PDU socket reads, set on
       this association's objects only (pynetdicom offers no public setting for either);
-    - on the accepting side, requests served as soon as decoded (:data:`ACCEPTOR_MESSAGE_WAIT`).
+    - responses left to the send waiting for them (:func:`keep_responses_for_senders`) and,
+      on the accepting side, requests served as soon as decoded (:data:`ACCEPTOR_MESSAGE_WAIT`).
     """
     set_nodelay(event)
-    if event.assoc.is_acceptor:
-        event.assoc.dimse.get_msg = types.MethodType(_get_msg_waiting, event.assoc.dimse)
+    keep_responses_for_senders(event.assoc)
     transport = event.assoc.dul.socket
     sock = getattr(transport, "socket", None)
     if sock is None:
