@@ -254,8 +254,7 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
             if not_dicom and _is_container(source):
                 continue
             raise item.error if item.error else InvalidDicomError(item.reason, item.path)
-        # (A damaged attribute is the file's fault, and errors name it as such.)
-        instance = _summarize(item, describe=False)
+        instance = _summarize(item, describe=False)  # errors on damaged values name the file
         if instance.series_uid not in groups:  # messages name a series by its first file
             _describe_instance(instance, item)
         groups[instance.series_uid].append(instance)
