@@ -13,19 +13,38 @@ from ..index import Index
 from ..tags import normalize_level
 
 
-def get_index(request: Request) -> Index:
+def index_of(request: Request) -> Index:
     """The index the app serves."""
     return request.app.state.index
 
 
-def get_config(request: Request) -> Config:
+def config_of(request: Request) -> Config:
     """The configuration the app was started with."""
     return request.app.state.config
 
 
-def get_node(request: Request) -> Any:
+def node_of(request: Request) -> Any:
     """The DIMSE node, or ``None`` when the app runs without one."""
     return request.app.state.node
+
+
+# The dependencies are coroutines because they only read app state: FastAPI runs a plain
+# function dependency in its thread pool, a hop that costs as much as a small request's work.
+
+
+async def get_index(request: Request) -> Index:
+    """Dependency: the index the app serves."""
+    return index_of(request)
+
+
+async def get_config(request: Request) -> Config:
+    """Dependency: the configuration the app was started with."""
+    return config_of(request)
+
+
+async def get_node(request: Request) -> Any:
+    """Dependency: the DIMSE node, or ``None`` when the app runs without one."""
+    return node_of(request)
 
 
 async def json_body(request: Request, *, required: bool = True) -> Any:

@@ -24,7 +24,7 @@ from ..errors import (
     UnknownResourceError,
 )
 from ..index import Index
-from .deps import BINARY, body_doc, flag, get_index
+from .deps import BINARY, body_doc, flag, get_index, index_of
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -36,7 +36,7 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
              openapi_extra=body_doc("application/octet-stream", BINARY,
                                     "A DICOM Part-10 file, or a ZIP archive of them"))
 async def upload(request: Request) -> Any:
-    index: Index = get_index(request)
+    index: Index = index_of(request)
     # The body streams to a file in the store's incoming directory: memory stays bounded
     # whatever the upload size, and a single file is then renamed into place, not copied.
     temp = index.store.new_temp_path()

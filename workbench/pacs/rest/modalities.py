@@ -16,7 +16,16 @@ from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node import DicomNetworkError
 from ..node.access import Modality, modalities, parse_modality
 from ..tags import IDENTIFIER
-from .deps import flag, get_config, get_node, json_body, json_object, level_arg, level_field
+from .deps import (
+    config_of,
+    flag,
+    get_config,
+    json_body,
+    json_object,
+    level_arg,
+    level_field,
+    node_of,
+)
 from .queries import create_query
 
 router = APIRouter(prefix="/modalities", tags=["modalities"])
@@ -35,7 +44,7 @@ class NodeUnavailableError(PacsError):
 
 
 def _node(request: Request) -> Any:
-    node = get_node(request)
+    node = node_of(request)
     if node is None:
         raise NodeUnavailableError("The DICOM node is not running on this server")
     return node
@@ -75,7 +84,7 @@ async def put_modality(name: str, request: Request) -> dict[str, Any]:
         parse_modality(name, body)
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
-    config = get_config(request)
+    config = config_of(request)
     # The node reads DicomModalities on each request, so the change applies at once.
     config.DicomModalities[name] = body
     return {}
@@ -100,7 +109,7 @@ async def _dimse(function, *args, **kwargs) -> Any:
 @router.post("/{name}/echo", summary="C-ECHO a modality")
 async def echo(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
-    _modality(get_config(request), name)
+    _modality(config_of(request), name)
     await _dimse(node.echo, name)
     return {}
 
@@ -119,7 +128,7 @@ def _resources(body: Any) -> list[str]:
 @router.post("/{name}/store", summary="C-STORE resources (patients/studies/series/instances)")
 async def store(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
-    modality = _modality(get_config(request), name)
+    modality = _modality(config_of(request), name)
     resources = _resources(await json_body(request))
     try:
         paths = await run_in_threadpool(node.resolve_files, resources)
@@ -139,7 +148,7 @@ async def store(name: str, request: Request) -> dict[str, Any]:
 @router.post("/{name}/query", summary="C-FIND a modality; answers are kept under /queries")
 async def query(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
-    _modality(get_config(request), name)
+    _modality(config_of(request), name)
     body = await json_object(request)
     level = level_field(body)
     keys = body.get("Query", {})
@@ -164,7 +173,7 @@ def _retrieve_items(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
 @router.post("/{name}/move", summary="C-MOVE from a modality (to us unless TargetAet)")
 async def move(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
-    modality = _modality(get_config(request), name)
+    modality = _modality(config_of(request), name)
     body = await json_object(request)
     level, resources = _retrieve_items(body)
     target = body.get("TargetAet") or node.aet
@@ -177,7 +186,7 @@ async def move(name: str, request: Request) -> dict[str, Any]:
 @router.post("/{name}/get", summary="C-GET from a modality into this server")
 async def get(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
-    modality = _modality(get_config(request), name)
+    modality = _modality(config_of(request), name)
     body = await json_object(request)
     level, resources = _retrieve_items(body)
     completed = failed = 0

@@ -21,7 +21,7 @@ from ..dicomjson import dataset_to_json
 from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node import DicomNetworkError
 from ..tags import IDENTIFIER, LEVELS
-from .deps import flag, get_node, json_body
+from .deps import flag, json_body, node_of
 
 router = APIRouter(prefix="/queries", tags=["queries"])
 
@@ -170,7 +170,7 @@ async def _target(request: Request, default: str) -> str:
 
 
 async def _move(request: Request, stored: StoredQuery, answers: list[Dataset]) -> dict[str, Any]:
-    node = get_node(request)
+    node = node_of(request)
     if node is None:
         raise BadRequestError("The DICOM node is not running on this server")
     raw = (await request.body()).strip()

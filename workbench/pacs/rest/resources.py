@@ -23,7 +23,7 @@ from ..export import write_archive, write_media
 from ..index import Index
 from ..schema import CHILD, PARENT
 from ..tags import LEVELS
-from .deps import body_doc, flag, get_index, int_arg, json_object
+from .deps import body_doc, flag, get_index, index_of, int_arg, json_object
 
 PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
@@ -100,7 +100,7 @@ def level_router(level: str) -> APIRouter:
     async def anonymize(resource_id: str, request: Request) -> dict[str, Any]:
         options = await json_object(request, required=False)
         anonymizer = _anonymizer_from(options)
-        index: Index = get_index(request)
+        index: Index = index_of(request)
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(anonymize_resource, index, level, resource_id,
@@ -125,7 +125,7 @@ def level_router(level: str) -> APIRouter:
             body = (await request.body()).decode("utf-8", "replace").strip()
             if body not in ("0", "1"):
                 raise BadRequestError("The body must be 0 or 1")
-            index: Index = get_index(request)
+            index: Index = index_of(request)
             from starlette.concurrency import run_in_threadpool
 
             await run_in_threadpool(index.set_protected, resource_id, body == "1")

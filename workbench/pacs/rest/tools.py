@@ -12,7 +12,15 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import BadRequestError
 from ..index import Index
-from .deps import MAX_INT_ARG, TEXT, body_doc, get_index, json_object, level_arg, level_field
+from .deps import (
+    MAX_INT_ARG,
+    TEXT,
+    body_doc,
+    index_of,
+    json_object,
+    level_arg,
+    level_field,
+)
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -59,7 +67,7 @@ async def find(request: Request) -> JSONResponse:
     if not isinstance(case_sensitive, bool) or not isinstance(expand, bool):
         raise BadRequestError('"CaseSensitive" and "Expand" must be booleans')
     limit, since = _optional_int(body, "Limit"), _optional_int(body, "Since")
-    index: Index = get_index(request)
+    index: Index = index_of(request)
 
     def run() -> list[Any]:
         ids = index.find(level, query, case_sensitive=case_sensitive, limit=limit, since=since)
@@ -75,7 +83,7 @@ async def lookup(request: Request) -> list[dict[str, str]]:
     if not value:
         raise BadRequestError("The body must hold a PatientID, StudyInstanceUID, "
                               "SeriesInstanceUID or SOPInstanceUID")
-    index: Index = get_index(request)
+    index: Index = index_of(request)
     return await run_in_threadpool(index.lookup, value)
 
 
