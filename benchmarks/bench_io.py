@@ -93,6 +93,19 @@ def generate_series(folder: Path, slices: int, *, jpeg2000: bool = False, seed: 
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS in MiB.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a child started from a parent that had just
+    generated 2 GB of files reported the parent's peak, not its own. ``VmHWM`` belongs to the
+    process image and starts afresh with it.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
