@@ -19,6 +19,7 @@ from workbench.pacs.node.query import matches
     ("DOE^JOHN", "doe*", "PN", True),
     ("DOE^JOHN", "DOE^J?HN", "PN", True),
     ("DOE^JOHN", "SMITH*", "PN", False),
+    ("ÉVA^ÅSA", "éva^åsa", "PN", True),
     ("ABC", "abc", "LO", False),
     ("ABC", "A*", "LO", True),
     ("20200315", "20200101-20201231", "DA", True),
@@ -81,14 +82,31 @@ def test_find_answers_non_ascii_names_in_a_declared_character_set(node, charset)
     if charset:
         identifier.SpecificCharacterSet = charset
     identifier.QueryRetrieveLevel = "STUDY"
-    # The non-ASCII letter is left to a wildcard: the index lowers case with SQL's LOWER(),
-    # which SQLite applies to ASCII letters only.
     identifier.PatientName = "m?ller^*" if charset else "M*LLER^HANS"
     identifier.StudyInstanceUID = ""
     answers = _find(node, identifier)
     assert len(answers) == 1
     assert answers[0].SpecificCharacterSet == (charset or "ISO_IR 192")
     assert str(answers[0].PatientName) == "MÜLLER^HANS"
+
+
+@pytest.mark.parametrize(("charset", "name", "found"), [
+    ("ISO_IR 100", "müller^hans", True),  # single value, the umlaut in the other case
+    ("ISO_IR 192", "Müller^*", True),  # wildcard with a non-ASCII letter
+    ("ISO_IR 192", "MÜLLER^HANS", True),
+    ("ISO_IR 192", "mueller^hans", False),  # other letters are other letters
+    ("ISO_IR 192", "müller^hanz", False),
+])
+def test_find_matches_person_names_without_case_beyond_ascii(node, charset, name, found):
+    identifier = Dataset()
+    identifier.SpecificCharacterSet = charset
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.PatientName = name
+    identifier.StudyInstanceUID = ""
+    answers = _find(node, identifier)
+    assert len(answers) == (1 if found else 0)
+    if found:
+        assert str(answers[0].PatientName) == "MÜLLER^HANS"
 
 
 def test_c_get_re_encodes_for_a_peer_accepting_only_rle(node):

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .matching import UNICODE_LOWER, fold_case
+
 #: Execution option marking a connection that writes (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "workbench_write"
+
+
+def _lower(value: object) -> object:
+    return fold_case(value) if isinstance(value, str) else value
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -30,6 +36,7 @@ def create_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()
+            dbapi_connection.create_function(UNICODE_LOWER, 1, _lower, deterministic=True)
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn):

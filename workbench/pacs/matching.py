@@ -22,6 +22,18 @@ RANGE_VRS = frozenset({"DA", "TM", "DT"})
 CASELESS_VRS = frozenset({"UI", "DA", "TM", "DT", "IS", "DS", "US", "UL", "SS", "SL", "FL",
                           "FD"})
 _WILDCARD_FORBIDDEN_VRS = frozenset({"DA", "TM", "DT", "UI"})
+#: Name of the SQL function lowering case in every script, which :mod:`.database` gives each
+#: SQLite connection: SQLite's own LOWER() and NOCASE fold ASCII letters only.
+UNICODE_LOWER = "workbench_lower"
+
+
+def fold_case(text: str) -> str:
+    """The form in which case-insensitive values are compared, in SQL and in Python alike.
+
+    ``str.lower`` rather than ``casefold``: a query ``STRASSE`` should not find ``Straße``
+    in one place and miss it in another.
+    """
+    return text.lower()
 
 
 def _like_pattern(pattern: str) -> str:
@@ -56,14 +68,17 @@ def single_value_match(
 ) -> ColumnElement:
     """Single value matching (C.2.2.2.1): the stored value equals ``value``.
 
-    Without case, SQLite compares in NOCASE collation (served by a NOCASE index); other
-    backends compare lowered text.
+    Without case, SQLite compares an ASCII value in NOCASE collation (served by a NOCASE
+    index) and any other value lowered by :data:`UNICODE_LOWER`; other backends compare
+    lowered text.
     """
     if case_sensitive:
         return column == value
     if dialect == "sqlite":
-        return column.collate("NOCASE") == value
-    return sa.func.lower(column) == value.lower()
+        if value.isascii():
+            return column.collate("NOCASE") == value
+        return getattr(sa.func, UNICODE_LOWER)(column) == fold_case(value)
+    return sa.func.lower(column) == fold_case(value)
 
 
 def uid_list_match(column: ColumnElement, uids: list[str]) -> ColumnElement:
@@ -77,16 +92,20 @@ def wildcard_match(
     """Wildcard matching (C.2.2.2.4): ``*`` is any run of characters, ``?`` any one character.
 
     SQLite's ``LIKE`` ignores ASCII case (and uses a NOCASE index for a literal prefix), so
-    case-sensitive matching there is ``GLOB`` (which uses the ordinary index); other
-    backends use ``LIKE`` on the text or on the lowered text.
+    case-sensitive matching there is ``GLOB`` (which uses the ordinary index), and a pattern
+    with other letters is matched on text lowered by :data:`UNICODE_LOWER`. Other backends
+    use ``LIKE`` on the text or on the lowered text.
     """
     if dialect == "sqlite":
         if case_sensitive:
             return column.op("GLOB", is_comparison=True)(_glob_pattern(pattern))
-        return column.like(_like_pattern(pattern), escape="\\")
+        if pattern.isascii():
+            return column.like(_like_pattern(pattern), escape="\\")
+        lowered = getattr(sa.func, UNICODE_LOWER)(column)
+        return lowered.like(_like_pattern(fold_case(pattern)), escape="\\")
     if case_sensitive:
         return column.like(_like_pattern(pattern), escape="\\")
-    return sa.func.lower(column).like(_like_pattern(pattern.lower()), escape="\\")
+    return sa.func.lower(column).like(_like_pattern(fold_case(pattern)), escape="\\")
 
 
 def range_match(column: ColumnElement, low: str, high: str, vr: str = "DA") -> ColumnElement:

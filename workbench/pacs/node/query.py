@@ -25,6 +25,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from workbench.pacs.matching import fold_case
 from workbench.pacs.schema import PARENT, TABLES
 from workbench.pacs.tags import LEVELS, keyword_of, normalize_level, stored_tags, value_text
 
@@ -146,7 +147,7 @@ def _matches_one(value: str, pattern: str, vr: str) -> bool:
     if "\\" in pattern:
         return any(_matches_one(value, item, vr) for item in pattern.split("\\"))
     if vr == "PN":
-        value, pattern = value.casefold(), pattern.casefold()
+        value, pattern = fold_case(value), fold_case(pattern)
     if vr in ("DA", "TM", "DT") and "-" in pattern:
         low, _, high = pattern.partition("-")
         return (not low or value >= low) and (not high or value[: len(high)] <= high)
