@@ -84,20 +84,6 @@ def test_date_and_time_ranges(index):
     assert _patients_of(index, "Study", {"StudyTime": "-1016"}) == {"P1", "P2"}
 
 
-def test_ranges_skip_empty_dates_and_times(tmp_path, shared_data):
-    idx = Index(Config(StorageDirectory=str(tmp_path)))
-    try:
-        for pid, date in (("DATED", "20200115"), ("UNDATED", "")):
-            idx.ingest_bytes(make_instance(shared_data / SMALL_FILE, patient=pid, name=pid,
-                                           study=f"1.2.826.0.1.3680043.8.498.7{len(date)}",
-                                           StudyDate=date, StudyTime=date[:6]))
-        for key, query in (("StudyDate", "-20201231"), ("StudyTime", "-235959")):
-            assert _patients_of(idx, "Study", {key: query}) == {"DATED"}
-        assert _patients_of(idx, "Study", {"StudyDate": ""}) == {"DATED", "UNDATED"}
-    finally:
-        idx.close()
-
-
 def test_uid_lists_and_value_lists(index):
     uid1 = index.uids["P1"][0]
     uid3 = index.uids["P3"][0]

@@ -25,7 +25,6 @@ from workbench.pacs.node.query import matches
     ("20200315", "20200101-20201231", "DA", True),
     ("20210101", "-20201231", "DA", False),
     ("20210101", "20201231-", "DA", True),
-    ("", "-20201231", "DA", False),  # an empty date is not "prior to" any date
     ("1.2.3", "1.2.4\\1.2.3", "UI", True),
     ("CT\\PT", "PT", "CS", True),
     (None, "X", "LO", False),

@@ -112,19 +112,19 @@ def range_match(column: ColumnElement, low: str, high: str, vr: str = "DA") -> C
     """Range matching (C.2.2.2.5) of DA, TM and DT values: ``low-high``, ``-high``, ``low-``.
 
     DICOM dates and times compare correctly as text once padding is gone, so the condition is
-    a plain comparison the column's index can serve. Open ends stay open, but an empty stored
-    value matches no range.
+    a plain comparison the column's index can serve. Open ends stay open.
     """
-    if not low and not high:
-        raise BadRequestError("A range needs at least one bound, e.g. 20200101-20201231")
-    # An empty stored value is no date or time at all: an open lower end starts above it.
-    conditions = [column >= low] if low else [column > ""]
+    conditions = []
+    if low:
+        conditions.append(column >= low)
     if high and vr == "DA" and len(high) == 8:
         conditions.append(column <= high)  # same length as stored dates: index-friendly
     elif high:
         # "-1016" includes 101559.9 and "-20200131" every time of that day: compare the
         # stored value's prefix of the bound's length.
         conditions.append(sa.func.substr(column, 1, len(high)) <= high)
+    if not conditions:
+        raise BadRequestError("A range needs at least one bound, e.g. 20200101-20201231")
     return sa.and_(*conditions)
 
 

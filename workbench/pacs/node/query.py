@@ -150,8 +150,6 @@ def _matches_one(value: str, pattern: str, vr: str) -> bool:
         value, pattern = fold_case(value), fold_case(pattern)
     if vr in ("DA", "TM", "DT") and "-" in pattern:
         low, _, high = pattern.partition("-")
-        if not value:  # an empty value is no date or time: no range holds it
-            return False
         return (not low or value >= low) and (not high or value[: len(high)] <= high)
     if ("*" in pattern or "?" in pattern) and vr not in ("DA", "TM", "DT", "UI"):
         escaped = pattern.replace("[", "[[]")
