@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import pydicom
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as _PydicomInvalidDicomError
@@ -45,6 +45,7 @@ from pydicom.values import convert_value
 
 from workbench.io.errors import InvalidDicomError, PixelDataError, blaming
 from workbench.io.sources import DicomFile
+from workbench.values import element_value, raw_vr
 
 #: Tags read by :func:`read_header` (everything the catalog and series building use).
 HEADER_KEYWORDS: tuple[str, ...] = (
@@ -123,10 +124,6 @@ _DEFAULT_CHARSET = codecs.lookup(default_encoding).name
 _KEYWORD_TAGS = dict(zip(HEADER_KEYWORDS, _SPECIFIC_TAGS, strict=True))
 # Value representations pydicom's value converter reads exactly as the data set would,
 # given the data set's character set for the text ones (see InstanceHeader.get).
-_PLAIN_VRS = frozenset(
-    {"AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "SL", "SS", "TM", "UI", "UL", "US"}
-)
-_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 # Plain ints, not pydicom Tags: pydicom tests every element against these, and comparing
 # ints stays in C while Tag comparisons are Python calls.
 _HEADER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS]
@@ -260,16 +257,7 @@ class InstanceHeader:
         known = self._values.get(tag)
         if known is not None and known[0] is element:
             return known[1]
-        if vr in _PLAIN_VRS:
-            encodings = None
-        elif vr in _TEXT_VRS:
-            encodings = self.dataset.original_character_set  # as pydicom read the file
-        else:
-            return self.dataset[tag].value
-        try:
-            value = convert_value(vr, element, encodings)
-        except Exception:  # the data set's conversion decides: warn, fix or raise
-            return self.dataset[tag].value
+        value = element_value(self.dataset, tag, element, vr)
         self._values[tag] = (element, value)
         return value
 
@@ -280,8 +268,7 @@ class InstanceHeader:
             return 0, None, None
         element = self.dataset.get_item(tag)
         if isinstance(element, RawDataElement):
-            # Implicit VR: our keywords are all public tags, whose VR the dictionary gives.
-            return tag, element, element.VR or dictionary_VR(tag)
+            return tag, element, raw_vr(tag, element)
         return tag, element, None
 
 

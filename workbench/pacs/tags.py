@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+
+from workbench.values import element_value, raw_vr
 
 LEVELS = ("Patient", "Study", "Series", "Instance")
 
@@ -154,15 +157,20 @@ def extract_tags(ds: Dataset, level: str) -> dict[str, str | None]:
 
 
 def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
-    """``{keyword: text or None}`` for ``keywords``, each attribute decoded once."""
+    """``{keyword: text or None}`` for ``keywords``, each attribute decoded once.
+
+    Values are converted from the raw elements (:func:`workbench.values.element_value`),
+    not through the data set, which would cost more than reading the header did.
+    """
     result: dict[str, str | None] = {}
     for keyword in keywords:
         tag = _TAGS.get(keyword) or tag_for_keyword(keyword)
-        elem = ds.get(tag)
-        if elem is None or elem.VR == "SQ":
+        elem = ds.get_item(tag) if tag is not None else None
+        vr = (raw_vr(tag, elem) if isinstance(elem, RawDataElement) else elem.VR) if elem else None
+        if elem is None or vr == "SQ":
             result[keyword] = None
             continue
-        text = value_text(elem.value, elem.VR)
+        text = value_text(element_value(ds, tag, elem, vr), vr)
         # Identifiers are kept whole whatever their length: they name the resource.
         keep = len(text) <= MAXIMUM_TAG_LENGTH or keyword in _IDENTIFIERS
         result[keyword] = text if keep else None
