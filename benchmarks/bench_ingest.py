@@ -5,6 +5,8 @@ real headers in ../shared/data, then pushes each set with DCMTK ``storescu`` ove
 association into each receiver, every time with fresh storage, repeated and interleaved;
 medians are printed as instances/s and MB/s with our ratios. Our node acknowledges an instance
 only once it is fsynced and indexed; DCMTK's storescp just writes files (the practical limit).
+A last receiver runs our node's pynetdicom setup with a C-STORE handler that stores nothing:
+the ceiling of any node built on pynetdicom on this machine.
 
 Then C-FIND study latency (one association per query, as a viewer does) on an index of
 ``--studies`` studies in our node and in Orthanc fed the same studies.
@@ -141,6 +143,40 @@ class PynetdicomStorescp(Receiver):
         self.process.wait(timeout=30)
 
 
+class ProtocolOnly(Receiver):
+    """Our node's pynetdicom setup (same contexts, same association tuning) answering every
+    C-STORE at once without storing or indexing anything: the most any node built on
+    pynetdicom here could reach, so the rest of our figure is what storing costs."""
+
+    name, aet = "our pynetdicom setup, no storage", "PROTOCOL"
+
+    def start(self, workdir: Path) -> int:
+        port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--protocol-only-scp", str(port), self.aet],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        wait_for_echo(self.aet, port)
+        return port
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def serve_protocol_only(port: int, aet: str) -> None:
+    """Run :class:`ProtocolOnly`'s SCP in this process until terminated."""
+    from pynetdicom import evt
+
+    from workbench.pacs import Config
+    from workbench.pacs.node import DicomNode
+    from workbench.pacs.node.contexts import tune_association
+
+    node = DicomNode(None, Config(DicomAet=aet))
+    handlers = [(evt.EVT_CONN_OPEN, tune_association), (evt.EVT_C_ECHO, lambda event: 0),
+                (evt.EVT_C_STORE, lambda event: 0)]
+    node.ae.start_server(("127.0.0.1", port), block=True, evt_handlers=handlers)
+
+
 class DcmtkStorescp(Receiver):
     name, aet = "DCMTK storescp (files only)", "STORESCP"
 
@@ -198,7 +234,8 @@ def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
         files = generate(template, directory, count, series, name.split()[0])
         megabytes = sum(path.stat().st_size for path in files) / 1e6
         sets.append(Dataset_(name, directory, count, megabytes))
-    receivers = [Ours(), OrthancReceiver(), PynetdicomStorescp(), DcmtkStorescp()]
+    receivers = [Ours(), OrthancReceiver(), PynetdicomStorescp(), ProtocolOnly(),
+                 DcmtkStorescp()]
     timings: dict[tuple[str, str], list[float]] = {}
     for round_ in range(repeat):
         for data in sets:
@@ -297,7 +334,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a quarter of the instances")
     parser.add_argument("--skip-find", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--protocol-only-scp", nargs=2, metavar=("PORT", "AET"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.protocol_only_scp:
+        serve_protocol_only(int(args.protocol_only_scp[0]), args.protocol_only_scp[1])
+        return
     for tool in ("storescu", "storescp", "echoscu", "Orthanc"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing; run scripts/bootstrap.sh")
