@@ -12,6 +12,8 @@ Fixtures:
   runs all cells and waits until every cell has run, reporting any error output
   (``open_and_run`` is the same as a plain function).
 - ``wait_for_viewer(page)``: waits until a viewer's canvas and status line are on screen.
+- ``draw_length(page, canvas)``: draws a length with the Length tool and waits until it is
+  listed as done.
 
 Screenshots go to the ``artifacts_dir`` fixture's folder.
 """
@@ -31,6 +33,7 @@ import pytest
 import requests
 
 from tests.peers import free_port, require_tool
+from tests.servers import serving
 
 REPO = Path(__file__).resolve().parents[2]
 @dataclass
@@ -73,43 +76,27 @@ def jupyter_lab(tmp_path_factory) -> JupyterLab:
         ),
         PYTHONWARNINGS="ignore",
     )
-    log = (root.parent / "jupyter-lab.log").open("w")
-    process = subprocess.Popen(
-        [
-            _jupyter_executable(), "lab", "--no-browser", f"--port={port}",
-            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            f"--LabApp.user_settings_dir={config / 'user-settings'}",
-            f"--LabApp.workspaces_dir={config / 'workspaces'}",
-            "--LabApp.extension_manager=readonly",
-            # Containers and CI often run as root; the server is still loopback-only.
-            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        ],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {process.returncode}; see {log.name}")
-        try:
-            if requests.get(f"{url}/api/status?token={token}", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"JupyterLab did not answer within 90 s; see {log.name}")
-        time.sleep(0.3)
-    lab = JupyterLab(url, token, root, process)
-    yield lab
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    command = [
+        _jupyter_executable(), "lab", "--no-browser", f"--port={port}",
+        "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.user_settings_dir={config / 'user-settings'}",
+        f"--LabApp.workspaces_dir={config / 'workspaces'}",
+        "--LabApp.extension_manager=readonly",
+        # Containers and CI often run as root; the server is still loopback-only.
+        *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+    ]  # fmt: skip
+    with serving(
+        command,
+        name="JupyterLab",
+        ready=lambda: requests.get(f"{url}/api/status?token={token}", timeout=2).ok,
+        log=root.parent / "jupyter-lab.log",
+        cwd=root,
+        env=env,
+    ) as process:
+        yield JupyterLab(url, token, root, process)
 
 
 
@@ -209,3 +196,18 @@ def wait_for_viewer(page, index: int = 0):
 
 def status_text(page, index: int = 0) -> str:
     return page.locator(".wb-viewport-status").nth(index).inner_text()
+
+
+def draw_length(page, canvas):
+    """Draw a 200-pixel horizontal length on ``canvas``; return its finished list entry."""
+    page.locator(".wb-tools button", has_text="Length").click()
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + 100, box["y"] + 300
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for step in range(1, 9):
+        page.mouse.move(x0 + 25 * step, y0)
+    page.mouse.up()
+    item = page.locator(".wb-annotations li[data-kind='length'][data-state='done']")
+    item.wait_for()
+    return item

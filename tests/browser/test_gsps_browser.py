@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import status_text, wait_for_viewer
+from tests.browser.conftest import draw_length, status_text, wait_for_viewer
 
 pytestmark = pytest.mark.browser
 
@@ -45,18 +45,6 @@ def open_viewer(page, run_notebook, folder):
     ]
     run_notebook(page, "gsps.ipynb", cells)
     return wait_for_viewer(page)
-
-
-def draw_length(page, canvas) -> None:
-    page.locator(".wb-tools button", has_text="Length").click()
-    box = canvas.bounding_box()
-    x0, y0 = box["x"] + 100, box["y"] + 300
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for step in range(1, 9):
-        page.mouse.move(x0 + 25 * step, y0)
-    page.mouse.up()
-    page.locator(".wb-annotations li[data-kind='length'][data-state='done']").wait_for()
 
 
 def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artifacts_dir):

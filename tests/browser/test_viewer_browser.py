@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import new_page, open_and_run, status_text, wait_for_viewer
+from tests.browser.conftest import (
+    draw_length,
+    new_page,
+    open_and_run,
+    status_text,
+    wait_for_viewer,
+)
 from workbench.io import display, open_series
 
 pytestmark = pytest.mark.browser
@@ -106,17 +112,7 @@ def test_wheel_scrolls_frames(viewer_page, artifacts_dir) -> None:
 
 def test_draw_a_length_and_read_it(viewer_page, artifacts_dir) -> None:
     page, canvas = viewer_page
-    page.locator(".wb-tools button", has_text="Length").click()
-    box = canvas.bounding_box()
-    x0, y0 = box["x"] + 100, box["y"] + 300
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for step in range(1, 9):
-        page.mouse.move(x0 + 25 * step, y0)
-    page.mouse.up()
-    item = page.locator(".wb-annotations li[data-kind='length'][data-state='done']")
-    item.wait_for()
-    text = item.inner_text()
+    text = draw_length(page, canvas).inner_text()
     value = float(text.split(":")[1].split("mm")[0])
     assert value == pytest.approx(200 * CT_SPACING, abs=2 * CT_SPACING), text
     screenshot(page, canvas, artifacts_dir / "viewer_length.png")
