@@ -29,7 +29,6 @@ from tests.reliability.support import (
     associate,
     echo,
     sha1,
-    start_server,
     store_status,
     stored_files,
 )
@@ -58,13 +57,6 @@ class Outcomes:
     def summary(self) -> str:
         return "\n".join(f"{kind:>14} {outcome:<24} {count}"
                          for (kind, outcome), count in sorted(self.counts.items()))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("bad-files"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from tests.reliability.support import (
     chunks,
     client_ae,
     retag,
-    start_server,
     store_status,
     stored_files,
     template,
@@ -33,13 +32,6 @@ INSTANCES = 2000
 PATIENTS = 10
 SERIES_PER_STUDY = 2
 LOCKED = "database is locked"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("concurrency"))
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

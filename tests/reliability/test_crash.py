@@ -11,7 +11,6 @@ import time
 import uuid
 
 import pydicom
-import pytest
 import requests
 from pydicom.uid import generate_uid
 
@@ -19,7 +18,6 @@ from tests.reliability.support import (
     associate,
     client_ae,
     retag,
-    start_server,
     store_status,
     stored_files,
     template,
@@ -32,13 +30,6 @@ WRITERS_PER_PROTOCOL = 2
 RECONCILE = re.compile(
     r"reconcile (\d+) incomplete write\(s\) removed, (\d+) row\(s\) without file removed, "
     r"(\d+) file\(s\) without row re-indexed, (\d+) unreadable file\(s\) quarantined")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("crash"))
-    yield running
-    running.stop()
 
 
 class Ingest:

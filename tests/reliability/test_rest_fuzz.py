@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.reliability.support import patient_series, start_server, template, to_bytes
+from tests.reliability.support import patient_series, template, to_bytes
 
 MAX_EXAMPLES = 4
 SEED = 20261123
@@ -27,12 +27,11 @@ OUTBOUND = r"^/(modalities/\{name\}/(echo|store|query|move|get)|queries/.*retrie
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = start_server(tmp_path_factory.mktemp("fuzz"))
+def server(server):
+    """The module's server (from the conftest), holding one patient's series to fuzz."""
     for ds in patient_series(template(), "FUZZ", 3):
-        assert running.post("/instances", data=to_bytes(ds)).status_code == 200
-    yield running
-    running.stop()
+        assert server.post("/instances", data=to_bytes(ds)).status_code == 200
+    return server
 
 
 def _schemathesis(location: str, *extra: str, timeout: float = 240) -> tuple[int, str]:
