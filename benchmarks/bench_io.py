@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,22 @@ def _time_scan(scan):
     return result, timings
 
 
+def _time_reads(read_first: Callable[[], object], read_volume: Callable[[], np.ndarray]) -> dict:
+    """Time reading one frame, then the whole volume; the fields every reader reports."""
+    start = time.perf_counter()
+    read_first()
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    volume = read_volume()
+    whole = time.perf_counter() - start
+    return {
+        "first": first,
+        "volume": whole,
+        "shape": volume.shape,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def measure_pydicom(folder: str) -> dict:
     import pydicom
 
@@ -151,19 +168,11 @@ def measure_pydicom(folder: str) -> dict:
         return headers
 
     headers, scan_timings = _time_scan(scan)
-    start = time.perf_counter()
-    pydicom.dcmread(headers[len(headers) // 2][1]).pixel_array  # noqa: B018
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    volume = np.stack([pydicom.dcmread(p).pixel_array for _, p in headers])
-    whole = time.perf_counter() - start
-    return {
-        **scan_timings,
-        "first": first,
-        "volume": whole,
-        "shape": volume.shape,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
+    reads = _time_reads(
+        lambda: pydicom.dcmread(headers[len(headers) // 2][1]).pixel_array,
+        lambda: np.stack([pydicom.dcmread(p).pixel_array for _, p in headers]),
+    )
+    return {**scan_timings, **reads}
 
 
 def measure_workbench(folder: str, scheduler: str = "threads") -> dict:
@@ -178,21 +187,13 @@ def measure_workbench(folder: str, scheduler: str = "threads") -> dict:
     da.ones(2).sum().compute()
     warmup = time.perf_counter() - start
     array, scan_timings = _time_scan(lambda: open_series(folder))
-    start = time.perf_counter()
-    array[array.sizes["frame"] // 2].values  # noqa: B018
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    with dask.config.set(scheduler=scheduler, num_workers=os.cpu_count()):
-        volume = array.values
-    whole = time.perf_counter() - start
-    return {
-        **scan_timings,
-        "first": first,
-        "volume": whole,
-        "shape": volume.shape,
-        "peak_rss_mb": _peak_rss_mb(),
-        "dask_warmup": warmup,
-    }
+
+    def read_volume() -> np.ndarray:
+        with dask.config.set(scheduler=scheduler, num_workers=os.cpu_count()):
+            return array.values
+
+    reads = _time_reads(lambda: array[array.sizes["frame"] // 2].values, read_volume)
+    return {**scan_timings, **reads, "dask_warmup": warmup}
 
 
 def measure_simpleitk(folder: str) -> dict:
@@ -202,21 +203,15 @@ def measure_simpleitk(folder: str) -> dict:
     reader = sitk.ImageSeriesReader()
     names = reader.GetGDCMSeriesFileNames(folder)
     scan, scan_cpu = time.perf_counter() - start, time.process_time() - cpu
-    start = time.perf_counter()
-    sitk.GetArrayFromImage(sitk.ReadImage(names[len(names) // 2]))
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    reader.SetFileNames(names)
-    volume = sitk.GetArrayFromImage(reader.Execute())
-    whole = time.perf_counter() - start
-    return {
-        "scan": scan,
-        "scan_cpu": scan_cpu,
-        "first": first,
-        "volume": whole,
-        "shape": volume.shape,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
+
+    def read_volume() -> np.ndarray:
+        reader.SetFileNames(names)
+        return sitk.GetArrayFromImage(reader.Execute())
+
+    reads = _time_reads(
+        lambda: sitk.GetArrayFromImage(sitk.ReadImage(names[len(names) // 2])), read_volume
+    )
+    return {"scan": scan, "scan_cpu": scan_cpu, **reads}
 
 
 def measure_lazy(folder: str) -> dict:
