@@ -37,6 +37,7 @@ import requests
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
+from pynetdicom.association import Association
 from pynetdicom.sop_class import (
     MRImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
@@ -95,6 +96,16 @@ class Stats:
             self.acknowledged.add(uid)
 
 
+def associate(ae: AE, port: int, stats: Stats, refusal: str) -> Association | None:
+    """An association to the node, tuned by :func:`nodelay`; None, counted, if refused."""
+    assoc = ae.associate("127.0.0.1", port, ae_title=NODE_AET,
+                         evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)])
+    if assoc.is_established:
+        return assoc
+    stats.error(refusal)
+    return None
+
+
 class Instances:
     """Fresh small instances: one patient/study/series per 50 instances."""
 
@@ -130,10 +141,8 @@ def dimse_storer(port: int, name: str, stats: Stats, stop: threading.Event) -> N
     ae.add_requested_context(Verification)
     source = Instances(name)
     while not stop.is_set():
-        assoc = ae.associate("127.0.0.1", port, ae_title=NODE_AET,
-                             evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)])
-        if not assoc.is_established:
-            stats.error("association refused")
+        assoc = associate(ae, port, stats, "association refused")
+        if assoc is None:
             time.sleep(0.5)
             continue
         for _ in range(100):  # a new association now and then, as modalities do
@@ -194,10 +203,8 @@ def finder(port: int, stats: Stats, stop: threading.Event) -> None:
     query.NumberOfStudyRelatedInstances = ""
     while not stop.is_set():
         begun = time.monotonic()
-        assoc = ae.associate("127.0.0.1", port, ae_title=NODE_AET,
-                             evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)])
-        if not assoc.is_established:
-            stats.error("find association refused")
+        assoc = associate(ae, port, stats, "find association refused")
+        if assoc is None:
             stop.wait(1)
             continue
         for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
