@@ -88,28 +88,37 @@ class Receiver:
         raise NotImplementedError
 
 
-class Ours(Receiver):
-    name, aet = "workbench node", "WORKBENCH"
+class ProcessReceiver(Receiver):
+    """A receiver run as a child process on a free port until :meth:`stop`."""
 
-    def __init__(self, modalities: dict | None = None) -> None:
-        self.modalities = modalities or {}
+    def command(self, port: int, workdir: Path) -> list[str]:
+        raise NotImplementedError
 
     def start(self, workdir: Path) -> int:
         port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        config = workdir.parent / f"{workdir.name}.json"
-        config.write_text(json.dumps({"DicomModalities": self.modalities}))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
-             "--storage", str(workdir),
-             "--http-port", "0", "--dicom-port", str(port), "--aet", self.aet],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        self.process = subprocess.Popen(self.command(port, workdir), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, cwd=REPO)
         wait_for_echo(self.aet, port)
         return port
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
+
+
+class Ours(ProcessReceiver):
+    name, aet = "workbench node", "WORKBENCH"
+
+    def __init__(self, modalities: dict | None = None) -> None:
+        self.modalities = modalities or {}
+
+    def command(self, port: int, workdir: Path) -> list[str]:
+        config = workdir.parent / f"{workdir.name}.json"
+        config.write_text(json.dumps({"DicomModalities": self.modalities}))
+        return [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
+                "--storage", str(workdir), "--http-port", "0", "--dicom-port", str(port),
+                "--aet", self.aet]
 
 
 class OrthancReceiver(Receiver):
@@ -126,41 +135,23 @@ class OrthancReceiver(Receiver):
         self.peer.stop()
 
 
-class PynetdicomStorescp(Receiver):
+class PynetdicomStorescp(ProcessReceiver):
     name, aet = "pynetdicom storescp", "STORESCP"
 
-    def start(self, workdir: Path) -> int:
-        port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pynetdicom", "storescp", str(port), "-aet", self.aet,
-             "-od", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_echo(self.aet, port)
-        return port
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    def command(self, port: int, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "pynetdicom", "storescp", str(port), "-aet", self.aet,
+                "-od", str(workdir)]
 
 
-class ProtocolOnly(Receiver):
+class ProtocolOnly(ProcessReceiver):
     """Our node's pynetdicom setup (same contexts, same association tuning) answering every
     C-STORE at once without storing or indexing anything: the most any node built on
     pynetdicom here could reach, so the rest of our figure is what storing costs."""
 
     name, aet = "our pynetdicom setup, no storage", "PROTOCOL"
 
-    def start(self, workdir: Path) -> int:
-        port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--protocol-only-scp", str(port), self.aet],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-        wait_for_echo(self.aet, port)
-        return port
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    def command(self, port: int, workdir: Path) -> list[str]:
+        return [sys.executable, __file__, "--protocol-only-scp", str(port), self.aet]
 
 
 def serve_protocol_only(port: int, aet: str) -> None:
@@ -177,21 +168,11 @@ def serve_protocol_only(port: int, aet: str) -> None:
     node.ae.start_server(("127.0.0.1", port), block=True, evt_handlers=handlers)
 
 
-class DcmtkStorescp(Receiver):
+class DcmtkStorescp(ProcessReceiver):
     name, aet = "DCMTK storescp (files only)", "STORESCP"
 
-    def start(self, workdir: Path) -> int:
-        port = free_port()
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(["storescp", "-aet", self.aet, "-od", str(workdir),
-                                         str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_echo(self.aet, port)
-        return port
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+    def command(self, port: int, workdir: Path) -> list[str]:
+        return ["storescp", "-aet", self.aet, "-od", str(workdir), str(port)]
 
 
 def push(receiver: Receiver, files_dir: Path, scratch: Path) -> float:
