@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
 import threading
+import uuid
 from pathlib import Path
 
 import pydicom
@@ -11,6 +13,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from workbench.pacs import Config, Index, InvalidInstanceError, orthanc_id
+from workbench.pacs import store as store_module
 from workbench.pacs.errors import UnknownResourceError
 
 SMALL_FILE = Path("cr_agfa_mono1_tiny") / "6154"  # 2.3 kB real CR
@@ -113,6 +116,19 @@ def test_missing_uid_is_refused_with_its_name(index, template):
     ds.save_as(buffer)
     with pytest.raises(InvalidInstanceError, match="SeriesInstanceUID"):
         index.ingest_bytes(buffer.getvalue())
+
+
+def test_fan_out_directories_removed_by_hand_are_made_again(index, template, monkeypatch):
+    # File UUIDs chosen so that each ingest meets a directory removed after the first one.
+    names = iter(["abcd0000-0000-4000-8000-000000000000", "abef0000-0000-4000-8000-000000000000",
+                  "abcd1111-0000-4000-8000-000000000000"])
+    monkeypatch.setattr(store_module.uuid, "uuid4", lambda: uuid.UUID(next(names)))
+    first = index.ingest_bytes(make_instance(template))
+    shutil.rmtree(index.instance_path(first.instance_id).parents[1])  # root/ab
+    for _ in range(2):  # a new root/ab/ef, then the root/ab/cd the store already knew
+        data = make_instance(template)
+        result = index.ingest_bytes(data)
+        assert index.instance_path(result.instance_id).read_bytes() == data
 
 
 def test_delete_removes_files_and_empty_parents(index, template):

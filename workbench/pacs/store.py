@@ -115,7 +115,7 @@ class FileStore:
             if not source.exists():
                 raise
             # The fan-out directory was removed behind our back (by hand, say): make it again.
-            self._made_dirs.discard(target.parent)
+            self._made_dirs.difference_update((target.parent, target.parent.parent))
             new_dirs = self._make_dirs(target.parent)
             os.replace(source, target)
         # The directory holding the new name first, then the parents of directories new to
@@ -124,19 +124,28 @@ class FileStore:
         _fsync_dir(target.parent)
         for created in reversed(new_dirs):
             _fsync_dir(created.parent)
-        self._made_dirs.add(target.parent)  # only once its entries are durable
+        # Only once their entries are durable.
+        self._made_dirs.update((target.parent, *new_dirs))
 
     def _make_dirs(self, directory: Path) -> list[Path]:
         """Create ``root/ab/cd`` if needed; return the directories whose entries need a sync.
 
         Directories first met by this process are returned even if they existed: the process
-        that made them may have stopped before syncing them.
+        that made them may have stopped before syncing them. A first level ``root/ab``
+        already synced by this process is not returned again for each new ``root/ab/cd``.
         """
         if directory in self._made_dirs:
             return []
-        chain = [directory.parent, directory]
-        for path in chain:
-            path.mkdir(exist_ok=True)
+        chain = [path for path in (directory.parent, directory) if path not in self._made_dirs]
+        try:
+            for path in chain:
+                path.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            # ``root/ab`` was removed behind our back (by hand, say): make and sync it again.
+            self._made_dirs.discard(directory.parent)
+            chain = [directory.parent, directory]
+            for path in chain:
+                path.mkdir(exist_ok=True)
         return chain
 
     def write_bytes(self, data: bytes) -> Path:
