@@ -95,6 +95,8 @@ MAXIMUM_TAG_LENGTH = 256
 
 # Text VRs whose leading spaces are significant (PS3.5 6.2): only trailing padding goes.
 _KEEP_LEADING = {"LT", "ST", "UT", "UC", "PN"}
+# VRs of the default character repertoire whose values print as stored, padding aside.
+_VERBATIM_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
 
 
 def normalize_level(level: str) -> str:
@@ -170,7 +172,13 @@ def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
         if elem is None or vr == "SQ":
             result[keyword] = None
             continue
-        text = value_text(element_value(ds, tag, elem, vr), vr)
+        if vr in _VERBATIM_VRS and isinstance(elem, RawDataElement):
+            # The stored characters are the text: converting each value to a pydicom
+            # object (with its validation) only to print it back costs half the parse.
+            raw = elem.value or b""
+            text = "\\".join(value_text(item, vr) for item in raw.split(b"\\"))
+        else:
+            text = value_text(element_value(ds, tag, elem, vr), vr)
         # Identifiers are kept whole whatever their length: they name the resource.
         keep = len(text) <= MAXIMUM_TAG_LENGTH or keyword in _IDENTIFIERS
         result[keyword] = text if keep else None
