@@ -122,8 +122,6 @@ _SPECIFIC_TAGS = [Tag(keyword) for keyword in HEADER_KEYWORDS]
 # looks up faster than pydicom's alias for it).
 _DEFAULT_CHARSET = codecs.lookup(default_encoding).name
 _KEYWORD_TAGS = dict(zip(HEADER_KEYWORDS, _SPECIFIC_TAGS, strict=True))
-# Value representations pydicom's value converter reads exactly as the data set would,
-# given the data set's character set for the text ones (see InstanceHeader.get).
 # Plain ints, not pydicom Tags: pydicom tests every element against these, and comparing
 # ints stays in C while Tag comparisons are Python calls.
 _HEADER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS]
