@@ -168,11 +168,12 @@ def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
     for keyword in keywords:
         tag = _TAGS.get(keyword) or tag_for_keyword(keyword)
         elem = ds.get_item(tag) if tag is not None else None
-        vr = (raw_vr(tag, elem) if isinstance(elem, RawDataElement) else elem.VR) if elem else None
+        is_raw = isinstance(elem, RawDataElement)
+        vr = raw_vr(tag, elem) if is_raw else getattr(elem, "VR", None)
         if elem is None or vr == "SQ":
             result[keyword] = None
             continue
-        if vr in _VERBATIM_VRS and isinstance(elem, RawDataElement):
+        if is_raw and vr in _VERBATIM_VRS:
             # The stored characters are the text: converting each value to a pydicom
             # object (with its validation) only to print it back costs half the parse.
             raw = elem.value or b""
