@@ -159,17 +159,20 @@ def _time_reads(read_first: Callable[[], object], read_volume: Callable[[], np.n
     }
 
 
+def pydicom_header_loop(files: list[str]) -> list[tuple]:
+    """The baseline scan: every header read with pydicom, sorted by slice position."""
+    import pydicom
+
+    headers = [(pydicom.dcmread(p, stop_before_pixels=True), p) for p in files]
+    headers.sort(key=lambda item: float(item[0].ImagePositionPatient[2]))
+    return headers
+
+
 def measure_pydicom(folder: str) -> dict:
     import pydicom
 
     files = _files(folder)
-
-    def scan():
-        headers = [(pydicom.dcmread(p, stop_before_pixels=True), p) for p in files]
-        headers.sort(key=lambda item: float(item[0].ImagePositionPatient[2]))
-        return headers
-
-    headers, scan_timings = _time_scan(scan)
+    headers, scan_timings = _time_scan(lambda: pydicom_header_loop(files))
     reads = _time_reads(
         lambda: pydicom.dcmread(headers[len(headers) // 2][1]).pixel_array,
         lambda: np.stack([pydicom.dcmread(p).pixel_array for _, p in headers]),
@@ -295,15 +298,12 @@ def measure_scan_interleaved(folder: str) -> dict:
     of them skews the ratio; in turns, both meet the same conditions, and the median of the
     per-round ratios is what the goal is checked against.
     """
-    import pydicom
-
     from workbench.io import open_series
 
     files = _files(folder)
 
     def pydicom_loop():
-        headers = [(pydicom.dcmread(p, stop_before_pixels=True), p) for p in files]
-        headers.sort(key=lambda item: float(item[0].ImagePositionPatient[2]))
+        pydicom_header_loop(files)
 
     def workbench_scan():
         open_series(folder)
