@@ -9,6 +9,7 @@ the converter does not take plainly is left to the data set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.datadict import dictionary_VR
@@ -57,14 +58,34 @@ def element_value(dataset: Dataset, tag: int, element: Any = None, vr: str | Non
             return None
     if not isinstance(element, RawDataElement):
         return element.value
-    vr = vr or raw_vr(tag, element)
+    value = raw_element_value(element, vr or raw_vr(tag, element), dataset.original_character_set)
+    return dataset[tag].value if value is LEFT_TO_DATASET else value
+
+
+#: What :func:`raw_element_value` returns for a value it leaves to the data set.
+LEFT_TO_DATASET = object()
+
+
+def raw_element_value(
+    element: RawDataElement,
+    vr: str | None,
+    character_set: str | list[str] | Callable[[], str | list[str]],
+) -> Any:
+    """The value of a raw element through pydicom's value converter, or
+    :data:`LEFT_TO_DATASET` when the data set's own conversion must decide (sequences,
+    binary and unknown VRs, and values the converter refuses: the data set warns, fixes or
+    raises as configured).
+
+    ``character_set`` is the data set's as pydicom read it (or a callable giving it, called
+    only for text).
+    """
     if vr in PLAIN_VRS:
         encodings = None
     elif vr in TEXT_VRS:
-        encodings = dataset.original_character_set  # as pydicom read the file
+        encodings = character_set() if callable(character_set) else character_set
     else:
-        return dataset[tag].value
+        return LEFT_TO_DATASET
     try:
         return convert_value(vr, element, encodings)
-    except Exception:  # the data set's conversion decides: warn, fix or raise
-        return dataset[tag].value
+    except Exception:
+        return LEFT_TO_DATASET

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import pydicom
 import pytest
+from pydicom.tag import Tag
 
 from workbench.io import PixelDataError, scan
 from workbench.io.headers import (
     _SPECIFIC_TAGS,
     HEADER_KEYWORDS,
+    SERIES_KEYWORDS,
     _read_any_header,
     read_header,
 )
@@ -39,11 +41,13 @@ def _dicom_files(shared_data):
     return files
 
 
-def test_quick_headers_equal_general_headers_on_every_real_file(shared_data):
+@pytest.mark.parametrize("keywords", [HEADER_KEYWORDS, SERIES_KEYWORDS], ids=["catalog", "series"])
+def test_quick_headers_equal_general_headers_on_every_real_file(shared_data, keywords):
+    assert set(SERIES_KEYWORDS) <= set(HEADER_KEYWORDS)
     files = _dicom_files(shared_data)
     assert len(files) > 100
     for file in files:
-        quick, general = read_header(file), _general_header(file)
+        quick, general = read_header(file, keywords=keywords), _general_header(file)
         where = str(file)
         assert quick.transfer_syntax == general.transfer_syntax, where
         assert quick.has_file_meta == general.has_file_meta, where
@@ -52,10 +56,12 @@ def test_quick_headers_equal_general_headers_on_every_real_file(shared_data):
             general.pixel_offset,
             general.pixel_length,
         ), where
-        for keyword in HEADER_KEYWORDS:
+        for keyword in keywords:
             if keyword in _SERIES_LEVEL and "NumberOfFrames" not in general.dataset:
                 continue
             assert quick.dataset.get(keyword) == general.dataset.get(keyword), (where, keyword)
+        if keywords is SERIES_KEYWORDS:
+            assert set(quick.elements) <= {Tag(k) for k in (*keywords, "SpecificCharacterSet")}
 
 
 def _as_floats(value):

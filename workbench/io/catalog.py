@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from workbench.io.errors import DicomIOError, blaming
-from workbench.io.headers import InstanceHeader, read_header
+from workbench.io.headers import HEADER_KEYWORDS, InstanceHeader, read_header
 from workbench.io.sources import DicomFile, Source, iter_files
 
 
@@ -194,9 +194,14 @@ def _without_traceback(exc: Exception) -> Exception:
 
 
 def iter_headers(
-    source: Source, *, recursive: bool = True, progress: bool = True
+    source: Source,
+    *,
+    recursive: bool = True,
+    progress: bool = True,
+    keywords: tuple[str, ...] = HEADER_KEYWORDS,
 ) -> Iterator[InstanceHeader | Skipped]:
-    """Read each file's header, yielding it or a :class:`Skipped` record."""
+    """Read each file's header (the elements in ``keywords``), yielding it or a
+    :class:`Skipped` record."""
     files = list(iter_files(source, recursive=recursive))
     # tqdm.auto draws a notebook widget in Jupyter; `delay` keeps quick scans silent.
     bar = tqdm(
@@ -209,7 +214,7 @@ def iter_headers(
     )
     for file in bar:
         try:
-            yield read_header(file)
+            yield read_header(file, keywords=keywords)
         except DicomIOError as exc:
             yield Skipped(str(file), exc.reason, _without_traceback(exc))
 

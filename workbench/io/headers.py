@@ -1,25 +1,28 @@
 """Read DICOM headers without pixel data.
 
-Only the tags :mod:`workbench.io` needs are parsed (``specific_tags``), and reading stops at
-(7FE0,0010) Pixel Data. While the file is open we also note where the pixel data value starts
-and how long it claims to be, which lets us reject truncated files before any decoding and
-lets native (uncompressed) frames be read straight from their byte offset.
+Only the tags asked for are kept (``specific_tags``: what the catalog shows, or the fewer
+a series needs from each file), and reading stops at (7FE0,0010) Pixel Data. While the file
+is open we also note where the pixel data value starts and how long it claims to be, which
+lets us reject truncated files before any decoding and lets native (uncompressed) frames be
+read straight from their byte offset.
 
 Scanning a series is dominated by pydicom walking element headers, so a standard Part 10
-file takes a shorter road (see :func:`_read_part10_header`): pydicom's ``read_dataset`` parses
-the file meta and then the data set only up to the end of group (0028) (every tag a
+file takes a shorter road (see :func:`_read_part10_header`): pydicom's element generator
+reads the file meta and then the data set only up to the end of group (0028) (every tag a
 single-frame image needs lies there), and native pixel data is found where it must then be,
 at the end of the file, instead of walking the (often long) private groups in between.
 Anything unusual is read the general way, as before.
 
 Opening a series then reads a dozen values per file; :meth:`InstanceHeader.get`, ``text``
 and ``floats`` convert them from the raw elements with pydicom's value converters, which
-costs a fraction of the data set's own conversion and gives the same values.
+costs a fraction of the data set's own conversion and gives the same values. The pydicom
+``Dataset`` over the elements is only made when something asks for it.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import struct
 from dataclasses import dataclass, field
@@ -31,7 +34,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError as _PydicomInvalidDicomError
-from pydicom.filereader import data_element_generator, read_dataset
+from pydicom.filereader import data_element_generator
 from pydicom.pixels.utils import get_expected_length
 from pydicom.tag import Tag
 from pydicom.uid import (
@@ -45,7 +48,7 @@ from pydicom.values import convert_value
 
 from workbench.io.errors import InvalidDicomError, PixelDataError, blaming
 from workbench.io.sources import DicomFile
-from workbench.values import element_value, raw_vr
+from workbench.values import LEFT_TO_DATASET, raw_element_value, raw_vr
 
 #: Tags read by :func:`read_header` (everything the catalog and series building use).
 HEADER_KEYWORDS: tuple[str, ...] = (
@@ -117,19 +120,69 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence",
 )
+#: The part of :data:`HEADER_KEYWORDS` that building a series reads from every file (the
+#: study and patient attributes come from the series' first file, read in full). Each tag
+#: kept costs a little on every file, and a series has hundreds.
+SERIES_KEYWORDS: tuple[str, ...] = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "InstanceNumber",
+    "NumberOfFrames",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "SliceThickness",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "WindowCenter",
+    "WindowWidth",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+)
 _SPECIFIC_TAGS = [Tag(keyword) for keyword in HEADER_KEYWORDS]
 # How pydicom decodes UIDs and code strings, under the codec's own name (which Python
 # looks up faster than pydicom's alias for it).
 _DEFAULT_CHARSET = codecs.lookup(default_encoding).name
-_KEYWORD_TAGS = dict(zip(HEADER_KEYWORDS, _SPECIFIC_TAGS, strict=True))
-# Plain ints, not pydicom Tags: pydicom tests every element against these, and comparing
-# ints stays in C while Tag comparisons are Python calls.
-_HEADER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS]
-# Beyond group (0028): the functional groups of multi-frame objects, and (2050,0020)
-# Presentation LUT Shape, which the series takes from its first file's full header.
-_LATER_TAGS = [int(tag) for tag in _SPECIFIC_TAGS if tag > 0x0028FFFF]
+_KEYWORD_TAGS = dict(zip(HEADER_KEYWORDS, (int(tag) for tag in _SPECIFIC_TAGS), strict=True))
+
+
+@dataclass(frozen=True)
+class _TagSelection:
+    """The tags of a keyword selection, in the forms the readers take them."""
+
+    tags: list  # pydicom Tags, for dcmread
+    # Plain ints: pydicom tests every element against these, and comparing ints stays in
+    # C while Tag comparisons are Python calls.
+    ints: list[int]
+    # Beyond group (0028): the functional groups of multi-frame objects, and (2050,0020)
+    # Presentation LUT Shape, which the series takes from its first file's full header.
+    later: list[int]
+
+
+@functools.cache
+def _selection(keywords: tuple[str, ...]) -> _TagSelection:
+    tags = [Tag(keyword) for keyword in keywords]
+    ints = [int(tag) for tag in tags]
+    return _TagSelection(tags, ints, [tag for tag in ints if tag > 0x0028FFFF])
+
+
 _NUMBER_OF_FRAMES = 0x00280008
 _SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_ROWS = 0x00280010
 _TRANSFER_SYNTAX_UID = 0x00020010
 
 _PIXEL_TAGS = {
@@ -156,8 +209,10 @@ class InstanceHeader:
     ----------
     file : DicomFile
         The file read.
-    dataset : pydicom.dataset.Dataset
-        The header elements in :data:`HEADER_KEYWORDS` that the file has.
+    elements : dict
+        The header's elements by tag (``int``): pydicom's raw elements as read, or
+        converted ``DataElement``s once the data set has converted them. Only the selected
+        keywords (:data:`HEADER_KEYWORDS` unless told otherwise) that the file has.
     transfer_syntax : pydicom.uid.UID
         From the file meta, or inferred from the encoding when the file has none.
     has_file_meta : bool
@@ -171,6 +226,8 @@ class InstanceHeader:
         length) data or when unknown.
     file_size : int or None
         Size of the file in bytes, when it was learned while reading the header.
+    read_encoding : tuple of bool
+        (implicit VR, little endian) of the data set as read.
 
     Notes
     -----
@@ -179,15 +236,68 @@ class InstanceHeader:
     """
 
     file: DicomFile
-    dataset: Dataset
+    elements: dict
     transfer_syntax: UID
     has_file_meta: bool
     pixel_keyword: str | None
     pixel_offset: int | None
     pixel_length: int | None
     file_size: int | None = None
+    read_encoding: tuple[bool, bool] = (False, True)
+    # The pydicom data set over `elements`, made when first asked for: most headers of a
+    # series are only ever read through get/text/floats.
+    _dataset: Dataset | None = field(default=None, repr=False, compare=False)
     # Values read through get(), with the raw element each was converted from.
     _values: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_dataset(
+        cls,
+        file: DicomFile,
+        dataset: Dataset,
+        transfer_syntax: UID,
+        has_file_meta: bool,
+        pixel_keyword: str | None,
+        pixel_offset: int | None,
+        pixel_length: int | None,
+    ) -> InstanceHeader:
+        """The header of a data set pydicom read in full."""
+        header = cls(
+            file,
+            dict(dataset.items()),
+            transfer_syntax,
+            has_file_meta,
+            pixel_keyword,
+            pixel_offset,
+            pixel_length,
+            read_encoding=dataset.original_encoding,
+        )
+        header._dataset = dataset
+        return header
+
+    @property
+    def dataset(self) -> Dataset:
+        """The header as a pydicom ``Dataset`` (sharing :attr:`elements`)."""
+        if self._dataset is None:
+            dataset = Dataset(self.elements)
+            dataset.set_original_encoding(*self.read_encoding, self.character_set())
+            self._dataset = dataset
+        return self._dataset
+
+    def character_set(self) -> str | list[str]:
+        """The encodings of text values, from (0008,0005) Specific Character Set."""
+        if self._dataset is not None:
+            return self._dataset.original_character_set
+        element = self.elements.get(_SPECIFIC_CHARACTER_SET)
+        if element is None:
+            return default_encoding
+        if isinstance(element, RawDataElement):
+            return convert_encodings(convert_value("CS", element))
+        return convert_encodings(element.value)
+
+    def __contains__(self, keyword_or_tag: str | int) -> bool:
+        tag = _KEYWORD_TAGS.get(keyword_or_tag) or Tag(keyword_or_tag)
+        return tag in self.elements
 
     @property
     def number_of_frames(self) -> int:
@@ -255,7 +365,12 @@ class InstanceHeader:
         known = self._values.get(tag)
         if known is not None and known[0] is element:
             return known[1]
-        value = element_value(self.dataset, tag, element, vr)
+        if vr is None:  # converted already
+            value = element.value
+        else:
+            value = raw_element_value(element, vr, self.character_set)
+            if value is LEFT_TO_DATASET:
+                value = self.dataset[tag].value
         self._values[tag] = (element, value)
         return value
 
@@ -264,14 +379,18 @@ class InstanceHeader:
         tag = _KEYWORD_TAGS.get(keyword) or tag_for_keyword(keyword)
         if tag is None:  # not a keyword: absent, as for Dataset.get
             return 0, None, None
-        element = self.dataset.get_item(tag)
+        element = self.elements.get(tag)
         if isinstance(element, RawDataElement):
             return tag, element, raw_vr(tag, element)
         return tag, element, None
 
 
 def read_header(
-    file: DicomFile, *, full: bool = False, check_pixels: bool = True
+    file: DicomFile,
+    *,
+    full: bool = False,
+    check_pixels: bool = True,
+    keywords: tuple[str, ...] = HEADER_KEYWORDS,
 ) -> InstanceHeader:
     """Read one file's header, never its pixel data.
 
@@ -283,9 +402,12 @@ def read_header(
     file : DicomFile
         The file to read.
     full : bool
-        Read every element before the pixel data, not only :data:`HEADER_KEYWORDS`.
+        Read every element before the pixel data, not only ``keywords``.
     check_pixels : bool
         Check that the pixel data the header announces is really in the file.
+    keywords : tuple of str
+        The elements to keep: :data:`HEADER_KEYWORDS` (what the catalog shows), or
+        :data:`SERIES_KEYWORDS` (what building a series needs from each file).
 
     Raises
     ------
@@ -295,12 +417,13 @@ def read_header(
         ``check_pixels`` is set and the file is shorter than its pixel data needs.
     """
     checked = False  # whether the pixel data is known to be all there
+    selection = _selection(keywords)
     try:
         with file.open() as fp:
-            header = None if full else _read_part10_header(fp, file)
+            header = None if full else _read_part10_header(fp, file, selection)
             if header is None:
                 fp.seek(0)
-                header = _read_any_header(fp, file, None if full else _SPECIFIC_TAGS)
+                header = _read_any_header(fp, file, None if full else selection.tags)
             else:
                 checked = header.file_size is not None
     except (InvalidDicomError, PixelDataError):
@@ -309,8 +432,7 @@ def read_header(
         raise InvalidDicomError(f"cannot read the file: {exc}", file) from exc
     except Exception as exc:  # pydicom raises many kinds on damaged headers
         raise InvalidDicomError(f"damaged or truncated DICOM header ({exc})", file) from exc
-    dataset = header.dataset
-    if _SOP_INSTANCE_UID not in dataset and _SOP_CLASS_UID not in dataset:
+    if _SOP_INSTANCE_UID not in header.elements and _SOP_CLASS_UID not in header.elements:
         raise InvalidDicomError("not a DICOM instance: no (0008,0018) SOP Instance UID", file)
     if check_pixels and not checked:
         with blaming(file):
@@ -341,7 +463,9 @@ def _read_any_header(fp: BinaryIO, file: DicomFile, tags) -> InstanceHeader:
     # pydicom keeps the file-like it read from; for our in-memory chunk that would
     # pin 64 kB per header (GBs over a large series).
     dataset.buffer = None
-    return InstanceHeader(file, dataset, transfer_syntax, has_meta, pixel_keyword, offset, length)
+    return InstanceHeader.from_dataset(
+        file, dataset, transfer_syntax, has_meta, pixel_keyword, offset, length
+    )
 
 
 def _past_syntax(tag, vr, length) -> bool:
@@ -374,20 +498,25 @@ def _stop_at_pixel_data(stopped_at: list[int]):
     return stop
 
 
-def _read_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
+def _read_part10_header(
+    fp: BinaryIO, file: DicomFile, selection: _TagSelection
+) -> InstanceHeader | None:
     """The header of a standard Part 10 file, read only as far as needed.
 
     Returns ``None`` when the file is not laid out the usual way or anything looks odd
-    (no ``DICM``, deflated, header longer than the first chunk, pixel data not where it
-    should be...): the general reader then reads it, and reports what is wrong.
+    (no ``DICM``, deflated, header longer than the first chunk, an encoding other than the
+    declared one, pixel data not where it should be...): the general reader then reads it,
+    and reports (or warns about) what is wrong.
     """
     try:
-        return _try_part10_header(fp, file)
+        return _try_part10_header(fp, file, selection)
     except Exception:
         return None
 
 
-def _try_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
+def _try_part10_header(
+    fp: BinaryIO, file: DicomFile, selection: _TagSelection
+) -> InstanceHeader | None:
     head = fp.read(_PART10_CHUNK)
     if head[128:140] != _PART10_MAGIC:
         return None
@@ -397,50 +526,60 @@ def _try_part10_header(fp: BinaryIO, file: DicomFile) -> InstanceHeader | None:
     stream = io.BytesIO(head)
     stream.seek(144)
     transfer_syntax, implicit, little = _meta_transfer_syntax(stream)
-    if transfer_syntax is None:
+    if transfer_syntax is None or _looks_implicit(head, body_start) != implicit:
         return None
     stream.seek(body_start)
 
+    # The elements go straight into a dict, as pydicom's read_dataset puts them; the data
+    # set over them is only made if someone asks for it.
     stopped_at: list[int] = []
-    dataset = read_dataset(
-        stream,
-        implicit,
-        little,
-        stop_when=_stop_after_group_0028(stopped_at),
-        specific_tags=_HEADER_TAGS,
-    )
+    elements = {
+        element.tag: element
+        for element in data_element_generator(
+            stream,
+            implicit,
+            little,
+            stop_when=_stop_after_group_0028(stopped_at),
+            specific_tags=selection.ints,
+        )
+    }
     if not stopped_at:
         return None  # the chunk ended first (or the file has no pixel data): read it all
-    header = InstanceHeader(file, dataset, transfer_syntax, True, None, None, None)
+    header = InstanceHeader(
+        file, elements, transfer_syntax, True, None, None, None, read_encoding=(implicit, little)
+    )
     if stopped_at[0] not in _PIXEL_TAGS:
         # A single-frame image: its pixel data, if native, ends the file. A multi-frame
         # one has its functional groups further on.
         if (
             transfer_syntax in _NATIVE_SYNTAXES
-            and _NUMBER_OF_FRAMES not in dataset
+            and _NUMBER_OF_FRAMES not in elements
             and _find_pixel_data_at_end(fp, header, after=stream.tell())
         ):
             return header
-        # Otherwise walk on to the pixel data, keeping the later tags we read, in the
-        # encoding pydicom found (some files are not in the one their meta declares).
-        encoding = convert_encodings(dataset.get("SpecificCharacterSet") or "ISO_IR 6")
-        implicit, little = dataset.original_encoding
+        # Otherwise walk on to the pixel data, keeping the later tags we read.
         stopped_at.clear()
-        later = read_dataset(
+        for element in data_element_generator(
             stream,
             implicit,
             little,
             stop_when=_stop_at_pixel_data(stopped_at),
-            parent_encoding=encoding,
-            specific_tags=_LATER_TAGS,
-        )
+            encoding=header.character_set(),
+            specific_tags=selection.later,
+        ):
+            elements[element.tag] = element
         if not stopped_at:
             return None
-        for element in later.elements():
-            dataset[element.tag] = element
-    keyword, offset, length = _locate_pixel_data(stream, dataset, transfer_syntax)
+    keyword, offset, length = _locate_pixel_data(stream, header.elements, transfer_syntax)
     header.pixel_keyword, header.pixel_offset, header.pixel_length = keyword, offset, length
     return header
+
+
+def _looks_implicit(head: bytes, start: int) -> bool:
+    """Whether the data set at ``start`` is implicit VR: its first element has no VR (two
+    capital letters) after the tag. The test pydicom makes before reading a data set."""
+    vr = head[start + 4 : start + 6]
+    return not (len(vr) == 2 and 0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B)
 
 
 # Raw (0002,0010) values seen -> what _meta_transfer_syntax returns for them; a handful.
@@ -552,12 +691,15 @@ def _transfer_syntax(dataset: Dataset, has_meta: bool) -> UID:
 
 
 def _locate_pixel_data(
-    fp: BinaryIO, dataset: Dataset, transfer_syntax: UID
+    fp: BinaryIO, elements: Dataset | dict, transfer_syntax: UID
 ) -> tuple[str | None, int | None, int | None]:
-    """Read the pixel data element's tag and length at the current position."""
+    """Read the pixel data element's tag and length at the current position.
+
+    ``elements`` is the header read so far (a data set, or its elements by tag).
+    """
     if transfer_syntax == DeflatedExplicitVRLittleEndian:
         # The reader inflated the stream elsewhere; positions in fp mean nothing.
-        return ("PixelData" if "Rows" in dataset else None), None, None
+        return ("PixelData" if _ROWS in elements else None), None, None
     start = fp.tell()
     head = fp.read(12)
     if len(head) < 8:

@@ -31,7 +31,7 @@ from workbench.io.errors import (
 )
 from workbench.io.frames import FrameSource, check_decodable, decode_frame
 from workbench.io.geometry import FrameInfo, frame_infos, stack_geometry
-from workbench.io.headers import InstanceHeader, read_header
+from workbench.io.headers import SERIES_KEYWORDS, InstanceHeader, read_header
 from workbench.io.sources import Source
 
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
@@ -244,7 +244,7 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
     if isinstance(source, InstanceHeader):
         return [_summarize(source)]
     groups: dict[str, list[_Instance]] = defaultdict(list)
-    for item in iter_headers(source, progress=True):
+    for item in iter_headers(source, progress=True, keywords=SERIES_KEYWORDS):
         if isinstance(item, Skipped):
             not_dicom = (
                 isinstance(item.error, InvalidDicomError) and "not a DICOM file" in item.reason
