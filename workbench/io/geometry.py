@@ -93,9 +93,8 @@ def _int(value) -> int | None:
 
 def frame_infos(header: InstanceHeader) -> list[FrameInfo]:
     """One :class:`FrameInfo` per frame of the file."""
-    ds = header.dataset
     get = header.get
-    enhanced = _PER_FRAME_GROUPS in ds or _SHARED_GROUPS in ds
+    enhanced = _PER_FRAME_GROUPS in header.elements or _SHARED_GROUPS in header.elements
     instance_number = _int(get("InstanceNumber"))
     sop_instance_uid = header.text("SOPInstanceUID")
     sop_class_uid = header.text("SOPClassUID")

@@ -210,9 +210,10 @@ class InstanceHeader:
     file : DicomFile
         The file read.
     elements : dict
-        The header's elements by tag (``int``): pydicom's raw elements as read, or
-        converted ``DataElement``s once the data set has converted them. Only the selected
-        keywords (:data:`HEADER_KEYWORDS` unless told otherwise) that the file has.
+        The header's elements as read (pydicom's raw elements, and ``DataElement`` for
+        undefined-length sequences) by tag as a plain ``int``: looking one up then never
+        calls pydicom's ``Tag.__eq__``. Only the selected keywords (:data:`HEADER_KEYWORDS`
+        unless told otherwise) that the file has.
     transfer_syntax : pydicom.uid.UID
         From the file meta, or inferred from the encoding when the file has none.
     has_file_meta : bool
@@ -264,7 +265,7 @@ class InstanceHeader:
         """The header of a data set pydicom read in full."""
         header = cls(
             file,
-            dict(dataset.items()),
+            {int(tag): element for tag, element in dataset.items()},
             transfer_syntax,
             has_file_meta,
             pixel_keyword,
@@ -277,9 +278,9 @@ class InstanceHeader:
 
     @property
     def dataset(self) -> Dataset:
-        """The header as a pydicom ``Dataset`` (sharing :attr:`elements`)."""
+        """The header as a pydicom ``Dataset``, over a copy of :attr:`elements`."""
         if self._dataset is None:
-            dataset = Dataset(self.elements)
+            dataset = Dataset({Tag(tag): element for tag, element in self.elements.items()})
             dataset.set_original_encoding(*self.read_encoding, self.character_set())
             self._dataset = dataset
         return self._dataset
@@ -534,7 +535,7 @@ def _try_part10_header(
     # set over them is only made if someone asks for it.
     stopped_at: list[int] = []
     elements = {
-        element.tag: element
+        int(element.tag): element
         for element in data_element_generator(
             stream,
             implicit,
@@ -567,7 +568,7 @@ def _try_part10_header(
             encoding=header.character_set(),
             specific_tags=selection.later,
         ):
-            elements[element.tag] = element
+            elements[int(element.tag)] = element
         if not stopped_at:
             return None
     keyword, offset, length = _locate_pixel_data(stream, header.elements, transfer_syntax)
