@@ -22,6 +22,7 @@ costs a fraction of the data set's own conversion and gives the same values. The
 from __future__ import annotations
 
 import codecs
+import datetime
 import functools
 import io
 import struct
@@ -48,7 +49,7 @@ from pydicom.values import convert_value
 
 from workbench.io.errors import InvalidDicomError, PixelDataError, blaming
 from workbench.io.sources import DicomFile
-from workbench.values import LEFT_TO_DATASET, raw_element_value, raw_vr
+from workbench.values import LEFT_TO_DATASET, PLAIN_VRS, raw_element_value, raw_vr
 
 #: Tags read by :func:`read_header` (everything the catalog and series building use).
 HEADER_KEYWORDS: tuple[str, ...] = (
@@ -248,8 +249,9 @@ class InstanceHeader:
     # The pydicom data set over `elements`, made when first asked for: most headers of a
     # series are only ever read through get/text/floats.
     _dataset: Dataset | None = field(default=None, repr=False, compare=False)
-    # Values read through get(), with the raw element each was converted from.
+    # Values read through get() and text(), by keyword.
     _values: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _texts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_dataset(
@@ -317,7 +319,9 @@ class InstanceHeader:
         dozen such values per file, and the data set's own conversion (element objects,
         validation, hooks) would cost several times more than reading the header did.
         """
-        value = self._value(*self._element(keyword))
+        value = self._values.get(keyword, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[keyword] = self._convert(keyword)
         return default if value is None or value == "" else value
 
     def floats(self, keyword: str) -> tuple[float, ...] | None:
@@ -327,15 +331,15 @@ class InstanceHeader:
         ``DSfloat`` and ``IS`` do with each value after splitting at ``\\``; a value
         :func:`float` does not take is left to :meth:`get`.
         """
-        tag, element, vr = self._element(keyword)
+        _, element, vr = self._element(keyword)
         if vr in ("DS", "IS") and element.value is not None:
             items = element.value.rstrip(b" \x00").split(b"\\")
             try:
                 return tuple(map(float, items)) if items != [b""] else None
             except ValueError:
                 pass
-        value = self._value(tag, element, vr)
-        if value is None or value == "":
+        value = self.get(keyword)
+        if value is None:
             return None
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             value = [value]
@@ -351,29 +355,32 @@ class InstanceHeader:
         character repertoire, trailing padding and nulls removed; a UID also loses leading
         spaces), without building a ``UID``; anything else goes through :meth:`get`.
         """
-        tag, element, vr = self._element(keyword)
-        if vr in ("UI", "CS") and element.value is not None:
-            value = element.value.decode(_DEFAULT_CHARSET).rstrip(" \x00")
-            if "\\" not in value:  # one value
-                return (value.strip() if vr == "UI" else value) or default
-        value = self._value(tag, element, vr)
-        return default if value is None or value == "" else str(value)
+        text = self._texts.get(keyword)
+        if text is None:
+            text = self._texts[keyword] = self._convert_text(keyword)
+        return text or default
 
-    def _value(self, tag: int, element, vr: str | None):
-        """The value of ``element`` (``None`` when absent), as the data set would give it."""
+    def _convert_text(self, keyword: str) -> str:
+        _, element, vr = self._element(keyword)
+        if vr in ("UI", "CS") and element.value is not None:
+            text = element.value.decode(_DEFAULT_CHARSET).rstrip(" \x00")
+            if "\\" not in text:  # one value
+                return text.strip() if vr == "UI" else text
+        value = self.get(keyword)
+        return "" if value is None else str(value)
+
+    def _convert(self, keyword: str):
+        """The value of ``keyword`` (``None`` when absent), as the data set would give it."""
+        tag, element, vr = self._element(keyword)
         if element is None:
             return None
-        known = self._values.get(tag)
-        if known is not None and known[0] is element:
-            return known[1]
         if vr is None:  # converted already
             value = element.value
+        elif vr in PLAIN_VRS:
+            value = _plain_value(vr, element)
         else:
             value = raw_element_value(element, vr, self.character_set)
-            if value is LEFT_TO_DATASET:
-                value = self.dataset[tag].value
-        self._values[tag] = (element, value)
-        return value
+        return self.dataset[tag].value if value is LEFT_TO_DATASET else value
 
     def _element(self, keyword: str) -> tuple[int, object, str | None]:
         """(tag, element or ``None``, VR when the element is not converted yet)."""
@@ -384,6 +391,29 @@ class InstanceHeader:
         if isinstance(element, RawDataElement):
             return tag, element, raw_vr(tag, element)
         return tag, element, None
+
+
+_UNREAD = object()
+# Values of plain VRs (numbers, codes, UIDs, dates) converted so far, by VR, raw bytes and
+# byte order: the files of a series repeat most of theirs (size, spacing, orientation,
+# rescale, windows), and looking one up costs a fraction of converting it again. Only
+# immutable values are kept, so that no header can change another's.
+_PLAIN_VALUES: dict[tuple, object] = {}
+_PLAIN_VALUES_KEPT = 4096
+_IMMUTABLE = (int, float, str, bytes, datetime.date, datetime.time)
+
+
+def _plain_value(vr: str, element: RawDataElement):
+    """The value of a raw element of a VR in :data:`~workbench.values.PLAIN_VRS`."""
+    key = (vr, element.value, element.is_little_endian)
+    value = _PLAIN_VALUES.get(key, _UNREAD)
+    if value is _UNREAD:
+        value = raw_element_value(element, vr, default_encoding)  # no text: no character set
+        if isinstance(value, _IMMUTABLE):
+            if len(_PLAIN_VALUES) >= _PLAIN_VALUES_KEPT:
+                _PLAIN_VALUES.clear()
+            _PLAIN_VALUES[key] = value
+    return value
 
 
 def read_header(
