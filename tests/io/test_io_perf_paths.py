@@ -89,6 +89,22 @@ def test_header_values_equal_the_data_set_values_on_every_real_file(shared_data)
             assert quick.floats(keyword) == _as_floats(expected), where
 
 
+def test_headers_of_one_series_never_share_a_value_that_can_change(ct_series):
+    """Values the files of a series repeat are converted once, but a list one header gives
+    out must not be the list another header gives out."""
+    first, second = (
+        read_header(DicomFile(str(p)), keywords=SERIES_KEYWORDS)
+        for p in sorted(ct_series.iterdir())[:2]
+    )
+    assert first.get("Rows") == second.get("Rows") == 512
+    orientation = first.get("ImageOrientationPatient")
+    assert orientation == second.get("ImageOrientationPatient")
+    orientation[0] = 99.0
+    assert second.get("ImageOrientationPatient")[0] != 99.0
+    assert first.get("PatientName") is None  # not a series keyword: not read
+    assert first.dataset.Rows == 512 and "PatientName" not in first.dataset
+
+
 def test_quick_headers_warn_no_more_than_general_headers(shared_data, recwarn):
     for file in _dicom_files(shared_data):
         read_header(file)
