@@ -16,10 +16,6 @@ from workbench.io.headers import HEADER_KEYWORDS, InstanceHeader, read_header
 from workbench.io.sources import DicomFile, Source, iter_files
 
 
-def _text(value) -> str:
-    return "" if value is None else str(value)
-
-
 @dataclass
 class Skipped:
     """A file the scan did not catalog, and why."""
@@ -117,35 +113,34 @@ class Catalog:
 
     def add(self, header: InstanceHeader) -> None:
         """File one header under its patient, study and series."""
-        ds = header.dataset
         patient_key = (header.text("PatientID"), header.text("PatientName"))
         patient = self.patients.get(patient_key)
         if patient is None:
             patient = self.patients[patient_key] = Patient(
                 id=patient_key[0],
                 name=patient_key[1],
-                birth_date=_text(ds.get("PatientBirthDate")),
-                sex=_text(ds.get("PatientSex")),
+                birth_date=header.text("PatientBirthDate"),
+                sex=header.text("PatientSex"),
             )
         study_uid = header.text("StudyInstanceUID")
         study = patient.studies.get(study_uid)
         if study is None:
             study = patient.studies[study_uid] = Study(
                 uid=study_uid,
-                date=_text(ds.get("StudyDate")),
-                time=_text(ds.get("StudyTime")),
-                description=_text(ds.get("StudyDescription")),
-                accession_number=_text(ds.get("AccessionNumber")),
+                date=header.text("StudyDate"),
+                time=header.text("StudyTime"),
+                description=header.text("StudyDescription"),
+                accession_number=header.text("AccessionNumber"),
                 patient_id=patient.id,
             )
         series_uid = header.text("SeriesInstanceUID")
         series = study.series.get(series_uid)
         if series is None:
-            number = ds.get("SeriesNumber")
+            number = header.get("SeriesNumber")
             series = study.series[series_uid] = Series(
                 uid=series_uid,
-                modality=_text(ds.get("Modality")),
-                description=_text(ds.get("SeriesDescription")),
+                modality=header.text("Modality"),
+                description=header.text("SeriesDescription"),
                 number=int(number) if number not in (None, "") else None,
                 study_uid=study_uid,
             )
