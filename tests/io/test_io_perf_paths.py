@@ -43,7 +43,6 @@ def _dicom_files(shared_data):
 
 @pytest.mark.parametrize("keywords", [HEADER_KEYWORDS, SERIES_KEYWORDS], ids=["catalog", "series"])
 def test_quick_headers_equal_general_headers_on_every_real_file(shared_data, keywords):
-    assert set(SERIES_KEYWORDS) <= set(HEADER_KEYWORDS)
     files = _dicom_files(shared_data)
     assert len(files) > 100
     for file in files:

@@ -51,9 +51,48 @@ from workbench.io.errors import InvalidDicomError, PixelDataError, blaming
 from workbench.io.sources import DicomFile
 from workbench.values import LEFT_TO_DATASET, PLAIN_VRS, raw_element_value, raw_vr
 
-#: Tags read by :func:`read_header` (everything the catalog and series building use).
+#: What building a series reads from every file (the study and patient attributes come from
+#: the series' first file, read in full). Each tag kept costs a little on every file, and a
+#: series has hundreds.
+SERIES_KEYWORDS: tuple[str, ...] = (
+    # instance and series
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "InstanceNumber",
+    "NumberOfFrames",
+    # geometry
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "SliceThickness",
+    # image pixel module
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    # modality and VOI LUT
+    "RescaleSlope",
+    "RescaleIntercept",
+    "RescaleType",
+    "WindowCenter",
+    "WindowWidth",
+    # enhanced multi-frame
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+)
+#: Tags read by :func:`read_header` by default: what the catalog shows, and everything a
+#: series needs.
 HEADER_KEYWORDS: tuple[str, ...] = (
-    # patient / study / series
+    *SERIES_KEYWORDS,
+    # patient, study and series
     "PatientID",
     "PatientName",
     "PatientBirthDate",
@@ -65,93 +104,32 @@ HEADER_KEYWORDS: tuple[str, ...] = (
     "StudyID",
     "AccessionNumber",
     "ReferringPhysicianName",
-    "SeriesInstanceUID",
     "SeriesNumber",
-    "SeriesDescription",
     "SeriesDate",
     "SeriesTime",
-    "Modality",
     "BodyPartExamined",
     "Manufacturer",
     "ManufacturerModelName",
     "FrameOfReferenceUID",
     "PatientPosition",
     # instance
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "InstanceNumber",
     "AcquisitionNumber",
     "ImageType",
     "ContentDate",
     "ContentTime",
     "AcquisitionDateTime",
     "AcquisitionTime",
-    "NumberOfFrames",
     # geometry
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "PixelSpacing",
-    "ImagerPixelSpacing",
-    "SliceThickness",
     "SpacingBetweenSlices",
     "SliceLocation",
     "GantryDetectorTilt",
-    # image pixel module
-    "Rows",
-    "Columns",
-    "SamplesPerPixel",
-    "PhotometricInterpretation",
-    "PlanarConfiguration",
-    "BitsAllocated",
-    "BitsStored",
+    # pixels, LUTs and presentation
     "HighBit",
-    "PixelRepresentation",
-    # modality and VOI LUT, presentation
-    "RescaleSlope",
-    "RescaleIntercept",
-    "RescaleType",
     "ModalityLUTSequence",
-    "WindowCenter",
-    "WindowWidth",
     "WindowCenterWidthExplanation",
     "VOILUTFunction",
     "PresentationLUTShape",
     "LossyImageCompression",
-    # enhanced multi-frame
-    "SharedFunctionalGroupsSequence",
-    "PerFrameFunctionalGroupsSequence",
-)
-#: The part of :data:`HEADER_KEYWORDS` that building a series reads from every file (the
-#: study and patient attributes come from the series' first file, read in full). Each tag
-#: kept costs a little on every file, and a series has hundreds.
-SERIES_KEYWORDS: tuple[str, ...] = (
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "Modality",
-    "SeriesInstanceUID",
-    "SeriesDescription",
-    "InstanceNumber",
-    "NumberOfFrames",
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "PixelSpacing",
-    "ImagerPixelSpacing",
-    "SliceThickness",
-    "Rows",
-    "Columns",
-    "SamplesPerPixel",
-    "PhotometricInterpretation",
-    "PlanarConfiguration",
-    "BitsAllocated",
-    "BitsStored",
-    "PixelRepresentation",
-    "RescaleSlope",
-    "RescaleIntercept",
-    "RescaleType",
-    "WindowCenter",
-    "WindowWidth",
-    "SharedFunctionalGroupsSequence",
-    "PerFrameFunctionalGroupsSequence",
 )
 _SPECIFIC_TAGS = [Tag(keyword) for keyword in HEADER_KEYWORDS]
 # How pydicom decodes UIDs and code strings, under the codec's own name (which Python
