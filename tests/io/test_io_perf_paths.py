@@ -104,6 +104,19 @@ def test_headers_of_one_series_never_share_a_value_that_can_change(ct_series):
     assert first.dataset.Rows == 512 and "PatientName" not in first.dataset
 
 
+def test_values_shared_across_files_follow_pydicom_number_settings(ct_series):
+    file = DicomFile(str(sorted(ct_series.iterdir())[0]))
+    thickness = read_header(file).get("SliceThickness")
+    assert type(thickness) is pydicom.valuerep.DSfloat
+    pydicom.config.DS_decimal(True)
+    try:
+        thickness = read_header(file).get("SliceThickness")
+    finally:
+        pydicom.config.DS_decimal(False)
+    assert type(thickness) is pydicom.valuerep.DSdecimal
+    assert type(read_header(file).get("SliceThickness")) is pydicom.valuerep.DSfloat
+
+
 def test_quick_headers_warn_no_more_than_general_headers(shared_data, recwarn):
     for file in _dicom_files(shared_data):
         read_header(file)

@@ -230,6 +230,9 @@ class InstanceHeader:
     # Values read through get() and text(), by keyword.
     _values: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _texts: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _character_set: str | list[str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_dataset(
@@ -267,18 +270,17 @@ class InstanceHeader:
 
     def character_set(self) -> str | list[str]:
         """The encodings of text values, from (0008,0005) Specific Character Set."""
-        if self._dataset is not None:
-            return self._dataset.original_character_set
-        element = self.elements.get(_SPECIFIC_CHARACTER_SET)
-        if element is None:
-            return default_encoding
-        if isinstance(element, RawDataElement):
-            return convert_encodings(convert_value("CS", element))
-        return convert_encodings(element.value)
-
-    def __contains__(self, keyword_or_tag: str | int) -> bool:
-        tag = _KEYWORD_TAGS.get(keyword_or_tag) or Tag(keyword_or_tag)
-        return tag in self.elements
+        if self._character_set is None:
+            element = self.elements.get(_SPECIFIC_CHARACTER_SET)
+            if self._dataset is not None:
+                self._character_set = self._dataset.original_character_set
+            elif element is None:
+                self._character_set = default_encoding
+            elif isinstance(element, RawDataElement):
+                self._character_set = convert_encodings(convert_value("CS", element))
+            else:
+                self._character_set = convert_encodings(element.value)
+        return self._character_set
 
     @property
     def number_of_frames(self) -> int:
@@ -375,7 +377,8 @@ _UNREAD = object()
 # Values of plain VRs (numbers, codes, UIDs, dates) converted so far, by VR, raw bytes and
 # byte order: the files of a series repeat most of theirs (size, spacing, orientation,
 # rescale, windows), and looking one up costs a fraction of converting it again. Only
-# immutable values are kept, so that no header can change another's.
+# immutable values are kept, so that no header can change another's; the pydicom settings
+# that change what a number converts to are part of the key.
 _PLAIN_VALUES: dict[tuple, object] = {}
 _PLAIN_VALUES_KEPT = 4096
 _IMMUTABLE = (int, float, str, bytes, datetime.date, datetime.time)
@@ -383,7 +386,14 @@ _IMMUTABLE = (int, float, str, bytes, datetime.date, datetime.time)
 
 def _plain_value(vr: str, element: RawDataElement):
     """The value of a raw element of a VR in :data:`~workbench.values.PLAIN_VRS`."""
-    key = (vr, element.value, element.is_little_endian)
+    key = (
+        vr,
+        element.value,
+        element.is_little_endian,
+        pydicom.config.use_DS_decimal,
+        pydicom.config.use_DS_numpy,
+        pydicom.config.use_IS_numpy,
+    )
     value = _PLAIN_VALUES.get(key, _UNREAD)
     if value is _UNREAD:
         value = raw_element_value(element, vr, default_encoding)  # no text: no character set
