@@ -11,7 +11,7 @@ import pydicom
 import pytest
 from pydicom.tag import Tag
 
-from workbench.io import PixelDataError, scan
+from workbench.io import PixelDataError, open_series, scan
 from workbench.io.headers import (
     _SPECIFIC_TAGS,
     HEADER_KEYWORDS,
@@ -115,6 +115,18 @@ def test_values_shared_across_files_follow_pydicom_number_settings(ct_series):
         pydicom.config.DS_decimal(False)
     assert type(thickness) is pydicom.valuerep.DSdecimal
     assert type(read_header(file).get("SliceThickness")) is pydicom.valuerep.DSfloat
+
+
+def test_instance_numbers_read_as_pydicom_reads_them(ct_copy):
+    victim = sorted(ct_copy.iterdir())[0]
+    ds = pydicom.dcmread(victim)
+    ds["InstanceNumber"]._value = "7.5"  # invalid for IS; pydicom warns and truncates
+    ds.save_as(victim)
+    with pytest.warns(UserWarning, match="IS"):
+        expected = int(pydicom.dcmread(victim).InstanceNumber)
+    array = open_series(ct_copy)
+    index = list(array.sop_instance_uid.values).index(ds.SOPInstanceUID)
+    assert array.instance_number.values[index] == expected == 7
 
 
 def test_quick_headers_warn_no_more_than_general_headers(shared_data, recwarn):

@@ -84,16 +84,17 @@ def _float(value) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def _whole(numbers: tuple[float, ...] | None) -> int | None:
-    """The first of ``numbers`` when it is a whole number (an IS value read as floats)."""
-    return int(numbers[0]) if numbers and numbers[0].is_integer() else None
+def _integer(numbers: tuple[float, ...] | None) -> int | None:
+    """The first of ``numbers`` (an IS value read as floats) as pydicom's ``IS`` gives it:
+    truncated when it is not a whole number (pydicom warns about those)."""
+    return int(numbers[0]) if numbers and math.isfinite(numbers[0]) else None
 
 
 def frame_infos(header: InstanceHeader) -> list[FrameInfo]:
     """One :class:`FrameInfo` per frame of the file."""
     get = header.get
     enhanced = _PER_FRAME_GROUPS in header.elements or _SHARED_GROUPS in header.elements
-    instance_number = _whole(header.floats("InstanceNumber"))
+    instance_number = _integer(header.floats("InstanceNumber"))
     sop_instance_uid = header.text("SOPInstanceUID")
     sop_class_uid = header.text("SOPClassUID")
     imager_spacing = None
