@@ -40,6 +40,7 @@ from .schema import (
 from .schema import instances as instances_table
 from .schema import series as series_table
 from .schema import studies as studies_table
+from .stability import StabilityMonitor
 from .store import FileStore, StoreLock
 from .tags import (
     EXTRA_TAGS,
@@ -90,6 +91,8 @@ class Index:
                 create_sqlite_nocase_indexes(conn)
         # One writer at a time inside this process; SQLite's busy timeout covers others.
         self._write_lock = threading.RLock()
+        # Announces StableSeries/Study/Patient in the change log, as Orthanc does.
+        self._stability = StabilityMonitor(self.config.StableAge, self._announce_stable)
         self.last_reconcile: ReconcileReport | None = None
         # Every process using the store holds a shared lock on it; reconciling needs it
         # exclusively, so a second process (say `workbench import` next to a running server)
@@ -183,6 +186,10 @@ class Index:
             raise
         if status == "AlreadyStored":
             self.store.remove(file_uuid)
+        else:  # Orthanc's order: the series is announced stable first
+            self._stability.touch(
+                (("Series", series_id), ("Study", study_id), ("Patient", patient_id))
+            )
         for old in obsolete:
             self.store.remove(old)
         return IngestResult(status, instance_id, series_id, study_id, patient_id,
@@ -861,6 +868,16 @@ class Index:
         return {"Changes": items, "Done": done,
                 "Last": rows[-1].seq if rows else (last_seq if last else since)}
 
+    def _announce_stable(self, resources: list[tuple[str, str]]) -> None:
+        """Log ``Stable<Level>`` changes for the resources (those still indexed)."""
+        with self._writing() as conn:
+            items = [
+                (f"Stable{level}", level, public_id)
+                for level, public_id in resources
+                if conn.execute(_PK_BY_ID[level], {"public_id": public_id}).first() is not None
+            ]
+            self._log_changes(conn, items, _now()[0])
+
     # ---------------------------------------------------------------------------- reconcile
     def reconcile(self) -> ReconcileReport:
         """Bring files and rows back in agreement (see :func:`workbench.pacs.reconcile.reconcile`).
@@ -875,7 +892,11 @@ class Index:
         return reconcile(self)
 
     def close(self) -> None:
-        """Release database connections and the store lock."""
+        """Release database connections and the store lock.
+
+        Resources not yet stable are not announced (as when Orthanc stops).
+        """
+        self._stability.stop()
         self.engine.dispose()
         self._store_lock.release()
 
