@@ -83,6 +83,26 @@ def test_rendered_pixels_equal_io_render_at_one_to_one(ct_stack, cache) -> None:
     np.testing.assert_array_equal(frame.pixels, expected)
 
 
+def test_rectangular_pixels_are_drawn_in_proportion(ct_stack, cache) -> None:
+    """A CT with rows 1 mm apart and columns 0.5 mm apart fills a 512² viewport 256 wide
+    and 512 tall: each image row is one row of the drawing, each screen column the image
+    column under its centre (every second one)."""
+    from workbench.widgets.model import Viewport
+
+    stack = ct_stack.copy()
+    stack.attrs = {**ct_stack.attrs, "PixelSpacing": [1.0, 0.5]}
+    v = Viewport(stack, cache=cache, size=(512, 512))
+    v.frame, v.window = 12, (40, 400)
+    assert v.pixel_aspect == 2.0
+    frame = render_viewport(v)
+    assert (frame.x, frame.y, frame.width, frame.height) == (128, 0, 256, 512)
+    expected = display.render(stack[12].values, stack.attrs, window=(40, 400))
+    np.testing.assert_array_equal(frame.pixels, expected[:, 1::2])
+    v.rotation = 90
+    frame = render_viewport(v)
+    assert (frame.x, frame.y, frame.width, frame.height) == (0, 128, 512, 256)
+
+
 def test_bytes_sent_are_bounded_by_the_viewport(shared_data) -> None:
     cr = open_series(shared_data / "nema_cr_rg2_fuji" / "RG2_JPLL.dcm")  # 2140×1760
     viewer = Viewer(cr, size=(400, 430), thumbnails=False)

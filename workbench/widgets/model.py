@@ -270,6 +270,22 @@ class Viewport(Observable):
             return (0, 0)
         return (int(self._stack.sizes["x"]), int(self._stack.sizes["y"]))
 
+    @property
+    def pixel_aspect(self) -> float:
+        """Height over width of the stack's pixels (row over column spacing), 1 if unknown.
+
+        Pixels are drawn that shape, so that anatomy sampled on a rectangular grid keeps its
+        proportions on screen.
+        """
+        spacing = self._stack.attrs.get("PixelSpacing") if self._stack is not None else None
+        try:
+            row_spacing, column_spacing = (float(v) for v in spacing)
+        except (TypeError, ValueError):
+            return 1.0
+        if row_spacing > 0 and column_spacing > 0 and math.isfinite(row_spacing / column_spacing):
+            return row_spacing / column_spacing
+        return 1.0
+
     def frame_coord(self, name: str, default: Any = None) -> Any:
         """A per-frame coordinate (``position``, ``instance_number``...) of the current frame."""
         if self._stack is None or name not in self._stack.coords:
@@ -365,7 +381,7 @@ class Viewport(Observable):
             return self._zoom
         if self._stack is None:
             return 1.0
-        return fit_zoom(self.image_size, self._size, self._rotation)
+        return fit_zoom(self.image_size, self._size, self._rotation, self.pixel_aspect)
 
     def zoom_by(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
         """Multiply the zoom, keeping the display point ``anchor`` over the same image point."""
@@ -464,6 +480,7 @@ class Viewport(Observable):
             pan=self._pan,
             rotation=self._rotation,
             flip=self._flip,
+            aspect=self.pixel_aspect,
         )
 
     @property

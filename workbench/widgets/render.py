@@ -54,7 +54,9 @@ def render_viewport(viewport: Viewport) -> RenderedFrame | None:
     x0, y0, _, _, rows, cols = grid
     attrs = display.frame_attrs(viewport.stack, viewport.frame)
     oriented = transform.orient(viewport.pixels())
-    factor = int(1.0 / transform.zoom) if transform.zoom <= 0.5 else 1
+    # Blocks no larger than the part of the image under one screen pixel, in both directions.
+    scale = transform.pixel_scale
+    factor = int(1.0 / scale) if scale <= 0.5 else 1
     if factor >= 2 and attrs.get("palette") is None:  # palette indices cannot be averaged
         # Each screen pixel covers several image pixels: show their mean rather than one
         # of them, so a radiograph at "fit" is not aliased. The reduced frame is kept, so
