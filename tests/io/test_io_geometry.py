@@ -164,3 +164,12 @@ def test_projection_radiograph_falls_back_to_imager_pixel_spacing(shared_data):
     assert array.attrs["PixelSpacingSource"] == "ImagerPixelSpacing"
     assert array.attrs["PixelSpacing"] == [float(v) for v in ds.ImagerPixelSpacing]
     assert array.x.values[1] == pytest.approx(float(ds.ImagerPixelSpacing[1]))
+
+
+def test_pixel_aspect_ratio_is_kept_for_images_without_spacing(shared_data, tmp_path):
+    source = shared_data / "us_siemens_rgb/RGB_IMAGE.dcm"
+    assert open_series(source).attrs["PixelAspectRatio"] is None
+    ds = pydicom.dcmread(source)
+    ds.PixelAspectRatio = [4, 3]
+    ds.save_as(tmp_path / "aspect.dcm")
+    assert open_series(tmp_path / "aspect.dcm").attrs["PixelAspectRatio"] == [4, 3]

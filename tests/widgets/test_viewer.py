@@ -101,6 +101,9 @@ def test_rectangular_pixels_are_drawn_in_proportion(ct_stack, cache) -> None:
     v.rotation = 90
     frame = render_viewport(v)
     assert (frame.x, frame.y, frame.width, frame.height) == (0, 128, 512, 256)
+    # Without spacing, (0028,0034) Pixel Aspect Ratio (vertical\\horizontal) gives the shape.
+    stack.attrs = {**ct_stack.attrs, "PixelSpacing": None, "PixelAspectRatio": [1, 2]}
+    assert Viewport(stack, cache=cache, size=(512, 512)).pixel_aspect == 0.5
 
 
 def test_bytes_sent_are_bounded_by_the_viewport(shared_data) -> None:

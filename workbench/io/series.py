@@ -480,6 +480,16 @@ def _multi(value) -> list | None:
     return values
 
 
+def _aspect_ratio(value) -> list[int] | None:
+    """(0028,0034) Pixel Aspect Ratio as ``[vertical, horizontal]``, if it is two positive
+    integers (PS3.3 C.7.6.3.1.7)."""
+    try:
+        vertical, horizontal = (int(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return [vertical, horizontal] if vertical > 0 and horizontal > 0 else None
+
+
 def _lut_array(item: Dataset) -> tuple[int, int, np.ndarray]:
     """(first mapped value, bits, data) of a LUT item, per PS3.3 C.11.1.1."""
     entries, first, bits = (int(v) for v in item.LUTDescriptor)
@@ -537,6 +547,7 @@ def _attrs(
         "PixelRepresentation": int(ds.get("PixelRepresentation") or 0),
         "PixelSpacing": list(info.pixel_spacing) if info.pixel_spacing else None,
         "PixelSpacingSource": info.spacing_source,
+        "PixelAspectRatio": _aspect_ratio(ds.get("PixelAspectRatio")),
         "ImageOrientationPatient": list(info.orientation) if info.orientation else None,
         "SliceThickness": info.slice_thickness,
         "WindowCenter": centers,

@@ -272,18 +272,20 @@ class Viewport(Observable):
 
     @property
     def pixel_aspect(self) -> float:
-        """Height over width of the stack's pixels (row over column spacing), 1 if unknown.
+        """Height over width of the stack's pixels, 1 if unknown.
 
-        Pixels are drawn that shape, so that anatomy sampled on a rectangular grid keeps its
+        From the row and column spacing, else (0028,0034) Pixel Aspect Ratio. Pixels are
+        drawn that shape, so that anatomy sampled on a rectangular grid keeps its
         proportions on screen.
         """
-        spacing = self._stack.attrs.get("PixelSpacing") if self._stack is not None else None
-        try:
-            row_spacing, column_spacing = (float(v) for v in spacing)
-        except (TypeError, ValueError):
-            return 1.0
-        if row_spacing > 0 and column_spacing > 0 and math.isfinite(row_spacing / column_spacing):
-            return row_spacing / column_spacing
+        attrs = self._stack.attrs if self._stack is not None else {}
+        for keyword in ("PixelSpacing", "PixelAspectRatio"):
+            try:
+                height, width = (float(v) for v in attrs.get(keyword))
+            except (TypeError, ValueError):
+                continue
+            if height > 0 and width > 0 and math.isfinite(height / width):
+                return height / width
         return 1.0
 
     def frame_coord(self, name: str, default: Any = None) -> Any:
