@@ -160,7 +160,6 @@ def _selection(keywords: tuple[str, ...]) -> _TagSelection:
 
 _NUMBER_OF_FRAMES = 0x00280008
 _SOP_CLASS_UID, _SOP_INSTANCE_UID = 0x00080016, 0x00080018
-_SPECIFIC_CHARACTER_SET = 0x00080005
 _ROWS = 0x00280010
 _TRANSFER_SYNTAX_UID = 0x00020010
 
@@ -271,15 +270,10 @@ class InstanceHeader:
     def character_set(self) -> str | list[str]:
         """The encodings of text values, from (0008,0005) Specific Character Set."""
         if self._character_set is None:
-            element = self.elements.get(_SPECIFIC_CHARACTER_SET)
-            if self._dataset is not None:
+            if self._dataset is not None:  # read by pydicom, which worked it out
                 self._character_set = self._dataset.original_character_set
-            elif element is None:
-                self._character_set = default_encoding
-            elif isinstance(element, RawDataElement):
-                self._character_set = convert_encodings(convert_value("CS", element))
             else:
-                self._character_set = convert_encodings(element.value)
+                self._character_set = convert_encodings(self.get("SpecificCharacterSet"))
         return self._character_set
 
     @property
