@@ -59,11 +59,6 @@ class StabilityMonitor:
                 self._thread.start()
             self._condition.notify()
 
-    def pending(self) -> list[Resource]:
-        """The resources not yet stable, first due first."""
-        with self._condition:
-            return list(self._deadlines)
-
     def stop(self) -> None:
         """Stop the monitor; resources still settling are dropped unannounced."""
         with self._condition:

@@ -4,9 +4,8 @@ The display transform of a viewport is: stretch rows by the pixel aspect ratio (
 a pixel's height over its width, from Pixel Spacing, so that anatomy keeps its shape), mirror
 (``flip``), rotate clockwise (``rotation``), scale (``zoom`` display pixels per image column),
 then shift so that the image centre sits at the viewport centre plus ``pan`` (display
-pixels). Image points are ``(column, row)`` with
-``(0, 0)`` the centre of the top-left pixel; display points are canvas coordinates with
-``(0, 0)`` the top-left corner of the canvas.
+pixels). Image points are ``(column, row)`` with ``(0, 0)`` the centre of the top-left pixel;
+display points are canvas coordinates with ``(0, 0)`` the top-left corner of the canvas.
 
 Everything here is plain arithmetic so that drawing, mouse hit-testing and GSPS Displayed Area
 conversions agree exactly.
@@ -129,10 +128,10 @@ class DisplayTransform:
             oriented image (nearest neighbour) for its rows and columns. ``None`` when the
             image lies entirely outside the viewport.
         """
+        columns, rows = self.image_size
+        out_columns, out_rows = (rows, columns) if self._quarter_turns % 2 else (columns, rows)
         shown_width, shown_height = self.displayed_image_size
         pixel_width, pixel_height = self._oriented_pixel_size
-        out_columns = round(shown_width / pixel_width)
-        out_rows = round(shown_height / pixel_height)
         width, height = self.viewport_size
         # Top-left corner of the oriented image on the canvas (pixel corners, not centres).
         left = width / 2.0 + self.pan[0] - self.zoom * shown_width / 2.0
