@@ -188,3 +188,30 @@ def test_annotations_stay_on_the_anatomy_under_zoom_pan_and_rotation(model) -> N
     x, y = viewport.transform().to_display(points[1])
     model.tool = "select"
     assert ui.hit_test(viewport, x + 2, y - 2) == (length, 1)
+
+
+def test_shortcut_keys(model) -> None:
+    from workbench.widgets.cine import Cine
+
+    cine = Cine(model)
+    ui = Interaction(model, cine)
+    v = model.viewports[0]
+    presets = list(v.presets())
+    assert ui.key(0, "2") and v.window == v.presets()[presets[1]]
+    assert not ui.key(0, "9")  # fewer presets than that
+    assert ui.key(0, "i") and v.invert
+    zoom = v.effective_zoom
+    assert ui.key(0, "+") and v.zoom == pytest.approx(zoom * 1.25)
+    assert ui.key(0, "-") and ui.key(0, "-") and v.zoom == pytest.approx(zoom / 1.25)
+    assert ui.key(0, "PageDown") and v.frame == 10
+    assert ui.key(0, "r")
+    assert (v.window, v.zoom, v.invert, v.frame) == (None, None, False, 10)
+
+    async def space_twice() -> None:
+        assert ui.key(0, " ") and cine.playing
+        assert ui.key(0, " ") and not cine.playing
+
+    import asyncio
+
+    asyncio.run(space_twice())
+    assert not Interaction(model).key(0, " ")  # no cine to start

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from workbench.widgets.model import Viewport
 from workbench.widgets.render import uses_voi_lut
 
@@ -19,6 +21,32 @@ def _name(value: str) -> str:
     # DICOM PN: Family^Given^Middle^Prefix^Suffix; show "Family, Given".
     parts = [p for p in str(value or "").split("^") if p]
     return ", ".join(parts[:2]) if parts else ""
+
+
+def millimetres(value) -> str:
+    """A length as the file gives it: ``1.25`` stays ``"1.25 mm"``, ``5.0`` reads ``"5 mm"``.
+
+    Decimal strings (DS) are read into the shortest float that gives them back, so printing
+    that float keeps exactly the digits the file has, no more, no less.
+    """
+    text = repr(float(value))
+    return (text[:-2] if text.endswith(".0") else text) + " mm"
+
+
+def slice_spacing(viewport: Viewport) -> float | None:
+    """Distance between slice centres: (0018,0088) Spacing Between Slices, else the step of
+    the frames' positions along the stack when they are evenly spaced."""
+    given = viewport.attrs.get("SpacingBetweenSlices")
+    if given:
+        return float(given)
+    stack = viewport.stack
+    if stack is None or viewport.frame_count < 2 or "position" not in stack.coords:
+        return None
+    steps = np.abs(np.diff(np.asarray(stack.coords["position"].values, dtype=float)))
+    if not np.all(np.isfinite(steps)) or steps.max() - steps.min() > 0.01 * steps.max():
+        return None
+    # Positions are sums of decimal values; round off the binary noise of their difference.
+    return round(float(steps.mean()), 4) or None
 
 
 def frame_label(viewport: Viewport) -> str:
@@ -62,9 +90,17 @@ def corner_text(viewport: Viewport) -> dict[str, list[str]]:
     position = viewport.frame_coord("position")
     if position is not None and isinstance(position, float) and math.isfinite(position):
         bottom_left.append(f"Pos {position:.1f} mm")
-    thickness = a.get("SliceThickness")
-    if thickness:
-        bottom_left.append(f"Thk {float(thickness):.1f} mm")
+    thickness, spacing = a.get("SliceThickness"), slice_spacing(viewport)
+    bottom_left.append(
+        " ".join(
+            part
+            for part in (
+                f"Thk {millimetres(thickness)}" if thickness else "",
+                f"Sp {millimetres(spacing)}" if spacing else "",
+            )
+            if part
+        )
+    )
     bottom_right = [window_label(viewport), f"Zoom {viewport.effective_zoom:.2f}×"]
     if viewport.invert:
         bottom_right.append("Inverted")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.io.presentation import Annotation
+from workbench.widgets.cine import Cine
 from workbench.widgets.measurements import REQUIRED_POINTS
 from workbench.widgets.model import (
     DRAWING_TOOLS,
@@ -39,6 +40,28 @@ HIT_RADIUS = 8.0
 WHEEL_ZOOM_STEP = 1.15
 #: Display pixels of vertical drag per frame with the scroll tool.
 SCROLL_PIXELS_PER_FRAME = 6.0
+#: Zoom step of the + and - keys.
+KEY_ZOOM_STEP = 1.25
+#: Frames moved by each navigation key.
+FRAME_KEYS = {
+    "ArrowDown": 1, "ArrowRight": 1, "ArrowUp": -1, "ArrowLeft": -1,
+    "PageDown": 10, "PageUp": -10,
+}  # fmt: skip
+
+#: The keyboard shortcuts over a viewport, as the help lists them: (keys, what they do).
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("1 … 9", "window preset by its number in the presets menu"),
+    ("i", "invert grey levels"),
+    ("r", "reset the display"),
+    ("space", "start or stop cine from the frame on screen"),
+    ("+ / −", "zoom in / out"),
+    ("↑ ← / ↓ →", "previous / next frame"),
+    ("PgUp / PgDn", "10 frames back / forward"),
+    ("Home / End", "first / last frame"),
+    ("Enter", "finish a VHS"),
+    ("Esc", "cancel drawing, clear the selection"),
+    ("Del", "delete the selected annotation"),
+)
 
 #: Which tools the toolbar offers per modality ("*" for any modality not listed).
 DEFAULT_TOOLBAR: dict[str, tuple[str, ...]] = {
@@ -113,11 +136,14 @@ class Interaction(Observable):
         The annotation picked with the select tool.
     label
         Text given to new arrows and text notes.
+    cine
+        What the space bar starts and stops (``None``: the key does nothing).
     """
 
-    def __init__(self, model: ViewerModel) -> None:
+    def __init__(self, model: ViewerModel, cine: Cine | None = None) -> None:
         super().__init__()
         self.model = model
+        self.cine = cine
         self._draft: Annotation | None = None
         self._draft_viewport: Viewport | None = None
         self._selected: Annotation | None = None
@@ -272,19 +298,12 @@ class Interaction(Observable):
             viewport.scroll(1 if delta > 0 else -1)
 
     def key(self, index: int, key: str) -> bool:
-        """A key press; returns whether it was used."""
+        """A key press (the browser's ``KeyboardEvent.key``); returns whether it was used.
+
+        See :data:`SHORTCUTS`.
+        """
         viewport = self._viewport(index)
-        steps = {
-            "ArrowDown": 1, "ArrowRight": 1, "ArrowUp": -1, "ArrowLeft": -1,
-            "PageDown": 10, "PageUp": -10,
-        }  # fmt: skip
-        if key in steps and viewport.stack is not None:
-            viewport.scroll(steps[key])
-        elif key == "Home" and viewport.stack is not None:
-            viewport.frame = 0
-        elif key == "End" and viewport.stack is not None:
-            viewport.frame = viewport.frame_count - 1
-        elif key == "Escape":
+        if key == "Escape":
             self._set_draft(None, None)
             self.select(None)
         elif key == "Enter":
@@ -293,6 +312,30 @@ class Interaction(Observable):
             if self.model.annotations.is_own(self._selected):
                 self.model.annotations.remove(self._selected)
             self.select(None)
+        elif viewport.stack is None:
+            return False
+        elif key in FRAME_KEYS:
+            viewport.scroll(FRAME_KEYS[key])
+        elif key == "Home":
+            viewport.frame = 0
+        elif key == "End":
+            viewport.frame = viewport.frame_count - 1
+        elif key in ("+", "="):
+            viewport.zoom_by(KEY_ZOOM_STEP)
+        elif key in ("-", "_"):
+            viewport.zoom_by(1.0 / KEY_ZOOM_STEP)
+        elif key.lower() == "i":
+            viewport.invert = not viewport.invert
+        elif key.lower() == "r":
+            viewport.reset()
+        elif key == " " and self.cine is not None:
+            self.cine.toggle()
+        elif len(key) == 1 and key in "123456789":
+            presets = list(viewport.presets())
+            number = int(key)
+            if number > len(presets):
+                return False
+            viewport.apply_preset(presets[number - 1])
         else:
             return False
         return True

@@ -21,6 +21,7 @@ import xarray as xr
 
 from workbench.widgets.annotations_panel import AnnotationsPanel, default_store
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
+from workbench.widgets.cine import Cine
 from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
 from workbench.widgets.stacks import LoadResult, load_stacks, stacks_from_index
 from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
@@ -92,13 +93,18 @@ class Toolbar:
         )
         self.layout.add_class("wb-layout")
         self.layout.observe(self._on_layout, names="value")
-        self.play = widgets.Play(interval=100, min=0, max=1, step=1, repeat=True,
-                                 description="Cine")  # fmt: skip
-        self.fps = widgets.BoundedIntText(value=10, min=1, max=60, description="fps",
+        cine = viewer.cine
+        self.play = widgets.ToggleButton(icon="play", tooltip="Cine (space): play from this frame",
+                                         layout={"width": "36px"})  # fmt: skip
+        self.play.add_class("wb-cine")
+        self.play.observe(self._on_play, names="value")
+        self.fps = widgets.BoundedIntText(value=int(cine.fps), min=1, max=60, description="fps",
                                           layout={"width": "110px"},
                                           style={"description_width": "28px"})  # fmt: skip
-        self.fps.observe(lambda c: setattr(self.play, "interval", int(1000 / c["new"])), "value")
-        self.play.observe(self._on_play, names="value")
+        self.fps.observe(lambda c: setattr(cine, "fps", c["new"]), "value")
+        self.measured_fps = widgets.HTML(layout={"width": "70px"})
+        self.measured_fps.add_class("wb-cine-rate")
+        cine.on_change(self._on_cine)
         self.label = widgets.Text(placeholder="arrow/text label", layout={"width": "140px"})
         self.label.observe(lambda c: viewer.interaction.set_label(c["new"]), "value")
         self.settings_button = widgets.ToggleButton(description="⚙ Tools", layout={"width": "auto"})
@@ -116,6 +122,7 @@ class Toolbar:
                 self.layout,
                 self.play,
                 self.fps,
+                self.measured_fps,
                 self.label,
                 self.settings_button,
             ],
@@ -125,6 +132,7 @@ class Toolbar:
             [row1, row2, self.settings], layout=widgets.Layout(max_width=f"{viewer.size[0]}px")
         )
         self.box.add_class("wb-toolbar")
+        self._rate_shown = 0.0
 
     def _act(self, action: Callable[[Viewport], None]) -> None:
         viewport = self.viewer.model.active_viewport
@@ -147,11 +155,22 @@ class Toolbar:
             self.viewer.layout = (rows, cols)
 
     def _on_play(self, change) -> None:
-        viewport = self.viewer.model.active_viewport
-        if viewport.stack is not None and viewport.frame_count > 1:
-            target = int(change["new"]) % viewport.frame_count
-            if target != viewport.frame:
-                viewport.frame = target
+        cine = self.viewer.cine
+        if change["new"] != cine.playing and not cine.toggle():
+            self.play.value = False
+
+    def _on_cine(self, change: Change) -> None:
+        cine = self.viewer.cine
+        if change.name == "playing":
+            self.play.value = change.new
+            self.play.icon = "pause" if change.new else "play"
+            self.measured_fps.value = ""
+        elif change.name == "measured_fps" and change.new is not None:
+            # The measured rate changes every frame; the label need not follow that fast.
+            now = cine.clock()
+            if now - self._rate_shown >= 0.5:
+                self._rate_shown = now
+                self.measured_fps.value = f"{change.new:.1f} fps"
 
     def _on_settings_toggle(self, change) -> None:
         self.settings.layout.display = "flex" if change["new"] else "none"
@@ -181,10 +200,13 @@ class Toolbar:
         self.settings.value = shown
         self.settings.observe(self._on_settings, names="value")
         presets = list(viewport.presets()) if viewport.stack is not None else []
-        self.presets.options = [PRESET_PROMPT, *presets]
+        # Numbered as the keys 1 to 9 choose them.
+        self.presets.options = [
+            (PRESET_PROMPT, PRESET_PROMPT),
+            *((f"{i} {name}" if i < 10 else name, name) for i, name in enumerate(presets, 1)),
+        ]
         self.presets.value = PRESET_PROMPT
-        self.play.max = max(viewport.frame_count - 1, 1)
-        self.play.disabled = viewport.frame_count < 2
+        self.play.disabled = viewport.frame_count < 2 and not self.viewer.cine.playing
 
 
 class Viewer:
@@ -244,7 +266,8 @@ class Viewer:
             viewport_size=self._viewport_size(rows, cols),
             cache=FrameCache(cache_bytes),
         )
-        self.interaction = Interaction(self.model)
+        self.cine = Cine(self.model)
+        self.interaction = Interaction(self.model, self.cine)
         self.views: list[ViewportView] = []
         self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="2px"))
         self.grid.add_class("wb-grid")
@@ -354,6 +377,7 @@ class Viewer:
 
     def close(self) -> None:
         """Close the widgets and stop background threads."""
+        self.cine.stop()
         for view in self.views:
             view.close()
         self.model.cache.close()
