@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,20 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory) -> Path:
+    """Where viewers keep presentation states during the tests (kernels, JupyterLab and Voilà
+    started by the tests inherit it): never the user's own state folder, never ``data/``."""
+    folder = tmp_path_factory.mktemp("workbench-states")
+    previous = os.environ.get("WORKBENCH_STATE_DIR")
+    os.environ["WORKBENCH_STATE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("WORKBENCH_STATE_DIR", None)
+    else:
+        os.environ["WORKBENCH_STATE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

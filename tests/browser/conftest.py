@@ -36,6 +36,8 @@ from tests.peers import free_port, require_tool
 from tests.servers import serving
 
 REPO = Path(__file__).resolve().parents[2]
+
+
 @dataclass
 class JupyterLab:
     url: str
@@ -56,8 +58,9 @@ def _jupyter_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def jupyter_lab(tmp_path_factory) -> JupyterLab:
-    """One JupyterLab for the session, bound to 127.0.0.1 with a random token."""
+def jupyter_lab(tmp_path_factory, state_dir) -> JupyterLab:
+    """One JupyterLab for the session, bound to 127.0.0.1 with a random token (its kernels
+    keep presentation states in the session's ``state_dir``)."""
     root = tmp_path_factory.mktemp("lab-root")
     config = tmp_path_factory.mktemp("lab-config")
     (config / "labconfig").mkdir()
@@ -97,8 +100,6 @@ def jupyter_lab(tmp_path_factory) -> JupyterLab:
         env=env,
     ) as process:
         yield JupyterLab(url, token, root, process)
-
-
 
 
 def new_page(browser):

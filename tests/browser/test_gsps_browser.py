@@ -28,7 +28,7 @@ def grey(page, canvas, path) -> np.ndarray:
 
 @pytest.fixture()
 def study_folder(jupyter_lab, shared_data):
-    """Three CT slices in a folder of the lab's root, where states get saved beside them."""
+    """Three CT slices in a folder of the lab's root (states never go there)."""
     folder = jupyter_lab.root / "gsps-study"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -38,18 +38,20 @@ def study_folder(jupyter_lab, shared_data):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def open_viewer(page, run_notebook, folder):
+def open_viewer(page, run_notebook, folder, state_dir):
     cells = [
         "from workbench.widgets import Viewer",
-        f"viewer = Viewer({str(folder)!r}, size=(518, 542))\nviewer",
+        f"viewer = Viewer({str(folder)!r}, size=(518, 542), state_dir={str(state_dir)!r})\nviewer",
     ]
     run_notebook(page, "gsps.ipynb", cells)
     return wait_for_viewer(page)
 
 
-def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artifacts_dir):
+def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artifacts_dir, tmp_path):
     page = lab_page
-    canvas = open_viewer(page, run_notebook, study_folder)
+    images = sorted(study_folder.iterdir())
+    state_dir = tmp_path / "states"
+    canvas = open_viewer(page, run_notebook, study_folder, state_dir)
     draw_length(page, canvas)
     page.locator(".wb-action", has_text="Invert").click()
     page.wait_for_timeout(500)
@@ -65,11 +67,12 @@ def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artif
     page.screenshot(path=str(artifacts_dir / "gsps_saved.png"))
     page.locator(".wb-popup-ok").click()
     popup.wait_for(state="detached")
-    (saved,) = study_folder.glob("PR_*.dcm")
+    assert sorted(study_folder.iterdir()) == images
+    (saved,) = state_dir.rglob("PR_*.dcm")
     assert pydicom.dcmread(saved).ContentDescription == "Teaching case"
 
     # Reopen: a new viewer on the same folder knows nothing but what was saved.
-    canvas = open_viewer(page, run_notebook, study_folder)
+    canvas = open_viewer(page, run_notebook, study_folder, state_dir)
     page.locator(".wb-has-states .wb-badge").wait_for()
     assert page.locator(".wb-annotations li[data-kind='length']").count() == 0
     normal = grey(page, canvas, artifacts_dir / "gsps_reopened.png")

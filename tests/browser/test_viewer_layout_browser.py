@@ -45,7 +45,7 @@ def test_thumbnails_layout_drag_keys(lab_page, run_notebook, shared_data, artifa
     page.mouse.down()
     page.mouse.move(target["x"] + 100, target["y"] + 100, steps=8)
     page.mouse.up()
-    wait_status(page, mr_viewport, "Im 1/28")
+    wait_status(page, mr_viewport, "Im 15/28")  # on the slice its thumbnail shows
 
     # Keyboard over a viewport: End jumps to the last frame, Home back to the first.
     canvas = page.locator(".wb-viewport").nth(mr_viewport).locator("canvas").first
@@ -70,5 +70,5 @@ def test_thumbnails_layout_drag_keys(lab_page, run_notebook, shared_data, artifa
     wait_status(page, 3, "empty")
     page.locator(".wb-viewport").nth(3).locator("canvas").first.click()
     page.locator(".wb-thumbnail", has_text="MR").first.click()
-    wait_status(page, 3, "Im 1/35")
+    wait_status(page, 3, "Im 18/35")
     page.screenshot(path=str(artifacts_dir / "viewer_layout_2x2.png"), full_page=True)

@@ -1,7 +1,9 @@
-"""Saved states in an index, through a ZIP export, a real Orthanc and back, and in folders."""
+"""Saved states in an index, through a ZIP export, a real Orthanc and back, and in the state
+folder of images opened from files."""
 
 from __future__ import annotations
 
+import getpass
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pydicom
 import pytest
 
 from tests.peers import free_port
-from workbench.io.gsps.store import FolderStateStore, IndexStateStore
+from workbench.io.gsps.store import FolderStateStore, IndexStateStore, default_state_dir
 from workbench.io.presentation import Annotation
 from workbench.pacs import Config, Index
 from workbench.pacs.export import write_archive
@@ -188,25 +190,83 @@ def test_study_with_its_gsps_goes_to_orthanc_and_back(saved, orthanc, tmp_path):
         fresh.close()
 
 
-def test_states_beside_files_without_an_index(shared_data, tmp_path):
+def folder_snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``folder`` with its size and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+    }
+
+
+def test_states_of_files_go_to_the_state_folder_never_beside_them(shared_data, tmp_path):
     folder = tmp_path / "ct"
     folder.mkdir()
     for path in ct_files(shared_data, 2):
         shutil.copy(path, folder / path.name)
-    viewer = Viewer(folder, thumbnails=False)
+    before = folder_snapshot(folder)
+    state_dir = tmp_path / "states"
+    viewer = Viewer(folder, thumbnails=False, state_dir=state_dir)
     try:
         store = viewer.presentation_states.store
-        assert isinstance(store, FolderStateStore) and store.folder == folder
+        assert isinstance(store, FolderStateStore) and store.folder == state_dir
         marks = annotate(viewer)
         display = viewer.active_viewport.display_settings()
-        state = viewer.save_state("Beside the files")
-        assert (folder / f"PR_{state.key}.dcm").is_file()
+        state = viewer.save_state("In the state folder")
+        study = viewer.active_viewport.attrs["StudyInstanceUID"]
+        saved = state_dir / study / f"PR_{state.key}.dcm"
+        assert saved.is_file()
+        # The state copies the image's own header (its file is known), not a made-up one.
+        ds = pydicom.dcmread(saved)
+        image = pydicom.dcmread(ct_files(shared_data, 1)[0], stop_before_pixels=True)
+        for keyword in ("AccessionNumber", "StudyID", "PatientBirthDate", "PatientSex"):
+            assert ds.get(keyword) == image.get(keyword), keyword
     finally:
         viewer.close()
-    again = Viewer(folder, thumbnails=False)
+    assert folder_snapshot(folder) == before
+    again = Viewer(folder, thumbnails=False, state_dir=state_dir)
     try:
         assert_loads_identically(again, state.key, marks, display)
         again.presentation_states.delete(state.key)
-        assert not (folder / f"PR_{state.key}.dcm").exists()
+        assert not saved.exists()
     finally:
         again.close()
+    assert folder_snapshot(folder) == before
+
+
+def test_the_state_folder_defaults_to_the_environment(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_STATE_DIR", str(tmp_path / "from-env"))
+    viewer = Viewer(ct_files(shared_data, 1), thumbnails=False)
+    try:
+        assert viewer.presentation_states.store.folder == tmp_path / "from-env"
+    finally:
+        viewer.close()
+    monkeypatch.delenv("WORKBENCH_STATE_DIR")
+    assert default_state_dir().parts[-2:] == ("workbench", "states")
+    assert Path.home() in default_state_dir().parents
+    with pytest.raises(TypeError, match="not both"):
+        Viewer(None, states=tmp_path, state_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("user", "environment", "expected"),
+    [("Teacher^Case", "Env^User", "Teacher^Case"), (None, "Env^User", "Env^User"),
+     (None, None, getpass.getuser())],
+)  # fmt: skip
+def test_creator_comes_from_the_viewer_then_the_environment_then_the_login(
+    shared_data, tmp_path, monkeypatch, user, environment, expected
+):
+    if environment is None:
+        monkeypatch.delenv("WORKBENCH_USER", raising=False)
+    else:
+        monkeypatch.setenv("WORKBENCH_USER", environment)
+    viewer = Viewer(ct_files(shared_data, 1), thumbnails=False, user=user,
+                    state_dir=tmp_path)  # fmt: skip
+    try:
+        annotate(viewer)
+        state = viewer.save_state("Whose")
+        # A one-part name is written as a family name ("root^").
+        assert state.creator.rstrip("^") == expected
+        ds = viewer.presentation_states.store.dataset(state.key)
+        assert str(ds.ContentCreatorName).rstrip("^") == expected
+    finally:
+        viewer.close()

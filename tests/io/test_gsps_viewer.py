@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from workbench.io import open_series
+from workbench.io.display import lut_window
 from workbench.io.gsps.store import MemoryStateStore
 from workbench.io.presentation import Annotation, DisplaySettings, VoiLut
 from workbench.widgets import Viewer
-from workbench.widgets.annotations_panel import VHS_NAME, for_viewport, lut_window
+from workbench.widgets.annotations_panel import VHS_NAME, for_viewport
 
 CT_SERIES = "series_ct_philips_ingenuity_5mm"
 

@@ -32,10 +32,12 @@ def test_series_group_the_right_files(catalog, shared_data):
     assert len(mr) == 35
     enhanced = next(s for s in catalog.series if s.description == "REST1 w SMS PF7-8")
     assert len(enhanced) == 4 and enhanced.number_of_frames == 24
-    # The presentation state has no pixels but is still cataloged.
-    assert any(s.modality == "PR" for s in catalog.series)
+    # The presentation state is cataloged as such, never as an image series.
+    assert not any(s.modality == "PR" for s in catalog.series)
+    assert [s.kind for s in catalog.objects if s.modality == "PR"] == ["presentation state"]
     frame = catalog.to_dataframe()
     assert frame.loc[frame.SeriesInstanceUID == ct.uid, "instances"].item() == 28
+    assert set(frame.loc[frame.Modality == "PR", "kind"]) == {"presentation state"}
     # A catalog series opens directly.
     assert open_series(ct).sizes["frame"] == 28
 

@@ -25,7 +25,7 @@ class Voila:
 
 
 @pytest.fixture(scope="session")
-def voila_teaching_case(tmp_path_factory) -> Voila:
+def voila_teaching_case(tmp_path_factory, state_dir) -> Voila:
     """``voila notebooks/03-teaching-case.ipynb`` on a free loopback port, as a teacher runs it."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("voila") / "voila.log"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from workbench.io import display, open_series
 from workbench.widgets import Viewer
@@ -46,10 +48,12 @@ def test_volume_and_list_sources(ct_stack, shared_data) -> None:
         Viewer("no/such/folder")
 
 
-def test_unreadable_series_are_reported_not_fatal(shared_data) -> None:
-    viewer = Viewer(shared_data / "gsps_agfa")
-    assert viewer.stacks == []
-    assert "no pixel data" in viewer.skipped[0][1]
+def test_a_presentation_state_alone_is_listed_as_such_not_fatal(shared_data, tmp_path) -> None:
+    viewer = Viewer(shared_data / "gsps_agfa", state_dir=tmp_path)
+    assert viewer.stacks == [] and viewer.skipped == []
+    assert [(s.modality, s.kind) for s in viewer.objects] == [("PR", "presentation state")]
+    (offered,) = viewer.presentation_states.store.states()
+    assert offered.name == "DIAGUSER_DEFINED" and not offered.writable
     viewer.close()
 
 
@@ -269,3 +273,42 @@ def test_thickness_and_spacing_keep_the_files_digits(ct_dir, tmp_path) -> None:
     ds.save_as(tmp_path / path.name)
     viewport = Viewport(open_series(tmp_path))
     assert corner_text(viewport)["bottom_left"][-1] == "Thk 1.25 mm Sp 0.625 mm"
+
+
+def test_thumbnail_labels_tell_every_stack_apart(sample_data, tmp_path) -> None:
+    from workbench.widgets.stacks import stack_label
+
+    viewer = Viewer(sample_data, state_dir=tmp_path)
+    try:
+        labels = [stack_label(stack) for stack in viewer.stacks]
+        enhanced = [label for label in labels if "REST1" in label]
+        assert enhanced == [f"#6 MR · REST1 w SMS PF7-8 · image {k}/4 · 6 fr" for k in range(1, 5)]
+        assert "#201 CT · STD BRAIN 5MM · 28 fr" in labels
+        shown = [item.children[1].value for item in viewer.thumbnails.items]
+        assert len(shown) == len(viewer.stacks) and len(set(shown)) == len(shown)
+        # The presentation state of the folder is listed as such below the thumbnails.
+        (objects,) = [c for c in viewer.thumbnails.box.children if "wb-objects" in c._dom_classes]
+        assert "presentation state" in objects.value
+    finally:
+        viewer.close()
+
+
+def test_a_picked_stack_opens_on_the_slice_its_thumbnail_shows(viewer) -> None:
+    from workbench.widgets.stacks import preview_frame
+    from workbench.widgets.thumbnails import render_thumbnail
+
+    ct = next(i for i, s in enumerate(viewer.stacks) if s.sizes["frame"] == 28)
+    viewer.thumbnails.on_pick(ct)
+    viewport = viewer.active_viewport
+    assert viewport.frame == preview_frame(viewport.stack) == 14
+    # The thumbnail is that slice, shrunk (and not the first one).
+    thumbnail = np.asarray(Image.open(io.BytesIO(render_thumbnail(viewport.stack))), float)
+
+    def shrunk(frame: int) -> np.ndarray:
+        attrs = display.frame_attrs(viewport.stack, frame)
+        image = Image.fromarray(display.render(viewport.pixels(frame), attrs))
+        image.thumbnail(thumbnail.shape[::-1], Image.Resampling.LANCZOS)
+        return np.asarray(image, float)
+
+    assert np.abs(shrunk(viewport.frame) - thumbnail).mean() < 1
+    assert np.abs(shrunk(0) - thumbnail).mean() > 5

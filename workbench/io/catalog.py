@@ -2,6 +2,8 @@
 
 Only headers are read (see :mod:`workbench.io.headers`); pixel data is never touched. Files
 that are not DICOM, or are damaged, are listed in :attr:`Catalog.skipped` with the reason.
+Series of non-image objects (presentation states, reports, segmentations, PDFs; see
+:mod:`workbench.io.objects`) are listed in :attr:`Catalog.objects`, apart from the images.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from tqdm.auto import tqdm
 
 from workbench.io.errors import DicomIOError, blaming
 from workbench.io.headers import HEADER_KEYWORDS, InstanceHeader, read_header
+from workbench.io.objects import object_kind
 from workbench.io.sources import DicomFile, Source, iter_files
 
 
@@ -27,7 +30,11 @@ class Skipped:
 
 @dataclass
 class Series:
-    """One series: its headers in the order found. Pass it to :func:`~workbench.io.open_series`."""
+    """One series: its headers in the order found. Pass it to :func:`~workbench.io.open_series`.
+
+    A series of non-image objects (``kind`` other than ``"image"``) is cataloged too, but it
+    does not open as an array.
+    """
 
     uid: str
     modality: str
@@ -44,8 +51,26 @@ class Series:
     def number_of_frames(self) -> int:
         return sum(header.number_of_frames for header in self.instances)
 
+    @property
+    def kind(self) -> str:
+        """``"image"``, or what the series' objects are (e.g. ``"presentation state"``)."""
+        kinds = [header_kind(header) for header in self.instances]
+        if any(kind is None for kind in kinds):
+            return "image"
+        return kinds[0] if kinds else "image"
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
     def __len__(self) -> int:
         return len(self.instances)
+
+
+def header_kind(header: InstanceHeader) -> str | None:
+    """What a non-image object is (see :func:`workbench.io.objects.object_kind`); ``None`` for
+    an image."""
+    return object_kind(header.text("SOPClassUID"), header.pixel_keyword is not None)
 
 
 @dataclass
@@ -85,30 +110,43 @@ class Catalog:
 
     @property
     def series(self) -> list[Series]:
+        """The image series (what :func:`~workbench.io.open_series` opens)."""
+        return [series for series in self._all_series if series.is_image]
+
+    @property
+    def objects(self) -> list[Series]:
+        """Series of non-image objects: presentation states, reports, segmentations..."""
+        return [series for series in self._all_series if not series.is_image]
+
+    @property
+    def _all_series(self) -> list[Series]:
         return [series for study in self.studies for series in study.series.values()]
 
     @property
     def instances(self) -> list[InstanceHeader]:
-        return [header for series in self.series for header in series.instances]
+        """Every cataloged header, of images and other objects."""
+        return [header for series in self._all_series for header in series.instances]
 
     def find_series(self, uid: str) -> Series:
-        """The series with Series Instance UID ``uid``.
+        """The series (of images or other objects) with Series Instance UID ``uid``.
 
         Raises
         ------
         KeyError
             No series has that UID; the message lists the ones there are.
         """
-        for series in self.series:
+        for series in self._all_series:
             if series.uid == uid:
                 return series
         raise KeyError(f"no series {uid!r}; the catalog holds: {self.describe_series()}")
 
     def describe_series(self) -> str:
-        """One line per series: UID, modality, description, instance count."""
+        """One line per series: UID, modality, description, instance count (and the kind of
+        non-image objects)."""
         return "; ".join(
-            f"{s.uid} ({s.modality or '?'}, {s.description or 'no description'!r}, {len(s)} files)"
-            for s in self.series
+            f"{s.uid} ({s.modality or '?'}, {s.description or 'no description'!r}, {len(s)} files"
+            f"{'' if s.is_image else ', ' + s.kind})"
+            for s in self._all_series
         )
 
     def add(self, header: InstanceHeader) -> None:
@@ -147,7 +185,8 @@ class Catalog:
         series.instances.append(header)
 
     def to_dataframe(self):
-        """One row per series, as a :class:`pandas.DataFrame`."""
+        """One row per series, as a :class:`pandas.DataFrame`; ``kind`` tells image series
+        from other objects."""
         import pandas as pd
 
         rows = []
@@ -165,6 +204,7 @@ class Catalog:
                             "SeriesNumber": series.number,
                             "Modality": series.modality,
                             "SeriesDescription": series.description,
+                            "kind": series.kind,
                             "instances": len(series),
                             "frames": series.number_of_frames,
                         }
@@ -174,8 +214,8 @@ class Catalog:
     def __repr__(self) -> str:
         return (
             f"Catalog({len(self.patients)} patients, {len(self.studies)} studies, "
-            f"{len(self.series)} series, {len(self.instances)} instances, "
-            f"{len(self.skipped)} skipped)"
+            f"{len(self.series)} series, {len(self.objects)} series of other objects, "
+            f"{len(self.instances)} instances, {len(self.skipped)} skipped)"
         )
 
 
@@ -230,8 +270,9 @@ def scan(source: Source, *, recursive: bool = True, progress: bool = True) -> Ca
     Returns
     -------
     Catalog
-        ``catalog.patients`` / ``.studies`` / ``.series`` and ``.skipped`` (path and reason
-        for every file not cataloged: not DICOM, damaged, truncated).
+        ``catalog.patients`` / ``.studies`` / ``.series`` (image series), ``.objects``
+        (presentation states, reports and other non-image objects) and ``.skipped`` (path and
+        reason for every file not cataloged: not DICOM, damaged, truncated).
 
     Examples
     --------

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom.pixels import convert_color_space
+
+if TYPE_CHECKING:
+    from workbench.io.presentation import VoiLut
 
 _WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
@@ -118,6 +121,26 @@ def default_window(attrs: Mapping[str, Any], frame: np.ndarray) -> tuple[float, 
     # LINEAR with this (center, width) maps low -> 0 and high -> 255.
     width = max(high - low + 1.0, 1.0)
     return low + width / 2.0, width
+
+
+def lut_window(lut: VoiLut) -> tuple[float, float]:
+    """The linear window closest to a VOI LUT (the viewer shows windows, not tables).
+
+    The window maps the last input still at the table's bottom to black and the first input
+    at its top to white, as PS3.3 C.11.2.1.2.1 LINEAR does for ``(center, width)``. A falling
+    table gives the same span (its inversion is not kept).
+    """
+    data = np.asarray(lut.data)
+    low, high = data.min(), data.max()
+    if low == high:
+        return lut.first_mapped + len(data) / 2.0, float(max(len(data), 1))
+    if data[0] <= data[-1]:
+        start, end = int(np.argmax(data > low)) - 1, int(np.argmax(data >= high))
+    else:
+        start, end = int(np.argmax(data < high)) - 1, int(np.argmax(data <= low))
+    start = max(start, 0)
+    width = float(end - start + 1)
+    return lut.first_mapped + (start + end) / 2.0 + 0.5, width
 
 
 def is_inverted(attrs: Mapping[str, Any], invert: bool = False) -> bool:

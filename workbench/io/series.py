@@ -22,7 +22,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from workbench.io.catalog import Series, Skipped, iter_headers
+from workbench.io.catalog import Series, Skipped, header_kind, iter_headers
 from workbench.io.errors import (
     InconsistentSeriesError,
     InvalidDicomError,
@@ -32,6 +32,7 @@ from workbench.io.errors import (
 from workbench.io.frames import FrameSource, check_decodable, decode_frame
 from workbench.io.geometry import FrameInfo, frame_infos, stack_geometry
 from workbench.io.headers import SERIES_KEYWORDS, InstanceHeader, read_header
+from workbench.io.objects import not_an_image_message
 from workbench.io.sources import Source
 
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
@@ -240,10 +241,19 @@ def _describe_instance(instance: _Instance, header: InstanceHeader) -> None:
 
 def _collect(source, series_uid: str | None) -> list[_Instance]:
     if isinstance(source, Series):
+        if not source.is_image:
+            sop_class = source.instances[0].text("SOPClassUID") if source.instances else ""
+            raise PixelDataError(
+                not_an_image_message(source.kind, f"series {source.uid}", sop_class)
+            )
         return [_summarize(h, describe=i == 0) for i, h in enumerate(source.instances)]
     if isinstance(source, InstanceHeader):
+        _refuse_object(source)
         return [_summarize(source)]
     groups: dict[str, list[_Instance]] = defaultdict(list)
+    # Series of non-image objects (presentation states, reports...), by kind.
+    objects: dict[str, tuple[str, InstanceHeader]] = {}
+    images: set[str] = set()
     for item in iter_headers(source, progress=True, keywords=SERIES_KEYWORDS):
         if isinstance(item, Skipped):
             not_dicom = (
@@ -258,20 +268,43 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
         if instance.series_uid not in groups:  # messages name a series by its first file
             _describe_instance(instance, item)
         groups[instance.series_uid].append(instance)
+        kind = header_kind(item)
+        if kind is None:
+            images.add(instance.series_uid)
+        else:
+            objects.setdefault(instance.series_uid, (kind, item))
     if not groups:
         raise InvalidDicomError("no DICOM files found", _describe(source))
+    for uid in images:
+        objects.pop(uid, None)
+    if series_uid is None and images:
+        # Presentation states, reports and the like beside the images are not series to open.
+        groups = {uid: members for uid, members in groups.items() if uid in images}
     if series_uid is not None:
         if series_uid not in groups:
             raise InconsistentSeriesError(
                 f"no series {series_uid!r}; found: {_list_series(groups)}", _describe(source)
             )
-        return groups[series_uid]
-    if len(groups) > 1:
+        chosen = series_uid
+    elif len(groups) > 1:
         raise InconsistentSeriesError(
             f"holds {len(groups)} series; pass series_uid= to pick one of: {_list_series(groups)}",
             _describe(source),
         )
-    return next(iter(groups.values()))
+    else:
+        chosen = next(iter(groups))
+    if chosen in objects:
+        kind, header = objects[chosen]
+        message = not_an_image_message(kind, f"series {chosen}", header.text("SOPClassUID"))
+        raise PixelDataError(message, header.file)
+    return groups[chosen]
+
+
+def _refuse_object(header: InstanceHeader) -> None:
+    kind = header_kind(header)
+    if kind is not None:
+        message = not_an_image_message(kind, "the file", header.text("SOPClassUID"))
+        raise PixelDataError(message, header.file)
 
 
 def _is_container(source) -> bool:
@@ -358,7 +391,9 @@ def open_series(
     InconsistentSeriesError
         Several series without ``series_uid``, or files of different sizes / layouts.
     PixelDataError
-        No pixel data (e.g. a presentation state), or pixel data shorter than needed.
+        Not an image (a presentation state, report, segmentation...: the message says which
+        and what reads it), or pixel data shorter than needed. A folder holding one image
+        series beside such objects opens that series.
     MissingCodecError, UnsupportedTransferSyntaxError
         The pixel data cannot be decoded with the installed packages.
     InvalidDicomError

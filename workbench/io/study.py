@@ -33,9 +33,9 @@ def open_study(
     Returns
     -------
     dict[str, xarray.DataArray]
-        Keyed by Series Instance UID, in (Series Number, UID) order. Series without pixel
-        data (presentation states, structured reports) are left out; series whose files
-        cannot form one array raise.
+        Keyed by Series Instance UID, in (Series Number, UID) order. Series of non-image
+        objects (presentation states, reports, segmentations; ``catalog.objects``) are left
+        out; image series whose files cannot form one array raise.
 
     Raises
     ------
@@ -44,7 +44,9 @@ def open_study(
         them), or no study has ``study_uid``.
     """
     catalog = source if isinstance(source, Catalog) else scan(source, progress=progress)
-    studies = catalog.studies
+    # A study of non-image objects alone (e.g. a presentation state whose images are
+    # elsewhere) is nothing to open.
+    studies = [s for s in catalog.studies if any(x.is_image for x in s.series.values())]
     if study_uid is not None:
         studies = [s for s in studies if s.uid == study_uid]
         if not studies:
@@ -57,21 +59,18 @@ def open_study(
             f"{_list_studies(catalog)}"
         )
     elif not studies:
-        raise InconsistentSeriesError("no DICOM study found")
+        others = f"; found only {catalog.describe_series()}" if catalog.objects else ""
+        raise InconsistentSeriesError(f"no DICOM study with images found{others}")
     series: list[Series] = sorted(
         studies[0].series.values(),
         key=lambda s: (s.number if s.number is not None else 1 << 31, s.uid),
     )
-    return {
-        s.uid: open_series(s, raw=raw)
-        for s in series
-        if any(h.pixel_keyword is not None for h in s.instances)
-    }
+    return {s.uid: open_series(s, raw=raw) for s in series if s.is_image}
 
 
 def _list_studies(catalog: Catalog) -> str:
     return "; ".join(
         f"{s.uid} ({s.date or 'no date'}, {s.description or 'no description'!r}, "
-        f"{len(s.series)} series)"
+        f"{sum(x.is_image for x in s.series.values())} image series)"
         for s in catalog.studies
     )

@@ -11,20 +11,31 @@ thumbnails' place with one row per saved state.
 from __future__ import annotations
 
 import datetime as _dt
+import getpass
 import html
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
-import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
 
 from workbench.io import gsps
+from workbench.io.display import lut_window
 from workbench.io.gsps.identity import MANUFACTURER, SERIES_DESCRIPTION
-from workbench.io.gsps.store import StateStore, StoredState, state_store
-from workbench.io.presentation import DisplaySettings, ImageReference, PresentationState, VoiLut
+from workbench.io.gsps.image_header import header_from_stack
+from workbench.io.gsps.store import (
+    CombinedStateStore,
+    FolderStateStore,
+    FoundStateStore,
+    StateStore,
+    StoredState,
+    default_state_dir,
+    state_store,
+)
+from workbench.io.presentation import DisplaySettings, ImageReference, PresentationState
+from workbench.io.sources import DicomFile
 from workbench.widgets.model import Change, ViewerModel, Viewport, applies_to
 
 if TYPE_CHECKING:
@@ -36,102 +47,25 @@ VHS_NAME = "Vertebral Heart Score"
 _ICON_BUTTON = {"width": "34px", "padding": "0"}
 
 
-def default_store(source: Any) -> StateStore:
-    """Where a viewer keeps states when not told: beside the files it was opened on, else
-    in memory for the session."""
-    paths = [source] if isinstance(source, (str, os.PathLike)) else []
-    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
-        paths = [source[0]]
-    if paths:
-        path = Path(paths[0])
-        return state_store(path if path.is_dir() else path.parent)
-    return state_store(None)
+def choose_store(
+    states: Any = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    found: Sequence[DicomFile] = (),
+) -> StateStore:
+    """Where a viewer keeps states: ``states`` (an index, a store, a folder) when given, else
+    the state folder ``state_dir``, else :func:`~workbench.io.gsps.store.default_state_dir`;
+    with the presentation-state files ``found`` among the images listed beside them (read
+    only).
 
-
-def header_from_stack(viewport: Viewport, ref: ImageReference | None = None) -> Dataset:
-    """The referenced-image header a GSPS needs, from what the stack knows of an image.
-
-    Used when the store cannot hand out the image's own header (volumes opened from files
-    without an index): the identifying and pixel-module attributes come from the stack.
-
-    Parameters
-    ----------
-    viewport
-        The viewport whose stack holds the image.
-    ref
-        The image; default: the one on screen.
+    Never the folder the images came from: that is the user's, and stays as it was.
     """
-    attrs = viewport.attrs
-    ref = ref or viewport.image_reference()
-    if ref is None:
-        raise ValueError("the viewport shows no DICOM image to refer to")
-    columns, rows = viewport.image_size
-    ds = Dataset()
-    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "SeriesInstanceUID",
-                    "StudyDate", "StudyDescription", "Modality"):  # fmt: skip
-        setattr(ds, keyword, str(attrs.get(keyword) or ""))
-    ds.SOPClassUID = ref.sop_class_uid
-    ds.SOPInstanceUID = ref.sop_instance_uid
-    ds.Rows, ds.Columns = rows, columns
-    ds.SamplesPerPixel = 3 if viewport.stack is not None and "channel" in viewport.stack.dims else 1
-    photometric = attrs.get("StoredPhotometricInterpretation") or attrs.get(
-        "PhotometricInterpretation"
-    )
-    if photometric:
-        ds.PhotometricInterpretation = str(photometric)
-    if attrs.get("PixelSpacing"):
-        ds.PixelSpacing = [float(v) for v in attrs["PixelSpacing"]]
-    if ref.frame_number is not None:
-        uids = viewport.stack.coords["sop_instance_uid"].values
-        ds.NumberOfFrames = int(
-            max(int(np.sum(uids == ref.sop_instance_uid)), int(attrs.get("NumberOfFrames") or 1))
-        )
-    index = _frame_index(viewport, ref)
-    coords = viewport.stack.coords
-    if index is not None and "rescale_slope" in coords and "rescale_intercept" in coords:
-        slope, intercept = (
-            float(coords[c].values[index]) for c in ("rescale_slope", "rescale_intercept")
-        )
-        if np.isfinite(slope) and np.isfinite(intercept):
-            ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-            if attrs.get("RescaleType"):
-                ds.RescaleType = str(attrs["RescaleType"])
-    window = viewport.effective_window()
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    return ds
-
-
-def _frame_index(viewport: Viewport, ref: ImageReference) -> int | None:
-    """Where an image (frame) sits in the viewport's stack."""
-    coords = viewport.stack.coords
-    if "sop_instance_uid" not in coords:
-        return None
-    match = coords["sop_instance_uid"].values == ref.sop_instance_uid
-    if ref.frame_number is not None and "frame_number" in coords:
-        match &= coords["frame_number"].values == ref.frame_number
-    found = np.flatnonzero(match)
-    return int(found[0]) if found.size else None
-
-
-def lut_window(lut: VoiLut) -> tuple[float, float]:
-    """The linear window closest to a VOI LUT (the viewer shows windows, not tables).
-
-    The window maps the last input still at the table's bottom to black and the first input
-    at its top to white, as PS3.3 C.11.2.1.2.1 LINEAR does for ``(center, width)``. A falling
-    table gives the same span (its inversion is not kept).
-    """
-    data = np.asarray(lut.data)
-    low, high = data.min(), data.max()
-    if low == high:
-        return lut.first_mapped + len(data) / 2.0, float(max(len(data), 1))
-    if data[0] <= data[-1]:
-        start, end = int(np.argmax(data > low)) - 1, int(np.argmax(data >= high))
+    if states is not None and state_dir is not None:
+        raise TypeError("pass either states= (an index or a store) or state_dir=, not both")
+    if states is not None:
+        store = state_store(states)
     else:
-        start, end = int(np.argmax(data < high)) - 1, int(np.argmax(data <= low))
-    start = max(start, 0)
-    width = float(end - start + 1)
-    return lut.first_mapped + (start + end) / 2.0 + 0.5, width
+        store = FolderStateStore(state_dir if state_dir is not None else default_state_dir())
+    return CombinedStateStore(store, FoundStateStore(found)) if found else store
 
 
 def for_viewport(settings: DisplaySettings, viewport: Viewport) -> DisplaySettings:
@@ -166,14 +100,24 @@ class PresentationStates:
     store
         Where states are kept (see :func:`workbench.io.gsps.store.state_store`).
     creator
-        Content Creator's Name for saved states; default: ``$WORKBENCH_USER``, else the login
-        name.
+        Content Creator's Name for saved states (``Viewer(user=...)``); default:
+        ``$WORKBENCH_USER``, else the login name.
+    image_files
+        The file of each image (by SOP Instance UID), whose header a saved state copies.
     """
 
-    def __init__(self, model: ViewerModel, store: Any = None, *, creator: str | None = None):
+    def __init__(
+        self,
+        model: ViewerModel,
+        store: Any = None,
+        *,
+        creator: str | None = None,
+        image_files: Mapping[str, DicomFile] | None = None,
+    ):
         self.model = model
+        self.image_files = dict(image_files or {})
         self.store = state_store(store)
-        self.creator = creator or os.environ.get("WORKBENCH_USER") or None
+        self.creator = creator or os.environ.get("WORKBENCH_USER") or _login_name()
         #: States whose display settings are applied, per viewport (by index).
         self.applied: dict[int, str] = {}
         self._loaded: dict[str, PresentationState] = {}
@@ -239,15 +183,13 @@ class PresentationStates:
             annotations,
             viewport.display_settings(),
             images=refs,
-            creator=self.creator or "",
+            creator=self.creator,
             created=_dt.datetime.now(),
         )
         headers = {}
         for ref in refs:
             if ref.sop_instance_uid not in headers:
-                headers[ref.sop_instance_uid] = self.store.image_header(
-                    ref.sop_instance_uid
-                ) or header_from_stack(viewport, ref)
+                headers[ref.sop_instance_uid] = self._image_header(ref, viewport)
         first = headers[image.sop_instance_uid]
         series_uid, number = self._series_for(str(first.StudyInstanceUID))
         ds = gsps.write(
@@ -255,11 +197,25 @@ class PresentationStates:
             list(headers.values()),
             series_instance_uid=series_uid,
             instance_number=number,
-            creator=self.creator,
+            creator=self.creator or None,
         )
         saved = self.store.save(ds)
         self._changed()
         return saved
+
+    def _image_header(self, ref: ImageReference, viewport: Viewport) -> Dataset:
+        """The image's own header (from the store, else its file), else one made from what the
+        stack knows."""
+        header = self.store.image_header(ref.sop_instance_uid)
+        file = self.image_files.get(ref.sop_instance_uid)
+        if header is None and file is not None:
+            with file.open() as fp:
+                header = pydicom.dcmread(fp, stop_before_pixels=True)
+        return (
+            header
+            if header is not None
+            else header_from_stack(viewport.stack, ref, window=viewport.effective_window())
+        )
 
     def _changed(self) -> None:
         for listener in list(self.listeners):
@@ -372,6 +328,13 @@ class PresentationStates:
         self._changed()
 
 
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        return ""
+
+
 def _when(state: StoredState) -> str:
     created = state.created
     return created.strftime("%Y-%m-%d %H:%M") if hasattr(created, "strftime") else str(created)
@@ -384,10 +347,8 @@ class AnnotationsPanel:
     ----------
     viewer
         The viewer it belongs to (its thumbnail panel is swapped for this panel on "Load").
-    store
-        Where states are kept; see :func:`workbench.io.gsps.store.state_store`.
-    creator
-        Content Creator's Name for saved states.
+    states
+        The viewer's presentation states, which the panel shows and changes.
 
     Attributes
     ----------
@@ -399,9 +360,9 @@ class AnnotationsPanel:
         The panel of saved states, shown in place of the thumbnails.
     """
 
-    def __init__(self, viewer: Viewer, store: Any = None, *, creator: str | None = None):
+    def __init__(self, viewer: Viewer, states: PresentationStates):
         self.viewer = viewer
-        self.states = PresentationStates(viewer.model, store, creator=creator)
+        self.states = states
         self.save_button = widgets.Button(description="Save annotations", icon="save",
                                           layout={"width": "auto"})  # fmt: skip
         self.save_button.add_class("wb-save-annotations")

@@ -15,19 +15,49 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from workbench.io.catalog import Series
+from workbench.io.sources import DicomFile
 from workbench.widgets.model import as_stack
 
 
 @dataclass
 class LoadResult:
-    """Stacks found in a source, and what could not be opened (with the reason)."""
+    """What a viewer source holds.
+
+    Attributes
+    ----------
+    stacks
+        What the viewports can show.
+    skipped
+        Files or series that could not be opened, with the reason.
+    image_files
+        The file of each image, by SOP Instance UID (sources of files only).
+    objects
+        Series of non-image objects found (presentation states, reports, segmentations...).
+    """
 
     stacks: list[xr.DataArray] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    image_files: dict[str, DicomFile] = field(default_factory=dict)
+    objects: list[Series] = field(default_factory=list)
+
+    @property
+    def state_files(self) -> list[DicomFile]:
+        """The presentation-state files among the objects."""
+        return [
+            header.file
+            for series in self.objects
+            if series.kind == "presentation state"
+            for header in series.instances
+        ]
 
 
 def split_multiframe(volume: xr.DataArray) -> list[xr.DataArray]:
-    """One stack per multi-frame image when a series holds several; else the series itself."""
+    """One stack per multi-frame image when a series holds several; else the series itself.
+
+    Each part's ``attrs["stack_part"]`` is ``(k, n)``: image ``k`` of the ``n`` in the series,
+    so that labels can tell the parts apart.
+    """
     if "sop_instance_uid" not in volume.coords or volume.sizes.get("frame", 1) < 2:
         return [volume]
     uids = volume.coords["sop_instance_uid"].values
@@ -35,7 +65,15 @@ def split_multiframe(volume: xr.DataArray) -> list[xr.DataArray]:
     if len(unique) < 2 or counts.max() < 2:
         return [volume]
     order = unique[np.argsort(first_index)]
-    return [volume.isel(frame=np.flatnonzero(uids == uid)) for uid in order]
+    return [
+        volume.isel(frame=np.flatnonzero(uids == uid)).assign_attrs(stack_part=(k, len(order)))
+        for k, uid in enumerate(order, start=1)
+    ]
+
+
+def preview_frame(stack: xr.DataArray) -> int:
+    """The frame a stack's thumbnail shows, and the one it opens on when picked: the middle."""
+    return int(stack.sizes["frame"]) // 2
 
 
 def _is_path_like(source) -> bool:
@@ -84,6 +122,7 @@ def load_stacks(source) -> LoadResult:
                 raise FileNotFoundError(f"no such file or folder: {path}")
         catalog = scan(paths if len(paths) > 1 else paths[0], progress=False)
         result.skipped.extend((s.path, s.reason) for s in catalog.skipped)
+        result.objects.extend(catalog.objects)
         for series in catalog.series:
             try:
                 volume = open_series(series)
@@ -91,6 +130,8 @@ def load_stacks(source) -> LoadResult:
                 result.skipped.append((f"series {series.uid} ({series.description})", str(error)))
                 continue
             result.stacks.extend(split_multiframe(volume))
+            for header in series.instances:
+                result.image_files[header.text("SOPInstanceUID")] = header.file
     return result
 
 
@@ -146,8 +187,16 @@ def group_by_study(stacks: Sequence[xr.DataArray]) -> list[StudyGroup]:
 
 
 def stack_label(stack: xr.DataArray) -> str:
-    """Modality, description and frame count, e.g. ``"CT · STD BRAIN 5MM · 28 fr"``."""
+    """Series number, modality, description, which image of a split series, frame count.
+
+    e.g. ``"#2 CT · STD BRAIN 5MM · 28 fr"`` or ``"#6 MR · REST1 · image 2/4 · 6 fr"``.
+    """
     a = stack.attrs
-    parts = [str(a.get("Modality") or ""), str(a.get("SeriesDescription") or "")]
+    number = str(a.get("SeriesNumber") or "").strip()
+    head = " ".join(p for p in (f"#{number}" if number else "", str(a.get("Modality") or "")) if p)
+    parts = [head, str(a.get("SeriesDescription") or "")]
+    if a.get("stack_part"):
+        k, n = a["stack_part"]
+        parts.append(f"image {k}/{n}")
     parts.append(f"{stack.sizes['frame']} fr")
     return " · ".join(p for p in parts if p and p != "None")

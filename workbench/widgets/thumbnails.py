@@ -2,7 +2,9 @@
 
 Previews are rendered in a background thread after the panel appears, one at a time, and
 kept (keyed by the stack's pixel data) so that rebuilding the panel, or changing the
-viewport layout, never renders them again.
+viewport layout, never renders them again. However many stacks there are, every thumbnail
+keeps its size and the panel scrolls. Non-image objects of the source (presentation states,
+reports...) are listed below the stacks.
 """
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ from ipyevents import Event
 from PIL import Image
 
 from workbench.io import display
+from workbench.io.catalog import Series
 from workbench.widgets.cache import load_frame, stack_key
 from workbench.widgets.render import encode_png
-from workbench.widgets.stacks import group_by_study, stack_label
+from workbench.widgets.stacks import group_by_study, preview_frame, stack_label
 
 THUMBNAIL_SIZE = 96
+_FIXED = {"flex": "0 0 auto"}
 
 
 def render_thumbnail(stack: xr.DataArray, size: int = THUMBNAIL_SIZE) -> bytes:
-    """PNG bytes of the stack's middle frame, shrunk to fit a ``size`` square."""
-    index = stack.sizes["frame"] // 2
+    """PNG bytes of the stack's :func:`~workbench.widgets.stacks.preview_frame`, shrunk to fit
+    a ``size`` square."""
+    index = preview_frame(stack)
     pixels = display.render(load_frame(stack, index), display.frame_attrs(stack, index))
     image = Image.fromarray(np.ascontiguousarray(pixels))
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
@@ -87,6 +92,10 @@ class ThumbnailPanel:
         Called with a stack index when a button goes down on its thumbnail.
     cache
         Where previews are kept.
+    objects
+        Series of non-image objects, listed by kind below the stacks.
+    height
+        The panel's height in screen pixels; it scrolls beyond that.
     """
 
     def __init__(
@@ -95,16 +104,21 @@ class ThumbnailPanel:
         on_pick: Callable[[int], None],
         cache: ThumbnailCache,
         on_drag: Callable[[int], None] | None = None,
+        *,
+        objects: Sequence[Series] = (),
+        height: int = 900,
     ) -> None:
         self.on_pick = on_pick
         self.on_drag = on_drag
         self.cache = cache
+        self.objects = list(objects)
         self._events: list[Event] = []
         self.items: list[widgets.Box] = []
         self.items_by_stack: dict[int, widgets.Box] = {}
+        # Children never shrink (flex 0 0 auto below): the list scrolls instead.
         self.box = widgets.VBox(
             layout=widgets.Layout(
-                width="150px", flex="0 0 150px", overflow_y="auto", max_height="900px"
+                width="150px", flex="0 0 150px", overflow="hidden auto", max_height=f"{height}px"
             )
         )
         self.box.add_class("wb-thumbnails")
@@ -118,22 +132,44 @@ class ThumbnailPanel:
         self.items_by_stack = {}
         children: list[widgets.Widget] = []
         for group in group_by_study(stacks):
-            header = widgets.HTML(f"<b style='font-size:11px'>{_escape(group.label)}</b>")
+            header = widgets.HTML(f"<b style='font-size:11px'>{_escape(group.label)}</b>",
+                                  layout=_FIXED)  # fmt: skip
             children.append(header)
             for index in group.stacks:
                 children.append(self._item(stacks[index], index))
+        if self.objects:
+            children.append(self._objects())
         self.box.children = children
+
+    def _objects(self) -> widgets.HTML:
+        lines = []
+        for series in self.objects:
+            text = " · ".join(p for p in (series.modality, series.description) if p)
+            lines.append(f"<li title='{_escape(series.uid)}'>{_escape(series.kind)}"
+                         f"{': ' + _escape(text) if text else ''}</li>")  # fmt: skip
+        listing = widgets.HTML(
+            "<div style='font-size:11px'><b>Other objects</b><ul style='margin:0;"
+            f"padding-left:14px'>{''.join(lines)}</ul></div>",
+            layout=_FIXED,
+        )
+        listing.add_class("wb-objects")
+        return listing
 
     def _item(self, stack: xr.DataArray, index: int) -> widgets.Box:
         image = widgets.Image(
             format="png",
             layout=widgets.Layout(width=f"{THUMBNAIL_SIZE}px", height=f"{THUMBNAIL_SIZE}px",
-                                  object_fit="contain", background="black"),
+                                  object_fit="contain", flex="0 0 auto"),
         )  # fmt: skip
-        label = widgets.HTML(f"<span style='font-size:11px'>{_escape(stack_label(stack))}</span>")
+        label = widgets.HTML(
+            f"<span class='wb-thumbnail-label' style='font-size:11px;line-height:1.2'>"
+            f"{_escape(stack_label(stack))}</span>"
+        )
         item = widgets.VBox(
             [image, label],
-            layout=widgets.Layout(border="1px solid #444", margin="2px", padding="2px"),
+            layout=widgets.Layout(
+                border="1px solid #444", margin="2px", padding="2px", flex="0 0 auto"
+            ),
         )
         item.add_class("wb-thumbnail")
         # Preventing the default of mousedown stops the browser's own image drag, so the

@@ -14,16 +14,21 @@ widgets here only show it and turn clicks into model changes.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as widgets
 import xarray as xr
 
-from workbench.widgets.annotations_panel import AnnotationsPanel, default_store
+from workbench.widgets.annotations_panel import (
+    AnnotationsPanel,
+    PresentationStates,
+    choose_store,
+)
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
 from workbench.widgets.cine import Cine
 from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
-from workbench.widgets.stacks import LoadResult, load_stacks, stacks_from_index
+from workbench.widgets.stacks import LoadResult, load_stacks, preview_frame, stacks_from_index
 from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
 from workbench.widgets.tools import Interaction, toolbar_tools
 from workbench.widgets.viewport_view import ViewportView
@@ -232,8 +237,15 @@ class Viewer:
         Show the thumbnail panel.
     states
         Where "Save annotations" keeps presentation states (GSPS): a
-        :class:`workbench.pacs.Index`, a folder, or a store from :mod:`workbench.io.gsps.store`.
-        Default: beside the files opened, else in memory.
+        :class:`workbench.pacs.Index` (the default of :meth:`from_index`), a folder, or a store
+        from :mod:`workbench.io.gsps.store`.
+    state_dir
+        The state folder for images opened from files; default: ``$WORKBENCH_STATE_DIR``, else
+        ``workbench/states`` in the user's data folder. States are never written beside the
+        images.
+    user
+        Content Creator's Name of saved states; default: ``$WORKBENCH_USER``, else the login
+        name.
 
     Attributes
     ----------
@@ -241,6 +253,9 @@ class Viewer:
         All state; everything the widget shows can be changed through it.
     skipped : list of (str, str)
         Files or series in ``source`` that could not be opened, with the reason.
+    objects : list of workbench.io.catalog.Series
+        Series of non-image objects in ``source`` (presentation states, reports,
+        segmentations, documents); the presentation states are offered as saved states.
     """
 
     def __init__(
@@ -253,9 +268,12 @@ class Viewer:
         cache_bytes: int = DEFAULT_MAX_BYTES,
         thumbnails: bool = True,
         states=None,
+        state_dir: str | os.PathLike[str] | None = None,
+        user: str | None = None,
     ) -> None:
         loaded = source if isinstance(source, LoadResult) else load_stacks(source)
         self.skipped = loaded.skipped
+        self.objects = loaded.objects
         toolbar_tools(None, toolbar)  # validate tool names early
         self.toolbar_settings = toolbar
         self.size = (int(size[0]), int(size[1]))
@@ -277,15 +295,24 @@ class Viewer:
         self.thumbnail_cache = ThumbnailCache()
         self._dragged: int | None = None
         self.thumbnails = ThumbnailPanel(
-            self.model.stacks, self._pick, self.thumbnail_cache, on_drag=self._drag_start
+            self.model.stacks,
+            self._pick,
+            self.thumbnail_cache,
+            on_drag=self._drag_start,
+            objects=self.objects,
+            height=self.size[1] + 60,
         )
         self.thumbnails.box.layout.display = None if thumbnails else "none"
         self._sync_views()
         self.toolbar.refresh()
         self.model.on_change(self._on_change)
-        self.annotations_panel = AnnotationsPanel(
-            self, states if states is not None else default_store(source)
+        presentation_states = PresentationStates(
+            self.model,
+            choose_store(states, state_dir, loaded.state_files),
+            creator=user,
+            image_files=loaded.image_files,
         )
+        self.annotations_panel = AnnotationsPanel(self, presentation_states)
         self.toolbar.box.children[1].children += tuple(self.annotations_panel.buttons)
         self.interaction.on_change(self._on_interaction)
         dialogs = self.annotations_panel.dialogs
@@ -393,7 +420,12 @@ class Viewer:
 
     def _pick(self, index: int) -> None:
         self._dragged = None
-        self.model.show(index)
+        self._open(index, None)
+
+    def _open(self, stack: int, viewport: int | None) -> None:
+        """Show a stack picked from its thumbnail, on the slice the thumbnail shows."""
+        target = self.model.show(stack, viewport)
+        target.frame = preview_frame(target.stack)
 
     def _drag_start(self, index: int) -> None:
         self._dragged = index
@@ -404,7 +436,7 @@ class Viewer:
             return False
         stack, self._dragged = self._dragged, None
         self.model.active = viewport_index
-        self.model.show(stack, viewport_index)
+        self._open(stack, viewport_index)
         return True
 
     def _sync_views(self) -> None:

@@ -1,4 +1,4 @@
-"""Where saved presentation states live: an index, a folder beside the images, or memory.
+"""Where saved presentation states live: an index, a state folder, or memory.
 
 A GSPS is an ordinary DICOM instance of the images' study, in a series of its own, so an
 index stores, exports and sends it like any other instance. The stores here only add what a
@@ -6,9 +6,14 @@ viewer needs on top: list the states that refer to an image, fetch one, delete o
 
 - :class:`IndexStateStore` keeps states in an index (:class:`workbench.pacs.Index`, or anything
   with its ``ingest_bytes``/``find``/``instances_of``/``instance_path``/``delete`` methods).
-- :class:`FolderStateStore` writes ``PR_<SOP Instance UID>.dcm`` files into a folder (the
-  folder the images came from, when there is no index).
-- :class:`MemoryStateStore` keeps them for the session only (volumes made in a notebook).
+- :class:`FolderStateStore` writes ``<Study Instance UID>/PR_<SOP Instance UID>.dcm`` files
+  into a state folder of its own (:func:`default_state_dir` unless the user names one), never
+  beside the images: image folders are the user's and stay as they were.
+- :class:`FoundStateStore` lists presentation states that came with the images (found by a
+  scan); they are read, never changed or deleted.
+- :class:`CombinedStateStore` saves into one store and lists that store's states with found
+  ones.
+- :class:`MemoryStateStore` keeps them for the session only.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pydicom
 from pydicom.dataset import Dataset
 
 from workbench.io.errors import DicomIOError
 from workbench.io.gsps.reader import PRESENTATION_STATE_CLASSES, read
 from workbench.io.presentation import ImageReference, PresentationState
+from workbench.io.sources import DicomFile
+
+#: Environment variable naming the folder where viewers keep presentation states of files.
+STATE_DIR_VARIABLE = "WORKBENCH_STATE_DIR"
 
 #: Headers needed to list a state without reading its graphics.
 _SUMMARY_TAGS = [
@@ -61,6 +71,8 @@ class StoredState:
     series_instance_uid: str = ""
     series_description: str = ""
     manufacturer: str = ""
+    #: ``False`` for states that came with the images: they are shown, never deleted.
+    writable: bool = True
 
     def refers_to(self, sop_instance_uid: str) -> bool:
         return any(ref.sop_instance_uid == sop_instance_uid for ref in self.images)
@@ -80,6 +92,30 @@ def summarize(ds: Dataset) -> StoredState:
         series_description=str(ds.get("SeriesDescription", "") or ""),
         manufacturer=str(ds.get("Manufacturer", "") or ""),
     )
+
+
+def _read_summary(file: DicomFile) -> StoredState | None:
+    """The state in ``file``, or ``None`` when it is not a presentation state (or not DICOM)."""
+    try:
+        with file.open() as fp:
+            ds = pydicom.dcmread(fp, specific_tags=_SUMMARY_TAGS, stop_before_pixels=True)
+        if str(ds.get("SOPClassUID", "")) in PRESENTATION_STATE_CLASSES:
+            return summarize(ds)
+    except (pydicom.errors.InvalidDicomError, DicomIOError, OSError, ValueError, EOFError):
+        pass
+    return None
+
+
+def default_state_dir() -> Path:
+    """Where viewers keep the presentation states of images opened from files.
+
+    ``$WORKBENCH_STATE_DIR`` when set, else ``states`` in the user's data folder
+    (``~/.local/share/workbench/states`` on Linux, from :mod:`platformdirs`).
+    """
+    named = os.environ.get(STATE_DIR_VARIABLE)
+    if named:
+        return Path(named).expanduser()
+    return platformdirs.user_data_path("workbench") / "states"
 
 
 def _to_bytes(ds: Dataset) -> bytes:
@@ -158,22 +194,30 @@ class MemoryStateStore(StateStore):
 
 
 class FolderStateStore(StateStore):
-    """States as ``PR_<SOP Instance UID>.dcm`` files in a folder.
+    """States as files in a state folder, one sub-folder per study.
 
-    Every presentation state file in the folder (and below it) is listed, including those
-    other software put there; only ones this store wrote or found are deleted.
+    Saved states go to ``<folder>/<Study Instance UID>/PR_<SOP Instance UID>.dcm``. Every
+    presentation state file in the folder (and below it) is listed, including those other
+    software put there.
+
+    Parameters
+    ----------
+    folder
+        The state folder; created on the first save.
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self._summaries: dict[Path, tuple[float, StoredState | None]] = {}
 
-    def path_of(self, key: str) -> Path:
-        return self.folder / f"PR_{key}.dcm"
+    def path_of(self, ds: Dataset) -> Path:
+        """Where a state is saved."""
+        study = str(ds.get("StudyInstanceUID", "") or "no-study")
+        return self.folder / study / f"PR_{ds.SOPInstanceUID}.dcm"
 
     def save(self, ds: Dataset) -> StoredState:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path_of(str(ds.SOPInstanceUID))
+        path = self.path_of(ds)
+        path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(".tmp")
         temp.write_bytes(_to_bytes(ds))
         os.replace(temp, path)
@@ -188,13 +232,7 @@ class FolderStateStore(StateStore):
         cached = self._summaries.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        summary = None
-        try:
-            ds = pydicom.dcmread(path, specific_tags=_SUMMARY_TAGS, stop_before_pixels=True)
-            if str(ds.get("SOPClassUID", "")) in PRESENTATION_STATE_CLASSES:
-                summary = summarize(ds)
-        except (pydicom.errors.InvalidDicomError, DicomIOError, OSError, ValueError, EOFError):
-            summary = None
+        summary = _read_summary(DicomFile(str(path)))
         self._summaries[path] = (mtime, summary)
         return summary
 
@@ -214,9 +252,6 @@ class FolderStateStore(StateStore):
         return self._select(found, study_instance_uid, sop_instance_uid)
 
     def _path(self, key: str) -> Path:
-        path = self.path_of(key)
-        if path.is_file():
-            return path
         try:
             return self._files()[key]
         except KeyError:
@@ -230,16 +265,90 @@ class FolderStateStore(StateStore):
         path.unlink()
         self._summaries.pop(path, None)
 
-    def image_header(self, sop_instance_uid: str) -> Dataset | None:
-        from workbench.io import scan
 
-        catalog = scan(self.folder, progress=False)
-        for series in catalog.series:
-            for header in series.instances:
-                if str(header.dataset.get("SOPInstanceUID", "")) == sop_instance_uid:
-                    with header.file.open() as fp:
-                        return pydicom.dcmread(fp, stop_before_pixels=True)
-        return None
+class FoundStateStore(StateStore):
+    """Presentation states found among the files a viewer opened: listed and read only.
+
+    Parameters
+    ----------
+    files
+        The presentation-state files (from a scan); other files are passed over.
+    """
+
+    def __init__(self, files: Iterable[DicomFile | str | os.PathLike[str]]) -> None:
+        self._files: dict[str, DicomFile] = {}
+        self._summaries: dict[str, StoredState] = {}
+        for file in files:
+            file = file if isinstance(file, DicomFile) else DicomFile(os.fspath(file))
+            summary = _read_summary(file)
+            if summary is not None:
+                summary.writable = False
+                self._files[summary.key] = file
+                self._summaries[summary.key] = summary
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def save(self, ds: Dataset) -> StoredState:
+        raise PermissionError("states found among the images are read only; save elsewhere")
+
+    def states(self, *, study_instance_uid=None, sop_instance_uid=None) -> list[StoredState]:
+        return self._select(self._summaries.values(), study_instance_uid, sop_instance_uid)
+
+    def dataset(self, key: str) -> Dataset:
+        try:
+            file = self._files[key]
+        except KeyError:
+            raise KeyError(f"no presentation state {key} among the files opened") from None
+        with file.open() as fp:
+            return pydicom.dcmread(fp)
+
+    def delete(self, key: str) -> None:
+        self.dataset(key)  # a KeyError for unknown keys
+        raise PermissionError(
+            f"the presentation state in {self._files[key]} came with the images; the viewer "
+            "does not change image folders"
+        )
+
+
+class CombinedStateStore(StateStore):
+    """Save into ``writable``; list and read its states together with ``found`` ones.
+
+    Parameters
+    ----------
+    writable
+        Where new states go and which deletes act on.
+    found
+        States that came with the images (read only).
+    """
+
+    def __init__(self, writable: StateStore, found: StateStore) -> None:
+        self.writable = writable
+        self.found = found
+
+    def save(self, ds: Dataset) -> StoredState:
+        return self.writable.save(ds)
+
+    def states(self, *, study_instance_uid=None, sop_instance_uid=None) -> list[StoredState]:
+        args = {"study_instance_uid": study_instance_uid, "sop_instance_uid": sop_instance_uid}
+        own = self.writable.states(**args)
+        keys = {s.key for s in own}
+        found = [s for s in self.found.states(**args) if s.key not in keys]
+        return self._select([*own, *found], study_instance_uid, sop_instance_uid)
+
+    def _holder(self, key: str) -> StateStore:
+        if any(s.key == key for s in self.writable.states()):
+            return self.writable
+        return self.found
+
+    def dataset(self, key: str) -> Dataset:
+        return self._holder(key).dataset(key)
+
+    def delete(self, key: str) -> None:
+        self._holder(key).delete(key)
+
+    def image_header(self, sop_instance_uid: str) -> Dataset | None:
+        return self.writable.image_header(sop_instance_uid)
 
 
 class IndexStateStore(StateStore):
