@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install what the project needs on this machine, then stop: Debian packages for the real
-# peers the tests talk to (DCMTK, Orthanc, Chromium), and the Python environment in .venv.
+# peers the tests talk to (DCMTK, dicom3tools, Orthanc, Chromium), and the Python environment in .venv.
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(dcmtk orthanc chromium fonts-dejavu-core)
+DEB_PACKAGES=(dcmtk dicom3tools orthanc chromium fonts-dejavu-core)
 VENV=.venv
 EXTRAS="notebooks,test,bench"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pydicom
@@ -76,4 +77,13 @@ def every_kind(image: ImageReference) -> list[Annotation]:
             {"vhs": 10.2},
             {"vhs": "v"},
         ),
+    ]
+
+
+def every_kind_within(image: pydicom.Dataset, frame: int | None = None) -> list[Annotation]:
+    """:func:`every_kind` on ``image``, scaled from a 512-pixel image to fit inside it."""
+    scale = min(int(image.Columns), int(image.Rows)) / 512
+    return [
+        dataclasses.replace(a, points=[(c * scale, r * scale) for c, r in a.points])
+        for a in every_kind(ref(image, frame))
     ]

@@ -32,10 +32,10 @@ from collections.abc import Sequence
 
 import highdicom as hd
 import numpy as np
-import pydicom.charset
 from highdicom import pr
 from pydicom.dataset import Dataset
 
+from workbench.io import derived
 from workbench.io.gsps import geometry
 from workbench.io.gsps.identity import (
     DEFAULT_SERIES_NUMBER,
@@ -167,7 +167,9 @@ def write(
             presentation_lut_transformation=hd.PresentationLUTTransformation(
                 presentation_lut_shape=_presentation_lut_shape(state, first)
             ),
-            **_character_set(state, creator_name, first),
+            specific_character_set=derived.character_set(
+                first, [*_texts(state, creator_name), institution_name or ""]
+            ),
         )
     gsps.SeriesDescription = SERIES_DESCRIPTION
     created = state.created or _dt.datetime.now()
@@ -176,6 +178,7 @@ def write(
     _set_frame_references(gsps, state)
     _set_spatial_transformation(gsps, state)
     _set_displayed_area(gsps, state, first, columns, rows)
+    derived.follow_images(gsps, images)
     return gsps
 
 
@@ -183,9 +186,10 @@ def write(
 
 
 def _complete_header(ds: Dataset) -> Dataset:
-    """A header copy with the Type 2 patient/study attributes highdicom reads always present."""
-    header = Dataset()
-    header.update({elem.tag: elem for elem in ds if elem.tag.group != 0x7FE0})
+    """A valid header copy with the Type 2 patient/study attributes highdicom reads present."""
+    header = derived.valid_header(ds)
+    for tag in [elem.tag for elem in header if elem.tag.group == 0x7FE0]:
+        del header[tag]
     for keyword in (
         "PatientID",
         "PatientName",
@@ -212,9 +216,7 @@ def _complete_header(ds: Dataset) -> Dataset:
         if k not in header
     ]
     if missing:
-        raise ValueError(
-            f"referenced image {ds.get('SOPInstanceUID', '?')} lacks {', '.join(missing)}"
-        )
+        raise ValueError(f"{derived.source_name(ds)}: the image lacks {', '.join(missing)}")
     if int(header.get("NumberOfFrames") or 1) > 1:
         # highdicom looks into the functional groups of multi-frame images; a header built
         # from what a viewer knows may have none.
@@ -225,11 +227,10 @@ def _complete_header(ds: Dataset) -> Dataset:
         header.SamplesPerPixel = 1
     if int(header.SamplesPerPixel) != 1:
         raise ValueError(
-            f"image {header.SOPInstanceUID} has {header.SamplesPerPixel} samples "
-            "per pixel; a grayscale presentation state applies to grayscale images"
+            f"{derived.source_name(ds)}: image {header.SOPInstanceUID} has "
+            f"{header.SamplesPerPixel} samples per pixel; a grayscale presentation state "
+            "applies to grayscale images"
         )
-    if hasattr(ds, "file_meta"):
-        header.file_meta = ds.file_meta
     return header
 
 
@@ -242,30 +243,12 @@ def _version() -> str:
         return "0"
 
 
-def _character_set(state: PresentationState, creator: str, image: Dataset) -> dict:
-    """A Specific Character Set that holds our text: the image's, else Latin-1, else UTF-8.
-
-    Latin-1 is preferred to UTF-8 for text it can hold ("°", "ö") because older readers,
-    DCMTK's checker among them, handle it better.
-    """
-    texts = [state.name, creator]
+def _texts(state: PresentationState, creator: str) -> list[str]:
+    """Every text of ours the presentation state holds (for its character set)."""
+    texts = [state.name, creator, SERIES_DESCRIPTION]
     for annotation in state.annotations:
         texts += [annotation.text, annotation.layer, *annotation.units.values()]
-    if all(text.isascii() for text in texts):
-        return {}
-    current = image.get("SpecificCharacterSet")
-    candidates = [current] if isinstance(current, str) and current else []
-    for charset in [*candidates, "ISO_IR 100"]:
-        encoding = pydicom.charset.python_encoding.get(charset)
-        if encoding is None:
-            continue
-        try:
-            for text in texts:
-                text.encode(encoding)
-        except UnicodeEncodeError:
-            continue
-        return {"specific_character_set": charset}
-    return {"specific_character_set": "ISO_IR 192"}
+    return texts
 
 
 def _person_name(name: str) -> str:
