@@ -78,3 +78,57 @@ def test_keyboard_shortcuts(lab_page, run_notebook, shared_data, artifacts_dir) 
     # None of these keys reached JupyterLab: both cells are still code cells, none was cut.
     assert page.locator(".jp-Notebook .jp-CodeCell").count() == 2
     page.screenshot(path=str(artifacts_dir / "viewer_shortcuts.png"))
+
+
+LABELS_CELL = """
+import json
+from workbench.io.presentation import Annotation
+from workbench.widgets import overlay
+viewport = viewer.viewports[0]
+viewport.window = (40, 400)
+viewport.zoom = 1.0
+for kind, points in [
+    ("ellipse", [(200, 150), (265, 215)]),        # the aorta, in the mediastinum
+    ("length", [(180, 140), (330, 140)]),         # across the mediastinum
+    ("rectangle", [(225, 300), (272, 350)]),      # the vertebral body
+    ("length", [(228, 296), (278, 362)]),         # crossing it
+    ("angle", [(40, 330), (75, 360), (110, 330)]),  # on a rib
+    ("probe", [(250, 106)]),                      # the sternum
+]:
+    viewer.annotations.add(viewer.model.measure(
+        Annotation(kind, points, image=viewport.image_reference()), viewport))
+text = overlay.layout(viewport, list(viewer.annotations), viewer.model.label_offsets)
+print(json.dumps([[b.box.x, b.box.y, b.box.width, b.box.height] for b in (
+    [label.block for label in text.labels])]))
+"""
+
+
+def test_labels_readable_on_bone(lab_page, run_notebook, shared_data, artifacts_dir) -> None:
+    """On a chest CT, every label sits on its dark box beside its shape, readable over bone."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    ct = shared_data / "nema_ct1_ge"
+    cells = [
+        "from workbench.widgets import Viewer",
+        f"viewer = Viewer({str(ct)!r}, thumbnails=False, size=(518, 542))\nviewer",
+        LABELS_CELL,
+    ]
+    page = run_notebook(lab_page, "labels.ipynb", cells)
+    canvas = wait_for_viewer(page)
+    wait_status(page, "t.includes('Zoom 1.00')")
+    boxes = json.loads(page.locator(".jp-OutputArea-output pre").last.inner_text())
+    assert len(boxes) == 6
+    page.wait_for_timeout(500)  # the overlay layer follows the status line
+    png = page.screenshot(clip=canvas.bounding_box(), path=str(artifacts_dir / "labels_on_ct.png"))
+    shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    for x, y, w, h in boxes:
+        region = shot[int(y) + 1 : int(y + h) - 1, int(x) + 1 : int(x + w) - 1]
+        grey = region.mean(axis=-1)
+        yellow = (region[..., 0] > 180) & (region[..., 1] > 150) & (region[..., 2] < 110)
+        # Text in the label colour on a background darker than the image's mid-grey.
+        assert yellow.mean() > 0.03, f"no label text in {x, y, w, h}"
+        assert np.median(grey[~yellow]) < 100, f"label background too light in {x, y, w, h}"

@@ -728,6 +728,9 @@ class ViewerModel(Observable):
         self.viewports: list[Viewport] = []
         self.annotations = AnnotationStore()
         self.annotations.on_change(self._emit)
+        #: Where the user dragged measurement labels: annotation uid → display-pixel offset
+        #: of the label's corner from the point it labels.
+        self.label_offsets: dict[str, tuple[float, float]] = {}
         self.layout = layout
 
     @property

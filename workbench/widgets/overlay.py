@@ -1,11 +1,16 @@
-"""The text drawn in the corners of a viewport, and the one-line status under it."""
+"""The text drawn on a viewport (corners, letters, labels, the hint of an empty one) and
+the one-line status under it."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.io.presentation import Annotation
+from workbench.widgets import placement
 from workbench.widgets.model import Viewport
 from workbench.widgets.render import uses_voi_lut
 
@@ -110,6 +115,41 @@ def corner_text(viewport: Viewport) -> dict[str, list[str]]:
         "bottom_left": [x for x in bottom_left if x],
         "bottom_right": [x for x in bottom_right if x],
     }
+
+
+EMPTY_HINT = "Drag a series here from the thumbnails, or click one"
+
+
+@dataclass(frozen=True)
+class OverlayLayout:
+    """Where each piece of text goes on a viewport: corner text and letters (or the hint of
+    an empty viewport) in ``blocks``, measurement labels in ``labels``."""
+
+    blocks: list[placement.TextBlock]
+    labels: list[placement.Label]
+
+    def label_at(self, x: float, y: float) -> placement.Label | None:
+        """The label under a display point (the one drawn last, on top, first)."""
+        return next((lb for lb in reversed(self.labels) if lb.block.box.contains(x, y)), None)
+
+
+def layout(
+    viewport: Viewport,
+    annotations: list[Annotation],
+    label_offsets: Mapping[str, tuple[float, float]],
+) -> OverlayLayout:
+    """Lay out a viewport's text: corner text and letters first, then the labels of
+    ``annotations`` where they cover neither those nor each other nor any shape."""
+    if viewport.stack is None:
+        return OverlayLayout([placement.hint_block(EMPTY_HINT, viewport.size)], [])
+    blocks = placement.overlay_blocks(
+        corner_text(viewport), viewport.orientation_letters(), viewport.size
+    )
+    labels = placement.annotation_labels(
+        annotations, viewport.transform(), viewport.size, label_offsets,
+        avoid=[block.box for block in blocks],
+    )  # fmt: skip
+    return OverlayLayout(blocks, labels)
 
 
 def status_line(viewport: Viewport) -> str:

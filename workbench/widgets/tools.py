@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.io.presentation import Annotation
+from workbench.widgets import overlay
 from workbench.widgets.cine import Cine
 from workbench.widgets.measurements import REQUIRED_POINTS
 from workbench.widgets.model import (
@@ -31,6 +32,7 @@ from workbench.widgets.model import (
     ViewerModel,
     Viewport,
 )
+from workbench.widgets.placement import Label
 
 #: Display pixels a released point must be from the previous one to count as a new point.
 CLICK_SLOP = 3.0
@@ -230,6 +232,12 @@ class Interaction(Observable):
             initial = viewport.pan
         elif mode == "scroll":
             initial = viewport.frame
+        elif mode == "select" and (label := self.label_at(viewport, x, y)) is not None:
+            # A label is moved on its own, away from what it labels.
+            mode, target = "label", self.model.annotations.find(label.key)
+            box = label.block.box
+            initial = (box.x - label.anchor[0], box.y - label.anchor[1])
+            self.select(target)
         elif mode == "select":
             target, handle = self.hit_test(viewport, x, y)
             self.select(target)
@@ -268,6 +276,10 @@ class Interaction(Observable):
                 viewport.frame = target
         elif drag.mode == "select" and drag.target is not None:
             self._drag_annotation(drag, x, y)
+        elif drag.mode == "label" and drag.target is not None:
+            ox, oy = drag.initial  # type: ignore[misc]
+            self.model.label_offsets[drag.target.uid] = (ox + dx, oy + dy)
+            self.model.annotations.updated(drag.target)
 
     def release(self, index: int, x: float, y: float) -> None:
         """The mouse button went up."""
@@ -414,6 +426,11 @@ class Interaction(Observable):
             if _near_outline(annotation.kind, shown, (x, y)):
                 return annotation, None
         return None, None
+
+    def label_at(self, viewport: Viewport, x: float, y: float) -> Label | None:
+        """The measurement label under a display point, as the viewport draws it."""
+        shown = self.model.annotations.visible_on(viewport.image_reference())
+        return overlay.layout(viewport, shown, self.model.label_offsets).label_at(x, y)
 
     def _drag_annotation(self, drag: _Drag, x: float, y: float) -> None:
         annotation, viewport = drag.target, drag.viewport

@@ -175,23 +175,27 @@ class ViewportView:
         layer = self.canvas[1]
         viewport = self.viewport
         layer.clear()
-        if viewport.stack is None:
-            return
-        transform = viewport.transform()
         store = self.interaction.model.annotations
         selected = self.interaction.selected
-        for annotation in store.visible_on(viewport.image_reference()):
-            own = store.is_own(annotation)
-            colour = (
-                drawing.SELECTED_COLOUR
-                if annotation is selected
-                else (drawing.OWN_COLOUR if own else drawing.GROUP_COLOUR)
-            )
-            drawing.draw_annotation(
-                layer, annotation, transform, colour, handles=annotation is selected
-            )
+        shown = store.visible_on(viewport.image_reference()) if viewport.stack is not None else []
+        colours = {
+            a.uid: drawing.SELECTED_COLOUR
+            if a is selected
+            else (drawing.OWN_COLOUR if store.is_own(a) else drawing.GROUP_COLOUR)
+            for a in shown
+        }
         draft = self.interaction.draft
         if draft is not None and self.interaction.draft_viewport is viewport:
-            drawing.draw_annotation(layer, draft, transform, drawing.DRAFT_COLOUR, handles=True)
-        drawing.draw_corners(layer, overlay.corner_text(viewport), viewport.size)
-        drawing.draw_letters(layer, viewport.orientation_letters(), viewport.size)
+            shown.append(draft)
+            colours[draft.uid] = drawing.DRAFT_COLOUR
+        transform = viewport.transform()
+        for annotation in shown:
+            handles = annotation is selected or annotation is draft
+            drawing.draw_annotation(
+                layer, annotation, transform, colours[annotation.uid], handles=handles
+            )
+        text = overlay.layout(viewport, shown, self.interaction.model.label_offsets)
+        for label in text.labels:
+            drawing.draw_label(layer, label, colours[label.key])
+        for block in text.blocks:
+            drawing.draw_block(layer, block)
