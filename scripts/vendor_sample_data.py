@@ -22,6 +22,8 @@ from pydicom.uid import JPEG2000Lossless
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 SAMPLE = REPO / "data" / "sample"
+#: Written by hand, kept when the folder is rebuilt.
+DOCUMENTATION = {"README.md", "LICENSES.md"}
 
 # Folder in ../shared/data -> (how to vendor it, optional file filter)
 COPY_AS_IS = {
@@ -38,6 +40,10 @@ COPY_AS_IS = {
     "nema_ct1_ge": None,
     "sc_ct_brain_jpeg_siemens": None,
     "us_aloka_palette16": "gdcm-US-ALOKA-16.dcm",
+    "enhanced_ct_nema": None,
+    "toshiba_ct_j2k": None,
+    "siemens_mr_mosaic_uncompressed": None,
+    "siemens_mr_mosaic_jpegll": None,
 }
 TRANSCODE = {
     "series_ct_philips_ingenuity_5mm": {"strip_private": False},
@@ -64,7 +70,11 @@ def main() -> int:
         reader = csv.DictReader(handle, delimiter="\t")
         columns = reader.fieldnames
         rows = {row["relative_path"]: row for row in reader}
-    shutil.rmtree(SAMPLE, ignore_errors=True)
+    for entry in SAMPLE.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.name not in DOCUMENTATION:
+            entry.unlink()
     kept = []
     for relative, row in sorted(rows.items()):
         folder, name = relative.split("/", 1)

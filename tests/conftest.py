@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import types
 from pathlib import Path
 
 import pytest
 
+from tests.data import REPO, SAMPLE_DATA, SHARED_DATA, data_roots
 from tests.peers import OrthancPeer, require_tool, start_orthanc
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-SAMPLE_DATA = REPO / "data" / "sample"
 ARTIFACTS = REPO / "test-artifacts"
 #: Headless in a container, and nothing phoning home (the machine has no network).
 CHROMIUM_ARGS = [
@@ -36,6 +36,73 @@ def state_dir(tmp_path_factory) -> Path:
         os.environ.pop("WORKBENCH_STATE_DIR", None)
     else:
         os.environ["WORKBENCH_STATE_DIR"] = previous
+
+
+#: Fixtures that drive JupyterLab or Voilà in Chromium: their users are ``browser`` tests.
+BROWSER_FIXTURES = {"browser", "jupyter_lab", "lab_page", "run_notebook", "voila_teaching_case"}
+#: Calls that start or look up an external program (DCMTK, dicom3tools, Orthanc).
+PEER_CALLS = {"require_tool", "start_orthanc"}
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Global names ``code`` and the functions nested in it refer to."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _code_names(constant)
+    return names
+
+
+def _calls_a_peer(function, seen: set) -> bool:
+    """Whether ``function``, or a test helper it calls, starts or looks up a peer program.
+
+    Follows calls into functions defined under ``tests`` (helpers, fixtures' helpers), so a
+    new test that reaches DCMTK through a shared helper is marked like the others.
+    """
+    function = inspect.unwrap(function)
+    code = getattr(function, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    names = _code_names(code)
+    if names & PEER_CALLS:
+        return True
+    module_globals = getattr(function, "__globals__", {})
+    for name in names:
+        called = module_globals.get(name)
+        is_test_helper = inspect.isfunction(called) and called.__module__.startswith("tests")
+        if is_test_helper and _calls_a_peer(called, seen):
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests over "every real file" on each corpus present: the sample, the wider one."""
+    if "data_root" in metafunc.fixturenames:
+        roots = data_roots()
+        metafunc.parametrize("data_root", list(roots.values()), ids=list(roots), scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``browser`` and ``peers`` tests by what they use, so no test is left unmarked.
+
+    ``browser``: a test using a JupyterLab/Voilà/Chromium fixture. ``peers``: a test whose
+    body, helpers or fixtures start Orthanc or look up an external program.
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+            continue
+        if item.get_closest_marker("peers") or not isinstance(item, pytest.Function):
+            continue
+        seen: set = set()
+        definitions = item._fixtureinfo.name2fixturedefs
+        functions = [item.function] + [
+            definitions[name][-1].func for name in fixtures if name in definitions
+        ]
+        if any(_calls_a_peer(function, seen) for function in functions):
+            item.add_marker(pytest.mark.peers)
 
 
 @pytest.fixture(scope="session")

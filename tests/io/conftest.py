@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pydicom
@@ -10,14 +9,18 @@ import pytest
 
 
 @pytest.fixture
-def ct_series(shared_data: Path) -> Path:
-    """The 28-slice Philips CT series folder."""
-    return shared_data / "series_ct_philips_ingenuity_5mm"
+def ct_series(sample_data: Path) -> Path:
+    """The 28-slice Philips CT series folder (JPEG 2000 lossless in the sample)."""
+    return sample_data / "series_ct_philips_ingenuity_5mm"
 
 
 @pytest.fixture
 def ct_copy(ct_series: Path, tmp_path: Path) -> Path:
-    """A private copy of six adjacent CT slices, for tests that damage or rewrite files."""
+    """A private copy of six adjacent CT slices, for tests that damage or rewrite files.
+
+    The copies are uncompressed (Explicit VR Little Endian, as the scanner wrote them), so a
+    test can cut or rewrite the pixel data at known offsets.
+    """
     folder = tmp_path / "ct"
     folder.mkdir()
 
@@ -25,5 +28,7 @@ def ct_copy(ct_series: Path, tmp_path: Path) -> Path:
         return int(pydicom.dcmread(path, stop_before_pixels=True).InstanceNumber)
 
     for path in sorted(ct_series.iterdir(), key=instance_number)[:6]:
-        shutil.copy(path, folder / path.name)
+        dataset = pydicom.dcmread(path)
+        dataset.decompress()
+        dataset.save_as(folder / path.name, enforce_file_format=True)
     return folder

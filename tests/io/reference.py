@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.pixels import apply_modality_lut
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.data import data_roots, manifest_rows
 
 
-def manifest_rows() -> list[dict[str, str]]:
-    """Rows of ``../shared/data/MANIFEST.tsv`` (empty when the data is absent)."""
-    manifest = SHARED_DATA / "MANIFEST.tsv"
-    if not manifest.is_file():
-        return []
-    with manifest.open(newline="", encoding="utf-8") as fp:
-        return list(csv.DictReader(fp, delimiter="\t"))
+def image_files(keep=lambda relative: True) -> list:
+    """Every manifest file with pixel data, of each corpus present, as ``pytest.param`` paths.
 
-
-def image_files() -> list[str]:
-    """Relative paths of every manifest file that has pixel data."""
-    return [row["relative_path"] for row in manifest_rows() if int(row["number_of_frames"]) > 0]
+    ``keep`` selects among the relative paths; ids read ``sample/<path>`` or ``shared/<path>``.
+    """
+    return [
+        pytest.param(root / row["relative_path"], id=f"{name}/{row['relative_path']}")
+        for name, root in data_roots().items()
+        for row in manifest_rows(root)
+        if int(row["number_of_frames"]) > 0 and keep(row["relative_path"])
+    ]
 
 
 def _per_frame_rescale(ds: pydicom.Dataset, n_frames: int) -> list[tuple[float, float]]:

@@ -29,8 +29,8 @@ AGFA = "gsps_agfa/GSPS_PS.dcm"
 
 
 @pytest.fixture(scope="module")
-def ct(shared_data) -> pydicom.Dataset:
-    return pydicom.dcmread(first_file(shared_data / CT_SERIES), stop_before_pixels=True)
+def ct(sample_data) -> pydicom.Dataset:
+    return pydicom.dcmread(first_file(sample_data / CT_SERIES), stop_before_pixels=True)
 
 
 def round_trip(state: PresentationState, images, tmp_path: Path, **read_args):
@@ -133,16 +133,16 @@ def test_whole_image_area_reads_as_explicit_without_the_image_size(ct, tmp_path)
     assert gsps.read(path, image_size=(512, 512)).display.area is None
 
 
-def test_monochrome1_polarity_round_trips_when_the_image_is_known(shared_data, tmp_path):
-    image = pydicom.dcmread(shared_data / CR_MONO1, stop_before_pixels=True)
+def test_monochrome1_polarity_round_trips_when_the_image_is_known(sample_data, tmp_path):
+    image = pydicom.dcmread(sample_data / CR_MONO1, stop_before_pixels=True)
     for invert in (False, True):
         state = PresentationState("CR", display=DisplaySettings(window=(1600, 2800), invert=invert))
         back = round_trip(state, [image], tmp_path, photometric="MONOCHROME1")
         assert back.display.invert is invert
 
 
-def test_frames_of_a_multiframe_image_round_trip(shared_data, tmp_path):
-    image = pydicom.dcmread(shared_data / ENHANCED_CT, stop_before_pixels=True)
+def test_frames_of_a_multiframe_image_round_trip(sample_data, tmp_path):
+    image = pydicom.dcmread(sample_data / ENHANCED_CT, stop_before_pixels=True)
     frame = ref(image, 2)
     line = Annotation(
         "length", [(10, 10), (50, 50)], frame, "56 mm", {"length_mm": 56.0}, {"length_mm": "mm"}
@@ -167,8 +167,8 @@ def test_reads_from_path_bytes_and_dataset_alike(ct, tmp_path):
 # --- other software's states -----------------------------------------------------------
 
 
-def test_reads_a_real_agfa_gsps(shared_data):
-    state = gsps.read(shared_data / AGFA, photometric="MONOCHROME1")
+def test_reads_a_real_agfa_gsps(sample_data):
+    state = gsps.read(sample_data / AGFA, photometric="MONOCHROME1")
     assert state.name == "DIAGUSER_DEFINED"  # no Content Description: the label stands in
     assert state.creator == "Peter^Lambert"
     assert state.created == dt.datetime(2021, 10, 1, 16, 14, 43, 482000)
@@ -194,8 +194,8 @@ def test_reads_a_real_agfa_gsps(shared_data):
     assert state.not_shown == ["1 compound graphic(s) (PRIVATE_AGILITY)"]
 
 
-def test_agfa_polarity_without_knowing_the_image(shared_data):
-    assert gsps.read(shared_data / AGFA).display.invert is True
+def test_agfa_polarity_without_knowing_the_image(sample_data):
+    assert gsps.read(sample_data / AGFA).display.invert is True
 
 
 @pytest.mark.filterwarnings("ignore:The string .* unlikely to represent")
@@ -262,8 +262,8 @@ def test_garbage_is_refused_clearly(content):
         gsps.read(content)
 
 
-def test_an_image_is_not_a_presentation_state(shared_data):
-    path = shared_data / CR_MONO1
+def test_an_image_is_not_a_presentation_state(sample_data):
+    path = sample_data / CR_MONO1
     with pytest.raises(InvalidDicomError, match="not a presentation state") as error:
         gsps.read(path)
     assert error.value.path == str(path)
@@ -318,12 +318,12 @@ def rich_gsps(ct) -> bytes:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_damaged_objects_read_without_crashing(rich_gsps, shared_data):
+def test_damaged_objects_read_without_crashing(rich_gsps, sample_data):
     """Deleting or garbling any element never makes reading fail, except the SOP class."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    sources = [rich_gsps, (shared_data / AGFA).read_bytes()]
+    sources = [rich_gsps, (sample_data / AGFA).read_bytes()]
 
     @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
     @given(

@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from PIL import Image
 
+from tests.data import uncompressed_copy
 from tests.peers import require_tool
 from workbench.io import gsps, open_series
 from workbench.io.display import frame_attrs
@@ -54,8 +55,8 @@ SupportsPresentationLUT = true
 """
 
 
-def image_path(shared_data: Path, source: str) -> Path:
-    path = shared_data / source
+def image_path(sample_data: Path, source: str) -> Path:
+    path = sample_data / source
     return sorted(p for p in path.iterdir() if p.is_file())[0] if path.is_dir() else path
 
 
@@ -135,8 +136,8 @@ def assert_same_pixels(theirs: np.ndarray, mine: np.ndarray) -> None:
     ],
     ids=lambda v: v if isinstance(v, str) else repr(v)[16:70],
 )
-def test_dcmp2pgm_shows_what_we_show(shared_data, tmp_path, source, display):
-    image = image_path(shared_data, source)
+def test_dcmp2pgm_shows_what_we_show(sample_data, tmp_path, source, display):
+    image = uncompressed_copy(image_path(sample_data, source), tmp_path / "image")
     write_state(image, display, tmp_path / "state.dcm")
     theirs = dcmp2pgm(image, tmp_path / "state.dcm", tmp_path / "dcmtk.pgm")
     assert_same_pixels(theirs, ours(image, display))
@@ -166,16 +167,16 @@ def test_dcmp2pgm_shows_what_we_show(shared_data, tmp_path, source, display):
     ],
     ids=lambda v: v if isinstance(v, str) else repr(v)[16:70],
 )
-def test_dcmpsprt_shows_the_same_displayed_area(shared_data, tmp_path, source, display):
-    image = image_path(shared_data, source)
+def test_dcmpsprt_shows_the_same_displayed_area(sample_data, tmp_path, source, display):
+    image = uncompressed_copy(image_path(sample_data, source), tmp_path / "image")
     write_state(image, display, tmp_path / "state.dcm")
     theirs = dcmpsprt(image, tmp_path / "state.dcm", tmp_path)
     assert_same_pixels(theirs, ours(image, display))
 
 
-def test_displayed_area_is_really_applied(shared_data):
+def test_displayed_area_is_really_applied(sample_data):
     """Zoom and area change what is shown (so the checks above compare something)."""
-    image = image_path(shared_data, CT_SERIES)
+    image = image_path(sample_data, CT_SERIES)
     whole = ours(image, DisplaySettings(window=(40, 400)))
     area = ours(image, DisplaySettings(window=(40, 400), area=(100, 50, 300, 400)))
     assert whole.shape == (512, 512) and area.shape == (351, 201)

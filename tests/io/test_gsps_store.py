@@ -11,6 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.data import uncompressed_copy
 from tests.peers import free_port
 from workbench.io.gsps.store import FolderStateStore, IndexStateStore, default_state_dir
 from workbench.io.presentation import Annotation
@@ -22,8 +23,8 @@ CT_SERIES = "series_ct_philips_ingenuity_5mm"
 AET = "WBGSPSTEST"
 
 
-def ct_files(shared_data: Path, count: int = 3) -> list[Path]:
-    return sorted(p for p in (shared_data / CT_SERIES).iterdir() if p.is_file())[:count]
+def ct_files(sample_data: Path, count: int = 3) -> list[Path]:
+    return sorted(p for p in (sample_data / CT_SERIES).iterdir() if p.is_file())[:count]
 
 
 def new_index(folder: Path, **options) -> Index:
@@ -79,10 +80,12 @@ def assert_loads_identically(viewer: Viewer, key: str, marks: list[Annotation], 
 
 
 @pytest.fixture
-def saved(tmp_path, shared_data):
-    """An index holding three CT slices and one state saved on the first."""
+def saved(tmp_path, sample_data):
+    """An index holding three CT slices, uncompressed as the scanner wrote them (so any peer
+    can take them), and one state saved on the first."""
     index = new_index(tmp_path / "first")
-    index.import_path(*ct_files(shared_data), progress=False)
+    files = [uncompressed_copy(path, tmp_path / "ct") for path in ct_files(sample_data)]
+    index.import_path(*files, progress=False)
     viewer = ct_viewer(index)
     marks = annotate(viewer)
     display = viewer.active_viewport.display_settings()
@@ -198,10 +201,10 @@ def folder_snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_states_of_files_go_to_the_state_folder_never_beside_them(shared_data, tmp_path):
+def test_states_of_files_go_to_the_state_folder_never_beside_them(sample_data, tmp_path):
     folder = tmp_path / "ct"
     folder.mkdir()
-    for path in ct_files(shared_data, 2):
+    for path in ct_files(sample_data, 2):
         shutil.copy(path, folder / path.name)
     before = folder_snapshot(folder)
     state_dir = tmp_path / "states"
@@ -217,7 +220,7 @@ def test_states_of_files_go_to_the_state_folder_never_beside_them(shared_data, t
         assert saved.is_file()
         # The state copies the image's own header (its file is known), not a made-up one.
         ds = pydicom.dcmread(saved)
-        image = pydicom.dcmread(ct_files(shared_data, 1)[0], stop_before_pixels=True)
+        image = pydicom.dcmread(ct_files(sample_data, 1)[0], stop_before_pixels=True)
         for keyword in ("AccessionNumber", "StudyID", "PatientBirthDate", "PatientSex"):
             assert ds.get(keyword) == image.get(keyword), keyword
     finally:
@@ -233,9 +236,9 @@ def test_states_of_files_go_to_the_state_folder_never_beside_them(shared_data, t
     assert folder_snapshot(folder) == before
 
 
-def test_the_state_folder_defaults_to_the_environment(shared_data, tmp_path, monkeypatch):
+def test_the_state_folder_defaults_to_the_environment(sample_data, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_STATE_DIR", str(tmp_path / "from-env"))
-    viewer = Viewer(ct_files(shared_data, 1), thumbnails=False)
+    viewer = Viewer(ct_files(sample_data, 1), thumbnails=False)
     try:
         assert viewer.presentation_states.store.folder == tmp_path / "from-env"
     finally:
@@ -253,13 +256,13 @@ def test_the_state_folder_defaults_to_the_environment(shared_data, tmp_path, mon
      (None, None, getpass.getuser())],
 )  # fmt: skip
 def test_creator_comes_from_the_viewer_then_the_environment_then_the_login(
-    shared_data, tmp_path, monkeypatch, user, environment, expected
+    sample_data, tmp_path, monkeypatch, user, environment, expected
 ):
     if environment is None:
         monkeypatch.delenv("WORKBENCH_USER", raising=False)
     else:
         monkeypatch.setenv("WORKBENCH_USER", environment)
-    viewer = Viewer(ct_files(shared_data, 1), thumbnails=False, user=user,
+    viewer = Viewer(ct_files(sample_data, 1), thumbnails=False, user=user,
                     state_dir=tmp_path)  # fmt: skip
     try:
         annotate(viewer)

@@ -33,8 +33,8 @@ def find(widget, name: str):
 
 
 @pytest.fixture(scope="module")
-def ct(shared_data):
-    files = sorted(p for p in (shared_data / CT_SERIES).iterdir() if p.is_file())[:3]
+def ct(sample_data):
+    files = sorted(p for p in (sample_data / CT_SERIES).iterdir() if p.is_file())[:3]
     return open_series(files)
 
 
@@ -196,13 +196,13 @@ def test_saving_from_python_updates_the_badge(viewer):
 
 
 @pytest.mark.filterwarnings("ignore:The string .* unlikely to represent")
-def test_another_programs_state_loads_with_what_is_not_shown(viewer, shared_data):
+def test_another_programs_state_loads_with_what_is_not_shown(viewer, sample_data):
     import highdicom as hd
     import numpy as np
     import pydicom
     from highdicom import pr
 
-    files = sorted(p for p in (shared_data / CT_SERIES).iterdir() if p.is_file())
+    files = sorted(p for p in (sample_data / CT_SERIES).iterdir() if p.is_file())
     image = pydicom.dcmread(files[0], stop_before_pixels=True)
     layer = pr.GraphicLayer("THEIRS", order=1)
     circle = pr.GraphicObject("CIRCLE", np.array([[100.5, 100.5], [110.5, 100.5]]), "PIXEL")
@@ -266,13 +266,13 @@ def test_saving_needs_a_name_and_an_image(viewer, tmp_path: Path):
     ("source", "frame"),
     [(CT_SERIES, 2), ("enhanced_ct_nema", 1), ("enhanced_mr_siemens_xa10", 3)],
 )
-def test_states_saved_from_the_viewer_pass_dcmpschk(shared_data, tmp_path, source, frame):
+def test_states_saved_from_the_viewer_pass_dcmpschk(sample_data, tmp_path, source, frame):
     """Without an index the image headers come from the stack; DCMTK must still accept it."""
     import subprocess
 
     from tests.peers import require_tool
 
-    folder = shared_data / source
+    folder = sample_data / source
     files = sorted(p for p in folder.iterdir() if p.is_file())[:3]
     viewer = Viewer(files, states=MemoryStateStore(), thumbnails=False)
     try:

@@ -34,8 +34,8 @@ def header(path: Path) -> pydicom.Dataset:
 
 
 @pytest.fixture(scope="module")
-def ct(shared_data) -> tuple[Path, pydicom.Dataset]:
-    path = first_file(shared_data / CT_SERIES)
+def ct(sample_data) -> tuple[Path, pydicom.Dataset]:
+    path = first_file(sample_data / CT_SERIES)
     return path, header(path)
 
 
@@ -86,8 +86,8 @@ def _cases():
     [c[1:] for c in _cases()],
     ids=[c[0] for c in _cases()],
 )
-def test_dcmpschk_accepts_what_we_write(shared_data, tmp_path, source, frame, display, annotate):
-    path = shared_data / source
+def test_dcmpschk_accepts_what_we_write(sample_data, tmp_path, source, frame, display, annotate):
+    path = sample_data / source
     image = header(first_file(path) if path.is_dir() else path)
     image_ref = ref(image, frame)
     annotations = (
@@ -112,9 +112,9 @@ def test_dcmpschk_accepts_what_we_write(shared_data, tmp_path, source, frame, di
     assert_dcmpschk_passes(out)
 
 
-def test_dcmpschk_reports_errors_it_finds(shared_data):
+def test_dcmpschk_reports_errors_it_finds(sample_data):
     """The checker really checks: the Agfa object (a 20-character SH) fails it."""
-    result = dcmpschk(shared_data / "gsps_agfa" / "GSPS_PS.dcm")
+    result = dcmpschk(sample_data / "gsps_agfa" / "GSPS_PS.dcm")
     report = result.stdout + result.stderr
     assert "Test failed" in report and "AccessionNumber" in report
 
@@ -181,21 +181,21 @@ def test_written_object_describes_the_state(ct):
     assert again.file_meta.MediaStorageSOPClassUID == GSPS_CLASS
 
 
-def test_monochrome1_normal_display_is_inverse(shared_data):
+def test_monochrome1_normal_display_is_inverse(sample_data):
     """A MONOCHROME1 image shown as usual needs INVERSE in a GSPS (PS3.4 N.2.1.1)."""
-    image = header(shared_data / CR_MONO1)
+    image = header(sample_data / CR_MONO1)
     normal = gsps.write(PresentationState("n", images=[ref(image)]), [image])
     inverted = gsps.write(PresentationState("i", display=DisplaySettings(invert=True)), [image])
     assert normal.PresentationLUTShape == "INVERSE"
     assert inverted.PresentationLUTShape == "IDENTITY"
 
 
-def test_default_voi_is_the_images_own(shared_data, ct):
+def test_default_voi_is_the_images_own(sample_data, ct):
     _, image = ct
     voi = gsps.write(PresentationState("w"), [image]).SoftcopyVOILUTSequence[0]
     centers = image.WindowCenter if image["WindowCenter"].VM > 1 else [image.WindowCenter]
     assert float(voi.WindowCenter) == float(centers[0])
-    lut_image = header(shared_data / VOI_LUT_IMAGE)
+    lut_image = header(sample_data / VOI_LUT_IMAGE)
     voi = gsps.write(PresentationState("l"), [lut_image]).SoftcopyVOILUTSequence[0]
     assert list(voi.VOILUTSequence[0].LUTDescriptor) == list(
         lut_image.VOILUTSequence[0].LUTDescriptor
@@ -245,8 +245,8 @@ def test_creator_defaults_to_the_login_name(ct):
     )
 
 
-def test_text_beyond_ascii_is_encoded(shared_data, tmp_path):
-    image = header(shared_data / CR_MONO1)
+def test_text_beyond_ascii_is_encoded(sample_data, tmp_path):
+    image = header(sample_data / CR_MONO1)
     image_ref = ref(image)
     angle = Annotation(
         "angle", [(1, 1), (5, 5), (10, 2)], image_ref, "45.0°", {"a": 45.0}, {"a": "°"}
@@ -297,7 +297,7 @@ def test_stores_are_chosen_by_what_is_given(tmp_path):
         state_store(42)
 
 
-def test_bad_input_is_refused_with_a_reason(shared_data, ct):
+def test_bad_input_is_refused_with_a_reason(sample_data, ct):
     _, image = ct
     with pytest.raises(ValueError, match="at least one referenced image"):
         gsps.write(PresentationState("x"), [])
@@ -311,7 +311,7 @@ def test_bad_input_is_refused_with_a_reason(shared_data, ct):
     with pytest.raises(ValueError, match="needs 3 points"):
         gsps.write(PresentationState("x", [Annotation("angle", [(1, 1), (2, 2)])]), [image])
     rgb = header(
-        shared_data / "sc_rgb_rle" / next(p.name for p in (shared_data / "sc_rgb_rle").iterdir())
+        sample_data / "sc_rgb_rle" / next(p.name for p in (sample_data / "sc_rgb_rle").iterdir())
     )
     with pytest.raises(ValueError, match="samples per pixel"):
         gsps.write(PresentationState("x"), [rgb])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -13,7 +15,9 @@ from pydicom.pixels import (
     convert_color_space,
     pixel_array,
 )
+from pydicom.uid import JPEG2000TransferSyntaxes
 
+from tests.data import present, real_path
 from workbench.io import PixelDataError, display, open_series
 
 
@@ -32,11 +36,8 @@ def _pydicom_window(values, center, width, function):
 @pytest.mark.parametrize(("center", "width"), [(40, 400), (-600, 1500), (0.5, 1), (100, 2)])
 def test_apply_window_matches_pydicom(function, center, width):
     values = np.linspace(-1200, 1200, 4801)
-    if function == "LINEAR_EXACT" or width >= 1:
-        expected = _pydicom_window(values, center, width, function)
-        np.testing.assert_array_equal(
-            display.apply_window(values, center, width, function), expected
-        )
+    expected = _pydicom_window(values, center, width, function)
+    np.testing.assert_array_equal(display.apply_window(values, center, width, function), expected)
 
 
 def test_linear_window_edges_follow_the_standard():
@@ -49,8 +50,8 @@ def test_linear_window_edges_follow_the_standard():
         display.apply_window(np.zeros(3), 0, 10, "CUBIC")
 
 
-def test_monochrome1_shows_low_values_white(shared_data):
-    array = open_series(shared_data / "cr_agfa_mono1_tiny/6154")
+def test_monochrome1_shows_low_values_white(sample_data):
+    array = open_series(sample_data / "cr_agfa_mono1_tiny/6154")
     frame = array[0].values
     assert array.attrs["PhotometricInterpretation"] == "MONOCHROME1"
     center, width = display.default_window(array.attrs, frame)
@@ -63,11 +64,27 @@ def test_monochrome1_shows_low_values_white(shared_data):
     assert shown[np.unravel_index(frame.argmin(), frame.shape)] == shown.max()
 
 
-def test_monochrome1_jpeg2000_cr_renders_inverted(shared_data):
-    array = open_series(shared_data / "nema_cr_rg3_fuji_mono1/RG3_J2KR.dcm")
-    frame = array[0].values[::8, ::8]
+@pytest.fixture
+def monochrome1_jpeg2000(ct_series, tmp_path) -> Path:
+    """A JPEG 2000 CT slice of the sample relabelled MONOCHROME1 (same codestream)."""
+    ds = pydicom.dcmread(ct_series / "I10")
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(tmp_path / "mono1_j2k.dcm")
+    return tmp_path / "mono1_j2k.dcm"
+
+
+@pytest.mark.parametrize(
+    ("relative", "step"),
+    [(None, 1)] + [(path, 8) for path in present("nema_cr_rg3_fuji_mono1/RG3_J2KR.dcm")],
+)
+def test_monochrome1_jpeg2000_renders_inverted(monochrome1_jpeg2000, relative, step):
+    path = monochrome1_jpeg2000 if relative is None else real_path(relative)
+    array = open_series(path)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID in JPEG2000TransferSyntaxes
+    frame = array[0].values[::step, ::step]
     shown = display.render(frame, array.attrs)
-    windowed = display.apply_window(frame, 550, 1024)  # the file's preset
+    preset = display.default_window(array.attrs, frame)  # the file's own, (550, 1024) in RG3
+    windowed = display.apply_window(frame, *preset)
     np.testing.assert_array_equal(shown, 255 - windowed)
     assert shown[np.unravel_index(frame.argmax(), frame.shape)] < shown.mean()
 
@@ -88,8 +105,8 @@ def test_is_inverted(photometric, shape, invert, expected):
     assert display.is_inverted(attrs, invert) is expected
 
 
-def test_ybr_full_422_renders_as_rgb(shared_data):
-    path = shared_data / "sc_ybr_full_422_uncompressed/SC_ybr_full_422_uncompressed.dcm"
+def test_ybr_full_422_renders_as_rgb(sample_data):
+    path = sample_data / "sc_ybr_full_422_uncompressed/SC_ybr_full_422_uncompressed.dcm"
     stored = pixel_array(pydicom.dcmread(path), raw=True)  # YBR, 4:2:2 expanded
     expected = convert_color_space(stored, "YBR_FULL", "RGB")
     raw = open_series(path, raw=True)
@@ -99,20 +116,25 @@ def test_ybr_full_422_renders_as_rgb(shared_data):
     converted = open_series(path)
     np.testing.assert_array_equal(display.render(converted[0].values, converted.attrs), expected)
     # The same test pattern stored as RGB (RLE) looks the same, within YBR rounding.
-    rgb = display.render_file(shared_data / "sc_rgb_rle/SC_rgb_rle.dcm")
+    rgb = display.render_file(sample_data / "sc_rgb_rle/SC_rgb_rle.dcm")
     assert np.abs(rgb.astype(int) - expected).max() <= 8
 
 
-def test_jpeg_ybr_multiframe_renders_rgb(shared_data):
-    path = shared_data / "us_multiframe_ybr422_jpeg/examples_ybr_color.dcm"
+def test_jpeg_ybr_multiframe_renders_rgb(sample_data):
+    path = sample_data / "us_multiframe_ybr422_jpeg/examples_ybr_color.dcm"
     shown = display.render_file(path, frame=5)
     expected = pydicom.dcmread(path).pixel_array[5]  # pydicom converts to RGB by default
     np.testing.assert_array_equal(shown, expected)
 
 
-@pytest.mark.parametrize("name", ["gdcm-US-ALOKA-16.dcm", "gdcm-US-ALOKA-16_big.dcm"])
-def test_palette_colour_maps_through_the_palette(shared_data, name):
-    path = shared_data / "us_aloka_palette16" / name
+@pytest.mark.parametrize(
+    "relative",
+    present(
+        "us_aloka_palette16/gdcm-US-ALOKA-16.dcm", "us_aloka_palette16/gdcm-US-ALOKA-16_big.dcm"
+    ),
+)
+def test_palette_colour_maps_through_the_palette(relative):
+    path = real_path(relative)
     array = open_series(path)
     shown = display.render(array[0].values, array.attrs)
     ds = pydicom.dcmread(path)
@@ -121,8 +143,8 @@ def test_palette_colour_maps_through_the_palette(shared_data, name):
     np.testing.assert_array_equal(shown, np.rint(expected * (255 / 65535)).astype(np.uint8))
 
 
-def test_voi_lut_sequence_is_applied(shared_data):
-    path = shared_data / "voi_lut_ihe/vlut_04.dcm"
+def test_voi_lut_sequence_is_applied(sample_data):
+    path = sample_data / "voi_lut_ihe/vlut_04.dcm"
     array = open_series(path)
     ds = pydicom.dcmread(path)
     bits = ds.VOILUTSequence[0].LUTDescriptor[2]
@@ -151,23 +173,43 @@ def test_default_window_covers_the_data_range_without_presets():
     assert out.min() == 0 and out.max() == 255
 
 
-def test_render_file_fits_a_thumbnail_box(shared_data):
-    thumb = display.render_file(shared_data / "nema_cr_rg2_fuji/RG2_JPLL.dcm", size=128)
+@pytest.mark.parametrize(
+    ("relative", "rows", "columns"),
+    [
+        ("sc_ct_brain_jpeg_siemens/ctbrain1.dcm", 456, 510),
+        *[("nema_cr_rg2_fuji/RG2_JPLL.dcm", 2140, 1760)] * bool(present("nema_cr_rg2_fuji")),
+    ],
+)
+def test_render_file_fits_a_thumbnail_box(sample_data, relative, rows, columns):
+    thumb = display.render_file(real_path(relative), size=128)
     assert thumb.dtype == np.uint8 and max(thumb.shape) == 128
-    assert thumb.shape == (128, round(128 * 1760 / 2140))
+    scale = 128 / max(rows, columns)
+    assert thumb.shape[:2] == (round(rows * scale), round(columns * scale))
     with pytest.raises(IndexError, match="out of range"):
-        display.render_file(shared_data / "nema_mr1_small_transcodes/MR_small.dcm", frame=3)
+        display.render_file(sample_data / "nema_mr1_small_transcodes/MR_small.dcm", frame=3)
 
 
-def test_render_file_refuses_a_presentation_state(shared_data):
+def test_render_file_refuses_a_presentation_state(sample_data):
     with pytest.raises(PixelDataError, match="Presentation State"):
-        display.render_file(shared_data / "gsps_agfa/GSPS_PS.dcm")
+        display.render_file(sample_data / "gsps_agfa/GSPS_PS.dcm")
 
 
-def test_frame_attrs_carry_per_frame_windows(shared_data):
-    array = open_series(shared_data / "enhanced_mr_siemens_xa10")
+def test_frame_attrs_carry_per_frame_windows(sample_data):
+    folder = sample_data / "enhanced_mr_siemens_xa10"
+    array = open_series(folder)
+    # Frame 7 is the second frame of the second file: each frame has its own window there.
+    second = pydicom.dcmread(folder / "6_2.dcm", stop_before_pixels=True)
+    voi = second.PerFrameFunctionalGroupsSequence[1].FrameVOILUTSequence[0]
+    assert int(array.instance_number[7]) == int(second.InstanceNumber)
+    assert int(array.frame_number[7]) == 2  # 1-based within the file
     attrs = display.frame_attrs(array, 7)
-    center = float(array.window_center[7])
-    if np.isfinite(center):
-        assert attrs["WindowCenter"][0] == center
-    assert display.render(array[7].values, attrs).dtype == np.uint8
+    assert (attrs["WindowCenter"][0], attrs["WindowWidth"][0]) == (
+        float(voi.WindowCenter),
+        float(voi.WindowWidth),
+    )
+    assert attrs["WindowCenter"][0] != display.frame_attrs(array, 0)["WindowCenter"][0]
+    shown = display.render(array[7].values, attrs)
+    np.testing.assert_array_equal(
+        shown,
+        display.apply_window(array[7].values, float(voi.WindowCenter), float(voi.WindowWidth)),
+    )

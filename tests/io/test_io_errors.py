@@ -59,9 +59,9 @@ def test_pixel_data_shorter_than_the_image_needs(ct_copy):
         open_series(victim)
 
 
-def test_unsupported_transfer_syntax(shared_data, tmp_path):
+def test_unsupported_transfer_syntax(sample_data, tmp_path):
     victim = tmp_path / "video.dcm"
-    shutil.copy(shared_data / "nema_mr1_small_transcodes/MR_small_jp2klossless.dcm", victim)
+    shutil.copy(sample_data / "nema_mr1_small_transcodes/MR_small_jp2klossless.dcm", victim)
     ds = pydicom.dcmread(victim)
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 Main Profile
     ds.save_as(victim)
@@ -70,7 +70,8 @@ def test_unsupported_transfer_syntax(shared_data, tmp_path):
     assert info.value.path == str(victim)
 
 
-def test_missing_codec_names_the_package(shared_data):
+def test_missing_codec_names_the_package(sample_data):
+    jpeg2000 = sample_data / "nema_mr1_small_transcodes/MR_small_jp2klossless.dcm"
     # A real interpreter in which the JPEG 2000 decoders (pylibjpeg, Pillow) cannot import.
     script = textwrap.dedent(f"""
         import sys
@@ -78,20 +79,20 @@ def test_missing_codec_names_the_package(shared_data):
             sys.modules[name] = None
         from workbench.io import MissingCodecError, open_series
         try:
-            open_series({str(shared_data / "nema_mr2_philips/MR2_J2KR.dcm")!r})
+            open_series({str(jpeg2000)!r})
         except MissingCodecError as exc:
             print(exc)
     """)
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
-    assert "MR2_J2KR.dcm" in result.stdout
+    assert "MR_small_jp2klossless.dcm" in result.stdout
     assert "pip install pylibjpeg pylibjpeg-openjpeg" in result.stdout
 
 
-def test_mixed_sizes_refuse_and_list_what_differs(ct_copy, shared_data):
+def test_mixed_sizes_refuse_and_list_what_differs(ct_copy, sample_data):
     ct = pydicom.dcmread(next(ct_copy.iterdir()), stop_before_pixels=True)
-    odd = pydicom.dcmread(shared_data / "nema_mr1_small_transcodes/MR_small.dcm")
+    odd = pydicom.dcmread(sample_data / "nema_mr1_small_transcodes/MR_small.dcm")
     odd.SeriesInstanceUID, odd.StudyInstanceUID = ct.SeriesInstanceUID, ct.StudyInstanceUID
     odd.save_as(ct_copy / "odd.dcm")
     with pytest.raises(InconsistentSeriesError) as info:
@@ -101,9 +102,9 @@ def test_mixed_sizes_refuse_and_list_what_differs(ct_copy, shared_data):
     assert "Rows=512, Columns=512" in message and "6 files" in message
 
 
-def test_several_series_need_a_choice(shared_data):
-    ct = shared_data / "series_ct_philips_ingenuity_5mm"
-    mr = shared_data / "series_mr_siemens_t1_sag_HFS"
+def test_several_series_need_a_choice(sample_data):
+    ct = sample_data / "series_ct_philips_ingenuity_5mm"
+    mr = sample_data / "series_mr_siemens_t1_sag_HFS"
     files = [*sorted(ct.iterdir())[:2], *sorted(mr.iterdir())[:2]]
     with pytest.raises(InconsistentSeriesError, match="holds 2 series") as info:
         open_series(files)
@@ -114,8 +115,8 @@ def test_several_series_need_a_choice(shared_data):
         open_series(files, series_uid="1.2.3")
 
 
-def test_presentation_state_has_no_pixels(shared_data):
-    path = shared_data / "gsps_agfa/GSPS_PS.dcm"
+def test_presentation_state_has_no_pixels(sample_data):
+    path = sample_data / "gsps_agfa/GSPS_PS.dcm"
     with pytest.raises(PixelDataError, match="Grayscale Softcopy Presentation State") as info:
         open_series(path)
     assert info.value.path == str(path)

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.data import present, real_path
 from workbench.io import open_series
 
 
@@ -53,8 +54,8 @@ def test_order_does_not_depend_on_file_order(ct_series):
     assert np.array_equal(a[7].values, b[7].values)
 
 
-def test_sagittal_mr_affine_maps_every_pixel_to_patient_space(shared_data):
-    folder = shared_data / "series_mr_siemens_t1_sag_HFS"
+def test_sagittal_mr_affine_maps_every_pixel_to_patient_space(sample_data):
+    folder = sample_data / "series_mr_siemens_t1_sag_HFS"
     array = open_series(folder)
     headers = {
         ds.SOPInstanceUID: ds
@@ -76,8 +77,8 @@ def test_sagittal_mr_affine_maps_every_pixel_to_patient_space(shared_data):
     assert array.attrs["slice_spacing"] == pytest.approx(4.8, abs=1e-4)
 
 
-def test_enhanced_mr_time_series_keeps_instance_then_frame_order(shared_data):
-    folder = shared_data / "enhanced_mr_siemens_xa10"
+def test_enhanced_mr_time_series_keeps_instance_then_frame_order(sample_data):
+    folder = sample_data / "enhanced_mr_siemens_xa10"
     array = open_series(folder)
     assert array.sizes["frame"] == 24
     # Six slice positions repeat at four time points: not one volume, so no re-sorting.
@@ -97,8 +98,8 @@ def test_enhanced_mr_time_series_keeps_instance_then_frame_order(shared_data):
         assert array.position.values[k] == pytest.approx(float(ipp @ normal), abs=1e-3)
 
 
-def test_enhanced_ct_positions_come_from_per_frame_groups(shared_data):
-    path = shared_data / "enhanced_ct_nema/eCT_Supplemental.dcm"
+def test_enhanced_ct_positions_come_from_per_frame_groups(sample_data):
+    path = sample_data / "enhanced_ct_nema/eCT_Supplemental.dcm"
     array = open_series(path)
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     z = [
@@ -149,15 +150,21 @@ def test_uneven_spacing_is_flagged_with_exact_positions(ct_copy):
     np.testing.assert_allclose(np.diff(array.position.values), [5, 10, 5, 5])
 
 
-def test_image_without_geometry_has_nan_position_and_pixel_coords(shared_data):
-    array = open_series(shared_data / "us_siemens_rgb/RGB_IMAGE.dcm")
+WITHOUT_GEOMETRY = present(
+    "us_rgb_bigendian_barre/ExplVR_BigEnd.dcm", "us_siemens_rgb/RGB_IMAGE.dcm"
+)
+
+
+@pytest.mark.parametrize("relative", WITHOUT_GEOMETRY)
+def test_image_without_geometry_has_nan_position_and_pixel_coords(relative):
+    array = open_series(real_path(relative))
     assert np.isnan(array.position.values).all()
     assert array.x.attrs["units"] in ("pixel", "mm")
     assert not array.attrs["is_volume"]
 
 
-def test_projection_radiograph_falls_back_to_imager_pixel_spacing(shared_data):
-    path = shared_data / "cr_agfa_mono1_tiny/6154"
+def test_projection_radiograph_falls_back_to_imager_pixel_spacing(sample_data):
+    path = sample_data / "cr_agfa_mono1_tiny/6154"
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     assert "PixelSpacing" not in ds
     array = open_series(path)
@@ -166,8 +173,9 @@ def test_projection_radiograph_falls_back_to_imager_pixel_spacing(shared_data):
     assert array.x.values[1] == pytest.approx(float(ds.ImagerPixelSpacing[1]))
 
 
-def test_pixel_aspect_ratio_is_kept_for_images_without_spacing(shared_data, tmp_path):
-    source = shared_data / "us_siemens_rgb/RGB_IMAGE.dcm"
+@pytest.mark.parametrize("relative", WITHOUT_GEOMETRY)
+def test_pixel_aspect_ratio_is_kept_for_images_without_spacing(relative, tmp_path):
+    source = real_path(relative)
     assert open_series(source).attrs["PixelAspectRatio"] is None
     ds = pydicom.dcmread(source)
     ds.PixelAspectRatio = [4, 3]

@@ -49,9 +49,9 @@ def test_backend_dataarray_with_dask_chunks(ct_series):
     assert raw.dtype == np.uint16
 
 
-def test_open_study_opens_each_image_series(shared_data):
+def test_open_study_opens_each_image_series(sample_data):
     study = open_study(
-        [shared_data / "siemens_mr_mosaic_uncompressed", shared_data / "siemens_mr_mosaic_jpegll"],
+        [sample_data / "siemens_mr_mosaic_uncompressed", sample_data / "siemens_mr_mosaic_jpegll"],
         progress=False,
     )
     assert len(study) == 2
@@ -59,8 +59,8 @@ def test_open_study_opens_each_image_series(shared_data):
     with pytest.raises(InconsistentSeriesError, match="2 studies found"):
         open_study(
             [
-                shared_data / "series_ct_philips_ingenuity_5mm",
-                shared_data / "series_mr_siemens_t1_sag_HFS",
+                sample_data / "series_ct_philips_ingenuity_5mm",
+                sample_data / "series_mr_siemens_t1_sag_HFS",
             ],
             progress=False,
         )

@@ -9,23 +9,23 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.data import NOT_DICOM, manifest_rows
 from workbench.io import PixelDataError, open_series, scan
 
 
 @pytest.fixture(scope="module")
-def catalog(shared_data):
-    return scan(shared_data, progress=False)
+def catalog(data_root):
+    return scan(data_root, progress=False)
 
 
-def test_scan_catalogs_every_real_file(catalog, shared_data):
-    manifest_files = sum(1 for line in (shared_data / "MANIFEST.tsv").open()) - 1
-    assert len(catalog.instances) == manifest_files
+def test_scan_catalogs_every_real_file(catalog, data_root):
+    assert len(catalog.instances) == len(manifest_rows(data_root))
     skipped = {s.path.rsplit("/", 1)[-1]: s.reason for s in catalog.skipped}
-    assert set(skipped) == {"MANIFEST.tsv", "README.md"}
+    assert set(skipped) == {p.name for p in data_root.iterdir() if p.name in NOT_DICOM}
     assert all("not a DICOM file" in reason for reason in skipped.values())
 
 
-def test_series_group_the_right_files(catalog, shared_data):
+def test_series_group_the_right_files(catalog):
     ct = next(s for s in catalog.series if s.description == "STD BRAIN 5MM")
     assert len(ct) == 28 and ct.modality == "CT"
     mr = next(s for s in catalog.series if s.description == "t1_fl2d_sag")
@@ -74,8 +74,8 @@ def test_scan_a_list_of_files_non_recursive(ct_series, tmp_path):
     assert len(scan(nested, progress=False).instances) == 28
 
 
-def test_file_without_file_meta_opens(shared_data, tmp_path):
-    source = shared_data / "nema_mr1_small_transcodes/MR_small_implicit.dcm"
+def test_file_without_file_meta_opens(sample_data, tmp_path):
+    source = sample_data / "nema_mr1_small_transcodes/MR_small_implicit.dcm"
     ds = pydicom.dcmread(source)
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.preamble = None
@@ -86,9 +86,9 @@ def test_file_without_file_meta_opens(shared_data, tmp_path):
     np.testing.assert_array_equal(open_series(bare).values, open_series(source).values)
 
 
-def test_scan_reads_headers_only(shared_data, tmp_path):
+def test_scan_reads_headers_only(sample_data, tmp_path):
     # Garble the JPEG 2000 codestream: the scan and the lazy open never notice, decoding does.
-    source = shared_data / "nema_mr1_small_transcodes/MR_small_jp2klossless.dcm"
+    source = sample_data / "nema_mr1_small_transcodes/MR_small_jp2klossless.dcm"
     data = bytearray(source.read_bytes())
     data[-400:-40] = bytes(360)
     damaged = tmp_path / "garbled.dcm"

@@ -11,9 +11,9 @@ from workbench.widgets.cache import FrameCache
 
 
 @pytest.fixture(scope="session")
-def ct_dir(shared_data: Path) -> Path:
+def ct_dir(sample_data: Path) -> Path:
     """28 axial 512² CT slices (Philips), PixelSpacing 0.451 mm."""
-    return shared_data / "series_ct_philips_ingenuity_5mm"
+    return sample_data / "series_ct_philips_ingenuity_5mm"
 
 
 @pytest.fixture(scope="session")

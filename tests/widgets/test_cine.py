@@ -50,10 +50,10 @@ def test_measured_rate_follows_what_is_really_shown(model) -> None:
     assert 0 < measured[-1] <= 21
 
 
-def test_cine_needs_frames_and_an_event_loop(model, shared_data, cache) -> None:
+def test_cine_needs_frames_and_an_event_loop(model, sample_data, cache) -> None:
     from workbench.io import open_series
 
-    single = ViewerModel([open_series(shared_data / "nema_ct1_ge")], cache=cache)
+    single = ViewerModel([open_series(sample_data / "nema_ct1_ge")], cache=cache)
     assert not Cine(single).start()
     with pytest.raises(RuntimeError, match="event loop"):
         Cine(model).start()
@@ -61,10 +61,10 @@ def test_cine_needs_frames_and_an_event_loop(model, shared_data, cache) -> None:
         Cine(model, fps=0)
 
 
-def test_a_new_stack_or_layout_stops_the_cine(model, shared_data) -> None:
+def test_a_new_stack_or_layout_stops_the_cine(model, sample_data) -> None:
     from workbench.io import open_series
 
-    mr = open_series(shared_data / "series_mr_siemens_t1_sag_HFS")
+    mr = open_series(sample_data / "series_mr_siemens_t1_sag_HFS")
     cine = Cine(model, fps=10)
 
     async def run() -> None:

@@ -33,8 +33,8 @@ def hounsfield(ds: pydicom.Dataset) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def ct(shared_data: Path) -> pydicom.Dataset:
-    return pydicom.dcmread(shared_data / "series_ct_philips_ingenuity_5mm" / "I100")
+def ct(sample_data: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(sample_data / "series_ct_philips_ingenuity_5mm" / "I100")
 
 
 def test_length_across_a_row_is_columns_times_spacing(ct: pydicom.Dataset) -> None:
@@ -52,16 +52,16 @@ def test_length_down_a_column_uses_row_spacing() -> None:
     assert a.values["length_mm"] == pytest.approx(20.0)
 
 
-def test_uncalibrated_length_is_in_pixels_with_a_note(shared_data: Path) -> None:
-    attrs = header(shared_data / "us_rgb_bigendian_barre" / "ExplVR_BigEnd.dcm")
+def test_uncalibrated_length_is_in_pixels_with_a_note(sample_data: Path) -> None:
+    attrs = header(sample_data / "us_rgb_bigendian_barre" / "ExplVR_BigEnd.dcm")
     assert calibration(attrs) is None
     a = measure(Annotation("length", [(0, 0), (30, 40)]), None, attrs)
     assert a.values == {"length_px": pytest.approx(50.0)}
     assert "uncalibrated" in a.text
 
 
-def test_imager_pixel_spacing_is_flagged_as_at_detector(shared_data: Path) -> None:
-    attrs = header(shared_data / "cr_agfa_mono1_tiny" / "6154")
+def test_imager_pixel_spacing_is_flagged_as_at_detector(sample_data: Path) -> None:
+    attrs = header(sample_data / "cr_agfa_mono1_tiny" / "6154")
     cal = calibration(attrs)
     assert cal is not None and cal.source == "ImagerPixelSpacing"
     a = measure(Annotation("length", [(0, 0), (10, 0)]), None, attrs)

@@ -128,10 +128,10 @@ def test_image_reference_names_the_file_shown(ct_stack, cache, ct_first_slice) -
     )
 
 
-def test_multiframe_reference_has_a_frame_number(shared_data, cache) -> None:
+def test_multiframe_reference_has_a_frame_number(sample_data, cache) -> None:
     from workbench.io import open_series
 
-    path = shared_data / "us_multiframe_ybr422_jpeg" / "examples_ybr_color.dcm"
+    path = sample_data / "us_multiframe_ybr422_jpeg" / "examples_ybr_color.dcm"
     v = Viewport(open_series(path), cache=cache)
     v.frame = 4
     ref = v.image_reference()
@@ -140,10 +140,10 @@ def test_multiframe_reference_has_a_frame_number(shared_data, cache) -> None:
     assert v.effective_window() is None  # colour: no window
 
 
-def test_layout_keeps_viewport_state_and_fills_new_viewports(ct_stack, shared_data, cache) -> None:
+def test_layout_keeps_viewport_state_and_fills_new_viewports(ct_stack, sample_data, cache) -> None:
     from workbench.io import open_series
 
-    mr = open_series(shared_data / "series_mr_siemens_t1_sag_HFS")
+    mr = open_series(sample_data / "series_mr_siemens_t1_sag_HFS")
     model = ViewerModel([ct_stack, mr], cache=cache)
     model.viewports[0].frame = 7
     model.layout = (2, 2)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from tests.data import present, real_path
 from workbench.widgets.orientation import direction_label, orientation_letters
 
 
@@ -20,26 +21,28 @@ def iop(path: Path) -> list[float]:
     ]
 
 
+LETTERS = [
+    # Axial CT, patient supine: viewer's left is the patient's right, anterior on top.
+    ("series_ct_philips_ingenuity_5mm", {"left": "R", "right": "L", "top": "A", "bottom": "P"}),
+    # Sagittal MR: anterior to the left, head up.
+    ("series_mr_siemens_t1_sag_HFS", {"left": "A", "right": "P", "top": "H", "bottom": "F"}),
+    # Coronal CT (Toshiba): rows run right to left of the patient, head up.
+    ("toshiba_ct_j2k", {"left": "R", "right": "L", "top": "H", "bottom": "F"}),
+    # Oblique MR (Philips, rows 55 degrees between left and posterior).
+    ("nema_mr2_philips", {"left": "AR", "right": "PL", "top": "H", "bottom": "F"}),
+]
+
+
 @pytest.mark.parametrize(
-    ("relative", "expected"),
-    [
-        # Axial CT, patient supine: viewer's left is the patient's right, anterior on top.
-        ("series_ct_philips_ingenuity_5mm", {"left": "R", "right": "L", "top": "A", "bottom": "P"}),
-        # Sagittal MR: anterior to the left, head up.
-        ("series_mr_siemens_t1_sag_HFS", {"left": "A", "right": "P", "top": "H", "bottom": "F"}),
-        # Coronal CT (Toshiba): rows run right to left of the patient, head up.
-        ("toshiba_ct_j2k", {"left": "R", "right": "L", "top": "H", "bottom": "F"}),
-        # Oblique MR (Philips, rows 55 degrees between left and posterior).
-        ("nema_mr2_philips", {"left": "AR", "right": "PL", "top": "H", "bottom": "F"}),
-    ],
+    ("relative", "expected"), [(path, letters) for path, letters in LETTERS if present(path)]
 )
-def test_letters_of_real_files(shared_data: Path, relative: str, expected: dict) -> None:
-    assert orientation_letters(iop(first_file(shared_data / relative))) == expected
+def test_letters_of_real_files(relative: str, expected: dict) -> None:
+    assert orientation_letters(iop(first_file(real_path(relative)))) == expected
 
 
-def test_oblique_copy_gives_combined_letters(shared_data: Path, tmp_path: Path) -> None:
+def test_oblique_copy_gives_combined_letters(sample_data: Path, tmp_path: Path) -> None:
     """A copy of an axial slice turned 40 degrees about the patient's long axis."""
-    ds = pydicom.dcmread(first_file(shared_data / "series_ct_philips_ingenuity_5mm"))
+    ds = pydicom.dcmread(first_file(sample_data / "series_ct_philips_ingenuity_5mm"))
     ds.ImageOrientationPatient = [-0.766044, 0.642788, 0.0, -0.642788, -0.766044, 0.0]
     path = tmp_path / "oblique.dcm"
     ds.save_as(path)
@@ -48,9 +51,9 @@ def test_oblique_copy_gives_combined_letters(shared_data: Path, tmp_path: Path) 
     assert letters == {"left": "LA", "right": "RP", "top": "PL", "bottom": "AR"}
 
 
-def test_small_tilt_is_not_called_oblique(shared_data: Path) -> None:
+def test_small_tilt_is_not_called_oblique(sample_data: Path) -> None:
     # Siemens CT brain with a 9 degree gantry tilt: still labelled as plain axial.
-    letters = orientation_letters(iop(shared_data / "sc_ct_brain_jpeg_siemens" / "ctbrain1.dcm"))
+    letters = orientation_letters(iop(sample_data / "sc_ct_brain_jpeg_siemens" / "ctbrain1.dcm"))
     assert letters == {"left": "R", "right": "L", "top": "AH", "bottom": "PF"}
     assert direction_label([0.0, 0.999, -0.05]) == "P"
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.data import present, real_path
 from workbench.io import display, open_series
 from workbench.widgets import Viewer
 from workbench.widgets.render import render_viewport
@@ -23,8 +24,8 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture()
-def viewer(ct_dir, shared_data):
-    v = Viewer([ct_dir, shared_data / "series_mr_siemens_t1_sag_HFS"], size=(512, 540))
+def viewer(ct_dir, sample_data):
+    v = Viewer([ct_dir, sample_data / "series_mr_siemens_t1_sag_HFS"], size=(512, 540))
     yield v
     v.close()
 
@@ -34,11 +35,11 @@ def test_folder_source_gives_one_stack_per_series(viewer) -> None:
     assert viewer.viewports[0].stack is not None
 
 
-def test_volume_and_list_sources(ct_stack, shared_data) -> None:
+def test_volume_and_list_sources(ct_stack, sample_data) -> None:
     viewer = Viewer(ct_stack, thumbnails=False)
     assert viewer.stacks[0] is ct_stack
     viewer.close()
-    us = open_series(shared_data / "us_multiframe_ybr422_jpeg" / "examples_ybr_color.dcm")
+    us = open_series(sample_data / "us_multiframe_ybr422_jpeg" / "examples_ybr_color.dcm")
     viewer = Viewer([ct_stack, us])
     assert len(viewer.stacks) == 2
     viewer.close()
@@ -48,8 +49,8 @@ def test_volume_and_list_sources(ct_stack, shared_data) -> None:
         Viewer("no/such/folder")
 
 
-def test_a_presentation_state_alone_is_listed_as_such_not_fatal(shared_data, tmp_path) -> None:
-    viewer = Viewer(shared_data / "gsps_agfa", state_dir=tmp_path)
+def test_a_presentation_state_alone_is_listed_as_such_not_fatal(sample_data, tmp_path) -> None:
+    viewer = Viewer(sample_data / "gsps_agfa", state_dir=tmp_path)
     assert viewer.stacks == [] and viewer.skipped == []
     assert [(s.modality, s.kind) for s in viewer.objects] == [("PR", "presentation state")]
     (offered,) = viewer.presentation_states.store.states()
@@ -110,12 +111,20 @@ def test_rectangular_pixels_are_drawn_in_proportion(ct_stack, cache) -> None:
     assert Viewport(stack, cache=cache, size=(512, 512)).pixel_aspect == 0.5
 
 
-def test_bytes_sent_are_bounded_by_the_viewport(shared_data) -> None:
-    cr = open_series(shared_data / "nema_cr_rg2_fuji" / "RG2_JPLL.dcm")  # 2140×1760
-    viewer = Viewer(cr, size=(400, 430), thumbnails=False)
+#: Large images and a viewport much smaller than each: (file, viewport side).
+MINIFIED = [
+    ("series_ct_philips_ingenuity_5mm/I10", 128),  # 512², raw 512 kB
+    *[("nema_cr_rg2_fuji/RG2_JPLL.dcm", 512)] * bool(present("nema_cr_rg2_fuji")),  # 2140×1760
+]
+
+
+@pytest.mark.parametrize(("relative", "side"), MINIFIED)
+def test_bytes_sent_are_bounded_by_the_viewport(relative, side) -> None:
+    image = open_series(real_path(relative))
+    viewer = Viewer(image, size=(side, side + 30), thumbnails=False)
     frame = render_viewport(viewer.viewports[0])
-    assert frame.pixels.shape[0] <= 400 and frame.pixels.shape[1] <= 400
-    assert viewer.views[0].bytes_sent < 400 * 400  # raw 2140×1760×2 bytes would be 7.5 MB
+    assert frame.pixels.shape[0] <= side and frame.pixels.shape[1] <= side
+    assert viewer.views[0].bytes_sent < side * side < image.nbytes / 4
     viewer.close()
 
 
@@ -142,11 +151,11 @@ def test_annotation_list_shows_measurements(viewer) -> None:
         "toshiba_ct_j2k/TOSHIBA_J2K_SIZ0_PixRep1.dcm",  # signed J2K
     ],
 )
-def test_viewport_pixels_equal_io_render(shared_data, cache, relative: str) -> None:
+def test_viewport_pixels_equal_io_render(sample_data, cache, relative: str) -> None:
     """At one screen pixel per image pixel the viewport shows exactly what io renders."""
     from workbench.widgets.model import Viewport
 
-    stack = open_series(shared_data / relative)
+    stack = open_series(sample_data / relative)
     v = Viewport(stack, cache=cache, size=(stack.sizes["x"], stack.sizes["y"]))
     v.frame = v.frame_count - 1
     frame = render_viewport(v)
@@ -208,11 +217,11 @@ def test_cine_button_plays_from_the_frame_on_screen(viewer) -> None:
     assert viewport.frame >= 7  # stopped where it was, not back at the first frame
 
 
-def test_toolbar_tools_follow_the_modality(shared_data) -> None:
-    viewer = Viewer(shared_data / "cr_agfa_mono1_tiny", thumbnails=False)
+def test_toolbar_tools_follow_the_modality(sample_data) -> None:
+    viewer = Viewer(sample_data / "cr_agfa_mono1_tiny", thumbnails=False)
     assert "vhs" in [value for _, value in viewer.toolbar.tools.options]
     viewer.close()
-    viewer = Viewer(shared_data / "nema_ct1_ge", toolbar={"CT": ["window", "length"]})
+    viewer = Viewer(sample_data / "nema_ct1_ge", toolbar={"CT": ["window", "length"]})
     assert [value for _, value in viewer.toolbar.tools.options] == ["window", "length"]
     viewer.close()
 
@@ -229,25 +238,28 @@ def test_overlay_text_on_a_ct(viewer) -> None:
     assert corners["bottom_right"][0] == "W 80 L 40"
 
 
-def test_multiframe_instances_of_one_series_become_separate_stacks(shared_data) -> None:
-    viewer = Viewer(shared_data / "enhanced_mr_siemens_xa10", thumbnails=False)
+def test_multiframe_instances_of_one_series_become_separate_stacks(sample_data) -> None:
+    viewer = Viewer(sample_data / "enhanced_mr_siemens_xa10", thumbnails=False)
     assert [s.sizes["frame"] for s in viewer.stacks] == [6, 6, 6, 6]
     assert len({str(s.coords["sop_instance_uid"].values[0]) for s in viewer.stacks}) == 4
     viewer.close()
 
 
-def test_minified_radiograph_shows_block_means(shared_data, cache) -> None:
-    """At "fit" a 2140×1760 CR in a 512² viewport averages 4×4 blocks instead of aliasing."""
+@pytest.mark.parametrize(("relative", "side"), MINIFIED)
+def test_minified_image_shows_block_means(cache, relative, side) -> None:
+    """At "fit" a 512² CT in a 128² viewport (a 2140×1760 CR in a 512² one) averages 4×4
+    blocks instead of aliasing."""
     from workbench.widgets.model import Viewport
 
-    cr = open_series(shared_data / "nema_cr_rg2_fuji" / "RG2_JPLL.dcm")
-    v = Viewport(cr, cache=cache, size=(512, 512))
+    cr = open_series(real_path(relative))
+    v = Viewport(cr, cache=cache, size=(side, side))
     frame = render_viewport(v)
     transform = v.transform()
     assert 0.2 < transform.zoom <= 0.25
     values = cr[0].values.astype(float)
     window = v.effective_window()
-    for x, y in [(250, 250), (100, 400), (300, 60)]:
+    points = [(250, 250), (100, 400), (300, 60)]
+    for x, y in [(x * side // 512, y * side // 512) for x, y in points]:
         c, r = transform.to_image((x + 0.5, y + 0.5))
         r0, c0 = int(np.floor(r + 0.5)) // 4 * 4, int(np.floor(c + 0.5)) // 4 * 4
         block = np.rint(values[r0 : r0 + 4, c0 : c0 + 4].mean())
