@@ -25,10 +25,10 @@ def boxes_apart(boxes: list[placement.Box]) -> None:
 
 
 @pytest.fixture()
-def model(ct_stack, shared_data, cache) -> ViewerModel:
+def model(ct_stack, sample_data, cache) -> ViewerModel:
     from workbench.io import open_series
 
-    mr = open_series(shared_data / "series_mr_siemens_t1_sag_HFS")
+    mr = open_series(sample_data / "series_mr_siemens_t1_sag_HFS")
     return ViewerModel([ct_stack, mr], cache=cache, viewport_size=(512, 512))
 
 
