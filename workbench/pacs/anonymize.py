@@ -249,7 +249,7 @@ def anonymize_resource(index, level: str, public_id: str, anonymizer: Anonymizer
     import pydicom
 
     from .errors import BadRequestError, UnknownResourceError
-    from .tags import normalize_level
+    from .tags import PLURAL, normalize_level
 
     level = normalize_level(level)
     anonymizer = anonymizer or Anonymizer()
@@ -272,7 +272,5 @@ def anonymize_resource(index, level: str, public_id: str, anonymizer: Anonymizer
         "Patient": result.patient_id, "Study": result.study_id,
         "Series": result.series_id, "Instance": result.instance_id,
     }[level]
-    plural = {"Patient": "patients", "Study": "studies", "Series": "series",
-              "Instance": "instances"}[level]
-    return {"ID": new_id, "Path": f"/{plural}/{new_id}", "PatientID": result.patient_id,
+    return {"ID": new_id, "Path": f"/{PLURAL[level]}/{new_id}", "PatientID": result.patient_id,
             "Type": level}

@@ -42,6 +42,7 @@ class BadRequestError(PacsError, ValueError):
     """A request names an unknown level, tag or malformed matching pattern."""
 
     http_status = 400
+    dimse_status = 0xA900  # Identifier does not match SOP Class
 
 
 class PayloadTooLargeError(PacsError):

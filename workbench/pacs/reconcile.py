@@ -5,12 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 from .errors import InvalidInstanceError, UnknownResourceError
-from .parsing import parse_instance
 from .results import ReconcileReport
-from .schema import instances as instances_table
 
 if TYPE_CHECKING:
     from .index import Index
@@ -34,10 +30,7 @@ def reconcile(index: Index) -> ReconcileReport:
     """
     report = ReconcileReport()
     report.incomplete_writes_removed = [p.name for p in index.store.clear_incoming()]
-    with index.engine.connect() as conn:
-        known = dict(conn.execute(
-            sa.select(instances_table.c.file_uuid, instances_table.c.public_id)
-            .where(instances_table.c.file_uuid.is_not(None))).all())
+    known = index.stored_files()
     on_disk = set(index.store.iter_uuids())
     for file_uuid, public_id in known.items():
         if file_uuid not in on_disk:
@@ -47,19 +40,13 @@ def reconcile(index: Index) -> ReconcileReport:
                 continue
             report.rows_without_file_removed.append(public_id)
     for file_uuid in sorted(on_disk - set(known)):
-        path = index.store.path_of(file_uuid)
         try:
-            parsed = parse_instance(path)
-            if index.exists("Instance", parsed.ids[3]):
-                path.unlink(missing_ok=True)
-                continue
-            size = path.stat().st_size
-            index._index_instance(parsed, file_uuid, size, None, "Plugins")
-            report.files_reindexed.append(file_uuid)
+            if index.reindex_stored_file(file_uuid) is not None:
+                report.files_reindexed.append(file_uuid)
         except InvalidInstanceError:
             quarantine = index.store.root / "quarantine"
             quarantine.mkdir(exist_ok=True)
-            path.replace(quarantine / file_uuid)
+            index.store.path_of(file_uuid).replace(quarantine / file_uuid)
             report.unreadable_files_quarantined.append(file_uuid)
     if report.repaired:
         log.warning("Store reconciled: %s", report.summary())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .tags import LEVELS, stored_tags
+from .tags import LEVELS, PLURAL, stored_tags
 
 metadata = sa.MetaData()
 
@@ -22,20 +22,18 @@ INDEXED_TAGS = {
     "Instance": ("SOPInstanceUID",),
 }
 
-TABLE_NAMES = {"Patient": "patients", "Study": "studies", "Series": "series",
-               "Instance": "instances"}
 PARENT = {"Study": "Patient", "Series": "Study", "Instance": "Series"}
 CHILD = {"Patient": "Study", "Study": "Series", "Series": "Instance"}
 
 
 def _level_table(level: str, *extra: sa.Column) -> sa.Table:
-    name = TABLE_NAMES[level]
+    name = PLURAL[level]
     columns = [
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("public_id", sa.String(44), nullable=False, unique=True),
     ]
     if level in PARENT:
-        parent_table = TABLE_NAMES[PARENT[level]]
+        parent_table = PLURAL[PARENT[level]]
         columns.append(
             sa.Column("parent_pk", sa.Integer, sa.ForeignKey(f"{parent_table}.pk"),
                       nullable=False, index=True)
@@ -110,7 +108,7 @@ NOCASE_INDEXED_TAGS = {
 def create_sqlite_nocase_indexes(conn: sa.Connection) -> None:
     """Create the NOCASE indexes (SQLite only; idempotent, so older indexes get them too)."""
     for level, keywords in NOCASE_INDEXED_TAGS.items():
-        name = TABLE_NAMES[level]
+        name = PLURAL[level]
         for keyword in keywords:
             conn.exec_driver_sql(
                 f'CREATE INDEX IF NOT EXISTS "ix_{name}_{keyword}_nocase" '

@@ -17,6 +17,9 @@ from pydicom.multival import MultiValue
 from workbench.values import element_value, raw_vr
 
 LEVELS = ("Patient", "Study", "Series", "Instance")
+#: Each level's plural: its REST path ("/studies/{id}"), its list key in a parent's JSON
+#: ("Studies") and its table name.
+PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 
 #: Orthanc 1.10's main DICOM tags of each level (``DicomMap.cpp``).
 MAIN_TAGS: dict[str, tuple[str, ...]] = {
@@ -147,15 +150,6 @@ def value_text(value: Any, vr: str) -> str:
     text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
     text = text.rstrip(" \x00")
     return text if vr in _KEEP_LEADING else text.lstrip(" ")
-
-
-def extract_tags(ds: Dataset, level: str) -> dict[str, str | None]:
-    """Return ``{keyword: text or None}`` of the tags stored at ``level``.
-
-    ``None`` means the attribute is absent from the instance; ``""`` means present and empty,
-    a distinction Orthanc keeps (absent tags are not listed in ``MainDicomTags``).
-    """
-    return extract_all(ds, stored_tags(level))
 
 
 def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:

@@ -15,7 +15,7 @@ import getpass
 import html
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pydicom
@@ -30,6 +30,7 @@ from workbench.io.gsps.store import (
     FolderStateStore,
     FoundStateStore,
     StateStore,
+    StateTarget,
     StoredState,
     default_state_dir,
     state_store,
@@ -48,7 +49,7 @@ _ICON_BUTTON = {"width": "34px", "padding": "0"}
 
 
 def choose_store(
-    states: Any = None,
+    states: StateTarget = None,
     state_dir: str | os.PathLike[str] | None = None,
     found: Sequence[DicomFile] = (),
 ) -> StateStore:
@@ -109,7 +110,7 @@ class PresentationStates:
     def __init__(
         self,
         model: ViewerModel,
-        store: Any = None,
+        store: StateTarget = None,
         *,
         creator: str | None = None,
         image_files: Mapping[str, DicomFile] | None = None,

@@ -4,8 +4,8 @@ A GSPS is an ordinary DICOM instance of the images' study, in a series of its ow
 index stores, exports and sends it like any other instance. The stores here only add what a
 viewer needs on top: list the states that refer to an image, fetch one, delete one.
 
-- :class:`IndexStateStore` keeps states in an index (:class:`workbench.pacs.Index`, or anything
-  with its ``ingest_bytes``/``find``/``instances_of``/``instance_path``/``delete`` methods).
+- :class:`IndexStateStore` keeps states in an index: anything that is a :class:`StateIndex`,
+  as :class:`workbench.pacs.Index` is (``io`` does not import ``pacs``).
 - :class:`FolderStateStore` writes ``<Study Instance UID>/PR_<SOP Instance UID>.dcm`` files
   into a state folder of its own (:func:`default_state_dir` unless the user names one), never
   beside the images: image folders are the user's and stay as they were.
@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import platformdirs
 import pydicom
@@ -351,6 +351,40 @@ class CombinedStateStore(StateStore):
         return self.writable.image_header(sop_instance_uid)
 
 
+class StoredInstance(Protocol):
+    """What an index answers when it has stored an instance."""
+
+    instance_id: str
+
+
+@runtime_checkable
+class StateIndex(Protocol):
+    """What :class:`IndexStateStore` needs of an index; :class:`workbench.pacs.Index` has it.
+
+    Resources are named by the index's own IDs; ``level`` is "Series" or "Instance".
+    """
+
+    def ingest_bytes(self, data: bytes) -> StoredInstance:
+        """Store a Part-10 file given as bytes."""
+        ...
+
+    def find(self, level: str, query: dict[str, str]) -> list[str]:
+        """IDs of the resources of ``level`` matching a DICOM query."""
+        ...
+
+    def instances_of(self, level: str, public_id: str) -> list[str]:
+        """IDs of the instances under a resource."""
+        ...
+
+    def instance_path(self, instance_id: str) -> os.PathLike[str]:
+        """The stored file of an instance."""
+        ...
+
+    def delete(self, level: str, public_id: str) -> object:
+        """Delete a resource."""
+        ...
+
+
 class IndexStateStore(StateStore):
     """States kept as instances of an index (:class:`workbench.pacs.Index`).
 
@@ -361,7 +395,7 @@ class IndexStateStore(StateStore):
         in a study); their headers are read once and cached.
     """
 
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: StateIndex) -> None:
         self.index = index
         self._summaries: dict[str, StoredState] = {}
         self._instance_ids: dict[str, str] = {}
@@ -420,7 +454,11 @@ class IndexStateStore(StateStore):
         return pydicom.dcmread(self.index.instance_path(ids[0]), stop_before_pixels=True)
 
 
-def state_store(target: Any) -> StateStore:
+#: Where a viewer may be told to keep states.
+StateTarget: TypeAlias = "StateStore | StateIndex | str | os.PathLike[str] | None"
+
+
+def state_store(target: StateTarget) -> StateStore:
     """A store for ``target``: a store itself, an index, a folder path, or ``None`` (memory)."""
     if isinstance(target, StateStore):
         return target
@@ -428,7 +466,7 @@ def state_store(target: Any) -> StateStore:
         return MemoryStateStore()
     if isinstance(target, (str, os.PathLike)):
         return FolderStateStore(target)
-    if all(hasattr(target, name) for name in ("ingest_bytes", "find", "instance_path")):
+    if isinstance(target, StateIndex):
         return IndexStateStore(target)
     raise TypeError(
         f"presentation states are kept in an index, a folder or memory; got {type(target).__name__}"

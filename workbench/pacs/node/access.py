@@ -18,9 +18,12 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.pacs.config import Config
+
 #: The services a peer may use, as named in Orthanc's ``Allow*`` / ``DicomAlwaysAllow*``.
 SERVICES = ("Echo", "Store", "Find", "Move", "Get")
-_ALWAYS_DEFAULTS = {"Echo": True, "Store": True, "Find": False, "Move": False, "Get": False}
+# Where an option a configuration leaves out takes its value from: Config declares them.
+_DEFAULTS = Config()
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,14 @@ class Modality:
         }
 
 
-def option(config: Any, name: str, default: Any) -> Any:
-    """Read an Orthanc-named option from the configuration, with a default when absent."""
-    if isinstance(config, dict):
-        return config.get(name, default)
-    return getattr(config, name, default)
+def option(config: Config | dict[str, Any], name: str) -> Any:
+    """An Orthanc-named option of a :class:`Config` or a plain dict of options.
+
+    An option a dict leaves out has its :class:`Config` default.
+    """
+    if isinstance(config, dict) and name in config:
+        return config[name]
+    return getattr(_DEFAULTS if isinstance(config, dict) else config, name)
 
 
 def parse_modality(name: str, value: Any) -> Modality:
@@ -82,7 +88,7 @@ def parse_modality(name: str, value: Any) -> Modality:
 
 def modalities(config: Any) -> dict[str, Modality]:
     """All declared modalities by name."""
-    entries = option(config, "DicomModalities", {}) or {}
+    entries = option(config, "DicomModalities") or {}
     return {name: parse_modality(name, value) for name, value in entries.items()}
 
 
@@ -112,7 +118,7 @@ def _same_host(declared: str, address: str) -> bool:
 
 def find_by_aet(config: Any, aet: str, address: str | None = None) -> Modality | None:
     """The declared modality using AE title ``aet`` (and ``address`` when hosts are checked)."""
-    check_host = bool(option(config, "DicomCheckModalityHost", False))
+    check_host = bool(option(config, "DicomCheckModalityHost"))
     for candidate in modalities(config).values():
         if candidate.aet != aet.strip():
             continue
@@ -124,7 +130,7 @@ def find_by_aet(config: Any, aet: str, address: str | None = None) -> Modality |
 
 def is_allowed(config: Any, service: str, calling_aet: str, address: str | None) -> bool:
     """Whether a peer calling as ``calling_aet`` from ``address`` may use ``service``."""
-    if option(config, f"DicomAlwaysAllow{service}", _ALWAYS_DEFAULTS[service]):
+    if option(config, f"DicomAlwaysAllow{service}"):
         return True
     known = find_by_aet(config, calling_aet, address)
     return known is not None and known.allow.get(service, True)

@@ -74,21 +74,21 @@ class DicomNode:
     @property
     def aet(self) -> str:
         """Our AE title (``DicomAet``)."""
-        return str(access.option(self.config, "DicomAet", "WORKBENCH"))
+        return str(access.option(self.config, "DicomAet"))
 
     @property
     def host(self) -> str:
         """The interface the node listens on (loopback unless remote access is allowed)."""
-        if access.option(self.config, "RemoteAccessAllowed", False):
+        if access.option(self.config, "RemoteAccessAllowed"):
             return "0.0.0.0"
-        return str(access.option(self.config, "BindAddress", "127.0.0.1"))
+        return str(access.option(self.config, "BindAddress"))
 
     @property
     def port(self) -> int:
         """The port the node listens on (the one actually bound once started)."""
         if self._server is not None:
             return int(self._server.server_address[1])
-        return int(access.option(self.config, "DicomPort", 4242))
+        return int(access.option(self.config, "DicomPort"))
 
     @property
     def is_running(self) -> bool:
@@ -99,7 +99,7 @@ class DicomNode:
         ae = AE(ae_title=self.aet)
         ae.maximum_associations = MAX_ASSOCIATIONS
         ae.maximum_pdu_size = MAX_PDU_SIZE
-        ae.require_called_aet = bool(access.option(self.config, "DicomCheckCalledAet", False))
+        ae.require_called_aet = bool(access.option(self.config, "DicomCheckCalledAet"))
         syntaxes = accepted_transfer_syntaxes()
         ae.add_supported_context(verification_sop_class(), list(UNCOMPRESSED))
         for sop_class in query_retrieve_sop_classes():
@@ -123,7 +123,7 @@ class DicomNode:
             (evt.EVT_C_GET, handle_get, [self.index, self.config]),
         ]
         self._server = self.ae.start_server(
-            (self.host, int(access.option(self.config, "DicomPort", 4242))),
+            (self.host, int(access.option(self.config, "DicomPort"))),
             block=False,
             evt_handlers=handlers,
             contexts=quickly_copied(self.ae.supported_contexts),

@@ -1,23 +1,22 @@
 """C-FIND identifiers ↔ index queries, and the answers the node sends back.
 
 A C-FIND identifier carries matching keys (attributes with a value) and return keys (empty
-attributes). Matching keys the index stores as columns become one ``Index.find`` SQL query;
-the few others (e.g. ``ModalitiesInStudy`` or a non-main tag) are matched afterwards on the
-candidates with the same PS3.4 C.2.2.2 rules. Each answer holds exactly the requested keys,
-filled from the index's main tags of the resource and its parents, computed counts, and — only
-when a requested key is in neither — the header of one of the resource's instances.
+attributes). Matching keys the index can search become one ``Index.find`` query, the SQL
+``/tools/find`` runs too; the few others (tags the index does not store) are matched
+afterwards on the candidates by the Python twin of the same rules
+(:func:`workbench.pacs.matching.matches`). Each answer holds exactly the requested keys, filled
+from the index's tags of the resource and its parents and computed counts (read through
+``Index`` for all matches at once), and — only when a requested key is in neither — the header
+of one of the resource's instances.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-import sqlalchemy as sa
 from pydicom import dcmread
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -25,9 +24,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from workbench.pacs.matching import fold_case
-from workbench.pacs.schema import PARENT, TABLES
-from workbench.pacs.tags import LEVELS, keyword_of, normalize_level, stored_tags, value_text
+from workbench.pacs.errors import BadRequestError
+from workbench.pacs.index import Index, searchable_keywords
+from workbench.pacs.matching import matches
+from workbench.pacs.tags import keyword_of, normalize_level, value_text
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,14 +51,6 @@ _COUNTS = {
 }
 
 
-class QueryError(ValueError):
-    """An identifier the node cannot process; ``status`` is the DIMSE status to answer."""
-
-    def __init__(self, message: str, status: int = 0xA900) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 @dataclass
 class ParsedQuery:
     """A C-FIND/MOVE/GET identifier split into what to match and what to return."""
@@ -67,16 +59,6 @@ class ParsedQuery:
     constraints: dict[str, str] = field(default_factory=dict)
     requested: list[DataElement] = field(default_factory=list)
     charset: list[str] | None = None
-
-
-@cache
-def indexed_keywords(level: str) -> frozenset[str]:
-    """Keywords the index can match in SQL at ``level`` (its own and its parents' columns)."""
-    upto = LEVELS.index(level) + 1
-    keywords = {keyword for name in LEVELS[:upto] for keyword in stored_tags(name)}
-    if level == "Study":
-        keywords.add("ModalitiesInStudy")  # matched by the index through the series table
-    return frozenset(keywords)
 
 
 def parse_identifier(identifier: Dataset, root: str = "STUDY") -> ParsedQuery:
@@ -91,17 +73,17 @@ def parse_identifier(identifier: Dataset, root: str = "STUDY") -> ParsedQuery:
 
     Raises
     ------
-    QueryError
+    BadRequestError
         If (0008,0052) Query/Retrieve Level is missing or invalid for the model.
     """
     raw_level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if raw_level not in DICOM_LEVELS:
-        raise QueryError(
+        raise BadRequestError(
             f"(0008,0052) Query/Retrieve Level {raw_level!r} is not PATIENT, STUDY, SERIES "
             "or IMAGE"
         )
     if root == "STUDY" and raw_level == "PATIENT":
-        raise QueryError("The Study Root information model has no PATIENT level")
+        raise BadRequestError("The Study Root information model has no PATIENT level")
     charset = identifier.get("SpecificCharacterSet")
     if isinstance(charset, str):
         charset = [charset]
@@ -130,176 +112,63 @@ def dataset_from_query(level: str, query: dict[str, str]) -> Dataset:
     return identifier
 
 
-# -- Python-side matching for keys the index does not store ------------------------------------
-
-
-def matches(value: str | None, pattern: str, vr: str) -> bool:
-    """Whether ``value`` matches ``pattern`` per PS3.4 C.2.2.2 (used after the SQL query)."""
-    if pattern in ("", "*"):
-        return True
-    if value is None:
-        return False
-    values = value.split("\\") if value else [""]
-    return any(_matches_one(item, pattern, vr) for item in values)
-
-
-def _matches_one(value: str, pattern: str, vr: str) -> bool:
-    if "\\" in pattern:
-        return any(_matches_one(value, item, vr) for item in pattern.split("\\"))
-    if vr == "PN":
-        value, pattern = fold_case(value), fold_case(pattern)
-    if vr in ("DA", "TM", "DT") and "-" in pattern:
-        low, _, high = pattern.partition("-")
-        return (not low or value >= low) and (not high or value[: len(high)] <= high)
-    if ("*" in pattern or "?" in pattern) and vr not in ("DA", "TM", "DT", "UI"):
-        escaped = pattern.replace("[", "[[]")
-        return fnmatch.fnmatchcase(value, escaped)
-    return value == pattern
-
-
 # -- running a query -------------------------------------------------------------------------
 
 
-def _merged_tags_query(level: str, public_ids: list[str]) -> sa.Select:
-    """One SELECT of the stored tags of resources of ``level`` and of all their parents."""
-    table = TABLES[level]
-    joined, current = table, level
-    while current in PARENT:
-        parent = PARENT[current]
-        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
-        current = parent
-    columns = [table.c.public_id.label("public_id")]
-    for owner in LEVELS[: LEVELS.index(level) + 1]:
-        columns += [TABLES[owner].c[k].label(f"{owner}:{k}") for k in stored_tags(owner)]
-    return sa.select(*columns).select_from(joined).where(table.c.public_id.in_(public_ids))
-
-
-def _descendant_counts_query(level: str, counted: str, public_ids: list[str]) -> sa.Select:
-    """Number of ``counted`` descendants of each resource of ``level``, in one GROUP BY."""
-    table = TABLES[level]
-    joined, current = TABLES[counted], counted
-    while current != level:
-        parent = PARENT[current]
-        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
-        current = parent
-    return (
-        sa.select(table.c.public_id, sa.func.count())
-        .select_from(joined)
-        .where(table.c.public_id.in_(public_ids))
-        .group_by(table.c.public_id)
-    )
-
-
-def _modalities_query(study_ids: list[str]) -> sa.Select:
-    """(study public ID, series Modality) pairs, in series order, for ModalitiesInStudy."""
-    studies, series = TABLES["Study"], TABLES["Series"]
-    return (
-        sa.select(studies.c.public_id, series.c.Modality)
-        .select_from(series.join(studies, series.c.parent_pk == studies.c.pk))
-        .where(studies.c.public_id.in_(study_ids))
-        .order_by(series.c.pk)
-    )
-
-
 class _Lookups:
-    """Tags and parents read once per request: the answers of one C-FIND share parents
-    (every instance of a series has the same study and patient), and the tags of all matches
-    are read in a few joined queries rather than several per answer."""
+    """What the answers of one C-FIND need from the index, read for all matches at once:
+    answering thousands of matches one resource at a time is what makes archives slow to
+    query. A resource missed by the batch (indexed meanwhile) is read on its own."""
 
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: Index, level: str) -> None:
         self.index = index
-        self._tags: dict[tuple[str, str], dict[str, str]] = {}
-        self._parents: dict[tuple[str, str], str] = {}
-        self.merged: dict[str, dict[str, str]] = {}
+        self.level = level
+        self._tags: dict[str, dict[str, str]] = {}
         #: (counted level, public ID) → number of descendants, for the NumberOf* keys.
-        self.counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[tuple[str, str], int] = {}
         #: Study public ID → its series' modalities, for ModalitiesInStudy.
-        self.modalities: dict[str, list[str]] = {}
+        self._modalities: dict[str, list[str]] = {}
 
-    def prefetch(self, level: str, public_ids: list[str],
-                 requested: frozenset[str] = frozenset()) -> None:
-        """Read the merged tags (own level first, then parents) of many resources at once.
+    def prefetch(self, public_ids: list[str], requested: frozenset[str]) -> None:
+        """Read the merged tags of ``public_ids``, and the counts and modalities
+        ``requested``."""
+        self._tags.update(self.index.tags_with_parents(self.level, public_ids))
+        for keyword, (owner, counted) in _COUNTS.items():
+            if owner == self.level and keyword in requested:
+                self._read_counts(counted, public_ids)
+        if self.level == "Study" and "ModalitiesInStudy" in requested:
+            self._modalities.update(self.index.modalities_in_studies(public_ids))
 
-        This reads the index's tables directly (through :mod:`workbench.pacs.schema`) because
-        answering a C-FIND with thousands of matches one resource at a time is what makes
-        archives slow to query.
-        """
-        engine = getattr(self.index, "engine", None)
-        if engine is None:
-            return
-        order = list(reversed(LEVELS[: LEVELS.index(level) + 1]))  # own level wins
-        with engine.connect() as conn:
-            counted_levels = [counted for keyword, (owner, counted) in _COUNTS.items()
-                              if owner == level and keyword in requested]
-            for start in range(0, len(public_ids), 500):
-                chunk = public_ids[start:start + 500]
-                statement = _merged_tags_query(level, chunk)
-                for row in conn.execute(statement).mappings():
-                    tags: dict[str, str] = {}
-                    for owner in order:
-                        for keyword in stored_tags(owner):
-                            value = row[f"{owner}:{keyword}"]
-                            if value is not None:
-                                tags.setdefault(keyword, value)
-                    self.merged[row["public_id"]] = tags
-                # Counts and modalities grouped in SQL: one query per key and chunk, not
-                # several per answer (a date-range C-FIND can match thousands of studies).
-                for counted in counted_levels:
-                    self.counts.update({(counted, public_id): 0 for public_id in chunk})
-                    query = _descendant_counts_query(level, counted, chunk)
-                    for public_id, count in conn.execute(query):
-                        self.counts[(counted, public_id)] = count
-                if level == "Study" and "ModalitiesInStudy" in requested:
-                    for public_id in chunk:
-                        self.modalities[public_id] = []
-                    for public_id, modality in conn.execute(_modalities_query(chunk)):
-                        found = self.modalities[public_id]
-                        if modality and modality not in found:
-                            found.append(modality)
+    def _read_counts(self, counted: str, public_ids: list[str]) -> None:
+        counts = self.index.descendant_counts(self.level, counted, public_ids)
+        self._counts.update({(counted, public_id): n for public_id, n in counts.items()})
 
-    def main_tags(self, level: str, resource_id: str) -> dict[str, str]:
-        key = (level, resource_id)
-        if key not in self._tags:
-            self._tags[key] = self.index.main_dicom_tags(level, resource_id)
-        return self._tags[key]
+    def tags(self, public_id: str) -> dict[str, str]:
+        """Stored tags of the resource and of its parents (its own win on a clash)."""
+        if public_id not in self._tags:
+            self._tags.update(self.index.tags_with_parents(self.level, [public_id]))
+        return self._tags.get(public_id, {})
 
-    def parent(self, level: str, resource_id: str) -> str:
-        key = (level, resource_id)
-        if key not in self._parents:
-            self._parents[key] = self.index.parent(level, resource_id)
-        return self._parents[key]
+    def count(self, counted: str, public_id: str) -> int:
+        if (counted, public_id) not in self._counts:
+            self._read_counts(counted, [public_id])
+        return self._counts[(counted, public_id)]
+
+    def modalities(self, study_id: str) -> list[str]:
+        if study_id not in self._modalities:
+            self._modalities.update(self.index.modalities_in_studies([study_id]))
+        return self._modalities[study_id]
 
 
 class _Resource:
     """One matched resource and lazily gathered values for the answer."""
 
-    def __init__(self, index: Any, level: str, resource_id: str,
-                 lookups: _Lookups | None = None) -> None:
-        self.index = index
-        self.level = level
+    def __init__(self, lookups: _Lookups, resource_id: str) -> None:
+        self.index = lookups.index
+        self.level = lookups.level
         self.id = resource_id
-        self.lookups = lookups or _Lookups(index)
-        self._tags: dict[str, str] | None = None
+        self.lookups = lookups
         self._header: Dataset | None = None
-
-    @property
-    def tags(self) -> dict[str, str]:
-        """Main tags of the resource and of its parents (its own win on a clash)."""
-        if self._tags is None and self.id in self.lookups.merged:
-            self._tags = self.lookups.merged[self.id]
-        if self._tags is None:
-            tags: dict[str, str] = {}
-            level, resource_id = self.level, self.id
-            while True:
-                for key, value in self.lookups.main_tags(level, resource_id).items():
-                    tags.setdefault(key, value)
-                position = LEVELS.index(level)
-                if position == 0:
-                    break
-                resource_id = self.lookups.parent(level, resource_id)
-                level = LEVELS[position - 1]
-            self._tags = tags
-        return self._tags
 
     @property
     def header(self) -> Dataset:
@@ -313,12 +182,13 @@ class _Resource:
         return self._header
 
     def value(self, keyword: str, tag: int) -> str | None:
-        if keyword in self.tags:
-            return self.tags[keyword]
+        tags = self.lookups.tags(self.id)
+        if keyword in tags:
+            return tags[keyword]
         computed = self._computed(keyword)
         if computed is not None:
             return computed
-        if keyword in indexed_keywords(self.level):
+        if keyword in searchable_keywords(self.level):
             return None  # the index keeps this tag: absent from the instance, not unknown
         try:
             header = self.header
@@ -333,22 +203,9 @@ class _Resource:
     def _computed(self, keyword: str) -> str | None:
         if keyword in _COUNTS:
             owner, counted = _COUNTS[keyword]
-            if owner != self.level:
-                return None
-            if (counted, self.id) in self.lookups.counts:
-                return str(self.lookups.counts[(counted, self.id)])
-            if counted == "Instance":
-                return str(len(self.index.instances_of(self.level, self.id)))
-            return str(len(self._descendants(counted)))
+            return str(self.lookups.count(counted, self.id)) if owner == self.level else None
         if keyword == "ModalitiesInStudy" and self.level == "Study":
-            if self.id in self.lookups.modalities:
-                return "\\".join(self.lookups.modalities[self.id])
-            modalities = []
-            for series in self.index.children("Study", self.id):
-                modality = self.index.main_dicom_tags("Series", series).get("Modality")
-                if modality and modality not in modalities:
-                    modalities.append(modality)
-            return "\\".join(modalities)
+            return "\\".join(self.lookups.modalities(self.id))
         if keyword == "SOPClassesInStudy" and self.level == "Study":
             classes = []
             for instance in self.index.instances_of("Study", self.id):
@@ -360,26 +217,18 @@ class _Resource:
             return "ONLINE"
         return None
 
-    def _descendants(self, level: str) -> list[str]:
-        found = [self.id]
-        current = self.level
-        while current != level:
-            found = [child for parent in found for child in self.index.children(current, parent)]
-            current = LEVELS[LEVELS.index(current) + 1]
-        return found
 
-
-def find_resources(index: Any, parsed: ParsedQuery) -> Iterator[_Resource]:
+def find_resources(index: Index, parsed: ParsedQuery) -> Iterator[_Resource]:
     """Resources matching ``parsed``: one SQL query, then the non-indexed keys in Python."""
-    indexed = indexed_keywords(parsed.level)
+    indexed = searchable_keywords(parsed.level)
     sql = {key: value for key, value in parsed.constraints.items() if key in indexed}
     rest = {key: value for key, value in parsed.constraints.items() if key not in indexed}
-    lookups = _Lookups(index)
     found = index.find(parsed.level, sql, case_sensitive=True)
     requested = frozenset(elem.keyword for elem in parsed.requested if elem.keyword)
-    lookups.prefetch(parsed.level, found, requested | frozenset(parsed.constraints))
+    lookups = _Lookups(index, parsed.level)
+    lookups.prefetch(found, requested | frozenset(parsed.constraints))
     for resource_id in found:
-        resource = _Resource(index, parsed.level, resource_id, lookups)
+        resource = _Resource(lookups, resource_id)
         if all(
             matches(resource.value(key, tag_for_keyword(key)), pattern, dictionary_VR(key))
             for key, pattern in rest.items()
@@ -438,11 +287,11 @@ def _typed(text: str, vr: str) -> Any:
     return text
 
 
-def instances_for_retrieve(index: Any, identifier: Dataset, root: str) -> list[str]:
+def instances_for_retrieve(index: Index, identifier: Dataset, root: str) -> list[str]:
     """Instance IDs a C-MOVE/C-GET identifier selects (unique keys of the given level)."""
     parsed = parse_identifier(identifier, root)
     if not parsed.constraints:
-        raise QueryError(
+        raise BadRequestError(
             "A retrieve identifier must name at least one unique key (PatientID, "
             "StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID)"
         )

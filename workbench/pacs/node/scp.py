@@ -1,8 +1,9 @@
 """Service handlers of the node, bound as ``(evt.EVT_X, handler, [args])`` plain functions.
 
-Every failure becomes a DICOM status with the reason logged: 0xA700 when storage is full or the
-disk fails, 0xC210 for data we cannot understand, 0xA900 for a malformed identifier, 0xA801 for
-a C-MOVE to an undeclared destination, 0x0124 when the calling AE may not use the service.
+Every failure becomes a DICOM status with the reason logged. The index's errors carry their
+own (``PacsError.dimse_status``: 0xA700 storage full, 0xC210 data we cannot understand, 0xA900
+a malformed identifier); besides, 0xA700 when the disk fails, 0xA801 for a C-MOVE to an
+undeclared destination, 0x0124 when the calling AE may not use the service.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydicom.filereader import read_file_meta_info
 from pynetdicom import evt
 from pynetdicom.presentation import build_context
 
-from workbench.pacs.errors import InvalidInstanceError, StorageFullError
+from workbench.pacs.errors import PacsError
 
 from . import access, query
 from .contexts import NATIVE_OUTPUT, tune_association
@@ -34,10 +35,7 @@ PENDING = 0xFF00
 CANCEL = 0xFE00
 NOT_AUTHORIZED = 0x0124
 OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC210
 PROCESSING_FAILURE = 0xC211
-IDENTIFIER_MISMATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC001
 MOVE_DESTINATION_UNKNOWN = 0xA801
 # Patient Root models' UIDs contain ".1.2.1." (FIND .1.2.1.1, MOVE .1.2.1.2, GET .1.2.1.3).
 _PATIENT_ROOT_PREFIX = "1.2.840.10008.5.1.4.1.2.1."
@@ -107,12 +105,10 @@ def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool =
     try:
         result = index.ingest_file(incoming, move=True, remote_aet=aet, origin="DicomProtocol",
                                    label=f"data set received from {aet}")
-    except StorageFullError as exc:
-        LOGGER.error("C-STORE %s from %s refused, storage full: %s", sop_instance, aet, exc)
-        return OUT_OF_RESOURCES
-    except InvalidInstanceError as exc:
-        LOGGER.error("C-STORE %s from %s refused, invalid instance: %s", sop_instance, aet, exc)
-        return CANNOT_UNDERSTAND
+    except PacsError as exc:  # storage full, invalid instance...: the error knows its status
+        LOGGER.error("C-STORE %s from %s refused (0x%04X): %s", sop_instance, aet,
+                     exc.dimse_status, exc)
+        return exc.dimse_status
     except OSError:
         LOGGER.exception("C-STORE %s from %s failed writing to storage", sop_instance, aet)
         return OUT_OF_RESOURCES
@@ -134,15 +130,11 @@ def handle_find(event: evt.Event, index: Any, config: Any) -> Iterator[tuple[int
     try:
         parsed = query.parse_identifier(event.identifier, _root(event))
         resources = list(query.find_resources(index, parsed))
-    except query.QueryError as exc:
+    except PacsError as exc:  # a malformed identifier or pattern
         LOGGER.error("C-FIND from %s refused: %s", _peer(event)[0], exc)
-        yield exc.status, None
+        yield exc.dimse_status, None
         return
-    except ValueError as exc:  # the index's BadRequestError: a malformed pattern
-        LOGGER.error("C-FIND from %s refused: %s", _peer(event)[0], exc)
-        yield IDENTIFIER_MISMATCH, None
-        return
-    aet = access.option(config, "DicomAet", "WORKBENCH")
+    aet = access.option(config, "DicomAet")
     for resource in resources:
         if event.is_cancelled:
             yield CANCEL, None
@@ -195,12 +187,11 @@ def handle_move(event: evt.Event, index: Any, config: Any) -> Iterator[Any]:
     try:
         paths = [index.instance_path(instance) for instance in _instances(event, index)]
         contexts = storage_contexts_for({_sop_and_syntax(path) for path in paths})
-    except (query.QueryError, ValueError) as exc:
+    except PacsError as exc:
         LOGGER.error("C-MOVE from %s refused: %s", _peer(event)[0], exc)
-        status = exc.status if isinstance(exc, query.QueryError) else IDENTIFIER_MISMATCH
         yield destination.host, destination.port
         yield 1
-        yield status, None
+        yield exc.dimse_status, None
         return
     holder: dict = {}
     handlers = [
@@ -235,10 +226,10 @@ def handle_get(event: evt.Event, index: Any, config: Any) -> Iterator[Any]:
         return
     try:
         instances = _instances(event, index)
-    except (query.QueryError, ValueError) as exc:
+    except PacsError as exc:
         LOGGER.error("C-GET from %s refused: %s", _peer(event)[0], exc)
         yield 1
-        yield IDENTIFIER_MISMATCH, None
+        yield exc.dimse_status, None
         return
     yield len(instances)
     for instance in instances:

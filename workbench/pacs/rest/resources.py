@@ -22,10 +22,9 @@ from ..errors import BadRequestError
 from ..export import write_archive, write_media
 from ..index import Index
 from ..schema import CHILD, PARENT
-from ..tags import LEVELS
+from ..tags import LEVELS, PLURAL
 from .deps import body_doc, flag, get_index, index_of, int_arg, json_object
 
-PLURAL = {"Patient": "patients", "Study": "studies", "Series": "series", "Instance": "instances"}
 SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 
 

@@ -1,0 +1,484 @@
+"""The index: patients → studies → series → instances over a file store and an SQL database.
+
+:class:`Index` is the one object the REST API, the DIMSE node and notebooks share. Behind it,
+one module per job: :mod:`.writes` (instances in, resources out, the change log),
+:mod:`.reads` (rows, hierarchy, counts), :mod:`.find` (a DICOM query as SQL) and :mod:`.views`
+(Orthanc's JSON). Writes are serialised by one lock and kept short (one small transaction per
+instance); reads run on their own pooled connections, which SQLite's WAL mode lets proceed
+while a write commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..anonymize import Anonymizer, anonymize_resource
+from ..config import Config
+from ..database import create_engine
+from ..errors import InvalidInstanceError, UnknownResourceError
+from ..importing import ImportSummary, iter_sources
+from ..parsing import parse_instance
+from ..reconcile import reconcile
+from ..results import IngestResult, ReconcileReport
+from ..schema import CHILD, PARENT, create_sqlite_nocase_indexes, metadata
+from ..stability import StabilityMonitor
+from ..store import FileStore, StoreLock
+from ..tags import normalize_level
+from . import reads, views
+from .find import find_statement, searchable_keywords
+from .writes import Writer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ImportSummary", "Index", "IngestResult", "ReconcileReport", "searchable_keywords"]
+
+
+class Index:
+    """An Orthanc-like index of DICOM instances stored as files.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Storage location, database URL and limits. Defaults to ``Config()``.
+    reconcile : bool
+        Check files against rows on start and repair differences (see :meth:`reconcile`).
+
+    Examples
+    --------
+    >>> index = Index(Config(StorageDirectory="/tmp/pacs"))      # doctest: +SKIP
+    >>> index.import_path("study_folder/")                       # doctest: +SKIP
+    >>> index.find("Study", {"PatientName": "DOE*"})             # doctest: +SKIP
+    """
+
+    def __init__(self, config: Config | None = None, *, reconcile: bool = True) -> None:
+        self.config = config or Config()
+        self.store = FileStore(self.config.storage_path)
+        self.config.index_path.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(self.config.database_url)
+        metadata.create_all(self.engine)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as conn:
+                create_sqlite_nocase_indexes(conn)
+        self._writer = Writer(
+            self.engine,
+            self.store,
+            self.config,
+            on_new_instance=lambda resources: self._stability.touch(resources),
+        )
+        # Announces StableSeries/Study/Patient in the change log, as Orthanc does.
+        self._stability = StabilityMonitor(self.config.StableAge, self._writer.announce_stable)
+        self.last_reconcile: ReconcileReport | None = None
+        # Every process using the store holds a shared lock on it; reconciling needs it
+        # exclusively, so a second process (say `workbench import` next to a running server)
+        # never deletes what the first one is still writing.
+        self._store_lock = StoreLock(self.store.root / "store.lock")
+        if reconcile:
+            if self._store_lock.try_exclusive():
+                self.last_reconcile = self.reconcile()
+            else:
+                log.info("Store %s is in use by another process; not reconciling", self.store.root)
+        self._store_lock.share()
+
+    # ----------------------------------------------------------------------------- writing
+    @property
+    def incoming_dir(self) -> Path:
+        """A directory on the storage filesystem where writers put files before ingesting."""
+        return self.store.incoming_dir
+
+    def ingest_file(
+        self,
+        path: str | Path,
+        *,
+        move: bool = False,
+        remote_aet: str | None = None,
+        origin: str = "Plugins",
+        label: str | None = None,
+    ) -> IngestResult:
+        """Store one DICOM Part-10 file and index it.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file. With ``move=True`` it must be on the storage filesystem (e.g. in
+            :attr:`incoming_dir`) and is renamed into the store; it is consumed either way.
+        move : bool
+            Rename instead of copying.
+        remote_aet, origin : str, optional
+            Provenance kept as instance metadata ("DicomProtocol", "RestApi", "Plugins"...).
+        label : str, optional
+            How error messages name the data (default: the path).
+
+        Returns
+        -------
+        IngestResult
+            Returned only once the file is durable and the row committed.
+
+        Raises
+        ------
+        InvalidInstanceError
+            The file is not a storable DICOM instance.
+        StorageFullError
+            The storage limits are reached and nothing can be recycled.
+        """
+        path = Path(path)
+        try:
+            parsed = parse_instance(path, label)
+        except InvalidInstanceError:
+            if move:
+                path.unlink(missing_ok=True)
+            raise
+        return self._writer.store_instance(
+            parsed, lambda: self.store.commit_file(path, move=move), remote_aet, origin
+        )
+
+    def ingest_bytes(
+        self,
+        data: bytes,
+        *,
+        remote_aet: str | None = None,
+        origin: str = "Plugins",
+        label: str | None = None,
+    ) -> IngestResult:
+        """Store one DICOM Part-10 file given as bytes (see :meth:`ingest_file`).
+
+        The header is parsed from memory and the bytes are written once, straight to the
+        temporary file that is renamed into the store.
+        """
+        parsed = parse_instance(data, label or f"uploaded data ({len(data)} bytes)")
+        return self._writer.store_instance(
+            parsed, lambda: self.store.commit_bytes(data), remote_aet, origin
+        )
+
+    def import_path(
+        self, *paths: str | Path, progress: bool = True, recursive: bool = True
+    ) -> ImportSummary:
+        """Import files, folders and ZIP archives; bad files are reported, not fatal.
+
+        Parameters
+        ----------
+        *paths : str or Path
+            Files, directories (walked recursively) or ``.zip`` archives.
+        progress : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        ImportSummary
+            Counts and the per-file errors.
+        """
+        from tqdm.auto import tqdm
+
+        sources = list(iter_sources(paths, recursive=recursive))
+        summary = ImportSummary()
+        for label, opener in tqdm(sources, disable=not progress, unit="file", desc="Importing"):
+            try:
+                source = opener()
+                if isinstance(source, bytes):
+                    result = self.ingest_bytes(source, origin="Plugins")
+                else:
+                    result = self.ingest_file(source, origin="Plugins")
+            except InvalidInstanceError as exc:
+                summary.errors[label] = str(exc)
+                continue
+            summary.results.append(result)
+        return summary
+
+    def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:
+        """Index instances from tag dictionaries alone, without files, in bulk.
+
+        Meant for migrations, tests and benchmarks that need a large index quickly: each
+        record maps keywords to values and must hold StudyInstanceUID, SeriesInstanceUID and
+        SOPInstanceUID (PatientID defaults to ""). Such instances have no file (``/file``
+        answers 404). Existing instances are skipped. Returns the number of rows inserted.
+        """
+        return self._writer.index_records(records, batch_size=batch_size)
+
+    def reindex_stored_file(self, file_uuid: str) -> IngestResult | None:
+        """Index a file that is in the store but has no row (as after a crash between the
+        file's rename and the commit).
+
+        Returns
+        -------
+        IngestResult or None
+            ``None`` when the instance is indexed already; the file was then a leftover copy
+            and is removed.
+
+        Raises
+        ------
+        InvalidInstanceError
+            If the file is not a storable DICOM instance (it is left where it is).
+        """
+        return self._writer.index_stored_file(file_uuid)
+
+    def delete(self, level: str, public_id: str) -> dict[str, str] | None:
+        """Delete a resource with everything under it; empty parents go too (as in Orthanc).
+
+        Returns
+        -------
+        dict or None
+            The remaining ancestor as ``{"ID", "Path", "Type"}``, or ``None``.
+
+        Raises
+        ------
+        UnknownResourceError
+            If there is no such resource.
+        """
+        return self._writer.delete(normalize_level(level), public_id)
+
+    def set_protected(self, patient_id: str, protected: bool) -> None:
+        """Protect a patient from recycling (or remove the protection)."""
+        self._writer.set_protected(patient_id, protected)
+
+    def is_protected(self, patient_id: str) -> bool:
+        """Whether a patient is protected from recycling."""
+        with self.engine.connect() as conn:
+            return bool(reads.row(conn, "Patient", patient_id).protected)
+
+    # ------------------------------------------------------------------------------ reading
+    def exists(self, level: str, public_id: str) -> bool:
+        """Whether a resource of ``level`` has ID ``public_id``."""
+        with self.engine.connect() as conn:
+            return reads.exists(conn, normalize_level(level), public_id)
+
+    def main_dicom_tags(self, level: str, public_id: str) -> dict[str, str]:
+        """The main DICOM tags of a resource at its own level, as Orthanc lists them."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            return views.main_tags(level, reads.row(conn, level, public_id))
+
+    def resource(self, level: str, public_id: str) -> dict[str, Any]:
+        """The Orthanc JSON of ``GET /{level}/{id}``."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            row = reads.row(conn, level, public_id)
+            return views.resource(conn, level, row, self.config.StableAge)
+
+    def resources(self, level: str, public_ids: list[str]) -> list[dict[str, Any]]:
+        """The Orthanc JSON of several resources of one level (``?expand``)."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            rows = reads.rows(conn, level, public_ids)
+            return [
+                views.resource(conn, level, rows[i], self.config.StableAge)
+                for i in public_ids
+                if i in rows
+            ]
+
+    def list_ids(
+        self, level: str, *, limit: int | None = None, since: int | None = None
+    ) -> list[str]:
+        """IDs of every resource of ``level`` in insertion order (``GET /patients``)."""
+        with self.engine.connect() as conn:
+            return reads.list_ids(conn, normalize_level(level), limit=limit, since=since)
+
+    def children(self, level: str, public_id: str) -> list[str]:
+        """IDs of the direct children of a resource (empty for an instance)."""
+        level = normalize_level(level)
+        if level not in CHILD:
+            return []
+        with self.engine.connect() as conn:
+            return reads.child_ids(conn, level, reads.row(conn, level, public_id).pk)
+
+    def parent(self, level: str, public_id: str) -> str | None:
+        """ID of the parent of a resource (``None`` for a patient)."""
+        level = normalize_level(level)
+        if level not in PARENT:
+            return None
+        with self.engine.connect() as conn:
+            return reads.parent_row(conn, level, reads.row(conn, level, public_id).pk).public_id
+
+    def ancestor(self, level: str, public_id: str, target_level: str) -> str:
+        """ID of the ancestor at ``target_level`` (or the resource itself)."""
+        with self.engine.connect() as conn:
+            return reads.ancestor(
+                conn, normalize_level(level), public_id, normalize_level(target_level)
+            )
+
+    def instances_of(self, level: str, public_id: str) -> list[str]:
+        """IDs of every instance under a resource, ordered by series then index in series."""
+        with self.engine.connect() as conn:
+            rows = reads.instance_rows(conn, normalize_level(level), public_id)
+        return [row.public_id for row in rows]
+
+    def instance_files(self, level: str, public_id: str) -> list[tuple[str, Path]]:
+        """``(instance ID, file path)`` of every instance under a resource that has a file."""
+        with self.engine.connect() as conn:
+            rows = reads.instance_rows(conn, normalize_level(level), public_id)
+        return [(row.public_id, self.store.path_of(row.file_uuid)) for row in rows if row.file_uuid]
+
+    def stored_files(self) -> dict[str, str]:
+        """File UUID → instance ID of every indexed instance that has a file."""
+        with self.engine.connect() as conn:
+            return reads.stored_files(conn)
+
+    def instance_path(self, instance_id: str) -> Path:
+        """Path of the stored file of an instance.
+
+        Raises
+        ------
+        UnknownResourceError
+            If the instance is unknown or has no file (bulk-indexed rows).
+        """
+        with self.engine.connect() as conn:
+            row = reads.row(conn, "Instance", instance_id)
+        if not row.file_uuid:
+            raise UnknownResourceError("Instance", instance_id)
+        return self.store.path_of(row.file_uuid)
+
+    def instance_info(self, instance_id: str) -> dict[str, Any]:
+        """Internal facts about an instance: transfer syntax, SOP class, reception, origin."""
+        with self.engine.connect() as conn:
+            return views.instance_info(reads.row(conn, "Instance", instance_id))
+
+    def open_series(self, series_id: str):
+        """The series as a lazy ``xarray.DataArray`` (see :func:`workbench.io.open_series`)."""
+        from workbench.io import open_series
+
+        paths = [path for _, path in self.instance_files("Series", series_id)]
+        if not paths:
+            raise UnknownResourceError("Series", series_id)
+        return open_series(paths)
+
+    # ---------------------------------------------------------------------------- searching
+    def find(
+        self,
+        level: str,
+        query: dict[str, str],
+        *,
+        case_sensitive: bool = True,
+        limit: int | None = None,
+        since: int | None = None,
+    ) -> list[str]:
+        """IDs of the resources of ``level`` matching a DICOM query, from the SQL index.
+
+        ``/tools/find`` and C-FIND both search through here.
+
+        Parameters
+        ----------
+        level : str
+            "Patient", "Study", "Series" or "Instance".
+        query : dict
+            Keyword (or "gggg,eeee") → DICOM matching pattern: single value, ``*``/``?``
+            wildcards, ranges ``A-B``/``-B``/``A-`` for DA/TM/DT, backslash-separated lists.
+            Attributes of the level and of the levels above it may be used, plus
+            ``ModalitiesInStudy`` at study level (see :func:`searchable_keywords`).
+        case_sensitive : bool
+            Case sensitivity of non-PN attributes (PN is always case-insensitive).
+        limit, since : int, optional
+            Paging, in the order resources were created (unordered without paging).
+
+        Raises
+        ------
+        BadRequestError
+            For an unknown level or tag, a tag below ``level``, or a malformed pattern.
+        """
+        statement = self.find_statement(
+            level, query, case_sensitive=case_sensitive, limit=limit, since=since
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement).scalars())
+
+    def find_statement(
+        self,
+        level: str,
+        query: dict[str, str],
+        *,
+        case_sensitive: bool = True,
+        limit: int | None = None,
+        since: int | None = None,
+    ):
+        """The SELECT of :meth:`find` (public IDs), for callers that need more columns."""
+        return find_statement(
+            level,
+            query,
+            case_sensitive=case_sensitive,
+            limit=limit,
+            since=since,
+            dialect=self.engine.dialect.name,
+        )
+
+    def tags_with_parents(self, level: str, public_ids: list[str]) -> dict[str, dict[str, str]]:
+        """The stored tags of many resources of ``level``, each merged with its parents'
+        (its own win on a clash), read in a few joined queries. Absent tags are left out."""
+        with self.engine.connect() as conn:
+            return reads.tags_with_parents(conn, normalize_level(level), public_ids)
+
+    def descendant_counts(self, level: str, counted: str, public_ids: list[str]) -> dict[str, int]:
+        """Number of descendants of level ``counted`` of each of ``public_ids``."""
+        with self.engine.connect() as conn:
+            return reads.descendant_counts(
+                conn, normalize_level(level), normalize_level(counted), public_ids
+            )
+
+    def modalities_in_studies(self, study_ids: list[str]) -> dict[str, list[str]]:
+        """The distinct modalities of each study's series, in series order."""
+        with self.engine.connect() as conn:
+            return reads.modalities_in_studies(conn, study_ids)
+
+    def lookup(self, value: str) -> list[dict[str, str]]:
+        """Resources whose DICOM identifier equals ``value`` (Orthanc's ``/tools/lookup``)."""
+        with self.engine.connect() as conn:
+            found = reads.lookup(conn, value.strip())
+        return [views.reference(level, public_id) for level, public_id in found]
+
+    def anonymize(self, level: str, public_id: str, **options: Any) -> dict[str, str]:
+        """Store an anonymized copy (PS3.15 Basic Profile) of a resource; return the new one.
+
+        Parameters
+        ----------
+        level, public_id : str
+            The resource.
+        **options
+            :class:`workbench.pacs.anonymize.Anonymizer` arguments (``patient_id``,
+            ``patient_name``, ``replace``, ``keep``, ``remove``, ``keep_private_tags``).
+
+        Returns
+        -------
+        dict
+            ``{"ID", "Path", "PatientID", "Type"}`` of the anonymized copy, as Orthanc answers.
+        """
+        return anonymize_resource(self, level, public_id, Anonymizer(**options))
+
+    # ---------------------------------------------------------------------------- statistics
+    def statistics(self) -> dict[str, Any]:
+        """Counts and sizes of the whole store (``GET /statistics``)."""
+        with self.engine.connect() as conn:
+            counts = reads.counts(conn)
+            size = reads.total(conn, reads.DISK_SIZE)
+        return views.statistics(counts, size)
+
+    def resource_statistics(self, level: str, public_id: str) -> dict[str, Any]:
+        """Counts and sizes under one resource (``GET /{level}/{id}/statistics``)."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            counts = reads.resource_counts(conn, level, public_id)
+        return views.resource_statistics(level, *counts)
+
+    def changes(self, *, since: int = 0, limit: int = 100, last: bool = False) -> dict[str, Any]:
+        """The change log (``GET /changes``)."""
+        with self.engine.connect() as conn:
+            rows, last_seq = reads.change_rows(conn, since=since, limit=limit, last=last)
+        return views.changes(rows, last_seq, since=since, last=last)
+
+    # --------------------------------------------------------------------------- lifecycle
+    def reconcile(self) -> ReconcileReport:
+        """Bring files and rows back in agreement (see :func:`workbench.pacs.reconcile.reconcile`).
+
+        Returns
+        -------
+        ReconcileReport
+            What was repaired; also logged.
+        """
+        return reconcile(self)
+
+    def close(self) -> None:
+        """Release database connections and the store lock.
+
+        Resources not yet stable are not announced (as when Orthanc stops).
+        """
+        self._stability.stop()
+        self.engine.dispose()
+        self._store_lock.release()

@@ -1,0 +1,294 @@
+"""Reading the index: rows, the hierarchy, counts and the change log, over one connection.
+
+Every function takes an open connection; :class:`workbench.pacs.Index` opens it (reads run on
+pooled connections of their own, which SQLite's WAL mode lets proceed during a write) and
+:mod:`.views` turns what comes back into Orthanc's JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+
+from ..errors import BadRequestError, UnknownResourceError
+from ..schema import CHILD, PARENT, TABLES, changes, totals
+from ..schema import instances as instances_table
+from ..schema import patients as patients_table
+from ..schema import series as series_table
+from ..schema import studies as studies_table
+from ..tags import IDENTIFIER, LEVELS, stored_tags
+
+#: Name of the running total of the stored files' sizes.
+DISK_SIZE = "disk_size"
+
+# Statements of the hot paths, built once (SQLAlchemy then reuses their compiled form).
+_ROW_BY_ID = {
+    level: sa.select(table).where(table.c.public_id == sa.bindparam("public_id"))
+    for level, table in TABLES.items()
+}
+_PUBLIC_ID_BY_PK = {
+    level: sa.select(table.c.public_id).where(table.c.pk == sa.bindparam("pk"))
+    for level, table in TABLES.items()
+}
+_CHILD_IDS = {
+    level: sa.select(TABLES[child].c.public_id)
+    .where(TABLES[child].c.parent_pk == sa.bindparam("parent_pk"))
+    .order_by(TABLES[child].c.pk)
+    for level, child in CHILD.items()
+}
+
+
+def chunks(items: list, size: int = 500) -> Iterator[list]:
+    """``items`` in slices short enough for an SQL ``IN`` list."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def row(conn: sa.Connection, level: str, public_id: str) -> sa.Row:
+    """The row of a resource.
+
+    Raises
+    ------
+    UnknownResourceError
+        If there is no such resource.
+    """
+    found = conn.execute(_ROW_BY_ID[level], {"public_id": public_id}).first()
+    if found is None:
+        raise UnknownResourceError(level, public_id)
+    return found
+
+
+def rows(conn: sa.Connection, level: str, public_ids: list[str]) -> dict[str, sa.Row]:
+    """The rows of the resources of ``level`` that exist among ``public_ids``."""
+    table = TABLES[level]
+    found = {}
+    for chunk in chunks(public_ids):
+        for item in conn.execute(sa.select(table).where(table.c.public_id.in_(chunk))):
+            found[item.public_id] = item
+    return found
+
+
+def exists(conn: sa.Connection, level: str, public_id: str) -> bool:
+    table = TABLES[level]
+    return (
+        conn.execute(sa.select(table.c.pk).where(table.c.public_id == public_id)).first()
+        is not None
+    )
+
+
+def public_id_of(conn: sa.Connection, level: str, pk: int) -> str | None:
+    return conn.execute(_PUBLIC_ID_BY_PK[level], {"pk": pk}).scalar()
+
+
+def parent_row(conn: sa.Connection, level: str, pk: int) -> sa.Row | None:
+    """``(pk, public_id)`` of the parent of the resource of ``level`` with key ``pk``."""
+    table, parent = TABLES[level], TABLES[PARENT[level]]
+    return conn.execute(
+        sa.select(parent.c.pk, parent.c.public_id)
+        .select_from(table.join(parent, table.c.parent_pk == parent.c.pk))
+        .where(table.c.pk == pk)
+    ).first()
+
+
+def child_ids(conn: sa.Connection, level: str, pk: int) -> list[str]:
+    """Public IDs of the children of the resource with key ``pk``, in creation order."""
+    return list(conn.execute(_CHILD_IDS[level], {"parent_pk": pk}).scalars())
+
+
+def list_ids(
+    conn: sa.Connection, level: str, *, limit: int | None = None, since: int | None = None
+) -> list[str]:
+    table = TABLES[level]
+    query = sa.select(table.c.public_id).order_by(table.c.pk)
+    if since:
+        query = query.offset(since)
+    if limit:
+        query = query.limit(limit)
+    return list(conn.execute(query).scalars())
+
+
+def ancestor(conn: sa.Connection, level: str, public_id: str, target_level: str) -> str:
+    """ID of the ancestor at ``target_level`` (or the resource itself)."""
+    if LEVELS.index(target_level) > LEVELS.index(level):
+        raise BadRequestError(f"{target_level} is not above {level}")
+    current = public_id
+    while level != target_level:
+        current = parent_row(conn, level, row(conn, level, current).pk).public_id
+        level = PARENT[level]
+    return current
+
+
+def _instances_joined() -> sa.Join:
+    inst, ser, stu = instances_table, series_table, studies_table
+    return (
+        inst.join(ser, inst.c.parent_pk == ser.c.pk)
+        .join(stu, ser.c.parent_pk == stu.c.pk)
+        .join(patients_table, stu.c.parent_pk == patients_table.c.pk)
+    )
+
+
+def instance_rows(conn: sa.Connection, level: str, public_id: str) -> list[sa.Row]:
+    """``(public_id, file_uuid)`` of every instance under a resource, ordered by series then
+    index in series.
+
+    Raises
+    ------
+    UnknownResourceError
+        If there is no such resource.
+    """
+    row(conn, level, public_id)
+    inst = instances_table
+    query = (
+        sa.select(inst.c.public_id, inst.c.file_uuid)
+        .select_from(_instances_joined())
+        .where(TABLES[level].c.public_id == public_id)
+        .order_by(series_table.c.pk, inst.c.index_in_series, inst.c.pk)
+    )
+    return list(conn.execute(query))
+
+
+def stored_files(conn: sa.Connection) -> dict[str, str]:
+    """File UUID → instance ID of every instance that has a file."""
+    inst = instances_table
+    return dict(
+        conn.execute(
+            sa.select(inst.c.file_uuid, inst.c.public_id).where(inst.c.file_uuid.is_not(None))
+        ).all()
+    )
+
+
+def total(conn: sa.Connection, name: str) -> int:
+    """A running total (e.g. :data:`DISK_SIZE`), 0 before the first write."""
+    return int(conn.execute(sa.select(totals.c.value).where(totals.c.name == name)).scalar() or 0)
+
+
+def counts(conn: sa.Connection) -> dict[str, int]:
+    """Number of resources of each level."""
+    return {
+        level: conn.execute(sa.select(sa.func.count()).select_from(TABLES[level])).scalar_one()
+        for level in LEVELS
+    }
+
+
+def resource_counts(conn: sa.Connection, level: str, public_id: str) -> tuple[int, int, int, int]:
+    """(instances, their total size, series, studies) under a resource.
+
+    Raises
+    ------
+    UnknownResourceError
+        If there is no such resource.
+    """
+    row(conn, level, public_id)
+    inst, ser, stu = instances_table, series_table, studies_table
+    return tuple(
+        conn.execute(
+            sa.select(
+                sa.func.count(inst.c.pk),
+                sa.func.coalesce(sa.func.sum(inst.c.file_size), 0),
+                sa.func.count(sa.distinct(ser.c.pk)),
+                sa.func.count(sa.distinct(stu.c.pk)),
+            )
+            .select_from(_instances_joined())
+            .where(TABLES[level].c.public_id == public_id)
+        ).one()
+    )
+
+
+def change_rows(
+    conn: sa.Connection, *, since: int, limit: int, last: bool
+) -> tuple[list[sa.Row], int]:
+    """Rows of the change log after ``since`` (or the last one), and the last sequence number."""
+    last_seq = conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0
+    if last:
+        query = sa.select(changes).order_by(changes.c.seq.desc()).limit(1)
+    else:
+        query = sa.select(changes).where(changes.c.seq > since).order_by(changes.c.seq).limit(limit)
+    return list(conn.execute(query)), last_seq
+
+
+def lookup(conn: sa.Connection, value: str) -> list[tuple[str, str]]:
+    """``(level, public ID)`` of the resources whose DICOM identifier equals ``value``."""
+    found = []
+    for level in LEVELS:
+        table = TABLES[level]
+        query = sa.select(table.c.public_id).where(table.c[IDENTIFIER[level]] == value)
+        found += [(level, public_id) for public_id in conn.execute(query).scalars()]
+    return found
+
+
+def _joined_to_parents(level: str) -> sa.FromClause:
+    joined, current = TABLES[level], level
+    while current in PARENT:
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    return joined
+
+
+def tags_with_parents(
+    conn: sa.Connection, level: str, public_ids: list[str]
+) -> dict[str, dict[str, str]]:
+    """The stored tags of resources of ``level``, each merged with its parents' (its own
+    first), in one joined SELECT per chunk. Absent tags are left out."""
+    table = TABLES[level]
+    owners = LEVELS[: LEVELS.index(level) + 1]
+    columns = [table.c.public_id.label("public_id")]
+    for owner in owners:
+        columns += [TABLES[owner].c[k].label(f"{owner}:{k}") for k in stored_tags(owner)]
+    merged: dict[str, dict[str, str]] = {}
+    for chunk in chunks(public_ids):
+        query = (
+            sa.select(*columns)
+            .select_from(_joined_to_parents(level))
+            .where(table.c.public_id.in_(chunk))
+        )
+        for found in conn.execute(query).mappings():
+            tags: dict[str, str] = {}
+            for owner in reversed(owners):
+                for keyword in stored_tags(owner):
+                    value = found[f"{owner}:{keyword}"]
+                    if value is not None:
+                        tags.setdefault(keyword, value)
+            merged[found["public_id"]] = tags
+    return merged
+
+
+def descendant_counts(
+    conn: sa.Connection, level: str, counted: str, public_ids: list[str]
+) -> dict[str, int]:
+    """Number of ``counted`` descendants of each resource of ``level``, one GROUP BY per
+    chunk."""
+    table = TABLES[level]
+    joined, current = TABLES[counted], counted
+    while current != level:
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    found = dict.fromkeys(public_ids, 0)
+    for chunk in chunks(public_ids):
+        found.update(
+            conn.execute(
+                sa.select(table.c.public_id, sa.func.count())
+                .select_from(joined)
+                .where(table.c.public_id.in_(chunk))
+                .group_by(table.c.public_id)
+            ).all()
+        )
+    return found
+
+
+def modalities_in_studies(conn: sa.Connection, study_ids: list[str]) -> dict[str, list[str]]:
+    """The distinct modalities of each study's series, in series order."""
+    studies, series = studies_table, series_table
+    found: dict[str, list[str]] = {study_id: [] for study_id in study_ids}
+    for chunk in chunks(study_ids):
+        for study_id, modality in conn.execute(
+            sa.select(studies.c.public_id, series.c.Modality)
+            .select_from(series.join(studies, series.c.parent_pk == studies.c.pk))
+            .where(studies.c.public_id.in_(chunk))
+            .order_by(series.c.pk)
+        ):
+            if modality and modality not in found[study_id]:
+                found[study_id].append(modality)
+    return found

@@ -1,0 +1,464 @@
+"""Writing the index: instances in, resources out, protection, totals and the change log.
+
+One writer at a time inside a process (a lock), one short transaction per instance; SQLite's
+busy timeout covers writers of other processes. A file is always durable in the store before
+its row is committed, and removed from the store only after the rows that named it are gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from .. import recycle
+from ..config import Config
+from ..database import WRITE_OPTION
+from ..errors import BadRequestError, UnknownResourceError
+from ..ids import resource_ids
+from ..parsing import ParsedInstance, index_in_series, parse_instance
+from ..results import IngestResult
+from ..schema import CHILD, PARENT, TABLES, changes, patients, totals
+from ..schema import instances as instances_table
+from ..schema import series as series_table
+from ..schema import studies as studies_table
+from ..stability import Resource
+from ..store import FileStore
+from ..tags import IDENTIFIER, LEVELS, stored_tags
+from . import reads, views
+
+log = logging.getLogger(__name__)
+
+_TOUCH = {
+    level: table.update().where(table.c.pk == sa.bindparam("b_pk"))
+    for level, table in TABLES.items()
+}
+_PK_BY_ID = {
+    level: sa.select(table.c.pk).where(table.c.public_id == sa.bindparam("public_id"))
+    for level, table in TABLES.items()
+}
+# What ingesting an instance needs to know before writing, in one statement rather than five:
+# whether the instance and its parents exist (their keys), and the next recycling order.
+_LOOKUP = sa.select(
+    *(
+        sa.select(table.c.pk).where(table.c.public_id == sa.bindparam(name)).scalar_subquery()
+        for name, table in (
+            ("instance", instances_table),
+            ("patient", patients),
+            ("study", studies_table),
+            ("series", series_table),
+        )
+    ),
+    sa.select(sa.func.max(patients.c.recycling_order)).scalar_subquery(),
+)
+_ADD_TOTAL = (
+    totals.update()
+    .where(totals.c.name == sa.bindparam("b_name"))
+    .values(value=totals.c.value + sa.bindparam("delta"))
+)
+
+
+def _now() -> tuple[str, float]:
+    """(Orthanc's "YYYYMMDDTHHMMSS" in UTC, seconds since the epoch) of this moment."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S"), now.timestamp()
+
+
+class Writer:
+    """Every change to the index's rows, and the store files they free.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The index database.
+    store : FileStore
+        Where the files are; files whose rows are deleted are removed from it.
+    config : Config
+        ``OverwriteInstances`` and the recycling limits.
+    on_new_instance : callable
+        Called with the ``(level, public ID)`` of the series, study and patient of each new
+        instance, once it is committed (the stability monitor).
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        store: FileStore,
+        config: Config,
+        on_new_instance: Callable[[tuple[Resource, ...]], None],
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.config = config
+        self._on_new_instance = on_new_instance
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """One short write transaction at a time (committed on exit, rolled back on error)."""
+        with self._lock, self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    # -- instances in ---------------------------------------------------------------------
+    def store_instance(
+        self,
+        parsed: ParsedInstance,
+        commit: Callable[[], tuple[str, int]],
+        remote_aet: str | None,
+        origin: str,
+    ) -> IngestResult:
+        """Make the file durable with ``commit``, then index it (the file first, always)."""
+        patient_id, study_id, series_id, instance_id = parsed.ids
+        # Duplicates are rare: they are detected inside the transaction, and the copy that
+        # was stored for nothing is removed afterwards.
+        file_uuid, size = commit()
+        try:
+            status, obsolete = self.index_instance(parsed, file_uuid, size, remote_aet, origin)
+        except BaseException:
+            self.store.remove(file_uuid)
+            raise
+        if status == "AlreadyStored":
+            self.store.remove(file_uuid)
+        else:  # Orthanc's order: the series is announced stable first
+            self._on_new_instance(
+                (("Series", series_id), ("Study", study_id), ("Patient", patient_id))
+            )
+        for old in obsolete:
+            self.store.remove(old)
+        return IngestResult(
+            status, instance_id, series_id, study_id, patient_id, parsed.sop_instance_uid
+        )
+
+    def index_stored_file(self, file_uuid: str) -> IngestResult | None:
+        """Index a file of the store that has no row; ``None`` (and the file removed) when
+        its instance is indexed already.
+
+        Raises
+        ------
+        InvalidInstanceError
+            If the file is not a storable DICOM instance (it is left in place).
+        """
+        path = self.store.path_of(file_uuid)
+        parsed = parse_instance(path)
+        patient_id, study_id, series_id, instance_id = parsed.ids
+        with self.engine.connect() as conn:
+            if reads.exists(conn, "Instance", instance_id):
+                self.store.remove(file_uuid)
+                return None
+        status, obsolete = self.index_instance(
+            parsed, file_uuid, path.stat().st_size, None, "Plugins"
+        )
+        for old in obsolete:
+            self.store.remove(old)
+        return IngestResult(
+            status, instance_id, series_id, study_id, patient_id, parsed.sop_instance_uid
+        )
+
+    def index_instance(
+        self,
+        parsed: ParsedInstance,
+        file_uuid: str,
+        size: int,
+        remote_aet: str | None,
+        origin: str,
+    ) -> tuple[str, list[str]]:
+        """Insert the rows of one stored file. Returns (status, files to delete after commit)."""
+        patient_id, study_id, series_id, instance_id = parsed.ids
+        now_text, now_ts = _now()
+        obsolete: list[str] = []
+        keys = {
+            "instance": instance_id,
+            "patient": patient_id,
+            "study": study_id,
+            "series": series_id,
+        }
+        with self.writing() as conn:
+            existing, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+            if existing is not None:
+                if not self.config.OverwriteInstances:
+                    return "AlreadyStored", []
+                obsolete += self._delete_instances(conn, [existing])
+                _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+
+            if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
+                victims = recycle.plan_recycling(
+                    conn,
+                    max_storage_mb=self.config.MaximumStorageSize,
+                    max_patients=self.config.MaximumPatientCount,
+                    disk_size=reads.total(conn, reads.DISK_SIZE),
+                    incoming_size=size,
+                    incoming_patient_pk=patient_pk,
+                )
+                for victim in victims:
+                    log.info("Recycling patient %s to make room", victim)
+                    obsolete += self._delete_under(conn, "Patient", victim)
+                if victims:
+                    _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+
+            new_changes: list[tuple[str, str, str]] = []
+            order = (order or 0) + 1
+            stamp = {"last_update": now_text, "last_update_ts": now_ts}
+            if patient_pk is None:
+                patient_pk = conn.execute(
+                    patients.insert(),
+                    {
+                        "public_id": patient_id,
+                        "protected": False,
+                        "recycling_order": order,
+                        **parsed.tags["Patient"],
+                        **stamp,
+                    },
+                ).inserted_primary_key[0]
+                new_changes.append(("NewPatient", "Patient", patient_id))
+            else:
+                conn.execute(
+                    _TOUCH["Patient"], {"b_pk": patient_pk, "recycling_order": order, **stamp}
+                )
+            parent_pk = patient_pk
+            for level, public_id, pk in (
+                ("Study", study_id, study_pk),
+                ("Series", series_id, series_pk),
+            ):
+                table = TABLES[level]
+                if pk is None:
+                    pk = conn.execute(
+                        table.insert(),
+                        {
+                            "public_id": public_id,
+                            "parent_pk": parent_pk,
+                            **parsed.tags[level],
+                            **stamp,
+                        },
+                    ).inserted_primary_key[0]
+                    new_changes.append((f"New{level}", level, public_id))
+                else:
+                    conn.execute(_TOUCH[level], {"b_pk": pk, **stamp})
+                parent_pk = pk
+            conn.execute(
+                instances_table.insert(),
+                {
+                    "public_id": instance_id,
+                    "parent_pk": parent_pk,
+                    "file_uuid": file_uuid,
+                    "file_size": size,
+                    "transfer_syntax": parsed.transfer_syntax,
+                    "index_in_series": index_in_series(parsed.tags["Instance"]),
+                    "received": now_text,
+                    "remote_aet": remote_aet,
+                    "origin": origin,
+                    **parsed.tags["Instance"],
+                    **stamp,
+                },
+            )
+            new_changes.append(("NewInstance", "Instance", instance_id))
+            self._add_total(conn, reads.DISK_SIZE, size)
+            # Orthanc logs the instance first, then the new parents bottom-up.
+            self._log_changes(conn, reversed(new_changes), now_text)
+        return "Success", obsolete
+
+    def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:
+        """Index instances from tag dictionaries alone (see :meth:`Index.index_records`)."""
+        inserted = 0
+        batch: list[dict[str, str]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                inserted += self._index_record_batch(batch)
+                batch = []
+        if batch:
+            inserted += self._index_record_batch(batch)
+        return inserted
+
+    def _index_record_batch(self, records: list[dict[str, str]]) -> int:
+        now_text, now_ts = _now()
+        stamp = {"last_update": now_text, "last_update_ts": now_ts}
+        all_ids = [_record_ids(record) for record in records]
+        inserted = 0
+        with self.writing() as conn:
+            known: dict[str, dict[str, int]] = {}
+            order = conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar() or 0
+            for depth, level in enumerate(LEVELS):
+                table = TABLES[level]
+                wanted = list({ids[depth] for ids in all_ids})
+                known[level] = _pks_of(conn, table, wanted)
+                columns = stored_tags(level)
+                rows = []
+                for record, ids in zip(records, all_ids, strict=True):
+                    public_id = ids[depth]
+                    if public_id in known[level]:
+                        continue
+                    known[level][public_id] = -1  # claimed by this batch
+                    values: dict[str, Any] = {"public_id": public_id, **stamp}
+                    for keyword in columns:
+                        values[keyword] = record.get(keyword)
+                    values[IDENTIFIER[level]] = record.get(IDENTIFIER[level], "")
+                    if level == "Patient":
+                        order += 1
+                        values.update(protected=False, recycling_order=order)
+                    else:
+                        values["parent_pk"] = known[PARENT[level]][ids[depth - 1]]
+                    if level == "Instance":
+                        values.update(
+                            file_uuid=None,
+                            file_size=0,
+                            received=now_text,
+                            origin="Plugins",
+                            transfer_syntax=None,
+                            remote_aet=None,
+                            index_in_series=index_in_series(values),
+                        )
+                    rows.append(values)
+                if rows:
+                    conn.execute(table.insert(), rows)
+                    known[level].update(_pks_of(conn, table, [r["public_id"] for r in rows]))
+                if level == "Instance":
+                    inserted = len(rows)
+        return inserted
+
+    # -- resources out --------------------------------------------------------------------
+    def delete(self, level: str, public_id: str) -> dict[str, str] | None:
+        """Delete a resource, everything under it and the parents it leaves empty; return
+        the remaining ancestor's reference (see :meth:`Index.delete`)."""
+        table = TABLES[level]
+        with self.writing() as conn:
+            row = conn.execute(sa.select(table.c.pk).where(table.c.public_id == public_id)).first()
+            if row is None:
+                raise UnknownResourceError(level, public_id)
+            ancestor = reads.parent_row(conn, level, row.pk) if level in PARENT else None
+            files = self._delete_under(conn, level, row.pk)
+            remaining = None
+            # Climb while parents became empty.
+            current_level = PARENT.get(level)
+            while ancestor is not None and current_level is not None:
+                child_table = TABLES[CHILD[current_level]]
+                has_child = conn.execute(
+                    sa.select(child_table.c.pk)
+                    .where(child_table.c.parent_pk == ancestor.pk)
+                    .limit(1)
+                ).first()
+                if has_child is not None:
+                    remaining = views.reference(current_level, ancestor.public_id)
+                    break
+                next_ancestor = (
+                    reads.parent_row(conn, current_level, ancestor.pk)
+                    if current_level in PARENT
+                    else None
+                )
+                _delete_rows(conn, current_level, [ancestor.pk])
+                ancestor = next_ancestor
+                current_level = PARENT.get(current_level)
+            self._log_changes(conn, [("Deleted", level, public_id)], _now()[0])
+        for file_uuid in files:
+            self.store.remove(file_uuid)
+        return remaining
+
+    def _delete_under(self, conn: sa.Connection, level: str, pk: int) -> list[str]:
+        """Delete a resource's rows and its descendants; return the file UUIDs to remove."""
+        current = level
+        by_level = {level: [pk]}
+        while current in CHILD:
+            child = CHILD[current]
+            child_table = TABLES[child]
+            child_pks = []
+            for chunk in reads.chunks(by_level[current]):
+                child_pks += (
+                    conn.execute(
+                        sa.select(child_table.c.pk).where(child_table.c.parent_pk.in_(chunk))
+                    )
+                    .scalars()
+                    .all()
+                )
+            by_level[child] = child_pks
+            current = child
+        files = self._delete_instances(conn, by_level["Instance"])
+        for lvl in ("Series", "Study", "Patient"):
+            if lvl in by_level:
+                _delete_rows(conn, lvl, by_level[lvl])
+        return files
+
+    def _delete_instances(self, conn: sa.Connection, pks: list[int]) -> list[str]:
+        files: list[str] = []
+        freed = 0
+        for chunk in reads.chunks(pks):
+            for file_uuid, size in conn.execute(
+                sa.select(instances_table.c.file_uuid, instances_table.c.file_size).where(
+                    instances_table.c.pk.in_(chunk)
+                )
+            ):
+                if file_uuid:
+                    files.append(file_uuid)
+                freed += size or 0
+        _delete_rows(conn, "Instance", pks)
+        self._add_total(conn, reads.DISK_SIZE, -freed)
+        return files
+
+    # -- protection, totals, change log ---------------------------------------------------
+    def set_protected(self, patient_id: str, protected: bool) -> None:
+        with self.writing() as conn:
+            reads.row(conn, "Patient", patient_id)
+            conn.execute(
+                patients.update()
+                .where(patients.c.public_id == patient_id)
+                .values(protected=bool(protected))
+            )
+
+    def announce_stable(self, resources: list[Resource]) -> None:
+        """Log ``Stable<Level>`` changes for the resources (those still indexed)."""
+        with self.writing() as conn:
+            items = [
+                (f"Stable{level}", level, public_id)
+                for level, public_id in resources
+                if conn.execute(_PK_BY_ID[level], {"public_id": public_id}).first() is not None
+            ]
+            self._log_changes(conn, items, _now()[0])
+
+    @staticmethod
+    def _add_total(conn: sa.Connection, name: str, delta: int) -> None:
+        updated = conn.execute(_ADD_TOTAL, {"b_name": name, "delta": delta})
+        if updated.rowcount == 0:
+            conn.execute(totals.insert().values(name=name, value=delta))
+
+    @staticmethod
+    def _log_changes(conn: sa.Connection, items: Iterable[tuple[str, str, str]], date: str) -> None:
+        rows = [
+            {"change_type": kind, "resource_type": level, "public_id": public_id, "date": date}
+            for kind, level, public_id in items
+        ]
+        if rows:
+            conn.execute(changes.insert(), rows)
+
+
+def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
+    table = TABLES[level]
+    for chunk in reads.chunks(pks):
+        conn.execute(table.delete().where(table.c.pk.in_(chunk)))
+
+
+def _pks_of(conn: sa.Connection, table: sa.Table, public_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in reads.chunks(public_ids):
+        found.update(
+            conn.execute(
+                sa.select(table.c.public_id, table.c.pk).where(table.c.public_id.in_(chunk))
+            ).all()
+        )
+    return found
+
+
+def _record_ids(record: dict[str, str]) -> tuple[str, str, str, str]:
+    try:
+        return resource_ids(
+            record.get("PatientID", ""),
+            record["StudyInstanceUID"],
+            record["SeriesInstanceUID"],
+            record["SOPInstanceUID"],
+        )
+    except KeyError as exc:
+        raise BadRequestError(f"Record lacks {exc.args[0]}") from exc
