@@ -79,7 +79,7 @@ def baseline_redraw(stack, index: int, window, meter: MessageMeter) -> tuple[flo
     frame = stack[index].values
     meter.reset()
     start = time.perf_counter()
-    pixels = display.render(frame, stack.attrs, window=window)
+    pixels = display.render(frame, display.display_attrs(stack), window=window)
     with hold_canvas():
         canvas.put_image_data(pixels, 0, 0)
     elapsed = (time.perf_counter() - start) * 1000

@@ -57,10 +57,12 @@ def test_monochrome1_shows_low_values_white(sample_data):
     center, width = display.default_window(array.attrs, frame)
     assert (center, width) == (1600.0, 2800.0)  # the file's own preset
     windowed = display.apply_window(frame, center, width)
-    shown = display.render(frame, array.attrs)
+    shown = display.render(frame, display.display_attrs(array))
     np.testing.assert_array_equal(shown, 255 - windowed)
     # The user's invert toggle undoes it; it is the one decision point.
-    np.testing.assert_array_equal(display.render(frame, array.attrs, invert=True), windowed)
+    np.testing.assert_array_equal(
+        display.render(frame, display.display_attrs(array), invert=True), windowed
+    )
     assert shown[np.unravel_index(frame.argmin(), frame.shape)] == shown.max()
 
 
@@ -82,7 +84,7 @@ def test_monochrome1_jpeg2000_renders_inverted(monochrome1_jpeg2000, relative, s
     array = open_series(path)
     assert pydicom.dcmread(path).file_meta.TransferSyntaxUID in JPEG2000TransferSyntaxes
     frame = array[0].values[::step, ::step]
-    shown = display.render(frame, array.attrs)
+    shown = display.render(frame, display.display_attrs(array))
     preset = display.default_window(array.attrs, frame)  # the file's own, (550, 1024) in RG3
     windowed = display.apply_window(frame, *preset)
     np.testing.assert_array_equal(shown, 255 - windowed)
@@ -112,9 +114,13 @@ def test_ybr_full_422_renders_as_rgb(sample_data):
     raw = open_series(path, raw=True)
     assert raw.attrs["PhotometricInterpretation"] == "YBR_FULL_422"
     assert list(raw.channel.values) == ["Y", "Cb", "Cr"]
-    np.testing.assert_array_equal(display.render(raw[0].values, raw.attrs), expected)
+    np.testing.assert_array_equal(
+        display.render(raw[0].values, display.display_attrs(raw)), expected
+    )
     converted = open_series(path)
-    np.testing.assert_array_equal(display.render(converted[0].values, converted.attrs), expected)
+    np.testing.assert_array_equal(
+        display.render(converted[0].values, display.display_attrs(converted)), expected
+    )
     # The same test pattern stored as RGB (RLE) looks the same, within YBR rounding.
     rgb = display.render_file(sample_data / "sc_rgb_rle/SC_rgb_rle.dcm")
     assert np.abs(rgb.astype(int) - expected).max() <= 8
@@ -136,7 +142,7 @@ def test_jpeg_ybr_multiframe_renders_rgb(sample_data):
 def test_palette_colour_maps_through_the_palette(relative):
     path = real_path(relative)
     array = open_series(path)
-    shown = display.render(array[0].values, array.attrs)
+    shown = display.render(array[0].values, display.display_attrs(array))
     ds = pydicom.dcmread(path)
     expected = apply_color_lut(ds.pixel_array, ds)  # 16-bit palette entries
     assert shown.shape == (*ds.pixel_array.shape, 3) and shown.dtype == np.uint8
@@ -150,10 +156,11 @@ def test_voi_lut_sequence_is_applied(sample_data):
     bits = ds.VOILUTSequence[0].LUTDescriptor[2]
     expected = apply_voi_lut(ds.pixel_array, ds).astype(float) * 255 / (2**bits - 1)
     np.testing.assert_array_equal(
-        display.render(array[0].values, array.attrs), np.rint(expected).astype(np.uint8)
+        display.render(array[0].values, display.display_attrs(array)),
+        np.rint(expected).astype(np.uint8),
     )
     # A window chosen by the user replaces the LUT.
-    windowed = display.render(array[0].values, array.attrs, window=(128, 64))
+    windowed = display.render(array[0].values, display.display_attrs(array), window=(128, 64))
     np.testing.assert_array_equal(windowed, display.apply_window(array[0].values, 128, 64))
 
 
@@ -162,7 +169,8 @@ def test_ct_default_window_is_the_preset_and_raw_gives_the_same_picture(ct_serie
     raw = open_series(ct_series, raw=True)
     assert values.attrs["WindowCenter"] and values.attrs["WindowWidth"]
     np.testing.assert_array_equal(
-        display.render(values[10].values, values.attrs), display.render(raw[10].values, raw.attrs)
+        display.render(values[10].values, display.display_attrs(values)),
+        display.render(raw[10].values, display.display_attrs(raw)),
     )
 
 

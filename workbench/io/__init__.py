@@ -11,6 +11,7 @@ lazy array (one dask chunk per frame; nothing is decoded until asked)::
     hu = ct[10].values                     # HU (modality values), int16
     pixels = display.render(hu, display.frame_attrs(ct, 10))   # uint8, ready to draw
     ct.attrs["affine"]                     # (x, y, frame, 1) -> patient LPS mm
+    ct.to_netcdf("ct.nc")                  # or .to_zarr(): values, coords and attrs
 
 ``xr.open_dataset(path, engine="dicom")`` opens the same arrays through xarray. Errors are
 :class:`DicomIOError` subclasses naming the file and what was wrong.

@@ -39,12 +39,12 @@ class DicomBackendEntrypoint(BackendEntrypoint):
         series_uid: str | None = None,
         raw: bool = False,
     ) -> xr.Dataset:
-        stack, dims, coords, attrs, name = build_series(filename_or_obj, series_uid, raw=raw)
-        data = indexing.LazilyIndexedArray(stack)
-        encoding = {"preferred_chunks": {"frame": 1}, "dtype": stack.dtype}
-        variable = xr.Variable(dims, data, attrs=attrs, encoding=encoding)
-        dataset = xr.Dataset({"pixels": variable}, coords=coords, attrs=attrs)
-        dataset["pixels"].attrs["long_name"] = name
+        parts = build_series(filename_or_obj, series_uid, raw=raw)
+        data = indexing.LazilyIndexedArray(parts.stack)
+        encoding = {"preferred_chunks": {"frame": 1}, "dtype": parts.stack.dtype, **parts.encoding}
+        variable = xr.Variable(parts.dims, data, attrs=parts.attrs, encoding=encoding)
+        dataset = xr.Dataset({"pixels": variable}, coords=parts.coords, attrs=parts.attrs)
+        dataset["pixels"].attrs["long_name"] = parts.name
         if drop_variables:
             drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
             dataset = dataset.drop_vars(list(drop), errors="ignore")

@@ -1,7 +1,8 @@
 """Display mapping: modality values to 8-bit pixels ready to draw.
 
-Pure functions over numpy arrays and the ``attrs`` of an array from
-:func:`~workbench.io.open_series`, shared by the viewer, previews and notebooks. The order is
+Pure functions over numpy arrays and the display attributes of an array from
+:func:`~workbench.io.open_series` (:func:`display_attrs`: its ``attrs`` with its
+:class:`DisplayTables`), shared by the viewer, previews and notebooks. The order is
 the standard grayscale pipeline (PS3.3 C.11): modality LUT (already applied by
 ``open_series``) -> VOI LUT (window or LUT) -> presentation LUT (identity or inverse).
 
@@ -12,6 +13,7 @@ the standard grayscale pipeline (PS3.3 C.11): modality LUT (already applied by
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,57 @@ if TYPE_CHECKING:
     from workbench.io.presentation import VoiLut
 
 _WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+# The key of an array's ``encoding`` that holds its DisplayTables.
+DISPLAY_TABLES = "dicom_display"
+
+
+@dataclass(frozen=True, eq=False)
+class DisplayTables:
+    """How an array's values become display values, beside its attributes.
+
+    Kept in ``array.encoding[DISPLAY_TABLES]``, not in ``attrs``: tables and flags about how
+    the values were decoded are no attributes netCDF or Zarr can store, and writing the array
+    there leaves them behind (the values written are the modality values, or stored ones).
+
+    Attributes
+    ----------
+    raw : bool
+        The values are stored values (``open_series(..., raw=True)``): rescale not applied.
+    palette : numpy.ndarray or None
+        The ``(n, 3)`` palette of a PALETTE COLOR image, indexed by stored value.
+    palette_bits : int or None
+        Bits per palette entry (8 or 16).
+    voi_luts : tuple of dict
+        The (0028,3010) VOI LUT Sequence: ``first_mapped``, ``bits``, ``data``,
+        ``explanation`` per item.
+    """
+
+    raw: bool = False
+    palette: np.ndarray | None = None
+    palette_bits: int | None = None
+    voi_luts: tuple[dict[str, Any], ...] = ()
+
+    def as_attrs(self) -> dict[str, Any]:
+        """The tables under the keys :func:`render` reads (``raw``, ``palette``, ``voi_lut``)."""
+        return {
+            "raw": self.raw,
+            "palette": self.palette,
+            "palette_bits": self.palette_bits,
+            "voi_lut": list(self.voi_luts) or None,
+        }
+
+
+def display_attrs(array) -> dict[str, Any]:
+    """``array.attrs`` with the array's :class:`DisplayTables`: what :func:`render` takes.
+
+    Parameters
+    ----------
+    array : xarray.DataArray
+        From :func:`~workbench.io.open_series` (or a selection of one); any other array
+        gets no tables.
+    """
+    tables = array.encoding.get(DISPLAY_TABLES) or DisplayTables()
+    return {**array.attrs, **tables.as_attrs()}
 
 
 def apply_window(
@@ -82,7 +135,7 @@ def apply_window(
 def apply_voi_lut(values: np.ndarray, lut: Mapping[str, Any]) -> np.ndarray:
     """Map values through one item of a (0028,3010) VOI LUT Sequence to uint8.
 
-    ``lut`` is one entry of ``attrs["voi_lut"]``: ``first_mapped`` (the input value of the
+    ``lut`` is one of :attr:`DisplayTables.voi_luts`: ``first_mapped`` (the input value of the
     first entry), ``bits`` (output bit depth from the LUT Descriptor) and ``data``. Values
     below / above the table take its first / last entry (PS3.3 C.11.2.1.1).
     """
@@ -168,7 +221,7 @@ def is_inverted(attrs: Mapping[str, Any], invert: bool = False) -> bool:
 def apply_palette(indices: np.ndarray, palette: np.ndarray, bits: int | None = None) -> np.ndarray:
     """Map palette-colour indices to uint8 RGB.
 
-    ``palette`` is ``attrs["palette"]``: an ``(n, 3)`` table indexed by stored value (built
+    ``palette`` is :attr:`DisplayTables.palette`: an ``(n, 3)`` table indexed by stored value (built
     with pydicom's :func:`~pydicom.pixels.apply_color_lut`, so segmented and first-mapped
     tables are already expanded).
     """
@@ -211,7 +264,7 @@ def render(
         One frame from :func:`~workbench.io.open_series` (``(rows, columns)`` or
         ``(rows, columns, 3)``).
     attrs : mapping
-        The array's ``attrs`` (or :func:`frame_attrs` for per-frame values).
+        :func:`display_attrs` of the array (or :func:`frame_attrs` for per-frame values).
     window : (center, width), optional
         The user's window; otherwise the VOI LUT Sequence, else the first window preset,
         else the frame's full range.
@@ -251,7 +304,7 @@ def render(
 
 
 def frame_attrs(array, index: int) -> dict[str, Any]:
-    """``array.attrs`` with frame ``index``'s own window and rescale (enhanced multi-frame).
+    """:func:`display_attrs` with frame ``index``'s own window and rescale (enhanced multi-frame).
 
     Parameters
     ----------
@@ -260,7 +313,7 @@ def frame_attrs(array, index: int) -> dict[str, Any]:
     index : int
         Position along the ``frame`` dimension.
     """
-    attrs = dict(array.attrs)
+    attrs = display_attrs(array)
     coords = array.coords
     center = float(coords["window_center"][index]) if "window_center" in coords else np.nan
     width = float(coords["window_width"][index]) if "window_width" in coords else np.nan
@@ -306,9 +359,11 @@ def render_file(
 
     # A preview needs one frame: index the lazy frame stack directly rather than through a
     # dask graph (no scheduler start-up per request).
-    stack, dims, coords, attrs, name = build_series(path)
-    variable = xr.Variable(dims, indexing.LazilyIndexedArray(stack))
-    array = xr.DataArray(variable, coords=coords, attrs=attrs, name=name)
+    parts = build_series(path)
+    variable = xr.Variable(
+        parts.dims, indexing.LazilyIndexedArray(parts.stack), encoding=parts.encoding
+    )
+    array = xr.DataArray(variable, coords=parts.coords, attrs=parts.attrs, name=parts.name)
     if not 0 <= frame < array.sizes["frame"]:
         raise IndexError(
             f"{path}: frame {frame} out of range; the file has {array.sizes['frame']} frames"

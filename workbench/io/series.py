@@ -23,6 +23,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from workbench.io.catalog import Series, Skipped, header_kind, iter_headers
+from workbench.io.display import DISPLAY_TABLES, DisplayTables
 from workbench.io.errors import (
     InconsistentSeriesError,
     InvalidDicomError,
@@ -382,9 +383,13 @@ def open_series(
         ``frame_number`` (1-based inside its file), ``sop_instance_uid``, ``sop_class_uid``,
         ``rescale_slope``/``rescale_intercept`` and ``window_center``/``window_width``
         (NaN when absent). ``attrs`` hold the main DICOM attributes, window presets,
-        ``affine`` (4x4 list mapping ``(x, y, frame, 1)`` to LPS mm) and geometry flags.
-        Values are modality values (HU for CT) in the narrowest dtype that holds them
-        exactly; palette colour images keep their indices with the palette in ``attrs``.
+        ``affine`` (4x4 list mapping ``(x, y, frame, 1)`` to LPS mm) and geometry flags
+        (0 or 1), only values netCDF and Zarr store: an unknown one is absent, and
+        ``to_netcdf`` / ``to_zarr`` work as they are. Values are modality values (HU for CT)
+        in the narrowest dtype that holds them exactly; palette colour images keep their
+        indices. The palette, VOI LUTs and ``raw`` are
+        :class:`~workbench.io.display.DisplayTables` in ``encoding``; render with
+        :func:`~workbench.io.display.display_attrs`.
 
     Raises
     ------
@@ -399,7 +404,8 @@ def open_series(
     InvalidDicomError
         A file named in ``source`` is not DICOM or is damaged.
     """
-    stack, dims, coords, attrs, name = build_series(source, series_uid, raw=raw)
+    parts = build_series(source, series_uid, raw=raw)
+    stack = parts.stack
     # Names joined and frames as one array tokenize several times faster than lists.
     files = "\0".join(str(s.file) for s in stack.sources)
     data = da.from_array(
@@ -411,17 +417,39 @@ def open_series(
         fancy=False,
         meta=np.empty((0,) * stack.ndim, dtype=stack.dtype),
     )
-    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name=name)
+    array = xr.DataArray(
+        data, dims=parts.dims, coords=parts.coords, attrs=parts.attrs, name=parts.name
+    )
+    array.encoding.update(parts.encoding)
+    return array
+
+
+@dataclass(frozen=True)
+class SeriesParts:
+    """One series described without reading pixels: what its array is built from.
+
+    :func:`open_series` wraps ``stack`` in dask, the xarray backend in a lazily indexed
+    variable; both take the rest as they are.
+    """
+
+    stack: FrameStack
+    dims: tuple[str, ...]
+    coords: dict
+    attrs: dict  # only values netCDF and Zarr store as attributes
+    tables: DisplayTables
+    name: str
+
+    @property
+    def encoding(self) -> dict:
+        """The array's ``encoding``: where :func:`~workbench.io.display.display_attrs` finds
+        the display tables."""
+        return {DISPLAY_TABLES: self.tables}
 
 
 def build_series(
     source: Source | Series, series_uid: str | None = None, *, raw: bool = False
-) -> tuple[FrameStack, tuple[str, ...], dict, dict, str]:
-    """Read the headers of one series and describe it without reading pixels.
-
-    Returns the lazy :class:`FrameStack` with the dims, coords, attrs and name of the array
-    :func:`open_series` builds from it (the xarray backend wraps the same stack).
-    """
+) -> SeriesParts:
+    """Read the headers of one series and describe it without reading pixels."""
     instances = _collect(source, series_uid)
     with_pixels = [i for i in instances if i.source is not None]
     if not with_pixels:
@@ -460,9 +488,10 @@ def build_series(
     stored_photometric = str(first.dataset.get("PhotometricInterpretation", "")).strip()
     coords = _coords(infos, geometry, plan, stored_photometric)
     with blaming(first.file):
-        attrs = _attrs(first, infos, geometry, plan, raw, without)
+        attrs = _attrs(first, infos, geometry, plan, without)
+        tables = _display_tables(first.dataset, raw)
         name = str(first.dataset.get("SeriesDescription") or "") or "pixels"
-    return stack, dims, coords, attrs, name
+    return SeriesParts(stack, dims, coords, attrs, tables, name)
 
 
 def _coords(infos: list[FrameInfo], geometry, plan: FramePlan, photometric: str) -> dict:
@@ -545,9 +574,10 @@ def _attrs(
     infos,
     geometry,
     plan: FramePlan,
-    raw: bool,
     without_pixels: list[_Instance],
 ) -> dict:
+    """The array's attributes, as netCDF and Zarr store them: an unknown value is left out
+    (netCDF has no null) and a flag is 0 or 1 (nor booleans)."""
     ds = first.dataset
     info = infos[0]
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
@@ -593,32 +623,36 @@ def _attrs(
         "RescaleIntercept": info.rescale_intercept,
         "RescaleType": info.rescale_type or ("HU" if text("Modality") == "CT" else "US"),
         "PresentationLUTShape": text("PresentationLUTShape") or None,
-        "raw": raw,
         "affine": geometry.affine.tolist(),
         "affine_index_order": ["x", "y", "frame"],
-        "is_volume": geometry.is_volume,
+        "is_volume": int(geometry.is_volume),
         "gantry_tilt": geometry.gantry_tilt,
-        "uneven_spacing": geometry.uneven_spacing,
+        "uneven_spacing": int(geometry.uneven_spacing),
         "slice_spacing": geometry.slice_spacing,
-        "palette": None,
-        "voi_lut": None,
         "files_without_pixels": [str(i.file) for i in without_pixels],
     }
-    if photometric == "PALETTE COLOR":
+    return {key: value for key, value in attrs.items() if value is not None}
+
+
+def _display_tables(ds: Dataset, raw: bool) -> DisplayTables:
+    """The palette and VOI LUTs of the first image, as :func:`~workbench.io.display.render`
+    uses them."""
+    palette = bits = None
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":
         low, high = _stored_range(ds)
         indices = np.arange(max(low, 0), high + 1, dtype=np.int64)
-        attrs["palette"] = apply_color_lut(indices.astype(_stored_dtype(ds)), ds)
-        attrs["palette_bits"] = 16 if attrs["palette"].dtype.itemsize > 1 else 8
-    if "VOILUTSequence" in ds:
-        attrs["voi_lut"] = []
-        for item in ds.VOILUTSequence:
-            first_mapped, bits, data = _lut_array(item)
-            attrs["voi_lut"].append(
-                {
-                    "first_mapped": first_mapped,
-                    "bits": bits,
-                    "data": data,
-                    "explanation": str(item.get("LUTExplanation", "")),
-                }
-            )
-    return attrs
+        palette = apply_color_lut(indices.astype(_stored_dtype(ds)), ds)
+        bits = 16 if palette.dtype.itemsize > 1 else 8
+    luts = []
+    for item in ds.get("VOILUTSequence") or []:
+        first_mapped, lut_bits, data = _lut_array(item)
+        explanation = str(item.get("LUTExplanation", ""))
+        luts.append(
+            {
+                "first_mapped": first_mapped,
+                "bits": lut_bits,
+                "data": data,
+                "explanation": explanation,
+            }
+        )
+    return DisplayTables(raw=raw, palette=palette, palette_bits=bits, voi_luts=tuple(luts))

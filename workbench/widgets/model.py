@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from workbench.io.display import display_attrs
 from workbench.io.presentation import (
     ANNOTATION_KINDS,
     Annotation,
@@ -261,7 +262,7 @@ class Viewport(Observable):
 
     @property
     def attrs(self) -> dict:
-        return {} if self._stack is None else dict(self._stack.attrs)
+        return {} if self._stack is None else display_attrs(self._stack)
 
     @property
     def image_size(self) -> tuple[int, int]:
