@@ -3,7 +3,8 @@
 A study folder from a PACS export holds more than images: presentation states (a real Agfa
 GSPS and one of ours), a Comprehensive SR, a segmentation and a key object selection (built
 with highdicom), and an encapsulated PDF (built with pydicom). :func:`add_non_image_objects`
-writes them into a folder beside the images they refer to.
+writes them into a folder beside the images they refer to; :func:`folder_snapshot` tells
+whether a folder was left as it was.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ KINDS = {
     "keys_KO.dcm": "key object selection",
     "document_PDF.dcm": "encapsulated document",
 }
+
+
+def folder_snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder below ``folder`` with its size and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+    }
 
 
 def _images(folder: Path) -> list[Dataset]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 
 import numpy as np
 import pydicom
@@ -38,6 +39,27 @@ def study_folder(jupyter_lab, shared_data):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def grey_once_changed(page, canvas, previous: np.ndarray, path, timeout: float = 30.0):
+    """The canvas in grey levels, once it differs from ``previous`` (PNGs are decoded by the
+    browser after the update that carries them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = grey(page, canvas, path)
+        if np.abs(now - previous).mean() > 5:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the canvas did not change within {timeout} s")
+
+
+def wait_for_status(page, text: str, present: bool) -> None:
+    """Wait until the status line under the canvas does (or does not) say ``text``; the
+    canvas is drawn in the same update."""
+    page.wait_for_function(
+        "([t, p]) => document.querySelector('.wb-viewport-status').textContent.includes(t) === p",
+        arg=[text, present],
+    )
+
+
 def open_viewer(page, run_notebook, folder, state_dir):
     cells = [
         "from workbench.widgets import Viewer",
@@ -53,9 +75,10 @@ def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artif
     state_dir = tmp_path / "states"
     canvas = open_viewer(page, run_notebook, study_folder, state_dir)
     draw_length(page, canvas)
+    before = grey(page, canvas, artifacts_dir / "gsps_before.png")
     page.locator(".wb-action", has_text="Invert").click()
-    page.wait_for_timeout(500)
-    inverted = grey(page, canvas, artifacts_dir / "gsps_inverted.png")
+    wait_for_status(page, "Inverted", True)
+    inverted = grey_once_changed(page, canvas, before, artifacts_dir / "gsps_inverted.png")
 
     page.locator(".wb-save-annotations").click()
     page.locator(".wb-save-name input").fill("Teaching case")
@@ -88,12 +111,12 @@ def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artif
     row.locator(".wb-state-graphics input").check()
     page.locator(".wb-annotations li[data-kind='length']").wait_for()
     row.locator(".wb-state-display").click()
-    page.wait_for_timeout(800)
-    applied = grey(page, canvas, artifacts_dir / "gsps_applied.png")
+    wait_for_status(page, "Inverted", True)
+    applied = grey_once_changed(page, canvas, normal, artifacts_dir / "gsps_applied.png")
     assert np.abs(applied - inverted).mean() < np.abs(applied - normal).mean()
     row.locator(".wb-state-display").click()  # deselect: back to the original display
-    page.wait_for_timeout(800)
-    back = grey(page, canvas, artifacts_dir / "gsps_deselected.png")
+    wait_for_status(page, "Inverted", False)
+    back = grey_once_changed(page, canvas, applied, artifacts_dir / "gsps_deselected.png")
     assert np.abs(back - normal).mean() < np.abs(back - inverted).mean()
     assert "Im 1/3" in status_text(page)
     page.screenshot(path=str(artifacts_dir / "gsps_panel.png"))

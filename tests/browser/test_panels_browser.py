@@ -4,6 +4,7 @@ objects."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pydicom
@@ -11,6 +12,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from tests.browser.conftest import wait_for_viewer
+from tests.objects import folder_snapshot
 
 pytestmark = pytest.mark.browser
 
@@ -78,3 +80,105 @@ def test_many_series_scroll_and_keep_their_size(lab_page, run_notebook, many_ser
         "() => document.querySelector('.wb-viewport-status').textContent.startsWith('Im 2/3')"
     )
     page.screenshot(path=str(artifacts_dir / "thumbnails_scrolled.png"))
+
+
+@pytest.fixture()
+def three_slices(jupyter_lab, sample_data) -> Path:
+    """Three CT slices in a folder of the lab's root."""
+    folder = jupyter_lab.root / "three-slices"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    ct = sample_data / "series_ct_philips_ingenuity_5mm"
+    for path in sorted(p for p in ct.iterdir() if p.is_file())[:3]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def wait_status(page, prefix: str) -> None:
+    page.wait_for_function(
+        "([p]) => document.querySelector('.wb-viewport-status').textContent.startsWith(p)",
+        arg=[prefix],
+    )
+
+
+def test_states_listed_across_slices_and_jumped_to(lab_page, run_notebook, three_slices,
+                                                   tmp_path, artifacts_dir) -> None:  # fmt: skip
+    cells = [
+        "from workbench.io.presentation import Annotation\nfrom workbench.widgets import Viewer",
+        f"viewer = Viewer({str(three_slices)!r}, size=(480, 480), "
+        f"state_dir={str(tmp_path / 'states')!r})\nviewer",
+        # Two states saved from Python, on the first and the third slice.
+        "viewport = viewer.viewports[0]\n"
+        "for frame, name in ((0, 'On slice one'), (2, 'On slice three')):\n"
+        "    viewport.frame = frame\n"
+        "    viewer.annotations.add(Annotation('length', [(100, 100), (300, 100)],\n"
+        "                                      image=viewport.image_reference(), text=name))\n"
+        "    viewer.save_state(name)\n"
+        "    viewer.annotations.clear()\n"
+        "viewport.frame = 1",
+    ]
+    page = run_notebook(lab_page, "states-across-slices.ipynb", cells)
+    wait_for_viewer(page)
+    wait_status(page, "Im 2/3")
+    page.locator(".wb-load-annotations").click()
+    panel = page.locator(".wb-annotations-panel")
+    panel.wait_for(state="visible")
+    jumps = panel.locator(".wb-state-jump")
+    jumps.nth(1).wait_for()
+    assert jumps.all_inner_texts() == ["Slice 1/3", "Slice 3/3"]
+    groups = panel.locator(".wb-state-group")
+    assert "On slice one" in groups.nth(0).inner_text()
+    assert "On slice three" in groups.nth(1).inner_text()
+    # Labelled controls.
+    row = panel.locator(".wb-state-row").first
+    assert "Show" in row.locator(".wb-state-graphics").inner_text()
+    assert "Apply display" in row.locator(".wb-state-display").inner_text()
+    assert "Edit a copy" in row.locator(".wb-state-copy").inner_text()
+
+    jumps.nth(1).click()
+    wait_status(page, "Im 3/3")
+    for graphics in panel.locator(".wb-state-graphics input").all():
+        graphics.check()
+    page.locator(".wb-annotations li[data-kind='length']").wait_for()
+    assert "On slice three" in page.locator(".wb-annotations").inner_text()
+    jumps.nth(0).click()
+    wait_status(page, "Im 1/3")
+    page.wait_for_function(
+        "() => document.querySelector('.wb-annotations').textContent.includes('On slice one')"
+    )
+    page.screenshot(path=str(artifacts_dir / "states_across_slices.png"))
+
+
+@pytest.mark.slow
+def test_saving_from_the_quickstart_leaves_the_data_alone(
+    lab_page, run_notebook, jupyter_lab, state_dir, sample_data
+) -> None:
+    import nbformat
+
+    from tests.notebooks.test_notebooks_run import LEARNER_CHECKS, NOTEBOOKS
+    from tests.notebooks.test_notebooks_run import run_notebook as run_with_nbclient
+
+    # The quickstart finds data/sample from its own folder up, as in a checkout.
+    link = jupyter_lab.root / "data"
+    if not link.exists():
+        link.symlink_to(sample_data.parent, target_is_directory=True)
+    quickstart = nbformat.read(NOTEBOOKS / "01-quickstart.ipynb", as_version=4)
+    # Up to the viewer and its measurements (the plots after them would scroll it away).
+    cells = [cell.source for cell in quickstart.cells if cell.cell_type == "code"]
+    cells = cells[: next(i for i, c in enumerate(cells) if "annotations.table()" in c) + 1]
+    before = folder_snapshot(sample_data)
+    page = run_notebook(lab_page, "quickstart-copy.ipynb", cells, timeout=300)
+    wait_for_viewer(page)
+    page.locator(".wb-save-annotations").first.click()
+    page.locator(".wb-save-name input").fill("Skull width")
+    page.locator(".wb-save-ok").click()
+    page.locator(".wb-save-confirm").wait_for()
+    page.locator(".wb-has-states .wb-badge").first.wait_for()
+    saved = [p for p in state_dir.rglob("PR_*.dcm")
+             if pydicom.dcmread(p).ContentDescription == "Skull width"]  # fmt: skip
+    assert len(saved) == 1
+    assert folder_snapshot(sample_data) == before
+    # The teaching case still runs on the untouched folder.
+    name = "03-teaching-case.ipynb"
+    run_with_nbclient(NOTEBOOKS / name, LEARNER_CHECKS[name])
+    assert folder_snapshot(sample_data) == before

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 
 from tests.data import uncompressed_copy
+from tests.objects import folder_snapshot
 from tests.peers import free_port
 from workbench.io.gsps.store import FolderStateStore, IndexStateStore, default_state_dir
 from workbench.io.presentation import Annotation
@@ -191,14 +192,6 @@ def test_study_with_its_gsps_goes_to_orthanc_and_back(saved, orthanc, tmp_path):
             orthanc.delete(f"/series/{series_id}")
         orthanc.delete("/modalities/wbgsps")
         fresh.close()
-
-
-def folder_snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file below ``folder`` with its size and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in folder.rglob("*")
-    }
 
 
 def test_states_of_files_go_to_the_state_folder_never_beside_them(sample_data, tmp_path):

@@ -3,6 +3,7 @@ confirmations, per-state checkbox and radio, deletion, badges."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,21 @@ from workbench.io.display import lut_window
 from workbench.io.gsps.store import MemoryStateStore
 from workbench.io.presentation import Annotation, DisplaySettings, VoiLut
 from workbench.widgets import Viewer
-from workbench.widgets.annotations_panel import VHS_NAME, for_viewport
+from workbench.widgets.states import VHS_NAME, for_viewport
 
 CT_SERIES = "series_ct_philips_ingenuity_5mm"
 
 
 def has_class(widget, name: str) -> bool:
     return name in getattr(widget, "_dom_classes", ())
+
+
+def find_all(widget, name: str) -> list:
+    """Every widget with CSS class ``name`` in a widget tree, in order."""
+    found = [widget] if has_class(widget, name) else []
+    for child in getattr(widget, "children", ()):
+        found.extend(find_all(child, name))
+    return found
 
 
 def find(widget, name: str):
@@ -120,9 +129,10 @@ def test_load_panel_shows_hides_applies_and_deletes(viewer):
     panel.load_button.click()
     assert viewer.thumbnails.box.layout.display == "none"
     assert panel.box.layout.display == "flex"
-    rows = [c for c in panel.rows.children if has_class(c, "wb-state-row")]
+    rows = find_all(panel.rows, "wb-state-row")
     assert len(rows) == 2
-    assert "Soft tissue" in rows[0].children[2].value and "Lung" in rows[1].children[2].value
+    assert "Soft tissue" in find(rows[0], "wb-state-text").value
+    assert "Lung" in find(rows[1], "wb-state-text").value
 
     image = viewport.image_reference()
     find(rows[0], "wb-state-graphics").value = True
@@ -148,7 +158,7 @@ def test_load_panel_shows_hides_applies_and_deletes(viewer):
     find(panel.dialogs, "wb-confirm-ok").click()
     assert [s.key for s in states.states()] == [second.key]
     assert {a.uid for a in viewer.annotations.visible_on(image)} == set()
-    assert len([c for c in panel.rows.children if has_class(c, "wb-state-row")]) == 1
+    assert len(find_all(panel.rows, "wb-state-row")) == 1
 
     find(panel.box, "wb-close-annotations").click()
     assert panel.box.layout.display == "none"
@@ -223,7 +233,7 @@ def test_another_programs_state_loads_with_what_is_not_shown(viewer, sample_data
     states.store.save(ds)
     panel = viewer.annotations_panel
     panel.load_button.click()
-    (row,) = [c for c in panel.rows.children if has_class(c, "wb-state-row")]
+    (row,) = find_all(panel.rows, "wb-state-row")
     assert "From elsewhere" in find(row, "wb-state-text").value
     assert "Not shown" not in find(row, "wb-state-text").value
     find(row, "wb-state-graphics").value = True
@@ -290,3 +300,84 @@ def test_states_saved_from_the_viewer_pass_dcmpschk(sample_data, tmp_path, sourc
                             text=True, timeout=60)  # fmt: skip
     report = result.stdout + result.stderr
     assert result.returncode == 0 and "Test passed" in report, report
+
+
+def test_the_panel_lists_the_studys_states_by_slice_and_jumps_there(viewer):
+    panel = viewer.annotations_panel
+    viewport = viewer.active_viewport
+    add_length(viewer, "on the first slice")
+    first = viewer.save_state("First slice")
+    viewer.annotations.clear()
+    viewport.frame = 2
+    add_length(viewer, "on the third slice")
+    third = viewer.save_state("Third slice")
+    viewer.annotations.clear()
+    viewport.frame = 1  # a slice with no state of its own
+
+    panel.load_button.click()
+    groups = find_all(panel.rows, "wb-state-group")
+    jumps = [find(group, "wb-state-jump") for group in groups]
+    assert [j.description for j in jumps] == ["Slice 1/3", "Slice 3/3"]
+    titles = [[re.search("<b>(.*?)</b>", find(row, "wb-state-text").value)[1]
+               for row in find_all(group, "wb-state-row")] for group in groups]  # fmt: skip
+    assert titles == [["First slice"], ["Third slice"]]
+    assert all(j.button_style == "" for j in jumps)
+    jumps[1].click()
+    assert viewport.frame == 2 and jumps[1].button_style == "info"
+    jumps[0].click()
+    assert viewport.frame == 0 and jumps[0].button_style == "info"
+    # Both states' annotations at once, each on its own slice.
+    for row in find_all(panel.rows, "wb-state-row"):
+        find(row, "wb-state-graphics").value = True
+    assert viewer.presentation_states.shown() == {first.key, third.key}
+    assert [a.text for a in viewer.annotations.visible_on(viewport.image_reference())] == [
+        "on the first slice"
+    ]
+    # Every control says what it does.
+    row = find_all(panel.rows, "wb-state-row")[0]
+    assert find(row, "wb-state-graphics").description == "Show"
+    assert find(row, "wb-state-display").description == "Apply display"
+    assert find(row, "wb-state-copy").description == "Edit a copy"
+    assert find(row, "wb-state-delete").tooltip == "Delete for good"
+
+
+def test_a_loaded_state_is_edited_as_a_copy_under_a_new_name(viewer):
+    panel = viewer.annotations_panel
+    states = viewer.presentation_states
+    original = add_length(viewer, "original")
+    saved = viewer.save_state("Reading one")
+    viewer.annotations.clear()
+    panel.load_button.click()
+    (row,) = find_all(panel.rows, "wb-state-row")
+    find(row, "wb-state-graphics").value = True
+    find(row, "wb-state-copy").click()
+    assert find(panel.dialogs, "wb-copy-confirm") is not None
+    (copy,) = list(viewer.annotations)
+    assert copy.uid != original.uid and copy.points == original.points
+    assert states.shown() == set()  # the original's graphics make way for the copy
+    copy.text = "edited"
+    with pytest.raises(ValueError, match="save the copy under a new name"):
+        viewer.save_state("Reading one")
+    second = viewer.save_state("Reading two")
+    # The original is as it was saved.
+    assert [a.text for a in states.store.load(saved.key).annotations] == ["original"]
+    assert [a.text for a in states.store.load(second.key).annotations] == ["edited"]
+
+
+def test_badges_follow_saves_in_every_viewer_of_the_same_images(ct, tmp_path):
+    one = Viewer(ct, state_dir=tmp_path)
+    other = Viewer(ct, state_dir=tmp_path)
+    elsewhere = Viewer(ct, state_dir=tmp_path / "elsewhere")
+    try:
+        other.annotations_panel.load_button.click()
+        add_length(one)
+        saved = one.save_state("Seen everywhere")
+        for viewer, badged in ((one, True), (other, True), (elsewhere, False)):
+            item = viewer.thumbnails.items_by_stack[0]
+            assert has_class(item, "wb-has-states") is badged
+        assert "Seen everywhere" in find(other.annotations_panel.rows, "wb-state-text").value
+        other.presentation_states.delete(saved.key)
+        assert not has_class(one.thumbnails.items_by_stack[0], "wb-has-states")
+    finally:
+        for viewer in (one, other, elsewhere):
+            viewer.close()

@@ -8,19 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.objects import KINDS, add_non_image_objects
+from tests.objects import KINDS, add_non_image_objects, folder_snapshot
 from workbench.io import PixelDataError, open_series, open_study, scan
 from workbench.widgets import Viewer
 
 CT_SERIES = "series_ct_philips_ingenuity_5mm"
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file below ``folder`` with its size and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in folder.rglob("*")
-    }
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +64,7 @@ def test_a_folder_of_objects_alone_says_so(study, tmp_path):
 
 
 def test_the_viewer_opens_the_images_and_offers_the_states(study, tmp_path):
-    before = snapshot(study)
+    before = folder_snapshot(study)
     viewer = Viewer(study, thumbnails=True, state_dir=tmp_path / "states")
     try:
         assert [s.attrs["Modality"] for s in viewer.stacks] == ["CT"]
@@ -95,4 +87,4 @@ def test_the_viewer_opens_the_images_and_offers_the_states(study, tmp_path):
         assert {s.key for s in states.store.states()} >= {ours.key, saved.key}
     finally:
         viewer.close()
-    assert snapshot(study) == before
+    assert folder_snapshot(study) == before

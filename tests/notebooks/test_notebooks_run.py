@@ -7,12 +7,15 @@ teaching case) the test adds a cell that does what the learner would and checks 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
+
+from tests.objects import add_non_image_objects
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -63,8 +66,12 @@ def run_notebook(path: Path, extra_source: str | None = None) -> nbformat.Notebo
     notebook = nbformat.read(path, as_version=4)
     if extra_source:
         notebook.cells.append(new_code_cell(extra_source))
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute()
     return notebook
 
@@ -81,17 +88,46 @@ def outputs_text(notebook: nbformat.NotebookNode) -> str:
 @pytest.mark.parametrize("name", notebook_names())
 def test_notebook_runs_top_to_bottom(name: str) -> None:
     notebook = run_notebook(NOTEBOOKS / name, LEARNER_CHECKS.get(name))
-    errors = [output for cell in notebook.cells for output in cell.get("outputs", [])
-              if output.output_type == "error"]
+    errors = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.output_type == "error"
+    ]
     assert not errors
     # Each notebook shows real results, not just runs: a few things every reader sees.
     text = outputs_text(notebook)
     expected = {
         "01-quickstart.ipynb": ["STD BRAIN 5MM", "28 slices", "Bone"],
-        "02-your-own-pacs.ipynb": ["storescu exit status: 0", "35 completed, 0 failed",
-                                   "DICOMDIR: 35 instances"],
+        "02-your-own-pacs.ipynb": [
+            "storescu exit status: 0",
+            "35 completed, 0 failed",
+            "DICOMDIR: 35 instances",
+        ],
         "04-batch-analysis.ipynb": ["read on worker"],
         "05-gsps-round-trip.ipynb": ["GraphicAnnotationSequence", "found on the other node"],
     }.get(name, [])
     for snippet in expected:
         assert snippet in text, f"{name} did not print {snippet!r}"
+
+
+@pytest.fixture(scope="module")
+def checkout_with_objects(tmp_path_factory) -> Path:
+    """The notebooks and the sample data copied, with a real and our own presentation state,
+    a report, a segmentation, a key object selection and a PDF in the CT folder they open."""
+    root = tmp_path_factory.mktemp("checkout-with-objects")
+    shutil.copytree(REPO / "data" / "sample", root / "data" / "sample")
+    shutil.copytree(NOTEBOOKS, root / "notebooks")
+    add_non_image_objects(root / "data" / "sample" / "series_ct_philips_ingenuity_5mm")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", notebook_names())
+def test_notebook_runs_with_non_image_objects_beside_the_images(
+    name: str, checkout_with_objects: Path
+) -> None:
+    notebook = run_notebook(checkout_with_objects / "notebooks" / name, LEARNER_CHECKS.get(name))
+    errors = [output for cell in notebook.cells for output in cell.get("outputs", [])
+              if output.output_type == "error"]  # fmt: skip
+    assert not errors

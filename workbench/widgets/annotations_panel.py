@@ -1,339 +1,31 @@
-"""Saving and loading annotations and display settings as GSPS objects, in the viewer.
+"""The viewer's face of its presentation states: save and load buttons, dialogs, the panel.
 
-:class:`PresentationStates` does the work on the viewer model (no widgets, testable and
-scriptable): save what the active viewport shows as a GSPS in a store, list the states saved
-for the image on screen, show or hide a state's graphics, apply or drop its display settings,
-delete it. :class:`AnnotationsPanel` is its face in the viewer: "Save annotations" and "Load
-annotations" buttons, the save dialog and the confirmations, and the panel that takes the
-thumbnails' place with one row per saved state.
+"Save annotations" asks a name (a lone Vertebral Heart Score saves at once) and confirms;
+"Load annotations" puts, in the thumbnails' place, every state saved for the study on screen,
+grouped by the image each was saved on, with its slice (click to go there). Each state has a
+"Show" checkbox (its annotations; several at once), an "Apply display" toggle (its display
+settings; one at a time, off again for the original display), "Edit a copy" and a delete
+button that asks first. The work is done by
+:class:`~workbench.widgets.states.PresentationStates`; this module only draws it.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import getpass
 import html
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
-import pydicom
-from pydicom.dataset import Dataset
 
-from workbench.io import gsps
-from workbench.io.display import lut_window
-from workbench.io.gsps.identity import MANUFACTURER, SERIES_DESCRIPTION
-from workbench.io.gsps.image_header import header_from_stack
-from workbench.io.gsps.store import (
-    CombinedStateStore,
-    FolderStateStore,
-    FoundStateStore,
-    StateStore,
-    StateTarget,
-    StoredState,
-    default_state_dir,
-    state_store,
-)
-from workbench.io.presentation import DisplaySettings, ImageReference, PresentationState
-from workbench.io.sources import DicomFile
-from workbench.widgets.model import Change, ViewerModel, Viewport, applies_to
+from workbench.io.gsps.store import StoredState
+from workbench.widgets.model import Change
+from workbench.widgets.stacks import stack_label
+from workbench.widgets.states import Place, PresentationStates, StateGroup
 
 if TYPE_CHECKING:
     from workbench.widgets.viewer import Viewer
 
-#: The name a state holding only a Vertebral Heart Score is saved under, without asking.
-VHS_NAME = "Vertebral Heart Score"
-
-_ICON_BUTTON = {"width": "34px", "padding": "0"}
-
-
-def choose_store(
-    states: StateTarget = None,
-    state_dir: str | os.PathLike[str] | None = None,
-    found: Sequence[DicomFile] = (),
-) -> StateStore:
-    """Where a viewer keeps states: ``states`` (an index, a store, a folder) when given, else
-    the state folder ``state_dir``, else :func:`~workbench.io.gsps.store.default_state_dir`;
-    with the presentation-state files ``found`` among the images listed beside them (read
-    only).
-
-    Never the folder the images came from: that is the user's, and stays as it was.
-    """
-    if states is not None and state_dir is not None:
-        raise TypeError("pass either states= (an index or a store) or state_dir=, not both")
-    if states is not None:
-        store = state_store(states)
-    else:
-        store = FolderStateStore(state_dir if state_dir is not None else default_state_dir())
-    return CombinedStateStore(store, FoundStateStore(found)) if found else store
-
-
-def for_viewport(settings: DisplaySettings, viewport: Viewport) -> DisplaySettings:
-    """A state's display settings as the viewport can show them.
-
-    A scale-to-fit area becomes the zoom that fits it and its middle as centre; a VOI LUT the
-    nearest window.
-    """
-    values = dict(vars(settings))
-    if settings.voi_lut is not None and settings.window is None:
-        values["window"] = lut_window(settings.voi_lut)
-    values["voi_lut"] = None
-    if settings.area is not None and settings.zoom is None:
-        left, top, right, bottom = settings.area
-        width, height = right - left + 1, bottom - top + 1
-        if settings.rotation in (90, 270):
-            width, height = height, width
-        size = viewport.size
-        values["zoom"] = float(min(size[0] / width, size[1] / height))
-        values["center"] = ((left + right) / 2.0, (top + bottom) / 2.0)
-    values["area"] = None
-    return DisplaySettings(**values)
-
-
-class PresentationStates:
-    """Save, list, show, apply and delete presentation states for a viewer model.
-
-    Parameters
-    ----------
-    model
-        The viewer's model.
-    store
-        Where states are kept (see :func:`workbench.io.gsps.store.state_store`).
-    creator
-        Content Creator's Name for saved states (``Viewer(user=...)``); default:
-        ``$WORKBENCH_USER``, else the login name.
-    image_files
-        The file of each image (by SOP Instance UID), whose header a saved state copies.
-    """
-
-    def __init__(
-        self,
-        model: ViewerModel,
-        store: StateTarget = None,
-        *,
-        creator: str | None = None,
-        image_files: Mapping[str, DicomFile] | None = None,
-    ):
-        self.model = model
-        self.image_files = dict(image_files or {})
-        self.store = state_store(store)
-        self.creator = creator or os.environ.get("WORKBENCH_USER") or _login_name()
-        #: States whose display settings are applied, per viewport (by index).
-        self.applied: dict[int, str] = {}
-        self._loaded: dict[str, PresentationState] = {}
-        #: Called with no arguments after a state is saved or deleted (badges, lists).
-        self.listeners: list[Callable[[], None]] = []
-
-    # -- saving ---------------------------------------------------------------------------
-    def own_annotations(self, viewport: Viewport | None = None) -> list:
-        """The user's annotations on the images of the viewport's stack (what a save stores).
-
-        Annotations drawn on other slices of the stack are included, so that one save keeps
-        all the marks of a series; those without an image go with the image on screen.
-        """
-        viewport = viewport or self.model.active_viewport
-        stack = viewport.stack
-        if stack is None or "sop_instance_uid" not in stack.coords:
-            image = viewport.image_reference()
-            return [a for a in self.model.annotations if applies_to(a, image)]
-        uids = set(stack.coords["sop_instance_uid"].values.tolist())
-        return [
-            a for a in self.model.annotations if a.image is None or a.image.sop_instance_uid in uids
-        ]
-
-    def automatic_name(self, viewport: Viewport | None = None) -> str | None:
-        """The name to save under without asking: "Vertebral Heart Score" for a lone VHS."""
-        own = self.own_annotations(viewport)
-        return VHS_NAME if len(own) == 1 and own[0].kind == "vhs" else None
-
-    def save(self, name: str | None = None, viewport: Viewport | None = None) -> StoredState:
-        """Save the viewport's annotations and display as a new GSPS.
-
-        Parameters
-        ----------
-        name
-            The state's title; may be omitted only when :meth:`automatic_name` gives one.
-        viewport
-            Default: the active viewport.
-
-        Raises
-        ------
-        ValueError
-            Without a name, or when the viewport shows no DICOM grayscale image.
-        """
-        viewport = viewport or self.model.active_viewport
-        name = (name or "").strip() or self.automatic_name(viewport)
-        if not name:
-            raise ValueError("a presentation state needs a name")
-        image = viewport.image_reference()
-        if image is None:
-            raise ValueError("the viewport shows no DICOM image to save annotations for")
-        annotations = []
-        for annotation in self.own_annotations(viewport):
-            if annotation.image is None:
-                annotation = type(annotation)(**{**vars(annotation), "image": image})
-            annotations.append(annotation)
-        # The image on screen first, then every other image (frame) that carries a mark.
-        by_key = {}
-        for ref in [image, *(a.image for a in annotations)]:
-            by_key.setdefault((ref.sop_instance_uid, ref.frame_number), ref)
-        refs = list(by_key.values())
-        state = PresentationState(
-            name,
-            annotations,
-            viewport.display_settings(),
-            images=refs,
-            creator=self.creator,
-            created=_dt.datetime.now(),
-        )
-        headers = {}
-        for ref in refs:
-            if ref.sop_instance_uid not in headers:
-                headers[ref.sop_instance_uid] = self._image_header(ref, viewport)
-        first = headers[image.sop_instance_uid]
-        series_uid, number = self._series_for(str(first.StudyInstanceUID))
-        ds = gsps.write(
-            state,
-            list(headers.values()),
-            series_instance_uid=series_uid,
-            instance_number=number,
-            creator=self.creator or None,
-        )
-        saved = self.store.save(ds)
-        self._changed()
-        return saved
-
-    def _image_header(self, ref: ImageReference, viewport: Viewport) -> Dataset:
-        """The image's own header (from the store, else its file), else one made from what the
-        stack knows."""
-        header = self.store.image_header(ref.sop_instance_uid)
-        file = self.image_files.get(ref.sop_instance_uid)
-        if header is None and file is not None:
-            with file.open() as fp:
-                header = pydicom.dcmread(fp, stop_before_pixels=True)
-        return (
-            header
-            if header is not None
-            else header_from_stack(viewport.stack, ref, window=viewport.effective_window())
-        )
-
-    def _changed(self) -> None:
-        for listener in list(self.listeners):
-            listener()
-
-    def _series_for(self, study_uid: str) -> tuple[str | None, int]:
-        """Our presentation-state series in the study (new if none) and the next number."""
-        ours = [
-            s for s in self.store.states(study_instance_uid=study_uid)
-            if s.manufacturer == MANUFACTURER and s.series_description == SERIES_DESCRIPTION
-        ]  # fmt: skip
-        if not ours:
-            return None, 1
-        series = ours[-1].series_instance_uid
-        return series, sum(s.series_instance_uid == series for s in ours) + 1
-
-    # -- loading --------------------------------------------------------------------------
-    def states(self, viewport: Viewport | None = None) -> list[StoredState]:
-        """States saved for the image the viewport shows, oldest first."""
-        viewport = viewport or self.model.active_viewport
-        image = viewport.image_reference()
-        if image is None:
-            return []
-        return self.store.states(sop_instance_uid=image.sop_instance_uid)
-
-    def has_states(self, stack) -> bool:
-        """Whether any image of a stack has saved states (for the thumbnail badge)."""
-        if "sop_instance_uid" not in stack.coords:
-            return False
-        study = stack.attrs.get("StudyInstanceUID") or None
-        uids = set(stack.coords["sop_instance_uid"].values.tolist())
-        return any(
-            ref.sop_instance_uid in uids
-            for state in self.store.states(study_instance_uid=study)
-            for ref in state.images
-        )
-
-    def state(self, key: str, viewport: Viewport | None = None) -> PresentationState:
-        """A saved state read for the viewport's image (polarity and size taken into account)."""
-        if key not in self._loaded:
-            viewport = viewport or self.model.active_viewport
-            attrs = viewport.attrs
-            photometric = attrs.get("StoredPhotometricInterpretation") or attrs.get(
-                "PhotometricInterpretation"
-            )
-            state = self.store.load(
-                key, photometric=photometric, image_size=viewport.image_size or None
-            )
-            if len(state.images) == 1:
-                for annotation in state.annotations:
-                    if annotation.image is None:
-                        annotation.image = state.images[0]
-            if state.display.voi_lut is not None and state.display.window is None:
-                center, width = lut_window(state.display.voi_lut)
-                state.not_shown.append(
-                    f"VOI LUT table (shown as the nearest window, W {width:g} L {center:g})"
-                )
-            self._loaded[key] = state
-        return self._loaded[key]
-
-    def loaded(self, key: str) -> PresentationState | None:
-        """The state if it has been read already (its graphics shown or display applied)."""
-        return self._loaded.get(key)
-
-    def show(self, key: str, visible: bool = True) -> None:
-        """Show (or hide) a saved state's graphics over the images they belong to."""
-        annotations = self.model.annotations
-        if key not in annotations.groups:
-            if not visible:
-                return
-            annotations.add_group(key, self.state(key).annotations, visible=True)
-        else:
-            annotations.set_group_visible(key, visible)
-
-    def shown(self) -> set[str]:
-        return {key for key, visible in self.model.annotations.groups.items() if visible}
-
-    def apply(self, key: str | None, viewport: Viewport | None = None) -> None:
-        """Show the image with a saved state's display settings; ``None`` goes back to the
-        display from before the first state was applied."""
-        viewport = viewport or self.model.active_viewport
-        index = self.model.viewports.index(viewport)
-        if key is None:
-            viewport.apply_display_settings(None)
-            self.applied.pop(index, None)
-            return
-        viewport.apply_display_settings(for_viewport(self.state(key, viewport).display, viewport))
-        self.applied[index] = key
-
-    def load(self, key: str, *, graphics: bool = True, display: bool = True) -> PresentationState:
-        """Show a state's graphics and/or apply its display settings in the active viewport.
-
-        ``display=False`` loads the graphics only, keeping the user's window and zoom.
-        """
-        if graphics:
-            self.show(key)
-        if display:
-            self.apply(key)
-        return self.state(key)
-
-    def delete(self, key: str) -> None:
-        """Delete a saved state for good (from the store) and take its graphics off."""
-        for index, applied in list(self.applied.items()):
-            if applied == key:
-                self.apply(None, self.model.viewports[index])
-        if key in self.model.annotations.groups:
-            self.model.annotations.remove_group(key)
-        self._loaded.pop(key, None)
-        self.store.delete(key)
-        self._changed()
-
-
-def _login_name() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in the environment or the password database
-        return ""
+_SMALL_BUTTON = {"width": "auto", "padding": "0 6px", "height": "24px"}
 
 
 def _when(state: StoredState) -> str:
@@ -375,24 +67,27 @@ class AnnotationsPanel:
         self.buttons = [self.save_button, self.load_button]
         self.dialogs = widgets.VBox()
         self.dialogs.add_class("wb-dialogs")
-        self.rows = widgets.VBox()
-        close = widgets.Button(icon="times", tooltip="Back to thumbnails",
-                               layout=dict(_ICON_BUTTON))  # fmt: skip
+        self.rows = widgets.VBox(layout={"overflow": "hidden auto", "flex": "1 1 auto"})
+        close = widgets.Button(description="Thumbnails", icon="times",
+                               tooltip="Back to the thumbnails", layout=_SMALL_BUTTON)  # fmt: skip
         close.add_class("wb-close-annotations")
         close.on_click(lambda _b: self.close())
         self.title = widgets.HTML("<b style='font-size:12px'>Saved annotations</b>")
         self.box = widgets.VBox(
-            [widgets.HBox([self.title, close], layout={"justify_content": "space-between"}),
+            [widgets.HBox([self.title, close], layout={"justify_content": "space-between",
+                                                       "flex": "0 0 auto"}),
              self.rows],
-            layout=widgets.Layout(width="260px", display="none", overflow="auto",
-                                  max_height="900px", border="1px solid #444"),
+            layout=widgets.Layout(width="300px", flex="0 0 300px", display="none",
+                                  max_height=f"{viewer.size[1] + 60}px",
+                                  border="1px solid #444"),
         )  # fmt: skip
         self.box.add_class("wb-annotations-panel")
         self._row_widgets: dict[str, tuple[widgets.Checkbox, widgets.ToggleButton]] = {}
         self._row_texts: dict[str, tuple[widgets.HTML, StoredState]] = {}
+        self._group_headers: dict[Place, widgets.Button] = {}
         self._updating = False
         viewer.model.on_change(self._on_model_change)
-        self.states.listeners.append(self._on_saved_or_deleted)
+        states.on_change(self._on_saved_or_deleted, names=["states"])
         self.refresh_badges()
 
     # -- save -----------------------------------------------------------------------------
@@ -402,7 +97,9 @@ class AnnotationsPanel:
         if automatic:
             self.save(automatic)
             return
-        name = widgets.Text(placeholder="Name of these annotations", layout={"width": "260px"})
+        copy_of = self.states.copy_of
+        placeholder = f"A new name for the copy of “{copy_of}”" if copy_of else "Name"
+        name = widgets.Text(placeholder=placeholder, layout={"width": "260px"})
         name.add_class("wb-save-name")
         ok = widgets.Button(description="OK", button_style="primary", layout={"width": "60px"})
         ok.add_class("wb-save-ok")
@@ -427,7 +124,7 @@ class AnnotationsPanel:
         """Save and confirm with a popup; errors are shown, not raised (this is the UI path)."""
         try:
             saved = self.states.save(name)
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError) as error:  # PermissionError is an OSError
             self.popup(f"Not saved: {error}", "wb-save-error")
             return None
         self.popup(f"Saved “{saved.name}”.", "wb-save-confirm")
@@ -469,7 +166,7 @@ class AnnotationsPanel:
 
     # -- the panel ------------------------------------------------------------------------
     def open(self) -> None:
-        """Show the saved states of the current image in place of the thumbnails."""
+        """Show the saved states of the study on screen in place of the thumbnails."""
         self.refresh()
         self.viewer.thumbnails.box.layout.display = "none"
         self.box.layout.display = "flex"
@@ -479,49 +176,111 @@ class AnnotationsPanel:
         self.box.layout.display = "none"
         self.viewer.thumbnails.box.layout.display = None
 
+    @property
+    def is_open(self) -> bool:
+        return self.box.layout.display != "none"
+
     def refresh(self) -> None:
-        """Rebuild the rows for the image in the active viewport."""
-        viewport = self.viewer.model.active_viewport
-        saved = self.states.states(viewport)
+        """Rebuild the list for the study in the active viewport."""
         shown = self.states.shown()
         applied = self.states.applied.get(self.viewer.model.active)
-        self._row_widgets = {}
-        self._row_texts = {}
-        rows = []
-        for state in saved:
-            rows.append(self._row(state, state.key in shown, state.key == applied))
-        if not rows:
-            rows = [widgets.HTML("<i style='font-size:12px'>No saved annotations for this "
-                                 "image.</i>")]  # fmt: skip
-        self.rows.children = rows
+        self._row_widgets, self._row_texts, self._group_headers = {}, {}, {}
+        children: list[widgets.Widget] = []
+        for group in self.states.listing():
+            children.append(self._group(group, shown, applied))
+        if not children:
+            children = [widgets.HTML("<i style='font-size:12px'>No saved annotations for this "
+                                     "study.</i>")]  # fmt: skip
+        self.rows.children = children
+        self._mark_current()
+
+    def _group(self, group: StateGroup, shown: set[str], applied: str | None) -> widgets.Box:
+        """The image's slice (a button that goes there) and the states saved on it."""
+        if group.place is None:
+            header: widgets.Widget = widgets.HTML(
+                "<span style='font-size:11px'>Images not open in this viewer</span>"
+            )
+        else:
+            header = widgets.Button(
+                description=self._place_label(group.place),
+                tooltip="Go to this image",
+                icon="crosshairs",
+                layout={"width": "auto", "max_width": "290px", "height": "24px"},
+            )
+            header.add_class("wb-state-jump")
+            header.on_click(lambda _b, p=group.place: self.states.jump(p))
+            self._group_headers[group.place] = header
+        rows = [self._row(state, state.key in shown, state.key == applied)
+                for state in group.states]  # fmt: skip
+        box = widgets.VBox([header, *rows], layout={"flex": "0 0 auto", "margin": "2px 0",
+                                                    "border_bottom": "1px solid #555"})  # fmt: skip
+        box.add_class("wb-state-group")
+        return box
+
+    def _place_label(self, place: Place) -> str:
+        stacks = self.viewer.model.stacks
+        stack = stacks[place.stack]
+        label = f"Slice {place.frame + 1}/{stack.sizes['frame']}"
+        if stack is not self.viewer.model.active_viewport.stack:
+            label += f" · {stack_label(stack)}"
+        return label
+
+    def _mark_current(self) -> None:
+        """Highlight the group of the image on screen."""
+        viewport = self.viewer.model.active_viewport
+        stacks = self.viewer.model.stacks
+        for place, header in self._group_headers.items():
+            current = viewport.stack is stacks[place.stack] and viewport.frame == place.frame
+            header.button_style = "info" if current else ""
 
     def _row(self, state: StoredState, shown: bool, applied: bool) -> widgets.Box:
-        graphics = widgets.Checkbox(value=shown, indent=False, layout={"width": "22px"},
-                                    tooltip="Show its annotations")  # fmt: skip
+        graphics = widgets.Checkbox(
+            value=shown, description="Show", indent=False, tooltip="Show its annotations",
+            layout={"width": "auto"},
+        )  # fmt: skip
         graphics.add_class("wb-state-graphics")
-        display = widgets.ToggleButton(value=applied, icon="dot-circle-o" if applied else
-                                       "circle-o", tooltip="Apply its display settings",
-                                       layout=dict(_ICON_BUTTON))  # fmt: skip
+        display = widgets.ToggleButton(value=applied, description="Apply display",
+                                       icon="dot-circle-o" if applied else "circle-o",
+                                       tooltip="Show the image with its display settings "
+                                       "(again for the original display)",
+                                       layout=_SMALL_BUTTON)  # fmt: skip
         display.add_class("wb-state-display")
-        delete = widgets.Button(icon="times", tooltip="Delete", layout=dict(_ICON_BUTTON))
+        copy = widgets.Button(description="Edit a copy", icon="copy", layout=_SMALL_BUTTON,
+                              tooltip="Bring its annotations into yours, to save under a new "
+                              "name")  # fmt: skip
+        copy.add_class("wb-state-copy")
+        delete = widgets.Button(description="✕", layout=_SMALL_BUTTON,
+                                disabled=not state.writable,
+                                tooltip="Delete for good" if state.writable else
+                                "Came with the images: read only")  # fmt: skip
         delete.add_class("wb-state-delete")
         text = widgets.HTML(self._describe(state))
         text.add_class("wb-state-text")
         self._row_texts[state.key] = (text, state)
         graphics.observe(lambda c, k=state.key: self._on_graphics(k, c["new"]), names="value")
         display.observe(lambda c, k=state.key: self._on_display(k, c["new"]), names="value")
+        copy.on_click(lambda _b, s=state: self.edit_copy(s))
         delete.on_click(lambda _b, s=state: self.ask_delete(s))
         self._row_widgets[state.key] = (graphics, display)
-        row = widgets.HBox([graphics, display, text, delete], layout={"align_items": "center"})
+        controls = widgets.HBox(
+            [graphics, display, copy, delete],
+            layout={"flex_flow": "row wrap", "align_items": "center"},
+        )
+        row = widgets.VBox([text, controls], layout={"flex": "0 0 auto", "padding": "2px 4px"})
         row.add_class("wb-state-row")
         return row
 
     def _describe(self, state: StoredState) -> str:
-        """Title, date and creator; once loaded, what of it the viewer cannot show."""
+        """Title, date and creator; other images it covers; once loaded, what of it the viewer
+        cannot show."""
         lines = [
             f"<b>{html.escape(state.name)}</b>",
             f"{html.escape(_when(state))} · {html.escape(state.creator.replace('^', ' '))}",
         ]
+        if len(state.images) > 1:
+            lines.append(f"{len(state.images)} images")
+        if not state.writable:
+            lines.append("<span style='color:#888'>came with the images (read only)</span>")
         loaded = self.states.loaded(state.key)
         if loaded is not None and loaded.not_shown:
             parts = "; ".join(loaded.not_shown)
@@ -557,17 +316,32 @@ class AnnotationsPanel:
         finally:
             self._updating = False
 
+    def edit_copy(self, state: StoredState) -> None:
+        """ "Edit a copy": the state's annotations become the user's own, to save anew."""
+        copies = self.states.edit_copy(state.key)
+        self._updating = True
+        try:
+            if state.key in self._row_widgets:
+                self._row_widgets[state.key][0].value = False
+        finally:
+            self._updating = False
+        self.popup(f"{len(copies)} annotations of “{state.name}” are now yours to edit; "
+                   "save them under a new name.", "wb-copy-confirm")  # fmt: skip
+
     def ask_delete(self, state: StoredState) -> None:
-        """The X of a row: delete after confirmation."""
+        """The ✕ of a row: delete after confirmation."""
 
         def delete() -> None:
-            self.states.delete(state.key)
+            try:
+                self.states.delete(state.key)
+            except (PermissionError, KeyError) as error:
+                self.popup(f"Not deleted: {error}", "wb-delete-error")
 
         self.confirm(f"Delete “{state.name}” for good?", delete, "wb-delete-dialog")
 
-    def _on_saved_or_deleted(self) -> None:
+    def _on_saved_or_deleted(self, _change: Change) -> None:
         self.refresh_badges()
-        if self.box.layout.display != "none":
+        if self.is_open:
             self.refresh()
 
     # -- thumbnails -----------------------------------------------------------------------
@@ -593,11 +367,14 @@ class AnnotationsPanel:
                 item.remove_class("wb-has-states")
 
     def _on_model_change(self, change: Change) -> None:
+        model = self.viewer.model
         if change.name == "stacks":
             self.refresh_badges()
-        elif (
-            change.name in ("frame", "stack", "active")
-            and self.box.layout.display != "none"
-            and (change.name == "active" or change.source is self.viewer.model.active_viewport)
+        if not self.is_open:
+            return
+        if change.name in ("stacks", "active") or (
+            change.name == "stack" and change.source is model.active_viewport
         ):
             self.refresh()
+        elif change.name == "frame" and change.source is model.active_viewport:
+            self._mark_current()

@@ -20,15 +20,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import ipywidgets as widgets
 import xarray as xr
 
-from workbench.widgets.annotations_panel import (
-    AnnotationsPanel,
-    PresentationStates,
-    choose_store,
-)
+from workbench.widgets.annotations_panel import AnnotationsPanel
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
 from workbench.widgets.cine import Cine
 from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
 from workbench.widgets.stacks import LoadResult, load_stacks, preview_frame, stacks_from_index
+from workbench.widgets.states import PresentationStates, choose_store
 from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
 from workbench.widgets.tools import Interaction, toolbar_tools
 from workbench.widgets.viewport_view import ViewportView
@@ -390,7 +387,7 @@ class Viewer:
 
     def save_state(self, name: str | None = None):
         """Save the active viewport's annotations and display as a GSPS (see
-        :meth:`workbench.widgets.annotations_panel.PresentationStates.save`)."""
+        :meth:`workbench.widgets.states.PresentationStates.save`)."""
         return self.annotations_panel.states.save(name)
 
     def load_state(self, key: str, *, graphics: bool = True, display: bool = True):
@@ -409,6 +406,7 @@ class Viewer:
             view.close()
         self.model.cache.close()
         self.thumbnail_cache.close()
+        self.annotations_panel.states.close()
         self.widget.close()
 
     def _repr_mimebundle_(self, **kwargs):
