@@ -18,6 +18,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from tests.data import dicom_files
 from tests.io.gsps_cases import every_kind_within, ref
 from tests.peers import require_tool
 from workbench.io import derived, gsps
@@ -99,15 +100,11 @@ def header(path: Path) -> pydicom.Dataset:
 
 
 def grayscale_images(root: Path) -> list[Path]:
-    """Every single-sample MONOCHROME image under ``root``."""
+    """Every MONOCHROME image under ``root``."""
     images = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        try:
-            ds = header(path)
-        except pydicom.errors.InvalidDicomError:
-            continue
-        photometric = str(ds.get("PhotometricInterpretation", ""))
-        if "Rows" in ds and photometric.startswith("MONOCHROME"):
+    for path in dicom_files(root):
+        ds = header(path)
+        if "Rows" in ds and str(ds.get("PhotometricInterpretation", "")).startswith("MONO"):
             images.append(path)
     return images
 
@@ -119,9 +116,10 @@ def state_for(image: pydicom.Dataset, name: str = "Review") -> PresentationState
     )
 
 
-def check_every_image(root: Path, tmp_path: Path) -> None:
-    images = grayscale_images(root)
-    assert len(images) > 10, f"too few grayscale images found under {root}"
+@pytest.mark.peers
+def test_a_state_on_every_grayscale_image_is_valid(data_root, tmp_path):
+    images = grayscale_images(data_root)
+    assert len(images) > 10, f"too few grayscale images found under {data_root}"
     failures = {}
     for number, path in enumerate(images):
         image = header(path)
@@ -130,18 +128,8 @@ def check_every_image(root: Path, tmp_path: Path) -> None:
             state = gsps.write(state_for(image), [image])
         problems = verdict(save(state, tmp_path / f"{number}.dcm"))
         if problems:
-            failures[str(path.relative_to(root))] = problems
+            failures[str(path.relative_to(data_root))] = problems
     assert not failures, "\n".join(f"{k}:\n  " + "\n  ".join(v) for k, v in failures.items())
-
-
-@pytest.mark.peers
-def test_a_state_on_every_sample_image_is_valid(sample_data, tmp_path):
-    check_every_image(sample_data, tmp_path)
-
-
-@pytest.mark.peers
-def test_a_state_on_every_shared_image_is_valid(shared_data, tmp_path):
-    check_every_image(shared_data, tmp_path)
 
 
 @pytest.mark.peers
@@ -313,3 +301,23 @@ def test_an_image_of_an_unknown_class_is_refused_naming_the_tag_and_file(changed
     refusal = r"image\.dcm: \(0008,0016\) SOP Class UID '1\.2\.3\.4\.5'"
     with pytest.raises(ValueError, match=refusal):
         gsps.write(PresentationState("x"), [image])
+
+
+def test_values_are_checked_on_the_image_they_are_copied_from(sample_data, tmp_path):
+    """highdicom copies patient and study from the first image: one warning, not one per image."""
+    images = []
+    for number in (1, 2, 3):
+        ds = pydicom.dcmread(sample_data / SMALL_MR)
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.StudyTime = "15:26:10"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.save_as(tmp_path / f"{number}.dcm")
+            images.append(header(tmp_path / f"{number}.dcm"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state = gsps.write(PresentationState("Series"), images)
+    about_time = [str(w.message) for w in caught if "StudyTime" in str(w.message)]
+    assert len(about_time) == 1 and "1.dcm" in about_time[0], about_time
+    assert state.StudyTime == "152610"
+    assert len(state.ReferencedSeriesSequence[0].ReferencedImageSequence) == 3

@@ -128,6 +128,16 @@ def _repaired(vr: str, value) -> object | None:
     return repaired if len(repaired) > 1 else repaired[0]
 
 
+def shallow_copy(image: Dataset) -> Dataset:
+    """A new data set holding ``image``'s elements, file meta and file name."""
+    header = Dataset()
+    header.update({elem.tag: elem for elem in image})
+    if hasattr(image, "file_meta"):
+        header.file_meta = image.file_meta
+    header.filename = getattr(image, "filename", None)
+    return header
+
+
 def valid_header(image: Dataset) -> Dataset:
     """A copy of ``image`` whose patient and study attributes hold only valid values.
 
@@ -153,11 +163,7 @@ def valid_header(image: Dataset) -> Dataset:
     UserWarning
         For each value rewritten in standard notation, emptied or left out.
     """
-    header = Dataset()
-    header.update({elem.tag: elem for elem in image})
-    if hasattr(image, "file_meta"):
-        header.file_meta = image.file_meta
-    header.filename = getattr(image, "filename", None)
+    header = shallow_copy(image)
     for usage, types in copied_modules(image).values():
         for keyword, kind in types.items():
             _make_valid(header, tag_for_keyword(keyword), kind, usage == "M", image)

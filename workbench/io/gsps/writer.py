@@ -134,7 +134,9 @@ def write(
             f"state name is {len(name)} characters; at most {_LO_MAX} fit in "
             "(0070,0081) Content Description"
         )
-    images = [_complete_header(ds) for ds in referenced_images]
+    # highdicom copies patient and study from the first image; only its values need to be
+    # made valid (and warned about), the others give references and display values.
+    images = [_complete_header(ds, copied=n == 0) for n, ds in enumerate(referenced_images)]
     by_uid = {str(ds.SOPInstanceUID): ds for ds in images}
     first = images[0]
     columns, rows = int(first.Columns), int(first.Rows)
@@ -185,9 +187,13 @@ def write(
 # --- headers ----------------------------------------------------------------------------
 
 
-def _complete_header(ds: Dataset) -> Dataset:
-    """A valid header copy with the Type 2 patient/study attributes highdicom reads present."""
-    header = derived.valid_header(ds)
+def _complete_header(ds: Dataset, *, copied: bool) -> Dataset:
+    """A header copy with the Type 2 patient/study attributes highdicom reads present.
+
+    With ``copied`` (the image highdicom copies patient and study from) their values are
+    made valid first (:func:`workbench.io.derived.valid_header`).
+    """
+    header = derived.valid_header(ds) if copied else derived.shallow_copy(ds)
     for tag in [elem.tag for elem in header if elem.tag.group == 0x7FE0]:
         del header[tag]
     for keyword in (
