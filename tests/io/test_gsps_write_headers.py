@@ -321,3 +321,11 @@ def test_values_are_checked_on_the_image_they_are_copied_from(sample_data, tmp_p
     assert len(about_time) == 1 and "1.dcm" in about_time[0], about_time
     assert state.StudyTime == "152610"
     assert len(state.ReferencedSeriesSequence[0].ReferencedImageSequence) == 3
+
+
+def test_an_image_without_its_uids_is_refused_naming_the_tag_and_file(sample_data, tmp_path):
+    ds = pydicom.dcmread(sample_data / SMALL_MR)
+    del ds.StudyInstanceUID
+    ds.save_as(tmp_path / "no-study.dcm")
+    with pytest.raises(ValueError, match=r"no-study\.dcm: .*lacks \(0020,000D\) StudyInstanceUID"):
+        gsps.write(PresentationState("x"), [header(tmp_path / "no-study.dcm")])

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import highdicom as hd
 import numpy as np
 from highdicom import pr
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from workbench.io import derived
@@ -222,7 +223,8 @@ def _complete_header(ds: Dataset, *, copied: bool) -> Dataset:
         if k not in header
     ]
     if missing:
-        raise ValueError(f"{derived.source_name(ds)}: the image lacks {', '.join(missing)}")
+        names = ", ".join(derived.tag_name(tag_for_keyword(k)) for k in missing)
+        raise ValueError(f"{derived.source_name(ds)}: the image lacks {names}")
     if int(header.get("NumberOfFrames") or 1) > 1:
         # highdicom looks into the functional groups of multi-frame images; a header built
         # from what a viewer knows may have none.
