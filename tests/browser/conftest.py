@@ -201,7 +201,7 @@ def status_text(page, index: int = 0) -> str:
 
 def draw_length(page, canvas):
     """Draw a 200-pixel horizontal length on ``canvas``; return its finished list entry."""
-    page.locator(".wb-tools button", has_text="Length").click()
+    page.locator(".wb-tools button[title^='Length']").click()
     box = canvas.bounding_box()
     x0, y0 = box["x"] + 100, box["y"] + 300
     page.mouse.move(x0, y0)

@@ -76,7 +76,7 @@ def test_save_reload_load_and_delete(lab_page, run_notebook, study_folder, artif
     canvas = open_viewer(page, run_notebook, study_folder, state_dir)
     draw_length(page, canvas)
     before = grey(page, canvas, artifacts_dir / "gsps_before.png")
-    page.locator(".wb-action", has_text="Invert").click()
+    page.locator(".wb-action-invert").click()
     wait_for_status(page, "Inverted", True)
     inverted = grey_once_changed(page, canvas, before, artifacts_dir / "gsps_inverted.png")
 

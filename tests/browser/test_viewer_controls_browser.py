@@ -66,7 +66,7 @@ def test_keyboard_shortcuts(lab_page, run_notebook, shared_data, artifacts_dir) 
     # Space plays cine from the frame on screen, space again stops it where it is.
     page.keyboard.press(" ")
     wait_status(page, "t.startsWith('Im 20/28')")
-    page.locator(".wb-cine-rate").filter(has_text="fps").wait_for()
+    page.locator(".wb-cine", has_text="fps").wait_for()  # the rate reached
     page.keyboard.press(" ")
     page.wait_for_function(
         "() => !document.querySelector('.wb-cine').classList.contains('mod-active')"
@@ -132,3 +132,67 @@ def test_labels_readable_on_bone(lab_page, run_notebook, shared_data, artifacts_
         # Text in the label colour on a background darker than the image's mid-grey.
         assert yellow.mean() > 0.03, f"no label text in {x, y, w, h}"
         assert np.median(grey[~yellow]) < 100, f"label background too light in {x, y, w, h}"
+
+
+ROW_JS = """() => {
+  const row = document.querySelector('.wb-toolbar-row');
+  const items = [...row.children].filter(c => c.offsetParent !== null);
+  const boxes = items.map(c => c.getBoundingClientRect());
+  const tools = [...document.querySelectorAll('.wb-tools button')];
+  const untitled = [...row.querySelectorAll('button, select, input')]
+    .filter(e => e.offsetParent !== null && !(e.title || e.closest('[title]')));
+  return {
+    row: row.getBoundingClientRect().toJSON(),
+    tops: boxes.map(b => Math.round(b.top)), rights: boxes.map(b => Math.round(b.right)),
+    active: tools.filter(b => b.classList.contains('mod-active')).map(b => b.title),
+    activeBg: getComputedStyle(document.querySelector('.wb-tools .mod-active')).backgroundColor,
+    otherBg: getComputedStyle(tools.find(b => !b.classList.contains('mod-active'))).backgroundColor,
+    untitled: untitled.map(e => e.outerHTML.slice(0, 80)),
+  };
+}"""
+
+
+def test_toolbar_is_one_row_at_1000_px(browser, jupyter_lab, shared_data, artifacts_dir) -> None:
+    from tests.browser.conftest import open_and_run
+
+    context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        ct = shared_data / "series_ct_philips_ingenuity_5mm"
+        mr = shared_data / "series_mr_siemens_t1_sag_HFS"
+        cells = ["from workbench.widgets import Viewer", f"Viewer([{str(ct)!r}, {str(mr)!r}])"]
+        open_and_run(page, jupyter_lab, "toolbar.ipynb", cells, artifacts_dir)
+        # The file browser folded away, as one reads a notebook in a narrow window.
+        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+        wait_for_viewer(page)
+        page.wait_for_timeout(300)  # the notebook widens once the side bar has folded
+        page.screenshot(path=str(artifacts_dir / "toolbar_1000px.png"))
+        measured = page.evaluate(ROW_JS)
+        assert (
+            len(set(measured["tops"])) == 1 or max(measured["tops"]) - min(measured["tops"]) < 8
+        ), measured
+        assert measured["row"]["height"] <= 40, measured
+        assert max(measured["rights"]) <= 1000
+        # The tool in use stands out; every control says what it does when hovered.
+        assert measured["active"] and measured["active"][0].startswith("Window/level")
+        assert measured["activeBg"] != measured["otherBg"]
+        assert not measured["untitled"], measured["untitled"]
+
+        # The help lists the shortcuts.
+        page.locator(".wb-help-button").click()
+        help_panel = page.locator(".wb-help")
+        help_panel.wait_for(state="visible")
+        assert "space" in help_panel.inner_text() and "Esc" in help_panel.inner_text()
+        # Drawn over the image, not clipped away by the toolbar.
+        box = help_panel.bounding_box()
+        top = page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('.wb-help') !== null",
+            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+        )
+        assert top, "the help panel is hidden behind something"
+        page.screenshot(path=str(artifacts_dir / "toolbar_help.png"))
+        page.locator(".wb-help-button").click()
+        help_panel.wait_for(state="hidden")
+    finally:
+        context.close()

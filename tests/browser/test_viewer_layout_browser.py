@@ -56,8 +56,8 @@ def test_thumbnails_layout_drag_keys(lab_page, run_notebook, shared_data, artifa
     wait_status(page, mr_viewport, "Im 18/28")
 
     # Toolbar: invert and rotate show in the status line; the layout menu makes a 2×2 grid.
-    page.locator(".wb-action", has_text="Invert").click()
-    page.locator(".wb-action", has_text="⟳").click()
+    page.locator(".wb-action-invert").click()
+    page.locator(".wb-view select").select_option("Rotate 90° clockwise")
     page.wait_for_function(
         "([i]) => { const t = document.querySelectorAll('.wb-viewport-status')[i].textContent;"
         " return t.includes('Rot 90°') && t.includes('Inverted'); }",

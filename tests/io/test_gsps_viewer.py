@@ -65,7 +65,7 @@ def add_length(viewer: Viewer, text: str = "42 mm") -> Annotation:
 def test_save_asks_a_name_and_confirms(viewer):
     panel = viewer.annotations_panel
     add_length(viewer)
-    assert panel.save_button in viewer.toolbar.box.children[1].children
+    assert panel.save_button in viewer.toolbar.row.children
     panel.save_button.click()
     dialog = find(panel.dialogs, "wb-save-dialog")
     assert dialog is not None

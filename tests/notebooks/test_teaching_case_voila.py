@@ -50,7 +50,7 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
             page.wait_for_timeout(80)
         page.wait_for_function(
             "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
-        page.locator(".wb-tools button", has_text="Ellipse").click()
+        page.locator(".wb-tools button[title^='Ellipse']").click()
         zoom = min(box["width"], box["height"]) / 512  # a 512² image fitted to the viewport
         left = box["x"] + (box["width"] - 512 * zoom) / 2
         top = box["y"] + (box["height"] - 512 * zoom) / 2

@@ -13,6 +13,7 @@ from tests.data import present, real_path
 from workbench.io import display, open_series
 from workbench.widgets import Viewer
 from workbench.widgets.render import render_viewport
+from workbench.widgets.tools import toolbar_tools
 
 
 def wait_for(predicate, timeout: float = 20.0) -> None:
@@ -188,10 +189,14 @@ def test_toolbar_drives_the_active_viewport(viewer) -> None:
     viewport = viewer.active_viewport
     toolbar.presets.value = "Lung"
     assert viewport.window == (-600.0, 1500.0)
-    next(a for a in toolbar.actions if a.description == "Invert").click()
+    toolbar.invert.click()
     assert viewport.invert
-    next(a for a in toolbar.actions if a.description == "Reset").click()
-    assert not viewport.invert and viewport.window is None
+    toolbar.view.value = "Rotate 90° clockwise"
+    assert viewport.rotation == 90 and toolbar.view.value == "View"
+    toolbar.view.value = "1:1 (a screen pixel per image pixel)"
+    assert viewport.zoom == 1.0
+    toolbar.reset.click()
+    assert not viewport.invert and viewport.window is None and viewport.rotation == 0
     toolbar.layout.value = "1×3"
     assert viewer.layout == (1, 3) and len(viewer.views) == 3
     toolbar.tools.value = "ellipse"
@@ -224,6 +229,32 @@ def test_toolbar_tools_follow_the_modality(sample_data) -> None:
     viewer = Viewer(sample_data / "nema_ct1_ge", toolbar={"CT": ["window", "length"]})
     assert [value for _, value in viewer.toolbar.tools.options] == ["window", "length"]
     viewer.close()
+
+
+def test_toolbar_settings_per_modality(viewer) -> None:
+    """The settings panel edits the active modality's tools; other modalities keep theirs."""
+    toolbar = viewer.toolbar
+    ct = next(i for i, v in enumerate(viewer.viewports) if v.attrs.get("Modality") == "CT")
+    viewer.layout = (1, 2)
+    viewer.model.active = ct
+    assert "Tools for CT images" in toolbar.settings_title.value
+    toolbar.settings.value = ("window", "zoom", "length", "ellipse")
+    assert [value for _, value in toolbar.tools.options] == ["window", "zoom", "length", "ellipse"]
+    assert viewer.toolbar_settings["CT"] == ["window", "zoom", "length", "ellipse"]
+    assert [t for _, t in toolbar.tools.options] == list(toolbar.settings.value)
+    viewer.model.active = 1 - ct  # the MR keeps the default tools
+    assert [value for _, value in toolbar.tools.options] == list(toolbar_tools("MR"))
+    viewer.toolbar_settings = {"*": ["window", "probe"]}
+    assert [value for _, value in toolbar.tools.options] == ["window", "probe"]
+    with pytest.raises(ValueError, match="unknown tools"):
+        viewer.toolbar_settings = {"MR": ["window", "lasso"]}
+    # Every tool is an icon (or glyph) with a tooltip; the tool in use stays chosen.
+    viewer.toolbar_settings = None
+    assert all(tooltip for tooltip in toolbar.tools.tooltips)
+    labels = [label.strip("\u200b") for label, _ in toolbar.tools.options]
+    assert all(icon or label for label, icon in zip(labels, toolbar.tools.icons, strict=True))
+    viewer.tool = "vhs"  # not offered for MR: no button is shown chosen
+    assert toolbar.tools.value is None
 
 
 def test_overlay_text_on_a_ct(viewer) -> None:

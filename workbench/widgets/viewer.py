@@ -27,188 +27,21 @@ from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel,
 from workbench.widgets.stacks import LoadResult, load_stacks, preview_frame, stacks_from_index
 from workbench.widgets.states import PresentationStates, choose_store
 from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
-from workbench.widgets.tools import Interaction, toolbar_tools
+from workbench.widgets.toolbar import STYLE, Toolbar
+from workbench.widgets.tools import DEFAULT_TOOLBAR, Interaction, toolbar_tools
 from workbench.widgets.viewport_view import ViewportView
 
-#: Toolbar button labels and icons (Font Awesome names as ipywidgets uses them).
-TOOL_BUTTONS: dict[str, tuple[str, str]] = {
-    "window": ("W/L", "adjust"),
-    "zoom": ("Zoom", "search-plus"),
-    "pan": ("Pan", "arrows"),
-    "scroll": ("Scroll", "sort"),
-    "select": ("Select", "mouse-pointer"),
-    "length": ("Length", "arrows-h"),
-    "angle": ("Angle", "angle-left"),
-    "cobb": ("Cobb", "chevron-left"),
-    "ellipse": ("Ellipse", "circle-o"),
-    "rectangle": ("Rect", "square-o"),
-    "probe": ("Probe", "crosshairs"),
-    "arrow": ("Arrow", "long-arrow-right"),
-    "text": ("Text", "font"),
-    "vhs": ("VHS", "heart-o"),
-}
-
-LAYOUTS = ["1×1", "1×2", "2×1", "2×2", "1×3", "3×3"]
-PRESET_PROMPT = "W/L presets"
+ToolbarSettings = Sequence[str] | Mapping[str, Sequence[str]] | None
 
 
-class Toolbar:
-    """Tool buttons and actions for the active viewport."""
-
-    def __init__(self, viewer: Viewer) -> None:
-        self.viewer = viewer
-        model = viewer.model
-        self.tools = widgets.ToggleButtons(
-            options=[(TOOL_BUTTONS[t][0], t) for t in TOOLS],
-            value=model.tool,
-            style={"button_width": "70px"},
-            layout=widgets.Layout(flex_flow="row wrap", width="100%"),
-            tooltips=[t for t in TOOLS],
-        )
-        self.tools.add_class("wb-tools")
-        self.tools.observe(self._on_tool, names="value")
-        self.presets = widgets.Dropdown(options=[PRESET_PROMPT], layout={"width": "150px"})
-        self.presets.add_class("wb-presets")
-        self.presets.observe(self._on_preset, names="value")
-
-        def button(label: str, tooltip: str, action: Callable[[Viewport], None]) -> widgets.Button:
-            b = widgets.Button(description=label, tooltip=tooltip, layout={"width": "auto"})
-            b.on_click(lambda _b: self._act(action))
-            b.add_class("wb-action")
-            return b
-
-        self.actions = [
-            button("Fit", "Zoom to fit", lambda v: setattr(v, "zoom", None)),
-            button("1:1", "One screen pixel per image pixel", lambda v: setattr(v, "zoom", 1.0)),
-            button("Invert", "Invert grey levels", lambda v: setattr(v, "invert", not v.invert)),
-            button("⟳", "Rotate 90° clockwise", lambda v: v.rotate(90)),
-            button("⇆", "Flip left-right", lambda v: v.flip_horizontal()),
-            button("⇅", "Flip top-bottom", lambda v: v.flip_vertical()),
-            button("Reset", "Back to the default display", lambda v: v.reset()),
-        ]
-        self.layout = widgets.Dropdown(
-            options=LAYOUTS,
-            value=None,
-            description="Layout",
-            layout={"width": "140px"},
-            style={"description_width": "45px"},
-        )
-        self.layout.add_class("wb-layout")
-        self.layout.observe(self._on_layout, names="value")
-        cine = viewer.cine
-        self.play = widgets.ToggleButton(icon="play", tooltip="Cine (space): play from this frame",
-                                         layout={"width": "36px"})  # fmt: skip
-        self.play.add_class("wb-cine")
-        self.play.observe(self._on_play, names="value")
-        self.fps = widgets.BoundedIntText(value=int(cine.fps), min=1, max=60, description="fps",
-                                          layout={"width": "110px"},
-                                          style={"description_width": "28px"})  # fmt: skip
-        self.fps.observe(lambda c: setattr(cine, "fps", c["new"]), "value")
-        self.measured_fps = widgets.HTML(layout={"width": "70px"})
-        self.measured_fps.add_class("wb-cine-rate")
-        cine.on_change(self._on_cine)
-        self.label = widgets.Text(placeholder="arrow/text label", layout={"width": "140px"})
-        self.label.observe(lambda c: viewer.interaction.set_label(c["new"]), "value")
-        self.settings_button = widgets.ToggleButton(description="⚙ Tools", layout={"width": "auto"})
-        self.settings = widgets.SelectMultiple(
-            options=list(TOOLS), rows=len(TOOLS), layout={"display": "none", "width": "140px"}
-        )
-        self.settings_button.observe(self._on_settings_toggle, names="value")
-        self.settings.observe(self._on_settings, names="value")
-        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
-        row1 = widgets.HBox([self.tools], layout=wrap)
-        row2 = widgets.HBox(
-            [
-                self.presets,
-                *self.actions,
-                self.layout,
-                self.play,
-                self.fps,
-                self.measured_fps,
-                self.label,
-                self.settings_button,
-            ],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
-        )
-        self.box = widgets.VBox(
-            [row1, row2, self.settings], layout=widgets.Layout(max_width=f"{viewer.size[0]}px")
-        )
-        self.box.add_class("wb-toolbar")
-        self._rate_shown = 0.0
-
-    def _act(self, action: Callable[[Viewport], None]) -> None:
-        viewport = self.viewer.model.active_viewport
-        if viewport.stack is not None:
-            action(viewport)
-
-    def _on_tool(self, change) -> None:
-        if change["new"] is not None:
-            self.viewer.model.tool = change["new"]
-
-    def _on_preset(self, change) -> None:
-        name = change["new"]
-        if name and name != PRESET_PROMPT:
-            self.viewer.model.active_viewport.apply_preset(name)
-            self.presets.value = PRESET_PROMPT
-
-    def _on_layout(self, change) -> None:
-        if change["new"]:
-            rows, cols = (int(v) for v in change["new"].split("×"))
-            self.viewer.layout = (rows, cols)
-
-    def _on_play(self, change) -> None:
-        cine = self.viewer.cine
-        if change["new"] != cine.playing and not cine.toggle():
-            self.play.value = False
-
-    def _on_cine(self, change: Change) -> None:
-        cine = self.viewer.cine
-        if change.name == "playing":
-            self.play.value = change.new
-            self.play.icon = "pause" if change.new else "play"
-            self.measured_fps.value = ""
-        elif change.name == "measured_fps" and change.new is not None:
-            # The measured rate changes every frame; the label need not follow that fast.
-            now = cine.clock()
-            if now - self._rate_shown >= 0.5:
-                self._rate_shown = now
-                self.measured_fps.value = f"{change.new:.1f} fps"
-
-    def _on_settings_toggle(self, change) -> None:
-        self.settings.layout.display = "flex" if change["new"] else "none"
-
-    def _on_settings(self, change) -> None:
-        modality = self.viewer.model.active_viewport.attrs.get("Modality") or "*"
-        chosen = [t for t in TOOLS if t in change["new"]]
-        if not chosen:
-            return
-        settings = self.viewer.toolbar_settings
-        if not isinstance(settings, Mapping):
-            settings = {"*": tuple(settings)} if settings is not None else {}
-        self.viewer.toolbar_settings = {**settings, modality: tuple(chosen)}
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Follow the active viewport: its modality's tools, presets and frame count."""
-        viewport = self.viewer.model.active_viewport
-        modality = viewport.attrs.get("Modality")
-        shown = toolbar_tools(modality, self.viewer.toolbar_settings)
-        self.tools.unobserve(self._on_tool, names="value")
-        self.tools.options = [(TOOL_BUTTONS[t][0], t) for t in shown]
-        self.tools.tooltips = list(shown)
-        self.tools.value = self.viewer.model.tool if self.viewer.model.tool in shown else None
-        self.tools.observe(self._on_tool, names="value")
-        self.settings.unobserve(self._on_settings, names="value")
-        self.settings.value = shown
-        self.settings.observe(self._on_settings, names="value")
-        presets = list(viewport.presets()) if viewport.stack is not None else []
-        # Numbered as the keys 1 to 9 choose them.
-        self.presets.options = [
-            (PRESET_PROMPT, PRESET_PROMPT),
-            *((f"{i} {name}" if i < 10 else name, name) for i, name in enumerate(presets, 1)),
-        ]
-        self.presets.value = PRESET_PROMPT
-        self.play.disabled = viewport.frame_count < 2 and not self.viewer.cine.playing
+def _checked_toolbar_settings(settings: ToolbarSettings) -> ToolbarSettings:
+    """``settings`` as given, once every modality's tool names are known to be valid."""
+    if isinstance(settings, Mapping):
+        for modality in settings:
+            toolbar_tools(modality, settings)
+    else:
+        toolbar_tools(None, settings)
+    return settings
 
 
 class Viewer:
@@ -259,7 +92,7 @@ class Viewer:
         self,
         source=None,
         *,
-        toolbar: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+        toolbar: ToolbarSettings = None,
         layout: tuple[int, int] = (1, 1),
         size: tuple[int, int] = (640, 640),
         cache_bytes: int = DEFAULT_MAX_BYTES,
@@ -271,8 +104,7 @@ class Viewer:
         loaded = source if isinstance(source, LoadResult) else load_stacks(source)
         self.skipped = loaded.skipped
         self.objects = loaded.objects
-        toolbar_tools(None, toolbar)  # validate tool names early
-        self.toolbar_settings = toolbar
+        self._toolbar_settings = _checked_toolbar_settings(toolbar)
         self.size = (int(size[0]), int(size[1]))
         rows, cols = layout
         self.model = ViewerModel(
@@ -302,6 +134,7 @@ class Viewer:
         self.thumbnails.box.layout.display = None if thumbnails else "none"
         self._sync_views()
         self.toolbar.refresh()
+        self.toolbar.show_layout(self.model.layout)
         self.model.on_change(self._on_change)
         presentation_states = PresentationStates(
             self.model,
@@ -310,19 +143,20 @@ class Viewer:
             image_files=loaded.image_files,
         )
         self.annotations_panel = AnnotationsPanel(self, presentation_states)
-        self.toolbar.box.children[1].children += tuple(self.annotations_panel.buttons)
+        self.toolbar.add_group(self.annotations_panel.buttons)
         self.interaction.on_change(self._on_interaction)
         dialogs = self.annotations_panel.dialogs
         main = widgets.VBox(
-            [self.toolbar.box, dialogs, self.grid, self.annotation_list],
+            [dialogs, self.grid, self.annotation_list],
             layout=widgets.Layout(flex="0 0 auto"),
         )
         # Side panels keep their width and the viewports their size: a narrow notebook
         # scrolls the viewer sideways rather than squeezing the panels over the images.
-        self.widget = widgets.HBox(
+        body = widgets.HBox(
             [self.thumbnails.box, self.annotations_panel.box, main],
             layout=widgets.Layout(align_items="flex-start", overflow_x="auto"),
         )
+        self.widget = widgets.VBox([widgets.HTML(STYLE), self.toolbar.box, body])
         self.widget.add_class("wb-viewer")
         self._update_annotation_list()
 
@@ -361,6 +195,29 @@ class Viewer:
         # Size first so new viewports are created at their final size.
         self.model.viewport_size = self._viewport_size(int(rows), int(cols))
         self.model.layout = value
+
+    @property
+    def toolbar_settings(self) -> ToolbarSettings:
+        """Which tools the toolbar offers: ``None`` for the defaults
+        (:data:`workbench.widgets.tools.DEFAULT_TOOLBAR`), a list of tool names for every
+        modality, or a mapping (JSON-compatible) of modality, and ``"*"`` for any other, to
+        tool names, e.g. ``{"CT": ["window", "zoom", "length", "ellipse"], "*": [...]}``.
+        The settings panel (⚙) edits the active modality's entry."""
+        return self._toolbar_settings
+
+    @toolbar_settings.setter
+    def toolbar_settings(self, settings: ToolbarSettings) -> None:
+        self._toolbar_settings = _checked_toolbar_settings(settings)
+        self.toolbar.refresh()
+
+    def set_toolbar_tools(self, modality: str, tools: Sequence[str]) -> None:
+        """Offer ``tools`` (in toolbar order) for images of ``modality`` (``"*"``: others)."""
+        settings = self._toolbar_settings
+        if settings is None:
+            settings = DEFAULT_TOOLBAR
+        elif not isinstance(settings, Mapping):
+            settings = {"*": tuple(settings)}
+        self.toolbar_settings = {**settings, modality: [t for t in TOOLS if t in tools]}
 
     @property
     def tool(self) -> str:
@@ -456,17 +313,15 @@ class Viewer:
         name = change.name
         if name == "layout":
             self._sync_views()
-            self.toolbar.layout.unobserve(self.toolbar._on_layout, names="value")
-            label = f"{change.new[0]}×{change.new[1]}"
-            self.toolbar.layout.value = label if label in LAYOUTS else None
-            self.toolbar.layout.observe(self.toolbar._on_layout, names="value")
+            self.toolbar.show_layout(change.new)
         elif name == "active":
             for i, view in enumerate(self.views):
                 view.set_active(i == change.new)
             self.toolbar.refresh()
         elif name == "tool":
+            offered = [value for _, value in self.toolbar.tools.options]
             if change.source is self.model and self.toolbar.tools.value != change.new:
-                self.toolbar.tools.value = change.new
+                self.toolbar.tools.value = change.new if change.new in offered else None
         elif name == "annotations":
             for view in self.views:
                 view.redraw_overlay()
