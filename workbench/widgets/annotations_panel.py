@@ -348,11 +348,9 @@ class AnnotationsPanel:
     def refresh_badges(self) -> None:
         """Put an "A" badge on the thumbnails of stacks with saved states."""
         items = getattr(self.viewer.thumbnails, "items_by_stack", {})
-        stacks = self.viewer.model.stacks
+        with_states = self.states.with_states(self.viewer.model.stacks)
         for index, item in items.items():
-            if index >= len(stacks):
-                continue
-            has = self.states.has_states(stacks[index])
+            has = index in with_states
             badges = [c for c in item.children if "wb-badge" in getattr(c, "_dom_classes", ())]
             if has and not badges:
                 badge = widgets.HTML(

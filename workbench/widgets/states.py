@@ -302,17 +302,20 @@ class PresentationStates(Observable):
             return []
         return self.store.states(sop_instance_uid=image.sop_instance_uid)
 
-    def has_states(self, stack: xr.DataArray) -> bool:
-        """Whether any image of a stack has saved states (for the thumbnail badge)."""
-        uids = _uids(stack)
-        if not uids:
-            return False
-        study = stack.attrs.get("StudyInstanceUID") or None
-        return any(
-            ref.sop_instance_uid in uids
-            for state in self.store.states(study_instance_uid=study)
-            for ref in state.images
-        )
+    def with_states(self, stacks: Sequence[xr.DataArray]) -> set[int]:
+        """Which of ``stacks`` (by index) hold an image a saved state refers to (for the
+        thumbnail badges); the store is asked once per study."""
+        referred: dict[str, set[str]] = {}
+        found = set()
+        for index, stack in enumerate(stacks):
+            uids = _uids(stack)
+            study = str(stack.attrs.get("StudyInstanceUID") or "")
+            if uids and study not in referred:
+                states = self.store.states(study_instance_uid=study or None)
+                referred[study] = {ref.sop_instance_uid for s in states for ref in s.images}
+            if uids & referred.get(study, set()):
+                found.add(index)
+        return found
 
     def study_states(self, viewport: Viewport | None = None) -> list[StoredState]:
         """Every state saved for the study the viewport shows, oldest first."""

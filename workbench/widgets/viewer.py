@@ -154,7 +154,7 @@ class Viewer:
         # scrolls the viewer sideways rather than squeezing the panels over the images.
         body = widgets.HBox(
             [self.thumbnails.box, self.annotations_panel.box, main],
-            layout=widgets.Layout(align_items="flex-start", overflow_x="auto"),
+            layout=widgets.Layout(align_items="flex-start", overflow="auto hidden"),
         )
         self.widget = widgets.VBox([widgets.HTML(STYLE), self.toolbar.box, body])
         self.widget.add_class("wb-viewer")
