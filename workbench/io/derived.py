@@ -4,8 +4,9 @@ A derived object repeats its images' patient and study (PS3.3 C.7.1, C.7.2): hig
 the root attributes of those modules from the first image. Real scanners write values there
 that a strict writer refuses, so the header is made valid first (:func:`valid_header`):
 
-- a date or time in the ACR-NEMA notation (``1997.04.24``, ``15:26:10``) or with more than
-  six fraction digits is written in the standard form of the same value;
+- a date or time in the ACR-NEMA or ISO 8601 notation (``1997.04.24``, ``1970-01-31``,
+  ``15:26:10``) or with more than six fraction digits is written in the standard form of the
+  same value;
 - any other value that pydicom's validation rejects is emptied when the attribute is Type 2,
   left out when it is optional, each with a warning naming the tag and the file;
 - such a value in a Type 1 attribute leaves out its optional module (clinical trial...) with
@@ -120,7 +121,10 @@ def _problem(vr: str, value) -> str | None:
 def _repaired(vr: str, value) -> object | None:
     """The value in standard notation when every part of it has one, else ``None``."""
     values = value if isinstance(value, (MultiValue, list, tuple)) else [value]
-    repaired = [_standard_form(vr, str(item)) for item in values]
+    repaired = [
+        str(item) if _problem(vr, str(item)) is None else _standard_form(vr, str(item))
+        for item in values
+    ]
     if any(item is None for item in repaired):
         return None
     if _problem(vr, repaired):
