@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bootstrap lint bench
+.PHONY: demo test test-quick bootstrap lint bench
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -13,6 +13,10 @@ demo: bootstrap
 test: bootstrap
 	$(PY) -m ruff check workbench tests benchmarks scripts
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick lane while working: no browser, no external peers, nothing long (under 2 minutes).
+test-quick: bootstrap
+	$(PY) -m pytest -m "not peers and not browser and not slow" $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .

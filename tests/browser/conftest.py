@@ -195,6 +195,36 @@ def wait_for_viewer(page, index: int = 0):
     return page.locator(".wb-viewport").nth(index).locator("canvas").first
 
 
+#: The pixels of every canvas layer of a viewport, as PNG data URLs.
+_CANVAS_STATE = "(viewport) => [...viewport.querySelectorAll('canvas')].map(c => c.toDataURL())"
+#: True once the layers differ from ``before`` and read the same at two polls in a row.
+_CANVAS_SETTLED = """([viewport, before]) => {
+    const seen = (window.wbLastCanvas ||= new WeakMap());
+    const now = [...viewport.querySelectorAll('canvas')].map(c => c.toDataURL()).join('|');
+    const settled = now !== before && now === seen.get(viewport);
+    seen.set(viewport, now);
+    return settled;
+}"""
+
+
+def canvas_state(page, index: int = 0) -> str:
+    """What viewport ``index`` of the first viewer shows now, all canvas layers together."""
+    return "|".join(page.locator(".wb-viewport").nth(index).evaluate(_CANVAS_STATE))
+
+
+def wait_for_canvas(page, index: int = 0, *, changed_from: str | None = None) -> str:
+    """Wait until viewport ``index`` has finished drawing; return what it shows.
+
+    With ``changed_from`` (a :func:`canvas_state` taken before an action) the canvas must
+    first differ from it; either way it must then read the same at two polls in a row, so
+    a picture still arriving in pieces is not taken for the result.
+    """
+    viewport = page.locator(".wb-viewport").nth(index).element_handle()
+    viewport.evaluate("(viewport) => window.wbLastCanvas?.delete(viewport)")
+    page.wait_for_function(_CANVAS_SETTLED, arg=[viewport, changed_from], polling=200)
+    return canvas_state(page, index)
+
+
 def status_text(page, index: int = 0) -> str:
     return page.locator(".wb-viewport-status").nth(index).inner_text()
 

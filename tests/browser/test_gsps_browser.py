@@ -28,12 +28,12 @@ def grey(page, canvas, path) -> np.ndarray:
 
 
 @pytest.fixture()
-def study_folder(jupyter_lab, shared_data):
+def study_folder(jupyter_lab, sample_data):
     """Three CT slices in a folder of the lab's root (states never go there)."""
     folder = jupyter_lab.root / "gsps-study"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    for path in sorted(p for p in (shared_data / CT_SERIES).iterdir() if p.is_file())[:3]:
+    for path in sorted(p for p in (sample_data / CT_SERIES).iterdir() if p.is_file())[:3]:
         shutil.copy(path, folder / path.name)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)

@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import (
+    canvas_state,
     draw_length,
     new_page,
     open_and_run,
     status_text,
+    wait_for_canvas,
     wait_for_viewer,
 )
 from workbench.io import display, open_series
@@ -31,8 +33,8 @@ def screenshot(page, canvas, path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def ct_series(shared_data):
-    return shared_data / "series_ct_philips_ingenuity_5mm"
+def ct_series(sample_data):
+    return sample_data / "series_ct_philips_ingenuity_5mm"
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,7 @@ def test_canvas_shows_the_frame(viewer_page, ct_series, artifacts_dir) -> None:
 def test_drag_changes_window_and_pixels(viewer_page, ct_series, artifacts_dir) -> None:
     page, canvas = viewer_page
     before = screenshot(page, canvas, artifacts_dir / "viewer_wl_before.png")
+    drawn_before = canvas_state(page)
     assert "W 80 L 40" in status_text(page)
     box = canvas.bounding_box()
     x, y = box["x"] + 256, box["y"] + 256
@@ -79,7 +82,7 @@ def test_drag_changes_window_and_pixels(viewer_page, ct_series, artifacts_dir) -
     page.wait_for_function(
         "() => !document.querySelector('.wb-viewport-status').textContent.includes('W 80 L 40')"
     )
-    page.wait_for_timeout(500)  # let the last frame arrive
+    wait_for_canvas(page, changed_from=drawn_before)
     after = screenshot(page, canvas, artifacts_dir / "viewer_wl_after.png")
     changed = np.abs(after.astype(int) - before.astype(int)).max(axis=-1) > 10
     # The phantom is mostly air: the plastic and water parts (a few percent) turn grey.
@@ -97,12 +100,15 @@ def test_wheel_scrolls_frames(viewer_page, artifacts_dir) -> None:
     assert status_text(page).startswith("Im 1/28")
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + 200, box["y"] + 200)
-    for _ in range(3):
+    drawn = canvas_state(page)
+    for frame in (2, 3, 4):
         page.mouse.wheel(0, 100)
-        page.wait_for_timeout(100)
-    page.wait_for_function(
-        "() => document.querySelector('.wb-viewport-status').textContent.startsWith('Im 4/28')"
-    )
+        page.wait_for_function(
+            "([n]) => document.querySelector('.wb-viewport-status').textContent"
+            ".startsWith(`Im ${n}/28`)",
+            arg=[frame],
+        )
+    wait_for_canvas(page, changed_from=drawn)
     screenshot(page, canvas, artifacts_dir / "viewer_scrolled.png")
     page.mouse.wheel(0, -100)
     page.wait_for_function(

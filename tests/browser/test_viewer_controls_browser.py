@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import status_text, wait_for_viewer
+from tests.browser.conftest import status_text, wait_for_canvas, wait_for_viewer
 from workbench.io import open_series
 from workbench.widgets.presets import window_presets
 
@@ -30,8 +30,8 @@ def zoom(page, index: int = 0) -> float:
     return float(re.search(r"Zoom ([\d.]+)×", status_text(page, index)).group(1))
 
 
-def test_keyboard_shortcuts(lab_page, run_notebook, shared_data, artifacts_dir) -> None:
-    ct = shared_data / "series_ct_philips_ingenuity_5mm"
+def test_keyboard_shortcuts(lab_page, run_notebook, sample_data, artifacts_dir) -> None:
+    ct = sample_data / "series_ct_philips_ingenuity_5mm"
     cells = [
         "from workbench.widgets import Viewer",
         f"viewer = Viewer({str(ct)!r}, thumbnails=False)\nviewer",
@@ -103,7 +103,7 @@ print(json.dumps([[b.box.x, b.box.y, b.box.width, b.box.height] for b in (
 """
 
 
-def test_labels_readable_on_bone(lab_page, run_notebook, shared_data, artifacts_dir) -> None:
+def test_labels_readable_on_bone(lab_page, run_notebook, sample_data, artifacts_dir) -> None:
     """On a chest CT, every label sits on its dark box beside its shape, readable over bone."""
     import io
     import json
@@ -111,7 +111,7 @@ def test_labels_readable_on_bone(lab_page, run_notebook, shared_data, artifacts_
     import numpy as np
     from PIL import Image
 
-    ct = shared_data / "nema_ct1_ge"
+    ct = sample_data / "nema_ct1_ge"
     cells = [
         "from workbench.widgets import Viewer",
         f"viewer = Viewer({str(ct)!r}, thumbnails=False, size=(518, 542))\nviewer",
@@ -122,7 +122,7 @@ def test_labels_readable_on_bone(lab_page, run_notebook, shared_data, artifacts_
     wait_status(page, "t.includes('Zoom 1.00')")
     boxes = json.loads(page.locator(".jp-OutputArea-output pre").last.inner_text())
     assert len(boxes) == 6
-    page.wait_for_timeout(500)  # the overlay layer follows the status line
+    wait_for_canvas(page)  # the overlay layer follows the status line
     png = page.screenshot(clip=canvas.bounding_box(), path=str(artifacts_dir / "labels_on_ct.png"))
     shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
     for x, y, w, h in boxes:

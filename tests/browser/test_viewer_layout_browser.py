@@ -17,9 +17,9 @@ def wait_status(page, index: int, prefix: str) -> None:
     )
 
 
-def test_thumbnails_layout_drag_keys(lab_page, run_notebook, shared_data, artifacts_dir) -> None:
-    ct = shared_data / "series_ct_philips_ingenuity_5mm"
-    mr = shared_data / "series_mr_siemens_t1_sag_HFS"
+def test_thumbnails_layout_drag_keys(lab_page, run_notebook, sample_data, artifacts_dir) -> None:
+    ct = sample_data / "series_ct_philips_ingenuity_5mm"
+    mr = sample_data / "series_mr_siemens_t1_sag_HFS"
     cells = [
         "from workbench.widgets import Viewer",
         f"viewer = Viewer([{str(ct)!r}, {str(mr)!r}], layout=(1, 2), size=(900, 480))\nviewer",

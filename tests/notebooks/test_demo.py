@@ -53,6 +53,7 @@ def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
     pytest.fail(f"the demo did not print {marker!r}; it printed:\n{''.join(lines)}")
 
 
+@pytest.mark.slow
 def test_demo_serves_sample_data_and_jupyterlab_and_stops_on_ctrl_c(tmp_path, sample_data):
     state = tmp_path / "demo"
     process = subprocess.Popen(

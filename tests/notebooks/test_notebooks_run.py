@@ -46,8 +46,20 @@ assert "Correct" in first.children[2].children[1].value
 }
 
 
+#: Notebooks that run DCMTK tools or start Orthanc when they are installed.
+WITH_PEERS = {"02-your-own-pacs.ipynb", "05-gsps-round-trip.ipynb"}
+
+
 def notebook_names() -> list[str]:
     return sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
+
+
+def notebook_params() -> list:
+    """Each notebook, marked ``slow`` (a kernel each) and ``peers`` where it uses them."""
+    return [
+        pytest.param(name, marks=[pytest.mark.slow] + [pytest.mark.peers] * (name in WITH_PEERS))
+        for name in notebook_names()
+    ]
 
 
 def test_all_five_notebooks_are_there_and_saved_without_outputs() -> None:
@@ -85,7 +97,7 @@ def outputs_text(notebook: nbformat.NotebookNode) -> str:
     return "\n".join(texts)
 
 
-@pytest.mark.parametrize("name", notebook_names())
+@pytest.mark.parametrize("name", notebook_params())
 def test_notebook_runs_top_to_bottom(name: str) -> None:
     notebook = run_notebook(NOTEBOOKS / name, LEARNER_CHECKS.get(name))
     errors = [

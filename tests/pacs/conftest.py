@@ -1,4 +1,4 @@
-"""Fixtures of the pacs tests: the shared data as a list, a loaded index, a live REST server."""
+"""Fixtures of the pacs tests: the real files as a list, a loaded index, a live REST server."""
 
 from __future__ import annotations
 
@@ -8,26 +8,20 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from tests.data import dicom_files
 from workbench.pacs import Config, Index
 from workbench.pacs.server import serve
 
-NOT_DICOM = {"MANIFEST.tsv", "README.md"}
-
-
-def dicom_files(folder: Path) -> list[Path]:
-    """Every DICOM file under ``folder`` (the data's documentation files left out)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_DICOM)
-
 
 @pytest.fixture(scope="session")
-def pacs_files(shared_data) -> list[Path]:
-    """All DICOM files of ``../shared/data``."""
-    return dicom_files(shared_data)
+def pacs_files(data_root) -> list[Path]:
+    """All DICOM files of one corpus: the sample, and the wider corpus where it is present."""
+    return dicom_files(data_root)
 
 
 @pytest.fixture(scope="session")
 def loaded_index(tmp_path_factory, pacs_files) -> Index:
-    """An index holding every file of ``../shared/data`` (read-only for tests)."""
+    """An index holding every file of :func:`pacs_files` (read-only for tests)."""
     index = Index(Config(StorageDirectory=str(tmp_path_factory.mktemp("loaded-index"))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # vendor files break VR length rules; not our concern
@@ -66,7 +60,7 @@ def read_uid(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def orthanc_loaded(orthanc, pacs_files):
-    """The session's real Orthanc holding exactly the files of ``../shared/data``."""
+    """The session's real Orthanc holding exactly the files of :func:`pacs_files`."""
     orthanc.clear()
     for path in pacs_files:
         orthanc.upload(path)

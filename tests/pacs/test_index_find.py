@@ -18,9 +18,9 @@ STUDIES = [
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory, shared_data):
+def index(tmp_path_factory, sample_data):
     idx = Index(Config(StorageDirectory=str(tmp_path_factory.mktemp("find"))))
-    template = shared_data / SMALL_FILE
+    template = sample_data / SMALL_FILE
     uids = {}
     for n, (pid, name, date, time, modality, description, accession) in enumerate(STUDIES):
         study_uid = f"1.2.826.0.1.3680043.8.498.{n + 1}"

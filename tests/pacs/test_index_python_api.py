@@ -18,8 +18,8 @@ SERIES_DIR = "series_ct_philips_ingenuity_5mm"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_import_folder_and_zip_then_open_series(tmp_path, shared_data):
-    folder = shared_data / SERIES_DIR
+def test_import_folder_and_zip_then_open_series(tmp_path, sample_data):
+    folder = sample_data / SERIES_DIR
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in sorted(folder.iterdir())[:5]:
@@ -42,9 +42,9 @@ def test_import_folder_and_zip_then_open_series(tmp_path, shared_data):
     np.testing.assert_array_equal(volume[count // 2].values, reference[count // 2].values)
 
 
-def test_anonymize_from_python(tmp_path, shared_data):
+def test_anonymize_from_python(tmp_path, sample_data):
     index = Index(Config(StorageDirectory=str(tmp_path / "store")))
-    source = sorted((shared_data / SERIES_DIR).iterdir())[0]
+    source = sorted((sample_data / SERIES_DIR).iterdir())[0]
     original = pydicom.dcmread(source)
     result = index.ingest_file(source)
     answer = index.anonymize("Instance", result.instance_id, patient_id="RESEARCH-001")
@@ -61,11 +61,11 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_import_and_ls(tmp_path, shared_data):
+def test_cli_import_and_ls(tmp_path, sample_data):
     store = str(tmp_path / "store")
-    done = _cli("import", "--storage", store, "-q", str(shared_data / SERIES_DIR), cwd=tmp_path)
+    done = _cli("import", "--storage", store, "-q", str(sample_data / SERIES_DIR), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    count = len(list((shared_data / SERIES_DIR).iterdir()))
+    count = len(list((sample_data / SERIES_DIR).iterdir()))
     assert f"{count} stored, 0 already stored, 0 refused" in done.stdout
     listed = _cli("ls", "--storage", store, "series", "Modality=CT", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr

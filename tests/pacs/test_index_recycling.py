@@ -10,8 +10,8 @@ from workbench.pacs.recycle import MB
 
 
 @pytest.fixture
-def template(shared_data):
-    return shared_data / SMALL_FILE
+def template(sample_data):
+    return sample_data / SMALL_FILE
 
 
 def _index(tmp_path, **options) -> Index:
@@ -66,9 +66,9 @@ def test_full_store_refuses_and_loses_nothing(tmp_path, template):
     assert index.ingest_bytes(make_instance(template, patient="A")).status == "Success"
 
 
-def test_storage_size_recycles_by_bytes(tmp_path, shared_data):
-    big = shared_data / "nema_ct1_ge" / next(iter(
-        p.name for p in (shared_data / "nema_ct1_ge").iterdir()))
+def test_storage_size_recycles_by_bytes(tmp_path, sample_data):
+    big = sample_data / "nema_ct1_ge" / next(iter(
+        p.name for p in (sample_data / "nema_ct1_ge").iterdir()))
     size = big.stat().st_size
     limit_mb = 1
     per_mb = MB // size
@@ -85,10 +85,10 @@ def test_storage_size_recycles_by_bytes(tmp_path, shared_data):
     assert len(kept) < count
 
 
-def test_instance_larger_than_the_limit_is_refused(tmp_path, shared_data, template):
+def test_instance_larger_than_the_limit_is_refused(tmp_path, sample_data, template):
     index = _index(tmp_path, MaximumStorageSize=1)
     index.ingest_bytes(make_instance(template, patient="A"))
-    huge = max((p for p in shared_data.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    huge = max((p for p in sample_data.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     assert huge.stat().st_size > MB
     with pytest.raises(StorageFullError, match="larger than MaximumStorageSize"):
         index.ingest_file(huge)

@@ -37,8 +37,8 @@ def make_instance(template: Path, *, patient: str = "P1", study: str | None = No
 
 
 @pytest.fixture
-def template(shared_data) -> Path:
-    return shared_data / SMALL_FILE
+def template(sample_data) -> Path:
+    return sample_data / SMALL_FILE
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from tests.pacs.node_support import (
 pytestmark = pytest.mark.peers
 
 CT_SERIES = "series_ct_philips_ingenuity_5mm"
+#: Uncompressed in every corpus, so peers taking only uncompressed data get the stored bytes.
+UNCOMPRESSED_SERIES = "enhanced_mr_siemens_xa10"
 J2K_FILES = "toshiba_ct_j2k"
 
 
@@ -51,17 +53,17 @@ def node(tmp_path_factory, storescp) -> RunningNode:
 
 
 @pytest.fixture(scope="module")
-def sources(shared_data) -> dict[str, list[Path]]:
-    """SOPInstanceUID → the shared files carrying it (transcodes of one image share it)."""
+def sources(data_root) -> dict[str, list[Path]]:
+    """SOPInstanceUID → the real files carrying it (transcodes of one image share it)."""
     by_uid: dict[str, list[Path]] = defaultdict(list)
-    for path in dicom_files(shared_data):
+    for path in dicom_files(data_root):
         by_uid[sop_uid(path)].append(path)
     return dict(by_uid)
 
 
 @pytest.fixture(scope="module")
-def loaded(node, shared_data, sources) -> RunningNode:
-    """Everything in ../shared/data sent with dcmsend (each file's own transfer syntax)."""
+def loaded(node, sources) -> RunningNode:
+    """Every real file sent with dcmsend (each file's own transfer syntax)."""
     files = [str(path) for paths in sources.values() for path in paths]
     dcmtk("dcmsend", "-aec", NODE_AET, "127.0.0.1", str(node.port), *files, timeout=300)
     return node
@@ -258,7 +260,7 @@ def _series_of(sources, folder: str) -> tuple[str, str, list[Path]]:
 
 def test_movescu_to_storescp(loaded, sources, storescp, tmp_path):
     directory, _ = storescp
-    study, series, paths = _series_of(sources, CT_SERIES)
+    study, series, paths = _series_of(sources, UNCOMPRESSED_SERIES)
     before = set(directory.iterdir())
     output = dcmtk("movescu", "-v", "-S", "-aet", "MOVESCU", "-aem", "STORESCP", "-aec", NODE_AET,
                    "-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}",
@@ -294,7 +296,7 @@ def test_movescu_to_unknown_destination_is_refused(loaded, sources):
 
 
 def test_getscu_receives_series_with_pending_counts(loaded, sources, tmp_path):
-    study, series, paths = _series_of(sources, CT_SERIES)
+    study, series, paths = _series_of(sources, UNCOMPRESSED_SERIES)
     out = tmp_path / "get"
     out.mkdir()
     output = dcmtk("getscu", "-v", "-S", "-aet", "GETSCU", "-aec", NODE_AET, "-od", str(out),

@@ -31,9 +31,9 @@ ASSOCIATIONS = 8
 PER_ASSOCIATION = 100
 
 
-def test_eight_concurrent_storescu_each_instance_once(tmp_path, shared_data):
+def test_eight_concurrent_storescu_each_instance_once(tmp_path, sample_data):
     groups = [
-        generate_instances(shared_data / TEMPLATE, tmp_path / f"group{n}", PER_ASSOCIATION,
+        generate_instances(sample_data / TEMPLATE, tmp_path / f"group{n}", PER_ASSOCIATION,
                            series=2, tag=f"LOAD{n}")
         for n in range(ASSOCIATIONS)
     ]
@@ -84,8 +84,8 @@ def _serve(storage: Path, dicom_port: int, log: Path) -> tuple[subprocess.Popen,
     raise AssertionError("workbench serve did not report its REST address")
 
 
-def test_sigkill_mid_ingest_keeps_every_acknowledged_instance(tmp_path, shared_data):
-    files = generate_instances(shared_data / TEMPLATE, tmp_path / "files", 600, tag="KILL")
+def test_sigkill_mid_ingest_keeps_every_acknowledged_instance(tmp_path, sample_data):
+    files = generate_instances(sample_data / TEMPLATE, tmp_path / "files", 600, tag="KILL")
     storage, log = tmp_path / "storage", tmp_path / "serve.log"
     dicom_port = free_port()
     server, _ = _serve(storage, dicom_port, log)

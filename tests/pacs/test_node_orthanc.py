@@ -12,6 +12,7 @@ import pydicom
 import pytest
 import requests
 
+from tests.data import present, real_path
 from tests.pacs.node_support import NODE_AET, dicom_files
 from tests.peers import free_port
 from workbench.pacs import serve
@@ -69,9 +70,9 @@ def test_rest_modalities_put_list_delete(pacs):
     assert "ghost" not in ours(pacs, "/modalities").json()
 
 
-def test_orthanc_stores_to_us_same_ids(pacs, orthanc, shared_data):
+def test_orthanc_stores_to_us_same_ids(pacs, orthanc, sample_data):
     orthanc.clear()
-    files = dicom_files(shared_data / CT_SERIES) + dicom_files(shared_data / "toshiba_ct_j2k")
+    files = dicom_files(sample_data / CT_SERIES) + dicom_files(sample_data / "toshiba_ct_j2k")
     studies = upload(orthanc, files)
     job = orthanc.post("/modalities/workbench/store", json={"Resources": sorted(studies),
                                                              "Synchronous": True})
@@ -84,7 +85,9 @@ def test_orthanc_stores_to_us_same_ids(pacs, orthanc, shared_data):
         assert [i["ID"] for i in theirs] == sorted(i["ID"] for i in mine.json())
 
 
-def test_orthanc_queries_us(pacs, orthanc):
+def test_orthanc_queries_us(pacs, orthanc, sample_data):
+    for path in dicom_files(sample_data / "enhanced_mr_siemens_xa10"):
+        assert ours(pacs, "/instances", "post", data=path.read_bytes()).status_code == 200
     ours_studies = ours(pacs, "/studies").json()
     assert ours_studies
     answer = orthanc.post("/modalities/workbench/query",
@@ -96,8 +99,8 @@ def test_orthanc_queries_us(pacs, orthanc):
     assert found == expected
 
 
-def test_we_query_and_retrieve_from_orthanc(pacs, orthanc, shared_data):
-    files = dicom_files(shared_data / MR_SERIES)
+def test_we_query_and_retrieve_from_orthanc(pacs, orthanc, sample_data):
+    files = dicom_files(sample_data / MR_SERIES)
     upload(orthanc, files)
     series_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
     created = ours(pacs, "/modalities/orthanc/query", "post",
@@ -120,9 +123,10 @@ def test_we_query_and_retrieve_from_orthanc(pacs, orthanc, shared_data):
     assert len(their_instances) == len(files)
 
 
-def test_we_store_to_orthanc(pacs, orthanc, shared_data):
+def test_we_store_to_orthanc(pacs, orthanc):
     orthanc.clear()
-    files = dicom_files(shared_data / "nema_cr_rg2_fuji") + dicom_files(shared_data / "sc_rgb_rle")
+    folders = present("sc_rgb_rle", "nema_ct1_ge", "us_multiframe_ybr422_jpeg", "nema_cr_rg2_fuji")
+    files = [path for folder in folders for path in dicom_files(real_path(folder))]
     imported = {ours(pacs, "/instances", "post", data=path.read_bytes()).json()["ID"]
                 for path in files}
     answer = ours(pacs, "/modalities/orthanc/store", "post", json=sorted(imported))
@@ -141,9 +145,9 @@ def test_we_store_to_orthanc(pacs, orthanc, shared_data):
         assert their_file.PixelData == my_file.PixelData  # sent as stored, no re-encoding
 
 
-def test_c_get_and_c_move_from_orthanc_with_python_api(pacs, orthanc, shared_data):
+def test_c_get_and_c_move_from_orthanc_with_python_api(pacs, orthanc, sample_data):
     orthanc.clear()
-    files = dicom_files(shared_data / "nema_mr1_small_transcodes")
+    files = dicom_files(sample_data / "nema_mr1_small_transcodes")
     studies = upload(orthanc, files)
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     for study in studies:
@@ -171,13 +175,14 @@ def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=120, cwd=cwd)
 
 
-def test_cli_echo_send_find_move(pacs, orthanc, shared_data, tmp_path):
+@pytest.mark.parametrize("study", present("enhanced_mr_siemens_xa10", "nema_mr2_philips"))
+def test_cli_echo_send_find_move(pacs, orthanc, study, tmp_path):
     orthanc.clear()
     remote = f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
     done = _cli("echo", remote, cwd=tmp_path)
     assert done.returncode == 0 and "success" in done.stdout, done.stderr
-    files = dicom_files(shared_data / "nema_mr2_philips")
-    done = _cli("send", remote, str(shared_data / "nema_mr2_philips"), cwd=tmp_path)
+    files = dicom_files(real_path(study))
+    done = _cli("send", remote, str(real_path(study)), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     assert orthanc.post("/tools/lookup", data=study_uid).json()

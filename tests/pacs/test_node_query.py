@@ -30,10 +30,10 @@ def test_access_follows_orthanc_options():
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, shared_data):
+def node(tmp_path_factory, sample_data):
     running = start_node(tmp_path_factory.mktemp("node"),
                          {"client": ["CLIENT", "127.0.0.1", 1]})
-    ds = pydicom.dcmread(shared_data / TEMPLATE)
+    ds = pydicom.dcmread(sample_data / TEMPLATE)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.PatientName = "MÜLLER^HANS"
     ds.PatientID = "CHARSET-1"
@@ -129,24 +129,24 @@ def _store(port: int, ds: Dataset, called: str = NODE_AET) -> int:
     return status.Status
 
 
-def test_store_failures_map_to_dicom_statuses(tmp_path, shared_data):
+def test_store_failures_map_to_dicom_statuses(tmp_path, sample_data):
     """0xA700 when storage is full and nothing may be recycled, 0xC210 for an instance that
     cannot be indexed; what was stored before is kept and the node keeps serving."""
     running = start_node(tmp_path / "node", MaximumPatientCount=1)
     try:
-        first = pydicom.dcmread(shared_data / TEMPLATE)
+        first = pydicom.dcmread(sample_data / TEMPLATE)
         first.PatientID = "KEEP"
         assert _store(running.port, first) == 0x0000
         kept = running.index.find("Patient", {"PatientID": "KEEP"})
         running.index.set_protected(kept[0], True)
 
-        other = pydicom.dcmread(shared_data / TEMPLATE)
+        other = pydicom.dcmread(sample_data / TEMPLATE)
         other.PatientID = "NEW"
         other.SOPInstanceUID = pydicom.uid.generate_uid()
         other.StudyInstanceUID = pydicom.uid.generate_uid()
         assert _store(running.port, other) == 0xA700
 
-        broken = pydicom.dcmread(shared_data / TEMPLATE)
+        broken = pydicom.dcmread(sample_data / TEMPLATE)
         broken.SOPInstanceUID = pydicom.uid.generate_uid()
         del broken.StudyInstanceUID
         assert _store(running.port, broken) == 0xC210
@@ -157,7 +157,7 @@ def test_store_failures_map_to_dicom_statuses(tmp_path, shared_data):
         running.node.stop()
 
 
-def test_called_ae_title_is_checked_when_configured(tmp_path, shared_data):
+def test_called_ae_title_is_checked_when_configured(tmp_path, sample_data):
     running = start_node(tmp_path / "node", DicomCheckCalledAet=True)
     try:
         ae = AE(ae_title="CLIENT")

@@ -39,24 +39,24 @@ def _text_values(ds: pydicom.Dataset) -> list[str]:
     return values
 
 
-def test_archive_round_trip(live_server, shared_data):
-    study = _study_of(live_server, shared_data / SERIES_DIR)
+def test_archive_round_trip(live_server, data_root):
+    study = _study_of(live_server, data_root / SERIES_DIR)
     response = requests.get(f"{live_server}/studies/{study}/archive", timeout=60)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         names = archive.namelist()
         datasets = [pydicom.dcmread(io.BytesIO(archive.read(n))) for n in names]
-    assert {str(ds.SOPInstanceUID) for ds in datasets} == _uids(shared_data / SERIES_DIR)
+    assert {str(ds.SOPInstanceUID) for ds in datasets} == _uids(data_root / SERIES_DIR)
     assert all(name.endswith(".dcm") and name.count("/") == 3 for name in names)
     # Bytes are the stored bytes: pixel data survives unchanged.
     originals = {str(pydicom.dcmread(p).SOPInstanceUID): pydicom.dcmread(p).PixelData
-                 for p in (shared_data / SERIES_DIR).iterdir()}
+                 for p in (data_root / SERIES_DIR).iterdir()}
     assert all(ds.PixelData == originals[str(ds.SOPInstanceUID)] for ds in datasets)
 
 
-def test_media_round_trip_has_a_readable_dicomdir(live_server, shared_data, tmp_path):
-    study = _study_of(live_server, shared_data / SERIES_DIR)
+def test_media_round_trip_has_a_readable_dicomdir(live_server, data_root, tmp_path):
+    study = _study_of(live_server, data_root / SERIES_DIR)
     response = requests.get(f"{live_server}/studies/{study}/media", timeout=60)
     assert response.status_code == 200
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
@@ -69,15 +69,15 @@ def test_media_round_trip_has_a_readable_dicomdir(live_server, shared_data, tmp_
             assert len(part) <= 8 and part == part.upper(), name
     fileset = FileSet(tmp_path / "DICOMDIR")
     instances = fileset.find()
-    assert len(instances) == len(_uids(shared_data / SERIES_DIR))
-    assert {i.SOPInstanceUID for i in instances} == _uids(shared_data / SERIES_DIR)
+    assert len(instances) == len(_uids(data_root / SERIES_DIR))
+    assert {i.SOPInstanceUID for i in instances} == _uids(data_root / SERIES_DIR)
     loaded = instances[0].load()
     assert loaded.Rows > 0 and loaded.pixel_array.size > 0
 
 
-def test_anonymize_study_leaves_no_identity(fresh_server, shared_data):
+def test_anonymize_study_leaves_no_identity(fresh_server, sample_data):
     base = fresh_server.url
-    folder = shared_data / SERIES_DIR
+    folder = sample_data / SERIES_DIR
     originals = [pydicom.dcmread(p) for p in sorted(folder.iterdir())[:6]]
     for ds in originals:
         # Distinctive identity so a leak can be found in the raw bytes.
@@ -121,9 +121,9 @@ def test_anonymize_study_leaves_no_identity(fresh_server, shared_data):
     assert requests.get(f"{base}/studies/{study}", timeout=30).status_code == 200
 
 
-def test_upload_zip_delete_and_changes(fresh_server, shared_data):
+def test_upload_zip_delete_and_changes(fresh_server, sample_data):
     base = fresh_server.url
-    template = shared_data / SMALL_FILE
+    template = sample_data / SMALL_FILE
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for n in range(3):
@@ -149,10 +149,10 @@ def test_upload_zip_delete_and_changes(fresh_server, shared_data):
     assert requests.get(f"{base}/patients", timeout=30).json() == []
 
 
-def test_protection_over_rest(fresh_server, shared_data):
+def test_protection_over_rest(fresh_server, sample_data):
     base = fresh_server.url
     answer = requests.post(f"{base}/instances",
-                           data=make_instance(shared_data / SMALL_FILE), timeout=30).json()
+                           data=make_instance(sample_data / SMALL_FILE), timeout=30).json()
     url = f"{base}/patients/{answer['ParentPatient']}/protected"
     assert requests.get(url, timeout=30).text == "0"
     assert requests.put(url, data="1", timeout=30).status_code == 200
@@ -198,11 +198,11 @@ def test_find_expand_limit_since(live_server):
     assert [r["ID"] for r in expanded] == first and expanded[0]["Type"] == "Series"
 
 
-def test_concurrent_uploads_over_rest(fresh_server, shared_data):
+def test_concurrent_uploads_over_rest(fresh_server, sample_data):
     from concurrent.futures import ThreadPoolExecutor
 
     base = fresh_server.url
-    template = shared_data / SMALL_FILE
+    template = sample_data / SMALL_FILE
     payloads = [make_instance(template, patient=f"C{n % 8}") for n in range(64)]
 
     def send(data: bytes) -> int:

@@ -86,11 +86,11 @@ def _malformed_requests(instance: str, patient: str, valid_dicom: bytes, gsps: s
     ]
 
 
-def test_malformed_requests_get_json_4xx_and_serving_continues(fresh_server, shared_data):
+def test_malformed_requests_get_json_4xx_and_serving_continues(fresh_server, sample_data):
     base = fresh_server.url
-    valid = make_instance(shared_data / SMALL_FILE, patient="KEEP")
+    valid = make_instance(sample_data / SMALL_FILE, patient="KEEP")
     stored = requests.post(f"{base}/instances", data=valid, timeout=30).json()
-    gsps_file = next((shared_data / "gsps_agfa").iterdir())  # no pixel data to preview
+    gsps_file = next((sample_data / "gsps_agfa").iterdir())  # no pixel data to preview
     gsps = requests.post(f"{base}/instances", data=gsps_file.read_bytes(), timeout=30).json()
     before = fresh_server.index.statistics()
     cases = _malformed_requests(stored["ID"], stored["ParentPatient"], valid, gsps["ID"])
@@ -106,5 +106,5 @@ def test_malformed_requests_get_json_4xx_and_serving_continues(fresh_server, sha
     assert requests.get(f"{base}/system", timeout=30).status_code == 200
     assert fresh_server.index.statistics() == before
     assert requests.get(f"{base}/instances/{stored['ID']}/file", timeout=30).content == valid
-    again = make_instance(shared_data / SMALL_FILE, patient="AFTER")
+    again = make_instance(sample_data / SMALL_FILE, patient="AFTER")
     assert requests.post(f"{base}/instances", data=again, timeout=30).json()["Status"] == "Success"

@@ -23,11 +23,11 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def remote_app(tmp_path_factory, shared_data):
+def remote_app(tmp_path_factory, sample_data):
     config = Config(StorageDirectory=str(tmp_path_factory.mktemp("secure")),
                     RemoteAccessAllowed=True, RegisteredUsers=USERS)
     index = Index(config)
-    result = index.ingest_bytes(make_instance(shared_data / SMALL_FILE))
+    result = index.ingest_bytes(make_instance(sample_data / SMALL_FILE))
     assert config.http_host == "0.0.0.0"
     yield create_app(index), result
     index.close()

@@ -35,10 +35,10 @@ def _index_changes(index: Index) -> list[dict]:
     return index.changes(limit=1000)["Changes"]
 
 
-def test_resources_become_stable_once_instances_stop_arriving(tmp_path, shared_data):
+def test_resources_become_stable_once_instances_stop_arriving(tmp_path, sample_data):
     index = Index(Config(StorageDirectory=str(tmp_path / "store"), StableAge=2))
     try:
-        template = shared_data / SMALL_FILE
+        template = sample_data / SMALL_FILE
         same_series = {"patient": "S", "study": "1.2.9", "series": "1.2.9.1"}
         first = index.ingest_bytes(make_instance(template, **same_series))
         time.sleep(1.0)
@@ -64,11 +64,11 @@ def test_resources_become_stable_once_instances_stop_arriving(tmp_path, shared_d
         index.close()
 
 
-def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, shared_data):
+def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, sample_data):
     index = Index(Config(StorageDirectory=str(tmp_path / "store"), StableAge=1))
     try:
-        kept = index.ingest_bytes(make_instance(shared_data / SMALL_FILE, patient="KEPT"))
-        gone = index.ingest_bytes(make_instance(shared_data / SMALL_FILE, patient="GONE"))
+        kept = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, patient="KEPT"))
+        gone = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, patient="GONE"))
         index.delete("Patient", gone.patient_id)
         changes = _wait_for_stable(
             lambda: _index_changes(index), {kept.series_id, kept.study_id, kept.patient_id}
@@ -79,12 +79,12 @@ def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, shared
         index.close()
 
 
-def test_stable_changes_match_a_real_orthanc(orthanc, tmp_path, shared_data):
+def test_stable_changes_match_a_real_orthanc(orthanc, tmp_path, sample_data):
     """The same two instances sent to both servers (Orthanc runs with StableAge 1)."""
     handle = serve(
         Config(StorageDirectory=str(tmp_path / "store"), HttpPort=0, StableAge=1), dicom=False
     )
-    template = shared_data / SMALL_FILE
+    template = sample_data / SMALL_FILE
     study = "1.2.826.0.1.3680043.8.498.77"
     instances = [
         make_instance(template, patient="STABLE-PARITY", study=study, series=study + ".1")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.data import data_roots
 from tests.reliability.corpus import Variant, build_corpus, seed_files
 from tests.reliability.support import ServerProcess, start_server, template
 
@@ -22,9 +23,9 @@ CORPUS_SIZE = 1100
 
 
 @pytest.fixture(scope="session")
-def seeds(shared_data, sample_data) -> list[Path]:
-    """Small real files (≤ 200 kB) of ``../shared/data`` and ``data/sample``."""
-    return seed_files(shared_data, sample_data)
+def seeds() -> list[Path]:
+    """Small real files (≤ 200 kB) of ``data/sample``, and of ``../shared/data`` if present."""
+    return seed_files(*data_roots().values())
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ checks, hostile tag values kept out of paths and SQL, and de-identification tag 
 
 from __future__ import annotations
 
-import ast
-import inspect
 import io
 import re
 import string
@@ -164,29 +162,51 @@ def test_malformed_authorization_headers_are_refused(remote):
     assert remote.get("/system").status_code == 200
 
 
-def test_password_comparison_is_constant_time():
-    """The credential check uses a constant-time comparison and no ``==`` on secrets."""
+class _Secret(str):
+    """A registered name or password that fails the test if compared with ``==``/``!=``."""
+
+    def __eq__(self, other):
+        raise AssertionError(f"a credential was compared with == (against {other!r})")
+
+    def __ne__(self, other):
+        raise AssertionError(f"a credential was compared with != (against {other!r})")
+
+    __hash__ = str.__hash__
+
+
+def test_password_comparison_is_constant_time(monkeypatch):
+    """Every registered user's name and password go through a constant-time comparison on
+    every check (no early exit on a match), and none is compared with ``==``."""
+    import base64
+    import hmac
+
     from workbench.pacs.rest import security
 
-    source = inspect.getsource(security)
-    assert "compare_digest" in source
-    tree = ast.parse(source)
-    secret_names = re.compile(r"pass|secret|user", re.IGNORECASE)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In))
-                                                 for op in node.ops):
-            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            leaking = {n for n in names if secret_names.search(n)}
-            assert not leaking, f"line {node.lineno} compares {leaking} with =="
-    users = {"a": "x" * 20, "b": "y"}
-    import base64
+    compared: list[bytes] = []
+    compare_digest = hmac.compare_digest
+
+    def recording_compare_digest(a, b):
+        compared.append(bytes(b))
+        return compare_digest(a, b)
+
+    monkeypatch.setattr(security.hmac, "compare_digest", recording_compare_digest)
+    users = {_Secret(name): _Secret(password)
+             for name, password in [("a", "x" * 20), ("b", "y"), ("c", "z")]}
+    every_secret = sorted(s.encode() for pair in users.items() for s in pair)
 
     def header(user: str, password: str) -> str:
         return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    assert security.credentials_valid(header("a", "x" * 20), users)
-    assert not security.credentials_valid(header("a", "x" * 19), users)
-    assert not security.credentials_valid(header("b", "x" * 20), users)
+    for (user, password), expected in [
+        (("a", "x" * 20), True),  # the first user: the others are still compared
+        (("a", "x" * 19), False),
+        (("b", "x" * 20), False),
+        (("c", "z"), True),
+        (("nobody", "z"), False),
+    ]:
+        compared.clear()
+        assert security.credentials_valid(header(user, password), users) is expected
+        assert sorted(compared) == every_secret, (user, password)
 
 
 # ------------------------------------------------------------------------------ DIMSE
@@ -216,17 +236,23 @@ def test_c_move_to_an_undeclared_destination_is_refused(local):
 
 
 def test_c_move_from_an_undeclared_caller_is_refused(local):
+    """An unknown caller may associate (it may verify and store), but its C-MOVE of a stored
+    study to a declared destination is refused and nothing is sent."""
+    ds = make_instance(template(), patient="MOVE-2", study=generate_uid(),
+                       series=generate_uid())
+    assert local.post("/instances", data=to_bytes(ds)).status_code == 200
     ae = AE(ae_title="STRANGER")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = "1.2.3"
+    query.StudyInstanceUID = ds.StudyInstanceUID
     assoc = associate(ae, local.dicom_port)
-    if assoc.is_established:
-        statuses = [int(s.Status) for s, _ in assoc.send_c_move(
-            query, CLIENT_AET, StudyRootQueryRetrieveInformationModelMove) if s]
-        assoc.release()
-        assert statuses and statuses[-1] not in (0x0000, 0xFF00), statuses
+    assert assoc.is_established
+    responses = [status for status, _ in assoc.send_c_move(
+        query, CLIENT_AET, StudyRootQueryRetrieveInformationModelMove) if status]
+    assoc.release()
+    assert [int(status.Status) for status in responses] == [MOVE_DESTINATION_UNKNOWN]
+    assert int(responses[-1].get("NumberOfCompletedSuboperations", 0)) == 0
 
 
 def test_called_ae_title_is_checked_when_configured(tmp_path):

@@ -33,6 +33,8 @@ from tests.reliability.support import (
     stored_files,
 )
 
+pytestmark = pytest.mark.slow  # over a thousand damaged files through every channel
+
 #: A generous bound: the server idles near 110 MB; a leak or a file read whole into memory
 #: per request would pass it quickly over 1,000+ requests.
 RSS_LIMIT = 1024 * 1024 * 1024

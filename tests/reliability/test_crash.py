@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pydicom
+import pytest
 import requests
 from pydicom.uid import generate_uid
 
@@ -23,6 +24,8 @@ from tests.reliability.support import (
     template,
     to_bytes,
 )
+
+pytestmark = pytest.mark.slow  # servers killed and restarted
 
 ROUNDS = 3
 SEED = 7

@@ -22,6 +22,8 @@ from tests.reliability.support import (
     to_bytes,
 )
 
+pytestmark = pytest.mark.slow  # filling storage to its limits under concurrent ingest
+
 MAX_PATIENTS = 6
 WRITERS = 4  # half REST, half DIMSE
 PATIENTS_PER_WRITER = 6

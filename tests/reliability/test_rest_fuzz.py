@@ -21,6 +21,8 @@ import requests
 
 from tests.reliability.support import patient_series, template, to_bytes
 
+pytestmark = pytest.mark.slow  # schema-driven fuzzing
+
 MAX_EXAMPLES = 4
 SEED = 20261123
 OUTBOUND = r"^/(modalities/\{name\}/(echo|store|query|move|get)|queries/.*retrieve)$"
@@ -79,7 +81,6 @@ def test_fuzzing_real_resources_finds_no_server_error(server, tmp_path):
     assert server.get("/system").status_code == 200
 
 
-@pytest.mark.slow
 def test_fuzzing_the_published_schema_finds_no_server_error(server):
     """Random IDs mostly meet 404s; the pinned pass above is the one that runs by default."""
     code, output = _schemathesis(server.url + "/openapi.json",
