@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.browser.conftest import wait_for_canvas
+
 pytestmark = pytest.mark.browser
 
 #: The viewer draws annotations of loaded presentation states in this colour (#3fd0ff).
@@ -45,11 +47,13 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
         canvas = viewport.locator("canvas").first
         box = canvas.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        for _ in range(14):
+        for frame in range(2, 16):
             page.mouse.wheel(0, 100)
-            page.wait_for_timeout(80)
-        page.wait_for_function(
-            "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
+            page.wait_for_function(
+                "([n]) => document.querySelector('.wb-viewport-status').textContent"
+                ".startsWith(`Im ${n}/`)",
+                arg=[frame],
+            )
         page.locator(".wb-tools button[title^='Ellipse']").click()
         zoom = min(box["width"], box["height"]) / 512  # a 512² image fitted to the viewport
         left = box["x"] + (box["width"] - 512 * zoom) / 2
@@ -62,6 +66,7 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
         page.locator(".wb-annotations li[data-kind='ellipse'][data-state='done']").wait_for()
         assert page.locator(".wb-annotations li").count() == 1
 
+        drawn = wait_for_canvas(page)
         reveal.click()
         page.locator(".wb-case-answer", has_text="Four inserts").wait_for()
         assert "on the square insert: well done" in page.locator(".wb-case-answer").inner_text()
@@ -72,7 +77,7 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
             "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
         labels = page.locator(".wb-annotations li").all_inner_texts()
         assert any("square insert" in label for label in labels), labels
-        page.wait_for_timeout(500)  # let the overlay canvas paint
+        wait_for_canvas(page, changed_from=drawn)  # the overlay layer has painted them
         after = group_coloured_pixels(viewport.screenshot())
         assert after > before + 300, (before, after)
         assert page.locator(".wb-case-reveal").is_disabled()
