@@ -381,3 +381,15 @@ def test_badges_follow_saves_in_every_viewer_of_the_same_images(ct, tmp_path):
     finally:
         for viewer in (one, other, elsewhere):
             viewer.close()
+
+
+def test_closing_the_panel_keeps_thumbnails_hidden_when_the_viewer_has_none(ct, tmp_path):
+    viewer = Viewer(ct, state_dir=tmp_path, thumbnails=False)
+    try:
+        panel = viewer.annotations_panel
+        panel.load_button.click()
+        assert panel.is_open and viewer.thumbnails.box.layout.display == "none"
+        find(panel.box, "wb-close-annotations").click()
+        assert not panel.is_open and viewer.thumbnails.box.layout.display == "none"
+    finally:
+        viewer.close()

@@ -85,6 +85,7 @@ class AnnotationsPanel:
         self._row_widgets: dict[str, tuple[widgets.Checkbox, widgets.ToggleButton]] = {}
         self._row_texts: dict[str, tuple[widgets.HTML, StoredState]] = {}
         self._group_headers: dict[Place, widgets.Button] = {}
+        self._thumbnails_display = viewer.thumbnails.box.layout.display
         self._updating = False
         viewer.model.on_change(self._on_model_change)
         states.on_change(self._on_saved_or_deleted, names=["states"])
@@ -168,13 +169,15 @@ class AnnotationsPanel:
     def open(self) -> None:
         """Show the saved states of the study on screen in place of the thumbnails."""
         self.refresh()
+        if not self.is_open:
+            self._thumbnails_display = self.viewer.thumbnails.box.layout.display
         self.viewer.thumbnails.box.layout.display = "none"
         self.box.layout.display = "flex"
 
     def close(self) -> None:
-        """Back to the thumbnails."""
+        """Back to the thumbnails (if the viewer shows them)."""
         self.box.layout.display = "none"
-        self.viewer.thumbnails.box.layout.display = None
+        self.viewer.thumbnails.box.layout.display = self._thumbnails_display
 
     @property
     def is_open(self) -> bool:
