@@ -227,6 +227,30 @@ def test_invalid_values_are_copied_as_the_standard_allows(
 
 
 @pytest.mark.peers
+def test_invalid_values_inside_sequences_are_made_valid(changed_copy, tmp_path):
+    too_long = "X" * 70  # LO holds 64
+    other_ids = [pydicom.Dataset(), pydicom.Dataset()]
+    other_ids[0].PatientID, other_ids[0].TypeOfPatientID = too_long, "TEXT"  # Type 1
+    other_ids[1].PatientID, other_ids[1].TypeOfPatientID = "P-2", "TEXT"
+    other_ids[1].IssuerOfPatientID = too_long  # Type 3
+    image = changed_copy(OtherPatientIDsSequence=other_ids)
+    with pytest.warns(UserWarning) as caught:
+        state = gsps.write(state_for(image), [image])
+    messages = [str(w.message) for w in caught]
+    sequence = r"\(0010,1002\) OtherPatientIDsSequence > "
+    assert any(
+        re.search(sequence + r"\(0010,0020\) PatientID.*item is left out", m) for m in messages
+    )
+    assert any(
+        re.search(sequence + r"\(0010,0021\) IssuerOfPatientID.*left out", m) for m in messages
+    )
+    [kept] = state.OtherPatientIDsSequence
+    assert kept.PatientID == "P-2" and "IssuerOfPatientID" not in kept
+    assert len(image.OtherPatientIDsSequence) == 2  # the image's own header is untouched
+    assert verdict(save(state, tmp_path / "state.dcm")) == []
+
+
+@pytest.mark.peers
 @pytest.mark.parametrize(
     ("charset", "name", "text", "written"),
     [

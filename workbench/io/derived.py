@@ -10,7 +10,8 @@ that a strict writer refuses, so the header is made valid first (:func:`valid_he
 - any other value that pydicom's validation rejects is emptied when the attribute is Type 2,
   left out when it is optional, each with a warning naming the tag and the file;
 - such a value in a Type 1 attribute leaves out its optional module (clinical trial...) with
-  a warning, and is refused, with an error naming the tag and the file, in a mandatory one.
+  a warning, and is refused, with an error naming the tag and the file, in a mandatory one;
+  inside a sequence (other patient IDs...) it leaves out its item.
 
 :func:`character_set` picks a Specific Character Set under which every copied text and every
 text of ours encodes, and :func:`follow_images` completes the modules whose presence the images
@@ -19,6 +20,7 @@ decide (de-identification, clinical trial, laterality).
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -153,7 +155,7 @@ def valid_header(image: Dataset) -> Dataset:
     Returns
     -------
     pydicom.Dataset
-        A shallow copy; the image itself is not changed.
+        A copy (shallow but for the sequences it repairs); the image itself is not changed.
 
     Raises
     ------
@@ -167,42 +169,99 @@ def valid_header(image: Dataset) -> Dataset:
     UserWarning
         For each value rewritten in standard notation, emptied or left out.
     """
+    modules = copied_modules(image)
+    nested = _nested_types(str(image.SOPClassUID))
     header = shallow_copy(image)
-    for usage, types in copied_modules(image).values():
+    for usage, types in modules.values():
         for keyword, kind in types.items():
-            _make_valid(header, tag_for_keyword(keyword), kind, usage == "M", image)
+            tag = tag_for_keyword(keyword)
+            if tag not in header:
+                continue
+            if header[tag].VR == "SQ":
+                # Copied whole by highdicom: repair a copy, never the caller's items.
+                header[tag] = copy.deepcopy(header[tag])
+                _make_items_valid(header[tag], (keyword,), nested, image)
+                continue
+            try:
+                _make_valid(header, tag, kind, image)
+            except _Required as required:
+                if usage == "M":
+                    raise ValueError(str(required)) from None
+                # follow_images then leaves the whole optional module out.
+                del header[tag]
+                warnings.warn(f"{required}; left out", stacklevel=2)
     return header
 
 
-def _make_valid(header: Dataset, tag: int, kind: str, mandatory: bool, image: Dataset) -> None:
-    """Rewrite, empty or leave out one invalid value of ``header`` (see :func:`valid_header`).
+class _Required(ValueError):
+    """A Type 1 value that is not valid and has no standard form."""
 
-    A Type 1 value of an optional module is left out: :func:`follow_images` then leaves the
-    whole module out, which the standard allows, rather than refusing the image.
+
+def _make_valid(dataset: Dataset, tag: int, kind: str, image: Dataset, path: str = "") -> None:
+    """Rewrite, empty or leave out one invalid value of ``dataset`` (see :func:`valid_header`).
+
+    Raises
+    ------
+    _Required
+        For a Type 1 value, which the caller leaves out with what holds it, or refuses.
     """
-    if tag not in header:
-        return
-    elem = header[tag]
+    elem = dataset[tag]
     # UIDs are copied as they are: a derived object must name its study exactly as the
     # images do, even where they break the UID rules.
-    if elem.VR in ("SQ", "UI") or elem.value in (None, ""):
+    if elem.VR == "UI" or elem.value in (None, ""):
         return
     problem = _problem(elem.VR, elem.value)
     if problem is None:
         return
-    where = f"{source_name(image)}: {tag_name(tag)} {elem.value!r}"
+    where = f"{source_name(image)}: {path}{tag_name(tag)} {elem.value!r}"
     repaired = _repaired(elem.VR, elem.value)
     if repaired is not None:
-        header[tag] = DataElement(tag, elem.VR, repaired)
+        dataset[tag] = DataElement(tag, elem.VR, repaired)
         warnings.warn(f"{where} is not valid {elem.VR}; copied as {repaired!r}", stacklevel=3)
-    elif kind == "1" and mandatory:
-        raise ValueError(f"{where} is not valid ({problem}) and is required")
+    elif kind == "1":
+        raise _Required(f"{where} is not valid ({problem}) and is required")
     elif kind.startswith("2"):
-        header[tag] = DataElement(tag, elem.VR, None)
+        dataset[tag] = DataElement(tag, elem.VR, None)
         warnings.warn(f"{where} is not valid ({problem}); copied empty", stacklevel=3)
     else:
-        del header[tag]
+        del dataset[tag]
         warnings.warn(f"{where} is not valid ({problem}); left out", stacklevel=3)
+
+
+def _make_items_valid(
+    sequence: DataElement, path: tuple[str, ...], nested: dict, image: Dataset
+) -> None:
+    """:func:`_make_valid` on every value of a sequence's items; an item whose Type 1 value
+    cannot be made valid is left out."""
+    types = nested.get(path, {})
+    where = "".join(f"{tag_name(tag_for_keyword(k))} > " for k in path)
+    kept = []
+    for item in sequence.value:
+        try:
+            for elem in list(item):
+                if elem.VR == "SQ":
+                    _make_items_valid(elem, (*path, elem.keyword), nested, image)
+                else:
+                    _make_valid(item, elem.tag, types.get(elem.keyword, "3"), image, where)
+        except _Required as required:
+            warnings.warn(f"{required}; its item is left out", stacklevel=2)
+            continue
+        kept.append(item)
+    sequence.value = kept
+
+
+@cache
+def _nested_types(sop_class_uid: str) -> dict[tuple[str, ...], dict[str, str]]:
+    """Sequence path → {keyword: Type} inside the copied modules' sequences."""
+    iod = standard.get_sop_class_iod_map()[sop_class_uid]
+    attributes = standard.get_module_attribute_map()
+    nested: dict[tuple[str, ...], dict[str, str]] = {}
+    for module in standard.get_iod_module_map()[iod]:
+        if module["ie"] in _COPIED_ENTITIES:
+            for item in attributes[module["key"]]:
+                if item["path"]:
+                    nested.setdefault(tuple(item["path"]), {})[item["keyword"]] = item["type"]
+    return nested
 
 
 def copied_texts(image: Dataset) -> list[str]:
