@@ -353,3 +353,19 @@ def test_an_image_without_its_uids_is_refused_naming_the_tag_and_file(sample_dat
     ds.save_as(tmp_path / "no-study.dcm")
     with pytest.raises(ValueError, match=r"no-study\.dcm: .*lacks \(0020,000D\) StudyInstanceUID"):
         gsps.write(PresentationState("x"), [header(tmp_path / "no-study.dcm")])
+
+
+def test_private_values_inside_copied_sequences_are_left_as_they_are(sample_data):
+    image = header(sample_data / SMALL_MR)
+    item = pydicom.Dataset()
+    item.PatientID, item.TypeOfPatientID = "P-1", "TEXT"
+    item.add_new(0x00110010, "LO", "ACME")
+    private = pydicom.Dataset()
+    private.add_new(0x00111001, "LO", "X" * 80)  # longer than LO, but not ours to judge
+    item.add_new(0x00111002, "SQ", [private])
+    image.OtherPatientIDsSequence = [item]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        copied = derived.valid_header(image)
+    kept = copied.OtherPatientIDsSequence[0][0x00111002].value[0]
+    assert kept[0x00111001].value == "X" * 80

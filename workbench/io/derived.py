@@ -239,6 +239,8 @@ def _make_items_valid(
     for item in sequence.value:
         try:
             for elem in list(item):
+                if elem.tag.is_private:  # no standard rules to check a private value against
+                    continue
                 if elem.VR == "SQ":
                     _make_items_valid(elem, (*path, elem.keyword), nested, image)
                 else:
