@@ -23,19 +23,57 @@ the cores (the array pickles as file names, and workers read the files themselve
 
 from __future__ import annotations
 
-from workbench.io import display
-from workbench.io.catalog import Catalog, Patient, Series, Skipped, Study, scan
-from workbench.io.errors import (
-    DicomIOError,
-    InconsistentSeriesError,
-    InvalidDicomError,
-    MissingCodecError,
-    PixelDataError,
-    UnsupportedTransferSyntaxError,
-)
-from workbench.io.series import open_series
-from workbench.io.sources import DicomFile
-from workbench.io.study import open_study
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.io import display
+    from workbench.io.catalog import Catalog, Patient, Series, Skipped, Study, scan
+    from workbench.io.errors import (
+        DicomIOError,
+        InconsistentSeriesError,
+        InvalidDicomError,
+        MissingCodecError,
+        PixelDataError,
+        UnsupportedTransferSyntaxError,
+    )
+    from workbench.io.series import open_series
+    from workbench.io.sources import DicomFile
+    from workbench.io.study import open_study
+
+# Where each public name lives. They are imported on first use, so that a module that only
+# reads headers (the PACS index ingesting files) does not import xarray, dask and pandas.
+_HOMES = {
+    "display": "workbench.io.display",
+    **dict.fromkeys(
+        ("Catalog", "Patient", "Series", "Skipped", "Study", "scan"), "workbench.io.catalog"
+    ),
+    **dict.fromkeys(
+        (
+            "DicomIOError",
+            "InconsistentSeriesError",
+            "InvalidDicomError",
+            "MissingCodecError",
+            "PixelDataError",
+            "UnsupportedTransferSyntaxError",
+        ),
+        "workbench.io.errors",
+    ),
+    "open_series": "workbench.io.series",
+    "DicomFile": "workbench.io.sources",
+    "open_study": "workbench.io.study",
+}
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home)
+    value = module if name == "display" else getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Catalog",

@@ -146,16 +146,24 @@ class _TagSelection:
     # Plain ints: pydicom tests every element against these, and comparing ints stays in
     # C while Tag comparisons are Python calls.
     ints: list[int]
-    # Beyond group (0028): the functional groups of multi-frame objects, and (2050,0020)
-    # Presentation LUT Shape, which the series takes from its first file's full header.
+    # Beyond group (0028), read by walking on to the pixel data.
     later: list[int]
+    # Whether a single-frame image's header may stop after group (0028), skipping `later`.
+    stops_early: bool
+
+
+# Tags beyond group (0028) that a single-frame image's header may go without: the functional
+# groups exist only in multi-frame objects, and a series takes (2050,0020) Presentation LUT
+# Shape from its first file's full header.
+_SINGLE_FRAME_SKIPS = frozenset({0x52009229, 0x52009230, 0x20500020})
 
 
 @functools.cache
 def _selection(keywords: tuple[str, ...]) -> _TagSelection:
     tags = [Tag(keyword) for keyword in keywords]
     ints = [int(tag) for tag in tags]
-    return _TagSelection(tags, ints, [tag for tag in ints if tag > 0x0028FFFF])
+    later = [tag for tag in ints if tag > 0x0028FFFF]
+    return _TagSelection(tags, ints, later, set(later) <= _SINGLE_FRAME_SKIPS)
 
 
 _NUMBER_OF_FRAMES = 0x00280008
@@ -176,6 +184,9 @@ _PART10_CHUNK = 16 * 1024
 # At offset 128 of a standard file: the magic, then (0002,0000) File Meta Information Group
 # Length in explicit VR little endian.
 _PART10_MAGIC = b"DICM\x02\x00\x00\x00UL\x04\x00"
+# (FFFE,E0DD) Sequence Delimitation Item: the end of encapsulated pixel data.
+_SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_ITEM = (0xFFFE, 0xE000)  # (FFFE,E000) Item: one fragment
 _NATIVE_SYNTAXES = {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian}
 
 
@@ -403,6 +414,7 @@ def read_header(
     *,
     full: bool = False,
     check_pixels: bool = True,
+    check_truncation: bool = False,
     keywords: tuple[str, ...] = HEADER_KEYWORDS,
 ) -> InstanceHeader:
     """Read one file's header, never its pixel data.
@@ -417,7 +429,11 @@ def read_header(
     full : bool
         Read every element before the pixel data, not only ``keywords``.
     check_pixels : bool
-        Check that the pixel data the header announces is really in the file.
+        Check that the pixel data the header announces is really in the file
+        (:func:`truncation`) and holds what the image needs (:func:`check_pixel_length`).
+    check_truncation : bool
+        Only check that the file does not end inside its pixel data (implied by
+        ``check_pixels``).
     keywords : tuple of str
         The elements to keep: :data:`HEADER_KEYWORDS` (what the catalog shows), or
         :data:`SERIES_KEYWORDS` (what building a series needs from each file).
@@ -427,9 +443,10 @@ def read_header(
     InvalidDicomError
         The file is not DICOM or its header is damaged.
     PixelDataError
-        ``check_pixels`` is set and the file is shorter than its pixel data needs.
+        ``check_pixels`` or ``check_truncation`` is set and the file is shorter than its pixel
+        data needs.
     """
-    checked = False  # whether the pixel data is known to be all there
+    checked = False  # whether the pixel data is known to fit the image
     selection = _selection(keywords)
     try:
         with file.open() as fp:
@@ -439,6 +456,7 @@ def read_header(
                 header = _read_any_header(fp, file, None if full else selection.tags)
             else:
                 checked = header.file_size is not None
+            cut_short = truncation(header, fp) if check_pixels or check_truncation else None
     except (InvalidDicomError, PixelDataError):
         raise
     except OSError as exc:
@@ -447,10 +465,60 @@ def read_header(
         raise InvalidDicomError(f"damaged or truncated DICOM header ({exc})", file) from exc
     if _SOP_INSTANCE_UID not in header.elements and _SOP_CLASS_UID not in header.elements:
         raise InvalidDicomError("not a DICOM instance: no (0008,0018) SOP Instance UID", file)
+    if cut_short:
+        raise PixelDataError(cut_short, file)
     if check_pixels and not checked:
         with blaming(file):
             check_pixel_length(header)
     return header
+
+
+def truncation(header: InstanceHeader, fp: BinaryIO) -> str | None:
+    """How a file ends inside its pixel data, or ``None`` when the pixel data is all there.
+
+    The one test of a file cut short, for the viewer and the index alike: the declared length
+    of the pixel data must fit in the file, and encapsulated pixel data must reach its
+    sequence delimiter before the file ends. Nothing is decoded: only the end of the file
+    and, when the delimiter is not there, the headers of the fragments are read. Fragments
+    damaged otherwise are left for decoding to report.
+
+    Parameters
+    ----------
+    header : InstanceHeader
+        The file's header.
+    fp : file object
+        The open file, positioned anywhere.
+    """
+    if header.pixel_offset is None:
+        return None
+    size = header.file_size if header.file_size is not None else fp.seek(0, io.SEEK_END)
+    if header.pixel_length is not None:
+        if header.pixel_offset + header.pixel_length <= size:
+            return None
+        return (
+            f"file is truncated: (7FE0,0010) Pixel Data declares {header.pixel_length} bytes "
+            f"but only {size - header.pixel_offset} follow"
+        )
+    fp.seek(max(header.pixel_offset, size - len(_SEQUENCE_DELIMITER)))
+    if fp.read() == _SEQUENCE_DELIMITER:  # where writers put it
+        return None
+    # Elements after the pixel data: follow the fragments (always little endian) to the end.
+    position = header.pixel_offset
+    while position + 8 <= size:
+        fp.seek(position)
+        group, element, length = struct.unpack("<HHL", fp.read(8))
+        if (group, element) != _ITEM:
+            return None  # the delimiter, or damage that is not a cut
+        position += 8 + length
+        if position > size:
+            return (
+                "file is truncated: a fragment of its encapsulated (7FE0,0010) Pixel Data "
+                "runs past the end of the file"
+            )
+    return (
+        "file is truncated: its encapsulated (7FE0,0010) Pixel Data ends without a sequence "
+        "delimiter"
+    )
 
 
 def _read_any_header(fp: BinaryIO, file: DicomFile, tags) -> InstanceHeader:
@@ -565,27 +633,55 @@ def _try_part10_header(
         # A single-frame image: its pixel data, if native, ends the file. A multi-frame
         # one has its functional groups further on.
         if (
-            transfer_syntax in _NATIVE_SYNTAXES
+            selection.stops_early
+            and transfer_syntax in _NATIVE_SYNTAXES
             and _NUMBER_OF_FRAMES not in elements
             and _find_pixel_data_at_end(fp, header, after=stream.tell())
         ):
             return header
         # Otherwise walk on to the pixel data, keeping the later tags we read.
-        stopped_at.clear()
-        for element in data_element_generator(
-            stream,
-            implicit,
-            little,
-            stop_when=_stop_at_pixel_data(stopped_at),
-            encoding=header.character_set(),
-            specific_tags=selection.later,
-        ):
-            elements[int(element.tag)] = element
-        if not stopped_at:
-            return None
+        stream = _walk_to_pixel_data(stream, fp, header, selection, len(head) < _PART10_CHUNK)
     keyword, offset, length = _locate_pixel_data(stream, header.elements, transfer_syntax)
     header.pixel_keyword, header.pixel_offset, header.pixel_length = keyword, offset, length
     return header
+
+
+def _walk_to_pixel_data(
+    chunk: BinaryIO, fp: BinaryIO, header: InstanceHeader, selection: _TagSelection, whole: bool
+) -> BinaryIO:
+    """Read the tags of ``selection`` beyond group (0028) into ``header``, from the position
+    of ``chunk`` (the file's first bytes; ``whole`` when they are all of it) up to the pixel
+    data, and return the stream left at the pixel data (or at the end of a data set without
+    any).
+
+    Private groups before the pixel data can be longer than the chunk (Siemens' CSA headers
+    are tens of kB): the walk then goes on from the same place in the file itself, rather
+    than reading the whole header again the general way.
+    """
+    start = chunk.tell()
+    try:
+        if _read_later_tags(chunk, header, selection) or whole:
+            return chunk
+    except Exception:
+        if whole:
+            raise
+    fp.seek(start)  # the chunk ended first, maybe inside an element
+    _read_later_tags(fp, header, selection)
+    return fp
+
+
+def _read_later_tags(stream: BinaryIO, header: InstanceHeader, selection: _TagSelection) -> bool:
+    """Read on from the stream's position to the pixel data; whether it was reached."""
+    stopped_at: list[int] = []
+    for element in data_element_generator(
+        stream,
+        *header.read_encoding,
+        stop_when=_stop_at_pixel_data(stopped_at),
+        encoding=header.character_set(),
+        specific_tags=selection.later,
+    ):
+        header.elements[int(element.tag)] = element
+    return bool(stopped_at)
 
 
 def _looks_implicit(head: bytes, start: int) -> bool:
@@ -752,14 +848,15 @@ def expected_pixel_bytes(header: InstanceHeader) -> int | None:
 
 
 def check_pixel_length(header: InstanceHeader) -> None:
-    """Raise if the file is shorter than its pixel data, or native data is too short.
+    """Raise if an image has no pixel data, or native data is too short for the image.
+
+    Whether the file ends inside its pixel data is :func:`truncation`'s question.
 
     Raises
     ------
     PixelDataError
-        An image without pixel data (cut short), a file that ends before its declared pixel
-        data does, or native pixel data holding fewer bytes than (0028,0010) Rows x
-        (0028,0011) Columns x samples x frames need.
+        An image without pixel data (cut short), or native pixel data holding fewer bytes
+        than (0028,0010) Rows x (0028,0011) Columns x samples x frames need.
     """
     if header.pixel_keyword is None:
         sop_class = header.dataset.get("SOPClassUID")
@@ -776,15 +873,6 @@ def check_pixel_length(header: InstanceHeader) -> None:
     if missing:
         raise PixelDataError(
             f"pixel data without {' and '.join(missing)}: the image size is unknown",
-            header.file,
-        )
-    if header.pixel_offset is None:
-        return
-    size = header.file_size if header.file_size is not None else header.file.size()
-    if header.pixel_length is not None and header.pixel_offset + header.pixel_length > size:
-        raise PixelDataError(
-            f"file is truncated: (7FE0,0010) Pixel Data declares {header.pixel_length} bytes "
-            f"but only {size - header.pixel_offset} follow",
             header.file,
         )
     if header.pixel_length is None or header.transfer_syntax.is_compressed:

@@ -7,14 +7,15 @@ Specific Character Set, multiple values joined with a backslash, padding removed
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from workbench.values import element_value, raw_vr
+from workbench.io.headers import InstanceHeader
+from workbench.values import raw_vr
 
 LEVELS = ("Patient", "Study", "Series", "Instance")
 #: Each level's plural: its REST path ("/studies/{id}"), its list key in a parent's JSON
@@ -152,16 +153,17 @@ def value_text(value: Any, vr: str) -> str:
     return text if vr in _KEEP_LEADING else text.lstrip(" ")
 
 
-def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
-    """``{keyword: text or None}`` for ``keywords``, each attribute decoded once.
+def header_texts(header: InstanceHeader, keywords: Iterable[str]) -> dict[str, str | None]:
+    """``{keyword: text or None}`` of a header read by :func:`workbench.io.headers.read_header`.
 
-    Values are converted from the raw elements (:func:`workbench.values.element_value`),
-    not through the data set, which would cost more than reading the header did.
+    ``None`` means the attribute is absent (or a sequence, or too long to keep); ``""`` means
+    present and empty, a distinction Orthanc keeps (absent tags are not listed in
+    ``MainDicomTags``). Values are converted from the raw elements, each once.
     """
     result: dict[str, str | None] = {}
     for keyword in keywords:
         tag = _TAGS.get(keyword) or tag_for_keyword(keyword)
-        elem = ds.get_item(tag) if tag is not None else None
+        elem = header.elements.get(tag)
         is_raw = isinstance(elem, RawDataElement)
         vr = raw_vr(tag, elem) if is_raw else getattr(elem, "VR", None)
         if elem is None or vr == "SQ":
@@ -173,7 +175,7 @@ def extract_all(ds: Dataset, keywords) -> dict[str, str | None]:
             raw = elem.value or b""
             text = "\\".join(value_text(item, vr) for item in raw.split(b"\\"))
         else:
-            text = value_text(element_value(ds, tag, elem, vr), vr)
+            text = value_text(header.get(keyword), vr)
         # Identifiers are kept whole whatever their length: they name the resource.
         keep = len(text) <= MAXIMUM_TAG_LENGTH or keyword in _IDENTIFIERS
         result[keyword] = text if keep else None
