@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.objects import KINDS, add_non_image_objects, folder_snapshot
-from workbench.io import PixelDataError, open_series, open_study, scan
+from workbench.io import NotAnImageError, PixelDataError, open_series, open_study, scan
 from workbench.widgets import Viewer
 
 CT_SERIES = "series_ct_philips_ingenuity_5mm"
@@ -43,8 +43,11 @@ def test_the_images_open_and_the_objects_are_refused_by_name(study):
     (only,) = open_study(study).values()
     assert only.attrs["Modality"] == "CT"
     for name, kind in KINDS.items():
-        with pytest.raises(PixelDataError, match=f"{name}.*is an? {kind} \\(.* Storage\\), not an"):
+        with pytest.raises(
+            NotAnImageError, match=f"{name}.*is an? {kind} \\(.* Storage\\), not an"
+        ) as error:
             open_series(study / name)
+        assert error.value.kind == kind and isinstance(error.value, PixelDataError)
     catalog = scan(study, progress=False)
     segmentation = next(s for s in catalog.objects if s.kind == "segmentation")
     with pytest.raises(PixelDataError, match="Storage\\), not an image; read it with highdicom"):

@@ -184,6 +184,32 @@ def test_viewer_on_a_study_of_the_index(ct_dir, tmp_path) -> None:
     viewer.close()
 
 
+def test_an_index_viewer_lists_reports_and_states_as_objects(sample_data, tmp_path) -> None:
+    from tests.objects import add_non_image_objects
+    from workbench.pacs import Index
+    from workbench.pacs.config import Config
+
+    folder = tmp_path / "study"
+    add_non_image_objects(folder, images=sample_data / "series_ct_philips_ingenuity_5mm")
+    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    ct = sorted((sample_data / "series_ct_philips_ingenuity_5mm").iterdir())[:3]
+    results = [index.ingest_file(path) for path in [*ct, *sorted(folder.iterdir())]]
+    viewer = Viewer.from_index(index, results[0].study_id)
+    try:
+        assert [s.attrs["Modality"] for s in viewer.stacks] == ["CT"] and not viewer.skipped
+        assert sorted((o.modality, o.kind) for o in viewer.objects) == [
+            ("DOC", "encapsulated document"), ("KO", "key object selection"),
+            ("PR", "presentation state"), ("SEG", "segmentation"), ("SR", "structured report"),
+        ]  # fmt: skip
+        (listing,) = [c for c in viewer.thumbnails.box.children if "wb-objects" in c._dom_classes]
+        assert "segmentation: SEG" in listing.value
+        # The index keeps the presentation state of the study; the viewer offers it.
+        assert [s.name for s in viewer.presentation_states.study_states()] == ["Ours"]
+    finally:
+        viewer.close()
+        index.close()
+
+
 def test_toolbar_drives_the_active_viewport(viewer) -> None:
     toolbar = viewer.toolbar
     viewport = viewer.active_viewport

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         InconsistentSeriesError,
         InvalidDicomError,
         MissingCodecError,
+        NotAnImageError,
         PixelDataError,
         UnsupportedTransferSyntaxError,
     )
@@ -54,6 +55,7 @@ _HOMES = {
             "InconsistentSeriesError",
             "InvalidDicomError",
             "MissingCodecError",
+            "NotAnImageError",
             "PixelDataError",
             "UnsupportedTransferSyntaxError",
         ),
@@ -82,6 +84,7 @@ __all__ = [
     "InconsistentSeriesError",
     "InvalidDicomError",
     "MissingCodecError",
+    "NotAnImageError",
     "Patient",
     "PixelDataError",
     "Series",

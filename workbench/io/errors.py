@@ -44,6 +44,17 @@ class PixelDataError(DicomIOError):
     """The pixel data is absent, shorter than the image needs, or cannot be decoded."""
 
 
+class NotAnImageError(PixelDataError):
+    """The object is not an image: a presentation state, report, segmentation, document...
+
+    ``kind`` says which (see :mod:`workbench.io.objects`).
+    """
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None, *, kind: str):
+        super().__init__(message, path)
+        self.kind = kind
+
+
 class InconsistentSeriesError(DicomIOError):
     """The files given cannot form one array (different sizes, several series...)."""
 

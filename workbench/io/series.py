@@ -27,6 +27,7 @@ from workbench.io.display import DISPLAY_TABLES, DisplayTables
 from workbench.io.errors import (
     InconsistentSeriesError,
     InvalidDicomError,
+    NotAnImageError,
     PixelDataError,
     blaming,
 )
@@ -244,9 +245,8 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
     if isinstance(source, Series):
         if not source.is_image:
             sop_class = source.instances[0].text("SOPClassUID") if source.instances else ""
-            raise PixelDataError(
-                not_an_image_message(source.kind, f"series {source.uid}", sop_class)
-            )
+            message = not_an_image_message(source.kind, f"series {source.uid}", sop_class)
+            raise NotAnImageError(message, kind=source.kind)
         return [_summarize(h, describe=i == 0) for i, h in enumerate(source.instances)]
     if isinstance(source, InstanceHeader):
         _refuse_object(source)
@@ -297,7 +297,7 @@ def _collect(source, series_uid: str | None) -> list[_Instance]:
     if chosen in objects:
         kind, header = objects[chosen]
         message = not_an_image_message(kind, f"series {chosen}", header.text("SOPClassUID"))
-        raise PixelDataError(message, header.file)
+        raise NotAnImageError(message, header.file, kind=kind)
     return groups[chosen]
 
 
@@ -305,7 +305,7 @@ def _refuse_object(header: InstanceHeader) -> None:
     kind = header_kind(header)
     if kind is not None:
         message = not_an_image_message(kind, "the file", header.text("SOPClassUID"))
-        raise PixelDataError(message, header.file)
+        raise NotAnImageError(message, header.file, kind=kind)
 
 
 def _is_container(source) -> bool:

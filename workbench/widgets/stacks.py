@@ -21,6 +21,16 @@ from workbench.widgets.model import as_stack
 
 
 @dataclass
+class StoredObjects:
+    """A series of non-image objects held by an index, as a viewer lists it."""
+
+    uid: str
+    modality: str
+    description: str
+    kind: str
+
+
+@dataclass
 class LoadResult:
     """What a viewer source holds.
 
@@ -33,13 +43,14 @@ class LoadResult:
     image_files
         The file of each image, by SOP Instance UID (sources of files only).
     objects
-        Series of non-image objects found (presentation states, reports, segmentations...).
+        Series of non-image objects found (presentation states, reports, segmentations...):
+        catalog series for files, :class:`StoredObjects` for an index.
     """
 
     stacks: list[xr.DataArray] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     image_files: dict[str, DicomFile] = field(default_factory=dict)
-    objects: list[Series] = field(default_factory=list)
+    objects: list[Series | StoredObjects] = field(default_factory=list)
 
     @property
     def state_files(self) -> list[DicomFile]:
@@ -47,7 +58,7 @@ class LoadResult:
         return [
             header.file
             for series in self.objects
-            if series.kind == "presentation state"
+            if isinstance(series, Series) and series.kind == "presentation state"
             for header in series.instances
         ]
 
@@ -138,8 +149,9 @@ def load_stacks(source) -> LoadResult:
 def stacks_from_index(index, public_id: str, level: str = "Study") -> LoadResult:
     """Stacks of a patient, study or series stored in a :class:`workbench.pacs.Index`.
 
-    Only the index's public methods are used (``children`` and ``open_series``), so the
-    viewer does not depend on the PACS package.
+    Only the index's public methods are used (``children``, ``open_series`` and
+    ``main_dicom_tags``), so the viewer does not depend on the PACS package. Series of
+    non-image objects are listed in ``objects`` (the index keeps presentation states itself).
     """
     level = level.capitalize()
     order = ["Patient", "Study", "Series"]
@@ -149,13 +161,23 @@ def stacks_from_index(index, public_id: str, level: str = "Study") -> LoadResult
     for _ in range(order.index("Series") - order.index(level)):
         series_ids = [child for parent in series_ids for child in index.children(level, parent)]
         level = order[order.index(level) + 1]
-    from workbench.io import DicomIOError
+    from workbench.io import DicomIOError, NotAnImageError
 
     result = LoadResult()
     for series_id in series_ids:
         try:
             result.stacks.extend(split_multiframe(index.open_series(series_id)))
-        except DicomIOError as error:  # e.g. a series of presentation states
+        except NotAnImageError as error:  # presentation states, reports...: listed as such
+            tags = index.main_dicom_tags("Series", series_id)
+            result.objects.append(
+                StoredObjects(
+                    uid=tags.get("SeriesInstanceUID", series_id),
+                    modality=tags.get("Modality", ""),
+                    description=tags.get("SeriesDescription", ""),
+                    kind=error.kind,
+                )
+            )
+        except DicomIOError as error:
             result.skipped.append((f"series {series_id}", str(error)))
     return result
 

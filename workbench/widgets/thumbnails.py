@@ -23,7 +23,7 @@ from workbench.io import display
 from workbench.io.catalog import Series
 from workbench.widgets.cache import load_frame, stack_key
 from workbench.widgets.render import encode_png
-from workbench.widgets.stacks import group_by_study, preview_frame, stack_label
+from workbench.widgets.stacks import StoredObjects, group_by_study, preview_frame, stack_label
 
 THUMBNAIL_SIZE = 96
 _FIXED = {"flex": "0 0 auto"}
@@ -105,7 +105,7 @@ class ThumbnailPanel:
         cache: ThumbnailCache,
         on_drag: Callable[[int], None] | None = None,
         *,
-        objects: Sequence[Series] = (),
+        objects: Sequence[Series | StoredObjects] = (),
         height: int = 900,
     ) -> None:
         self.on_pick = on_pick

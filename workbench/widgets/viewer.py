@@ -83,7 +83,7 @@ class Viewer:
         All state; everything the widget shows can be changed through it.
     skipped : list of (str, str)
         Files or series in ``source`` that could not be opened, with the reason.
-    objects : list of workbench.io.catalog.Series
+    objects : list of workbench.io.catalog.Series or workbench.widgets.stacks.StoredObjects
         Series of non-image objects in ``source`` (presentation states, reports,
         segmentations, documents); the presentation states are offered as saved states.
     """
