@@ -12,7 +12,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from tests.browser.conftest import wait_for_viewer
-from tests.objects import folder_snapshot
+from tests.objects import add_non_image_objects, folder_snapshot
 
 pytestmark = pytest.mark.browser
 
@@ -182,3 +182,35 @@ def test_saving_from_the_quickstart_leaves_the_data_alone(
     name = "03-teaching-case.ipynb"
     run_with_nbclient(NOTEBOOKS / name, LEARNER_CHECKS[name])
     assert folder_snapshot(sample_data) == before
+
+
+def test_a_folder_with_non_image_objects_opens_and_offers_its_states(
+    lab_page, run_notebook, jupyter_lab, sample_data, tmp_path, artifacts_dir
+) -> None:
+    folder = jupyter_lab.root / "with-objects"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(sample_data / "series_ct_philips_ingenuity_5mm", folder)
+    kinds = add_non_image_objects(folder)
+    before = folder_snapshot(folder)
+    cells = [
+        "from workbench.widgets import Viewer",
+        f"viewer = Viewer({str(folder)!r}, size=(480, 480), "
+        f"state_dir={str(tmp_path / 'states')!r})\nviewer",
+        "assert len(viewer.stacks) == 1 and not viewer.skipped, viewer.skipped",
+    ]
+    page = run_notebook(lab_page, "with-objects.ipynb", cells)
+    wait_for_viewer(page)
+    assert page.locator(".wb-thumbnail").count() == 1
+    listing = page.locator(".wb-objects").inner_text()
+    for kind in set(kinds.values()):
+        assert kind in listing, (kind, listing)
+    page.locator(".wb-load-annotations").click()
+    row = page.locator(".wb-annotations-panel .wb-state-row")
+    row.first.wait_for()
+    assert row.count() == 1 and "Ours" in row.inner_text()
+    assert "read only" in row.inner_text()
+    assert row.locator(".wb-state-delete button, button.wb-state-delete").first.is_disabled()
+    row.locator(".wb-state-graphics input").check()
+    page.locator(".wb-annotations li[data-kind='arrow']").wait_for()
+    page.screenshot(path=str(artifacts_dir / "folder_with_objects.png"))
+    assert folder_snapshot(folder) == before
