@@ -393,3 +393,24 @@ def test_closing_the_panel_keeps_thumbnails_hidden_when_the_viewer_has_none(ct, 
         assert not panel.is_open and viewer.thumbnails.box.layout.display == "none"
     finally:
         viewer.close()
+
+
+def test_a_state_on_another_stack_of_the_study_is_listed_and_opened(sample_data, tmp_path):
+    viewer = Viewer(sample_data / "enhanced_mr_siemens_xa10", state_dir=tmp_path)
+    try:
+        panel = viewer.annotations_panel
+        viewport = viewer.active_viewport
+        viewer.show(1)
+        viewport.frame = 3
+        add_length(viewer, "on image 2")
+        viewer.save_state("Second image")
+        viewer.annotations.clear()
+        viewer.show(0)
+        panel.load_button.click()
+        (jump,) = find_all(panel.rows, "wb-state-jump")
+        assert jump.description == "Slice 4/6 · #6 MR · REST1 w SMS PF7-8 · image 2/4 · 6 fr"
+        jump.click()
+        assert viewport.stack is viewer.stacks[1] and viewport.frame == 3
+        assert find(panel.rows, "wb-state-jump").description == "Slice 4/6"
+    finally:
+        viewer.close()
