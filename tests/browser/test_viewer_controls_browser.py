@@ -196,3 +196,74 @@ def test_toolbar_is_one_row_at_1000_px(browser, jupyter_lab, shared_data, artifa
         help_panel.wait_for(state="hidden")
     finally:
         context.close()
+
+
+FIT_JS = """() => {
+  const viewer = document.querySelector('.wb-viewer').getBoundingClientRect();
+  const area = document.querySelector('.wb-viewer').closest('.jp-OutputArea-output')
+    .getBoundingClientRect();
+  const canvases = [...document.querySelectorAll('.wb-viewport canvas')].map(c => {
+    const r = c.getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width,
+            height: r.height, pixels: [c.width, c.height]};
+  });
+  return {viewer: viewer.toJSON(), area: area.toJSON(), canvases,
+          window: [window.innerWidth, window.innerHeight]};
+}"""
+
+SHARP_JS = """([i]) => {
+  const c = document.querySelectorAll('.wb-viewport canvas')[i];
+  const r = c.getBoundingClientRect();
+  return Math.abs(c.width - r.width) <= 1 && Math.abs(c.height - r.height) <= 1;
+}"""
+
+
+def test_viewer_fits_the_window_and_maximises(browser, jupyter_lab, shared_data,
+                                              artifacts_dir) -> None:  # fmt: skip
+    """A 2×2 grid fits a 1000 px window beside the file browser; full-window mode fills it."""
+    from tests.browser.conftest import open_and_run
+
+    context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        ct = shared_data / "series_ct_philips_ingenuity_5mm"
+        mr = shared_data / "series_mr_siemens_t1_sag_HFS"
+        cells = [
+            "from workbench.widgets import Viewer",
+            f"viewer = Viewer([{str(ct)!r}, {str(mr)!r}], layout=(2, 2))\nviewer",
+        ]
+        open_and_run(page, jupyter_lab, "fit.ipynb", cells, artifacts_dir)
+        wait_for_viewer(page, 0)
+        wait_for_viewer(page, 1)
+        shown = page.evaluate(FIT_JS)
+        assert shown["viewer"]["right"] <= shown["area"]["right"] + 1, shown
+        for canvas in shown["canvases"]:
+            assert canvas["right"] <= shown["area"]["right"] + 1, shown
+            # Scaled, never stretched: the shown shape is the drawn shape.
+            ratio = canvas["pixels"][0] / canvas["pixels"][1]
+            assert canvas["width"] / canvas["height"] == pytest.approx(ratio, rel=0.02)
+        # Once the pointer comes over a viewport, it is redrawn at the size shown.
+        page.locator(".wb-viewport canvas").nth(0).hover()
+        page.wait_for_function(SHARP_JS, arg=[0])
+        page.screenshot(path=str(artifacts_dir / "viewer_2x2_1000px.png"))
+
+        page.locator(".wb-maximise").click()
+        page.wait_for_function(
+            "() => { const r = document.querySelector('.wb-viewer').getBoundingClientRect();"
+            " return r.left === 0 && r.top === 0 && r.width === window.innerWidth; }"
+        )
+        page.mouse.move(5, 790)
+        page.locator(".wb-viewport canvas").nth(3).hover()
+        page.wait_for_function(SHARP_JS, arg=[3])
+        full = page.evaluate(FIT_JS)
+        bottom = max(c["bottom"] for c in full["canvases"])
+        assert bottom <= 800 and full["canvases"][3]["right"] > 900, full
+        assert full["canvases"][0]["width"] > 1.5 * shown["canvases"][0]["width"]
+        page.screenshot(path=str(artifacts_dir / "viewer_maximised.png"))
+        page.locator(".wb-maximise").click()
+        page.wait_for_function(
+            "() => document.querySelector('.wb-viewer').getBoundingClientRect().top > 50"
+        )
+    finally:
+        context.close()

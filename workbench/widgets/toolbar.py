@@ -79,6 +79,27 @@ STYLE = """
 .wb-help table { border-collapse: collapse; font-size: 12px; }
 .wb-help td { padding: 1px 8px 1px 0; vertical-align: top; }
 .wb-help kbd { font-family: monospace; font-weight: bold; }
+/* Viewports share the grid's width; the canvas is scaled to its cell until it is redrawn
+   at the size shown. */
+.wb-viewport { min-width: 0; }
+.wb-viewport canvas { width: 100% !important; height: auto !important; display: block; }
+.wb-viewport-status {
+  width: auto !important; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+}
+/* JupyterLab's panels contain their layout and stack above each other, which would hold a
+   fixed box inside the notebook's panel, under the menus: the panels holding a full-window
+   viewer let it out. */
+.lm-Widget:has(.wb-maximised) { contain: none !important; z-index: 1000 !important; }
+.wb-maximised {
+  position: fixed !important; inset: 0; z-index: 1000; padding: 4px; overflow: auto !important;
+  background: var(--jp-layout-color0, white);
+}
+.wb-maximised .wb-grid {
+  max-width: none !important; height: calc(100vh - 56px); grid-auto-rows: minmax(0, 1fr);
+}
+.wb-maximised .wb-viewport canvas {
+  flex: 1 1 0; min-height: 0; height: 100% !important; object-fit: contain;
+}
 </style>
 """
 
@@ -166,6 +187,8 @@ class Toolbar:
         self.help_button = icon_button("question", "Keyboard shortcuts and mouse buttons",
                                        "wb-help-button", toggle=True)  # fmt: skip
         self.help_panel = self._popover("wb-help", [widgets.HTML(help_html())])
+        self.maximise = icon_button("expand", "Full window", "wb-maximise", toggle=True)
+        self.maximise.observe(lambda c: setattr(viewer, "maximised", c["new"]), names="value")
         for button, panel in ((self.settings_button, self.settings_panel),
                               (self.help_button, self.help_panel)):  # fmt: skip
             button.observe(self._toggler(panel), names="value")
@@ -177,7 +200,7 @@ class Toolbar:
             [self.layout],
             [self.play],
             [self.label],
-            [self.settings_button, self.help_button],
+            [self.settings_button, self.help_button, self.maximise],
         ]
         self._arrange()
         self.box = widgets.VBox([self.row, self.settings_panel, self.help_panel])
@@ -252,6 +275,11 @@ class Toolbar:
         self.layout.unobserve(self._on_layout, names="value")
         self.layout.value = label if label in LAYOUTS else None
         self.layout.observe(self._on_layout, names="value")
+
+    def show_maximised(self, maximised: bool) -> None:
+        self.maximise.value = maximised
+        self.maximise.icon = "compress" if maximised else "expand"
+        self.maximise.tooltip = "Back into the notebook" if maximised else "Full window"
 
     def _on_play(self, change) -> None:
         cine = self.viewer.cine

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as widgets
 import xarray as xr
+from ipyevents import Event
 
 from workbench.widgets.annotations_panel import AnnotationsPanel
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
@@ -94,7 +95,7 @@ class Viewer:
         *,
         toolbar: ToolbarSettings = None,
         layout: tuple[int, int] = (1, 1),
-        size: tuple[int, int] = (640, 640),
+        size: tuple[int, int] = (880, 800),
         cache_bytes: int = DEFAULT_MAX_BYTES,
         thumbnails: bool = True,
         states=None,
@@ -106,6 +107,8 @@ class Viewer:
         self.objects = loaded.objects
         self._toolbar_settings = _checked_toolbar_settings(toolbar)
         self.size = (int(size[0]), int(size[1]))
+        #: The grid's width on screen, once the browser has told it (see :meth:`_fit`).
+        self._shown_width: float | None = None
         rows, cols = layout
         self.model = ViewerModel(
             loaded.stacks,
@@ -116,7 +119,10 @@ class Viewer:
         self.cine = Cine(self.model)
         self.interaction = Interaction(self.model, self.cine)
         self.views: list[ViewportView] = []
-        self.grid = widgets.GridBox(layout=widgets.Layout(grid_gap="2px"))
+        self._pointer_enters: list[Event] = []
+        self.grid = widgets.GridBox(
+            layout=widgets.Layout(grid_gap="2px", width="100%", max_width=f"{self.size[0]}px")
+        )
         self.grid.add_class("wb-grid")
         self.toolbar = Toolbar(self)
         self.annotation_list = widgets.HTML()
@@ -146,15 +152,15 @@ class Viewer:
         self.toolbar.add_group(self.annotations_panel.buttons)
         self.interaction.on_change(self._on_interaction)
         dialogs = self.annotations_panel.dialogs
+        # The grid takes the width the side panels leave, up to ``size``; its viewports
+        # are scaled to fit at once, and drawn at that size once the pointer comes over them.
         main = widgets.VBox(
             [dialogs, self.grid, self.annotation_list],
-            layout=widgets.Layout(flex="0 0 auto"),
+            layout=widgets.Layout(flex="1 1 auto", min_width="0"),
         )
-        # Side panels keep their width and the viewports their size: a narrow notebook
-        # scrolls the viewer sideways rather than squeezing the panels over the images.
         body = widgets.HBox(
             [self.thumbnails.box, self.annotations_panel.box, main],
-            layout=widgets.Layout(align_items="flex-start", overflow="auto hidden"),
+            layout=widgets.Layout(align_items="flex-start", width="100%", overflow="auto hidden"),
         )
         self.widget = widgets.VBox([widgets.HTML(STYLE), self.toolbar.box, body])
         self.widget.add_class("wb-viewer")
@@ -259,8 +265,9 @@ class Viewer:
     def close(self) -> None:
         """Close the widgets and stop background threads."""
         self.cine.stop()
-        for view in self.views:
+        for view, enters in zip(self.views, self._pointer_enters, strict=True):
             view.close()
+            enters.close()
         self.model.cache.close()
         self.thumbnail_cache.close()
         self.annotations_panel.states.close()
@@ -270,8 +277,44 @@ class Viewer:
         return self.widget._repr_mimebundle_(**kwargs)
 
     # -- keeping widgets in step with the model --------------------------------------------
+    @property
+    def maximised(self) -> bool:
+        """Whether the viewer fills the browser window (the toolbar's full-window button)."""
+        return "wb-maximised" in self.widget._dom_classes
+
+    @maximised.setter
+    def maximised(self, value: bool) -> None:
+        if bool(value) == self.maximised:
+            return
+        if value:
+            self.widget.add_class("wb-maximised")
+        else:
+            self.widget.remove_class("wb-maximised")
+            # Back in the notebook: the grid's own proportions, until the pointer measures.
+            self._sync_views()
+        self.toolbar.show_maximised(bool(value))
+
     def _viewport_size(self, rows: int, cols: int) -> tuple[int, int]:
-        return (max(self.size[0] // cols - 6, 64), max(self.size[1] // rows - 30, 64))
+        width, height = self.size
+        if self._shown_width is not None and self._shown_width < width:
+            width, height = self._shown_width, height * self._shown_width / width
+        return (max(int(width) // cols - 6, 64), max(int(height) // rows - 30, 64))
+
+    def _fit(self, event: dict) -> None:
+        """Draw the viewports at the size the browser shows them (the pointer entering a
+        viewport reports it), so that a canvas pixel is a screen pixel."""
+        width = round(float(event.get("boundingRectWidth") or 0))
+        height = round(float(event.get("boundingRectHeight") or 0))
+        if width < 16 or height < 16:
+            return
+        old = self.model.viewport_size
+        if abs(width - old[0]) <= 1 and abs(height - old[1]) <= 1:
+            return
+        if not self.maximised:
+            self._shown_width = (width + 6) * self.model.layout[1]
+        self.model.viewport_size = (width, height)
+        for viewport in self.model.viewports:
+            viewport.size = (width, height)
 
     def _pick(self, index: int) -> None:
         self._dragged = None
@@ -298,13 +341,18 @@ class Viewer:
         size = self._viewport_size(*self.model.layout)
         while len(self.views) > len(self.model.viewports):
             self.views.pop().close()
+            self._pointer_enters.pop().close()
+        self.model.viewport_size = size
         for viewport in self.model.viewports:
             viewport.size = size
         for index in range(len(self.views), len(self.model.viewports)):
             view = ViewportView(self.model.viewports[index], index, self.interaction, self._drop)
             self.views.append(view)
+            enters = Event(source=view.canvas, watched_events=["mouseenter"])
+            enters.on_dom_event(self._fit)
+            self._pointer_enters.append(enters)
         cols = self.model.layout[1]
-        self.grid.layout.grid_template_columns = f"repeat({cols}, max-content)"
+        self.grid.layout.grid_template_columns = f"repeat({cols}, minmax(0, 1fr))"
         self.grid.children = [view.box for view in self.views]
         for i, view in enumerate(self.views):
             view.set_active(i == self.model.active)
