@@ -152,50 +152,62 @@ ROW_JS = """() => {
 }"""
 
 
-def test_toolbar_is_one_row_at_1000_px(browser, jupyter_lab, shared_data, artifacts_dir) -> None:
+@pytest.fixture()
+def small_window(browser, jupyter_lab, shared_data, artifacts_dir):
+    """``open(name, arguments)``: a CT and an MR in a viewer, in a 1000×800 window."""
     from tests.browser.conftest import open_and_run
 
     context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    try:
-        ct = shared_data / "series_ct_philips_ingenuity_5mm"
-        mr = shared_data / "series_mr_siemens_t1_sag_HFS"
-        cells = ["from workbench.widgets import Viewer", f"Viewer([{str(ct)!r}, {str(mr)!r}])"]
-        open_and_run(page, jupyter_lab, "toolbar.ipynb", cells, artifacts_dir)
-        # The file browser folded away, as one reads a notebook in a narrow window.
-        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
-        wait_for_viewer(page)
-        page.wait_for_timeout(300)  # the notebook widens once the side bar has folded
-        page.screenshot(path=str(artifacts_dir / "toolbar_1000px.png"))
-        measured = page.evaluate(ROW_JS)
-        assert (
-            len(set(measured["tops"])) == 1 or max(measured["tops"]) - min(measured["tops"]) < 8
-        ), measured
-        assert measured["row"]["height"] <= 40, measured
-        assert max(measured["rights"]) <= 1000
-        # The tool in use stands out; every control says what it does when hovered.
-        assert measured["active"] and measured["active"][0].startswith("Window/level")
-        assert measured["activeBg"] != measured["otherBg"]
-        assert not measured["untitled"], measured["untitled"]
+    ct = shared_data / "series_ct_philips_ingenuity_5mm"
+    mr = shared_data / "series_mr_siemens_t1_sag_HFS"
 
-        # The help lists the shortcuts.
-        page.locator(".wb-help-button").click()
-        help_panel = page.locator(".wb-help")
-        help_panel.wait_for(state="visible")
-        assert "space" in help_panel.inner_text() and "Esc" in help_panel.inner_text()
-        # Drawn over the image, not clipped away by the toolbar.
-        box = help_panel.bounding_box()
-        top = page.evaluate(
-            "([x, y]) => document.elementFromPoint(x, y).closest('.wb-help') !== null",
-            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
-        )
-        assert top, "the help panel is hidden behind something"
-        page.screenshot(path=str(artifacts_dir / "toolbar_help.png"))
-        page.locator(".wb-help-button").click()
-        help_panel.wait_for(state="hidden")
-    finally:
-        context.close()
+    def open_viewer(name: str, arguments: str = ""):
+        cells = [
+            "from workbench.widgets import Viewer",
+            f"viewer = Viewer([{str(ct)!r}, {str(mr)!r}]{arguments})\nviewer",
+        ]
+        open_and_run(page, jupyter_lab, name, cells, artifacts_dir)
+        return page
+
+    yield open_viewer
+    context.close()
+
+
+def test_toolbar_is_one_row_at_1000_px(small_window, artifacts_dir) -> None:
+    page = small_window("toolbar.ipynb")
+    # The file browser folded away, as one reads a notebook in a narrow window.
+    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+    wait_for_viewer(page)
+    page.wait_for_function(
+        "() => document.querySelector('.wb-viewer').getBoundingClientRect().left < 200"
+    )
+    page.screenshot(path=str(artifacts_dir / "toolbar_1000px.png"))
+    measured = page.evaluate(ROW_JS)
+    assert max(measured["tops"]) - min(measured["tops"]) < 8, measured
+    assert measured["row"]["height"] <= 40, measured
+    assert max(measured["rights"]) <= 1000
+    # The tool in use stands out; every control says what it does when hovered.
+    assert measured["active"] and measured["active"][0].startswith("Window/level")
+    assert measured["activeBg"] != measured["otherBg"]
+    assert not measured["untitled"], measured["untitled"]
+
+    # The help lists the shortcuts.
+    page.locator(".wb-help-button").click()
+    help_panel = page.locator(".wb-help")
+    help_panel.wait_for(state="visible")
+    assert "space" in help_panel.inner_text() and "Esc" in help_panel.inner_text()
+    # Drawn over the image, not clipped away by the toolbar.
+    box = help_panel.bounding_box()
+    top = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).closest('.wb-help') !== null",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
+    assert top, "the help panel is hidden behind something"
+    page.screenshot(path=str(artifacts_dir / "toolbar_help.png"))
+    page.locator(".wb-help-button").click()
+    help_panel.wait_for(state="hidden")
 
 
 FIT_JS = """() => {
@@ -218,52 +230,37 @@ SHARP_JS = """([i]) => {
 }"""
 
 
-def test_viewer_fits_the_window_and_maximises(browser, jupyter_lab, shared_data,
-                                              artifacts_dir) -> None:  # fmt: skip
+def test_viewer_fits_the_window_and_maximises(small_window, artifacts_dir) -> None:
     """A 2×2 grid fits a 1000 px window beside the file browser; full-window mode fills it."""
-    from tests.browser.conftest import open_and_run
+    page = small_window("fit.ipynb", ", layout=(2, 2)")
+    wait_for_viewer(page, 0)
+    wait_for_viewer(page, 1)
+    shown = page.evaluate(FIT_JS)
+    assert shown["viewer"]["right"] <= shown["area"]["right"] + 1, shown
+    for canvas in shown["canvases"]:
+        assert canvas["right"] <= shown["area"]["right"] + 1, shown
+        # Scaled, never stretched: the shown shape is the drawn shape.
+        ratio = canvas["pixels"][0] / canvas["pixels"][1]
+        assert canvas["width"] / canvas["height"] == pytest.approx(ratio, rel=0.02)
+    # Once the pointer comes over a viewport, it is redrawn at the size shown.
+    page.locator(".wb-viewport canvas").nth(0).hover()
+    page.wait_for_function(SHARP_JS, arg=[0])
+    page.screenshot(path=str(artifacts_dir / "viewer_2x2_1000px.png"))
 
-    context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    try:
-        ct = shared_data / "series_ct_philips_ingenuity_5mm"
-        mr = shared_data / "series_mr_siemens_t1_sag_HFS"
-        cells = [
-            "from workbench.widgets import Viewer",
-            f"viewer = Viewer([{str(ct)!r}, {str(mr)!r}], layout=(2, 2))\nviewer",
-        ]
-        open_and_run(page, jupyter_lab, "fit.ipynb", cells, artifacts_dir)
-        wait_for_viewer(page, 0)
-        wait_for_viewer(page, 1)
-        shown = page.evaluate(FIT_JS)
-        assert shown["viewer"]["right"] <= shown["area"]["right"] + 1, shown
-        for canvas in shown["canvases"]:
-            assert canvas["right"] <= shown["area"]["right"] + 1, shown
-            # Scaled, never stretched: the shown shape is the drawn shape.
-            ratio = canvas["pixels"][0] / canvas["pixels"][1]
-            assert canvas["width"] / canvas["height"] == pytest.approx(ratio, rel=0.02)
-        # Once the pointer comes over a viewport, it is redrawn at the size shown.
-        page.locator(".wb-viewport canvas").nth(0).hover()
-        page.wait_for_function(SHARP_JS, arg=[0])
-        page.screenshot(path=str(artifacts_dir / "viewer_2x2_1000px.png"))
-
-        page.locator(".wb-maximise").click()
-        page.wait_for_function(
-            "() => { const r = document.querySelector('.wb-viewer').getBoundingClientRect();"
-            " return r.left === 0 && r.top === 0 && r.width === window.innerWidth; }"
-        )
-        page.mouse.move(5, 790)
-        page.locator(".wb-viewport canvas").nth(3).hover()
-        page.wait_for_function(SHARP_JS, arg=[3])
-        full = page.evaluate(FIT_JS)
-        bottom = max(c["bottom"] for c in full["canvases"])
-        assert bottom <= 800 and full["canvases"][3]["right"] > 900, full
-        assert full["canvases"][0]["width"] > 1.5 * shown["canvases"][0]["width"]
-        page.screenshot(path=str(artifacts_dir / "viewer_maximised.png"))
-        page.locator(".wb-maximise").click()
-        page.wait_for_function(
-            "() => document.querySelector('.wb-viewer').getBoundingClientRect().top > 50"
-        )
-    finally:
-        context.close()
+    page.locator(".wb-maximise").click()
+    page.wait_for_function(
+        "() => { const r = document.querySelector('.wb-viewer').getBoundingClientRect();"
+        " return r.left === 0 && r.top === 0 && r.width === window.innerWidth; }"
+    )
+    page.mouse.move(5, 790)
+    page.locator(".wb-viewport canvas").nth(3).hover()
+    page.wait_for_function(SHARP_JS, arg=[3])
+    full = page.evaluate(FIT_JS)
+    bottom = max(c["bottom"] for c in full["canvases"])
+    assert bottom <= 800 and full["canvases"][3]["right"] > 900, full
+    assert full["canvases"][0]["width"] > 1.5 * shown["canvases"][0]["width"]
+    page.screenshot(path=str(artifacts_dir / "viewer_maximised.png"))
+    page.locator(".wb-maximise").click()
+    page.wait_for_function(
+        "() => document.querySelector('.wb-viewer').getBoundingClientRect().top > 50"
+    )
