@@ -14,9 +14,10 @@ test: bootstrap
 	$(PY) -m ruff check workbench tests benchmarks scripts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The quick lane while working: no browser, no external peers, nothing long (under 2 minutes).
+# The quick lane while working: no browser, no external peers, nothing long, on two worker
+# processes (under 2 minutes).
 test-quick: bootstrap
-	$(PY) -m pytest -m "not peers and not browser and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not peers and not browser and not slow" -n 2 $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .

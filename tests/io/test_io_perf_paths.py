@@ -203,6 +203,7 @@ def _jpeg2000_files(data_root):
     ]
 
 
+@pytest.mark.slow  # decodes every JPEG 2000 frame twice
 def test_jpeg2000_frames_equal_pylibjpeg_decoding_on_every_real_file(data_root):
     import numpy as np
     from pydicom.pixels import pixel_array
@@ -232,6 +233,7 @@ def test_jpeg2000_frames_equal_pylibjpeg_decoding_on_every_real_file(data_root):
     assert not NOT_PARALLEL_JPEG2000 & set(not_pylibjpeg)
 
 
+@pytest.mark.slow  # decodes every JPEG 2000 frame twice
 @pytest.mark.parametrize("decoder", ["imagecodecs", "pillow"])
 def test_each_parallel_jpeg2000_decoder_equals_pylibjpeg(data_root, decoder, monkeypatch):
     """Whichever of imagecodecs and Pillow is installed, the values are pylibjpeg's."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 
 from workbench.io import open_series
 from workbench.pacs import Config, Index
@@ -61,6 +62,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # runs the command line in new interpreters
 def test_cli_import_and_ls(tmp_path, sample_data):
     store = str(tmp_path / "store")
     done = _cli("import", "--storage", store, "-q", str(sample_data / SERIES_DIR), cwd=tmp_path)

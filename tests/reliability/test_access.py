@@ -50,6 +50,7 @@ def test_default_configuration_binds_loopback_only():
     assert not config.RemoteAccessAllowed
 
 
+@pytest.mark.slow  # starts its own server process
 def test_running_server_listens_on_loopback_only(tmp_path):
     server = start_server(tmp_path / "default")
     try:
@@ -63,6 +64,7 @@ def test_running_server_listens_on_loopback_only(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow  # starts its own server process
 def test_remote_access_without_users_refuses_to_start(tmp_path):
     from tests.reliability.support import ServerProcess, server_config
 
@@ -124,6 +126,7 @@ def _concrete(remote, path: str) -> str:
     return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
 
 
+@pytest.mark.slow  # every route, each with six wrong credentials
 def test_every_route_requires_authentication(remote):
     routes = _routes(remote)
     assert len(routes) > 60  # the enumeration really found the API
