@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from workbench.widgets import overlay
 from workbench.widgets.model import ViewerModel
 from workbench.widgets.tools import Interaction, toolbar_tools
 
@@ -215,3 +216,46 @@ def test_shortcut_keys(model) -> None:
 
     asyncio.run(space_twice())
     assert not Interaction(model).key(0, " ")  # no cine to start
+
+
+def test_readout_gives_hu_pixel_and_patient_position(model, ct_first_slice) -> None:
+    ui = Interaction(model)
+    viewport = model.viewports[0]
+    ds = ct_first_slice
+    column, row = 300, 200
+    expected_hu = float(ds.pixel_array[row, column]) * float(ds.RescaleSlope) + float(
+        ds.RescaleIntercept
+    )
+    spacing_row, spacing_column = (float(v) for v in ds.PixelSpacing)
+    orientation = [float(v) for v in ds.ImageOrientationPatient]
+    expected_position = [
+        float(ds.ImagePositionPatient[i])
+        + orientation[i] * column * spacing_column
+        + orientation[3 + i] * row * spacing_row
+        for i in range(3)
+    ]
+    # Rotated and zoomed, the same image pixel is found wherever it is shown.
+    viewport.rotate(90)
+    viewport.zoom = 1.7
+    x, y = viewport.transform().to_display((column, row))
+    readout = ui.hover(0, float(x), float(y))
+    assert (readout.column, readout.row) == (column, row)
+    assert readout.value == pytest.approx(expected_hu)
+    assert readout.unit == "HU"
+    assert readout.position == pytest.approx(expected_position, abs=1e-3)
+    lines = overlay.readout_lines(readout)
+    assert lines[0] == f"{expected_hu:.0f} HU  px ({column}, {row})"
+    assert lines[1].endswith(" mm") and f"{expected_position[2]:.1f}" in lines[1]
+
+
+def test_readout_is_empty_off_the_image_and_during_a_drag(model) -> None:
+    ui = Interaction(model)
+    viewport = model.viewports[0]
+    viewport.zoom = 0.5  # the image covers the middle quarter of the viewport
+    assert ui.hover(0, 5, 5) is None
+    assert overlay.readout_lines(ui.hover(0, 5, 5)) == []
+    assert ui.hover(0, 256, 256) is not None
+    ui.press(0, 256, 256)
+    assert ui.hover(0, 260, 260) is None
+    ui.release(0, 260, 260)
+    assert ui.hover(0, 260, 260) is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from workbench.io.presentation import Annotation
 from workbench.widgets import placement
 from workbench.widgets.model import Viewport
 from workbench.widgets.render import uses_voi_lut
+
+if TYPE_CHECKING:  # tools imports this module
+    from workbench.widgets.tools import Readout
 
 
 def _date(value: str) -> str:
@@ -168,3 +172,22 @@ def status_line(viewport: Viewport) -> str:
     if viewport.invert:
         parts.append("Inverted")
     return " · ".join(p for p in parts if p)
+
+
+def readout_lines(readout: Readout | None) -> list[str]:
+    """The cursor readout: the value under the pointer with its pixel, then its position.
+
+    ``["-12 HU  px (256, 301)", "(-1.2, 20.4, 701.2) mm"]``; colour pixels read
+    ``"RGB (12, 40, 200)"``; nothing off the image.
+    """
+    if readout is None:
+        return []
+    if isinstance(readout.value, tuple):
+        value = "RGB (" + ", ".join(f"{v:.0f}" for v in readout.value) + ")"
+    else:
+        digits = 0 if float(readout.value).is_integer() else 1
+        value = f"{readout.value:.{digits}f}" + (f" {readout.unit}" if readout.unit else "")
+    lines = [f"{value}  px ({readout.column}, {readout.row})"]
+    if readout.position is not None:
+        lines.append("(" + ", ".join(f"{v:.1f}" for v in readout.position) + ") mm")
+    return lines

@@ -23,7 +23,7 @@ import numpy as np
 from workbench.io.presentation import Annotation
 from workbench.widgets import overlay
 from workbench.widgets.cine import Cine
-from workbench.widgets.measurements import REQUIRED_POINTS
+from workbench.widgets.measurements import REQUIRED_POINTS, modality_unit, probe_value
 from workbench.widgets.model import (
     DRAWING_TOOLS,
     TOOLS,
@@ -110,6 +110,46 @@ def toolbar_tools(
     if unknown:
         raise ValueError(f"unknown tools {unknown}; known tools are {TOOLS}")
     return chosen
+
+
+@dataclass(frozen=True)
+class Readout:
+    """What lies under the pointer: a pixel of the frame shown and its value.
+
+    Attributes
+    ----------
+    column, row
+        The pixel, 0-based, in the stored image's orientation.
+    value
+        Its modality value (HU for CT), or its ``(R, G, B)`` for colour images.
+    unit
+        The value's unit ("" when unknown).
+    position
+        The pixel centre in patient coordinates (LPS, mm), when the stack has a geometry.
+    """
+
+    column: int
+    row: int
+    value: float | tuple[float, ...]
+    unit: str
+    position: tuple[float, float, float] | None
+
+
+def readout_at(viewport: Viewport, x: float, y: float) -> Readout | None:
+    """The :class:`Readout` under display point ``(x, y)``; ``None`` off the image."""
+    if viewport.stack is None:
+        return None
+    column, row = (float(v) for v in viewport.transform().to_image((x, y)))
+    value = probe_value(viewport.pixels(), (column, row))
+    if value is None:
+        return None
+    column, row = round(column), round(row)
+    attrs = viewport.attrs
+    position = None
+    if attrs.get("affine") is not None and attrs.get("affine_index_order") == ["x", "y", "frame"]:
+        lps = np.asarray(attrs["affine"], dtype=float) @ (column, row, viewport.frame, 1.0)
+        position = (float(lps[0]), float(lps[1]), float(lps[2]))
+    return Readout(column, row, value, modality_unit(attrs), position)
 
 
 @dataclass
@@ -280,6 +320,16 @@ class Interaction(Observable):
             ox, oy = drag.initial  # type: ignore[misc]
             self.model.label_offsets[drag.target.uid] = (ox + dx, oy + dy)
             self.model.annotations.updated(drag.target)
+
+    def hover(self, index: int, x: float, y: float) -> Readout | None:
+        """The readout under the pointer at display point ``(x, y)`` of viewport ``index``.
+
+        ``None`` off the image, and while a drag changes the view (the value under a still
+        pointer is what a reader looks for).
+        """
+        if self._drag is not None:
+            return None
+        return readout_at(self.model.viewports[index], x, y)
 
     def release(self, index: int, x: float, y: float) -> None:
         """The mouse button went up."""
