@@ -20,12 +20,14 @@ Screenshots go to the ``artifacts_dir`` fixture's folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,13 +59,12 @@ def _jupyter_executable() -> str:
     return str(candidate) if candidate.exists() else require_tool("jupyter")
 
 
-@pytest.fixture(scope="session")
-def jupyter_lab(tmp_path_factory, state_dir) -> JupyterLab:
-    """One JupyterLab for the session, bound to 127.0.0.1 with a random token (its kernels
-    keep presentation states in the session's ``state_dir``)."""
-    root = tmp_path_factory.mktemp("lab-root")
-    config = tmp_path_factory.mktemp("lab-config")
-    (config / "labconfig").mkdir()
+@contextlib.contextmanager
+def running_jupyter_lab(base: Path) -> Iterator[JupyterLab]:
+    """A JupyterLab bound to 127.0.0.1 with a random token, its folders under ``base``."""
+    root, config, runtime = base / "lab-root", base / "lab-config", base / "lab-runtime"
+    for folder in (root, config / "labconfig", runtime):
+        folder.mkdir(parents=True, exist_ok=True)
     (config / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
@@ -72,7 +73,7 @@ def jupyter_lab(tmp_path_factory, state_dir) -> JupyterLab:
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(config),
-        JUPYTER_RUNTIME_DIR=str(tmp_path_factory.mktemp("lab-runtime")),
+        JUPYTER_RUNTIME_DIR=str(runtime),
         # The kernel imports workbench from this checkout.
         PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
@@ -95,11 +96,19 @@ def jupyter_lab(tmp_path_factory, state_dir) -> JupyterLab:
         command,
         name="JupyterLab",
         ready=lambda: requests.get(f"{url}/api/status?token={token}", timeout=2).ok,
-        log=root.parent / "jupyter-lab.log",
+        log=base / "jupyter-lab.log",
         cwd=root,
         env=env,
     ) as process:
         yield JupyterLab(url, token, root, process)
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(tmp_path_factory, state_dir) -> JupyterLab:
+    """One JupyterLab for the session (its kernels keep presentation states in the session's
+    ``state_dir``, which they inherit through the environment)."""
+    with running_jupyter_lab(tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
 
 
 def new_page(browser):

@@ -1,23 +1,31 @@
 """One viewport on screen: an ipycanvas MultiCanvas drawing a :class:`Viewport`'s state.
 
 Layer 0 holds the image, layer 1 the overlay (annotations, corner text, orientation
-letters, the measurement being drawn). Browser events come in through ipyevents (which gives
-buttons, modifier keys and wheel deltas) and go to the shared
-:class:`~workbench.widgets.tools.Interaction`; the view redraws when the model changes.
+letters, the measurement being drawn), layer 2 the cursor readout. Browser events come in
+through ipyevents (which gives buttons, modifier keys and wheel deltas) and go to the shared
+:class:`~workbench.widgets.tools.Interaction`; when the model changes, the view asks its
+:class:`~workbench.widgets.pipeline.FramePipeline` for a frame, which paces frames to what the
+browser has received. The receipt is a browser-side link (``jsdlink``) between two hidden
+integer widgets: each frame is followed by its number in the first, the browser copies it into
+the second, which syncs it back. Messages reach the browser in the order they were sent, so
+the number comes back once the frame's bytes are there.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import ipywidgets as widgets
 from ipycanvas import MultiCanvas, hold_canvas
 from ipyevents import Event
+from PIL import Image
 
 from workbench.widgets import drawing, overlay
 from workbench.widgets.model import Change, Viewport
-from workbench.widgets.render import encode_png, render_viewport
-from workbench.widgets.tools import Interaction
+from workbench.widgets.pipeline import FramePipeline, Throttle
+from workbench.widgets.render import encode_jpeg, encode_png, render_viewport
+from workbench.widgets.tools import Interaction, Readout
 
 try:  # The drawing command ipycanvas uses for put_image_data, to send our own PNG bytes.
     from ipycanvas.canvas import COMMANDS as _COMMANDS
@@ -28,26 +36,26 @@ except ImportError:  # pragma: no cover - older or newer ipycanvas without it
 IMAGE_CHANGES = frozenset(
     {"stack", "frame", "window", "zoom", "pan", "rotation", "flip", "invert", "size"}
 )
+#: Seconds between cursor readout updates while the pointer moves.
+READOUT_INTERVAL_SECONDS = 0.05
 
 
-def put_png(canvas, png: bytes, x: int, y: int) -> int:
-    """Draw PNG bytes at ``(x, y)``; returns the bytes sent.
+def put_image(canvas, data: bytes, x: int, y: int) -> int:
+    """Draw encoded image bytes (PNG or JPEG) at ``(x, y)``; returns the bytes sent.
 
     ipycanvas's ``put_image_data`` encodes arrays itself (RGB as lossy JPEG, grayscale as
-    PNG at zlib level 6). Sending our own lossless, fast-compressed PNG through the same
-    drawing command keeps colour images exact and roughly halves the encoding time.
+    PNG at zlib level 6). Sending our own bytes through the same drawing command (the
+    browser decodes whatever image format they are) keeps exact frames exact, roughly
+    halves the encoding time, and lets frames shown during a drag be small JPEGs.
     """
     manager = getattr(canvas, "_canvas_manager", None)
     if manager is None or "putImageData" not in _COMMANDS:
-        import io
-
         import numpy as np
-        from PIL import Image
 
-        canvas.put_image_data(np.asarray(Image.open(io.BytesIO(png))), x, y)
-        return len(png)
-    manager.send_draw_command(canvas, _COMMANDS["putImageData"], [int(x), int(y)], [png])
-    return len(png)
+        canvas.put_image_data(np.asarray(Image.open(io.BytesIO(data))), x, y)
+        return len(data)
+    manager.send_draw_command(canvas, _COMMANDS["putImageData"], [int(x), int(y)], [data])
+    return len(data)
 
 
 class ViewportView:
@@ -79,17 +87,26 @@ class ViewportView:
         self.index = index
         self.interaction = interaction
         width, height = viewport.size
-        self.canvas = MultiCanvas(2, width=width, height=height)
+        self.canvas = MultiCanvas(3, width=width, height=height)
         self.canvas.layout.width = f"{width}px"
         self.canvas.layout.height = f"{height}px"
         self.status = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
         self.status.add_class("wb-viewport-status")
+        # Never displayed: the link between their models lives in the browser all the same.
+        self._frame_sent, self._frame_received = widgets.IntText(), widgets.IntText()
+        self._receipt = widgets.jsdlink(
+            (self._frame_sent, "value"), (self._frame_received, "value")
+        )
+        self._frame_received.observe(self._on_receipt, names="value")
+        self.frames = FramePipeline(self._draw_frame)
         self.box = widgets.VBox(
             [self.canvas, self.status],
             layout=widgets.Layout(border="2px solid #333", padding="0", margin="1px"),
         )
         self.box.add_class("wb-viewport")
         self.bytes_sent = 0
+        self._pointer: tuple[float, float] | None = None
+        self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
         # Moves are throttled (one every 15 ms is smooth and spares the kernel); presses,
         # releases, wheel and keys must all arrive.
         self._moves = Event(
@@ -98,7 +115,15 @@ class ViewportView:
         )  # fmt: skip
         self._events = Event(
             source=self.canvas,
-            watched_events=["mousedown", "mouseup", "wheel", "dblclick", "keydown", "contextmenu"],
+            watched_events=[
+                "mousedown",
+                "mouseup",
+                "mouseleave",
+                "wheel",
+                "dblclick",
+                "keydown",
+                "contextmenu",
+            ],
             xy_coordinate_system="relative",
             prevent_default_action=True,
         )
@@ -114,6 +139,11 @@ class ViewportView:
         ui = self.interaction
         if kind == "mousemove":
             ui.move(self.index, x, y)
+            self._pointer = (x, y)
+            self._readout()
+        elif kind == "mouseleave":
+            self._pointer = None
+            self._readout()
         elif kind == "mousedown":
             if self.on_drop is not None:
                 self.on_drop(None)  # a press here starts a new gesture: forget a stale drag
@@ -123,6 +153,8 @@ class ViewportView:
         elif kind == "mouseup":
             if self.on_drop is None or not self.on_drop(self.index):
                 ui.release(self.index, x, y)
+            self.frames.settle()
+            self._readout()
         elif kind == "dblclick":
             ui.double_click(self.index, x, y)
         elif kind == "wheel":
@@ -140,8 +172,15 @@ class ViewportView:
             self.status.layout.width = f"{width}px"
         if change.name in IMAGE_CHANGES:
             self.redraw()
+            if self._pointer is not None:
+                self._readout()  # the value under a still pointer changes with the frame
 
     def close(self) -> None:
+        self.frames.close()
+        self._receipt.close()
+        self._frame_sent.close()
+        self._frame_received.close()
+        self._readout.cancel()
         self._unsubscribe()
         self._moves.close()
         self._events.close()
@@ -151,25 +190,48 @@ class ViewportView:
         self.box.layout.border = "2px solid #2e9bff" if active else "2px solid #333"
 
     def redraw(self) -> None:
-        """Redraw both layers."""
+        """Redraw the image and the overlay, as soon as the browser is ready for it."""
+        self.frames.request()
+
+    def _draw_frame(self, exact: bool, frame_id: int) -> None:
         with hold_canvas():
-            self._draw_image()
+            self._draw_image(exact)
             self._draw_overlay()
         self.status.value = overlay.status_line(self.viewport)
+        self._frame_sent.value = frame_id  # after the frame: comes back once it is there
+
+    def _on_receipt(self, change) -> None:
+        self.frames.acknowledged(int(change["new"]))
 
     def redraw_overlay(self) -> None:
         with hold_canvas():
             self._draw_overlay()
         self.status.value = overlay.status_line(self.viewport)
 
-    def _draw_image(self) -> None:
+    def _draw_image(self, exact: bool) -> None:
         layer = self.canvas[0]
         width, height = self.viewport.size
         layer.fill_style = "black"
         layer.fill_rect(0, 0, width, height)
         frame = render_viewport(self.viewport)
         if frame is not None:
-            self.bytes_sent += put_png(layer, encode_png(frame.pixels), frame.x, frame.y)
+            encoded = encode_png(frame.pixels) if exact else encode_jpeg(frame.pixels)
+            self.bytes_sent += put_image(layer, encoded, frame.x, frame.y)
+
+    def _show_readout(self) -> None:
+        """Draw the value and position under the pointer (nothing when it is off the image)."""
+        readout: Readout | None = None
+        if self._pointer is not None:
+            readout = self.interaction.hover(self.index, *self._pointer)
+        lines = overlay.readout_lines(readout)
+        layer = self.canvas[2]
+        width, height = self.viewport.size
+        with hold_canvas():
+            layer.clear()
+            if lines:
+                # Bottom centre, above the orientation letter.
+                top = height - 6 - (len(lines) + 1) * drawing.LINE_HEIGHT
+                drawing.shadowed_text(layer, lines, width / 2, top, "center")
 
     def _draw_overlay(self) -> None:
         layer = self.canvas[1]

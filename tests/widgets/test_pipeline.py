@@ -1,0 +1,127 @@
+"""Frame pacing: one frame in flight, the latest state next, the exact frame once input pauses.
+
+The pipeline runs on a real asyncio loop, as in a kernel; the browser's receipts are given
+by the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from workbench.widgets.pipeline import FramePipeline, Throttle
+
+
+class Frames:
+    """Records what the pipeline draws: ``(exact, frame_id)`` in order."""
+
+    def __init__(self) -> None:
+        self.drawn: list[tuple[bool, int]] = []
+
+    def __call__(self, exact: bool, frame_id: int) -> None:
+        self.drawn.append((exact, frame_id))
+
+
+def confirmed(frames: Frames, **options) -> FramePipeline:
+    """A pipeline whose first frame the browser has confirmed: from now on it is paced."""
+    pipeline = FramePipeline(frames, **options)
+    pipeline.request()
+    pipeline.acknowledged(1)
+    return pipeline
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the pipeline did not get there"
+        await asyncio.sleep(0.005)
+
+
+def test_without_a_browser_every_change_is_drawn_exactly_at_once() -> None:
+    frames = Frames()
+    pipeline = FramePipeline(frames)  # no loop, no receipts: a plain script
+    for _ in range(5):
+        pipeline.request()
+    assert frames.drawn == [(True, 1), (True, 2), (True, 3), (True, 4), (True, 5)]
+
+
+def test_changes_during_a_frame_in_flight_become_one_frame() -> None:
+    async def scenario() -> None:
+        frames = Frames()
+        pipeline = confirmed(frames, settle_seconds=0.05)
+        await asyncio.sleep(0.06)
+        pipeline.request()  # a first move, well after the last change: exact
+        assert frames.drawn[-1] == (True, 2) and pipeline.in_flight
+        for _ in range(10):  # the drag goes on while frame 2 is in flight
+            pipeline.request()
+        assert len(frames.drawn) == 2, "nothing may be sent while a frame is in flight"
+        pipeline.acknowledged(2)
+        assert frames.drawn[-1] == (False, 3), "the latest state, as a cheaper frame"
+        pipeline.acknowledged(3)
+        # No more input: the exact frame follows once the input has paused.
+        await until(lambda: len(frames.drawn) == 4)
+        assert frames.drawn[-1] == (True, 4)
+        pipeline.acknowledged(4)
+        await asyncio.sleep(0.15)  # nothing changed: nothing more is drawn
+        assert len(frames.drawn) == 4
+        pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_release_asks_for_the_exact_frame_without_waiting() -> None:
+    async def scenario() -> None:
+        frames = Frames()
+        pipeline = confirmed(frames, settle_seconds=10.0)
+        pipeline.request()
+        pipeline.acknowledged(2)
+        pipeline.request()  # continuous: a preview
+        assert frames.drawn[-1] == (False, 3)
+        pipeline.settle()  # the button went up while frame 3 is in flight
+        assert len(frames.drawn) == 3
+        pipeline.acknowledged(3)
+        assert frames.drawn[-1] == (True, 4)
+        pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_frame_never_confirmed_stops_blocking_after_the_timeout() -> None:
+    async def scenario() -> None:
+        frames = Frames()
+        pipeline = confirmed(frames, settle_seconds=0.01, ack_timeout_seconds=0.1)
+        await asyncio.sleep(0.02)
+        pipeline.request()
+        await asyncio.sleep(0.02)
+        pipeline.request()  # frame 2 is never confirmed (say, the tab was closed)
+        assert len(frames.drawn) == 2
+        await until(lambda: len(frames.drawn) == 3)
+        assert frames.drawn[-1] == (True, 3)
+        pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_coalesce_off_draws_every_change_exactly() -> None:
+    async def scenario() -> None:
+        frames = Frames()
+        pipeline = confirmed(frames)
+        pipeline.coalesce = False
+        for _ in range(4):
+            pipeline.request()
+        assert frames.drawn == [(True, i) for i in range(1, 6)]
+
+    asyncio.run(scenario())
+
+
+def test_throttle_keeps_the_last_call() -> None:
+    async def scenario() -> None:
+        calls: list[int] = []
+        throttle = Throttle(0.05, calls.append)
+        for i in range(10):
+            throttle(i)
+        assert calls == [0], "the first call runs at once, the rest wait"
+        await until(lambda: len(calls) == 2)
+        assert calls == [0, 9]
+
+    asyncio.run(scenario())
