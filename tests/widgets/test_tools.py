@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.widgets import overlay
+from workbench.widgets import overlay, placement
 from workbench.widgets.model import ViewerModel
 from workbench.widgets.tools import Interaction, toolbar_tools
 
@@ -246,6 +246,13 @@ def test_readout_gives_hu_pixel_and_patient_position(model, ct_first_slice) -> N
     lines = overlay.readout_lines(readout)
     assert lines[0] == f"{expected_hu:.0f} HU  px ({column}, {row})"
     assert lines[1].endswith(" mm") and f"{expected_position[2]:.1f}" in lines[1]
+    # Drawn at the bottom centre, clear of the corner text and orientation letters.
+    block = overlay.readout_block(lines, viewport.size)
+    others = placement.overlay_blocks(
+        overlay.corner_text(viewport), viewport.orientation_letters(), viewport.size
+    )
+    assert block.box.inside(viewport.size)
+    assert not any(block.box.intersects(other.box) for other in others)
 
 
 def test_readout_is_empty_off_the_image_and_during_a_drag(model) -> None:

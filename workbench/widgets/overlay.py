@@ -191,3 +191,19 @@ def readout_lines(readout: Readout | None) -> list[str]:
     if readout.position is not None:
         lines.append("(" + ", ".join(f"{v:.1f}" for v in readout.position) + ") mm")
     return lines
+
+
+def readout_block(lines: list[str], size: tuple[float, float]) -> placement.TextBlock | None:
+    """Where the readout goes: bottom centre, just above the bottom orientation letter."""
+    if not lines:
+        return None
+    font = placement.font_px(size)
+    width, height = placement.block_size(lines, font)
+    letter_height = placement.block_size(["P"], font)[1]
+    box = placement.Box(
+        (size[0] - width) / 2,
+        size[1] - 2 * placement.MARGIN - letter_height - height,
+        width,
+        height,
+    )
+    return placement.TextBlock(tuple(lines), box, "center", font)

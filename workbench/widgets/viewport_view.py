@@ -223,15 +223,12 @@ class ViewportView:
         readout: Readout | None = None
         if self._pointer is not None:
             readout = self.interaction.hover(self.index, *self._pointer)
-        lines = overlay.readout_lines(readout)
+        block = overlay.readout_block(overlay.readout_lines(readout), self.viewport.size)
         layer = self.canvas[2]
-        width, height = self.viewport.size
         with hold_canvas():
             layer.clear()
-            if lines:
-                # Bottom centre, above the orientation letter.
-                top = height - 6 - (len(lines) + 1) * drawing.LINE_HEIGHT
-                drawing.shadowed_text(layer, lines, width / 2, top, "center")
+            if block is not None:
+                drawing.draw_block(layer, block, background=drawing.LABEL_BACKGROUND)
 
     def _draw_overlay(self) -> None:
         layer = self.canvas[1]
