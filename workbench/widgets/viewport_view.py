@@ -190,14 +190,17 @@ class ViewportView:
         self.box.layout.border = "2px solid #2e9bff" if active else "2px solid #333"
 
     def redraw(self) -> None:
-        """Redraw the image and the overlay, as soon as the browser is ready for it."""
+        """Redraw the image and the overlay, as soon as the browser is ready for it.
+
+        The status line (a few bytes) says what the viewport shows at once.
+        """
+        self.status.value = overlay.status_line(self.viewport)
         self.frames.request()
 
     def _draw_frame(self, exact: bool, frame_id: int) -> None:
         with hold_canvas():
             self._draw_image(exact)
             self._draw_overlay()
-        self.status.value = overlay.status_line(self.viewport)
         self._frame_sent.value = frame_id  # after the frame: comes back once it is there
 
     def _on_receipt(self, change) -> None:
