@@ -22,9 +22,10 @@ from typing import Any
 
 #: Seconds without new input after which the exact frame replaces a cheaper one.
 SETTLE_SECONDS = 0.1
-#: Seconds to wait for the browser to confirm a frame before sending the next one anyway
-#: (a closed tab, or a view not shown anywhere, never confirms).
-ACK_TIMEOUT_SECONDS = 1.0
+#: Seconds to wait for the browser to confirm a frame before sending the next one anyway: a
+#: closed tab never confirms, and on a busy machine the receipt can take far longer than the
+#: frame itself (JupyterLab relays it behind every queued event), which would stall a drag.
+ACK_TIMEOUT_SECONDS = 0.15
 #: Frame numbers are stamped as a 24-bit colour.
 FRAME_ID_MODULUS = 1 << 24
 
