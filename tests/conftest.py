@@ -88,6 +88,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     ``browser``: a test using a JupyterLab/Voilà/Chromium fixture. ``peers``: a test whose
     body, helpers or fixtures start Orthanc or look up an external program.
+
+    Browser tests run last: while the session's Chromium is open, Playwright's sync API keeps
+    its asyncio loop marked as running in the main thread, so a test that runs a loop of its
+    own (cine, the frame pipeline) would fail with "asyncio.run() cannot be called from a
+    running event loop" if it came after the first browser test.
     """
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -103,6 +108,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         ]
         if any(_calls_a_peer(function, seen) for function in functions):
             item.add_marker(pytest.mark.peers)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 @pytest.fixture(scope="session")
