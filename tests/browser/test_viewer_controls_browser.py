@@ -153,15 +153,15 @@ ROW_JS = """() => {
 
 
 @pytest.fixture()
-def small_window(browser, jupyter_lab, shared_data, artifacts_dir):
+def small_window(browser, jupyter_lab, sample_data, artifacts_dir):
     """``open(name, arguments)``: a CT and an MR in a viewer, in a 1000×800 window."""
     from tests.browser.conftest import open_and_run
 
     context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(60_000)
-    ct = shared_data / "series_ct_philips_ingenuity_5mm"
-    mr = shared_data / "series_mr_siemens_t1_sag_HFS"
+    ct = sample_data / "series_ct_philips_ingenuity_5mm"
+    mr = sample_data / "series_mr_siemens_t1_sag_HFS"
 
     def open_viewer(name: str, arguments: str = ""):
         cells = [
