@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what the project needs on this machine, then stop: Debian packages for the real
-# peers the tests talk to (DCMTK, dicom3tools, Orthanc, Chromium), and the Python environment in .venv.
+# peers the tests talk to (DCMTK, dicom3tools, Orthanc and its DICOMweb plugin, Chromium), the
+# Python environment in .venv, and the prebuilt OHIF viewer (npm) in a cache outside the repo.
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(dcmtk dicom3tools orthanc chromium fonts-dejavu-core)
+DEB_PACKAGES=(dcmtk dicom3tools orthanc orthanc-dicomweb chromium fonts-dejavu-core)
 VENV=.venv
 EXTRAS="notebooks,test,bench"
 
@@ -42,4 +43,24 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/pip" install -q -e ".[$EXTRAS]"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
+fi
+
+# OHIF: the prebuilt viewer is the dist/ folder of the npm package @ohif/app. It is unpacked
+# once per version into a cache outside the repository, which `workbench serve` finds by itself
+# (workbench.pacs.ohif.default_dist; the OhifDirectory option points elsewhere).
+OHIF_VERSION=3.13.2
+OHIF_CACHE="${WORKBENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/workbench}/ohif-$OHIF_VERSION"
+if [ ! -f "$OHIF_CACHE/dist/index.html" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: fetching @ohif/app@$OHIF_VERSION into $OHIF_CACHE"
+    scratch=$(mktemp -d)
+    (cd "$scratch" && npm pack --silent "@ohif/app@$OHIF_VERSION" >/dev/null && tar xzf ./*.tgz)
+    mkdir -p "$OHIF_CACHE"
+    rm -rf "$OHIF_CACHE/dist.partial"
+    mv "$scratch/package/dist" "$OHIF_CACHE/dist.partial"
+    mv "$OHIF_CACHE/dist.partial" "$OHIF_CACHE/dist"   # only a complete dist is ever found
+    rm -rf "$scratch"
+  else
+    echo "bootstrap: npm is missing, OHIF not fetched; the OHIF tests will fail" >&2
+  fi
 fi

@@ -40,8 +40,8 @@ def state_dir(tmp_path_factory) -> Path:
 
 #: Fixtures that drive JupyterLab or Voilà in Chromium: their users are ``browser`` tests.
 BROWSER_FIXTURES = {"browser", "jupyter_lab", "lab_page", "run_notebook", "voila_teaching_case"}
-#: Calls that start or look up an external program (DCMTK, dicom3tools, Orthanc).
-PEER_CALLS = {"require_tool", "start_orthanc"}
+#: Calls that start or look up an external program (DCMTK, dicom3tools, Orthanc, OHIF).
+PEER_CALLS = {"require_tool", "start_orthanc", "require_ohif"}
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -134,8 +134,12 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory) -> OrthancPeer:
-    """One real Orthanc for the whole session; tests call ``orthanc.clear()`` as needed."""
-    peer = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    """One real Orthanc for the whole session; tests call ``orthanc.clear()`` as needed.
+
+    Its DICOMweb plugin runs, with no DICOMweb server configured: tests register ours with
+    ``orthanc.add_dicomweb_server``.
+    """
+    peer = start_orthanc(tmp_path_factory.mktemp("orthanc"), dicomweb_servers={})
     yield peer
     peer.stop()
 

@@ -1,4 +1,5 @@
-"""Real peers the tests talk to: a throwaway Orthanc, and lookups for DCMTK tools.
+"""Real peers the tests talk to: a throwaway Orthanc (with its DICOMweb plugin when asked),
+and lookups for DCMTK tools.
 
 The peers are real programs from Debian packages installed by ``scripts/bootstrap.sh``. When
 one is missing the tests fail loudly, unless ``WORKBENCH_ALLOW_MISSING_PEERS=1`` asks for a
@@ -38,6 +39,34 @@ def require_tool(name: str) -> str:
     pytest.fail(message)
 
 
+#: Where Debian's ``orthanc-dicomweb`` puts the plugin.
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+def require_plugin(path: Path) -> str:
+    """Return the Orthanc plugin at ``path``, or fail (skip if missing peers are allowed)."""
+    if path.is_file():
+        return str(path)
+    message = f"{path} is not installed; run scripts/bootstrap.sh (Debian orthanc-dicomweb)"
+    if os.environ.get("WORKBENCH_ALLOW_MISSING_PEERS") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+def require_ohif() -> Path:
+    """Return the OHIF build the bootstrap fetched (npm ``@ohif/app``), or fail (skip if
+    missing peers are allowed)."""
+    from workbench.pacs.ohif import default_dist
+
+    dist = default_dist()
+    if (dist / "index.html").is_file():
+        return dist
+    message = f"no OHIF build in {dist}; run scripts/bootstrap.sh (npm @ohif/app)"
+    if os.environ.get("WORKBENCH_ALLOW_MISSING_PEERS") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
 @dataclass
 class OrthancPeer:
     """A running Orthanc started for the tests."""
@@ -66,6 +95,12 @@ class OrthancPeer:
         response.raise_for_status()
         return response.json()
 
+    def add_dicomweb_server(self, name: str, url: str) -> None:
+        """Make ``url`` (a DICOMweb root) the DICOMweb server ``name`` of the plugin, as an
+        entry of its ``DicomWeb.Servers`` option would; Orthanc reaches it under
+        ``/dicom-web/servers/{name}/...``."""
+        self.put(f"/dicom-web/servers/{name}", json={"Url": url}).raise_for_status()
+
     def clear(self) -> None:
         """Delete every patient so a test starts from an empty Orthanc."""
         for patient in self.get("/patients").json():
@@ -81,9 +116,18 @@ class OrthancPeer:
 
 
 def start_orthanc(workdir: Path, *, aet: str = "ORTHANC", modalities: dict | None = None,
+                  dicomweb_servers: dict[str, str] | None = None,
                   extra: dict | None = None) -> OrthancPeer:
-    """Start a real Orthanc on free loopback ports with its storage under ``workdir``."""
+    """Start a real Orthanc on free loopback ports with its storage under ``workdir``.
+
+    With ``dicomweb_servers`` (names to DICOMweb root URLs, possibly none) its DICOMweb
+    plugin runs: Orthanc's own DICOMweb server at ``/dicom-web/``, and a client of those
+    servers.
+    """
     binary = require_tool("Orthanc")
+    plugins = []
+    if dicomweb_servers is not None:
+        plugins.append(require_plugin(DICOMWEB_PLUGIN))
     workdir.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = free_port(), free_port()
     config = {
@@ -103,8 +147,9 @@ def start_orthanc(workdir: Path, *, aet: str = "ORTHANC", modalities: dict | Non
         "DicomCheckCalledAet": False,
         "UnknownSopClassAccepted": True,
         "StableAge": 1,
-        "Plugins": [],
+        "Plugins": plugins,
         "LoadPrivateDictionary": True,
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Servers": dicomweb_servers or {}},
     }
     config.update(extra or {})
     config_path = workdir / "orthanc.json"

@@ -38,6 +38,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run index + REST (+ DIMSE node) in the foreground until Ctrl-C."""
+    from workbench.pacs.ohif import dist_folder as ohif_dist_of
     from workbench.pacs.server import serve
 
     config = _config_from(args)
@@ -56,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  REST      {handle.url}  (OpenAPI: {handle.url}/docs)"
           + ("  [basic auth]" if config.RegisteredUsers and
              (config.RemoteAccessAllowed or config.AuthenticationEnabled) else ""))
+    if ohif_dist_of(config) is not None:
+        print(f"  OHIF      {handle.url}/ohif/")
     if handle.node is not None:
         print(f"  DICOM     {config.DicomAet}@{config.http_host}:{handle.node.port}")
     print("Press Ctrl-C to stop.", flush=True)

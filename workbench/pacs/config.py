@@ -64,6 +64,9 @@ class Config:
     DicomCheckModalityHost: bool = False
     #: Seconds without new instances after which a series/study/patient is "stable".
     StableAge: int = 60
+    #: Ours: the OHIF build (``dist/`` of the npm package ``@ohif/app``) served at ``/ohif/``.
+    #: Default: the one ``scripts/bootstrap.sh`` fetched, if any (``workbench.pacs.ohif``).
+    OhifDirectory: str | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> Config:

@@ -11,6 +11,7 @@ from workbench import __version__
 
 from ..config import Config
 from ..index import Index
+from ..ohif import dist_folder
 from . import instances, resources, system, tools
 from .errors import install_error_handlers
 from .security import BasicAuthMiddleware, auth_required, check_config
@@ -30,12 +31,15 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
         Enables ``/modalities`` and ``/queries``.
     config : Config, optional
         Defaults to ``index.config``. With remote access or authentication enabled, every
-        route (OpenAPI documents included) requires HTTP basic auth.
+        route (OpenAPI documents included) requires HTTP basic auth. The OHIF viewer is
+        served at ``/ohif/`` when a build is installed (``OhifDirectory``,
+        :mod:`workbench.pacs.ohif`).
 
     Raises
     ------
     ValueError
-        If authentication is required but no user is registered.
+        If authentication is required but no user is registered, or ``OhifDirectory``
+        holds no OHIF build.
     """
     config = config or index.config
     check_config(config)
@@ -64,6 +68,11 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
                     raise
                 continue
             app.include_router(module.router)
+    ohif_dist = dist_folder(config)
+    if ohif_dist is not None:
+        from .ohif import ohif_router
+
+        app.include_router(ohif_router(ohif_dist))
     if auth_required(config):
         app.add_middleware(BasicAuthMiddleware, users=config.RegisteredUsers,
                            realm=config.Name)

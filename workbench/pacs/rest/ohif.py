@@ -1,0 +1,70 @@
+"""``/ohif/``: the OHIF viewer on this server's DICOMweb, and a link to it from each study.
+
+Mounted by :func:`~workbench.pacs.rest.app.create_app` when an OHIF build is installed
+(:func:`workbench.pacs.ohif.dist_folder`). Behind the same authentication as every route.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from .. import ohif
+from ..config import Config
+from ..index import Index
+from .deps import get_config, get_index
+
+# Debian's /etc/mime.types may lack it; browsers compile wasm only with this type.
+mimetypes.add_type("application/wasm", ".wasm")
+
+
+def ohif_router(dist: Path) -> APIRouter:
+    """The routes serving the OHIF build in ``dist``."""
+    dist = dist.resolve()
+    rebase = ohif.is_root_build(dist)
+    router = APIRouter(tags=["ohif"])
+
+    @router.get("/ohif", include_in_schema=False)
+    def ohif_root() -> RedirectResponse:
+        return RedirectResponse(ohif.MOUNT)
+
+    @router.get(f"{ohif.MOUNT}app-config.js", summary="OHIF configuration for this server")
+    def app_config(config: Config = Depends(get_config)) -> Response:
+        return Response(
+            ohif.app_config(config.Name),
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    @router.get(ohif.MOUNT + "{path:path}", summary="The OHIF viewer")
+    def ohif_file(path: str) -> Response:
+        file = (dist / path).resolve()
+        if not file.is_relative_to(dist) or (path and not file.is_file()):
+            if "." in Path(path).name:
+                raise HTTPException(404, f"No file {path!r} in the OHIF build")
+            # A route of the single-page app (/ohif/viewer?...): the page decides.
+            file = dist / "index.html"
+        elif not path:
+            file = dist / "index.html"
+        if rebase and ohif.needs_rebasing(file):
+            content = ohif.rebased(file, file.stat().st_mtime_ns)
+            media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            return Response(content, media_type=media_type)
+        return FileResponse(file)
+
+    @router.get(
+        "/studies/{study_id}/ohif",
+        summary="Open the study in OHIF",
+        tags=["studies"],
+        status_code=307,
+    )
+    def open_study(study_id: str, index: Index = Depends(get_index)) -> RedirectResponse:
+        uid = index.main_dicom_tags("Study", study_id).get("StudyInstanceUID")
+        if not uid:
+            raise HTTPException(404, f"Study {study_id} has no StudyInstanceUID")
+        return RedirectResponse(ohif.viewer_path(uid), status_code=307)
+
+    return router
