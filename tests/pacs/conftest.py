@@ -9,6 +9,7 @@ import pydicom
 import pytest
 
 from tests.data import dicom_files
+from tests.pacs.dicomweb_support import Corpus, read_corpus
 from workbench.pacs import Config, Index
 from workbench.pacs.server import serve
 
@@ -65,3 +66,17 @@ def orthanc_loaded(orthanc, pacs_files):
     for path in pacs_files:
         orthanc.upload(path)
     return orthanc
+
+
+@pytest.fixture(scope="session")
+def corpus(pacs_files) -> Corpus:
+    """Every file the live server holds, read with pydicom."""
+    return read_corpus(pacs_files)
+
+
+@pytest.fixture(scope="session")
+def dicomweb(live_server):
+    """dicomweb-client pointed at the live server's ``/dicom-web``."""
+    from dicomweb_client.api import DICOMwebClient
+
+    return DICOMwebClient(url=f"{live_server}/dicom-web")

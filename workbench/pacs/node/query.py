@@ -12,9 +12,12 @@ of one of the resource's instances.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
@@ -49,6 +52,10 @@ _COUNTS = {
     "NumberOfStudyRelatedInstances": ("Study", "Instance"),
     "NumberOfSeriesRelatedInstances": ("Series", "Instance"),
 }
+
+
+#: A LIMIT large enough for every row: asking for one makes ``Index.find`` order its rows.
+_EVERY_ROW = 2**31 - 1
 
 
 @dataclass
@@ -177,8 +184,7 @@ class _Resource:
             if not instances:
                 self._header = Dataset()
             else:
-                path = self.index.instance_path(instances[0])
-                self._header = dcmread(path, stop_before_pixels=True)
+                self._header = _stored_header(self.index.instance_path(instances[0]))
         return self._header
 
     def value(self, keyword: str, tag: int) -> str | None:
@@ -207,23 +213,50 @@ class _Resource:
         if keyword == "ModalitiesInStudy" and self.level == "Study":
             return "\\".join(self.lookups.modalities(self.id))
         if keyword == "SOPClassesInStudy" and self.level == "Study":
-            classes = []
-            for instance in self.index.instances_of("Study", self.id):
-                found = self.index.main_dicom_tags("Instance", instance).get("SOPClassUID")
-                if found and found not in classes:
-                    classes.append(found)
-            return "\\".join(classes)
+            # SOPClassUID is kept beside the main tags, which main_dicom_tags leaves out.
+            instances = self.index.instances_of("Study", self.id)
+            tags = self.index.tags_with_parents("Instance", instances)
+            classes = (tags.get(instance, {}).get("SOPClassUID") for instance in instances)
+            return "\\".join(dict.fromkeys(found for found in classes if found))
         if keyword == "InstanceAvailability":
             return "ONLINE"
         return None
 
 
-def find_resources(index: Index, parsed: ParsedQuery) -> Iterator[_Resource]:
-    """Resources matching ``parsed``: one SQL query, then the non-indexed keys in Python."""
+@lru_cache(maxsize=1024)
+def _stored_header(path: Path) -> Dataset:
+    """The header of a stored file, kept: stored files never change (a new version gets a
+    new name), and instance-level queries (Rows, Columns...) ask for the same ones again."""
+    return dcmread(path, stop_before_pixels=True)
+
+
+def find_resources(
+    index: Index, parsed: ParsedQuery, *, limit: int | None = None, offset: int = 0
+) -> Iterator[_Resource]:
+    """Resources matching ``parsed``: one SQL query, then the non-indexed keys in Python.
+
+    ``limit`` and ``offset`` page through the matches in the order they were stored (QIDO-RS
+    has them); the SQL query pages itself when every key is indexed.
+    """
     indexed = searchable_keywords(parsed.level)
     sql = {key: value for key, value in parsed.constraints.items() if key in indexed}
     rest = {key: value for key, value in parsed.constraints.items() if key not in indexed}
-    found = index.find(parsed.level, sql, case_sensitive=True)
+    if limit is None and not offset:
+        found = index.find(parsed.level, sql, case_sensitive=True)
+    elif not rest:
+        found = index.find(parsed.level, sql, case_sensitive=True, limit=limit, since=offset)
+    else:
+        # Paging after the Python matching: all the SQL matches, in the order paging uses.
+        found = index.find(parsed.level, sql, case_sensitive=True, limit=_EVERY_ROW)
+        stop = None if limit is None else offset + limit
+        yield from itertools.islice(_matching(index, parsed, found, rest), offset, stop)
+        return
+    yield from _matching(index, parsed, found, rest)
+
+
+def _matching(
+    index: Index, parsed: ParsedQuery, found: list[str], rest: dict[str, str]
+) -> Iterator[_Resource]:
     requested = frozenset(elem.keyword for elem in parsed.requested if elem.keyword)
     lookups = _Lookups(index, parsed.level)
     lookups.prefetch(found, requested | frozenset(parsed.constraints))

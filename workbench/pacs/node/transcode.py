@@ -15,7 +15,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_encoder
+from pydicom.pixels import get_decoder, get_encoder
 from pynetdicom.presentation import PresentationContext
 
 from .contexts import NATIVE_OUTPUT, is_lossless
@@ -70,6 +70,63 @@ def prepare_for_send(path: Path, contexts: Iterable[PresentationContext]) -> Dat
     return _to_compressed(ds, stored, offered, path)
 
 
+def can_transcode(stored: str, target: str) -> bool:
+    """Whether :func:`transcode` can turn a file stored in ``stored`` into ``target``: a
+    little-endian native target from any syntax pydicom decodes here, a compressed one when
+    an encoder for it is installed too."""
+    stored_uid, target_uid = dicom_uid.UID(stored), dicom_uid.UID(target)
+    if stored_uid == target_uid:
+        return True
+    if not target_uid.is_transfer_syntax or not stored_uid.is_transfer_syntax:
+        return False
+    if target_uid not in _LITTLE_ENDIAN_NATIVE and not target_uid.is_compressed:
+        return False  # big endian and deflate are not produced
+    if stored_uid.is_compressed:
+        try:
+            if not get_decoder(stored_uid).is_available:
+                return False
+        except NotImplementedError:
+            return False
+    if target_uid.is_compressed:
+        try:
+            return get_encoder(target_uid).is_available
+        except NotImplementedError:
+            return False
+    return True
+
+
+def transcode(ds: Dataset, target: str) -> Dataset:
+    """Re-encode a dataset read from a stored file in ``target``, in place; same instance.
+
+    Raises
+    ------
+    TranscodeError
+        If ``target`` cannot be produced (see :func:`can_transcode`) or the encoder refuses
+        this image (a bit depth or photometric interpretation it does not take).
+    """
+    stored = dicom_uid.UID(str(ds.file_meta.TransferSyntaxUID))
+    if stored == target:
+        return ds
+    if not can_transcode(stored, target):
+        raise TranscodeError(
+            f"An instance stored as {stored.name} cannot be re-encoded as "
+            f"{dicom_uid.UID(target).name} here")
+    if "PixelData" not in ds and not dicom_uid.UID(target).is_compressed:
+        ds.file_meta.TransferSyntaxUID = dicom_uid.UID(target)
+        return ds
+    if dicom_uid.UID(target).is_compressed:
+        try:
+            if stored.is_compressed:
+                ds.decompress(generate_instance_uid=False)
+            ds.compress(target, generate_instance_uid=False)
+        except Exception as exc:
+            raise TranscodeError(
+                f"Cannot encode the instance as {dicom_uid.UID(target).name}: {exc}") from exc
+        return ds
+    _to_native(ds, stored, target)
+    return ds
+
+
 def _to_native(ds: Dataset, stored: dicom_uid.UID, target: str) -> None:
     """Make ``ds`` little-endian native; pynetdicom encodes it implicit/explicit as agreed."""
     if stored.is_compressed:
@@ -79,6 +136,8 @@ def _to_native(ds: Dataset, stored: dicom_uid.UID, target: str) -> None:
         # Big endian: the raw OW bytes are in the wrong order for a little-endian encoding.
         array = ds.pixel_array
         ds.PixelData = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        if int(ds.get("SamplesPerPixel") or 1) > 1:
+            ds.PlanarConfiguration = 0  # pixel_array interleaves the colour planes
     ds.file_meta.TransferSyntaxUID = dicom_uid.UID(target)
     LOGGER.info("Sending %s as %s (stored as %s)", ds.get("SOPInstanceUID", "?"),
                 dicom_uid.UID(target).name, stored.name)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from workbench import __version__
 
+from .. import dicomweb
 from ..config import Config
 from ..index import Index
 from ..ohif import dist_folder
@@ -58,6 +59,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.include_router(instances.router)
     for router in resources.ROUTERS:
         app.include_router(router)
+    app.include_router(dicomweb.router)
     if node is not None:
         # The DIMSE node's routers (/modalities, /queries) join here.
         for name in NODE_ROUTERS:
