@@ -29,7 +29,8 @@ from workbench.io.presentation import (
     DisplaySettings,
     ImageReference,
 )
-from workbench.widgets import measurements
+from workbench.io.reformat import PLANES, SLAB_MODES, slice_normal
+from workbench.widgets import measurements, mpr
 from workbench.widgets.cache import FrameCache, neighbours
 from workbench.widgets.geometry import DisplayTransform, fit_zoom
 from workbench.widgets.orientation import orientation_letters
@@ -44,6 +45,43 @@ TOOLS = NAVIGATION_TOOLS + DRAWING_TOOLS
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
 MAX_GRID = 8
+#: Named layouts: ``"mpr"`` shows the active volume's axial, coronal and sagittal planes.
+NAMED_LAYOUTS = {"mpr": (1, 3)}
+
+
+@dataclass(frozen=True)
+class Slab:
+    """A slab projection: ``mode`` (``"mip"``, ``"minip"``, ``"average"``) over
+    ``thickness`` mm centred on the slice shown."""
+
+    thickness: float
+    mode: str = "mip"
+
+    def __post_init__(self) -> None:
+        if self.mode not in SLAB_MODES:
+            raise ValueError(f"slab mode must be one of {SLAB_MODES}, not {self.mode!r}")
+        if isinstance(self.thickness, bool) or not isinstance(
+            self.thickness, (int, float, np.number)
+        ):
+            raise TypeError(f"slab thickness must be a number, not {self.thickness!r}")
+        if not (math.isfinite(self.thickness) and self.thickness > 0):
+            raise ValueError(
+                f"slab thickness must be a positive number of mm, not {self.thickness}"
+            )
+
+    @property
+    def label(self) -> str:
+        """``"MIP 20 mm"``: what the overlay says."""
+        name = {"mip": "MIP", "minip": "MinIP", "average": "Avg"}[self.mode]
+        return f"{name} {self.thickness:g} mm"
+
+
+@dataclass(frozen=True)
+class Crosshair:
+    """A point in patient space (LPS mm) and the Frame of Reference it belongs to."""
+
+    point: tuple[float, float, float]
+    frame_of_reference: str
 
 
 @dataclass(frozen=True)
@@ -177,10 +215,14 @@ class Viewport(Observable):
         *,
         cache: FrameCache | None = None,
         size: tuple[int, int] = (512, 512),
+        volumes: mpr.VolumeCache | None = None,
     ) -> None:
         super().__init__()
         self.cache = cache if cache is not None else FrameCache()
+        self.volumes = volumes if volumes is not None else mpr.VolumeCache()
         self._stack: xr.DataArray | None = None
+        self._volume: xr.DataArray | None = None
+        self._slab: Slab | None = None
         self._frame = 0
         self._window: tuple[float, float] | None = None
         self._zoom: float | None = None
@@ -204,6 +246,10 @@ class Viewport(Observable):
     @stack.setter
     def stack(self, volume: xr.DataArray | None) -> None:
         volume = None if volume is None else as_stack(volume)
+        self._volume = volume
+        self._show(volume)
+
+    def _show(self, volume: xr.DataArray | None) -> None:
         if volume is self._stack:
             return
         # A new stack starts at its first frame with its own default display.
@@ -217,10 +263,88 @@ class Viewport(Observable):
             ("rotation", 0),
             ("flip", False),
             ("invert", False),
+            ("slab", None),
         ):
             self._set(name, value)
         self._set("stack", volume)
         self._emit(Change(self, "frame", None, 0))
+
+    @property
+    def volume(self) -> xr.DataArray | None:
+        """The acquired series behind what the viewport shows (the stack itself unless a
+        reformatted plane is shown)."""
+        return self._volume
+
+    @property
+    def plane(self) -> str | None:
+        """``"axial"``, ``"coronal"`` or ``"sagittal"``: the plane shown.
+
+        Setting it shows that plane of the acquired series (reformatted unless it is the
+        acquired plane of a regular volume), on the slice through the centre of the old one
+        and with the same window; ``None`` shows the acquired series again. Reading it gives
+        the reformatted plane, else the plane the acquired slices are closest to (``None``
+        for images without orientation).
+        """
+        return mpr.plane_of(self._stack)
+
+    @plane.setter
+    def plane(self, plane: str | None) -> None:
+        if plane is not None and plane not in PLANES:
+            raise ValueError(f"plane must be one of {tuple(PLANES)} or None, not {plane!r}")
+        if self._volume is None:
+            raise ValueError("plane cannot be set on an empty viewport")
+        target = self._volume if plane is None else self.volumes.plane(self._volume, plane)
+        if target is self._stack:
+            return
+        centre = (
+            self.patient_point(*self._image_centre()) if mpr.has_geometry(self._stack) else None
+        )
+        window, invert = self._window, self._invert
+        self._show(target)
+        self.window, self.invert = window, invert
+        if centre is not None:
+            self.frame = mpr.locate(target, centre)[0]
+        else:
+            self.frame = self.frame_count // 2
+
+    @property
+    def reformatted(self) -> bool:
+        """Whether the slices shown were computed from a volume rather than acquired."""
+        return mpr.is_reformatted(self._stack)
+
+    def _image_centre(self) -> tuple[float, float]:
+        columns, rows = self.image_size
+        return ((columns - 1) / 2.0, (rows - 1) / 2.0)
+
+    def patient_point(self, column: float, row: float, frame: int | None = None) -> np.ndarray:
+        """LPS point (mm) of image point ``(column, row)`` on a slice (the current one)."""
+        if not mpr.has_geometry(self._stack):
+            raise ValueError("the viewport's images have no patient geometry")
+        return mpr.point_on(self._stack, self._frame if frame is None else frame, column, row)
+
+    @property
+    def frame_of_reference(self) -> str | None:
+        """(0020,0052) Frame of Reference UID of the images shown, when they have geometry."""
+        return self._stack.attrs["FrameOfReferenceUID"] if mpr.has_geometry(self._stack) else None
+
+    @property
+    def slab(self) -> Slab | None:
+        """A :class:`Slab` projection around the slice shown, or ``None`` for the slice."""
+        return self._slab
+
+    @slab.setter
+    def slab(self, value: Slab | tuple | None) -> None:
+        if value is not None and not isinstance(value, Slab):
+            try:
+                value = Slab(*value)
+            except TypeError:
+                raise TypeError(
+                    f"slab must be a Slab, (thickness, mode) or None, not {value!r}"
+                ) from None
+        if value is not None and self._stack is None:
+            raise ValueError("slab cannot be set on an empty viewport")
+        self._default_window_cache.clear()
+        self._set("slab", value)
 
     @property
     def frame_count(self) -> int:
@@ -258,7 +382,12 @@ class Viewport(Observable):
         """Modality values of a frame (the current one by default), decoded via the cache."""
         if self._stack is None:
             raise ValueError("the viewport shows no stack")
-        return self.cache.get(self._stack, self._frame if frame is None else frame)
+        index = self._frame if frame is None else frame
+        if self._slab is not None:
+            stack = self._stack
+            return mpr.slab(stack, index, self._slab.thickness, self._slab.mode,
+                            frames=lambda i: self.cache.get(stack, i))  # fmt: skip
+        return self.cache.get(self._stack, index)
 
     @property
     def attrs(self) -> dict:
@@ -342,7 +471,7 @@ class Viewport(Observable):
             return self._window
         if self._stack is None or "channel" in self._stack.dims:
             return None
-        key = (self._frame,)
+        key = (self._frame, self._slab)
         if key not in self._default_window_cache:
             from workbench.io import display
 
@@ -705,10 +834,16 @@ class ViewerModel(Observable):
         ``(width, height)`` of each viewport in display pixels.
     cache
         The decoded-frame cache shared by all viewports.
+    volumes
+        The decoded-volume cache behind reformatted planes (see :mod:`workbench.widgets.mpr`).
 
     Listeners registered with :meth:`on_change` hear about changes of the model (``layout``,
-    ``active``, ``tool``, ``stacks``), of every viewport (``source`` is the viewport) and of
-    the annotations.
+    ``active``, ``tool``, ``stacks``, ``crosshair``, ``links``), of every viewport
+    (``source`` is the viewport) and of the annotations.
+
+    Viewports showing one Frame of Reference work together: :attr:`crosshair` puts a patient
+    point on every one of them, and :meth:`link` makes scrolling, windowing and zooming one
+    move the others.
     """
 
     def __init__(
@@ -718,9 +853,16 @@ class ViewerModel(Observable):
         layout: tuple[int, int] = (1, 1),
         viewport_size: tuple[int, int] = (512, 512),
         cache: FrameCache | None = None,
+        volumes: mpr.VolumeCache | None = None,
     ) -> None:
         super().__init__()
         self.cache = cache if cache is not None else FrameCache()
+        self.volumes = volumes if volumes is not None else mpr.VolumeCache()
+        self._crosshair: Crosshair | None = None
+        self._links = Links()
+        self._syncing = False
+        self._links.on_change(self._emit)
+        self.on_change(self._follow, names=("frame", "window", "zoom", "pan"))
         self._stacks: list[xr.DataArray] = [as_stack(s) for s in stacks]
         self._layout = (0, 0)
         self._active = 0
@@ -745,7 +887,7 @@ class ViewerModel(Observable):
         return len(self._stacks) - 1
 
     def _new_viewport(self) -> Viewport:
-        viewport = Viewport(cache=self.cache, size=self.viewport_size)
+        viewport = Viewport(cache=self.cache, size=self.viewport_size, volumes=self.volumes)
         viewport.tool = self._tool
         viewport.on_change(self._emit)
         # Fill new viewports with the next stacks not yet on screen, as a reading layout does.
@@ -773,7 +915,12 @@ class ViewerModel(Observable):
         return self._layout
 
     @layout.setter
-    def layout(self, value: tuple[int, int]) -> None:
+    def layout(self, value: tuple[int, int] | str) -> None:
+        if value == "mpr":
+            self.show_mpr()
+            return
+        if isinstance(value, str):
+            raise ValueError(f"layout must be (rows, columns) or one of {tuple(NAMED_LAYOUTS)}")
         try:
             rows, cols = (int(v) for v in value)
         except (TypeError, ValueError):
@@ -835,3 +982,233 @@ class ViewerModel(Observable):
         needs_pixels = annotation.kind in ("ellipse", "rectangle", "probe")
         values = viewport.pixels() if needs_pixels and viewport.stack is not None else None
         return measurements.measure(annotation, values, viewport.attrs)
+
+    # -- planes, crosshair and links ------------------------------------------------------
+    def show_mpr(self, stack: int | xr.DataArray | None = None) -> list[Viewport]:
+        """Show a volume's axial, coronal and sagittal planes side by side.
+
+        Parameters
+        ----------
+        stack
+            The volume (index or array); default: the active viewport's series, else the
+            first stack that is a volume.
+
+        Returns
+        -------
+        list of Viewport
+            The three viewports, crossing at the volume's centre (:attr:`crosshair`).
+        """
+        if stack is None:
+            volume = self.active_viewport.volume if self.viewports else None
+            if not mpr.is_volume(volume):
+                volume = next((s for s in self._stacks if mpr.is_volume(s)), None)
+            if volume is None:
+                raise ValueError("no stack of this viewer is a volume that can be reformatted")
+        elif isinstance(stack, (int, np.integer)):
+            volume = self._stacks[stack]
+        else:
+            volume = as_stack(stack)
+        if not mpr.is_volume(volume):
+            raise ValueError(
+                f"{volume.name or 'the series'} cannot be reformatted: it needs several "
+                "parallel grayscale slices with positions"
+            )
+        self.layout = NAMED_LAYOUTS["mpr"]
+        shown = self.viewports[:3]
+        for viewport, plane in zip(shown, PLANES, strict=True):
+            viewport.stack = volume
+            viewport.plane = plane
+        self.active = 0
+        if mpr.has_geometry(volume):
+            columns, rows = volume.sizes["x"], volume.sizes["y"]
+            centre = mpr.point_on(
+                volume, volume.sizes["frame"] // 2, (columns - 1) / 2, (rows - 1) / 2
+            )
+            self.crosshair = Crosshair(
+                tuple(float(v) for v in centre), volume.attrs["FrameOfReferenceUID"]
+            )
+        return shown
+
+    @property
+    def crosshair(self) -> Crosshair | None:
+        """The patient point shown by every viewport of its Frame of Reference.
+
+        Setting it (a :class:`Crosshair`, or an LPS point in the active viewport's Frame of
+        Reference) moves each of those viewports to the slice nearest the point.
+        """
+        return self._crosshair
+
+    @crosshair.setter
+    def crosshair(self, value: Crosshair | Sequence[float] | None) -> None:
+        if value is not None and not isinstance(value, Crosshair):
+            reference = self.active_viewport.frame_of_reference
+            if reference is None:
+                raise ValueError("the active viewport's images have no patient geometry")
+            try:
+                x, y, z = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"crosshair must be an LPS point (x, y, z), not {value!r}"
+                ) from None
+            value = Crosshair((x, y, z), reference)
+        self._crosshair = value
+        if value is not None:
+            self._syncing = True
+            try:
+                for viewport in self.viewports:
+                    if viewport.frame_of_reference == value.frame_of_reference:
+                        viewport.frame = mpr.locate(viewport.stack, value.point)[0]
+            finally:
+                self._syncing = False
+        self._emit(Change(self, "crosshair", None, value))
+
+    def point_at(self, viewport: Viewport, column: float, row: float) -> Crosshair:
+        """The crosshair at image point ``(column, row)`` of ``viewport``'s current slice."""
+        reference = viewport.frame_of_reference
+        if reference is None:
+            raise ValueError("the viewport's images have no patient geometry")
+        point = viewport.patient_point(column, row)
+        return Crosshair(tuple(float(v) for v in point), reference)
+
+    @property
+    def links(self) -> Links:
+        """Which viewports move together, and in what (see :meth:`link`)."""
+        return self._links
+
+    def link(
+        self,
+        viewports: Iterable[Viewport | int] | None = None,
+        *,
+        scroll: bool = True,
+        window: bool = False,
+        zoom: bool = False,
+    ) -> Links:
+        """Make viewports move together.
+
+        Parameters
+        ----------
+        viewports
+            Viewports or their indices; default: all of them.
+        scroll
+            Scrolling one moves the others: to the slice nearest the same patient position
+            when they share a Frame of Reference and their slices are parallel, else by the
+            same distance in mm (a prior study beside the current one).
+        window, zoom
+            Windowing (zooming and panning) one does the same to the others.
+        """
+        members = [self.viewports[v] if isinstance(v, (int, np.integer)) else v
+                   for v in (self.viewports if viewports is None else viewports)]  # fmt: skip
+        self._links.set(members, scroll=scroll, window=window, zoom=zoom)
+        return self._links
+
+    def unlink(self) -> None:
+        """Stop moving viewports together."""
+        self._links.set([], scroll=False, window=False, zoom=False)
+
+    def _follow(self, change: Change) -> None:
+        source = change.source
+        links = self._links
+        if self._syncing or not isinstance(source, Viewport) or source not in links:
+            return
+        others = [v for v in links.viewports if v is not source and v in self.viewports]
+        others = [v for v in others if v.stack is not None]
+        self._syncing = True
+        try:
+            if change.name == "frame" and links.scroll and change.old is not None:
+                for viewport in others:
+                    frame = linked_frame(source, change.old, viewport)
+                    if frame is not None:
+                        viewport.frame = frame
+            elif change.name == "window" and links.window:
+                for viewport in others:
+                    if "channel" not in viewport.stack.dims:
+                        viewport.window = change.new
+            elif change.name in ("zoom", "pan") and links.zoom:
+                for viewport in others:
+                    setattr(viewport, change.name, change.new)
+        finally:
+            self._syncing = False
+
+
+class Links(Observable):
+    """Viewports that move together: ``scroll``, ``window`` and ``zoom`` (with pan) toggles.
+
+    Change the toggles directly (``viewer.model.links.window = True``) or through
+    :meth:`ViewerModel.link`; changes are reported with the name ``"links"``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._viewports: list[Viewport] = []
+        self._flags = {"scroll": False, "window": False, "zoom": False}
+
+    def __contains__(self, viewport: object) -> bool:
+        return any(viewport is v for v in self._viewports)
+
+    def __repr__(self) -> str:
+        on = [name for name, value in self._flags.items() if value]
+        return f"<Links {len(self._viewports)} viewports: {', '.join(on) or 'off'}>"
+
+    @property
+    def viewports(self) -> list[Viewport]:
+        return list(self._viewports)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is linked."""
+        return len(self._viewports) > 1 and any(self._flags.values())
+
+    def set(self, viewports: Sequence[Viewport], **flags: bool) -> None:
+        for name, value in flags.items():
+            if name not in self._flags:
+                raise ValueError(f"unknown link {name!r}; links are {tuple(self._flags)}")
+            self._flags[name] = bool(value)
+        self._viewports = list(viewports)
+        self._emit(Change(self, "links", None, self))
+
+    def _toggle(self, name: str, value: bool) -> None:
+        if self._flags[name] != bool(value):
+            self._flags[name] = bool(value)
+            self._emit(Change(self, "links", None, self))
+
+    scroll = property(lambda self: self._flags["scroll"], lambda self, v: self._toggle("scroll", v))
+    window = property(lambda self: self._flags["window"], lambda self, v: self._toggle("window", v))
+    zoom = property(lambda self: self._flags["zoom"], lambda self, v: self._toggle("zoom", v))
+
+
+#: Slices within this angle (cosine of the normals) count as parallel for linked scrolling.
+_PARALLEL_COSINE = 0.99
+
+
+def linked_frame(source: Viewport, old_frame: int, target: Viewport) -> int | None:
+    """The slice ``target`` moves to when ``source`` scrolled from ``old_frame``.
+
+    Same Frame of Reference and parallel slices: the slice nearest the source slice's patient
+    position. Otherwise by the same distance along the slices (in mm where both know their
+    positions, else in slices); ``None`` when slices of one Frame of Reference cross (the
+    crosshair relates those).
+    """
+    s, t = source.stack, target.stack
+    if mpr.has_geometry(s) and mpr.has_geometry(t):
+        cosine = float(slice_normal(s.attrs["affine"]) @ slice_normal(t.attrs["affine"]))
+        if source.frame_of_reference == target.frame_of_reference:
+            if abs(cosine) < _PARALLEL_COSINE:
+                return None
+            origin = mpr.frame_origin(s, source.frame)
+            return mpr.locate(t, origin)[0]
+        sign = 1.0 if cosine >= 0 else -1.0
+    else:
+        sign = 1.0
+    positions_s = s.coords["position"].values if "position" in s.coords else None
+    positions_t = t.coords["position"].values if "position" in t.coords else None
+    if (
+        positions_s is not None
+        and positions_t is not None
+        and np.all(np.isfinite(positions_s))
+        and np.all(np.isfinite(positions_t))
+    ):
+        moved = float(positions_s[source.frame] - positions_s[old_frame]) * sign
+        goal = float(positions_t[target.frame]) + moved
+        return int(np.argmin(np.abs(positions_t - goal)))
+    frame = target.frame + (source.frame - old_frame)
+    return int(min(max(frame, 0), target.frame_count - 1))

@@ -78,6 +78,20 @@ def window_label(viewport: Viewport) -> str:
     return f"W {width:.0f} L {center:.0f}"
 
 
+def plane_lines(viewport: Viewport) -> list[str]:
+    """What a reformatted plane, a slab or a resampled grid makes of the pixels shown:
+    ``["Coronal (reformatted)", "MIP 20 mm", "Resampled: gantry tilt 15.0° → 5 mm grid"]``."""
+    lines = []
+    if viewport.reformatted:
+        lines.append(f"{str(viewport.plane).capitalize()} (reformatted)")
+    if viewport.slab is not None:
+        lines.append(viewport.slab.label)
+    resampled = viewport.attrs.get("resampled")
+    if resampled:
+        lines.append(f"Resampled: {resampled}")
+    return lines
+
+
 def corner_text(viewport: Viewport) -> dict[str, list[str]]:
     """Lines of text for each corner (``"top_left"``, ``"top_right"``, ``"bottom_left"``,
     ``"bottom_right"``), empty lines left out."""
@@ -110,6 +124,7 @@ def corner_text(viewport: Viewport) -> dict[str, list[str]]:
             if part
         )
     )
+    bottom_left.extend(plane_lines(viewport))
     bottom_right = [window_label(viewport), f"Zoom {viewport.effective_zoom:.2f}×"]
     if viewport.invert:
         bottom_right.append("Inverted")

@@ -90,7 +90,7 @@ def _reduced(viewport: Viewport, oriented: np.ndarray, factor: int, transform) -
     """
     from workbench.widgets.cache import stack_key
 
-    key = (id(viewport), stack_key(viewport.stack), viewport.frame, factor,
+    key = (id(viewport), stack_key(viewport.stack), viewport.frame, viewport.slab, factor,
            transform.rotation, transform.flip)  # fmt: skip
     cached = _REDUCED.get(key)
     if cached is not None:

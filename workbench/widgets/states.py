@@ -228,6 +228,12 @@ class PresentationStates(Observable):
         image = viewport.image_reference()
         if image is None:
             raise ValueError("the viewport shows no DICOM image to save annotations for")
+        if viewport.reformatted:
+            raise ValueError(
+                f"the viewport shows a reformatted {viewport.plane} plane: a presentation state "
+                "can only reference acquired images, so its annotations cannot be saved. They "
+                "stay in the viewer (viewer.annotations); draw on the acquired series to save."
+            )
         annotations = []
         for annotation in self.own_annotations(viewport):
             if annotation.image is None:
