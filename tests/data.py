@@ -67,3 +67,30 @@ def uncompressed_copy(path: Path, folder: Path) -> Path:
     target = folder / path.name
     dataset.save_as(target, enforce_file_format=True)
     return target
+
+
+def modified_copy(source: Path, target: Path, change) -> Path:
+    """A copy of a real series in ``target`` as a new series, pixels untouched.
+
+    ``change(dataset, index)`` edits each header (``index`` counts the files from the
+    lowest slice position up, else by instance number) and returns ``False`` to leave the
+    file out. For series the data folders lack: tilted, unevenly spaced, a prior study.
+    """
+    import pydicom
+
+    target.mkdir(parents=True)
+    datasets = [pydicom.dcmread(p) for p in dicom_files(source)]
+
+    def order(ds) -> tuple:
+        position = ds.get("ImagePositionPatient")
+        return (float(position[2]) if position else 0.0, int(ds.get("InstanceNumber") or 0))
+
+    datasets.sort(key=order)
+    series_uid = pydicom.uid.generate_uid()
+    for index, ds in enumerate(datasets):
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if change(ds, index) is not False:
+            ds.save_as(target / f"{index:03d}.dcm")
+    return target

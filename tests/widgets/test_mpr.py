@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import numpy as np
-import pydicom
 import pytest
 
-from tests.data import dicom_files, present, real_path
+from tests.data import modified_copy, present, real_path
 from workbench.io import open_series
 from workbench.io.presentation import Annotation
 from workbench.widgets import mpr
@@ -112,21 +109,6 @@ def test_mpr_layout_and_crosshair_map_between_planes_within_half_a_voxel(volumes
     assert mpr.reference_line(axial.stack, 0, axial.stack, 5) is None  # parallel
 
 
-def _copy_series(source: Path, target: Path, change) -> Path:
-    """A modified copy of a real series (pixels untouched): ``change(ds, index)`` edits each
-    header, index in slice order, and returns ``False`` to leave the file out."""
-    target.mkdir(parents=True)
-    datasets = [pydicom.dcmread(p) for p in dicom_files(source)]
-    datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
-    series_uid = pydicom.uid.generate_uid()
-    for index, ds in enumerate(datasets):
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = pydicom.uid.generate_uid()
-        if change(ds, index) is not False:
-            ds.save_as(target / f"{index:03d}.dcm")
-    return target
-
-
 def test_linked_scrolling_between_two_series_of_one_frame_of_reference(tmp_path) -> None:
     volume = open_series(real_path(CT))
 
@@ -136,7 +118,7 @@ def test_linked_scrolling_between_two_series_of_one_frame_of_reference(tmp_path)
         ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 1.7
         ds.SeriesDescription = "thick"
 
-    other = open_series(_copy_series(real_path(CT), tmp_path / "thick", every_other_slice_moved))
+    other = open_series(modified_copy(real_path(CT), tmp_path / "thick", every_other_slice_moved))
     assert other.attrs["FrameOfReferenceUID"] == volume.attrs["FrameOfReferenceUID"]
     model = ViewerModel([volume, other], layout=(1, 2))
     first, second = model.viewports
@@ -210,7 +192,7 @@ def test_tilted_series_is_flagged_and_resampled(tmp_path) -> None:
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
         ds.ImagePositionPatient = [x, y + 2 * row_mm * round((z - z0) / 5.0), z]
 
-    copy = open_series(_copy_series(real_path(CT), tmp_path / "tilted", tilted))
+    copy = open_series(modified_copy(real_path(CT), tmp_path / "tilted", tilted))
     assert copy.attrs["gantry_tilt"] == pytest.approx(math.degrees(math.atan(2 * row_mm / 5)))
     model = ViewerModel([copy])
     viewport = model.viewports[0]
@@ -232,7 +214,7 @@ def test_unevenly_spaced_series_is_flagged_and_resampled(tmp_path) -> None:
     def two_missing(ds, index):
         return index not in (10, 11)
 
-    copy = open_series(_copy_series(real_path(CT), tmp_path / "gap", two_missing))
+    copy = open_series(modified_copy(real_path(CT), tmp_path / "gap", two_missing))
     assert copy.attrs["uneven_spacing"] == 1 and copy.sizes["frame"] == 26
     model = ViewerModel([copy])
     viewport = model.viewports[0]
@@ -307,3 +289,46 @@ def test_a_series_that_is_no_volume_cannot_be_reformatted(sample_data) -> None:
     with pytest.raises(ValueError, match="no stack of this viewer is a volume"):
         model.layout = "mpr"
     assert Crosshair((0.0, 0.0, 0.0), "1.2").point == (0.0, 0.0, 0.0)
+
+
+def test_viewer_widgets_mpr_menu_crosshair_tool_and_link_button(tmp_path) -> None:
+    from workbench.widgets import Viewer
+
+    viewer = Viewer(real_path(CT), state_dir=tmp_path, thumbnails=False, size=(900, 400))
+    try:
+        viewer.toolbar.layout.value = "MPR"
+        axial, coronal, sagittal = viewer.viewports
+        assert [v.plane for v in viewer.viewports] == ["axial", "coronal", "sagittal"]
+        assert len(viewer.views) == 3 and "Coronal (reformatted)" in viewer.views[1].status.value
+        assert "crosshair" in [value for _, value in viewer.toolbar.tools.options]
+        viewer.tool = "crosshair"
+        # A click in the coronal plane moves the axial one to the slice under the pointer.
+        view = viewer.views[1]
+        target = coronal.transform().to_display((256.0, 5.0))
+        before = axial.frame
+        viewer.interaction.press(1, *target)
+        viewer.interaction.release(1, *target)
+        assert axial.frame == 27 - 5 != before
+        assert sagittal.frame == 511 - 256
+        assert view.bytes_sent > 0
+        # Linking from the toolbar, with W/L shared as the settings say.
+        viewer.toolbar.link_window.value = True
+        viewer.toolbar.link.value = True
+        assert viewer.links.active and viewer.links.window
+        coronal.window = (40, 80)
+        assert axial.window == sagittal.window == (40, 80)
+        viewer.unlink()
+        assert not viewer.toolbar.link.value
+    finally:
+        viewer.close()
+
+
+def test_viewer_opens_by_hanging_protocol() -> None:
+    from workbench.widgets import Viewer
+
+    viewer = Viewer(real_path(CT), hanging=True, thumbnails=False)
+    try:
+        assert viewer.layout == (1, 3)
+        assert [v.plane for v in viewer.viewports] == ["axial", "coronal", "sagittal"]
+    finally:
+        viewer.close()

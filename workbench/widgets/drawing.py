@@ -115,3 +115,32 @@ def draw_annotation(
         canvas.fill_style = colour
         for x, y in p:
             canvas.fill_rect(float(x) - 3, float(y) - 3, 6, 6)
+
+
+#: Colour of the reference line of another viewport's plane, by that plane.
+PLANE_COLOURS = {"axial": "#ff5a5a", "coronal": "#5ad25a", "sagittal": "#5aa0ff", None: "#d0d060"}
+
+
+def draw_reference_line(canvas, start, end, colour: str) -> None:
+    """A thin dashed line where another viewport's slice crosses this one."""
+    canvas.stroke_style = colour
+    canvas.line_width = 1
+    canvas.set_line_dash([6, 4])
+    _segment(canvas, start, end)
+    canvas.set_line_dash([])
+
+
+def draw_crosshair_point(canvas, point, colour: str = "#ffffff") -> None:
+    """A small ring at the crosshair's patient point, where it lies on this slice."""
+    canvas.stroke_style = colour
+    canvas.line_width = 1.5
+    canvas.stroke_circle(float(point[0]), float(point[1]), 5)
+
+
+def draw_message(canvas, text: str, size: tuple[int, int], colour: str = TEXT_COLOUR) -> None:
+    """A line of text in the middle of an empty image layer (e.g. decoding progress)."""
+    canvas.fill_style = colour
+    canvas.font = "14px sans-serif"
+    canvas.text_align = "center"
+    canvas.fill_text(text, size[0] / 2, size[1] / 2)
+    canvas.text_align = "start"

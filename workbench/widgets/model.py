@@ -37,7 +37,7 @@ from workbench.widgets.orientation import orientation_letters
 from workbench.widgets.presets import window_presets
 
 #: Tool names, in toolbar order. Navigation tools change the display; the others draw.
-NAVIGATION_TOOLS = ("window", "zoom", "pan", "scroll", "select")
+NAVIGATION_TOOLS = ("window", "zoom", "pan", "scroll", "select", "crosshair")
 #: Each drawing tool draws the annotation kind of its name; polylines and points only come
 #: from loaded presentation states.
 DRAWING_TOOLS = tuple(kind for kind in ANNOTATION_KINDS if kind not in ("polyline", "point"))

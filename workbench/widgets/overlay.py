@@ -186,6 +186,7 @@ def status_line(viewport: Viewport) -> str:
         parts.append("Flipped")
     if viewport.invert:
         parts.append("Inverted")
+    parts.extend(plane_lines(viewport))
     return " · ".join(p for p in parts if p)
 
 

@@ -22,6 +22,9 @@ from workbench.widgets.tools import SHORTCUTS, toolbar_tools
 if TYPE_CHECKING:
     from workbench.widgets.viewer import Viewer
 
+#: The layout menu's entry for the active volume in axial, coronal and sagittal planes.
+MPR_LAYOUT = "MPR"
+
 #: Per tool: Font Awesome 4 icon (as ipywidgets names them) or, where it has none, a glyph;
 #: and the tooltip.
 TOOL_BUTTONS: dict[str, tuple[str, str, str]] = {
@@ -30,6 +33,11 @@ TOOL_BUTTONS: dict[str, tuple[str, str, str]] = {
     "pan": ("arrows", "", "Pan: drag the image"),
     "scroll": ("sort", "", "Scroll: drag up and down through the frames"),
     "select": ("mouse-pointer", "", "Select: pick, move or edit a measurement or its label"),
+    "crosshair": (
+        "plus",
+        "",
+        "Crosshair: click or drag to show that point in every viewport of the same patient space",
+    ),
     "length": ("arrows-h", "", "Length"),
     "angle": ("", "∠", "Angle: three points"),
     "cobb": ("", "∡", "Cobb angle: two endplate lines"),
@@ -41,7 +49,7 @@ TOOL_BUTTONS: dict[str, tuple[str, str, str]] = {
     "vhs": ("heart-o", "", "Vertebral heart score"),
 }
 
-LAYOUTS = ["1×1", "1×2", "2×1", "2×2", "1×3", "3×3"]
+LAYOUTS = ["1×1", "1×2", "2×1", "2×2", "1×3", "3×3", MPR_LAYOUT]
 PRESET_PROMPT = "W/L"
 VIEW_PROMPT = "View"
 
@@ -157,6 +165,16 @@ class Toolbar:
         self.layout.options = LAYOUTS
         self.layout.value = None
         self.layout.observe(self._on_layout, names="value")
+        self.link = icon_button("link", "Link viewports: scrolling one moves the others to the "
+                                "same patient position (W/L and zoom too, see settings)",
+                                "wb-link", toggle=True)  # fmt: skip
+        self.link.observe(self._on_link, names="value")
+        self.link_window = widgets.Checkbox(description="Linked viewports share W/L",
+                                            indent=False, layout={"width": "220px"})  # fmt: skip
+        self.link_zoom = widgets.Checkbox(description="Linked viewports share zoom and pan",
+                                          indent=False, layout={"width": "240px"})  # fmt: skip
+        for box in (self.link_window, self.link_zoom):
+            box.observe(self._on_link_option, names="value")
         self.play = icon_button("play", "Cine (space): play from this frame", "wb-cine",
                                 toggle=True)  # fmt: skip
         self.play.layout.width = "auto"
@@ -182,7 +200,8 @@ class Toolbar:
         self.settings.add_class("wb-settings-tools")
         self.settings.observe(self._on_settings, names="value")
         self.settings_panel = self._popover(
-            "wb-settings", [self.settings_title, self.settings, self.fps]
+            "wb-settings",
+            [self.settings_title, self.settings, self.fps, self.link_window, self.link_zoom],
         )
         self.help_button = icon_button("question", "Keyboard shortcuts and mouse buttons",
                                        "wb-help-button", toggle=True)  # fmt: skip
@@ -197,7 +216,7 @@ class Toolbar:
         self._groups: list[list[widgets.Widget]] = [
             [self.tools],
             [self.presets, self.invert, self.view, self.reset],
-            [self.layout],
+            [self.layout, self.link],
             [self.play],
             [self.label],
             [self.settings_button, self.help_button, self.maximise],
@@ -265,9 +284,29 @@ class Toolbar:
             self.view.value = VIEW_PROMPT
 
     def _on_layout(self, change) -> None:
-        if change["new"]:
+        if change["new"] == MPR_LAYOUT:
+            self.viewer.layout = "mpr"
+        elif change["new"]:
             rows, cols = (int(v) for v in change["new"].split("×"))
             self.viewer.layout = (rows, cols)
+
+    def _on_link(self, change) -> None:
+        model = self.viewer.model
+        if change["new"] and not model.links.active:
+            model.link(scroll=True, window=self.link_window.value, zoom=self.link_zoom.value)
+        elif not change["new"] and model.links.active:
+            model.unlink()
+
+    def _on_link_option(self, _change) -> None:
+        links = self.viewer.model.links
+        if links.active:
+            links.window, links.zoom = self.link_window.value, self.link_zoom.value
+
+    def show_links(self, links) -> None:
+        """Show whether viewports are linked, and in what."""
+        self.link.value = links.active
+        if links.active:
+            self.link_window.value, self.link_zoom.value = links.window, links.zoom
 
     def show_layout(self, layout: tuple[int, int]) -> None:
         """Show the grid's layout in the menu (blank for one the menu does not list)."""

@@ -68,12 +68,13 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
 #: Which tools the toolbar offers per modality ("*" for any modality not listed).
 DEFAULT_TOOLBAR: dict[str, tuple[str, ...]] = {
     "*": (
-        "window", "zoom", "pan", "scroll", "select", "length", "angle",
+        "window", "zoom", "pan", "scroll", "select", "crosshair", "length", "angle",
         "ellipse", "rectangle", "probe", "arrow", "text",
     ),
-    "CR": TOOLS,
-    "DX": TOOLS,
-    "RG": TOOLS,
+    # Projection radiographs have no patient space to point at.
+    "CR": tuple(t for t in TOOLS if t != "crosshair"),
+    "DX": tuple(t for t in TOOLS if t != "crosshair"),
+    "RG": tuple(t for t in TOOLS if t != "crosshair"),
     "US": (
         "window", "zoom", "pan", "scroll", "select", "length", "angle",
         "ellipse", "rectangle", "arrow", "text",
@@ -244,6 +245,11 @@ class Interaction(Observable):
         c, r = viewport.transform().to_image((x, y))
         return (float(c), float(r))
 
+    def _set_crosshair(self, viewport: Viewport, x: float, y: float) -> None:
+        """Put the crosshair on the patient point under display point ``(x, y)``."""
+        column, row = self._image_point(viewport, x, y)
+        self.model.crosshair = self.model.point_at(viewport, column, row)
+
     def _measure(self, annotation: Annotation, viewport: Viewport) -> None:
         self.model.measure(annotation, viewport)
 
@@ -272,6 +278,10 @@ class Interaction(Observable):
             initial = viewport.pan
         elif mode == "scroll":
             initial = viewport.frame
+        elif mode == "crosshair":
+            if viewport.frame_of_reference is None:
+                return
+            self._set_crosshair(viewport, x, y)
         elif mode == "select" and (label := self.label_at(viewport, x, y)) is not None:
             # A label is moved on its own, away from what it labels.
             mode, target = "label", self.model.annotations.find(label.key)
@@ -314,6 +324,8 @@ class Interaction(Observable):
             target = min(max(drag.initial + frames, 0), viewport.frame_count - 1)  # type: ignore[operator]
             if target != viewport.frame:
                 viewport.frame = target
+        elif drag.mode == "crosshair":
+            self._set_crosshair(viewport, x, y)
         elif drag.mode == "select" and drag.target is not None:
             self._drag_annotation(drag, x, y)
         elif drag.mode == "label" and drag.target is not None:

@@ -24,7 +24,17 @@ from ipyevents import Event
 from workbench.widgets.annotations_panel import AnnotationsPanel
 from workbench.widgets.cache import DEFAULT_MAX_BYTES, FrameCache
 from workbench.widgets.cine import Cine
-from workbench.widgets.model import TOOLS, AnnotationStore, Change, ViewerModel, Viewport
+from workbench.widgets.hanging import DEFAULT_PROTOCOLS, HangingProtocol, hang
+from workbench.widgets.model import (
+    NAMED_LAYOUTS,
+    TOOLS,
+    AnnotationStore,
+    Change,
+    Links,
+    ViewerModel,
+    Viewport,
+)
+from workbench.widgets.mpr import DEFAULT_VOLUME_BYTES, VolumeCache
 from workbench.widgets.stacks import LoadResult, load_stacks, preview_frame, stacks_from_index
 from workbench.widgets.states import PresentationStates, choose_store
 from workbench.widgets.thumbnails import ThumbnailCache, ThumbnailPanel
@@ -64,6 +74,12 @@ class Viewer:
         ``(width, height)`` in screen pixels of the whole viewport grid.
     cache_bytes
         Memory budget for decoded frames shared by all viewports.
+    volume_bytes
+        Memory budget for whole volumes decoded for reformatted planes (``layout="mpr"``,
+        :attr:`Viewport.plane`).
+    hanging
+        Lay the viewer out by hanging protocols (see :mod:`workbench.widgets.hanging`):
+        ``True`` for the defaults, or a list of protocols tried in order.
     thumbnails
         Show the thumbnail panel.
     states
@@ -97,6 +113,8 @@ class Viewer:
         layout: tuple[int, int] = (1, 1),
         size: tuple[int, int] = (880, 800),
         cache_bytes: int = DEFAULT_MAX_BYTES,
+        volume_bytes: int = DEFAULT_VOLUME_BYTES,
+        hanging: bool | Sequence[HangingProtocol] = False,
         thumbnails: bool = True,
         states=None,
         state_dir: str | os.PathLike[str] | None = None,
@@ -115,7 +133,10 @@ class Viewer:
             layout=layout,
             viewport_size=self._viewport_size(rows, cols),
             cache=FrameCache(cache_bytes),
+            volumes=VolumeCache(volume_bytes),
         )
+        if hanging:
+            hang(self.model, DEFAULT_PROTOCOLS if hanging is True else hanging)
         self.cine = Cine(self.model)
         self.interaction = Interaction(self.model, self.cine)
         self.views: list[ViewportView] = []
@@ -196,8 +217,9 @@ class Viewer:
         return self.model.layout
 
     @layout.setter
-    def layout(self, value: tuple[int, int]) -> None:
-        rows, cols = value
+    def layout(self, value: tuple[int, int] | str) -> None:
+        """``(rows, columns)``, or ``"mpr"`` for the active volume's three planes."""
+        rows, cols = NAMED_LAYOUTS.get(value, value) if isinstance(value, str) else value
         # Size first so new viewports are created at their final size.
         self.model.viewport_size = self._viewport_size(int(rows), int(cols))
         self.model.layout = value
@@ -248,6 +270,24 @@ class Viewer:
             self.thumbnails.update(self.model.stacks)
         return target
 
+    @property
+    def links(self) -> Links:
+        """Which viewports move together (toggles ``scroll``, ``window``, ``zoom``)."""
+        return self.model.links
+
+    def link(self, viewports=None, *, scroll: bool = True, window: bool = False,
+             zoom: bool = False) -> Links:  # fmt: skip
+        """Make viewports (default: all) move together; see :meth:`ViewerModel.link`."""
+        return self.model.link(viewports, scroll=scroll, window=window, zoom=zoom)
+
+    def unlink(self) -> None:
+        """Stop moving viewports together."""
+        self.model.unlink()
+
+    def hang(self, protocols: Sequence[HangingProtocol] = DEFAULT_PROTOCOLS):
+        """Lay the viewer out by the first hanging protocol that applies; returns it."""
+        return hang(self.model, protocols)
+
     def save_state(self, name: str | None = None):
         """Save the active viewport's annotations and display as a GSPS (see
         :meth:`workbench.widgets.states.PresentationStates.save`)."""
@@ -269,6 +309,7 @@ class Viewer:
             view.close()
             enters.close()
         self.model.cache.close()
+        self.model.volumes.close()
         self.thumbnail_cache.close()
         self.annotations_panel.states.close()
         self.widget.close()
@@ -378,8 +419,24 @@ class Viewer:
             self.toolbar.refresh()
         elif name == "stacks":
             self.thumbnails.update(self.model.stacks)
+        elif name == "links":
+            self.toolbar.show_links(change.new)
+        if name in ("frame", "stack", "crosshair"):
+            # Other viewports of the same patient space draw this one's plane.
+            self._redraw_reference_lines(change.source)
         if name == "frame" and change.source is self.model.active_viewport:
             self._update_annotation_list()
+
+    def _redraw_reference_lines(self, source) -> None:
+        reference = getattr(source, "frame_of_reference", None)
+        for view in self.views:
+            shown = view.viewport.frame_of_reference
+            if (
+                view.viewport is not source
+                and shown is not None
+                and (source is self.model or shown == reference)
+            ):
+                view.redraw_overlay()
 
     def _on_interaction(self, change: Change) -> None:
         # A finished or abandoned draft may have been on any viewport: redraw them all then.

@@ -13,6 +13,7 @@ the number comes back once the frame's bytes are there.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Callable
 
@@ -21,7 +22,7 @@ from ipycanvas import MultiCanvas, hold_canvas
 from ipyevents import Event
 from PIL import Image
 
-from workbench.widgets import drawing, overlay
+from workbench.widgets import drawing, mpr, overlay
 from workbench.widgets.model import Change, Viewport
 from workbench.widgets.pipeline import FramePipeline, Throttle
 from workbench.widgets.render import encode_jpeg, encode_png, render_viewport
@@ -34,8 +35,10 @@ except ImportError:  # pragma: no cover - older or newer ipycanvas without it
 
 #: Model changes that need the image layer redrawn (the overlay follows).
 IMAGE_CHANGES = frozenset(
-    {"stack", "frame", "window", "zoom", "pan", "rotation", "flip", "invert", "size"}
+    {"stack", "frame", "window", "zoom", "pan", "rotation", "flip", "invert", "size", "slab"}
 )
+#: Fraction of a volume between two progress updates while it is first decoded.
+PROGRESS_STEP = 0.05
 #: Seconds between cursor readout updates while the pointer moves.
 READOUT_INTERVAL_SECONDS = 0.05
 
@@ -105,6 +108,7 @@ class ViewportView:
         )
         self.box.add_class("wb-viewport")
         self.bytes_sent = 0
+        self._decoding = None  # the volume being decoded for a reformatted plane
         self._pointer: tuple[float, float] | None = None
         self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
         # Moves are throttled (one every 15 ms is smooth and spares the kernel); presses,
@@ -194,22 +198,90 @@ class ViewportView:
 
         The status line (a few bytes) says what the viewport shows at once.
         """
-        self.status.value = overlay.status_line(self.viewport)
+        if not mpr.is_ready(self.viewport.stack):
+            self._decode_volume()
+        else:
+            self.status.value = overlay.status_line(self.viewport)
         self.frames.request()
 
     def _draw_frame(self, exact: bool, frame_id: int) -> None:
         with hold_canvas():
-            self._draw_image(exact)
-            self._draw_overlay()
+            if mpr.is_ready(self.viewport.stack):
+                self._draw_image(exact)
+                self._draw_overlay()
+            else:
+                self._draw_progress()
         self._frame_sent.value = frame_id  # after the frame: comes back once it is there
 
     def _on_receipt(self, change) -> None:
         self.frames.acknowledged(int(change["new"]))
 
     def redraw_overlay(self) -> None:
+        if not mpr.is_ready(self.viewport.stack):
+            return  # the progress of the decoding is shown instead
         with hold_canvas():
             self._draw_overlay()
         self.status.value = overlay.status_line(self.viewport)
+
+    # -- the first decoding of a volume for a reformatted plane ----------------------------
+    def _decode_volume(self) -> None:
+        """Decode the volume behind the plane shown in the background, showing progress.
+
+        The image follows once it is done; in a plain script (no event loop) it is decoded
+        at once.
+        """
+        viewport = self.viewport
+        volume = viewport.volume
+        if self._decoding is volume:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            viewport.volumes.get(volume)
+            self.status.value = overlay.status_line(viewport)
+            return
+        self._decoding = volume
+        step = max(1, int(volume.sizes["frame"] * PROGRESS_STEP))
+
+        def progress(done: int, total: int) -> None:  # in the decoding thread
+            if done % step == 0:
+                loop.call_soon_threadsafe(self._show_progress)
+
+        def finished(_future) -> None:  # in the decoding thread
+            loop.call_soon_threadsafe(self._decoded, volume)
+
+        self._show_progress()
+        viewport.volumes.load(volume, progress).add_done_callback(finished)
+
+    def _decoded(self, volume) -> None:
+        if self._decoding is volume:
+            self._decoding = None
+        if self.viewport.volume is volume:
+            self.redraw()
+
+    def progress_text(self) -> str:
+        """``"Decoding the volume for the coronal plane: 120/300 slices"``."""
+        viewport = self.viewport
+        done, total = viewport.volumes.progress(viewport.volume) or (
+            0,
+            viewport.volume.sizes["frame"],
+        )
+        return f"Decoding the volume for the {viewport.plane} plane: {done}/{total} slices"
+
+    def _show_progress(self) -> None:
+        if self._decoding is None or mpr.is_ready(self.viewport.stack):
+            return
+        self.status.value = self.progress_text()
+        with hold_canvas():
+            self._draw_progress()
+
+    def _draw_progress(self) -> None:
+        layer = self.canvas[0]
+        width, height = self.viewport.size
+        layer.fill_style = "black"
+        layer.fill_rect(0, 0, width, height)
+        self.canvas[1].clear()
+        drawing.draw_message(layer, self.progress_text(), (width, height))
 
     def _draw_image(self, exact: bool) -> None:
         layer = self.canvas[0]
@@ -256,8 +328,30 @@ class ViewportView:
             drawing.draw_annotation(
                 layer, annotation, transform, colours[annotation.uid], handles=handles
             )
+        self._draw_reference_lines(layer, transform)
         text = overlay.layout(viewport, shown, self.interaction.model.label_offsets)
         for label in text.labels:
             drawing.draw_label(layer, label, colours[label.key])
         for block in text.blocks:
             drawing.draw_block(layer, block)
+
+    def _draw_reference_lines(self, layer, transform) -> None:
+        """The slices of the other viewports of this patient space, and the crosshair."""
+        viewport = self.viewport
+        reference = viewport.frame_of_reference
+        if reference is None:
+            return
+        model = self.interaction.model
+        for other in model.viewports:
+            if other is viewport or other.frame_of_reference != reference:
+                continue
+            line = mpr.reference_line(viewport.stack, viewport.frame, other.stack, other.frame)
+            if line is not None:
+                start, end = transform.to_display(line)
+                colour = drawing.PLANE_COLOURS.get(other.plane, drawing.PLANE_COLOURS[None])
+                drawing.draw_reference_line(layer, start, end, colour)
+        crosshair = model.crosshair
+        if crosshair is not None and crosshair.frame_of_reference == reference:
+            frame, column, row, _ = mpr.locate(viewport.stack, crosshair.point)
+            if frame == viewport.frame:
+                drawing.draw_crosshair_point(layer, transform.to_display((column, row)))
