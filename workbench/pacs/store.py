@@ -8,6 +8,8 @@ A fan-out directory's own entry is fsynced in its parent when it is created.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import shutil
 import tempfile
@@ -30,6 +32,28 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the whole filesystem holding ``path`` (Linux ``syncfs``); ``False`` when the
+    platform has no ``syncfs`` or it failed (the caller then syncs file by file)."""
+    function = _libc_syncfs()
+    if function is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return function(fd) == 0
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc_syncfs():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
 
 
 class FileStore:
@@ -85,6 +109,38 @@ class FileStore:
             temp.unlink(missing_ok=True)
             raise
         return file_uuid, target.stat().st_size
+
+    def commit_files(self, sources: list[Path]) -> list[tuple[str, int]]:
+        """Move many files of :attr:`incoming_dir` into the store durably; return their
+        ``(uuid, size)`` in order.
+
+        Where the platform has ``syncfs`` (Linux), the whole batch costs two syncs of the
+        store's filesystem (the files' data before the renames, the renames after) instead
+        of two fsyncs per file: what makes a batch upload (STOW-RS) faster than one file at a
+        time. Elsewhere each file is committed on its own. If anything fails, the files
+        already placed are removed again: none of the batch was acknowledged.
+        """
+        if not sources or not _syncfs(self.incoming_dir):
+            return [self.commit_file(source, move=True) for source in sources]
+        placed: list[tuple[str, int]] = []
+        new_dirs: list[Path] = []
+        try:
+            for source in sources:
+                file_uuid = str(uuid.uuid4())
+                target = self.path_of(file_uuid)
+                made = self._make_dirs(target.parent)
+                self._made_dirs.update(made)
+                new_dirs += made
+                os.replace(source, target)
+                placed.append((file_uuid, target.stat().st_size))
+            if not _syncfs(self.root):
+                raise OSError(f"syncfs failed on {self.root}")
+        except BaseException:
+            for file_uuid, _ in placed:
+                self.remove(file_uuid)
+            self._made_dirs.difference_update(new_dirs)
+            raise
+        return placed
 
     def commit_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
         """Write ``data`` as a durable file of the store and return ``(uuid, size)``.

@@ -11,16 +11,16 @@ while a write commits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ..anonymize import Anonymizer, anonymize_resource
 from ..config import Config
 from ..database import create_engine
-from ..errors import InvalidInstanceError, UnknownResourceError
+from ..errors import InvalidInstanceError, PacsError, UnknownResourceError
 from ..importing import ImportSummary, iter_sources
-from ..parsing import parse_instance
+from ..parsing import ParsedInstance, parse_instance
 from ..reconcile import reconcile
 from ..results import IngestResult, ReconcileReport
 from ..schema import CHILD, PARENT, create_sqlite_nocase_indexes, metadata
@@ -133,6 +133,67 @@ class Index:
         return self._writer.store_instance(
             parsed, lambda: self.store.commit_file(path, move=move), remote_aet, origin
         )
+
+    def ingest_files(
+        self,
+        paths: list[Path],
+        *,
+        remote_aet: str | None = None,
+        origin: str = "Plugins",
+        labels: list[str] | None = None,
+        check: Callable[[ParsedInstance], None] | None = None,
+    ) -> list[tuple[ParsedInstance | None, IngestResult | PacsError]]:
+        """Store many files of :attr:`incoming_dir` as one batch: one sync of the store for
+        all the files and one transaction for all the rows (see :meth:`ingest_file`).
+
+        Parameters
+        ----------
+        paths : list of Path
+            Files on the storage filesystem; each is consumed (moved in, or deleted).
+        remote_aet, origin : str, optional
+            Provenance, as for :meth:`ingest_file`.
+        labels : list of str, optional
+            How error messages name each file.
+        check : callable, optional
+            Called with each parsed instance before it is stored; a :class:`PacsError` it
+            raises refuses that instance alone.
+
+        Returns
+        -------
+        list of (ParsedInstance or None, IngestResult or PacsError)
+            One outcome per path, in order: the parsed header (``None`` when the file could
+            not be read) and the result, or the error that refused the instance. Returned
+            once every stored file is durable and every row committed.
+        """
+        outcomes: list[tuple[ParsedInstance | None, IngestResult | PacsError]] = []
+        accepted: list[tuple[int, ParsedInstance, Path]] = []
+        for position, path in enumerate(paths):
+            parsed = None
+            try:
+                parsed = parse_instance(path, labels[position] if labels else None)
+                if check is not None:
+                    check(parsed)
+            except PacsError as exc:
+                path.unlink(missing_ok=True)
+                outcomes.append((parsed, exc))
+                continue
+            outcomes.append((parsed, PacsError("not stored")))  # replaced below
+            accepted.append((position, parsed, path))
+        try:
+            stored = self.store.commit_files([path for _, _, path in accepted])
+        except BaseException:
+            for _, _, path in accepted:
+                path.unlink(missing_ok=True)
+            raise
+        results = self._writer.store_batch(
+            [(parsed, uuid, size) for (_, parsed, _), (uuid, size) in zip(accepted, stored,
+                                                                           strict=True)],
+            remote_aet,
+            origin,
+        )
+        for (position, parsed, _), result in zip(accepted, results, strict=True):
+            outcomes[position] = (parsed, result)
+        return outcomes
 
     def ingest_bytes(
         self,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from .. import recycle
 from ..config import Config
 from ..database import WRITE_OPTION
-from ..errors import BadRequestError, UnknownResourceError
+from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..ids import resource_ids
 from ..parsing import ParsedInstance, index_in_series, parse_instance
 from ..results import IngestResult
@@ -115,7 +115,6 @@ class Writer:
         origin: str,
     ) -> IngestResult:
         """Make the file durable with ``commit``, then index it (the file first, always)."""
-        patient_id, study_id, series_id, instance_id = parsed.ids
         # Duplicates are rare: they are detected inside the transaction, and the copy that
         # was stored for nothing is removed afterwards.
         file_uuid, size = commit()
@@ -124,6 +123,52 @@ class Writer:
         except BaseException:
             self.store.remove(file_uuid)
             raise
+        return self._committed(parsed, file_uuid, status, obsolete)
+
+    def store_batch(
+        self,
+        items: list[tuple[ParsedInstance, str, int]],
+        remote_aet: str | None,
+        origin: str,
+    ) -> list[IngestResult | PacsError]:
+        """Index files already durable in the store (``(parsed, uuid, size)`` each) in one
+        transaction; an outcome per item, in order.
+
+        Should one item fail, the batch is indexed again item by item so the others are
+        kept; the failed item's file is removed and its error returned in its place.
+        """
+        try:
+            with self.writing() as conn:
+                outcomes: list[tuple[str, list[str]] | PacsError] = [
+                    self._insert_instance(conn, parsed, file_uuid, size, remote_aet, origin)
+                    for parsed, file_uuid, size in items
+                ]
+        except Exception:
+            log.info("A batch of %d instances failed as a whole; indexing one by one", len(items))
+            outcomes = []
+            for parsed, file_uuid, size in items:
+                try:
+                    outcomes.append(
+                        self.index_instance(parsed, file_uuid, size, remote_aet, origin)
+                    )
+                except Exception as exc:
+                    log.exception("Cannot index %s", parsed.sop_instance_uid)
+                    self.store.remove(file_uuid)
+                    error = exc if isinstance(exc, PacsError) else PacsError(str(exc))
+                    outcomes.append(error)
+        results: list[IngestResult | PacsError] = []
+        for (parsed, file_uuid, _), outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, PacsError):
+                results.append(outcome)
+            else:
+                results.append(self._committed(parsed, file_uuid, *outcome))
+        return results
+
+    def _committed(
+        self, parsed: ParsedInstance, file_uuid: str, status: str, obsolete: list[str]
+    ) -> IngestResult:
+        """Once an instance's rows are committed: drop the files no row names, announce it."""
+        patient_id, study_id, series_id, instance_id = parsed.ids
         if status == "AlreadyStored":
             self.store.remove(file_uuid)
         else:  # Orthanc's order: the series is announced stable first
@@ -170,6 +215,19 @@ class Writer:
         origin: str,
     ) -> tuple[str, list[str]]:
         """Insert the rows of one stored file. Returns (status, files to delete after commit)."""
+        with self.writing() as conn:
+            return self._insert_instance(conn, parsed, file_uuid, size, remote_aet, origin)
+
+    def _insert_instance(
+        self,
+        conn: sa.Connection,
+        parsed: ParsedInstance,
+        file_uuid: str,
+        size: int,
+        remote_aet: str | None,
+        origin: str,
+    ) -> tuple[str, list[str]]:
+        """:meth:`index_instance` inside a transaction of the caller's."""
         patient_id, study_id, series_id, instance_id = parsed.ids
         now_text, now_ts = _now()
         obsolete: list[str] = []
@@ -179,88 +237,87 @@ class Writer:
             "study": study_id,
             "series": series_id,
         }
-        with self.writing() as conn:
-            existing, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
-            if existing is not None:
-                if not self.config.OverwriteInstances:
-                    return "AlreadyStored", []
-                obsolete += self._delete_instances(conn, [existing])
+        existing, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+        if existing is not None:
+            if not self.config.OverwriteInstances:
+                return "AlreadyStored", []
+            obsolete += self._delete_instances(conn, [existing])
+            _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+
+        if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
+            victims = recycle.plan_recycling(
+                conn,
+                max_storage_mb=self.config.MaximumStorageSize,
+                max_patients=self.config.MaximumPatientCount,
+                disk_size=reads.total(conn, reads.DISK_SIZE),
+                incoming_size=size,
+                incoming_patient_pk=patient_pk,
+            )
+            for victim in victims:
+                log.info("Recycling patient %s to make room", victim)
+                obsolete += self._delete_under(conn, "Patient", victim)
+            if victims:
                 _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
 
-            if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
-                victims = recycle.plan_recycling(
-                    conn,
-                    max_storage_mb=self.config.MaximumStorageSize,
-                    max_patients=self.config.MaximumPatientCount,
-                    disk_size=reads.total(conn, reads.DISK_SIZE),
-                    incoming_size=size,
-                    incoming_patient_pk=patient_pk,
-                )
-                for victim in victims:
-                    log.info("Recycling patient %s to make room", victim)
-                    obsolete += self._delete_under(conn, "Patient", victim)
-                if victims:
-                    _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
-
-            new_changes: list[tuple[str, str, str]] = []
-            order = (order or 0) + 1
-            stamp = {"last_update": now_text, "last_update_ts": now_ts}
-            if patient_pk is None:
-                patient_pk = conn.execute(
-                    patients.insert(),
+        new_changes: list[tuple[str, str, str]] = []
+        order = (order or 0) + 1
+        stamp = {"last_update": now_text, "last_update_ts": now_ts}
+        if patient_pk is None:
+            patient_pk = conn.execute(
+                patients.insert(),
+                {
+                    "public_id": patient_id,
+                    "protected": False,
+                    "recycling_order": order,
+                    **parsed.tags["Patient"],
+                    **stamp,
+                },
+            ).inserted_primary_key[0]
+            new_changes.append(("NewPatient", "Patient", patient_id))
+        else:
+            conn.execute(
+                _TOUCH["Patient"], {"b_pk": patient_pk, "recycling_order": order, **stamp}
+            )
+        parent_pk = patient_pk
+        for level, public_id, pk in (
+            ("Study", study_id, study_pk),
+            ("Series", series_id, series_pk),
+        ):
+            table = TABLES[level]
+            if pk is None:
+                pk = conn.execute(
+                    table.insert(),
                     {
-                        "public_id": patient_id,
-                        "protected": False,
-                        "recycling_order": order,
-                        **parsed.tags["Patient"],
+                        "public_id": public_id,
+                        "parent_pk": parent_pk,
+                        **parsed.tags[level],
                         **stamp,
                     },
                 ).inserted_primary_key[0]
-                new_changes.append(("NewPatient", "Patient", patient_id))
+                new_changes.append((f"New{level}", level, public_id))
             else:
-                conn.execute(
-                    _TOUCH["Patient"], {"b_pk": patient_pk, "recycling_order": order, **stamp}
-                )
-            parent_pk = patient_pk
-            for level, public_id, pk in (
-                ("Study", study_id, study_pk),
-                ("Series", series_id, series_pk),
-            ):
-                table = TABLES[level]
-                if pk is None:
-                    pk = conn.execute(
-                        table.insert(),
-                        {
-                            "public_id": public_id,
-                            "parent_pk": parent_pk,
-                            **parsed.tags[level],
-                            **stamp,
-                        },
-                    ).inserted_primary_key[0]
-                    new_changes.append((f"New{level}", level, public_id))
-                else:
-                    conn.execute(_TOUCH[level], {"b_pk": pk, **stamp})
-                parent_pk = pk
-            conn.execute(
-                instances_table.insert(),
-                {
-                    "public_id": instance_id,
-                    "parent_pk": parent_pk,
-                    "file_uuid": file_uuid,
-                    "file_size": size,
-                    "transfer_syntax": parsed.transfer_syntax,
-                    "index_in_series": index_in_series(parsed.tags["Instance"]),
-                    "received": now_text,
-                    "remote_aet": remote_aet,
-                    "origin": origin,
-                    **parsed.tags["Instance"],
-                    **stamp,
-                },
-            )
-            new_changes.append(("NewInstance", "Instance", instance_id))
-            self._add_total(conn, reads.DISK_SIZE, size)
-            # Orthanc logs the instance first, then the new parents bottom-up.
-            self._log_changes(conn, reversed(new_changes), now_text)
+                conn.execute(_TOUCH[level], {"b_pk": pk, **stamp})
+            parent_pk = pk
+        conn.execute(
+            instances_table.insert(),
+            {
+                "public_id": instance_id,
+                "parent_pk": parent_pk,
+                "file_uuid": file_uuid,
+                "file_size": size,
+                "transfer_syntax": parsed.transfer_syntax,
+                "index_in_series": index_in_series(parsed.tags["Instance"]),
+                "received": now_text,
+                "remote_aet": remote_aet,
+                "origin": origin,
+                **parsed.tags["Instance"],
+                **stamp,
+            },
+        )
+        new_changes.append(("NewInstance", "Instance", instance_id))
+        self._add_total(conn, reads.DISK_SIZE, size)
+        # Orthanc logs the instance first, then the new parents bottom-up.
+        self._log_changes(conn, reversed(new_changes), now_text)
         return "Success", obsolete
 
     def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:
