@@ -267,7 +267,8 @@ def plane_stack(volume: xr.DataArray, plane: str, cache: VolumeCache) -> xr.Data
         "ImageOrientationPatient": geometry.orientation,
         "PixelSpacing": [row_spacing, column_spacing],
         "PixelSpacingSource": "PixelSpacing",
-        "SliceThickness": slice_spacing,
+        # As a header would give it (the overlay prints it as it is).
+        "SliceThickness": round(slice_spacing, 3),
         "slice_spacing": slice_spacing,
         "gantry_tilt": 0.0,
         "uneven_spacing": 0,
