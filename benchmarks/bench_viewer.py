@@ -13,7 +13,15 @@ Measures, on real data from ``../shared/data``:
   folder) at 20 frames/s: first pass (decoding, with background prefetch) and second pass
   (from the cache), counting stalls (> 50 ms) and the cache's memory against its budget.
 
-Run: ``.venv/bin/python benchmarks/bench_viewer.py`` (about a minute). No browser is needed:
+* MPR of that 300-slice series: time to the first axial image and to all three planes
+  (the volume decoded once), next to the first image of a plain 1×1 viewer and to
+  ``volume.values`` (dask decoding the whole volume); reformatted-plane redraw p50 (scroll
+  in the coronal plane, with the other planes' reference lines redrawn) and a 20 mm MIP slab
+  redraw, next to the acquired axial scroll redraw; process RSS with the MPR open, against
+  the caches' budgets.
+
+Run: ``.venv/bin/python benchmarks/bench_viewer.py`` (about a minute; ``--only mpr`` for the
+MPR figures alone). No browser is needed:
 canvas messages are captured where ipycanvas hands them to the widget comm.
 """
 
@@ -193,12 +201,91 @@ def bench_scroll(count: int, fps: float, cache_mb: int) -> None:
         viewer.close()
 
 
+def bench_mpr(count: int, redraws: int, volume_mb: int) -> None:
+    import psutil
+
+    from workbench.io import open_series
+    from workbench.widgets import Viewer
+    from workbench.widgets.model import ViewerModel
+    from workbench.widgets.mpr import VolumeCache
+    from workbench.widgets.render import encode_png, render_viewport
+
+    process = psutil.Process()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_long_series(folder, count)
+        open_series(folder)  # headers in the OS cache for both the baseline and ours
+
+        def first_image(model) -> None:
+            encode_png(render_viewport(model.viewports[0]).pixels)
+
+        # Baseline: the first image of a plain 1x1 viewer on the same series (after one
+        # run that pays for first-use imports).
+        first_image(ViewerModel([open_series(folder)]))
+        start = time.perf_counter()
+        plain = ViewerModel([open_series(folder)])
+        first_image(plain)
+        plain_ms = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        open_series(folder).values  # noqa: B018 - baseline: dask decoding the whole volume
+        values_ms = (time.perf_counter() - start) * 1000
+
+        volumes = VolumeCache(volume_mb * 2**20)
+        start = time.perf_counter()
+        volume = open_series(folder)
+        model = ViewerModel([volume], volumes=volumes)
+        model.layout = "mpr"
+        first_image(model)
+        first_ms = (time.perf_counter() - start) * 1000
+        for viewport in model.viewports[1:]:
+            encode_png(render_viewport(viewport).pixels)
+        all_ms = (time.perf_counter() - start) * 1000
+        volumes.close()
+        print(f"\nMPR of {count} lazily opened 512² CT slices (volume cache {volume_mb} MB)")
+        print(f"  first axial image   {first_ms:7.0f} ms   baseline 1×1 viewer first image "
+              f"{plain_ms:6.0f} ms   ratio {first_ms / plain_ms:.2f}×")  # fmt: skip
+        print(f"  all three planes    {all_ms:7.0f} ms   baseline volume.values (dask) "
+              f"{values_ms:6.0f} ms   ratio {all_ms / values_ms:.2f}×")  # fmt: skip
+
+        import gc
+
+        del plain, model
+        gc.collect()
+        rss_before = process.memory_info().rss / 2**20
+        viewer = Viewer(volume, size=(3 * 518, 542), thumbnails=False,
+                        volume_bytes=volume_mb * 2**20)  # fmt: skip
+        viewer.layout = "mpr"
+        axial, coronal, _ = viewer.viewports
+        for i in range(axial.frame_count):  # decoded up front: redraws, not decoding
+            axial.pixels(i)
+        frames = coronal.frame_count
+        scroll = time_redraws(lambda i: setattr(axial, "frame", i % axial.frame_count), redraws)
+        reformatted = time_redraws(lambda i: setattr(coronal, "frame", (7 * i) % frames), redraws)
+        coronal.slab = (20, "mip")
+        mip = time_redraws(lambda i: setattr(coronal, "frame", (7 * i) % frames), redraws // 2)
+        base50, _ = percentiles(scroll)
+        for name, times in (("reformatted (coronal) redraw", reformatted),
+                            ("20 mm MIP (coronal) redraw", mip)):  # fmt: skip
+            p50, p95 = percentiles(times)
+            print(f"  {name:30s} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms   baseline acquired "
+                  f"axial scroll p50 {base50:5.1f} ms   ratio {p50 / base50:.2f}×")  # fmt: skip
+        rss = process.memory_info().rss / 2**20
+        frames_mb = viewer.model.cache.nbytes / 2**20
+        volumes_mb = viewer.model.volumes.nbytes / 2**20
+        print(f"  RSS with the MPR open {rss:.0f} MB (+{rss - rss_before:.0f} MB over before): "
+              f"volume cache {volumes_mb:.0f} MB of {volume_mb} MB, frame cache "
+              f"{frames_mb:.0f} MB of {viewer.model.cache.max_bytes / 2**20:.0f} MB")  # fmt: skip
+        viewer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--redraws", type=int, default=200)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--fps", type=float, default=20.0)
     parser.add_argument("--cache-mb", type=int, nargs="+", default=[256, 64])
+    parser.add_argument("--volume-mb", type=int, default=512)
+    parser.add_argument("--only", choices=["mpr"], help="run only these figures")
     args = parser.parse_args()
     import warnings
 
@@ -210,10 +297,14 @@ def main() -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"{cores} cores, load average {load} (figures scale with load; ratios less so)")
     meter = MessageMeter()
+    if args.only == "mpr":
+        bench_mpr(args.slices, args.redraws, args.volume_mb)
+        return
     bench_redraw("CT (Philips, series of 28)", CT_SERIES, meter, args.redraws)
     bench_redraw("CR (Fuji RG2, JPEG lossless)", CR_FILE, meter, max(args.redraws // 2, 20))
     for cache_mb in args.cache_mb:
         bench_scroll(args.slices, args.fps, cache_mb)
+    bench_mpr(args.slices, args.redraws, args.volume_mb)
 
 
 if __name__ == "__main__":

@@ -271,7 +271,7 @@ def test_volume_decoding_reports_progress_and_holds_its_budget() -> None:
     cache = mpr.VolumeCache()
     try:
         decoded = cache.load(volume, lambda done, total: seen.append((done, total))).result()
-        assert seen[-1] == (28, 28) and [d for d, _ in seen] == list(range(1, 29))
+        assert seen == [(16, 28), (28, 28)]  # after each batch of frames
         assert decoded.array.nbytes == cache.nbytes == volume.nbytes
         assert volume in cache and cache.progress(volume) is None
     finally:

@@ -200,7 +200,11 @@ def intersection_segment(
     n = np.asarray(plane_normal, dtype=float)
     a, b = float(n @ affine[:3, 0]), float(n @ affine[:3, 1])
     d = float(n @ (np.asarray(origin, dtype=float) - np.asarray(plane_point, dtype=float)))
-    scale = max(abs(a) / np.linalg.norm(affine[:3, 0]), abs(b) / np.linalg.norm(affine[:3, 1]))
+    column_step, row_step = (
+        math.sqrt(affine[:3, 0] @ affine[:3, 0]),
+        math.sqrt(affine[:3, 1] @ affine[:3, 1]),
+    )
+    scale = max(abs(a) / column_step, abs(b) / row_step)
     if scale < 1e-6:
         return None
     columns, rows = image_size

@@ -29,7 +29,7 @@ from workbench.io.presentation import (
     DisplaySettings,
     ImageReference,
 )
-from workbench.io.reformat import PLANES, SLAB_MODES, slice_normal
+from workbench.io.reformat import PLANES, SLAB_MODES
 from workbench.widgets import measurements, mpr
 from workbench.widgets.cache import FrameCache, neighbours
 from workbench.widgets.geometry import DisplayTransform, fit_zoom
@@ -373,7 +373,8 @@ class Viewport(Observable):
 
     def prefetch(self, direction: int = 1) -> None:
         """Decode the frames around the current one in the background."""
-        if self._stack is not None and self.frame_count > 1:
+        # Reformatted slices are views of a decoded volume: nothing to fetch ahead.
+        if self._stack is not None and self.frame_count > 1 and not self.reformatted:
             self.cache.prefetch(
                 self._stack, neighbours(self._frame, self.frame_count, direction=direction)
             )
@@ -387,6 +388,10 @@ class Viewport(Observable):
             stack = self._stack
             return mpr.slab(stack, index, self._slab.thickness, self._slab.mode,
                             frames=lambda i: self.cache.get(stack, i))  # fmt: skip
+        source = mpr.source_of(self._stack)
+        if source is not None:
+            # A reformatted slice is a view of the decoded volume: nothing to cache.
+            return source.frame(index)
         return self.cache.get(self._stack, index)
 
     @property
@@ -1190,7 +1195,7 @@ def linked_frame(source: Viewport, old_frame: int, target: Viewport) -> int | No
     """
     s, t = source.stack, target.stack
     if mpr.has_geometry(s) and mpr.has_geometry(t):
-        cosine = float(slice_normal(s.attrs["affine"]) @ slice_normal(t.attrs["affine"]))
+        cosine = float(mpr.placement(s).normal @ mpr.placement(t).normal)
         if source.frame_of_reference == target.frame_of_reference:
             if abs(cosine) < _PARALLEL_COSINE:
                 return None

@@ -18,6 +18,7 @@ saved. Frames of plane stacks carry ``sop_instance_uid`` values starting with
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,8 @@ from workbench.widgets.cache import load_frame, stack_key
 
 #: Default memory budget of decoded volumes: two 300-slice 512² CTs of int16.
 DEFAULT_VOLUME_BYTES = 512 * 1024 * 1024
+#: Frames decoded together while a volume is first read (progress is reported after each).
+DECODE_BATCH = 16
 #: Start of the ``sop_instance_uid`` of a reformatted slice (never a DICOM UID: no digit).
 REFORMATTED_UID_PREFIX = "reformatted:"
 #: ``attrs`` key naming the plane of a plane stack.
@@ -147,19 +150,14 @@ class VolumeCache:
         try:
             count = int(volume.sizes["frame"])
             array = np.empty((count, volume.sizes["y"], volume.sizes["x"]), volume.dtype)
-            done = 0
-
-            def one(index: int) -> int:
-                array[index] = load_frame(volume, index)
-                return index
-
-            # Frame by frame into one array: no second copy of the volume at any time.
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="volume-frame") as pool:
-                for _ in pool.map(one, range(count)):
-                    done += 1
-                    self._progress[key] = (done, count)
-                    if progress is not None:
-                        progress(done, count)
+            # A few frames at a time into one array: dask decodes them in parallel, and there
+            # is never a second copy of the volume.
+            for start in range(0, count, DECODE_BATCH):
+                stop = min(start + DECODE_BATCH, count)
+                array[start:stop] = volume.data[start:stop].compute(num_workers=self.workers)
+                self._progress[key] = (stop, count)
+                if progress is not None:
+                    progress(stop, count)
             grid = volume_grid(volume)
             decoded = DecodedVolume(reformat.resample(array, grid), grid)
             self._store(key, decoded)
@@ -218,6 +216,12 @@ class _PlaneSource:
     def frames(self) -> np.ndarray:
         """All slices of the plane as a numpy view of the decoded volume."""
         return self.geometry.view(self.cache.get(self.volume).array)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Slice ``index`` of the plane (a view of the decoded volume)."""
+        if not 0 <= index < self.shape[0]:
+            raise IndexError(f"slice {index} out of 0..{self.shape[0] - 1}")
+        return self.frames()[index]
 
     def __getitem__(self, key) -> np.ndarray:
         return np.asarray(self.frames()[key])
@@ -376,22 +380,48 @@ def stack_spacing(stack: xr.DataArray) -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a stack's slices are in patient space, as arrays (computed once per stack)."""
+
+    affine: np.ndarray  # 4x4, (column, row, slice) -> LPS
+    normal: np.ndarray  # unit normal of the slices
+    positions: np.ndarray | None  # mm along the normal, None when not all known
+    along: np.ndarray | None  # LPS move of a slice origin per mm along the normal
+
+
+_PLACEMENTS: dict[int, tuple[weakref.ref, Placement]] = {}
+
+
+def placement(stack: xr.DataArray) -> Placement:
+    """The :class:`Placement` of a stack with an affine (remembered while it lives)."""
+    key = id(stack)
+    found = _PLACEMENTS.get(key)
+    if found is not None and found[0]() is stack:
+        return found[1]
+    affine = np.asarray(stack.attrs["affine"], dtype=float)
+    normal = reformat.slice_normal(affine)
+    positions = stack.coords["position"].values if "position" in stack.coords else None
+    if positions is not None and not np.all(np.isfinite(positions)):
+        positions = None
+    step = affine[:3, 2]
+    along = step / float(step @ normal) if abs(float(step @ normal)) > 1e-9 else None
+    result = Placement(affine, normal, positions, along)
+    _PLACEMENTS[key] = (weakref.ref(stack, lambda _ref, key=key: _PLACEMENTS.pop(key, None)),
+                        result)  # fmt: skip
+    return result
+
+
 def frame_origin(stack: xr.DataArray, frame: int) -> np.ndarray:
     """LPS position of the first pixel of slice ``frame``.
 
     Exact for unevenly spaced and tilted stacks too: slice origins lie on the line of the
     affine's step, at the slice's own position along the normal.
     """
-    affine = np.asarray(stack.attrs["affine"], dtype=float)
-    positions = stack.coords["position"].values if "position" in stack.coords else None
-    if positions is None or not np.isfinite(positions[frame]):
-        return affine[:3, :3] @ np.array([0.0, 0.0, frame]) + affine[:3, 3]
-    normal = reformat.slice_normal(affine)
-    step = affine[:3, 2]
-    along = float(step @ normal)
-    if abs(along) < 1e-9:
-        return affine[:3, 3].copy()
-    return affine[:3, 3] + step * (float(positions[frame]) - float(positions[0])) / along
+    p = placement(stack)
+    if p.positions is None or p.along is None:
+        return p.affine[:3, :3] @ np.array([0.0, 0.0, frame]) + p.affine[:3, 3]
+    return p.affine[:3, 3] + p.along * (float(p.positions[frame]) - float(p.positions[0]))
 
 
 def has_geometry(stack: xr.DataArray | None) -> bool:
@@ -406,7 +436,7 @@ def has_geometry(stack: xr.DataArray | None) -> bool:
 
 def point_on(stack: xr.DataArray, frame: int, column: float, row: float) -> np.ndarray:
     """LPS point of image point ``(column, row)`` on slice ``frame``."""
-    affine = np.asarray(stack.attrs["affine"], dtype=float)
+    affine = placement(stack).affine
     return frame_origin(stack, frame) + affine[:3, 0] * column + affine[:3, 1] * row
 
 
@@ -415,13 +445,10 @@ def locate(stack: xr.DataArray, point) -> tuple[int, float, float, float]:
 
     ``distance`` is from the point to that slice's plane.
     """
-    affine = np.asarray(stack.attrs["affine"], dtype=float)
-    normal = reformat.slice_normal(affine)
+    p = placement(stack)
+    affine, normal = p.affine, p.normal
     point = np.asarray(point, dtype=float)
-    if "position" in stack.coords and np.all(np.isfinite(stack.coords["position"].values)):
-        frame = reformat.nearest_slice(stack.coords["position"].values, float(point @ normal))
-    else:
-        frame = 0
+    frame = 0 if p.positions is None else reformat.nearest_slice(p.positions, float(point @ normal))
     origin = frame_origin(stack, frame)
     in_plane = np.column_stack([affine[:3, 0], affine[:3, 1]])
     (column, row), *_ = np.linalg.lstsq(in_plane, point - origin, rcond=None)
@@ -441,11 +468,10 @@ def reference_line(
         return None
     if stack.attrs["FrameOfReferenceUID"] != other.attrs["FrameOfReferenceUID"]:
         return None
-    other_affine = np.asarray(other.attrs["affine"], dtype=float)
     return reformat.intersection_segment(
-        stack.attrs["affine"],
+        placement(stack).affine,
         frame_origin(stack, frame),
         (int(stack.sizes["x"]), int(stack.sizes["y"])),
         frame_origin(other, other_frame),
-        reformat.slice_normal(other_affine),
+        placement(other).normal,
     )

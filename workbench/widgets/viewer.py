@@ -436,7 +436,7 @@ class Viewer:
                 and shown is not None
                 and (source is self.model or shown == reference)
             ):
-                view.redraw_overlay()
+                view.redraw_reference_lines()
 
     def _on_interaction(self, change: Change) -> None:
         # A finished or abandoned draft may have been on any viewport: redraw them all then.

@@ -1,11 +1,12 @@
 """One viewport on screen: an ipycanvas MultiCanvas drawing a :class:`Viewport`'s state.
 
-Layer 0 holds the image, layer 1 the overlay (annotations, corner text, orientation
-letters, the measurement being drawn), layer 2 the cursor readout. Browser events come in
-through ipyevents (which gives buttons, modifier keys and wheel deltas) and go to the shared
-:class:`~workbench.widgets.tools.Interaction`; when the model changes, the view asks its
-:class:`~workbench.widgets.pipeline.FramePipeline` for a frame, which paces frames to what the
-browser has received. The receipt is a browser-side link (``jsdlink``) between two hidden
+Layer 0 holds the image, layer 1 the overlay (annotations, corner text, orientation letters,
+the measurement being drawn), layer 2 the cursor readout, layer 3 the reference lines of the
+other viewports' slices and the crosshair (redrawn alone when those move). Browser events come
+in through ipyevents (which gives buttons, modifier keys and wheel deltas) and go to the
+shared :class:`~workbench.widgets.tools.Interaction`; when the model changes, the view asks
+its :class:`~workbench.widgets.pipeline.FramePipeline` for a frame, which paces frames to what
+the browser has received. The receipt is a browser-side link (``jsdlink``) between two hidden
 integer widgets: each frame is followed by its number in the first, the browser copies it into
 the second, which syncs it back. Messages reach the browser in the order they were sent, so
 the number comes back once the frame's bytes are there.
@@ -37,8 +38,6 @@ except ImportError:  # pragma: no cover - older or newer ipycanvas without it
 IMAGE_CHANGES = frozenset(
     {"stack", "frame", "window", "zoom", "pan", "rotation", "flip", "invert", "size", "slab"}
 )
-#: Fraction of a volume between two progress updates while it is first decoded.
-PROGRESS_STEP = 0.05
 #: Seconds between cursor readout updates while the pointer moves.
 READOUT_INTERVAL_SECONDS = 0.05
 
@@ -90,7 +89,7 @@ class ViewportView:
         self.index = index
         self.interaction = interaction
         width, height = viewport.size
-        self.canvas = MultiCanvas(3, width=width, height=height)
+        self.canvas = MultiCanvas(4, width=width, height=height)
         self.canvas.layout.width = f"{width}px"
         self.canvas.layout.height = f"{height}px"
         self.status = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
@@ -241,11 +240,9 @@ class ViewportView:
             self.status.value = overlay.status_line(viewport)
             return
         self._decoding = volume
-        step = max(1, int(volume.sizes["frame"] * PROGRESS_STEP))
 
         def progress(done: int, total: int) -> None:  # in the decoding thread
-            if done % step == 0:
-                loop.call_soon_threadsafe(self._show_progress)
+            loop.call_soon_threadsafe(self._show_progress)
 
         def finished(_future) -> None:  # in the decoding thread
             loop.call_soon_threadsafe(self._decoded, volume)
@@ -281,6 +278,7 @@ class ViewportView:
         layer.fill_style = "black"
         layer.fill_rect(0, 0, width, height)
         self.canvas[1].clear()
+        self.canvas[3].clear()
         drawing.draw_message(layer, self.progress_text(), (width, height))
 
     def _draw_image(self, exact: bool) -> None:
@@ -328,19 +326,28 @@ class ViewportView:
             drawing.draw_annotation(
                 layer, annotation, transform, colours[annotation.uid], handles=handles
             )
-        self._draw_reference_lines(layer, transform)
+        self._draw_reference_lines()
         text = overlay.layout(viewport, shown, self.interaction.model.label_offsets)
         for label in text.labels:
             drawing.draw_label(layer, label, colours[label.key])
         for block in text.blocks:
             drawing.draw_block(layer, block)
 
-    def _draw_reference_lines(self, layer, transform) -> None:
+    def redraw_reference_lines(self) -> None:
+        """Redraw the other viewports' slices and the crosshair (after they moved)."""
+        if mpr.is_ready(self.viewport.stack):
+            with hold_canvas():
+                self._draw_reference_lines()
+
+    def _draw_reference_lines(self) -> None:
         """The slices of the other viewports of this patient space, and the crosshair."""
+        layer = self.canvas[3]
+        layer.clear()
         viewport = self.viewport
         reference = viewport.frame_of_reference
         if reference is None:
             return
+        transform = viewport.transform()
         model = self.interaction.model
         for other in model.viewports:
             if other is viewport or other.frame_of_reference != reference:
