@@ -333,3 +333,32 @@ def test_viewer_opens_by_hanging_protocol() -> None:
         assert [v.plane for v in viewer.viewports] == ["axial", "coronal", "sagittal"]
     finally:
         viewer.close()
+
+
+def test_localizer_lines_between_acquired_series_of_one_frame_of_reference(tmp_path) -> None:
+    axial = open_series(real_path(CT))
+    affine = np.asarray(axial.attrs["affine"])
+    x0, y0, z_top = affine[0, 3], affine[1, 3], affine[2, 3] + 27 * 5.0
+
+    def coronal_acquisition(ds, index):
+        # The same Frame of Reference, acquired coronally: 5 mm apart from anterior back.
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.ImagePositionPatient = [x0, y0 + 40.0 + 5.0 * index, z_top]
+
+    coronal = open_series(modified_copy(real_path(CT), tmp_path / "cor", coronal_acquisition))
+    assert mpr.plane_of(coronal) == "coronal" and not mpr.is_reformatted(coronal)
+    row_mm = float(axial.attrs["PixelSpacing"][0])
+    for j in (0, 7, 20):
+        # On every axial slice, coronal slice j is the row at its depth, edge to edge.
+        (c0, r0), (c1, r1) = mpr.reference_line(axial, 12, coronal, j)
+        assert r0 == pytest.approx(r1) == pytest.approx((40.0 + 5.0 * j) / row_mm)
+        assert (c0, c1) == (-0.5, axial.sizes["x"] - 0.5)
+    # And the axial slice k crosses each coronal slice at the row of its height.
+    for k in (0, 27):
+        (_, r0), (_, r1) = mpr.reference_line(coronal, 3, axial, k)
+        assert r0 == pytest.approx(r1) == pytest.approx((27 - k) * 5.0 / row_mm)
+    model = ViewerModel([axial, coronal], layout=(1, 2))
+    with pytest.raises(MemoryError, match="volume cache"):
+        small = ViewerModel([axial], volumes=mpr.VolumeCache(max_bytes=2**20))
+        small.viewports[0].plane = "coronal"
+    assert model.viewports[1].plane == "coronal"

@@ -294,6 +294,8 @@ class Viewport(Observable):
         if self._volume is None:
             raise ValueError("plane cannot be set on an empty viewport")
         target = self._volume if plane is None else self.volumes.plane(self._volume, plane)
+        if target is not self._volume:
+            self.volumes.check_budget(self._volume)  # refused now, not once drawn
         if target is self._stack:
             return
         centre = (

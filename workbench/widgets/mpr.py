@@ -130,13 +130,14 @@ class VolumeCache:
                 return future
             if key in self._pending:
                 return self._pending[key]
-            self._check_budget(volume)
+            self.check_budget(volume)
             self._progress[key] = (0, int(volume.sizes["frame"]))
             future = self._pool.submit(self._decode, key, volume, progress)
             self._pending[key] = future
             return future
 
-    def _check_budget(self, volume: xr.DataArray) -> None:
+    def check_budget(self, volume: xr.DataArray) -> None:
+        """Raise ``MemoryError`` (naming both sizes) if ``volume`` cannot be kept decoded."""
         grid = volume_grid(volume)
         needed = int(np.prod(grid.shape)) * volume.dtype.itemsize
         if needed > self.max_bytes:

@@ -108,6 +108,7 @@ class ViewportView:
         self.box.add_class("wb-viewport")
         self.bytes_sent = 0
         self._decoding = None  # the volume being decoded for a reformatted plane
+        self._failed: tuple[object, str] | None = None  # a volume that could not be, and why
         self._pointer: tuple[float, float] | None = None
         self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
         # Moves are throttled (one every 15 ms is smooth and spares the kernel); presses,
@@ -231,7 +232,8 @@ class ViewportView:
         """
         viewport = self.viewport
         volume = viewport.volume
-        if self._decoding is volume:
+        if self._decoding is volume or (self._failed and self._failed[0] is volume):
+            self.status.value = self.progress_text()
             return
         try:
             loop = asyncio.get_running_loop()
@@ -244,21 +246,27 @@ class ViewportView:
         def progress(done: int, total: int) -> None:  # in the decoding thread
             loop.call_soon_threadsafe(self._show_progress)
 
-        def finished(_future) -> None:  # in the decoding thread
-            loop.call_soon_threadsafe(self._decoded, volume)
+        def finished(future) -> None:  # in the decoding thread
+            loop.call_soon_threadsafe(self._decoded, volume, future.exception())
 
         self._show_progress()
         viewport.volumes.load(volume, progress).add_done_callback(finished)
 
-    def _decoded(self, volume) -> None:
+    def _decoded(self, volume, error: BaseException | None) -> None:
         if self._decoding is volume:
             self._decoding = None
+        if error is not None:
+            # Said on the viewport, not retried at every redraw.
+            self._failed = (volume, f"The volume could not be decoded: {error}")
         if self.viewport.volume is volume:
             self.redraw()
 
     def progress_text(self) -> str:
-        """``"Decoding the volume for the coronal plane: 120/300 slices"``."""
+        """``"Decoding the volume for the coronal plane: 120/300 slices"`` (or why it
+        could not be)."""
         viewport = self.viewport
+        if self._failed and self._failed[0] is viewport.volume:
+            return self._failed[1]
         done, total = viewport.volumes.progress(viewport.volume) or (
             0,
             viewport.volume.sizes["frame"],
@@ -266,7 +274,7 @@ class ViewportView:
         return f"Decoding the volume for the {viewport.plane} plane: {done}/{total} slices"
 
     def _show_progress(self) -> None:
-        if self._decoding is None or mpr.is_ready(self.viewport.stack):
+        if mpr.is_ready(self.viewport.stack):
             return
         self.status.value = self.progress_text()
         with hold_canvas():
