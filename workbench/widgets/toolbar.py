@@ -351,6 +351,11 @@ class Toolbar:
         viewport = self.viewer.model.active_viewport
         modality = viewport.attrs.get("Modality")
         shown = toolbar_tools(modality, self.viewer.toolbar_settings)
+        # The crosshair and links relate viewports: with one, they would only take room.
+        several = len(self.viewer.model.viewports) > 1
+        if not several:
+            shown = tuple(t for t in shown if t != "crosshair")
+        self.link.layout.display = None if several else "none"
         self.tools.unobserve(self._on_tool, names="value")
         # The browser finds each button by its label, so labels must differ even where the
         # icon says it all: invisible zero-width spaces tell them apart.

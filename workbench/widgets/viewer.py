@@ -403,6 +403,7 @@ class Viewer:
         if name == "layout":
             self._sync_views()
             self.toolbar.show_layout(change.new)
+            self.toolbar.refresh()
         elif name == "active":
             for i, view in enumerate(self.views):
                 view.set_active(i == change.new)
