@@ -362,3 +362,54 @@ def test_localizer_lines_between_acquired_series_of_one_frame_of_reference(tmp_p
         small = ViewerModel([axial], volumes=mpr.VolumeCache(max_bytes=2**20))
         small.viewports[0].plane = "coronal"
     assert model.viewports[1].plane == "coronal"
+
+
+def test_a_reformatted_viewport_shows_decoding_progress_then_its_image() -> None:
+    """With an event loop running (as in a kernel) the volume decodes in the background."""
+    import asyncio
+
+    from workbench.widgets import Viewer
+
+    async def open_mpr() -> list[str]:
+        viewer = Viewer(real_path(CT), thumbnails=False, size=(900, 400))
+        try:
+            viewer.layout = "mpr"
+            view = viewer.views[1]
+            seen = [view.status.value]
+            deadline = asyncio.get_running_loop().time() + 60
+            while not view.status.value.startswith("Im "):
+                if view.status.value != seen[-1]:
+                    seen.append(view.status.value)
+                assert asyncio.get_running_loop().time() < deadline, seen
+                await asyncio.sleep(0.01)  # let the decoding thread's callbacks run
+            seen.append(view.status.value)
+            assert view.bytes_sent > 0
+            return seen
+        finally:
+            viewer.close()
+
+    seen = asyncio.run(open_mpr())
+    assert seen[0] == "Decoding the volume for the coronal plane: 0/28 slices"
+    assert seen[-1].startswith("Im 256/512") and "Coronal (reformatted)" in seen[-1]
+
+
+@pytest.mark.parametrize("series", present(CT, MR_SAGITTAL))
+@pytest.mark.parametrize("clicked", [0, 1, 2])
+def test_a_crosshair_set_on_any_plane_lands_within_half_a_voxel_on_every_plane(
+    series, clicked, volumes
+) -> None:
+    model = ViewerModel([open_series(real_path(series))], volumes=volumes)
+    model.layout = "mpr"
+    source = model.viewports[clicked]
+    columns, rows = source.image_size
+    source.frame = source.frame_count // 3
+    model.crosshair = model.point_at(source, columns * 0.3 + 0.2, rows * 0.7 - 0.3)
+    assert source.frame == source.frame_count // 3
+    point = np.asarray(model.crosshair.point)
+    for viewport in model.viewports:
+        frame, column, row, distance = mpr.locate(viewport.stack, point)
+        assert frame == viewport.frame
+        assert distance <= mpr.stack_spacing(viewport.stack) / 2 + 1e-6
+        nearest = viewport.patient_point(round(column), round(row))
+        steps = np.abs(np.asarray(viewport.stack.attrs["affine"])[:3, :3]).sum(axis=1)
+        assert np.all(np.abs(nearest - point) <= steps / 2 + 1e-6)
