@@ -124,10 +124,10 @@ class VolumeCache:
         """
         key = stack_key(volume)
         with self._lock:
-            future: Future = Future()
             if key in self._volumes:
-                future.set_result(self._volumes[key])
-                return future
+                done: Future = Future()
+                done.set_result(self._volumes[key])
+                return done
             if key in self._pending:
                 return self._pending[key]
             self.check_budget(volume)
@@ -342,7 +342,13 @@ def is_ready(stack: xr.DataArray | None) -> bool:
     return source is None or source.ready
 
 
-def slab(stack: xr.DataArray, frame: int, thickness: float, mode: str, frames=None) -> np.ndarray:
+def slab(
+    stack: xr.DataArray,
+    frame: int,
+    thickness: float,
+    mode: str,
+    frames: Callable[[int], np.ndarray] | None = None,
+) -> np.ndarray:
     """The ``mode`` projection of the slab ``thickness`` mm thick centred on ``frame``.
 
     Parameters
