@@ -413,3 +413,11 @@ def test_a_crosshair_set_on_any_plane_lands_within_half_a_voxel_on_every_plane(
         nearest = viewport.patient_point(round(column), round(row))
         steps = np.abs(np.asarray(viewport.stack.attrs["affine"])[:3, :3]).sum(axis=1)
         assert np.all(np.abs(nearest - point) <= steps / 2 + 1e-6)
+
+
+def test_the_three_planes_share_one_window(volumes) -> None:
+    model = ViewerModel([open_series(real_path(CT))], volumes=volumes)
+    model.layout = "mpr"
+    model.viewports[2].window = (300, 1500)
+    assert [v.window for v in model.viewports] == [(300.0, 1500.0)] * 3
+    assert model.links.window and not model.links.zoom

@@ -120,7 +120,9 @@ DEFAULT_PROTOCOLS: tuple[HangingProtocol, ...] = (
     HangingProtocol(
         "Current and prior", arrange="current_vs_prior", link=("scroll", "window", "zoom")
     ),
-    HangingProtocol("CT volume in three planes", {"Modality": "CT"}, arrange="mpr"),
+    HangingProtocol(
+        "CT volume in three planes", {"Modality": "CT"}, arrange="mpr", link=("window",)
+    ),
     HangingProtocol(
         "MR series side by side",
         {"Modality": "MR"},

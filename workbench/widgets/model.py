@@ -1003,7 +1003,8 @@ class ViewerModel(Observable):
         Returns
         -------
         list of Viewport
-            The three viewports, crossing at the volume's centre (:attr:`crosshair`).
+            The three viewports, crossing at the volume's centre (:attr:`crosshair`), with
+            their window linked (see :meth:`link`).
         """
         if stack is None:
             volume = self.active_viewport.volume if self.viewports else None
@@ -1026,6 +1027,7 @@ class ViewerModel(Observable):
             viewport.stack = volume
             viewport.plane = plane
         self.active = 0
+        self.link(shown, scroll=True, window=True)  # one volume, one window
         if mpr.has_geometry(volume):
             columns, rows = volume.sizes["x"], volume.sizes["y"]
             centre = mpr.point_on(
