@@ -9,10 +9,14 @@ testable objects (``viewer.model``).
 >>> viewer.viewports[0].frame = 40                       # doctest: +SKIP
 >>> viewer.viewports[0].window = (40, 400)               # doctest: +SKIP
 >>> viewer.annotations.table()                           # doctest: +SKIP
+>>> viewer.layout = "mpr"               # axial, coronal, sagittal  # doctest: +SKIP
+>>> viewer.viewports[1].slab = (20, "mip")                # doctest: +SKIP
+>>> viewer.link(window=True)                             # doctest: +SKIP
 
 Mouse and keys on a viewport:
 
-- left button: the active tool (W/L, zoom, pan, scroll, select, or a measurement);
+- left button: the active tool (W/L, zoom, pan, scroll, select, crosshair, or a
+  measurement);
   middle button: pan; right button: zoom;
 - wheel: next/previous frame; Ctrl or Shift + wheel: zoom at the pointer;
 - arrow keys: one frame; PageUp/PageDown: ten frames; Home/End: first/last frame;
@@ -23,7 +27,19 @@ Mouse and keys on a viewport:
 
 from __future__ import annotations
 
-from workbench.widgets.model import AnnotationStore, Change, ViewerModel, Viewport
+from workbench.widgets.hanging import DEFAULT_PROTOCOLS, HangingProtocol, load_protocols
+from workbench.widgets.model import AnnotationStore, Change, Crosshair, Slab, ViewerModel, Viewport
 from workbench.widgets.viewer import Viewer
 
-__all__ = ["AnnotationStore", "Change", "Viewer", "ViewerModel", "Viewport"]
+__all__ = [
+    "DEFAULT_PROTOCOLS",
+    "AnnotationStore",
+    "Change",
+    "Crosshair",
+    "HangingProtocol",
+    "Slab",
+    "Viewer",
+    "ViewerModel",
+    "Viewport",
+    "load_protocols",
+]
