@@ -421,3 +421,19 @@ def test_the_three_planes_share_one_window(volumes) -> None:
     model.viewports[2].window = (300, 1500)
     assert [v.window for v in model.viewports] == [(300.0, 1500.0)] * 3
     assert model.links.window and not model.links.zoom
+
+
+def test_acquired_slices_of_a_decoded_volume_are_not_kept_twice() -> None:
+    volume = open_series(real_path(CT))
+    model = ViewerModel([volume])
+    model.layout = "mpr"
+    axial, coronal, _ = model.viewports
+    coronal.pixels()  # decodes the whole volume once
+    decoded = model.volumes.get(volume).array
+    assert np.shares_memory(axial.pixels(5), decoded)
+    np.testing.assert_array_equal(axial.pixels(5), volume[5].values)
+    asked = (model.cache.hits, model.cache.misses)
+    for frame in range(volume.sizes["frame"]):
+        axial.frame = frame
+        axial.pixels()
+    assert (model.cache.hits, model.cache.misses) == asked  # the frame cache was not asked

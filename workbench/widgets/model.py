@@ -376,7 +376,12 @@ class Viewport(Observable):
     def prefetch(self, direction: int = 1) -> None:
         """Decode the frames around the current one in the background."""
         # Reformatted slices are views of a decoded volume: nothing to fetch ahead.
-        if self._stack is not None and self.frame_count > 1 and not self.reformatted:
+        if (
+            self._stack is not None
+            and self.frame_count > 1
+            and not self.reformatted
+            and self.volumes.acquired(self._stack) is None
+        ):
             self.cache.prefetch(
                 self._stack, neighbours(self._frame, self.frame_count, direction=direction)
             )
@@ -394,6 +399,9 @@ class Viewport(Observable):
         if source is not None:
             # A reformatted slice is a view of the decoded volume: nothing to cache.
             return source.frame(index)
+        decoded = self.volumes.acquired(self._stack)
+        if decoded is not None:  # decoded for its planes already: no second copy
+            return decoded[index]
         return self.cache.get(self._stack, index)
 
     @property

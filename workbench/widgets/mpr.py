@@ -103,6 +103,13 @@ class VolumeCache:
     def __contains__(self, volume: xr.DataArray) -> bool:
         return stack_key(volume) in self._volumes
 
+    def acquired(self, volume: xr.DataArray) -> np.ndarray | None:
+        """The decoded slices of ``volume`` as acquired, if it is decoded and was not
+        resampled (so viewports showing it need no other copy); else ``None``."""
+        with self._lock:
+            found = self._volumes.get(stack_key(volume))
+        return None if found is None or found.grid.resampled else found.array
+
     def progress(self, volume: xr.DataArray) -> tuple[int, int] | None:
         """``(frames decoded, frames)`` while ``volume`` is being decoded, else ``None``."""
         return self._progress.get(stack_key(volume))
