@@ -331,7 +331,12 @@ def frame_attrs(array, index: int) -> dict[str, Any]:
 
 
 def render_file(
-    path: str | PathLike[str], frame: int = 0, *, size: int | tuple[int, int] | None = None
+    path: str | PathLike[str],
+    frame: int = 0,
+    *,
+    size: int | tuple[int, int] | None = None,
+    window: tuple[float, float] | None = None,
+    voi_function: str | None = None,
 ) -> np.ndarray:
     """Render one frame of one DICOM file to uint8, for previews and thumbnails.
 
@@ -344,6 +349,10 @@ def render_file(
     size : int or (width, height), optional
         Shrink (never enlarge) to fit within this box, keeping the aspect ratio; an int is
         the longest side.
+    window : (center, width), optional
+        The window to show the frame with instead of the file's (see :func:`render`).
+    voi_function : {"LINEAR", "LINEAR_EXACT", "SIGMOID"}, optional
+        The VOI LUT Function of that window instead of the file's.
 
     Raises
     ------
@@ -373,7 +382,10 @@ def render_file(
         if array.sizes["frame"] > 1
         else 0
     )
-    pixels = render(array[frame_index].values, frame_attrs(array, frame_index))
+    attrs = frame_attrs(array, frame_index)
+    if voi_function:
+        attrs["VOILUTFunction"] = voi_function
+    pixels = render(array[frame_index].values, attrs, window=window)
     return _fit(pixels, size) if size is not None else pixels
 
 

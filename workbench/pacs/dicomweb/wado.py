@@ -87,14 +87,22 @@ def choose_syntax(stored: str, choices: list[str]) -> str:
     )
 
 
-def _stored_syntax(index: Index, instance_id: str, path: Path) -> str:
+def stored_syntax(index: Index, instance_id: str, path: Path) -> str:
+    """The transfer syntax a stored file is in (kept by the index)."""
     syntax = index.instance_info(instance_id).get("TransferSyntax")
     if syntax:
         return str(syntax)
     return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
 
 
-def _encoded(path: Path, syntax: str) -> bytes:
+def encoded_instance(path: Path, syntax: str) -> bytes:
+    """A stored file re-encoded in ``syntax``, as Part-10 bytes.
+
+    Raises
+    ------
+    NotAcceptableError
+        If the encoder refuses the image.
+    """
     ds = pydicom.dcmread(path)
     try:
         transcode(ds, syntax)
@@ -117,7 +125,7 @@ def _instance_part(path: Path, stored: str, syntax: str) -> Part:
     content_type = f"{APPLICATION_DICOM}; transfer-syntax={syntax}"
     if syntax == stored:
         return Part(content_type, file_chunks(path))
-    return Part(content_type, [_encoded(path, syntax)])
+    return Part(content_type, [encoded_instance(path, syntax)])
 
 
 def retrieve(request: Request, target: Target) -> StreamingResponse:
@@ -130,7 +138,7 @@ def retrieve(request: Request, target: Target) -> StreamingResponse:
     # Every syntax is chosen before the first byte goes out, so a 406 is still possible.
     plan = []
     for instance_id, path in files:
-        stored = _stored_syntax(index, instance_id, path)
+        stored = stored_syntax(index, instance_id, path)
         plan.append((path, stored, choose_syntax(stored, choices)))
     first = _instance_part(*plan[0])  # a failing transcode is an error answer, not a cut body
 

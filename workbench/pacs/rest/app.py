@@ -60,6 +60,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     for router in resources.ROUTERS:
         app.include_router(router)
     app.include_router(dicomweb.router)
+    app.include_router(dicomweb.uri_router)
     if node is not None:
         # The DIMSE node's routers (/modalities, /queries) join here.
         for name in NODE_ROUTERS:
