@@ -26,7 +26,40 @@ def _reference_model(path) -> dict:
         )
     if PIXEL_DATA in model:  # pixel data is always given by URI, however small
         model[PIXEL_DATA] = {"vr": model[PIXEL_DATA]["vr"], "BulkDataURI": "bulk"}
-    return model
+    return _ps3_18_empty_values(model)
+
+
+def _ps3_18_empty_values(model: dict) -> dict:
+    """PS3.18 F.2.5 where pydicom differs: no ``Value`` without values, ``null`` for an
+    empty value among several."""
+    fixed = {}
+    for tag, element in model.items():
+        element = dict(element)
+        values = element.pop("Value", None)
+        if values and element["vr"] == "SQ":
+            element["Value"] = [_ps3_18_empty_values(item) for item in values]
+        elif values and len(values) > 1:
+            element["Value"] = [None if item == "" else item for item in values]
+        elif values:
+            element["Value"] = values
+        fixed[tag] = element
+    return fixed
+
+
+def test_empty_values_follow_ps3_18(live_server, corpus):
+    """A Type 2 sequence left empty has no ``Value``; an empty value among several is null."""
+    empty_sequences = empty_parts = 0
+    for sop, header in corpus.headers.items():
+        model = requests.get(f"{instance_url(live_server, header)}/metadata", timeout=30).json()[0]
+        for tag, element in model.items():
+            raw = header.get(int(tag, 16))
+            if element.get("vr") == "SQ" and raw is not None and not raw.value:
+                assert "Value" not in element, (sop, tag)
+                empty_sequences += 1
+            if raw is not None and raw.VM > 1 and "" in list(raw.value):
+                assert None in element["Value"], (sop, tag)
+                empty_parts += 1
+    assert empty_sequences and empty_parts
 
 
 def _uris_to_bulk(model):

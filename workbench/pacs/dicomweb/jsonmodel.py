@@ -102,9 +102,27 @@ def dataset_json(ds: Dataset, bulk_base: str) -> dict[str, Any]:
         bulk_data_element_handler=bulk_uri,
         suppress_invalid_tags=True,
     )
+    _empty_values_as_ps3_18(model)
     for tag, vr in deferred.items():
         model[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{bulk_base}/{tag:08X}"}
     return dict(sorted(model.items()))
+
+
+def _empty_values_as_ps3_18(model: dict[str, Any]) -> None:
+    """PS3.18 F.2.5 in place: an element without values has no ``Value`` (pydicom gives an
+    empty sequence ``[]``), and an empty value among several is ``null`` (pydicom: ``""``).
+    Orthanc's plugin and other clients' parsers expect exactly this."""
+    for element in model.values():
+        values = element.get("Value")
+        if values is None:
+            continue
+        if not values:
+            del element["Value"]
+        elif element.get("vr") == "SQ":
+            for item in values:
+                _empty_values_as_ps3_18(item)
+        elif len(values) > 1:
+            element["Value"] = [None if value == "" else value for value in values]
 
 
 def instance_base(root: str, ds: Dataset) -> str:

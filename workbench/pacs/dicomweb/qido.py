@@ -38,11 +38,13 @@ _FUZZY_WARNING = (
 
 #: Attributes every answer holds (PS3.18 tables 10.6.3-3 to -5), beside those the index
 #: keeps for the level (which Orthanc's plugin returns too). Specific Character Set and
-#: Retrieve URL are added to each answer on their own.
+#: Retrieve URL are added to each answer on their own. Timezone Offset From UTC is not in
+#: the index: it is read from a stored header (cached) as Orthanc's plugin does.
 DEFAULT_ATTRIBUTES = {
     "Study": (
         "StudyDate",
         "StudyTime",
+        "TimezoneOffsetFromUTC",
         "AccessionNumber",
         "InstanceAvailability",
         "ModalitiesInStudy",
@@ -58,6 +60,7 @@ DEFAULT_ATTRIBUTES = {
     ),
     "Series": (
         "Modality",
+        "TimezoneOffsetFromUTC",
         "SeriesDescription",
         "SeriesInstanceUID",
         "SeriesNumber",
@@ -69,6 +72,7 @@ DEFAULT_ATTRIBUTES = {
         "SOPClassUID",
         "SOPInstanceUID",
         "InstanceAvailability",
+        "TimezoneOffsetFromUTC",
         "InstanceNumber",
         "Rows",
         "Columns",
