@@ -180,11 +180,8 @@ class _Resource:
     @property
     def header(self) -> Dataset:
         if self._header is None:
-            instances = self.index.instances_of(self.level, self.id)
-            if not instances:
-                self._header = Dataset()
-            else:
-                self._header = _stored_header(self.index.instance_path(instances[0]))
+            files = self.index.instance_files(self.level, self.id)
+            self._header = _stored_header(files[0][1]) if files else Dataset()
         return self._header
 
     def value(self, keyword: str, tag: int) -> str | None:
