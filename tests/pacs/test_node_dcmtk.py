@@ -29,8 +29,9 @@ J2K_FILES = "toshiba_ct_j2k"
 
 
 @pytest.fixture(scope="module")
-def storescp(tmp_path_factory):
-    """A DCMTK storescp that accepts only uncompressed syntaxes (its default)."""
+def storescp(tmp_path_factory, data_root):
+    """A DCMTK storescp that accepts only uncompressed syntaxes (its default), per corpus:
+    the files it writes are named by SOP Instance UID, which both corpora share."""
     directory = tmp_path_factory.mktemp("storescp")
     process, port = start_storescp(directory)
     yield directory, port
@@ -39,7 +40,8 @@ def storescp(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, storescp) -> RunningNode:
+def node(tmp_path_factory, storescp, data_root) -> RunningNode:
+    """A node per corpus (``data_root``), so each corpus's counts are its own."""
     _, storescp_port = storescp
     modalities = {
         "findscu": ["FINDSCU", "127.0.0.1", 1],

@@ -32,8 +32,10 @@ def pacs(tmp_path_factory, orthanc):
         DicomAet=NODE_AET,
         DicomModalities={"orthanc": ["ORTHANC", "127.0.0.1", orthanc.dicom_port]},
     )
-    response = orthanc.put("/modalities/workbench",
-                           json={"AET": NODE_AET, "Host": "127.0.0.1", "Port": handle.node.port})
+    response = orthanc.put(
+        "/modalities/workbench",
+        json={"AET": NODE_AET, "Host": "127.0.0.1", "Port": handle.node.port},
+    )
     response.raise_for_status()
     yield handle
     orthanc.delete("/modalities/workbench")
@@ -57,8 +59,15 @@ def test_rest_echo_both_ways(pacs, orthanc):
 
 def test_rest_modalities_put_list_delete(pacs):
     port = free_port()  # nothing listens there
-    assert ours(pacs, "/modalities/ghost", "put",
-                json={"AET": "GHOST", "Host": "127.0.0.1", "Port": port}).status_code == 200
+    assert (
+        ours(
+            pacs,
+            "/modalities/ghost",
+            "put",
+            json={"AET": "GHOST", "Host": "127.0.0.1", "Port": port},
+        ).status_code
+        == 200
+    )
     assert "ghost" in ours(pacs, "/modalities").json()
     expanded = ours(pacs, "/modalities?expand").json()
     assert expanded["ghost"]["AET"] == "GHOST" and expanded["ghost"]["Port"] == port
@@ -74,12 +83,14 @@ def test_orthanc_stores_to_us_same_ids(pacs, orthanc, sample_data):
     orthanc.clear()
     files = dicom_files(sample_data / CT_SERIES) + dicom_files(sample_data / "toshiba_ct_j2k")
     studies = upload(orthanc, files)
-    job = orthanc.post("/modalities/workbench/store", json={"Resources": sorted(studies),
-                                                             "Synchronous": True})
+    job = orthanc.post(
+        "/modalities/workbench/store", json={"Resources": sorted(studies), "Synchronous": True}
+    )
     assert job.status_code == 200, job.text
     for study in studies:
-        theirs = sorted(orthanc.get(f"/studies/{study}/instances").json(),
-                        key=lambda item: item["ID"])
+        theirs = sorted(
+            orthanc.get(f"/studies/{study}/instances").json(), key=lambda item: item["ID"]
+        )
         mine = ours(pacs, f"/studies/{study}/instances")
         assert mine.status_code == 200, f"study {study} missing on our side"
         assert [i["ID"] for i in theirs] == sorted(i["ID"] for i in mine.json())
@@ -90,12 +101,15 @@ def test_orthanc_queries_us(pacs, orthanc, sample_data):
         assert ours(pacs, "/instances", "post", data=path.read_bytes()).status_code == 200
     ours_studies = ours(pacs, "/studies").json()
     assert ours_studies
-    answer = orthanc.post("/modalities/workbench/query",
-                          json={"Level": "Study", "Query": {"StudyInstanceUID": ""}}).json()
+    answer = orthanc.post(
+        "/modalities/workbench/query", json={"Level": "Study", "Query": {"StudyInstanceUID": ""}}
+    ).json()
     contents = orthanc.get(f"{answer['Path']}/answers?expand&simplify").json()
     found = {item["StudyInstanceUID"] for item in contents}
-    expected = {ours(pacs, f"/studies/{study}").json()["MainDicomTags"]["StudyInstanceUID"]
-                for study in ours_studies}
+    expected = {
+        ours(pacs, f"/studies/{study}").json()["MainDicomTags"]["StudyInstanceUID"]
+        for study in ours_studies
+    }
     assert found == expected
 
 
@@ -103,8 +117,12 @@ def test_we_query_and_retrieve_from_orthanc(pacs, orthanc, sample_data):
     files = dicom_files(sample_data / MR_SERIES)
     upload(orthanc, files)
     series_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
-    created = ours(pacs, "/modalities/orthanc/query", "post",
-                   json={"Level": "Series", "Query": {"SeriesInstanceUID": series_uid}})
+    created = ours(
+        pacs,
+        "/modalities/orthanc/query",
+        "post",
+        json={"Level": "Series", "Query": {"SeriesInstanceUID": series_uid}},
+    )
     assert created.status_code == 200, created.text
     path = created.json()["Path"]
     assert ours(pacs, f"{path}/answers").json() == ["0"]
@@ -127,8 +145,9 @@ def test_we_store_to_orthanc(pacs, orthanc):
     orthanc.clear()
     folders = present("sc_rgb_rle", "nema_ct1_ge", "us_multiframe_ybr422_jpeg", "nema_cr_rg2_fuji")
     files = [path for folder in folders for path in dicom_files(real_path(folder))]
-    imported = {ours(pacs, "/instances", "post", data=path.read_bytes()).json()["ID"]
-                for path in files}
+    imported = {
+        ours(pacs, "/instances", "post", data=path.read_bytes()).json()["ID"] for path in files
+    }
     answer = ours(pacs, "/modalities/orthanc/store", "post", json=sorted(imported))
     assert answer.status_code == 200, answer.text
     assert answer.json()["InstancesCount"] == len(imported)
@@ -138,10 +157,8 @@ def test_we_store_to_orthanc(pacs, orthanc):
         assert theirs.status_code == 200
         mine = ours(pacs, f"/instances/{instance}/simplified-tags").json()
         assert theirs.json()["MainDicomTags"]["SOPInstanceUID"] == mine["SOPInstanceUID"]
-        their_file = pydicom.dcmread(io.BytesIO(
-            orthanc.get(f"/instances/{instance}/file").content))
-        my_file = pydicom.dcmread(io.BytesIO(
-            ours(pacs, f"/instances/{instance}/file").content))
+        their_file = pydicom.dcmread(io.BytesIO(orthanc.get(f"/instances/{instance}/file").content))
+        my_file = pydicom.dcmread(io.BytesIO(ours(pacs, f"/instances/{instance}/file").content))
         assert their_file.PixelData == my_file.PixelData  # sent as stored, no re-encoding
 
 
@@ -165,14 +182,20 @@ def test_c_get_and_c_move_from_orthanc_with_python_api(pacs, orthanc, sample_dat
     assert result.ok and result.completed == len(expected)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(
-            pacs.index.exists("Instance", i) for i in expected):
+        pacs.index.exists("Instance", i) for i in expected
+    ):
         time.sleep(0.1)
     assert all(pacs.index.exists("Instance", i) for i in expected)
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 @pytest.mark.parametrize("study", present("enhanced_mr_siemens_xa10", "nema_mr2_philips"))
@@ -186,12 +209,32 @@ def test_cli_echo_send_find_move(pacs, orthanc, study, tmp_path):
     assert done.returncode == 0, done.stderr
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
     assert orthanc.post("/tools/lookup", data=study_uid).json()
-    done = _cli("find", remote, "study", f"StudyInstanceUID={study_uid}", "--json",
-                cwd=tmp_path)
+    done = _cli("find", remote, "study", f"StudyInstanceUID={study_uid}", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     answers = [json.loads(line) for line in done.stdout.splitlines()]
     assert [a["StudyInstanceUID"] for a in answers] == [study_uid]
-    done = _cli("move", remote, f"StudyInstanceUID={study_uid}", "--target", NODE_AET,
-                cwd=tmp_path)
+    done = _cli("move", remote, f"StudyInstanceUID={study_uid}", "--target", NODE_AET, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert pacs.index.find("Study", {"StudyInstanceUID": study_uid})
+
+
+def test_c_get_of_every_sample_study_from_orthanc(pacs, orthanc, sample_data):
+    """Whatever Orthanc stores (JPEG 2000, JPEG-LS, RLE, deflate...), our C-GET proposes a
+    context it can send on: every instance arrives, pixel data as Orthanc holds it."""
+    orthanc.clear()
+    studies = upload(orthanc, dicom_files(sample_data))
+    for study in studies:
+        ours(pacs, f"/studies/{study}", "delete")
+    for study in studies:
+        study_uid = orthanc.get(f"/studies/{study}").json()["MainDicomTags"]["StudyInstanceUID"]
+        instances = orthanc.get(f"/studies/{study}/instances").json()
+        result = pacs.node.get("orthanc", {"StudyInstanceUID": study_uid})
+        assert result.ok and result.failed == 0, (study_uid, result)
+        assert result.completed == len(instances)
+        for instance in instances:
+            theirs = pydicom.dcmread(
+                io.BytesIO(orthanc.get(f"/instances/{instance['ID']}/file").content)
+            )
+            mine = pydicom.dcmread(pacs.index.instance_path(instance["ID"]))
+            if "PixelData" in theirs:
+                assert mine.PixelData == theirs.PixelData, instance["ID"]

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import queue
 import socket
 import types
+from collections.abc import Iterable
 from functools import cache
 
 from pydicom import uid as dicom_uid
 from pydicom.pixels import get_decoder
 from pynetdicom import evt
-from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext
+from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+from pynetdicom.presentation import (
+    AllStoragePresentationContexts,
+    PresentationContext,
+    StoragePresentationContexts,
+    build_context,
+    build_role,
+)
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -36,6 +45,28 @@ UNCOMPRESSED: tuple[str, ...] = (
     dicom_uid.DeflatedExplicitVRLittleEndian,
     dicom_uid.ExplicitVRBigEndian,
 )
+
+LOGGER = logging.getLogger("workbench.pacs.node")
+
+#: Compressed syntaxes in the order the node prefers them: the ones archives commonly store
+#: first, lossless before lossy; any others pydicom can decode come after, by UID.
+COMPRESSED_PREFERENCE: tuple[str, ...] = (
+    dicom_uid.JPEG2000Lossless,
+    dicom_uid.JPEGLosslessSV1,
+    dicom_uid.JPEGLSLossless,
+    dicom_uid.RLELossless,
+    dicom_uid.JPEGLossless,
+    dicom_uid.HTJ2KLossless,
+    dicom_uid.HTJ2KLosslessRPCL,
+    dicom_uid.JPEGBaseline8Bit,
+    dicom_uid.JPEGExtended12Bit,
+    dicom_uid.JPEG2000,
+    dicom_uid.JPEGLSNearLossless,
+    dicom_uid.HTJ2K,
+)
+
+#: A requestor proposes at most 128 presentation contexts (context IDs are odd, 1-255).
+MAX_CONTEXTS = 128
 
 #: The transfer syntaxes pydicom can write when re-encoding pixel data, in preference order.
 NATIVE_OUTPUT: tuple[str, ...] = (
@@ -63,9 +94,16 @@ def _all_transfer_syntaxes() -> list[dicom_uid.UID]:
     return sorted(value for value in found if value.is_transfer_syntax)
 
 
+def _preference(syntax: str) -> tuple[int, str]:
+    if syntax in COMPRESSED_PREFERENCE:
+        return COMPRESSED_PREFERENCE.index(syntax), syntax
+    return len(COMPRESSED_PREFERENCE), syntax
+
+
 @cache
 def decodable_compressed() -> tuple[str, ...]:
-    """Compressed transfer syntaxes whose pixel data this installation can decode."""
+    """Compressed transfer syntaxes whose pixel data this installation can decode, in the
+    node's order of preference (:data:`COMPRESSED_PREFERENCE`)."""
     accepted = []
     for syntax in _all_transfer_syntaxes():
         if not syntax.is_compressed:
@@ -75,12 +113,17 @@ def decodable_compressed() -> tuple[str, ...]:
                 accepted.append(str(syntax))
         except NotImplementedError:  # video and JPIP syntaxes have no pixel decoder
             continue
-    return tuple(accepted)
+    return tuple(sorted(accepted, key=_preference))
 
 
 def is_lossless(syntax: str) -> bool:
-    """Whether a compressed transfer syntax keeps every pixel value."""
+    """Whether a compressed transfer syntax keeps every pixel value.
+
+    JPEG-LS "Near-Lossless" is lossy despite its name.
+    """
     uid = dicom_uid.UID(syntax)
+    if uid == dicom_uid.JPEGLSNearLossless:
+        return False
     return "Lossless" in uid.name or uid == dicom_uid.RLELossless
 
 
@@ -96,6 +139,61 @@ def accepted_transfer_syntaxes() -> list[str]:
     lossless = [syntax for syntax in compressed if is_lossless(syntax)]
     lossy = [syntax for syntax in compressed if not is_lossless(syntax)]
     return [*lossless, *UNCOMPRESSED, *lossy]
+
+
+def retrieve_storage_contexts(
+    stored: Iterable[tuple[str, str | None]] | None, budget: int = MAX_CONTEXTS - 1
+) -> tuple[list[PresentationContext], list[SCP_SCU_RoleSelectionNegotiation]]:
+    """Storage contexts and SCP role items a C-GET requestor proposes to receive instances.
+
+    The peer sends each instance over a context of its SOP class *and* transfer syntax; if
+    several syntaxes share one context, the peer picks one for all instances of the class
+    and has to transcode the others (and a peer that cannot encode what it picked fails).
+    So every context carries one stored syntax, except the uncompressed one each SOP class
+    always gets (Explicit and Implicit VR Little Endian, which any peer can produce).
+
+    Parameters
+    ----------
+    stored : iterable of (SOP class UID, transfer syntax UID or None), or None
+        What the requested instances are, when a query told us: a known syntax gets its own
+        context; an unknown one (None) gets a context per syntax the node can decode, most
+        preferred first, as far as the budget allows. None when nothing is known: the
+        common storage SOP classes of pynetdicom, uncompressed only.
+    budget : int
+        How many contexts may be used (128 minus the retrieve model's context).
+
+    Returns
+    -------
+    contexts, roles
+        The contexts, and one SCP/SCU role selection item per SOP class (we are the SCP
+        of the C-STORE sub-operations, never the SCU, on them).
+    """
+    native = list(NATIVE_OUTPUT)
+    if stored is None:
+        pairs: list[tuple[str, str | None]] = [
+            (str(cx.abstract_syntax), dicom_uid.ExplicitVRLittleEndian)
+            for cx in StoragePresentationContexts
+        ]
+    else:
+        pairs = list(dict.fromkeys((str(sop), syntax) for sop, syntax in stored))
+    classes = list(dict.fromkeys(sop for sop, _ in pairs))
+    if len(classes) > budget:
+        LOGGER.warning("%d SOP classes requested; only the first %d can be proposed",
+                       len(classes), budget)
+        classes = classes[:budget]
+    wanted = [(sop, None) for sop in classes]  # None: the uncompressed context
+    decodable = set(accepted_transfer_syntaxes())
+    wanted += [
+        (sop, syntax) for sop, syntax in pairs
+        if sop in classes and syntax in decodable and syntax != dicom_uid.ExplicitVRLittleEndian
+    ]
+    unknown = [sop for sop, syntax in pairs if syntax is None and sop in classes]
+    wanted += [(sop, syntax) for syntax in decodable_compressed() for sop in unknown]
+    wanted = list(dict.fromkeys(wanted))[:budget]
+    contexts = [build_context(sop, native if syntax is None else [syntax])
+                for sop, syntax in wanted]
+    roles = [build_role(sop, scp_role=True) for sop in classes]
+    return contexts, roles
 
 
 def storage_sop_classes() -> list[str]:

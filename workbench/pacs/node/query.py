@@ -217,6 +217,9 @@ class _Resource:
             return "\\".join(dict.fromkeys(found for found in classes if found))
         if keyword == "InstanceAvailability":
             return "ONLINE"
+        if keyword == "AvailableTransferSyntaxUID" and self.level == "Instance":
+            # What a C-GET requestor needs to propose a context the file can go out on as is.
+            return self.index.instance_info(self.id)["TransferSyntax"]
         return None
 
 

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.presentation import StoragePresentationContexts, build_context, build_role
+from pynetdicom.presentation import build_context
 from pynetdicom.sop_class import Verification
 
 from workbench.pacs.tags import IDENTIFIER, LEVELS, MAIN_TAGS, normalize_level
@@ -29,7 +29,7 @@ from .contexts import (
     FIND_MODELS,
     GET_MODELS,
     MOVE_MODELS,
-    accepted_transfer_syntaxes,
+    retrieve_storage_contexts,
     tune_association,
 )
 from .scp import handle_store, storage_contexts_for
@@ -204,16 +204,44 @@ def move(ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *,
     return _check_retrieve(result, f"C-MOVE from {_describe(modality)} to {target}")
 
 
+def stored_kinds(ae: AE, modality: Modality, query_keys: dict[str, Any],
+                 level: str | None = None) -> list[tuple[str, str | None]] | None:
+    """(SOP class, transfer syntax or None) of the instances a retrieve would bring.
+
+    An IMAGE-level C-FIND with the retrieve's keys asks for SOP Class UID and Available
+    Transfer Syntax UID (PS3.4 C.6.1.1.5); peers that do not keep the latter (Orthanc)
+    leave it empty, and the syntax is then unknown. None if the peer refuses the query or
+    answers without SOP classes: a retrieve must not fail because its preparation did.
+    """
+    keys = {key: value for key, value in query_keys.items() if value}
+    keys.update(SOPClassUID="", AvailableTransferSyntaxUID="")
+    try:
+        answers = find(ae, modality, "Instance", keys, defaults=False)
+    except (DicomNetworkError, ValueError, KeyError) as exc:
+        LOGGER.info("C-GET from %s: no instance query (%s); proposing common classes",
+                    _describe(modality), exc)
+        return None
+    kinds: list[tuple[str, str | None]] = []
+    for answer in answers:
+        sop = str(answer.get("SOPClassUID", "") or "")
+        if not sop:
+            return None
+        syntaxes = answer.get("AvailableTransferSyntaxUID") or [None]
+        if isinstance(syntaxes, str):
+            syntaxes = [syntaxes]
+        kinds.extend((sop, str(syntax) if syntax else None) for syntax in syntaxes)
+    return list(dict.fromkeys(kinds)) or None
+
+
 def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
         level: str | None = None) -> RetrieveResult:
-    """C-GET the matches from ``modality`` into ``index`` over one association."""
+    """C-GET the matches from ``modality`` into ``index`` over one association.
+
+    The storage contexts are chosen for the instances asked for (see
+    :func:`stored_kinds`, :func:`~workbench.pacs.node.contexts.retrieve_storage_contexts`).
+    """
     identifier, model = _retrieve_request(query_keys, level, GET_MODELS)
-    # 128 contexts at most: the retrieve model plus pynetdicom's common storage classes,
-    # uncompressed proposed first so a peer that cannot transcode still finds a match.
-    syntaxes = accepted_transfer_syntaxes()
-    storage = [build_context(cx.abstract_syntax, syntaxes) for cx in StoragePresentationContexts]
-    storage = storage[:127]
-    roles = [build_role(cx.abstract_syntax, scp_role=True) for cx in storage]
+    storage, roles = retrieve_storage_contexts(stored_kinds(ae, modality, query_keys, level))
     handlers = [(evt.EVT_C_STORE, handle_store, [index, None, False])]
     assoc = associate(ae, modality, [build_context(model), *storage], ext_neg=roles,
                       handlers=handlers)
