@@ -40,6 +40,20 @@ def test_apply_window_matches_pydicom(function, center, width):
     np.testing.assert_array_equal(display.apply_window(values, center, width, function), expected)
 
 
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.uint8, np.int32])
+def test_stored_integers_window_as_pydicom_does(function, dtype):
+    """Integer images go through a lookup table: the same pixels as windowing each value."""
+    info = np.iinfo(dtype)
+    low, high = max(info.min, -3000), min(info.max, 5000)
+    values = np.random.default_rng(7).integers(low, high, (256, 256), endpoint=True)
+    values = values.astype(dtype)
+    for center, width in [(40, 400), (0.5, 1), (1000, 3000)]:
+        expected = _pydicom_window(values, center, width, function)
+        windowed = display.apply_window(values, center, width, function)
+        np.testing.assert_array_equal(windowed, expected)
+
+
 def test_linear_window_edges_follow_the_standard():
     # C.11.2.1.2.1: x <= c - 0.5 - (w-1)/2 -> 0; x > c - 0.5 + (w-1)/2 -> 255.
     out = display.apply_window(np.array([-161.0, -160.5, 239.5, 240.0]), 40, 400)
