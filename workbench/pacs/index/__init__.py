@@ -364,10 +364,13 @@ class Index:
             rows = reads.instance_rows(conn, normalize_level(level), public_id)
         return [row.public_id for row in rows]
 
-    def instance_files(self, level: str, public_id: str) -> list[tuple[str, Path]]:
-        """``(instance ID, file path)`` of every instance under a resource that has a file."""
+    def instance_files(
+        self, level: str, public_id: str, limit: int | None = None
+    ) -> list[tuple[str, Path]]:
+        """``(instance ID, file path)`` of every instance under a resource that has a file
+        (of the first ``limit`` instances, in series order)."""
         with self.engine.connect() as conn:
-            rows = reads.instance_rows(conn, normalize_level(level), public_id)
+            rows = reads.instance_rows(conn, normalize_level(level), public_id, limit)
         return [(row.public_id, self.store.path_of(row.file_uuid)) for row in rows if row.file_uuid]
 
     def stored_files(self) -> dict[str, str]:

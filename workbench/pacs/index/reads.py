@@ -128,9 +128,11 @@ def _instances_joined() -> sa.Join:
     )
 
 
-def instance_rows(conn: sa.Connection, level: str, public_id: str) -> list[sa.Row]:
-    """``(public_id, file_uuid)`` of every instance under a resource, ordered by series then
-    index in series.
+def instance_rows(
+    conn: sa.Connection, level: str, public_id: str, limit: int | None = None
+) -> list[sa.Row]:
+    """``(public_id, file_uuid)`` of every instance under a resource (the first ``limit``),
+    ordered by series then index in series.
 
     Raises
     ------
@@ -144,6 +146,7 @@ def instance_rows(conn: sa.Connection, level: str, public_id: str) -> list[sa.Ro
         .select_from(_instances_joined())
         .where(TABLES[level].c.public_id == public_id)
         .order_by(series_table.c.pk, inst.c.index_in_series, inst.c.pk)
+        .limit(limit)
     )
     return list(conn.execute(query))
 

@@ -180,7 +180,7 @@ class _Resource:
     @property
     def header(self) -> Dataset:
         if self._header is None:
-            files = self.index.instance_files(self.level, self.id)
+            files = self.index.instance_files(self.level, self.id, limit=1)
             self._header = _stored_header(files[0][1]) if files else Dataset()
         return self._header
 
