@@ -284,7 +284,9 @@ def answer_charset(requested: list[str] | None, values: list[str]) -> list[str]:
 
 
 def build_answer(resource: _Resource, parsed: ParsedQuery, retrieve_aet: str) -> Dataset:
-    """The C-FIND answer for one resource: every requested key, empty when absent."""
+    """The C-FIND answer for one resource: every requested key, empty when absent, and the
+    Retrieve AE Title (``retrieve_aet``, when given) whether asked for or not, as PACSs and
+    Orthanc answer it (PS3.4 C.4.1.1.3.2): where a C-MOVE or C-GET of it should go."""
     answer = Dataset()
     texts: list[str] = []
     for elem in parsed.requested:
@@ -299,6 +301,8 @@ def build_answer(resource: _Resource, parsed: ParsedQuery, retrieve_aet: str) ->
         text = text or ""
         texts.append(text)
         answer[elem.tag] = DataElement(elem.tag, elem.VR, _typed(text, elem.VR))
+    if retrieve_aet and "RetrieveAETitle" not in answer:
+        answer.RetrieveAETitle = retrieve_aet
     charset = answer_charset(parsed.charset, texts)
     answer.SpecificCharacterSet = charset if len(charset) > 1 else charset[0]
     answer.QueryRetrieveLevel = QR_LEVELS[parsed.level]
