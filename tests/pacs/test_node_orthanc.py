@@ -121,7 +121,7 @@ def test_we_query_and_retrieve_from_orthanc(pacs, orthanc, sample_data):
         pacs,
         "/modalities/orthanc/query",
         "post",
-        json={"Level": "Series", "Query": {"SeriesInstanceUID": series_uid}},
+        json={"Level": "Series", "Query": {"SeriesInstanceUID": series_uid, "Modality": ""}},
     )
     assert created.status_code == 200, created.text
     path = created.json()["Path"]

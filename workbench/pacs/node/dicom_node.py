@@ -154,13 +154,19 @@ class DicomNode:
         """C-ECHO a declared modality; raises :class:`DicomNetworkError` on failure."""
         scu.echo(self.ae, self.modality(modality))
 
-    def find(self, modality: str, level: str, query: dict[str, Any]) -> list:
+    def find(self, modality: str, level: str, query: dict[str, Any], *,
+             main_tags: bool = True) -> list:
         """C-FIND a modality at ``level`` ("Patient", "Study", "Series", "Instance").
 
-        ``query`` maps keywords (or tags) to DICOM matching patterns; the level's main tags
-        are requested as return keys too. Returns the answers as pydicom datasets.
+        ``query`` maps keywords (or tags) to DICOM matching patterns; the identifiers down
+        to ``level`` and, with ``main_tags``, the level's main tags are requested as return
+        keys too. Returns the answers as pydicom datasets.
         """
-        return scu.find(self.ae, self.modality(modality), level, query)
+        return scu.find(self.ae, self.modality(modality), level, query, defaults=main_tags)
+
+    def echo_undeclared(self, modality: access.Modality) -> None:
+        """C-ECHO a node given by its address rather than declared (``/tools/dicom-echo``)."""
+        scu.echo(self.ae, modality)
 
     def move(self, modality: str, query: dict[str, Any], target: str | None = None, *,
              level: str | None = None) -> scu.RetrieveResult:

@@ -110,6 +110,28 @@ def _status(code: int | None) -> str:
     return "nothing (timeout or abort)" if code is None else f"status 0x{code:04X}"
 
 
+#: The keys Orthanc's REST API adds to a query made to a modality: each level's own
+#: identifier down to the queried level, and the Accession Number from the study level on.
+ORTHANC_QUERY_KEYS = {
+    "Patient": ("PatientID",),
+    "Study": ("PatientID", "AccessionNumber", "StudyInstanceUID"),
+    "Series": ("PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID"),
+    "Instance": (
+        "PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID",
+        "SOPInstanceUID",
+    ),
+}
+
+
+def orthanc_query(level: str, query_keys: dict[str, Any]) -> dict[str, Any]:
+    """``query_keys`` with the return keys Orthanc's ``/modalities/{id}/query`` adds, so
+    its answers hold what Orthanc's would (use with ``defaults=False``)."""
+    keys = dict(query_keys)
+    for keyword in ORTHANC_QUERY_KEYS[normalize_level(level)]:
+        keys.setdefault(keyword, "")
+    return keys
+
+
 def _identifier(level: str, query_keys: dict[str, Any], *, defaults: bool) -> Dataset:
     level = normalize_level(level)
     keys = {name: ("" if value is None else value) for name, value in query_keys.items()}

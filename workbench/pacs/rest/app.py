@@ -70,7 +70,8 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
                 if exc.name != f"{__package__}.{name}":
                     raise
                 continue
-            app.include_router(module.router)
+            for router in getattr(module, "ROUTERS", (module.router,)):
+                app.include_router(router)
     ohif_dist = dist_folder(config)
     if ohif_dist is not None:
         from .ohif import ohif_router

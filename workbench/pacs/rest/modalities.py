@@ -6,8 +6,12 @@ worker thread so the event loop keeps serving while a peer answers.
 
 from __future__ import annotations
 
+import io
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import pydicom
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +19,7 @@ from ..config import Config
 from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node import DicomNetworkError
 from ..node.access import Modality, modalities, parse_modality
+from ..node.scu import orthanc_query
 from ..tags import IDENTIFIER
 from .deps import (
     config_of,
@@ -29,6 +34,9 @@ from .deps import (
 from .queries import create_query
 
 router = APIRouter(prefix="/modalities", tags=["modalities"])
+#: ``/tools/dicom-echo``, beside Orthanc's other tools.
+tools_router = APIRouter(prefix="/tools", tags=["modalities"])
+ROUTERS = (router, tools_router)
 
 
 class DicomNetworkFailure(PacsError):
@@ -114,6 +122,30 @@ async def echo(name: str, request: Request) -> dict[str, Any]:
     return {}
 
 
+@tools_router.post("/dicom-echo", summary="C-ECHO a node given by AET, Host and Port")
+async def dicom_echo(request: Request) -> dict[str, Any]:
+    node = _node(request)
+    body = await json_body(request)
+    try:
+        modality = parse_modality("dicom-echo", body)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from exc
+    await _dimse(node.echo_undeclared, modality)
+    return {}
+
+
+async def _store_body(request: Request) -> Any:
+    """A store request's body: JSON, or a bare resource ID as plain text (Orthanc takes
+    both)."""
+    raw = (await request.body()).strip()
+    if raw and raw[:1] not in (b"[", b"{", b'"'):
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise BadRequestError("The body must be a resource ID or JSON") from None
+    return await json_body(request)
+
+
 def _resources(body: Any) -> list[str]:
     if isinstance(body, str):
         return [body]
@@ -129,7 +161,7 @@ def _resources(body: Any) -> list[str]:
 async def store(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
     modality = _modality(config_of(request), name)
-    resources = _resources(await json_body(request))
+    resources = _resources(await _store_body(request))
     try:
         paths = await run_in_threadpool(node.resolve_files, resources)
     except KeyError as exc:
@@ -145,6 +177,27 @@ async def store(name: str, request: Request) -> dict[str, Any]:
     }
 
 
+@router.post("/{name}/store-straight", summary="C-STORE the DICOM file in the body as it is")
+async def store_straight(name: str, request: Request) -> dict[str, Any]:
+    """Send the body (a DICOM file) to the modality without storing it here, as Orthanc's
+    ``store-straight``; answers its SOP Class and Instance UIDs."""
+    node = _node(request)
+    _modality(config_of(request), name)
+    body = await request.body()
+    try:
+        header = pydicom.dcmread(io.BytesIO(body), stop_before_pixels=True)
+        sop_class, sop_instance = str(header.SOPClassUID), str(header.SOPInstanceUID)
+    except Exception as exc:  # pydicom raises many kinds on foreign bytes
+        raise BadRequestError(f"The body is not a DICOM file: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="store-straight-") as scratch:
+        path = Path(scratch) / "instance.dcm"
+        path.write_bytes(body)
+        result = await _dimse(node.store, name, [path])
+    if result.failed:
+        raise DicomNetworkFailure(f"C-STORE of {sop_instance} to {name!r} failed")
+    return {"SOPClassUID": sop_class, "SOPInstanceUID": sop_instance}
+
+
 @router.post("/{name}/query", summary="C-FIND a modality; answers are kept under /queries")
 async def query(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
@@ -154,7 +207,7 @@ async def query(name: str, request: Request) -> dict[str, Any]:
     keys = body.get("Query", {})
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise BadRequestError('Field "Query" must be an object of strings')
-    answers = await _dimse(node.find, name, level, keys)
+    answers = await _dimse(node.find, name, level, orthanc_query(level, keys), main_tags=False)
     query_id = create_query(request.app, name, level, keys, answers)
     return {"ID": query_id, "Path": f"/queries/{query_id}"}
 

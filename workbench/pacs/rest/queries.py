@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse
 from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 
 from ..dicomjson import dataset_to_json
 from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node import DicomNetworkError
+from ..node.query import dataset_from_query
 from ..tags import IDENTIFIER, LEVELS
 from .deps import flag, json_body, node_of
 
@@ -103,19 +105,24 @@ def delete_query(query_id: str, request: Request) -> dict[str, Any]:
     return {}
 
 
-@router.get("/{query_id}/level")
+@router.get("/{query_id}/level", response_class=PlainTextResponse)
 def query_level(query_id: str, request: Request) -> str:
     return _query(request, query_id).level
 
 
-@router.get("/{query_id}/modality")
+@router.get("/{query_id}/modality", response_class=PlainTextResponse)
 def query_modality(query_id: str, request: Request) -> str:
     return _query(request, query_id).modality
 
 
-@router.get("/{query_id}/query")
-def query_keys(query_id: str, request: Request) -> dict[str, str]:
-    return _query(request, query_id).query
+@router.get("/{query_id}/query", summary="The keys the query was made with")
+def query_keys(query_id: str, request: Request, simplify: str | None = Query(None),
+               short: str | None = Query(None)) -> dict[str, Any]:
+    stored = _query(request, query_id)
+    keys = dataset_from_query(stored.level, stored.query)
+    del keys.QueryRetrieveLevel
+    form = "simplify" if flag(simplify) else "short" if flag(short) else "full"
+    return dataset_to_json(keys, form=form)
 
 
 @router.get("/{query_id}/answers", summary="Indexes of the answers (or their content)")
