@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from .config import Config
+from .hooks import Hook, Hooks
 from .index import Index
 from .rest.app import create_app
 from .rest.security import check_config
@@ -32,13 +33,39 @@ class ServerHandle:
     config: Config
     _server: uvicorn.Server
     _thread: threading.Thread
+    _hooks: Hooks | None = None
+
+    def on(self, event: str, hook: Hook | None = None) -> Any:
+        """Call ``hook(event)`` on each PACS event of that name, off the ingest path.
+
+        Events: ``stored_instance``, ``new_series``, ``new_study``, ``new_patient``,
+        ``stable_series``, ``stable_study``, ``stable_patient``, ``deleted``; the hook gets a
+        :class:`~workbench.pacs.hooks.PacsEvent` (``.level``, ``.id``...). Without ``hook``,
+        a decorator::
+
+            @pacs.on("stable_study")
+            def forward(event):
+                pacs.node.store("archive", [event.id])
+        """
+        if hook is None:
+            return lambda function: self.on(event, function)
+        if self._hooks is None:
+            self._hooks = Hooks(self.index)
+        return self._hooks.on(event, hook)
+
+    def off(self, event: str, hook: Hook) -> None:
+        """Stop calling ``hook`` on ``event``."""
+        if self._hooks is not None:
+            self._hooks.off(event, hook)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the REST server and the node, then release the index."""
+        """Stop the REST server, the node and the hooks, then release the index."""
         self._server.should_exit = True
         self._thread.join(timeout)
         if self.node is not None:
             self.node.stop()
+        if self._hooks is not None:
+            self._hooks.stop(timeout)
         self.index.close()
 
     def __enter__(self) -> ServerHandle:
