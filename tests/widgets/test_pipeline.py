@@ -1,4 +1,4 @@
-"""Frame pacing: one frame in flight, the latest state next, the exact frame once input pauses.
+"""Frame pacing: few frames in flight, the latest state next, the exact frame once input pauses.
 
 The pipeline runs on a real asyncio loop, as in a kernel; the browser's receipts are given
 by the test.
@@ -48,7 +48,7 @@ def test_without_a_browser_every_change_is_drawn_exactly_at_once() -> None:
 def test_changes_during_a_frame_in_flight_become_one_frame() -> None:
     async def scenario() -> None:
         frames = Frames()
-        pipeline = confirmed(frames, settle_seconds=0.05)
+        pipeline = confirmed(frames, settle_seconds=0.05, max_in_flight=1)
         await asyncio.sleep(0.06)
         pipeline.request()  # a first move, well after the last change: exact
         assert frames.drawn[-1] == (True, 2) and pipeline.in_flight
@@ -69,18 +69,40 @@ def test_changes_during_a_frame_in_flight_become_one_frame() -> None:
     asyncio.run(scenario())
 
 
-def test_release_asks_for_the_exact_frame_without_waiting() -> None:
+def test_two_frames_in_flight_and_a_receipt_confirms_every_earlier_frame() -> None:
     async def scenario() -> None:
         frames = Frames()
-        pipeline = confirmed(frames, settle_seconds=10.0)
+        pipeline = confirmed(frames, settle_seconds=10.0, ack_timeout_seconds=10.0)
+        for _ in range(6):  # a drag
+            pipeline.request()
+        assert frames.drawn[1:] == [(False, 2), (False, 3)], "a second frame may be in flight"
+        pipeline.acknowledged(3)  # drawn in order: frame 2 was drawn too
+        assert frames.drawn[-1] == (False, 4) and len(frames.drawn) == 4
+        pipeline.request()
+        pipeline.acknowledged(2)  # a stale receipt frees nothing
+        assert len(frames.drawn) == 5 and frames.drawn[-1] == (False, 5)
+        pipeline.request()
+        assert len(frames.drawn) == 5, "two in flight: the latest state waits"
+        pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_release_sends_the_exact_frame_without_waiting() -> None:
+    async def scenario() -> None:
+        frames = Frames()
+        pipeline = confirmed(frames, settle_seconds=10.0, max_in_flight=1)
         pipeline.request()
         pipeline.acknowledged(2)
         pipeline.request()  # continuous: a preview
         assert frames.drawn[-1] == (False, 3)
+        pipeline.request()  # waits for frame 3's receipt
         pipeline.settle()  # the button went up while frame 3 is in flight
-        assert len(frames.drawn) == 3
+        assert frames.drawn[-1] == (True, 4), "the exact frame goes out at once"
         pipeline.acknowledged(3)
-        assert frames.drawn[-1] == (True, 4)
+        pipeline.acknowledged(4)
+        pipeline.settle()  # nothing changed since: nothing more to send
+        assert len(frames.drawn) == 4
         pipeline.close()
 
     asyncio.run(scenario())
@@ -89,7 +111,7 @@ def test_release_asks_for_the_exact_frame_without_waiting() -> None:
 def test_a_frame_never_confirmed_stops_blocking_after_the_timeout() -> None:
     async def scenario() -> None:
         frames = Frames()
-        pipeline = confirmed(frames, settle_seconds=0.01, ack_timeout_seconds=0.1)
+        pipeline = confirmed(frames, settle_seconds=0.01, ack_timeout_seconds=0.1, max_in_flight=1)
         await asyncio.sleep(0.02)
         pipeline.request()
         await asyncio.sleep(0.02)

@@ -381,3 +381,17 @@ def test_a_picked_stack_opens_on_the_slice_its_thumbnail_shows(viewer) -> None:
 
     assert np.abs(shrunk(viewport.frame) - thumbnail).mean() < 1
     assert np.abs(shrunk(0) - thumbnail).mean() > 5
+
+
+def test_escape_cancels_a_drawing_first_then_leaves_full_window(viewer) -> None:
+    view = viewer.views[0]
+    viewer.maximised = True
+    viewer.tool = "length"
+    ui = viewer.interaction
+    ui.press(0, 10, 10)
+    ui.move(0, 110, 10)
+    view._on_event({"type": "keydown", "key": "Escape"})
+    assert ui.draft is None and viewer.maximised, "the drawing is cancelled, the mode kept"
+    view._on_event({"type": "keydown", "key": "Escape"})
+    assert not viewer.maximised
+    assert "wb-maximised" not in viewer.widget._dom_classes

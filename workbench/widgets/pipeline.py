@@ -3,11 +3,13 @@
 The kernel handles comm messages one at a time. Drawing a frame for every pointer event
 therefore queues work: a W/L drag sends moves faster than frames can be rendered, sent,
 decoded and drawn, and the image keeps changing long after the mouse stops. Instead, a
-:class:`FramePipeline` keeps at most one frame in flight per viewport (the browser says when
-it has drawn it) and one pending change; new input only marks the view as changed, and the
-next frame shows the latest state. While input keeps coming, frames may be cheaper (lossy);
-once it pauses, or the button is released, the exact frame follows, so what stays on screen is
-always exact.
+:class:`FramePipeline` keeps at most a couple of frames in flight per viewport (the browser
+says when it has drawn each) and one pending change; new input only marks the view as changed,
+and the next frame shows the latest state. Two frames in flight rather than one keep the
+browser busy while a receipt travels back: the receipt's round trip, not the drawing, is what
+limits the frame rate. While input keeps coming, frames may be cheaper (lossy); once it pauses
+the exact frame follows, and when the button is released it is sent at once, without waiting
+for receipts, so what stays on screen is always exact and comes without delay.
 
 Everything runs on the kernel's main thread: deferred work goes through its asyncio loop
 (:func:`call_later`), the same loop that delivers comm messages.
@@ -26,6 +28,8 @@ SETTLE_SECONDS = 0.1
 #: closed tab never confirms, and on a busy machine the receipt can take far longer than the
 #: frame itself (JupyterLab relays it behind every queued event), which would stall a drag.
 ACK_TIMEOUT_SECONDS = 0.15
+#: Frames sent and not yet confirmed, at most, while input keeps coming.
+MAX_IN_FLIGHT = 2
 #: Frame numbers are stamped as a 24-bit colour.
 FRAME_ID_MODULUS = 1 << 24
 
@@ -86,8 +90,8 @@ class FramePipeline:
         ``draw(exact, frame_id)`` renders the viewport's current state and sends it; ``exact``
         False allows a cheaper (lossy) image. The sent commands must end with a stamp that
         makes the browser report ``frame_id`` back (:meth:`acknowledged`) once drawn.
-    settle_seconds, ack_timeout_seconds
-        See :data:`SETTLE_SECONDS` and :data:`ACK_TIMEOUT_SECONDS`.
+    settle_seconds, ack_timeout_seconds, max_in_flight
+        See :data:`SETTLE_SECONDS`, :data:`ACK_TIMEOUT_SECONDS` and :data:`MAX_IN_FLIGHT`.
 
     Attributes
     ----------
@@ -104,16 +108,18 @@ class FramePipeline:
         *,
         settle_seconds: float = SETTLE_SECONDS,
         ack_timeout_seconds: float = ACK_TIMEOUT_SECONDS,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.draw = draw
         self.settle_seconds = settle_seconds
         self.ack_timeout_seconds = ack_timeout_seconds
+        self.max_in_flight = max(1, max_in_flight)
         self.coalesce = True
         self.sent = self.previews = 0
         # Until the browser has confirmed a frame, nothing paces us: draw at once.
         self._browser_confirms = False
-        self._in_flight: int | None = None
-        self._sent_at = 0.0
+        # Frame number -> when it was sent, oldest first.
+        self._in_flight: dict[int, float] = {}
         self._changed = False
         self._exact_shown = True
         self._continuous = False
@@ -123,10 +129,10 @@ class FramePipeline:
     @property
     def in_flight(self) -> bool:
         """Whether a frame was sent and the browser has not confirmed it yet."""
-        return self._in_flight is not None
+        return bool(self._in_flight)
 
     def request(self) -> None:
-        """The view changed: draw it now if nothing is in flight, else after the ack."""
+        """The view changed: draw it now if the browser can take a frame, else after an ack."""
         now = time.monotonic()
         self._continuous = now - self._last_request < self.settle_seconds
         self._last_request = now
@@ -134,16 +140,26 @@ class FramePipeline:
         self._pump()
 
     def settle(self) -> None:
-        """The input ended (button released): the exact frame is wanted without delay."""
+        """The input ended (button released): the exact frame is sent at once.
+
+        It does not wait for the frames in flight: it is the last frame of the gesture, and
+        messages reach the browser in order, so it is drawn right after them.
+        """
         self._continuous = False
-        self._pump()
+        self._cancel_timer()
+        if self._changed or not self._exact_shown:
+            self._send(exact=True)
 
     def acknowledged(self, frame_id: int) -> None:
-        """The browser drew frame ``frame_id``."""
+        """The browser drew frame ``frame_id`` (and so every frame sent before it)."""
         self._browser_confirms = True
-        if frame_id == self._in_flight:
-            self._in_flight = None
-            self._pump()
+        if frame_id not in self._in_flight:
+            return
+        for sent in list(self._in_flight):  # oldest first
+            del self._in_flight[sent]
+            if sent == frame_id:
+                break
+        self._pump()
 
     def close(self) -> None:
         self._cancel_timer()
@@ -153,12 +169,12 @@ class FramePipeline:
         self._cancel_timer()
         now = time.monotonic()
         paced = self.coalesce and self._browser_confirms
-        if paced and self._in_flight is not None:
-            deadline = self._sent_at + self.ack_timeout_seconds
+        if paced and len(self._in_flight) >= self.max_in_flight:
+            deadline = next(iter(self._in_flight.values())) + self.ack_timeout_seconds
             if now < deadline:
                 self._schedule(deadline - now)
                 return
-            self._in_flight = None  # never confirmed: do not wait for it any longer
+            self._in_flight.clear()  # never confirmed: do not wait for them any longer
         paused = not self._continuous or now - self._last_request >= self.settle_seconds
         if self._changed:
             self._send(exact=paused or not paced)
@@ -174,7 +190,7 @@ class FramePipeline:
         frame_id = self.sent % FRAME_ID_MODULUS
         self._changed = False
         self._exact_shown = exact
-        self._in_flight, self._sent_at = frame_id, time.monotonic()
+        self._in_flight[frame_id] = time.monotonic()
         self.draw(exact, frame_id)
         if not exact:  # the exact frame follows when input pauses, even with no ack
             self._schedule(self.settle_seconds)

@@ -61,7 +61,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("PgUp / PgDn", "10 frames back / forward"),
     ("Home / End", "first / last frame"),
     ("Enter", "finish a VHS"),
-    ("Esc", "cancel drawing, clear the selection"),
+    ("Esc", "cancel drawing, clear the selection, else leave full window"),
     ("Del", "delete the selected annotation"),
 )
 
@@ -378,6 +378,8 @@ class Interaction(Observable):
         """
         viewport = self._viewport(index)
         if key == "Escape":
+            if self._draft is None and self._selected is None:
+                return False  # nothing to cancel here: the viewer may use it
             self._set_draft(None, None)
             self.select(None)
         elif key == "Enter":

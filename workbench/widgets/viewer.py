@@ -335,6 +335,11 @@ class Viewer:
             self._sync_views()
         self.toolbar.show_maximised(bool(value))
 
+    def _on_key(self, key: str) -> None:
+        """A key no tool used: Esc leaves full-window mode."""
+        if key == "Escape":
+            self.maximised = False
+
     def _viewport_size(self, rows: int, cols: int) -> tuple[int, int]:
         width, height = self.size
         if self._shown_width is not None and self._shown_width < width:
@@ -387,7 +392,9 @@ class Viewer:
         for viewport in self.model.viewports:
             viewport.size = size
         for index in range(len(self.views), len(self.model.viewports)):
-            view = ViewportView(self.model.viewports[index], index, self.interaction, self._drop)
+            view = ViewportView(
+                self.model.viewports[index], index, self.interaction, self._drop, self._on_key
+            )
             self.views.append(view)
             enters = Event(source=view.canvas, watched_events=["mouseenter"])
             enters.on_dom_event(self._fit)

@@ -75,6 +75,8 @@ class ViewportView:
         Called with the viewport index on a button release; returns True when the release
         ended a drag from the thumbnail panel (and so is not a tool gesture). Called with
         ``None`` on a press, to drop any drag that ended outside the viewports.
+    on_key
+        Called with a key the interaction did not use (``Escape`` with nothing to cancel).
     """
 
     def __init__(
@@ -83,9 +85,11 @@ class ViewportView:
         index: int,
         interaction: Interaction,
         on_drop: Callable[[int | None], bool] | None = None,
+        on_key: Callable[[str], object] | None = None,
     ) -> None:
         self.viewport = viewport
         self.on_drop = on_drop
+        self.on_key = on_key
         self.index = index
         self.interaction = interaction
         width, height = viewport.size
@@ -166,7 +170,9 @@ class ViewportView:
                      ctrl=bool(event.get("ctrlKey") or event.get("metaKey")),
                      shift=bool(event.get("shiftKey")))  # fmt: skip
         elif kind == "keydown":
-            ui.key(self.index, str(event.get("key", "")))
+            key = str(event.get("key", ""))
+            if not ui.key(self.index, key) and self.on_key is not None:
+                self.on_key(key)
 
     def _on_model_change(self, change: Change) -> None:
         if change.name == "size":
