@@ -14,6 +14,7 @@ import math
 from workbench.io.presentation import Annotation
 from workbench.widgets.geometry import DisplayTransform
 from workbench.widgets.placement import PAD, Label, TextBlock
+from workbench.widgets.scrollbar import THUMB_COLOUR, TRACK_COLOUR, Scrollbar
 
 OWN_COLOUR = "#ffd400"
 GROUP_COLOUR = "#3fd0ff"
@@ -144,3 +145,13 @@ def draw_message(canvas, text: str, size: tuple[int, int], colour: str = TEXT_CO
     canvas.text_align = "center"
     canvas.fill_text(text, size[0] / 2, size[1] / 2)
     canvas.text_align = "start"
+
+
+def draw_scrollbar(canvas, bar: Scrollbar, frame: int) -> None:
+    """The slice scrollbar's track and its thumb at ``frame``."""
+    if not bar.shown:
+        return
+    canvas.fill_style = TRACK_COLOUR
+    canvas.fill_rect(*bar.track)
+    canvas.fill_style = THUMB_COLOUR
+    canvas.fill_rect(*bar.thumb(frame))

@@ -27,6 +27,7 @@ from workbench.widgets import drawing, mpr, overlay
 from workbench.widgets.model import Change, Viewport
 from workbench.widgets.pipeline import FramePipeline, Throttle
 from workbench.widgets.render import encode_jpeg, encode_png, render_viewport
+from workbench.widgets.scrollbar import Scrollbar
 from workbench.widgets.tools import Interaction, Readout
 
 try:  # The drawing command ipycanvas uses for put_image_data, to send our own PNG bytes.
@@ -114,6 +115,7 @@ class ViewportView:
         self._decoding = None  # the volume being decoded for a reformatted plane
         self._failed: tuple[object, str] | None = None  # a volume that could not be, and why
         self._pointer: tuple[float, float] | None = None
+        self._scrolling = False  # the slice scrollbar is being dragged
         self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
         # Moves are throttled (one every 15 ms is smooth and spares the kernel); presses,
         # releases, wheel and keys must all arrive.
@@ -145,6 +147,8 @@ class ViewportView:
         kind = event.get("type")
         x, y = float(event.get("relativeX", 0)), float(event.get("relativeY", 0))
         ui = self.interaction
+        if self._on_scrollbar(kind, x, y, int(event.get("button", 0))):
+            return
         if kind == "mousemove":
             ui.move(self.index, x, y)
             self._pointer = (x, y)
@@ -173,6 +177,27 @@ class ViewportView:
             key = str(event.get("key", ""))
             if not ui.key(self.index, key) and self.on_key is not None:
                 self.on_key(key)
+
+    def scrollbar(self) -> Scrollbar:
+        """The slice scrollbar at the viewport's size and stack now."""
+        viewport = self.viewport
+        count = viewport.frame_count if viewport.stack is not None else 0
+        return Scrollbar(*viewport.size, count)
+
+    def _on_scrollbar(self, kind: str | None, x: float, y: float, button: int) -> bool:
+        """Presses on the scrollbar and the drags they start; whether the event was used."""
+        if kind == "mousedown" and button == 0 and self.scrollbar().hit(x, y):
+            self._scrolling = True
+        elif not self._scrolling:
+            return False
+        elif kind in ("mouseup", "mouseleave"):
+            self._scrolling = False
+            self.frames.settle()
+            return kind == "mouseup"
+        elif kind != "mousemove":
+            return False
+        self.viewport.frame = self.scrollbar().frame_at(y)
+        return True
 
     def _on_model_change(self, change: Change) -> None:
         if change.name == "size":
@@ -346,6 +371,7 @@ class ViewportView:
             drawing.draw_label(layer, label, colours[label.key])
         for block in text.blocks:
             drawing.draw_block(layer, block)
+        drawing.draw_scrollbar(layer, self.scrollbar(), viewport.frame)
 
     def redraw_reference_lines(self) -> None:
         """Redraw the other viewports' slices and the crosshair (after they moved)."""

@@ -1,0 +1,47 @@
+"""The slice scrollbar: its geometry, and presses and drags on a real viewer's viewport."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.widgets import Viewer
+from workbench.widgets.scrollbar import HIT_WIDTH, Scrollbar
+
+
+def test_thumb_follows_the_frame_and_a_position_gives_its_frame_back() -> None:
+    bar = Scrollbar(512, 512, 28)
+    first, last = bar.thumb(0), bar.thumb(27)
+    x, y, width, height = bar.track
+    assert first[1] == y and last[1] + last[3] == pytest.approx(y + height)
+    assert first[0] == x and first[2] == width and x + width <= 512
+    for frame in range(28):
+        top, thumb = bar.thumb(frame)[1], bar.thumb(frame)[3]
+        assert bar.frame_at(top + thumb / 2) == frame
+    assert bar.frame_at(-50) == 0 and bar.frame_at(5000) == 27
+
+
+def test_only_the_right_edge_of_a_stack_is_a_scrollbar() -> None:
+    bar = Scrollbar(300, 200, 10)
+    assert bar.hit(300 - HIT_WIDTH / 2, 100) and not bar.hit(300 - 2 * HIT_WIDTH, 100)
+    assert not Scrollbar(300, 200, 1).hit(299, 100), "one frame: nothing to scroll"
+
+
+def test_press_and_drag_on_the_scrollbar_scroll_the_viewport(ct_dir) -> None:
+    viewer = Viewer(ct_dir, size=(512, 540), thumbnails=False)
+    try:
+        view, viewport = viewer.views[0], viewer.viewports[0]
+        bar = view.scrollbar()
+        assert bar.count == viewport.frame_count > 1
+        x = viewport.size[0] - 3
+        view._on_event({"type": "mousedown", "relativeX": x, "relativeY": 0, "button": 0})
+        assert viewport.frame == 0
+        bottom = viewport.size[1] - 1
+        view._on_event({"type": "mousemove", "relativeX": x - 100, "relativeY": bottom})
+        assert viewport.frame == viewport.frame_count - 1, "the drag goes on off the strip"
+        window = viewport.effective_window()
+        view._on_event({"type": "mouseup", "relativeX": x - 100, "relativeY": bottom})
+        view._on_event({"type": "mousemove", "relativeX": x - 100, "relativeY": 10})
+        assert viewport.frame == viewport.frame_count - 1, "released: moves no longer scroll"
+        assert viewport.effective_window() == window, "no W/L change from the scrollbar"
+    finally:
+        viewer.close()
