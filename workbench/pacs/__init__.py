@@ -19,17 +19,20 @@ from .errors import (
     UnknownResourceError,
 )
 from .ids import orthanc_id
+from .incoming import IncomingInstance, Refused
 from .index import ImportSummary, Index, IngestResult, ReconcileReport
 
 __all__ = [
     "BadRequestError",
     "Config",
     "ImportSummary",
+    "IncomingInstance",
     "Index",
     "IngestResult",
     "InvalidInstanceError",
     "PacsError",
     "ReconcileReport",
+    "Refused",
     "StorageFullError",
     "UnknownResourceError",
     "orthanc_id",

@@ -16,6 +16,7 @@ import uvicorn
 
 from .config import Config
 from .hooks import Hook, Hooks
+from .incoming import IncomingFilter
 from .index import Index
 from .rest.app import create_app
 from .rest.security import check_config
@@ -52,6 +53,17 @@ class ServerHandle:
         if self._hooks is None:
             self._hooks = Hooks(self.index)
         return self._hooks.on(event, hook)
+
+    def filter_incoming(self, incoming_filter: IncomingFilter | None) -> Any:
+        """Admit or refuse each instance before it is stored, whichever way it comes.
+
+        ``incoming_filter(instance)`` gets an :class:`~workbench.pacs.incoming.IncomingInstance`
+        and refuses it by returning ``False`` or raising
+        :class:`~workbench.pacs.incoming.Refused` (with a DIMSE status of its choice); ``None``
+        removes the filter. Returns the filter, so it also works as a decorator.
+        """
+        self.index.incoming_filter = incoming_filter
+        return incoming_filter
 
     def off(self, event: str, hook: Hook) -> None:
         """Stop calling ``hook`` on ``event``."""

@@ -20,6 +20,7 @@ from ..config import Config
 from ..database import create_engine
 from ..errors import InvalidInstanceError, PacsError, UnknownResourceError
 from ..importing import ImportSummary, iter_sources
+from ..incoming import IncomingFilter, Refused, admit
 from ..parsing import ParsedInstance, parse_instance
 from ..reconcile import reconcile
 from ..results import IngestResult, ReconcileReport
@@ -71,6 +72,8 @@ class Index:
         # Announces StableSeries/Study/Patient in the change log, as Orthanc does.
         self._stability = StabilityMonitor(self.config.StableAge, self._writer.announce_stable)
         self.last_reconcile: ReconcileReport | None = None
+        #: Called with each instance before it is stored (see :mod:`workbench.pacs.incoming`).
+        self.incoming_filter: IncomingFilter | None = None
         # Every process using the store holds a shared lock on it; reconciling needs it
         # exclusively, so a second process (say `workbench import` next to a running server)
         # never deletes what the first one is still writing.
@@ -126,7 +129,8 @@ class Index:
         path = Path(path)
         try:
             parsed = parse_instance(path, label)
-        except InvalidInstanceError:
+            admit(self.incoming_filter, parsed, remote_aet, origin)
+        except (InvalidInstanceError, Refused):
             if move:
                 path.unlink(missing_ok=True)
             raise
@@ -171,6 +175,7 @@ class Index:
             parsed = None
             try:
                 parsed = parse_instance(path, labels[position] if labels else None)
+                admit(self.incoming_filter, parsed, remote_aet, origin)
                 if check is not None:
                     check(parsed)
             except PacsError as exc:
@@ -209,6 +214,7 @@ class Index:
         temporary file that is renamed into the store.
         """
         parsed = parse_instance(data, label or f"uploaded data ({len(data)} bytes)")
+        admit(self.incoming_filter, parsed, remote_aet, origin)
         return self._writer.store_instance(
             parsed, lambda: self.store.commit_bytes(data), remote_aet, origin
         )
