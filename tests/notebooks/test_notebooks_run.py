@@ -115,6 +115,8 @@ def test_notebook_runs_top_to_bottom(name: str) -> None:
             "storescu exit status: 0",
             "35 completed, 0 failed",
             "DICOMDIR: 35 instances",
+            "HU min -",
+            "forwarded: 1 instance(s) to PEER",
         ],
         "04-batch-analysis.ipynb": ["read on worker"],
         "05-gsps-round-trip.ipynb": ["GraphicAnnotationSequence", "found on the other node"],
