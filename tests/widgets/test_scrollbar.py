@@ -45,3 +45,26 @@ def test_press_and_drag_on_the_scrollbar_scroll_the_viewport(ct_dir) -> None:
         assert viewport.effective_window() == window, "no W/L change from the scrollbar"
     finally:
         viewer.close()
+
+
+def test_the_readout_waits_for_the_release_of_a_drag(ct_dir) -> None:
+    """While a button is held the readout is not redrawn (nor for a window change, which
+    leaves the value under the pointer as it was); it comes back at the release."""
+    viewer = Viewer(ct_dir, size=(512, 540), thumbnails=False)
+    try:
+        view = viewer.views[0]
+        shown: list[int] = []
+        view._readout.action = lambda: shown.append(1)
+        view._readout.interval = 0.0
+        view._on_event({"type": "mousemove", "relativeX": 100, "relativeY": 100})
+        assert len(shown) == 1
+        view._on_event({"type": "mousedown", "relativeX": 100, "relativeY": 100, "button": 0})
+        window = viewer.viewports[0].effective_window()
+        for step in range(1, 6):  # a W/L drag
+            view._on_event({"type": "mousemove", "relativeX": 100 + 9 * step, "relativeY": 100})
+        assert viewer.viewports[0].effective_window() != window
+        assert len(shown) == 1
+        view._on_event({"type": "mouseup", "relativeX": 145, "relativeY": 100})
+        assert len(shown) == 2
+    finally:
+        viewer.close()

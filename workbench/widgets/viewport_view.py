@@ -41,6 +41,9 @@ IMAGE_CHANGES = frozenset(
 )
 #: Seconds between cursor readout updates while the pointer moves.
 READOUT_INTERVAL_SECONDS = 0.05
+#: Model changes that leave the value under the pointer as it was (it is the modality value,
+#: before any window), so the readout is not redrawn for them.
+READOUT_KEEPS = frozenset({"window", "invert"})
 
 
 def put_image(canvas, data: bytes, x: int, y: int) -> int:
@@ -116,6 +119,9 @@ class ViewportView:
         self._failed: tuple[object, str] | None = None  # a volume that could not be, and why
         self._pointer: tuple[float, float] | None = None
         self._scrolling = False  # the slice scrollbar is being dragged
+        # While a button is held (a W/L drag, a measurement...) the readout waits for the
+        # release: fewer messages while every frame counts.
+        self._pressed = False
         self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
         # Moves are throttled (one every 15 ms is smooth and spares the kernel); presses,
         # releases, wheel and keys must all arrive.
@@ -152,17 +158,23 @@ class ViewportView:
         if kind == "mousemove":
             ui.move(self.index, x, y)
             self._pointer = (x, y)
-            self._readout()
+            if not self._pressed:
+                self._readout()
         elif kind == "mouseleave":
             self._pointer = None
+            self._pressed = False
             self._readout()
         elif kind == "mousedown":
+            self._pressed = True
+            self._readout.cancel()
+            self.canvas[2].clear()  # it would not follow the pointer until the release
             if self.on_drop is not None:
                 self.on_drop(None)  # a press here starts a new gesture: forget a stale drag
             button = int(event.get("button", 0))
             shift, ctrl = bool(event.get("shiftKey")), bool(event.get("ctrlKey"))
             ui.press(self.index, x, y, button=button, shift=shift, ctrl=ctrl)
         elif kind == "mouseup":
+            self._pressed = False
             if self.on_drop is None or not self.on_drop(self.index):
                 ui.release(self.index, x, y)
             self.frames.settle()
@@ -207,7 +219,7 @@ class ViewportView:
             self.status.layout.width = f"{width}px"
         if change.name in IMAGE_CHANGES:
             self.redraw()
-            if self._pointer is not None:
+            if self._pointer is not None and not self._pressed and change.name not in READOUT_KEEPS:
                 self._readout()  # the value under a still pointer changes with the frame
 
     def close(self) -> None:
