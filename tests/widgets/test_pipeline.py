@@ -72,7 +72,7 @@ def test_changes_during_a_frame_in_flight_become_one_frame() -> None:
 def test_two_frames_in_flight_and_a_receipt_confirms_every_earlier_frame() -> None:
     async def scenario() -> None:
         frames = Frames()
-        pipeline = confirmed(frames, settle_seconds=10.0, ack_timeout_seconds=10.0)
+        pipeline = confirmed(frames, settle_seconds=10.0, ack_timeout_seconds=10.0, max_in_flight=2)
         for _ in range(6):  # a drag
             pipeline.request()
         assert frames.drawn[1:] == [(False, 2), (False, 3)], "a second frame may be in flight"

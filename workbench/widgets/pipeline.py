@@ -29,7 +29,7 @@ SETTLE_SECONDS = 0.1
 #: frame itself (JupyterLab relays it behind every queued event), which would stall a drag.
 ACK_TIMEOUT_SECONDS = 0.15
 #: Frames sent and not yet confirmed, at most, while input keeps coming.
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 3
 #: Frame numbers are stamped as a 24-bit colour.
 FRAME_ID_MODULUS = 1 << 24
 

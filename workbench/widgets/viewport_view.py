@@ -39,6 +39,10 @@ except ImportError:  # pragma: no cover - older or newer ipycanvas without it
 IMAGE_CHANGES = frozenset(
     {"stack", "frame", "window", "zoom", "pan", "rotation", "flip", "invert", "size", "slab"}
 )
+#: Milliseconds between the pointer moves the browser sends. Each message costs the browser
+#: and the kernel more than its frame-rate worth past about 40 a second (the kernel answers
+#: every message with status messages the page must handle too).
+MOVE_INTERVAL_MS = 25
 #: Seconds between cursor readout updates while the pointer moves.
 READOUT_INTERVAL_SECONDS = 0.05
 #: Model changes that leave the value under the pointer as it was (it is the modality value,
@@ -123,11 +127,11 @@ class ViewportView:
         # release: fewer messages while every frame counts.
         self._pressed = False
         self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
-        # Moves are throttled (one every 15 ms is smooth and spares the kernel); presses,
+        # Moves are throttled (see MOVE_INTERVAL_MS); presses,
         # releases, wheel and keys must all arrive.
         self._moves = Event(
             source=self.canvas, watched_events=["mousemove"], xy_coordinate_system="relative",
-            throttle_or_debounce="throttle", wait=15,
+            throttle_or_debounce="throttle", wait=MOVE_INTERVAL_MS,
         )  # fmt: skip
         self._events = Event(
             source=self.canvas,
