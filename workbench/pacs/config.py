@@ -64,6 +64,9 @@ class Config:
     DicomCheckModalityHost: bool = False
     #: Seconds without new instances after which a series/study/patient is "stable".
     StableAge: int = 60
+    #: Modality worklists, as Orthanc's worklist plugin: ``{"Enable": true, "Database":
+    #: "/folder/of/wl/files"}`` (``workbench.pacs.node.worklist``).
+    Worklists: dict[str, Any] = field(default_factory=dict)
     #: Ours: the OHIF build (``dist/`` of the npm package ``@ohif/app``) served at ``/ohif/``.
     #: Default: the one ``scripts/bootstrap.sh`` fetched, if any (``workbench.pacs.ohif``).
     OhifDirectory: str | None = None

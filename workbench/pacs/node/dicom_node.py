@@ -22,6 +22,7 @@ from .contexts import (
     verification_sop_class,
 )
 from .scp import handle_echo, handle_find, handle_get, handle_move, handle_store
+from .worklist import WORKLIST_FIND
 
 LOGGER = logging.getLogger("workbench.pacs.node")
 
@@ -102,7 +103,7 @@ class DicomNode:
         ae.require_called_aet = bool(access.option(self.config, "DicomCheckCalledAet"))
         syntaxes = accepted_transfer_syntaxes()
         ae.add_supported_context(verification_sop_class(), list(UNCOMPRESSED))
-        for sop_class in query_retrieve_sop_classes():
+        for sop_class in [*query_retrieve_sop_classes(), WORKLIST_FIND]:
             ae.add_supported_context(sop_class, list(UNCOMPRESSED))
         for sop_class in storage_sop_classes():
             # scp_role/scu_role let C-GET requestors take the SCP role for the sub-operations

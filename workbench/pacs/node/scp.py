@@ -24,7 +24,7 @@ from pynetdicom.presentation import build_context
 
 from workbench.pacs.errors import PacsError
 
-from . import access, query
+from . import access, query, worklist
 from .contexts import NATIVE_OUTPUT, tune_association
 from .transcode import TranscodeError, prepare_for_send
 
@@ -33,6 +33,8 @@ LOGGER = logging.getLogger("workbench.pacs.node")
 SUCCESS = 0x0000
 PENDING = 0xFF00
 CANCEL = 0xFE00
+#: C-FIND failure "Unable to process" (PS3.4 C.4.1.1.4).
+UNABLE_TO_PROCESS = 0xC000
 NOT_AUTHORIZED = 0x0124
 OUT_OF_RESOURCES = 0xA700
 PROCESSING_FAILURE = 0xC211
@@ -123,9 +125,13 @@ def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool =
 
 
 def handle_find(event: evt.Event, index: Any, config: Any) -> Iterator[tuple[int, Dataset | None]]:
-    """C-FIND on Patient Root and Study Root, all four levels, answered from the index."""
+    """C-FIND on Patient Root and Study Root, all four levels, answered from the index; and
+    on the Modality Worklist model, answered from the worklist files."""
     if not _allowed(event, config, "Find"):
         yield NOT_AUTHORIZED, None
+        return
+    if str(event.request.AffectedSOPClassUID) == worklist.WORKLIST_FIND:
+        yield from _worklist_find(event, config)
         return
     try:
         parsed = query.parse_identifier(event.identifier, _root(event))
@@ -140,6 +146,20 @@ def handle_find(event: evt.Event, index: Any, config: Any) -> Iterator[tuple[int
             yield CANCEL, None
             return
         yield PENDING, query.build_answer(resource, parsed, aet)
+
+
+def _worklist_find(event: evt.Event, config: Any) -> Iterator[tuple[int, Dataset | None]]:
+    try:
+        answers = worklist.worklist_answers(config, event.identifier)
+    except (ValueError, PacsError) as exc:
+        LOGGER.error("Worklist C-FIND from %s refused: %s", _peer(event)[0], exc)
+        yield UNABLE_TO_PROCESS, None
+        return
+    for answer in answers:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, answer
 
 
 def _instances(event: evt.Event, index: Any) -> list[str]:
