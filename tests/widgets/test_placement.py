@@ -9,6 +9,7 @@ import pytest
 from workbench.io.presentation import Annotation
 from workbench.widgets import overlay, placement
 from workbench.widgets.model import ViewerModel
+from workbench.widgets.scrollbar import Scrollbar
 from workbench.widgets.tools import Interaction
 
 #: Viewport sizes of the layouts 1×1 to 3×3 in a 1000 px wide window, and a few odd ones.
@@ -46,6 +47,9 @@ def test_corner_text_and_letters_never_collide(model, size, stack) -> None:
     blocks = placement.overlay_blocks(corners, letters, size)
     boxes_apart([b.box for b in blocks])
     assert all(b.box.inside(size) for b in blocks)
+    # The slice scrollbar's strip along the right edge stays clear of text.
+    bar = Scrollbar(*size, viewport.frame_count)
+    assert all(b.box.right <= bar.track[0] for b in blocks)
     # Every letter is shown whatever the size; text is shortened rather than dropped
     # wherever a corner has room for one line.
     assert {b.lines[0] for b in blocks if len(b.lines[0]) == 1} >= set(letters.values())

@@ -23,6 +23,7 @@ import numpy as np
 
 from workbench.io.presentation import Annotation
 from workbench.widgets.geometry import DisplayTransform
+from workbench.widgets.scrollbar import HIT_WIDTH
 
 FONT_FAMILY = "monospace"
 #: Advance width of a monospace character, as a fraction of the font size (0.6 for the
@@ -32,6 +33,8 @@ CHAR_WIDTH = 0.62
 MIN_FONT, MAX_FONT, PIXELS_PER_FONT_PIXEL = 9, 13, 36
 #: Space between text and its box edge, and between blocks and the viewport edge.
 PAD, MARGIN = 2, 4
+#: On the right, text stays clear of the slice scrollbar too.
+RIGHT_MARGIN = MARGIN + HIT_WIDTH - 4
 #: Space kept between a label and its shape, and the distances tried further out.
 LABEL_DISTANCES = (6, 18, 36, 60, 96, 140)
 #: Display pixels between the places tried anywhere in the viewport when none near is free.
@@ -145,7 +148,7 @@ def _letter_blocks(letters: Mapping[str, str], size, font: int) -> dict[str, Tex
         if not text:
             continue
         w, h = block_size([text], font)
-        x = {"left": MARGIN, "right": width - MARGIN - w}.get(side, (width - w) / 2)
+        x = {"left": MARGIN, "right": width - RIGHT_MARGIN - w}.get(side, (width - w) / 2)
         y = {"top": MARGIN, "bottom": height - MARGIN - h}.get(side, (height - h) / 2)
         align = {"left": "left", "right": "right"}.get(side, "center")
         blocks[side] = TextBlock((text,), Box(x, y, w, h), align, font)
@@ -180,7 +183,8 @@ def overlay_blocks(
         # up) to the letter in the middle of its side.
         middle = side_letters.get(vertical)
         half = (middle.box.x - MARGIN) if middle else width / 2
-        max_width = max(half - MARGIN - MARGIN / 2, 0.0)
+        edge = MARGIN if horizontal == "left" else RIGHT_MARGIN
+        max_width = max(half - edge - MARGIN / 2, 0.0)
         across = side_letters.get(horizontal)
         reach = (across.box.y if across else height / 2) - MARGIN / 2
         if vertical == "bottom":
@@ -191,7 +195,7 @@ def overlay_blocks(
         if not fitted:
             continue
         w, h = block_size(fitted, font)
-        x = MARGIN if horizontal == "left" else width - MARGIN - w
+        x = MARGIN if horizontal == "left" else width - RIGHT_MARGIN - w
         y = MARGIN if vertical == "top" else height - MARGIN - h
         blocks.append(TextBlock(tuple(fitted), Box(x, y, w, h), horizontal, font))
     return blocks
