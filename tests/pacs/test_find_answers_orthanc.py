@@ -119,3 +119,16 @@ def test_image_answers_equal_orthancs_on_keys_read_from_the_files(both, tmp_path
         "SOPInstanceUID",
     )
     assert {int(answer.Rows) for answer in mine.values()} == {512}
+
+
+@pytest.mark.parametrize(
+    "keyword", ["PatientSex", "StudyDescription", "ReferringPhysicianName", "AccessionNumber"]
+)
+def test_a_lone_wildcard_needs_a_value_as_in_orthanc(both, tmp_path, keyword):
+    """``*`` matches any value but not an absent or empty attribute, as Orthanc answers."""
+    ours, _ = both
+    mine = _answers(
+        both, tmp_path, "STUDY", ["StudyInstanceUID", f"{keyword}=*"], "StudyInstanceUID"
+    )
+    if keyword == "StudyDescription":  # some sample studies have none
+        assert 0 < len(mine) < len(ours.index.find("Study", {}))

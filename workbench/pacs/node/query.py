@@ -102,7 +102,7 @@ def parse_identifier(identifier: Dataset, root: str = "STUDY") -> ParsedQuery:
         if elem.VR == "SQ" or not elem.keyword:
             continue  # sequence matching and private keys are return-only here
         text = value_text(elem.value, elem.VR)
-        if text not in ("", "*"):
+        if text != "":  # "*" is a wildcard: like Orthanc, it needs the attribute to have a value
             parsed.constraints[elem.keyword] = text
     return parsed
 
