@@ -13,10 +13,10 @@ else its vendored copy), measures:
 * bytes per update sent while dragging.
 
 Each figure is measured twice in the same run, on the same page: with frames paced by
-:class:`workbench.widgets.pipeline.FramePipeline` (one in flight, the latest state next,
-JPEG while input keeps coming, the exact PNG once it pauses), and with pacing switched off
-(``coalesce = False``: one lossless PNG per event, every event drawn, as the viewer did
-before), and the ratio is printed.
+:class:`workbench.widgets.pipeline.FramePipeline` (a few in flight, the latest state next,
+JPEG while input keeps coming, the exact PNG once it pauses or the button is released), and
+with pacing switched off (``coalesce = False``: one lossless PNG per event, every event
+drawn, as the viewer did before), and the ratio is printed.
 
 The page timestamps every image drawn into the image layer and every input event with
 ``performance.now()``, so latencies are browser-side and include the whole round trip. Run:
