@@ -6,6 +6,7 @@ request gives the same status and the same JSON, apart from each server's own AE
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -94,6 +95,7 @@ def test_query_answers_are_orthancs(servers, level, keys):
     ours_id, theirs_id = (response.json()["ID"] for response in created)
     for suffix in (
         "",
+        "/answers/0",
         "/query",
         "/query?simplify",
         "/level",
@@ -163,3 +165,35 @@ def test_dicom_echo_to_a_node_given_by_address(servers):
     mine, theirs = _both(servers, "POST", "/tools/dicom-echo", json=closed)
     assert mine.status_code == theirs.status_code == 500
     assert "NOBODY" in mine.json()["Details"]
+
+
+def test_drilling_down_from_an_answer(servers):
+    """``query-series`` / ``query-instances`` of a study answer, as in Orthanc Explorer."""
+    created = _both(
+        servers,
+        "POST",
+        "/modalities/peer/query",
+        json={"Level": "Study", "Query": {"PatientName": "*"}},
+    )
+    ids = [response.json()["ID"] for response in created]
+    for children in ("series", "instances"):
+        below = [
+            requests.post(
+                f"{server.url}/queries/{query}/answers/0/query-{children}",
+                json={"Query": {"Modality": ""}} if children == "series" else {},
+                timeout=60,
+            )
+            for server, query in zip(servers[:2], ids, strict=True)
+        ]
+        assert [response.status_code for response in below] == [200, 200]
+        contents = [
+            requests.get(
+                f"{server.url}/queries/{response.json()['ID']}/answers?expand&simplify", timeout=30
+            ).json()
+            for server, response in zip(servers[:2], below, strict=True)
+        ]
+        mine, theirs = (
+            sorted(json.dumps(_without_file_meta(item), sort_keys=True) for item in items)
+            for items in contents
+        )
+        assert mine == theirs and mine, children

@@ -22,6 +22,7 @@ from ..dicomjson import dataset_to_json
 from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node import DicomNetworkError
 from ..node.query import dataset_from_query
+from ..node.scu import orthanc_query
 from ..tags import IDENTIFIER, LEVELS
 from .deps import flag, json_body, node_of
 
@@ -135,10 +136,48 @@ def answers(query_id: str, request: Request, expand: str | None = Query(None),
     return [str(position) for position in range(len(stored.answers))]
 
 
+#: The levels below each one, as ``query-{plural}`` operations on an answer.
+_CHILD_QUERIES = {
+    "Patient": ("studies", "series", "instances"),
+    "Study": ("series", "instances"),
+    "Series": ("instances",),
+    "Instance": (),
+}
+_CHILD_LEVEL = {"studies": "Study", "series": "Series", "instances": "Instance"}
+
+
 @router.get("/{query_id}/answers/{index}", summary="What can be done with an answer")
 def answer_operations(query_id: str, index: str, request: Request) -> list[str]:
-    _answer(_query(request, query_id), index, query_id)
-    return ["content", "retrieve"]
+    stored = _query(request, query_id)
+    _answer(stored, index, query_id)
+    return ["content", "retrieve", *(f"query-{child}" for child in _CHILD_QUERIES[stored.level])]
+
+
+@router.post("/{query_id}/answers/{index}/query-{children}",
+             summary="C-FIND below one answer (its series, its instances...)")
+async def query_children(query_id: str, index: str, children: str, request: Request
+                         ) -> dict[str, Any]:
+    """A new query at a lower level, constrained to the answer's identifiers, as Orthanc's
+    ``/queries/{id}/answers/{index}/query-series`` (body: ``{"Query": {...}}``, optional)."""
+    stored = _query(request, query_id)
+    answer = _answer(stored, index, query_id)
+    if children not in _CHILD_QUERIES[stored.level]:
+        raise UnknownResourceError("Operation", f"query-{children} of a {stored.level} answer")
+    body = await json_body(request, required=False) or {}
+    keys = body.get("Query", {}) if isinstance(body, dict) else None
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise BadRequestError('Field "Query" must be an object of strings')
+    keys = {**keys, **_retrieve_keys(stored, answer)}
+    level = _CHILD_LEVEL[children]
+    node = node_of(request)
+    try:
+        answers = await run_in_threadpool(
+            node.find, stored.modality, level, orthanc_query(level, keys), main_tags=False
+        )
+    except DicomNetworkError as exc:
+        raise PacsError(str(exc)) from exc  # 500, as Orthanc answers a failed C-FIND
+    child_id = create_query(request.app, stored.modality, level, keys, answers)
+    return {"ID": child_id, "Path": f"/queries/{child_id}"}
 
 
 @router.get("/{query_id}/answers/{index}/content", summary="The tags of one answer")
