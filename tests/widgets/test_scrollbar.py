@@ -47,6 +47,23 @@ def test_press_and_drag_on_the_scrollbar_scroll_the_viewport(ct_dir) -> None:
         viewer.close()
 
 
+def test_the_release_sets_the_frame_where_the_thumb_was_let_go(ct_dir) -> None:
+    """Moves are throttled in the browser, so the last ones of a fast drag may never arrive:
+    the release alone must bring the stack to where it happened."""
+    viewer = Viewer(ct_dir, size=(512, 540), thumbnails=False)
+    try:
+        view, viewport = viewer.views[0], viewer.viewports[0]
+        x, bottom = viewport.size[0] - 3, viewport.size[1] - 1
+        view._on_event({"type": "mousedown", "relativeX": x, "relativeY": bottom, "button": 0})
+        assert viewport.frame == viewport.frame_count - 1
+        view._on_event({"type": "mousemove", "relativeX": x - 20, "relativeY": bottom / 2})
+        assert 0 < viewport.frame < viewport.frame_count - 1
+        view._on_event({"type": "mouseup", "relativeX": x - 80, "relativeY": 0})
+        assert viewport.frame == 0
+    finally:
+        viewer.close()
+
+
 def test_the_readout_waits_for_the_release_of_a_drag(ct_dir) -> None:
     """While a button is held the readout is not redrawn (nor for a window change, which
     leaves the value under the pointer as it was); it comes back at the release."""

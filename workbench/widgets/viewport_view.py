@@ -206,13 +206,18 @@ class ViewportView:
             self._scrolling = True
         elif not self._scrolling:
             return False
-        elif kind in ("mouseup", "mouseleave"):
+        elif kind == "mouseleave":
             self._scrolling = False
             self.frames.settle()
-            return kind == "mouseup"
-        elif kind != "mousemove":
+            return False
+        elif kind not in ("mousemove", "mouseup"):
             return False
         self.viewport.frame = self.scrollbar().frame_at(y)
+        if kind == "mouseup":
+            # Moves are throttled, so the last one before the release may never arrive:
+            # the release itself says where the thumb was let go.
+            self._scrolling = False
+            self.frames.settle()
         return True
 
     def _on_model_change(self, change: Change) -> None:
