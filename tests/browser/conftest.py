@@ -152,11 +152,13 @@ def open_and_run(page, lab: JupyterLab, name: str, cells: list[str], artifacts: 
     prompts = page.locator(".jp-InputArea-prompt")
     deadline = time.monotonic() + timeout
     for attempt in range(3):
-        page.locator(".jp-Notebook").first.click()
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        # A click can land while the page is still settling; check the run started.
+        dismiss_dialogs(page, artifacts, name)
+        # A click can land while the page is still settling, or a dialog come up in
+        # between; check the run started, else try again.
         try:
+            page.locator(".jp-Notebook").first.click(timeout=15_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=15_000)
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=15_000)
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
                 ".some(p => p.textContent.trim() !== '[ ]:')",
@@ -180,6 +182,22 @@ def open_and_run(page, lab: JupyterLab, name: str, cells: list[str], artifacts: 
     tracebacks = [t for t in errors.all_inner_texts() if "Error" in t or "Traceback" in t]
     assert not tracebacks, "a cell failed:\n" + "\n".join(tracebacks)
     return page
+
+
+def dismiss_dialogs(page, artifacts: Path, name: str) -> list[str]:
+    """Close the JupyterLab dialogs over the page (on a loaded machine the server may ask
+    something before the notebook has settled); their texts are printed and kept in
+    ``artifacts`` so that a failure later shows what was asked."""
+    texts = []
+    dialogs = page.locator(".jp-Dialog")
+    while dialogs.count():
+        text = dialogs.first.inner_text()
+        texts.append(text)
+        print(f"JupyterLab dialog over {name}: {text!r}")
+        (artifacts / f"{name}-dialog-{len(texts)}.txt").write_text(text)
+        page.keyboard.press("Escape")
+        dialogs.first.wait_for(state="detached", timeout=15_000)
+    return texts
 
 
 @pytest.fixture()
