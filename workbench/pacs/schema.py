@@ -3,6 +3,10 @@
 Orthanc keeps main tags as rows of a generic table; we keep them as typed columns of each
 level's table, which lets SQLite (or PostgreSQL) answer UID, identifier, name and date
 queries from ordinary B-tree indexes at a million instances.
+
+This is the schema the code reads and writes; databases are brought to it by the revisions of
+:mod:`workbench.pacs.migrations` (which also add SQLite's NOCASE indexes), never by
+``create_all``.
 """
 
 from __future__ import annotations
@@ -92,25 +96,3 @@ totals = sa.Table(
 
 TABLES = {"Patient": patients, "Study": studies, "Series": series, "Instance": instances}
 assert set(TABLES) == set(LEVELS)
-
-
-#: Text columns also searched without case (PN always, others through /tools/find): on
-#: SQLite they get a second index in NOCASE collation, which LIKE and "= ... COLLATE NOCASE"
-#: use.
-NOCASE_INDEXED_TAGS = {
-    "Patient": ("PatientID", "PatientName"),
-    "Study": ("PatientID", "PatientName", "AccessionNumber", "StudyDescription"),
-    "Series": ("Modality",),
-    "Instance": (),
-}
-
-
-def create_sqlite_nocase_indexes(conn: sa.Connection) -> None:
-    """Create the NOCASE indexes (SQLite only; idempotent, so older indexes get them too)."""
-    for level, keywords in NOCASE_INDEXED_TAGS.items():
-        name = PLURAL[level]
-        for keyword in keywords:
-            conn.exec_driver_sql(
-                f'CREATE INDEX IF NOT EXISTS "ix_{name}_{keyword}_nocase" '
-                f'ON "{name}" ("{keyword}" COLLATE NOCASE)'
-            )

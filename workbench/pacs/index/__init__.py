@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import migrations
 from ..anonymize import Anonymizer, anonymize_resource
 from ..config import Config
 from ..database import create_engine
@@ -24,7 +25,7 @@ from ..incoming import IncomingFilter, Refused, admit
 from ..parsing import ParsedInstance, parse_instance
 from ..reconcile import reconcile
 from ..results import IngestResult, ReconcileReport
-from ..schema import CHILD, PARENT, create_sqlite_nocase_indexes, metadata
+from ..schema import CHILD, PARENT
 from ..stability import StabilityMonitor
 from ..store import FileStore, StoreLock
 from ..tags import normalize_level
@@ -59,10 +60,7 @@ class Index:
         self.store = FileStore(self.config.storage_path)
         self.config.index_path.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(self.config.database_url)
-        metadata.create_all(self.engine)
-        if self.engine.dialect.name == "sqlite":
-            with self.engine.begin() as conn:
-                create_sqlite_nocase_indexes(conn)
+        migrations.upgrade(self.engine)
         self._writer = Writer(
             self.engine,
             self.store,

@@ -1,0 +1,154 @@
+"""The index migrates the database it opens: new, made before migrations, or a revision behind."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from tests.pacs.test_index_store import SMALL_FILE, make_instance
+from workbench.pacs import Config, Index, migrations
+from workbench.pacs.errors import PacsError
+from workbench.pacs.schema import metadata
+
+NOCASE_INDEX = "ix_studies_PatientName_nocase"
+
+
+def sqlite_config(tmp_path: Path) -> Config:
+    return Config(StorageDirectory=str(tmp_path / "store"))
+
+
+def declared(item, name, kind, reflected, compare_to) -> bool:
+    """Whether :mod:`workbench.pacs.schema` declares this kind of object (SQLite's NOCASE
+    indexes are made by revision 0002 alone, and checked by name)."""
+    return not (kind == "index" and name and name.endswith("_nocase"))
+
+
+def schema_differences(url: str) -> list:
+    """What Alembic's autogenerate would still change to reach :mod:`workbench.pacs.schema`."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_object": declared})
+        differences = compare_metadata(context, metadata)
+    engine.dispose()
+    return differences
+
+
+def index_names(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url)
+    names = {index["name"] for index in sa.inspect(engine).get_indexes(table)}
+    engine.dispose()
+    return names
+
+
+def revision_of(url: str) -> str | None:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        revision = migrations.current_revision(conn)
+    engine.dispose()
+    return revision
+
+
+def test_a_new_database_gets_every_revision_and_the_declared_schema(tmp_path):
+    config = sqlite_config(tmp_path)
+    Index(config).close()
+    assert revision_of(config.database_url) == migrations.head_revision()
+    assert schema_differences(config.database_url) == []
+    assert NOCASE_INDEX in index_names(config.database_url, "studies")
+
+
+def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(tmp_path, sample_data):
+    config = sqlite_config(tmp_path)
+    config.index_path.mkdir(parents=True)
+    # The index as the code made it before migrations existed (and before NOCASE indexes).
+    legacy = sa.create_engine(config.database_url)
+    metadata.create_all(legacy)
+    with legacy.begin() as conn:
+        conn.execute(sa.insert(metadata.tables["totals"]), [{"name": "legacy", "value": 7}])
+    legacy.dispose()
+    assert revision_of(config.database_url) is None
+
+    index = Index(config)
+    index.close()
+    assert revision_of(config.database_url) == migrations.head_revision()
+    assert schema_differences(config.database_url) == []
+    assert NOCASE_INDEX in index_names(config.database_url, "studies")  # revision 0002 ran
+    engine = sa.create_engine(config.database_url)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT value FROM totals WHERE name = 'legacy'")).scalar()
+    engine.dispose()
+    assert kept == 7
+
+
+def test_instances_of_an_index_without_version_survive_its_adoption(tmp_path, sample_data):
+    config = sqlite_config(tmp_path)
+    index = Index(config)
+    stored = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, name="Müller^Anna"))
+    index.close()
+    engine = sa.create_engine(config.database_url)
+    with engine.begin() as conn:  # back to what create_all left: no version, no NOCASE index
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+        conn.exec_driver_sql(f'DROP INDEX "{NOCASE_INDEX}"')
+    engine.dispose()
+
+    reopened = Index(config)
+    try:
+        assert reopened.find("Study", {"PatientName": "müller*"}) == [stored.study_id]
+        assert reopened.last_reconcile.files_reindexed == []
+    finally:
+        reopened.close()
+    assert revision_of(config.database_url) == migrations.head_revision()
+
+
+def test_opening_applies_the_revisions_a_database_lacks(tmp_path):
+    config = sqlite_config(tmp_path)
+    config.index_path.mkdir(parents=True)
+    engine = sa.create_engine(config.database_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), migrations.BASELINE)
+    engine.dispose()
+    assert revision_of(config.database_url) == migrations.BASELINE
+    assert NOCASE_INDEX not in index_names(config.database_url, "studies")
+
+    Index(config).close()
+    assert revision_of(config.database_url) == migrations.head_revision()
+    assert NOCASE_INDEX in index_names(config.database_url, "studies")
+
+
+def test_a_database_from_a_newer_workbench_is_refused_with_its_revision(tmp_path):
+    config = sqlite_config(tmp_path)
+    Index(config).close()
+    engine = sa.create_engine(config.database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(PacsError, match=r"9999.*newer workbench"):
+        Index(config)
+
+
+def test_indexes_opening_one_new_database_at_once_migrate_it_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    errors: list[BaseException] = []
+
+    def open_index(number: int) -> None:
+        try:
+            Index(
+                Config(StorageDirectory=str(tmp_path / f"store{number}"), DatabaseUrl=url),
+                reconcile=False,
+            ).close()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_index, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert revision_of(url) == migrations.head_revision()
+    assert schema_differences(url) == []
