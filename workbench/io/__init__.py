@@ -13,7 +13,12 @@ lazy array (one dask chunk per frame; nothing is decoded until asked)::
     ct.attrs["affine"]                     # (x, y, frame, 1) -> patient LPS mm
     ct.to_netcdf("ct.nc")                  # or .to_zarr(): values, coords and attrs
 
-``xr.open_dataset(path, engine="dicom")`` opens the same arrays through xarray. Errors are
+``xr.open_dataset(path, engine="dicom")`` opens the same arrays through xarray.
+
+A DICOMweb server works the same way: ``scan("https://host/dicom-web", Modality="CT")``
+searches it (QIDO-RS), ``open_series("https://host/dicom-web/studies/{s}/series/{r}",
+dicomweb=DicomWeb(token=...))`` builds the array from one metadata request, and each chunk
+fetches its frame when computed (:mod:`workbench.io.webseries`). Errors are
 :class:`DicomIOError` subclasses naming the file and what was wrong.
 
 The OpenJPEG binding holds the GIL, so JPEG 2000 frames decode about one at a time under
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workbench.io import display
     from workbench.io.catalog import Catalog, Patient, Series, Skipped, Study, scan
+    from workbench.io.dicomweb import DicomWeb, DicomWebError
     from workbench.io.errors import (
         DicomIOError,
         InconsistentSeriesError,
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
         PixelDataError,
         UnsupportedTransferSyntaxError,
     )
+    from workbench.io.framecache import FrameCache
     from workbench.io.series import open_series
     from workbench.io.sources import DicomFile
     from workbench.io.study import open_study
@@ -61,6 +68,8 @@ _HOMES = {
         ),
         "workbench.io.errors",
     ),
+    **dict.fromkeys(("DicomWeb", "DicomWebError"), "workbench.io.dicomweb"),
+    "FrameCache": "workbench.io.framecache",
     "open_series": "workbench.io.series",
     "DicomFile": "workbench.io.sources",
     "open_study": "workbench.io.study",
@@ -81,6 +90,9 @@ __all__ = [
     "Catalog",
     "DicomFile",
     "DicomIOError",
+    "DicomWeb",
+    "DicomWebError",
+    "FrameCache",
     "InconsistentSeriesError",
     "InvalidDicomError",
     "MissingCodecError",

@@ -254,18 +254,30 @@ def iter_headers(
             yield Skipped(str(file), exc.reason, _without_traceback(exc))
 
 
-def scan(source: Source, *, recursive: bool = True, progress: bool = True) -> Catalog:
+def scan(
+    source: Source,
+    *,
+    recursive: bool = True,
+    progress: bool = True,
+    dicomweb=None,
+    **query: str,
+) -> Catalog:
     """Catalog the DICOM files in ``source`` from their headers alone.
 
     Parameters
     ----------
-    source : path, list of paths, or ZIP archive
+    source : path, list of paths, ZIP archive, or DICOMweb service root URL
         A folder (searched recursively by default), one file, a ZIP archive, or a list
-        of any of these.
+        of any of these. Or ``https://host/dicom-web``: the catalog is then one QIDO-RS
+        instance search, nothing downloaded (see :func:`workbench.io.webseries.scan_dicomweb`).
     recursive : bool
         Search sub-folders.
     progress : bool
         Show a tqdm progress bar when the scan takes more than half a second.
+    dicomweb : DicomWeb, requests.Session or dicomweb_client.DICOMwebClient, optional
+        How to reach a DICOMweb server.
+    **query
+        QIDO-RS search keys for a DICOMweb server (``PatientID="123"``, ``Modality="CT"``).
 
     Returns
     -------
@@ -280,6 +292,12 @@ def scan(source: Source, *, recursive: bool = True, progress: bool = True) -> Ca
     >>> catalog.to_dataframe()                           # doctest: +SKIP
     >>> volume = open_series(catalog.series[0])          # doctest: +SKIP
     """
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        from workbench.io.webseries import scan_dicomweb  # imports this module
+
+        return scan_dicomweb(source, dicomweb=dicomweb, **query)
+    if query:
+        raise TypeError(f"search keys {sorted(query)} apply to DICOMweb servers only")
     catalog = Catalog()
     for item in iter_headers(source, recursive=recursive, progress=progress):
         if isinstance(item, Skipped):

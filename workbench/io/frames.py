@@ -177,6 +177,10 @@ class FrameSource:
             pixel_representation=signed,
         )
 
+    def decode(self, index: int, *, as_rgb: bool = True) -> np.ndarray:
+        """Stored values of frame ``index`` (0-based); see :func:`decode_frame`."""
+        return decode_frame(self, index, as_rgb=as_rgb)
+
 
 def decode_frame(source: FrameSource, index: int, *, as_rgb: bool = True) -> np.ndarray:
     """Return stored values of frame ``index`` (0-based) of one file.

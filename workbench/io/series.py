@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dask.array as da
@@ -23,6 +23,7 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 
 from workbench.io.catalog import Series, Skipped, header_kind, iter_headers
+from workbench.io.dicomweb import DicomWeb, is_dicomweb_url
 from workbench.io.display import DISPLAY_TABLES, DisplayTables
 from workbench.io.errors import (
     InconsistentSeriesError,
@@ -31,7 +32,7 @@ from workbench.io.errors import (
     PixelDataError,
     blaming,
 )
-from workbench.io.frames import FrameSource, check_decodable, decode_frame
+from workbench.io.frames import FrameSource, check_decodable
 from workbench.io.geometry import FrameInfo, frame_infos, stack_geometry
 from workbench.io.headers import SERIES_KEYWORDS, InstanceHeader, read_header
 from workbench.io.objects import not_an_image_message
@@ -56,7 +57,10 @@ class FrameStack(BackendArray):
     """A read-only ``(frame, y, x[, channel])`` array that decodes frames on demand.
 
     Picklable (files are named, never held open) and thread-safe (every read opens its own
-    file handle). Supports numpy basic indexing and xarray's explicit indexers.
+    file handle). Supports numpy basic indexing and xarray's explicit indexers. A source is
+    anything with a ``file`` (named in errors) and ``decode(index, as_rgb=...)`` giving the
+    stored values of one of its frames: a :class:`~workbench.io.frames.FrameSource` for
+    files, a :class:`~workbench.io.webseries.WebFrameSource` over DICOMweb.
     """
 
     def __init__(
@@ -105,7 +109,7 @@ class FrameStack(BackendArray):
         """Frame ``i`` of the stack, with the modality transform applied (unless raw)."""
         source_index, frame_index, slope, intercept = self.frames[i]
         source = self.sources[source_index]
-        stored = decode_frame(source, frame_index, as_rgb=self.plan.as_rgb)
+        stored = source.decode(frame_index, as_rgb=self.plan.as_rgb)
         if stored.shape != self.plan.frame_shape:
             raise PixelDataError(
                 f"frame {frame_index} decoded to shape {stored.shape}, expected "
@@ -208,10 +212,16 @@ class _Instance:
     frames: list[FrameInfo]
 
 
-def _summarize(header: InstanceHeader, *, describe: bool = True) -> _Instance:
+def _summarize(
+    header: InstanceHeader,
+    *,
+    describe: bool = True,
+    frame_source: Callable[[InstanceHeader], FrameSource] = FrameSource.from_header,
+) -> _Instance:
     """What building the array needs from one header. Only with ``describe`` are the label
     and SOP class (for messages, which name a series by its first file) filled in: they
-    cost as much as a tenth of reading the header."""
+    cost as much as a tenth of reading the header. ``frame_source`` makes what reads the
+    header's frames later."""
     with blaming(header.file):
         has_pixels = header.pixel_keyword is not None
         instance = _Instance(
@@ -221,7 +231,7 @@ def _summarize(header: InstanceHeader, *, describe: bool = True) -> _Instance:
             layout=tuple(header.text(k).strip() for k in _LAYOUT_KEYWORDS),
             sop_class="",
             transfer_syntax=header.transfer_syntax,
-            source=FrameSource.from_header(header) if has_pixels else None,
+            source=frame_source(header) if has_pixels else None,
             frames=frame_infos(header) if has_pixels else [],
         )
         if describe:
@@ -360,7 +370,11 @@ def _check_consistent(instances: list[_Instance]) -> None:
 
 
 def open_series(
-    source: Source | Series, series_uid: str | None = None, *, raw: bool = False
+    source: Source | Series,
+    series_uid: str | None = None,
+    *,
+    raw: bool = False,
+    dicomweb: DicomWeb | None = None,
 ) -> xr.DataArray:
     """Open one series as a lazy ``xarray.DataArray`` with one dask chunk per frame.
 
@@ -373,6 +387,12 @@ def open_series(
         Which series to open when ``source`` holds several.
     raw : bool
         Return stored values (no modality LUT / rescale, no YBR to RGB conversion).
+    dicomweb : DicomWeb, optional
+        How to reach the server when ``source`` is a DICOMweb series URL
+        (``https://host/dicom-web/studies/{study}/series/{series}``): authentication,
+        retries, connection limit, timeouts, frame cache (see
+        :class:`~workbench.io.dicomweb.DicomWeb`). The array is then built from one WADO-RS
+        metadata request, and each chunk fetches its frame (see :mod:`workbench.io.webseries`).
 
     Returns
     -------
@@ -404,7 +424,12 @@ def open_series(
     InvalidDicomError
         A file named in ``source`` is not DICOM or is damaged.
     """
-    parts = build_series(source, series_uid, raw=raw)
+    return series_array(build_series(source, series_uid, raw=raw, dicomweb=dicomweb))
+
+
+def series_array(parts: SeriesParts) -> xr.DataArray:
+    """The lazy DataArray of a series described by :func:`build_series`: one dask chunk per
+    frame."""
     stack = parts.stack
     # Names joined and frames as one array tokenize several times faster than lists.
     files = "\0".join(str(s.file) for s in stack.sources)
@@ -447,16 +472,85 @@ class SeriesParts:
 
 
 def build_series(
-    source: Source | Series, series_uid: str | None = None, *, raw: bool = False
+    source: Source | Series,
+    series_uid: str | None = None,
+    *,
+    raw: bool = False,
+    dicomweb: DicomWeb | None = None,
 ) -> SeriesParts:
     """Read the headers of one series and describe it without reading pixels."""
+    if is_dicomweb_url(source) or _is_web_series(source):
+        from workbench.io.webseries import build_web_series  # imports this module
+
+        return build_web_series(source, raw=raw, dicomweb=dicomweb)
     instances = _collect(source, series_uid)
+    return build_from_instances(
+        instances,
+        lambda first: read_header(first.file, full=True, check_pixels=False),
+        raw=raw,
+        where=_describe(source),
+    )
+
+
+def build_from_headers(
+    headers: Sequence[InstanceHeader],
+    frame_source: Callable[[InstanceHeader], FrameSource],
+    full_header: Callable[[InstanceHeader], InstanceHeader],
+    *,
+    raw: bool = False,
+    where: str | None = None,
+) -> SeriesParts:
+    """Describe one series from headers read elsewhere (a DICOMweb server's metadata).
+
+    Parameters
+    ----------
+    headers : sequence of InstanceHeader
+        One per instance of the series.
+    frame_source : callable
+        Makes, from a header, what reads its frames (``file`` and ``decode``).
+    full_header : callable
+        The complete header of an instance (LUT data included), for the series' attributes
+        and display tables, which come from the first image.
+    raw : bool
+        Stored values instead of modality values.
+    where : str, optional
+        What errors about the whole series name.
+    """
+    by_header = {}
+    instances = []
+    for i, header in enumerate(headers):
+        instance = _summarize(header, describe=i == 0, frame_source=frame_source)
+        by_header[id(instance)] = header
+        instances.append(instance)
+    return build_from_instances(
+        instances, lambda first: full_header(by_header[id(first)]), raw=raw, where=where
+    )
+
+
+def _is_web_series(source) -> bool:
+    """Whether ``source`` is a catalog series found by a DICOMweb search."""
+    return (
+        isinstance(source, Series)
+        and bool(source.instances)
+        and is_dicomweb_url(str(source.instances[0].file))
+    )
+
+
+def build_from_instances(
+    instances: list[_Instance],
+    full_header: Callable[[_Instance], InstanceHeader],
+    *,
+    raw: bool,
+    where: str | None,
+) -> SeriesParts:
+    """Describe a series from the summaries of its instances; ``full_header`` gives the
+    complete header of the first image."""
     with_pixels = [i for i in instances if i.source is not None]
     if not with_pixels:
         raise PixelDataError(
             f"no pixel data to open: the instance is a {instances[0].sop_class} "
             f"({instances[0].label}); it holds no image",
-            instances[0].file if len(instances) == 1 else _describe(source),
+            instances[0].file if len(instances) == 1 else where,
         )
     without = [i for i in instances if i.source is None]
     instances = with_pixels
@@ -473,7 +567,7 @@ def build_series(
     geometry = stack_geometry(infos)
     infos = [infos[i] for i in geometry.order]
     frames = [frames[i] for i in geometry.order]
-    first = read_header(instances[0].file, full=True, check_pixels=False)
+    first = full_header(instances[0])
     with blaming(first.file):
         plan = _plan(first, infos, raw)
     stack = FrameStack(
@@ -535,6 +629,15 @@ def _coords(infos: list[FrameInfo], geometry, plan: FramePlan, photometric: str)
             names = [str(i) for i in range(plan.frame_shape[2])]
         coords["channel"] = ("channel", names)
     return coords
+
+
+def _integer_text(value) -> str:
+    """An integer string value as its number is written (``"04"`` as ``"4"``), so that files
+    and DICOM JSON (which has numbers) agree; other text as it is."""
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
 
 
 def _multi(value) -> list | None:
@@ -600,7 +703,7 @@ def _attrs(
         "StudyInstanceUID": text("StudyInstanceUID"),
         "SeriesInstanceUID": text("SeriesInstanceUID"),
         "SeriesDescription": text("SeriesDescription"),
-        "SeriesNumber": text("SeriesNumber"),
+        "SeriesNumber": _integer_text(ds.get("SeriesNumber")),
         "StudyDate": text("StudyDate"),
         "StudyDescription": text("StudyDescription"),
         "Manufacturer": text("Manufacturer"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xarray as xr
 
 from workbench.io.catalog import Catalog, Series, scan
+from workbench.io.dicomweb import is_dicomweb_url
 from workbench.io.errors import InconsistentSeriesError
 from workbench.io.series import open_series
 from workbench.io.sources import Source
@@ -16,19 +17,24 @@ def open_study(
     *,
     raw: bool = False,
     progress: bool = True,
+    dicomweb=None,
 ) -> dict[str, xr.DataArray]:
     """Open each image series of one study as a lazy DataArray.
 
     Parameters
     ----------
-    source : path, list of paths, ZIP archive, or Catalog
-        Where the study's files are (or a catalog already scanned).
+    source : path, list of paths, ZIP archive, Catalog, or DICOMweb study URL
+        Where the study's files are (or a catalog already scanned), or
+        ``https://host/dicom-web/studies/{study}``: then one WADO-RS metadata request
+        describes every series, and frames are fetched when computed.
     study_uid : str, optional
         Which study to open when ``source`` holds several.
     raw : bool
         Stored values instead of modality values (see :func:`~workbench.io.open_series`).
     progress : bool
         Show a progress bar while scanning headers.
+    dicomweb : DicomWeb, requests.Session or dicomweb_client.DICOMwebClient, optional
+        How to reach the server of a study URL (see :class:`~workbench.io.dicomweb.DicomWeb`).
 
     Returns
     -------
@@ -43,6 +49,10 @@ def open_study(
         ``source`` holds several studies and ``study_uid`` is not given (the message lists
         them), or no study has ``study_uid``.
     """
+    if is_dicomweb_url(source):
+        from workbench.io.webseries import open_web_study
+
+        return open_web_study(source, raw=raw, dicomweb=dicomweb)
     catalog = source if isinstance(source, Catalog) else scan(source, progress=progress)
     # A study of non-image objects alone (e.g. a presentation state whose images are
     # elsewhere) is nothing to open.

@@ -1,0 +1,326 @@
+"""Talking to a DICOMweb server: QIDO-RS searches, WADO-RS metadata, frames and bulk data.
+
+One :class:`DicomWeb` holds how to reach a server (headers, bearer token, a
+``requests.Session`` or a ``dicomweb_client.DICOMwebClient`` to borrow the session of) and
+how patient to be with it: retries with exponential back-off on 429 and 5xx answers
+(honouring ``Retry-After``), a bound on simultaneous connections, connect and read
+timeouts. Every failure becomes a :class:`DicomWebError` naming the URL and the HTTP status.
+
+It pickles as its settings (and the session passed in, if any): ``dask.distributed``
+workers open connections of their own.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from pydicom.dataset import Dataset
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from workbench.io.errors import DicomIOError
+from workbench.io.framecache import FrameCache
+
+DICOM_JSON = "application/dicom+json"
+#: Statuses worth asking again after a pause: too many requests, and the server's troubles.
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+#: A DICOMweb resource URL: the service root, then the study, series and instance UIDs.
+_RESOURCE = re.compile(
+    r"^(?P<root>https?://.+?)/studies/(?P<study>[0-9.]+)"
+    r"(?:/series/(?P<series>[0-9.]+))?(?:/instances/(?P<instance>[0-9.]+))?/?$"
+)
+
+
+class DicomWebError(DicomIOError):
+    """A DICOMweb request failed, or its answer is not what DICOMweb promises.
+
+    ``path`` is the URL asked for; ``status`` the HTTP status (``None`` when there was no
+    answer, or the answer could not be read).
+    """
+
+    def __init__(self, message: str, url: str, status: int | None = None) -> None:
+        super().__init__(message, url)
+        self.url = url
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A study, series or instance named by its DICOMweb URL."""
+
+    root: str
+    study: str
+    series: str | None = None
+    instance: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> Resource:
+        """Split ``https://host/dicom-web/studies/{s}[/series/{r}[/instances/{i}]]``.
+
+        Raises
+        ------
+        DicomWebError
+            ``url`` does not name a study, series or instance that way.
+        """
+        match = _RESOURCE.match(str(url).strip())
+        if match is None:
+            raise DicomWebError(
+                "not a DICOMweb study or series URL: expected "
+                "'http(s)://host/<root>/studies/<StudyInstanceUID>[/series/<SeriesInstanceUID>]'",
+                str(url),
+            )
+        return cls(**match.groupdict())
+
+    @property
+    def url(self) -> str:
+        url = f"{self.root}/studies/{self.study}"
+        if self.series:
+            url += f"/series/{self.series}"
+        if self.instance:
+            url += f"/instances/{self.instance}"
+        return url
+
+
+def is_dicomweb_url(source: object) -> bool:
+    """Whether ``source`` is an ``http(s)://`` URL (to be read over DICOMweb)."""
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+@dataclass
+class DicomWeb:
+    """How to reach one DICOMweb server; makes the requests the lazy arrays need.
+
+    Parameters
+    ----------
+    headers : mapping, optional
+        Extra HTTP headers sent with every request (e.g. an API key).
+    token : str, optional
+        A bearer token, sent as ``Authorization: Bearer <token>``.
+    session : requests.Session or dicomweb_client.DICOMwebClient, optional
+        A session carrying its own authentication (cookies, ``auth``, certificates); the
+        session of a ``DICOMwebClient`` is used as it is.
+    retries : int
+        How many times a request answered 429 or 5xx (or not answered) is tried again,
+        waiting ``backoff`` seconds, then twice that, and so on (or what ``Retry-After``
+        says).
+    backoff : float
+        The first pause between retries, in seconds.
+    max_connections : int
+        The most connections open at once to one host; further requests wait for one.
+    timeout : (float, float)
+        Seconds to wait for a connection, and for each read of an answer.
+    cache : FrameCache, optional
+        Where fetched frames are kept on disk (bounded in bytes), so that opening the same
+        series again, in this process or another, fetches nothing twice.
+    """
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    token: str | None = field(default=None, repr=False)
+    session: Any = field(default=None, repr=False)
+    retries: int = 3
+    backoff: float = 0.2
+    max_connections: int = 8
+    timeout: tuple[float, float] = (5.0, 60.0)
+    cache: FrameCache | None = None
+    _lock: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.session is not None and not isinstance(self.session, requests.Session):
+            # A dicomweb_client.DICOMwebClient keeps its (authenticated) session here.
+            borrowed = getattr(self.session, "_session", None)
+            if not isinstance(borrowed, requests.Session):
+                raise TypeError(
+                    "session= takes a requests.Session or a dicomweb_client.DICOMwebClient, "
+                    f"not {type(self.session).__name__}"
+                )
+            self.session = borrowed
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_lock"] = None  # locks do not pickle; the session (if any) does
+        state["_requests"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # --- the HTTP session ------------------------------------------------------------
+
+    def _session(self, url: str) -> requests.Session:
+        """The session requests go through, with our retries and connection limit mounted
+        for ``url``'s scheme and host."""
+        with self._lock:
+            session = self.__dict__.get("_requests")
+            if session is None:
+                session = self.session if self.session is not None else requests.Session()
+                self.__dict__["_requests"] = session
+                self.__dict__["_mounted"] = set()
+            parts = urlsplit(url)
+            prefix = f"{parts.scheme}://{parts.netloc}/"
+            if prefix not in self.__dict__["_mounted"]:
+                session.mount(prefix, self._adapter())
+                self.__dict__["_mounted"].add(prefix)
+            return session
+
+    def _adapter(self) -> HTTPAdapter:
+        retry = Retry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            backoff_factor=self.backoff,
+            status_forcelist=RETRIED_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last answer is reported with its status
+        )
+        return HTTPAdapter(
+            max_retries=retry,
+            pool_connections=1,
+            pool_maxsize=self.max_connections,
+            pool_block=True,  # the connection limit: wait for a free connection
+        )
+
+    def _headers(self, accept: str) -> dict[str, str]:
+        headers = {"Accept": accept, **dict(self.headers)}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def get(self, url: str, accept: str, *, params: Mapping | None = None) -> requests.Response:
+        """GET ``url``; the answer when it is 2xx, else a :class:`DicomWebError`.
+
+        Raises
+        ------
+        DicomWebError
+            No answer (refused, timed out, cut off) after the retries, or a status other than
+            2xx (the message holds the status, its reason and the start of the body).
+        """
+        try:
+            response = self._session(url).get(
+                url, headers=self._headers(accept), params=params, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            raise DicomWebError(f"no answer from the server: {exc}", url) from exc
+        if not response.ok:
+            body = response.text[:300].strip() if response.content else ""
+            raise DicomWebError(
+                f"HTTP {response.status_code} {response.reason}" + (f": {body}" if body else ""),
+                response.url or url,
+                response.status_code,
+            )
+        return response
+
+    # --- DICOMweb requests -----------------------------------------------------------
+
+    def json(self, url: str, *, params: Mapping | None = None) -> list[dict]:
+        """A DICOM JSON answer (QIDO-RS search, WADO-RS metadata) as its list of objects.
+
+        Raises
+        ------
+        DicomWebError
+            The request failed, or the answer is not a DICOM JSON array of objects.
+        """
+        response = self.get(url, DICOM_JSON, params=params)
+        if response.status_code == 204 or not response.content:
+            return []  # QIDO-RS: nothing matched
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, list) or not all(isinstance(x, dict) for x in answer):
+            kind = response.headers.get("Content-Type", "no content type")
+            raise DicomWebError(
+                f"the answer is not DICOM JSON ({kind}): {response.text[:120]!r}",
+                response.url,
+                response.status_code,
+            )
+        return answer
+
+    def bulk(self, uri: str) -> bytes:
+        """The value of a bulk data element (one ``application/octet-stream`` part)."""
+        response = self.get(uri, 'multipart/related; type="application/octet-stream"')
+        parts = multipart_parts(response)
+        return parts[0][1] if parts else b""
+
+
+def multipart_parts(response: requests.Response) -> list[tuple[dict[str, str], bytes]]:
+    """The parts of a ``multipart/related`` answer: (headers in lower case, body) each.
+
+    Raises
+    ------
+    DicomWebError
+        The answer is not multipart, names no boundary, or ends before its closing
+        boundary (a truncated answer).
+    """
+    content_type = response.headers.get("Content-Type", "")
+    url = response.url
+    if not content_type.lower().startswith("multipart/"):
+        raise DicomWebError(
+            f"expected a multipart/related answer, got {content_type or 'no content type'}: "
+            f"{response.content[:80]!r}",
+            url,
+            response.status_code,
+        )
+    boundary = media_parameters(content_type).get("boundary")
+    if not boundary:
+        raise DicomWebError(f"multipart answer without a boundary ({content_type})", url)
+    body = response.content
+    delimiter = b"--" + boundary.encode("ascii")
+    start = body.find(delimiter)
+    if start < 0:
+        raise DicomWebError("multipart answer without any part (no boundary found)", url)
+    parts = []
+    position = start + len(delimiter)
+    while True:
+        if body.startswith(b"--", position):
+            return parts  # the closing delimiter
+        end = body.find(b"\r\n" + delimiter, position)
+        if end < 0:
+            raise DicomWebError(
+                f"truncated multipart answer: part {len(parts) + 1} has no closing boundary "
+                f"({len(body)} bytes received)",
+                url,
+                response.status_code,
+            )
+        head, separator, content = body[position:end].partition(b"\r\n\r\n")
+        if not separator:
+            raise DicomWebError(f"damaged multipart answer: part {len(parts) + 1}", url)
+        headers = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        parts.append((headers, content))
+        position = end + 2 + len(delimiter)
+
+
+def media_parameters(media_type: str) -> dict[str, str]:
+    """The parameters of a media type (``type``, ``transfer-syntax``, ``boundary``...),
+    names in lower case and quotes removed."""
+    params = {}
+    for item in re.findall(r';\s*([^=;\s]+)\s*=\s*("[^"]*"|[^;]*)', media_type):
+        name, value = item
+        params[name.lower()] = value.strip().strip('"')
+    return params
+
+
+def dataset_from_json(item: dict, bulk_data: Any = None) -> Dataset:
+    """A pydicom ``Dataset`` from one DICOM JSON object.
+
+    ``bulk_data(tag, vr, uri)`` gives the value of elements sent as a ``BulkDataURI``; by
+    default they are left empty, so nothing beyond the JSON is fetched.
+    """
+    return Dataset.from_json(item, bulk_data_uri_handler=bulk_data or _no_bulk_data)
+
+
+def _no_bulk_data(tag: str, vr: str, uri: str) -> bytes | None:
+    return None
