@@ -516,6 +516,12 @@ def build_from_headers(
     where : str, optional
         What errors about the whole series name.
     """
+    kinds = [header_kind(header) for header in headers]
+    if headers and None not in kinds:  # presentation states, reports...: not images
+        first = headers[0]
+        what = f"series {first.text('SeriesInstanceUID')}"
+        message = not_an_image_message(kinds[0], what, first.text("SOPClassUID"))
+        raise NotAnImageError(message, first.file, kind=kinds[0])
     by_header = {}
     instances = []
     for i, header in enumerate(headers):
@@ -567,7 +573,9 @@ def build_from_instances(
     geometry = stack_geometry(infos)
     infos = [infos[i] for i in geometry.order]
     frames = [frames[i] for i in geometry.order]
-    first = full_header(instances[0])
+    # The attributes and display tables are those of the first frame's instance, so that
+    # they do not depend on the order the files (or a server's metadata) came in.
+    first = full_header(instances[frames[0][0]])
     with blaming(first.file):
         plan = _plan(first, infos, raw)
     stack = FrameStack(

@@ -23,6 +23,7 @@ import numpy as np
 import pydicom
 import xarray as xr
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
@@ -237,16 +238,21 @@ class WebFrameSource:
         if syntax == DeflatedExplicitVRLittleEndian:
             syntax = ExplicitVRLittleEndian  # a frame's bytes are never deflated by themselves
         check_decodable(syntax, self.file)
+        samples = self.frame_shape[2] if len(self.frame_shape) == 3 else 1
+        photometric = self.photometric
         if syntax.is_encapsulated:
             data = encapsulate([data])
-        samples = self.frame_shape[2] if len(self.frame_shape) == 3 else 1
+        elif photometric == "YBR_FULL_422" and len(data) >= self._full_frame_bytes(samples):
+            # Sent at full resolution: servers that decode frames for an uncompressed answer
+            # (DCMTK's decoders, ours) give 4:2:2 colour as RGB.
+            photometric = "RGB"
         array, _ = get_decoder(syntax).as_array(
             data,
             raw=not as_rgb,
             rows=self.frame_shape[0],
             columns=self.frame_shape[1],
             samples_per_pixel=samples,
-            photometric_interpretation=self.photometric,
+            photometric_interpretation=photometric,
             bits_allocated=self.bits_allocated,
             bits_stored=self.bits_stored,
             pixel_representation=self.pixel_representation,
@@ -257,6 +263,10 @@ class WebFrameSource:
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
         return array
+
+    def _full_frame_bytes(self, samples: int) -> int:
+        rows, columns = self.frame_shape[:2]
+        return rows * columns * samples * max(self.bits_allocated // 8, 1)
 
 
 def _decodable(syntax: UID) -> bool:
@@ -308,6 +318,9 @@ def web_header(item: Mapping, root: str, client: DicomWeb, *, bulk_data=None) ->
         raise
     except Exception as exc:
         raise DicomWebError(f"damaged DICOM JSON ({type(exc).__name__}: {exc})", url) from exc
+    # Bulk data (LUTs, palettes) comes as Explicit VR Little Endian values.
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     pixel_keyword = next((k for t, k in _PIXEL_TAGS.items() if t in dataset), None)
     if pixel_keyword is None and "Rows" in dataset:  # servers may leave pixel data out
         pixel_keyword = "PixelData"
