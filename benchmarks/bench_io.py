@@ -35,7 +35,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE_SERIES = REPO.parent / "shared" / "data" / "series_ct_philips_ingenuity_5mm"
+_CT = "series_ct_philips_ingenuity_5mm"
+#: The real CT the series are generated from: the wider corpus's copy, else the vendored one.
+TEMPLATE_SERIES = next(
+    (p for p in (REPO.parent / "shared" / "data" / _CT, REPO / "data" / "sample" / _CT)
+     if p.is_dir()),
+    REPO / "data" / "sample" / _CT,
+)  # fmt: skip
 
 
 # --- data generation --------------------------------------------------------------------
@@ -329,7 +335,60 @@ def measure_scan_interleaved(folder: str) -> dict:
     }
 
 
+def measure_web_workbench(url: str) -> dict:
+    """``open_series(url)`` over DICOMweb: the metadata request, one frame, every frame
+    (dask threads, as many frame requests at once as the connection limit allows)."""
+    import dask
+    import dask.array as da
+
+    from workbench.io import DicomWeb, open_series
+
+    da.ones(2).sum().compute()  # dask's once-per-process start-up (see measure_workbench)
+    client = DicomWeb(max_connections=WEB_CONNECTIONS)
+    start = time.perf_counter()
+    array = open_series(url, dicomweb=client)
+    opened = time.perf_counter() - start
+
+    def read_volume() -> np.ndarray:
+        with dask.config.set(scheduler="threads", num_workers=WEB_CONNECTIONS):
+            return array.values
+
+    reads = _time_reads(lambda: array[array.sizes["frame"] // 2].values, read_volume)
+    return {"open": opened, **reads}
+
+
+def measure_web_loop(url: str) -> dict:
+    """The baseline: ``dicomweb_client.retrieve_series`` (every instance, one request) and a
+    pydicom decode loop, sorted by slice position; one instance likewise for the first frame."""
+    from dicomweb_client.api import DICOMwebClient
+
+    from workbench.io.dicomweb import Resource
+
+    resource = Resource.parse(url)
+    client = DICOMwebClient(resource.root)
+    start = time.perf_counter()
+    middle = client.search_for_instances(resource.study, resource.series)
+    opened = time.perf_counter() - start
+    uid = middle[len(middle) // 2]["00080018"]["Value"][0]
+
+    def read_volume() -> np.ndarray:
+        datasets = client.retrieve_series(resource.study, resource.series)
+        datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+        return np.stack([ds.pixel_array for ds in datasets])
+
+    reads = _time_reads(
+        lambda: client.retrieve_instance(resource.study, resource.series, uid).pixel_array,
+        read_volume,
+    )
+    return {"open": opened, **reads}
+
+
+#: Frame requests in flight at once (the client's connection limit and dask's threads).
+WEB_CONNECTIONS = 8
+
 MEASURES = {
+    "web-workbench": measure_web_workbench,
+    "web-loop": measure_web_loop,
     "scan-interleaved": measure_scan_interleaved,
     "gil": measure_gil,
     "pydicom": measure_pydicom,
@@ -391,6 +450,13 @@ def main() -> None:
     parser.add_argument(
         "--big-gb", type=float, default=2.0, help="size of the lazily opened series (0 to skip)"
     )
+    parser.add_argument(
+        "--no-dicomweb", dest="dicomweb", action="store_false",
+        help="skip the DICOMweb part (our server and Orthanc's plugin over loopback)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dicomweb-only", action="store_true", help="only the DICOMweb part"
+    )  # fmt: skip
     parser.add_argument("--measure", nargs=2, metavar=("NAME", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -408,6 +474,9 @@ def main() -> None:
         tmp = Path(tmp)
         start = time.perf_counter()
         generate_series(tmp / "ct", args.slices)
+        if args.dicomweb_only:
+            bench_dicomweb(tmp)
+            return
         generate_series(tmp / "ct_j2k", args.slices, jpeg2000=True)
         print(f"Load average before measuring: {os.getloadavg()[0]:.1f}")
         print(
@@ -480,6 +549,8 @@ def main() -> None:
                 f"{_ratio(j2k['pydicom']['volume'], j2k['workbench']['volume'])}"
             )
 
+        if args.dicomweb:
+            bench_dicomweb(tmp)
         print(f"\nLoad average after the series measurements: {os.getloadavg()[0]:.1f}")
         if args.big_gb > 0:
             slices = int(args.big_gb * 1e9 / (512 * 512 * 2))
@@ -497,6 +568,54 @@ def main() -> None:
                     f" MB; goal < 150 MB); streaming mean {r['reduce']:.2f} s, peak "
                     f"{r['peak_after_reduce_mb']:.0f} MB"
                 )
+
+
+def _upload(server_url: str, folder: Path) -> str:
+    """Store the series' files on a server (Orthanc's REST upload, which both have); the
+    series' DICOMweb URL."""
+    import pydicom
+    import requests
+
+    session = requests.Session()
+    for path in _files(str(folder)):
+        session.post(f"{server_url}/instances", data=Path(path).read_bytes(), timeout=120)
+    first = pydicom.dcmread(_files(str(folder))[0], stop_before_pixels=True)
+    study = f"{server_url}/dicom-web/studies/{first.StudyInstanceUID}"
+    return f"{study}/series/{first.SeriesInstanceUID}"
+
+
+def bench_dicomweb(tmp: Path) -> None:
+    """The uncompressed series over DICOMweb from our server and from Orthanc's plugin, each
+    in its own process; workbench.io next to a dicomweb-client + pydicom loop."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_dicomweb import STARTERS
+
+    print("\nDICOMweb over loopback (the uncompressed series above, stored on each server):")
+    for name, start_server in STARTERS.items():
+        try:
+            server = start_server(tmp)
+        except Exception as exc:  # a missing peer skips its rows
+            print(f"  {name}: not available ({exc})")
+            continue
+        try:
+            url = _upload(server.url, tmp / "ct")
+            ours, loop = run_child("web-workbench", url), run_child("web-loop", url)
+        finally:
+            server.stop()
+        if not (ours and loop):
+            continue
+        print(f"  from {name}:")
+        for label, r in (("workbench.io", ours), ("dicomweb-client loop", loop)):
+            print(
+                f"    {label:<21} open {r['open'] * 1000:6.1f} ms  first frame "
+                f"{r['first'] * 1000:6.1f} ms  volume {r['volume']:6.3f} s  "
+                f"peak RSS {r['peak_rss_mb']:5.0f} MB"
+            )
+        print(
+            f"    -> first frame after open {ours['first'] * 1000:.1f} ms (goal <= 50 ms); "
+            f"volume: loop / workbench.io = {_ratio(loop['volume'], ours['volume'])} "
+            "(goal >= 2x)"
+        )
 
 
 if __name__ == "__main__":

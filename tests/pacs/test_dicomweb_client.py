@@ -229,3 +229,30 @@ def test_unknown_series_is_a_404_naming_the_url(server, corpus):
     with pytest.raises(DicomWebError, match="404") as caught:
         open_series(url)
     assert caught.value.status == 404 and "1.2.3.4.5" in str(caught.value)
+
+
+def test_the_viewer_opens_a_series_url_and_fetches_around_the_slice_shown(live_server, corpus):
+    from concurrent.futures import wait
+
+    from workbench.widgets import Viewer
+    from workbench.widgets.cache import neighbours
+
+    ct = _ct_series(corpus)
+    local = _local(corpus, ct)
+    session = CountingSession()
+    url = _series_url(live_server + "/dicom-web", corpus, ct)
+    viewer = Viewer(url, dicomweb=DicomWeb(session=session), thumbnails=False)
+    try:
+        viewport, cache = viewer.viewports[0], viewer.model.cache
+        assert viewport.frame_count == 28
+        opened_on = viewport.frame
+        viewport.frame = 10
+        np.testing.assert_array_equal(viewport.pixels(), local[10].values)
+        wait(list(cache._pending.values()), timeout=60)
+        fetched = {url.split("/instances/")[1].split("/")[0] for url in session.frame_requests()}
+        uids = local.sop_instance_uid.values
+        near = {opened_on, *neighbours(opened_on, 28), 10, *neighbours(10, 28)}
+        assert {uids[i] for i in [10, *neighbours(10, 28)]} <= fetched <= {uids[i] for i in near}
+        assert len(session.frame_requests()) == len(fetched), "no frame fetched twice"
+    finally:
+        viewer.close()

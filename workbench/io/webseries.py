@@ -53,7 +53,7 @@ from workbench.io.errors import (
     UnsupportedTransferSyntaxError,
 )
 from workbench.io.frames import check_decodable
-from workbench.io.headers import HEADER_KEYWORDS, InstanceHeader
+from workbench.io.headers import HEADER_KEYWORDS, SERIES_KEYWORDS, InstanceHeader
 from workbench.io.objects import object_kind
 from workbench.io.series import SeriesParts, build_from_headers, series_array
 
@@ -304,14 +304,20 @@ def _instance_url(item: Mapping, root: str) -> str:
     return f"{root}/studies/{study}/series/{series}/instances/{instance}"
 
 
-def web_header(item: Mapping, root: str, client: DicomWeb, *, bulk_data=None) -> InstanceHeader:
+def web_header(
+    item: Mapping, root: str, client: DicomWeb, *, bulk_data=None, keep=None
+) -> InstanceHeader:
     """The header of one instance from its DICOM JSON object (QIDO-RS or WADO-RS metadata).
 
     The transfer syntax given is the one frames will arrive in when the stored one is unknown
-    or cannot be decoded here: Explicit VR Little Endian.
+    or cannot be decoded here: Explicit VR Little Endian. ``keep`` (tags as DICOM JSON
+    writes them) limits the header to those attributes: pydicom makes each element of the
+    JSON in Python, which for a whole series' metadata takes longer than the request.
     """
     url = _instance_url(item, root)
     file = WebInstance(url, client)
+    if keep is not None:
+        item = {tag: value for tag, value in item.items() if tag in keep}
     try:
         dataset = dataset_from_json(dict(item), bulk_data)
     except DicomIOError:
@@ -390,8 +396,16 @@ def dicomweb_client(dicomweb=None) -> DicomWeb:
     return DicomWeb(session=dicomweb)
 
 
+#: What each instance's header keeps for building a series (the first image's is read in
+#: full): what files give (``SERIES_KEYWORDS``), and what tells the pixels and syntax.
+_SERIES_TAGS = frozenset(
+    [f"{tag_for_keyword(k):08X}" for k in (*SERIES_KEYWORDS, "StudyInstanceUID")]
+    + [f"{tag:08X}" for tag in (*_PIXEL_TAGS, _TRANSFER_SYNTAX_UID, _AVAILABLE_SYNTAXES)]
+)
+
+
 def _parts_of(items: list[dict], root: str, client: DicomWeb, raw: bool, where: str) -> SeriesParts:
-    headers = [web_header(item, root, client) for item in items]
+    headers = [web_header(item, root, client, keep=_SERIES_TAGS) for item in items]
     by_url = {header.file.url: item for header, item in zip(headers, items, strict=True)}
 
     def full_header(header: InstanceHeader) -> InstanceHeader:

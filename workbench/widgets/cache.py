@@ -95,10 +95,18 @@ class FrameCache:
                 return frame
             pending = self._pending.get(key)
             self.misses += 1
+            if pending is None:
+                # Others asking for this frame meanwhile wait for this load rather than
+                # decoding (or, over DICOMweb, fetching) it a second time.
+                loading = self._pending[key] = Future()
         if pending is not None:
             return pending.result()
-        frame = load_frame(stack, index)
-        self._store(key, frame)
+        try:
+            frame = self._load_pending(key, stack, int(index))
+        except BaseException as exc:
+            loading.set_exception(exc)
+            raise
+        loading.set_result(frame)
         return frame
 
     def prefetch(self, stack: xr.DataArray, indices: Iterable[int]) -> list[Future]:

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from workbench.io.catalog import Series
+from workbench.io.dicomweb import is_dicomweb_url
 from workbench.io.sources import DicomFile
 from workbench.widgets.model import as_stack
 
@@ -91,15 +92,18 @@ def _is_path_like(source) -> bool:
     return isinstance(source, (str, os.PathLike))
 
 
-def load_stacks(source) -> LoadResult:
+def load_stacks(source, *, dicomweb=None) -> LoadResult:
     """Turn a viewer source into stacks.
 
     Parameters
     ----------
     source
         A folder, a file or a list of files (scanned with :func:`workbench.io.scan`, each
-        series opened lazily with :func:`workbench.io.open_series`); an ``xarray.DataArray``;
-        or a list of ``DataArray``.
+        series opened lazily with :func:`workbench.io.open_series`); a DICOMweb series or
+        study URL (``https://host/dicom-web/studies/{study}[/series/{series}]``: frames are
+        fetched as they are shown); an ``xarray.DataArray``; or a list of any of these.
+    dicomweb : workbench.io.DicomWeb, optional
+        How to reach the server of DICOMweb URLs (authentication, retries, frame cache).
 
     Raises
     ------
@@ -115,14 +119,18 @@ def load_stacks(source) -> LoadResult:
         result.stacks.extend(split_multiframe(as_stack(source)))
         return result
     items = list(source) if isinstance(source, Sequence) and not _is_path_like(source) else [source]
+    urls = [s for s in items if is_dicomweb_url(s)]
+    items = [s for s in items if not is_dicomweb_url(s)]
     volumes = [s for s in items if isinstance(s, xr.DataArray)]
     paths = [s for s in items if _is_path_like(s)]
     others = [s for s in items if not isinstance(s, xr.DataArray) and not _is_path_like(s)]
     if others:
         raise TypeError(
-            "a viewer source is a folder, file, list of files, xarray.DataArray or list of "
-            f"DataArray; got {type(others[0]).__name__}"
+            "a viewer source is a folder, file, list of files, DICOMweb URL, xarray.DataArray "
+            f"or a list of them; got {type(others[0]).__name__}"
         )
+    for url in urls:
+        volumes.extend(_open_url(url, dicomweb))
     for volume in volumes:
         result.stacks.extend(split_multiframe(as_stack(volume)))
     if paths:
@@ -144,6 +152,17 @@ def load_stacks(source) -> LoadResult:
             for header in series.instances:
                 result.image_files[header.text("SOPInstanceUID")] = header.file
     return result
+
+
+def _open_url(url: str, dicomweb) -> list[xr.DataArray]:
+    """The series of a DICOMweb series or study URL (metadata only; frames come later)."""
+    from workbench.io import open_series, open_study
+    from workbench.io.dicomweb import Resource
+
+    resource = Resource.parse(url)
+    if resource.series is None:
+        return list(open_study(url, dicomweb=dicomweb).values())
+    return [open_series(url, dicomweb=dicomweb)]
 
 
 def stacks_from_index(index, public_id: str, level: str = "Study") -> LoadResult:

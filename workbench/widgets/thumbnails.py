@@ -29,20 +29,29 @@ THUMBNAIL_SIZE = 96
 _FIXED = {"flex": "0 0 auto"}
 
 
-def render_thumbnail(stack: xr.DataArray, size: int = THUMBNAIL_SIZE) -> bytes:
+#: ``frames(stack, index)`` gives a decoded frame (:func:`load_frame`, or a frame cache's
+#: ``get`` so that a viewport showing the same frame does not decode or fetch it again).
+Frames = Callable[[xr.DataArray, int], np.ndarray]
+
+
+def render_thumbnail(
+    stack: xr.DataArray, size: int = THUMBNAIL_SIZE, frames: Frames = load_frame
+) -> bytes:
     """PNG bytes of the stack's :func:`~workbench.widgets.stacks.preview_frame`, shrunk to fit
     a ``size`` square."""
     index = preview_frame(stack)
-    pixels = display.render(load_frame(stack, index), display.frame_attrs(stack, index))
+    pixels = display.render(frames(stack, index), display.frame_attrs(stack, index))
     image = Image.fromarray(np.ascontiguousarray(pixels))
     image.thumbnail((size, size), Image.Resampling.LANCZOS)
     return encode_png(np.asarray(image), compress_level=6)
 
 
 class ThumbnailCache:
-    """Rendered previews by stack, filled by one background thread."""
+    """Rendered previews by stack, filled by one background thread; ``frames`` gives the
+    decoded frames they are made from."""
 
-    def __init__(self) -> None:
+    def __init__(self, frames: Frames = load_frame) -> None:
+        self._frames = frames
         self._png: dict[Hashable, bytes] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbnails")
@@ -61,7 +70,7 @@ class ThumbnailCache:
 
         def work() -> None:
             try:
-                png = render_thumbnail(stack)
+                png = render_thumbnail(stack, frames=self._frames)
             except Exception:  # a stack that cannot be previewed still gets its label
                 return
             with self._lock:

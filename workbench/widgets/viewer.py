@@ -62,8 +62,10 @@ class Viewer:
     ----------
     source
         What to show: a folder, a file or a list of files (scanned and opened lazily with
-        :mod:`workbench.io`), an ``xarray.DataArray`` from :func:`workbench.io.open_series`,
-        or a list of them.
+        :mod:`workbench.io`), a DICOMweb series or study URL
+        (``https://host/dicom-web/studies/{study}[/series/{series}]``; frames are fetched
+        around the slice shown), an ``xarray.DataArray`` from
+        :func:`workbench.io.open_series`, or a list of them.
     toolbar
         Which tools the toolbar offers: a list of tool names, or a mapping of modality (and
         ``"*"`` for the rest) to tool names. Default: per-modality defaults
@@ -93,6 +95,10 @@ class Viewer:
     user
         Content Creator's Name of saved states; default: ``$WORKBENCH_USER``, else the login
         name.
+    dicomweb
+        How to reach the server of DICOMweb URLs in ``source``: a
+        :class:`workbench.io.DicomWeb` (token, headers, retries, frame cache), a
+        ``requests.Session`` or a ``dicomweb_client.DICOMwebClient``.
 
     Attributes
     ----------
@@ -119,8 +125,12 @@ class Viewer:
         states=None,
         state_dir: str | os.PathLike[str] | None = None,
         user: str | None = None,
+        dicomweb=None,
     ) -> None:
-        loaded = source if isinstance(source, LoadResult) else load_stacks(source)
+        if isinstance(source, LoadResult):
+            loaded = source
+        else:
+            loaded = load_stacks(source, dicomweb=dicomweb)
         self.skipped = loaded.skipped
         self.objects = loaded.objects
         self._toolbar_settings = _checked_toolbar_settings(toolbar)
@@ -148,7 +158,7 @@ class Viewer:
         self.toolbar = Toolbar(self)
         self.annotation_list = widgets.HTML()
         self.annotation_list.add_class("wb-annotations")
-        self.thumbnail_cache = ThumbnailCache()
+        self.thumbnail_cache = ThumbnailCache(frames=self.model.cache.get)
         self._dragged: int | None = None
         self.thumbnails = ThumbnailPanel(
             self.model.stacks,
