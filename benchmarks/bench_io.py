@@ -581,7 +581,10 @@ def _upload(server_url: str, folder: Path) -> str:
         session.post(f"{server_url}/instances", data=Path(path).read_bytes(), timeout=120)
     first = pydicom.dcmread(_files(str(folder))[0], stop_before_pixels=True)
     study = f"{server_url}/dicom-web/studies/{first.StudyInstanceUID}"
-    return f"{study}/series/{first.SeriesInstanceUID}"
+    url = f"{study}/series/{first.SeriesInstanceUID}"
+    # A first request warms the server's caches; neither client should pay for it.
+    session.get(f"{url}/metadata", headers={"Accept": "application/dicom+json"}, timeout=120)
+    return url
 
 
 def bench_dicomweb(tmp: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydicom import uid as dicom_uid
 from pydicom.encaps import get_frame
 
@@ -123,7 +123,7 @@ def _choose(request: Request, stored: str) -> tuple[str, str]:
 
 def frames_response(
     request: Request, target: Target, numbers: list[int] | None
-) -> StreamingResponse:
+) -> Response:
     """Frames ``numbers`` (1-based; ``None``: all) of an instance, one part each."""
     index: Index = request.app.state.index
     (_, path), *_ = stored_files(index, target)
@@ -152,14 +152,18 @@ def frames_response(
             f"Cannot decode frame {numbers[0]} of instance {target.instance}: {exc.reason}"
         ) from exc
 
+    part_type = f"{content_type}; transfer-syntax={syntax}"
+    base = f"{dicomweb_root(request)}/{target.path}"
+    first_part = Part(part_type, [first], f"{base}/frames/{numbers[0]}")
+
     def parts() -> Iterator[Part]:
-        part_type = f"{content_type}; transfer-syntax={syntax}"
-        base = f"{dicomweb_root(request)}/{target.path}"
-        yield Part(part_type, [first], f"{base}/frames/{numbers[0]}")
+        yield first_part
         for number in numbers[1:]:
             yield Part(part_type, [read(source, number - 1)], f"{base}/frames/{number}")
 
-    return multipart_response(parts(), content_type, transfer_syntax=syntax)
+    # One frame is at hand already: sent in one piece.
+    answer = [first_part] if len(numbers) == 1 else parts()
+    return multipart_response(answer, content_type, transfer_syntax=syntax)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..errors import PacsError
 
@@ -150,16 +150,22 @@ def multipart_stream(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
     yield f"--{boundary}--\r\n".encode("ascii")
 
 
-def multipart_response(parts: Iterable[Part], part_type: str, **params: str) -> StreamingResponse:
-    """A streamed ``multipart/related; type="part_type"`` response.
+def multipart_response(
+    parts: Iterable[Part], part_type: str, **params: str
+) -> StreamingResponse | Response:
+    """A ``multipart/related; type="part_type"`` response.
 
-    ``parts`` is consumed while the response is sent (in a worker thread), so its first item
-    should already have been checked: once the status line is out, errors can only cut the
-    body short.
+    An iterator of ``parts`` is streamed: it is consumed while the response is sent (in a
+    worker thread), so its first item should already have been checked: once the status line
+    is out, errors can only cut the body short. A list of parts whose bytes are all at hand
+    (one frame, say) is sent in one piece with its length: streaming costs a worker-thread
+    hop per piece, more than a frame takes to send.
     """
     boundary = uuid.uuid4().hex
     extra = "".join(f"; {key.replace('_', '-')}={value}" for key, value in params.items())
     media_type = f'multipart/related; type="{part_type}"{extra}; boundary={boundary}'
+    if isinstance(parts, list) and all(isinstance(p.chunks, list | tuple) for p in parts):
+        return Response(b"".join(multipart_stream(parts, boundary)), media_type=media_type)
     return StreamingResponse(multipart_stream(parts, boundary), media_type=media_type)
 
 
