@@ -22,6 +22,11 @@ from workbench.pacs.config import Config
 
 #: The services a peer may use, as named in Orthanc's ``Allow*`` / ``DicomAlwaysAllow*``.
 SERVICES = ("Echo", "Store", "Find", "Move", "Get")
+#: What a declared modality may be allowed (``Allow*`` in its entry, default true): the
+#: services, and storage commitment, which only declared modalities can use: requests
+#: (N-ACTION) and reports (N-EVENT-REPORT). ``AllowStorageCommitment`` sets both, as in
+#: Orthanc.
+PERMISSIONS = (*SERVICES, "NAction", "EventReport")
 # Where an option a configuration leaves out takes its value from: Config declares them.
 _DEFAULTS = Config()
 
@@ -44,6 +49,12 @@ class Modality:
             "Port": self.port,
             "Manufacturer": "Generic",
             **{f"Allow{service}": allowed for service, allowed in self.allow.items()},
+            # Options of Orthanc's we do not vary per modality, at their defaults.
+            "AllowFindWorklist": True,
+            "AllowTranscoding": True,
+            "LocalAet": "",
+            "Timeout": 0,
+            "UseDicomTls": False,
         }
 
 
@@ -65,13 +76,15 @@ def parse_modality(name: str, value: Any) -> Modality:
     ValueError
         If the entry is not ``[AET, host, port]`` nor an object with ``AET``/``Host``/``Port``.
     """
-    allow = dict.fromkeys(SERVICES, True)
+    allow = dict.fromkeys(PERMISSIONS, True)
     if isinstance(value, (list, tuple)) and len(value) >= 3:
         aet, host, port = value[0], value[1], value[2]
     elif isinstance(value, dict) and {"AET", "Port"} <= set(value):
         aet, host, port = value["AET"], value.get("Host", "127.0.0.1"), value["Port"]
-        for service in SERVICES:
-            allow[service] = bool(value.get(f"Allow{service}", True))
+        commitment = bool(value.get("AllowStorageCommitment", True))
+        allow.update(NAction=commitment, EventReport=commitment)
+        for service in PERMISSIONS:
+            allow[service] = bool(value.get(f"Allow{service}", allow[service]))
     else:
         raise ValueError(
             f"DicomModalities entry {name!r} must be [AET, host, port] or an object with "

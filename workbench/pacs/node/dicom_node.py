@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from pynetdicom import AE, _config, evt
+from pynetdicom.sop_class import StorageCommitmentPushModel
 from pynetdicom.transport import ThreadedAssociationServer
 
 from workbench.pacs.tags import LEVELS
 
 from . import access, scu
+from .commitment import CommitmentScp, Instance, Reports, handle_n_event_report, request_commitment
 from .contexts import (
     UNCOMPRESSED,
     accepted_transfer_syntaxes,
@@ -69,6 +71,9 @@ class DicomNode:
         self.config = config
         self._server: ThreadedAssociationServer | None = None
         self.ae = self._make_ae()
+        #: Reports on our storage commitment requests, by Transaction UID.
+        self.commitment_reports = Reports()
+        self._commitment_scp = CommitmentScp(self.ae, index, config)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -105,6 +110,11 @@ class DicomNode:
         ae.add_supported_context(verification_sop_class(), list(UNCOMPRESSED))
         for sop_class in [*query_retrieve_sop_classes(), WORKLIST_FIND]:
             ae.add_supported_context(sop_class, list(UNCOMPRESSED))
+        # Requests come from SCUs; reports on our own requests come from their SCPs, which
+        # propose the SCP role for themselves.
+        ae.add_supported_context(
+            StorageCommitmentPushModel, list(UNCOMPRESSED), scu_role=True, scp_role=True
+        )
         for sop_class in storage_sop_classes():
             # scp_role/scu_role let C-GET requestors take the SCP role for the sub-operations
             # while ordinary C-STORE requestors use these contexts as usual.
@@ -122,6 +132,8 @@ class DicomNode:
             (evt.EVT_C_FIND, handle_find, [self.index, self.config]),
             (evt.EVT_C_MOVE, handle_move, [self.index, self.config]),
             (evt.EVT_C_GET, handle_get, [self.index, self.config]),
+            (evt.EVT_N_ACTION, self._commitment_scp.handle_n_action),
+            (evt.EVT_N_EVENT_REPORT, handle_n_event_report, [self.commitment_reports, self.config]),
         ]
         self._server = self.ae.start_server(
             (self.host, int(access.option(self.config, "DicomPort"))),
@@ -183,9 +195,33 @@ class DicomNode:
         """C-GET the matches of ``query`` from a modality into the index."""
         return scu.get(self.ae, self.modality(modality), query, self.index, level=level)
 
-    def store(self, modality: str, resources: list[str | Path]) -> scu.StoreResult:
-        """C-STORE resources (index IDs of any level, or file paths) to a modality."""
-        return scu.store(self.ae, self.modality(modality), self.resolve_files(resources))
+    def store(self, modality: str, resources: list[str | Path], *,
+              originator: tuple[str, int] | None = None, timeout: float | None = None
+              ) -> scu.StoreResult:  # fmt: skip
+        """C-STORE resources (index IDs of any level, or file paths) to a modality.
+
+        ``originator``: (AE title, message ID) of the C-MOVE the stores serve; ``timeout``:
+        seconds to wait for the modality at each step.
+        """
+        return scu.store(self.ae, self.modality(modality), self.resolve_files(resources),
+                         originator=originator, timeout=timeout)  # fmt: skip
+
+    def request_commitment(self, modality: str, instances: list[Instance]) -> str:
+        """Ask a modality to commit to ``instances`` ((SOP Class UID, SOP Instance UID)
+        pairs); the Transaction UID whose report :attr:`commitment_reports` will hold."""
+        return request_commitment(
+            self.ae, self.modality(modality), instances, self.commitment_reports
+        )
+
+    def sop_instances(self, resources: list[str]) -> list[Instance]:
+        """(SOP Class UID, SOP Instance UID) of each instance of index resources."""
+        pairs = []
+        for resource in resources:
+            for instance_id in self._instances_of(resource):
+                tags = self.index.main_dicom_tags("Instance", instance_id)
+                sop_class = self.index.instance_info(instance_id)["SopClassUid"]
+                pairs.append((sop_class, tags["SOPInstanceUID"]))
+        return pairs
 
     def resolve_files(self, resources: list[str | Path]) -> list[Path]:
         """Files of index resources of any level (patients, studies, series, instances)."""

@@ -63,6 +63,8 @@ class StoreResult:
 
     sent: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    #: The SOP Class UID of each instance sent.
+    sop_classes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -274,11 +276,14 @@ def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
     return _check_retrieve(result, f"C-GET from {_describe(modality)}")
 
 
-def store(ae: AE, modality: Modality, paths: list[Path]) -> StoreResult:
+def store(ae: AE, modality: Modality, paths: list[Path], *,
+          originator: tuple[str, int] | None = None, timeout: float | None = None
+          ) -> StoreResult:  # fmt: skip
     """C-STORE the files at ``paths`` to ``modality`` over one association.
 
     Files go out byte for byte when the peer accepted their transfer syntax, decoded (or
-    re-encoded) otherwise.
+    re-encoded) otherwise. ``originator`` is the (AE title, message ID) of the C-MOVE these
+    stores serve, when they do; ``timeout`` bounds each wait for the peer, in seconds.
     """
     result = StoreResult()
     if not paths:
@@ -286,17 +291,24 @@ def store(ae: AE, modality: Modality, paths: list[Path]) -> StoreResult:
     metas = {path: read_file_meta_info(path) for path in paths}
     pairs = {(str(m.MediaStorageSOPClassUID), str(m.TransferSyntaxUID)) for m in metas.values()}
     assoc = associate(ae, modality, storage_contexts_for(pairs))
+    if timeout:
+        assoc.dimse_timeout = assoc.network_timeout = timeout
+    moved_for = {}
+    if originator is not None:
+        moved_for = {"originator_aet": originator[0], "originator_id": originator[1]}
     try:
         for path, meta in metas.items():
             uid = str(meta.MediaStorageSOPInstanceUID)
             try:
-                status = assoc.send_c_store(_payload(path, meta, assoc.accepted_contexts))
+                payload = _payload(path, meta, assoc.accepted_contexts)
+                status = assoc.send_c_store(payload, **moved_for)
             except (TranscodeError, ValueError) as exc:
                 result.failed[uid] = str(exc)
                 continue
             code = getattr(status, "Status", None)
             if code in (0x0000, 0xB000, 0xB007, 0xB006):
                 result.sent.append(uid)
+                result.sop_classes[uid] = str(meta.MediaStorageSOPClassUID)
             else:
                 result.failed[uid] = _status(code)
             if not assoc.is_established:

@@ -77,7 +77,8 @@ def list_modalities(expand: str | None = Query(None), config: Config = Depends(g
 @router.get("/{name}", summary="The operations available on a modality")
 def modality_operations(name: str, config: Config = Depends(get_config)) -> list[str]:
     _modality(config, name)
-    return ["configuration", "echo", "find-worklist", "get", "move", "query", "store"]
+    return ["configuration", "echo", "find-worklist", "get", "move", "query", "storage-commitment",
+            "store", "store-straight"]
 
 
 @router.get("/{name}/configuration", summary="A modality's declaration")
@@ -157,17 +158,46 @@ def _resources(body: Any) -> list[str]:
     return body
 
 
+def _store_options(body: Any) -> dict[str, Any]:
+    """The options of a store body given as an object, checked (Orthanc's names)."""
+    if not isinstance(body, dict):
+        return {}
+    if body.get("Asynchronous") or body.get("Synchronous") is False:
+        raise BadRequestError(
+            "Asynchronous stores are not available: send with \"Synchronous\": true (the "
+            "default) and the answer comes when the modality has acknowledged every instance"
+        )
+    options: dict[str, Any] = {}
+    timeout = body.get("Timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise BadRequestError('"Timeout" must be a number of seconds')
+        options["timeout"] = float(timeout) or None  # 0: no timeout, as Orthanc
+    originator = body.get("MoveOriginatorAet")
+    if originator is not None:
+        message_id = body.get("MoveOriginatorID", 0)
+        if not isinstance(originator, str) or not isinstance(message_id, int):
+            raise BadRequestError(
+                '"MoveOriginatorAet" must be an AE title and "MoveOriginatorID" an integer'
+            )
+        options["originator"] = (originator, message_id)
+    return options
+
+
 @router.post("/{name}/store", summary="C-STORE resources (patients/studies/series/instances)")
 async def store(name: str, request: Request) -> dict[str, Any]:
     node = _node(request)
     modality = _modality(config_of(request), name)
-    resources = _resources(await _store_body(request))
+    body = await _store_body(request)
+    resources = _resources(body)
+    options = _store_options(body)
+    commitment = isinstance(body, dict) and bool(body.get("StorageCommitment"))
     try:
         paths = await run_in_threadpool(node.resolve_files, resources)
     except KeyError as exc:
         raise UnknownResourceError("Resource", str(exc.args[0]) if exc.args else "?") from exc
-    result = await _dimse(node.store, name, paths)
-    return {
+    result = await _dimse(node.store, name, paths, **options)
+    answer = {
         "Description": "REST API",
         "FailedInstancesCount": len(result.failed),
         "InstancesCount": len(result.sent) + len(result.failed),
@@ -175,6 +205,16 @@ async def store(name: str, request: Request) -> dict[str, Any]:
         "ParentResources": resources,
         "RemoteAet": modality.aet,
     }
+    if "originator" in options:
+        answer["MoveOriginatorAET"], answer["MoveOriginatorID"] = options["originator"]
+    if commitment:
+        # What was sent, asked to be committed to; the report comes later (see
+        # /storage-commitment/{id}).
+        sent = [(result.sop_classes[uid], uid) for uid in result.sent]
+        answer["StorageCommitmentTransactionUID"] = await _dimse(
+            node.request_commitment, name, sent
+        )
+    return dict(sorted(answer.items()))
 
 
 @router.post("/{name}/store-straight", summary="C-STORE the DICOM file in the body as it is")
