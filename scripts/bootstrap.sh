@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what the project needs on this machine, then stop: Debian packages for the real
-# peers the tests talk to (DCMTK, dicom3tools, Orthanc and its DICOMweb plugin, Chromium), the
-# Python environment in .venv, and the prebuilt OHIF viewer (npm) in a cache outside the repo.
+# peers the tests talk to (DCMTK, dicom3tools, Orthanc and its DICOMweb plugin, PostgreSQL,
+# Chromium), the Python environment in .venv, and the prebuilt OHIF viewer (npm) in a cache
+# outside the repo.
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(dcmtk dicom3tools orthanc orthanc-dicomweb chromium fonts-dejavu-core)
+DEB_PACKAGES=(dcmtk dicom3tools orthanc orthanc-dicomweb postgresql chromium fonts-dejavu-core)
 VENV=.venv
 EXTRAS="notebooks,test,bench"
 
@@ -29,6 +30,10 @@ fi
 # own Orthanc on free ports, so the packaged service is not needed.
 if command -v service >/dev/null 2>&1 && pgrep -x Orthanc >/dev/null 2>&1; then
   service orthanc stop >/dev/null 2>&1 || true
+fi
+# Likewise the postgresql package's own cluster on 5432: the tests start a throwaway one.
+if command -v service >/dev/null 2>&1 && pgrep -f "postgresql/.*/main" >/dev/null 2>&1; then
+  service postgresql stop >/dev/null 2>&1 || true
 fi
 
 PYTHON=${PYTHON:-python3}

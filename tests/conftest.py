@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.data import REPO, SAMPLE_DATA, SHARED_DATA, data_roots
-from tests.peers import OrthancPeer, require_tool, start_orthanc
+from tests.peers import OrthancPeer, PostgresPeer, require_tool, start_orthanc, start_postgres
 
 ARTIFACTS = REPO / "test-artifacts"
 #: Headless in a container, and nothing phoning home (the machine has no network).
@@ -40,8 +40,9 @@ def state_dir(tmp_path_factory) -> Path:
 
 #: Fixtures that drive JupyterLab or Voilà in Chromium: their users are ``browser`` tests.
 BROWSER_FIXTURES = {"browser", "jupyter_lab", "lab_page", "run_notebook", "voila_teaching_case"}
-#: Calls that start or look up an external program (DCMTK, dicom3tools, Orthanc, OHIF).
-PEER_CALLS = {"require_tool", "start_orthanc", "require_ohif"}
+#: Calls that start or look up an external program (DCMTK, dicom3tools, Orthanc, PostgreSQL,
+#: OHIF).
+PEER_CALLS = {"require_tool", "start_orthanc", "start_postgres", "require_ohif"}
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -142,6 +143,15 @@ def orthanc(tmp_path_factory) -> OrthancPeer:
     peer = start_orthanc(tmp_path_factory.mktemp("orthanc"), dicomweb_servers={})
     yield peer
     peer.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresPeer:
+    """One real PostgreSQL cluster (Debian ``postgresql``) for the whole session, in a
+    temporary folder; each test takes a new database of it (``postgres.new_database()``)."""
+    peer = start_postgres()
+    yield peer
+    peer.remove()
 
 
 @pytest.fixture(scope="session")

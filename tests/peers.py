@@ -168,3 +168,142 @@ def start_orthanc(workdir: Path, *, aet: str = "ORTHANC", modalities: dict | Non
             time.sleep(0.2)
     process.kill()
     raise RuntimeError("Orthanc did not answer on /system within 60 s")
+
+
+def postgres_bindir() -> Path:
+    """The folder of Debian's PostgreSQL server programs (``initdb``, ``pg_ctl``), or fail
+    (skip if missing peers are allowed). Debian keeps them off PATH, per major version."""
+    found = shutil.which("initdb")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda path: int(path.parent.name),
+        reverse=True,
+    )
+    for folder in candidates:
+        if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
+            return folder
+    message = "PostgreSQL's initdb is not installed; run scripts/bootstrap.sh (Debian postgresql)"
+    if os.environ.get("WORKBENCH_ALLOW_MISSING_PEERS") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@dataclass
+class PostgresPeer:
+    """A throwaway PostgreSQL cluster listening on a Unix socket in its own folder."""
+
+    bindir: Path
+    workdir: Path
+    port: int
+    #: The system user owning the cluster (PostgreSQL refuses to run as root).
+    owner: str | None
+    created: int = 0
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        """SQLAlchemy URL (psycopg 3) of ``database`` over the cluster's Unix socket."""
+        return f"postgresql+psycopg://postgres@/{database}?host={self.workdir}&port={self.port}"
+
+    def connect(self, database: str = "postgres"):
+        """A psycopg connection in autocommit mode (as ``CREATE DATABASE`` needs)."""
+        import psycopg
+
+        return psycopg.connect(
+            host=str(self.workdir),
+            port=self.port,
+            user="postgres",
+            dbname=database,
+            autocommit=True,
+        )
+
+    def new_database(self, locale: str | None = None) -> str:
+        """Create an empty database (in the cluster's C.UTF-8 locale unless ``locale`` says
+        otherwise) and return its SQLAlchemy URL."""
+        self.created += 1
+        name = f"index_{self.created}"
+        options = f" TEMPLATE template0 LOCALE '{locale}'" if locale else ""
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"{options}')
+        return self.url(name)
+
+    def pg_ctl(self, *args: str, timeout: float = 60) -> None:
+        """Run ``pg_ctl`` on the cluster as its owner."""
+        subprocess.run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args],
+            check=True,
+            user=self.owner,
+            capture_output=True,
+            timeout=timeout,
+        )
+
+    def start(self) -> None:
+        # Unix socket only, nothing on TCP. Durability is not what these tests are about
+        # (a kill -9 of our server leaves PostgreSQL's own files alone), so skip its fsyncs.
+        options = (
+            f"-k {self.workdir} -p {self.port} -c listen_addresses='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300 -c jit=off"
+        )
+        self.pg_ctl("start", "-w", "-l", str(self.workdir / "postgres.log"), "-o", options)
+
+    def stop(self, mode: str = "fast") -> None:
+        self.pg_ctl("stop", "-w", "-m", mode)
+
+    def remove(self) -> None:
+        """Stop the cluster (if it runs) and delete its files."""
+        if (self.datadir / "postmaster.pid").exists():
+            self.stop("immediate")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_postgres() -> PostgresPeer:
+    """Create and start a PostgreSQL cluster in a new temporary folder.
+
+    As root the cluster belongs to the ``postgres`` user Debian's package creates (``nobody``
+    elsewhere), since PostgreSQL will not run as root; its folder is made outside pytest's
+    temporary folders, which only root may enter.
+    """
+    import pwd
+    import tempfile
+
+    bindir = postgres_bindir()
+    owner = None
+    workdir = Path(tempfile.mkdtemp(prefix="workbench-postgres-"))
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            account = pwd.getpwnam("nobody")
+        owner = account.pw_name
+        os.chown(workdir, account.pw_uid, account.pw_gid)
+    peer = PostgresPeer(bindir, workdir, free_port(), owner)
+    # C.UTF-8: lower() folds every script's letters, as SQLite's workbench_lower does.
+    subprocess.run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(peer.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        check=True,
+        user=owner,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        peer.start()
+    except subprocess.CalledProcessError as exc:
+        log = workdir / "postgres.log"
+        detail = log.read_text() if log.exists() else exc.stderr.decode(errors="replace")
+        peer.remove()
+        raise RuntimeError(f"PostgreSQL did not start: {detail[-2000:]}") from exc
+    return peer

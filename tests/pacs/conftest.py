@@ -3,15 +3,42 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 
 from tests.data import dicom_files
 from tests.pacs.dicomweb_support import Corpus, read_corpus
+from tests.peers import PostgresPeer
 from workbench.pacs import Config, Index
 from workbench.pacs.server import serve
+
+
+@dataclass
+class Database:
+    """The kind of database an index test runs on: SQLite (the default) or PostgreSQL."""
+
+    kind: str
+    postgres: PostgresPeer | None = None
+
+    def config(self, storage: Path, **options: Any) -> Config:
+        """A configuration storing under ``storage``, indexed in a new database of this kind
+        (SQLite: the default file under ``storage``)."""
+        url = self.postgres.new_database() if self.postgres else None
+        return Config(StorageDirectory=str(storage), DatabaseUrl=url, **options)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.peers)]
+)
+def database(request) -> Database:
+    """Each index test runs on SQLite and on a real PostgreSQL (one per session)."""
+    if request.param == "sqlite":
+        return Database("sqlite")
+    return Database("postgresql", request.getfixturevalue("postgres"))
 
 
 @pytest.fixture(scope="session")

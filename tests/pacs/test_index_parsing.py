@@ -12,7 +12,7 @@ import pytest
 from workbench.io.errors import PixelDataError
 from workbench.io.headers import read_header
 from workbench.io.sources import DicomFile
-from workbench.pacs import Config, Index, InvalidInstanceError
+from workbench.pacs import Index, InvalidInstanceError
 from workbench.pacs.parsing import parse_instance
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -21,8 +21,8 @@ ENCAPSULATED = SAMPLE / "nema_mr1_small_transcodes" / "MR_small_RLE.dcm"
 
 
 @pytest.fixture
-def index(tmp_path) -> Index:
-    idx = Index(Config(StorageDirectory=str(tmp_path / "store")))
+def index(tmp_path, database) -> Index:
+    idx = Index(database.config(tmp_path / "store"))
     yield idx
     idx.close()
 

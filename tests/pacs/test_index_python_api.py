@@ -13,20 +13,20 @@ import pydicom
 import pytest
 
 from workbench.io import open_series
-from workbench.pacs import Config, Index
+from workbench.pacs import Index
 
 SERIES_DIR = "series_ct_philips_ingenuity_5mm"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_import_folder_and_zip_then_open_series(tmp_path, sample_data):
+def test_import_folder_and_zip_then_open_series(tmp_path, sample_data, database):
     folder = sample_data / SERIES_DIR
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in sorted(folder.iterdir())[:5]:
             zf.write(path, f"zipped/{path.name}")
         zf.writestr("notes.txt", "not DICOM")
-    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    index = Index(database.config(tmp_path / "store"))
     from_zip = index.import_path(archive, progress=False)
     assert (from_zip.stored, len(from_zip.errors)) == (5, 1)
     assert "notes.txt" in next(iter(from_zip.errors))
@@ -43,8 +43,8 @@ def test_import_folder_and_zip_then_open_series(tmp_path, sample_data):
     np.testing.assert_array_equal(volume[count // 2].values, reference[count // 2].values)
 
 
-def test_anonymize_from_python(tmp_path, sample_data):
-    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+def test_anonymize_from_python(tmp_path, sample_data, database):
+    index = Index(database.config(tmp_path / "store"))
     source = sorted((sample_data / SERIES_DIR).iterdir())[0]
     original = pydicom.dcmread(source)
     result = index.ingest_file(source)

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from workbench.pacs import Config, Index, InvalidInstanceError, orthanc_id
+from workbench.pacs import Index, InvalidInstanceError, orthanc_id
 from workbench.pacs import store as store_module
 from workbench.pacs.errors import UnknownResourceError
 
@@ -42,8 +42,8 @@ def template(sample_data) -> Path:
 
 
 @pytest.fixture
-def index(tmp_path) -> Index:
-    idx = Index(Config(StorageDirectory=str(tmp_path / "store")))
+def index(tmp_path, database) -> Index:
+    idx = Index(database.config(tmp_path / "store"))
     yield idx
     idx.close()
 
@@ -86,8 +86,8 @@ def test_duplicate_keeps_the_first(index, template):
     assert len(list(index.store.iter_uuids())) == 1
 
 
-def test_overwrite_instances_replaces(tmp_path, template):
-    index = Index(Config(StorageDirectory=str(tmp_path / "s"), OverwriteInstances=True))
+def test_overwrite_instances_replaces(tmp_path, template, database):
+    index = Index(database.config(tmp_path / "s", OverwriteInstances=True))
     first = index.ingest_file(template)
     old_uuid = index.resource("Instance", first.instance_id)["FileUuid"]
     again = index.ingest_file(template)
@@ -146,8 +146,8 @@ def test_delete_removes_files_and_empty_parents(index, template):
         index.delete("Study", a.study_id)
 
 
-def test_reconcile_repairs_rows_and_files(tmp_path, template):
-    config = Config(StorageDirectory=str(tmp_path / "store"))
+def test_reconcile_repairs_rows_and_files(tmp_path, template, database):
+    config = database.config(tmp_path / "store")
     index = Index(config)
     kept = index.ingest_bytes(make_instance(template, patient="KEPT"))
     lost = index.ingest_bytes(make_instance(template, patient="LOST"))
@@ -160,7 +160,8 @@ def test_reconcile_repairs_rows_and_files(tmp_path, template):
 
     engine = sa.create_engine(config.database_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM instances WHERE public_id = ?", (stray.instance_id,))
+        conn.execute(sa.text("DELETE FROM instances WHERE public_id = :id"),
+                     {"id": stray.instance_id})
     engine.dispose()
     (index.store.incoming_dir / "half.part").write_bytes(stray_bytes[:100])
     junk = index.store.path_of("12345678-1234-5678-1234-567812345678")
@@ -209,14 +210,15 @@ def test_concurrent_ingest_from_eight_threads(index, template):
     assert len(list(index.store.iter_uuids())) == 200
 
 
-def test_second_process_does_not_reconcile_a_store_in_use(tmp_path, template):
-    config = Config(StorageDirectory=str(tmp_path / "store"))
+def test_second_process_does_not_reconcile_a_store_in_use(tmp_path, template, database):
+    config = database.config(tmp_path / "store")
     running = Index(config)
     in_flight = running.store.new_temp_path()  # a receiver is writing this file right now
     in_flight.write_bytes(template.read_bytes()[:100])
     script = (
         "import sys; from workbench.pacs import Config, Index; "
-        f"index = Index(Config(StorageDirectory={str(tmp_path / 'store')!r})); "
+        f"index = Index(Config(StorageDirectory={config.StorageDirectory!r}, "
+        f"DatabaseUrl={config.DatabaseUrl!r})); "
         "print(index.last_reconcile is None)"
     )
     import subprocess

@@ -1,9 +1,9 @@
-"""The index migrates the database it opens: new, made before migrations, or a revision behind."""
+"""The index migrates the database it opens: new, made before migrations, or a revision behind;
+on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,24 +16,20 @@ from workbench.pacs import Config, Index, migrations
 from workbench.pacs.errors import PacsError
 from workbench.pacs.schema import metadata
 
-NOCASE_INDEX = "ix_studies_PatientName_nocase"
-
-
-def sqlite_config(tmp_path: Path) -> Config:
-    return Config(StorageDirectory=str(tmp_path / "store"))
-
-
-def declared(item, name, kind, reflected, compare_to) -> bool:
-    """Whether :mod:`workbench.pacs.schema` declares this kind of object (SQLite's NOCASE
-    indexes are made by revision 0002 alone, and checked by name)."""
-    return not (kind == "index" and name and name.endswith("_nocase"))
+#: An index that one kind of database has and the other lacks (revisions 0002 and 0003).
+DIALECT_INDEX = {
+    "sqlite": "ix_studies_PatientName_nocase",
+    "postgresql": "ix_studies_PatientName_lower",
+}
 
 
 def schema_differences(url: str) -> list:
     """What Alembic's autogenerate would still change to reach :mod:`workbench.pacs.schema`."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"include_object": declared})
+        context = MigrationContext.configure(
+            conn, opts={"include_object": migrations.declared_in_schema}
+        )
         differences = compare_metadata(context, metadata)
     engine.dispose()
     return differences
@@ -54,16 +50,16 @@ def revision_of(url: str) -> str | None:
     return revision
 
 
-def test_a_new_database_gets_every_revision_and_the_declared_schema(tmp_path):
-    config = sqlite_config(tmp_path)
+def test_a_new_database_gets_every_revision_and_the_declared_schema(tmp_path, database):
+    config = database.config(tmp_path / "store")
     Index(config).close()
     assert revision_of(config.database_url) == migrations.head_revision()
     assert schema_differences(config.database_url) == []
-    assert NOCASE_INDEX in index_names(config.database_url, "studies")
+    assert DIALECT_INDEX[database.kind] in index_names(config.database_url, "studies")
 
 
-def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(tmp_path, sample_data):
-    config = sqlite_config(tmp_path)
+def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(tmp_path, database):
+    config = database.config(tmp_path / "store")
     config.index_path.mkdir(parents=True)
     # The index as the code made it before migrations existed (and before NOCASE indexes).
     legacy = sa.create_engine(config.database_url)
@@ -77,7 +73,7 @@ def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(tmp_path, s
     index.close()
     assert revision_of(config.database_url) == migrations.head_revision()
     assert schema_differences(config.database_url) == []
-    assert NOCASE_INDEX in index_names(config.database_url, "studies")  # revision 0002 ran
+    assert DIALECT_INDEX[database.kind] in index_names(config.database_url, "studies")
     engine = sa.create_engine(config.database_url)
     with engine.connect() as conn:
         kept = conn.execute(sa.text("SELECT value FROM totals WHERE name = 'legacy'")).scalar()
@@ -85,15 +81,17 @@ def test_a_database_made_by_create_all_is_stamped_and_keeps_its_rows(tmp_path, s
     assert kept == 7
 
 
-def test_instances_of_an_index_without_version_survive_its_adoption(tmp_path, sample_data):
-    config = sqlite_config(tmp_path)
+def test_instances_of_an_index_without_version_survive_its_adoption(
+    tmp_path, sample_data, database
+):
+    config = database.config(tmp_path / "store")
     index = Index(config)
     stored = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, name="Müller^Anna"))
     index.close()
     engine = sa.create_engine(config.database_url)
     with engine.begin() as conn:  # back to what create_all left: no version, no NOCASE index
         conn.exec_driver_sql("DROP TABLE alembic_version")
-        conn.exec_driver_sql(f'DROP INDEX "{NOCASE_INDEX}"')
+        conn.exec_driver_sql(f'DROP INDEX "{DIALECT_INDEX[database.kind]}"')
     engine.dispose()
 
     reopened = Index(config)
@@ -105,23 +103,23 @@ def test_instances_of_an_index_without_version_survive_its_adoption(tmp_path, sa
     assert revision_of(config.database_url) == migrations.head_revision()
 
 
-def test_opening_applies_the_revisions_a_database_lacks(tmp_path):
-    config = sqlite_config(tmp_path)
+def test_opening_applies_the_revisions_a_database_lacks(tmp_path, database):
+    config = database.config(tmp_path / "store")
     config.index_path.mkdir(parents=True)
     engine = sa.create_engine(config.database_url)
     with engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), migrations.BASELINE)
     engine.dispose()
     assert revision_of(config.database_url) == migrations.BASELINE
-    assert NOCASE_INDEX not in index_names(config.database_url, "studies")
+    assert DIALECT_INDEX[database.kind] not in index_names(config.database_url, "studies")
 
     Index(config).close()
     assert revision_of(config.database_url) == migrations.head_revision()
-    assert NOCASE_INDEX in index_names(config.database_url, "studies")
+    assert DIALECT_INDEX[database.kind] in index_names(config.database_url, "studies")
 
 
-def test_a_database_from_a_newer_workbench_is_refused_with_its_revision(tmp_path):
-    config = sqlite_config(tmp_path)
+def test_a_database_from_a_newer_workbench_is_refused_with_its_revision(tmp_path, database):
+    config = database.config(tmp_path / "store")
     Index(config).close()
     engine = sa.create_engine(config.database_url)
     with engine.begin() as conn:
@@ -131,8 +129,10 @@ def test_a_database_from_a_newer_workbench_is_refused_with_its_revision(tmp_path
         Index(config)
 
 
-def test_indexes_opening_one_new_database_at_once_migrate_it_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+def test_indexes_opening_one_new_database_at_once_migrate_it_once(tmp_path, database):
+    config = database.config(tmp_path / "store")
+    config.index_path.mkdir(parents=True)
+    url = config.database_url
     errors: list[BaseException] = []
 
     def open_index(number: int) -> None:

@@ -31,6 +31,9 @@ _WILDCARD_FORBIDDEN_VRS = frozenset({"DA", "TM", "DT", "UI"})
 #: Name of the SQL function lowering case in every script, which :mod:`.database` gives each
 #: SQLite connection: SQLite's own LOWER() and NOCASE fold ASCII letters only.
 UNICODE_LOWER = "workbench_lower"
+#: PostgreSQL's LOWER() follows the database's collation, and folds only ASCII letters in the
+#: "C" one; ICU's root collation folds every script whatever the database was created with.
+POSTGRESQL_LOWER_COLLATION = "und-x-icu"
 
 
 def fold_case(text: str) -> str:
@@ -40,6 +43,16 @@ def fold_case(text: str) -> str:
     in one place and miss it in another.
     """
     return text.lower()
+
+
+def lowered(column: ColumnElement, dialect: str = "") -> ColumnElement:
+    """``column`` in the lowercase of :func:`fold_case`, as ``dialect``'s SQL computes it
+    (the expression the index's lowercase indexes are built on)."""
+    if dialect == "sqlite":
+        return getattr(sa.func, UNICODE_LOWER)(column)
+    if dialect == "postgresql":
+        return sa.func.lower(column.collate(POSTGRESQL_LOWER_COLLATION))
+    return sa.func.lower(column)
 
 
 # -- reading a query value -------------------------------------------------------------------
@@ -150,15 +163,13 @@ def single_value_match(
 
     Without case, SQLite compares an ASCII value in NOCASE collation (served by a NOCASE
     index) and any other value lowered by :data:`UNICODE_LOWER`; other backends compare
-    lowered text.
+    text lowered by :func:`lowered`.
     """
     if case_sensitive:
         return column == value
-    if dialect == "sqlite":
-        if value.isascii():
-            return column.collate("NOCASE") == value
-        return getattr(sa.func, UNICODE_LOWER)(column) == fold_case(value)
-    return sa.func.lower(column) == fold_case(value)
+    if dialect == "sqlite" and value.isascii():
+        return column.collate("NOCASE") == value
+    return lowered(column, dialect) == fold_case(value)
 
 
 def single_value_matches(stored: str, value: str, *, case_sensitive: bool = True) -> bool:
@@ -205,18 +216,16 @@ def wildcard_match(
     SQLite's ``LIKE`` ignores ASCII case (and uses a NOCASE index for a literal prefix), so
     case-sensitive matching there is ``GLOB`` (which uses the ordinary index), and a pattern
     with other letters is matched on text lowered by :data:`UNICODE_LOWER`. Other backends
-    use ``LIKE`` on the text or on the lowered text.
+    use ``LIKE`` on the text or on the text lowered by :func:`lowered`.
     """
     if dialect == "sqlite":
         if case_sensitive:
             return column.op("GLOB", is_comparison=True)(_glob_pattern(pattern))
         if pattern.isascii():
             return column.like(_like_pattern(pattern), escape="\\")
-        lowered = getattr(sa.func, UNICODE_LOWER)(column)
-        return lowered.like(_like_pattern(fold_case(pattern)), escape="\\")
-    if case_sensitive:
+    elif case_sensitive:
         return column.like(_like_pattern(pattern), escape="\\")
-    return sa.func.lower(column).like(_like_pattern(fold_case(pattern)), escape="\\")
+    return lowered(column, dialect).like(_like_pattern(fold_case(pattern)), escape="\\")
 
 
 def wildcard_matches(stored: str, pattern: str, *, case_sensitive: bool = True) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from workbench.pacs.migrations import declared_in_schema
 from workbench.pacs.schema import metadata
 
 
@@ -19,6 +20,7 @@ def _run(connection: sa.Connection) -> None:
         # SQLite alters a table by copying it; batch mode lets one revision serve both.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=declared_in_schema,
     )
     with context.begin_transaction():
         context.run_migrations()
