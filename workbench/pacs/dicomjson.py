@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.datadict import dictionary_is_retired, dictionary_keyword
+from pydicom.datadict import (
+    dictionary_is_retired,
+    dictionary_keyword,
+    dictionary_VR,
+    tag_for_keyword,
+)
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .tags import MAXIMUM_TAG_LENGTH, value_text
+from .tags import MAXIMUM_TAG_LENGTH, keyword_of, value_text
 
 UNKNOWN_NAME = "Unknown Tag & Data"
 
@@ -104,3 +109,36 @@ def dataset_to_json(ds: Dataset, *, form: str = "full", meta: bool = False) -> d
         else:
             result[key if name == UNKNOWN_NAME else name] = value
     return result
+
+
+def dataset_from_json(tags: dict[str, Any], *, where: str = "") -> Dataset:
+    """A dataset from Orthanc's simplified JSON (what ``?simplify`` shows, and what request
+    bodies such as ``find-worklist`` queries give): keywords or ``"gggg,eeee"`` tags to text
+    values (``\\`` between multiple values, ``""`` or ``null`` for empty), sequences as
+    lists of such objects.
+
+    Raises
+    ------
+    ValueError
+        An unknown tag, or a value of the wrong kind; the message names the attribute.
+    """
+    if not isinstance(tags, dict):
+        raise ValueError(f"expected an object of DICOM tags{where}, got {type(tags).__name__}")
+    ds = Dataset()
+    for name, value in tags.items():
+        keyword = keyword_of(name)
+        tag = tag_for_keyword(keyword)
+        vr = dictionary_VR(tag)
+        path = f"{where} > {keyword}" if where else keyword
+        if vr == "SQ":
+            if value in (None, ""):
+                value = []
+            if not isinstance(value, list):
+                raise ValueError(f"{path} is a sequence: give a list of objects")
+            items = [dataset_from_json(item, where=path) for item in value]
+            ds.add_new(tag, vr, items)
+        elif value is None or isinstance(value, str):
+            ds.add_new(tag, vr.split(" or ")[0], value or None)
+        else:
+            raise ValueError(f"{path} must be given as text, not {type(value).__name__}")
+    return ds

@@ -145,7 +145,27 @@ def serve(config: Config | None = None, *, dicom: bool = True, log_level: str = 
         index.close()
         raise
     host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::") else config.http_host
-    return ServerHandle(f"http://{host}:{port}", index, node, config, server, thread)
+    handle = ServerHandle(f"http://{host}:{port}", index, node, config, server, thread)
+    if node is not None:
+        _delete_worklists_when_done(handle)
+    return handle
+
+
+def _delete_worklists_when_done(handle: ServerHandle) -> None:
+    """With ``Worklists: {"DeleteWorklistsOnStableStudy": true}`` (the default, as Orthanc's
+    plugin), the worklist items of a study go once the study has arrived and is stable."""
+    from .node.worklist import worklist_folder, worklists_of_study
+
+    folder = worklist_folder(handle.config)
+    if folder is None or not handle.config.Worklists.get("DeleteWorklistsOnStableStudy", True):
+        return
+
+    def delete(event) -> None:
+        study_uid = handle.index.main_dicom_tags("Study", event.id).get("StudyInstanceUID")
+        for path in worklists_of_study(folder, study_uid or ""):
+            path.unlink(missing_ok=True)
+
+    handle.on("stable_study", delete)
 
 
 def _with_overrides(config: Config | None, overrides: dict[str, Any]) -> Config:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 from pynetdicom.transport import ThreadedAssociationServer
@@ -176,6 +177,10 @@ class DicomNode:
         keys too. Returns the answers as pydicom datasets.
         """
         return scu.find(self.ae, self.modality(modality), level, query, defaults=main_tags)
+
+    def find_worklist(self, modality: str, identifier: Dataset) -> list[Dataset]:
+        """Modality Worklist C-FIND a modality with ``identifier``; the matching items."""
+        return scu.find_worklist(self.ae, self.modality(modality), identifier)
 
     def echo_undeclared(self, modality: access.Modality) -> None:
         """C-ECHO a node given by its address rather than declared (``/tools/dicom-echo``)."""

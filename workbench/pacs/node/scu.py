@@ -34,6 +34,7 @@ from .contexts import (
 )
 from .scp import handle_store, storage_contexts_for
 from .transcode import TranscodeError, prepare_for_send
+from .worklist import WORKLIST_FIND
 
 LOGGER = logging.getLogger("workbench.pacs.node")
 
@@ -169,6 +170,25 @@ def find(ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *,
         assoc.release()
     if final != 0x0000:
         raise DicomNetworkError(f"C-FIND at {_describe(modality)} ended with {_status(final)}")
+    return answers
+
+
+def find_worklist(ae: AE, modality: Modality, identifier: Dataset) -> list[Dataset]:
+    """Modality Worklist C-FIND with ``identifier``; the scheduled items as datasets."""
+    assoc = associate(ae, modality, [build_context(WORKLIST_FIND)])
+    answers: list[Dataset] = []
+    final = None
+    try:
+        for status, answer in assoc.send_c_find(identifier, WORKLIST_FIND):
+            final = getattr(status, "Status", None)
+            if final in (0xFF00, 0xFF01) and answer is not None:
+                answers.append(answer)
+    finally:
+        assoc.release()
+    if final != 0x0000:
+        raise DicomNetworkError(
+            f"Worklist C-FIND at {_describe(modality)} ended with {_status(final)}"
+        )
     return answers
 
 

@@ -12,6 +12,10 @@ matches when one of its steps matches every key given inside the sequence.
 from __future__ import annotations
 
 import logging
+import os
+import re
+import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +23,9 @@ from typing import Any
 
 import pydicom
 from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from workbench.pacs.matching import matches
 from workbench.pacs.tags import value_text
@@ -60,9 +65,10 @@ def worklist_folder(config: Any) -> Path | None:
     option = access.option(config, "Worklists") or {}
     if not option.get("Enable"):
         return None
-    database = option.get("Database")
+    # "Directory" since Orthanc 1.12.10, "Database" before (both read, as Orthanc does).
+    database = option.get("Directory") or option.get("Database")
     if not database:
-        raise ValueError('Worklists is enabled but has no "Database" folder')
+        raise ValueError('Worklists is enabled but has no "Directory" (or "Database") folder')
     return Path(database).expanduser()
 
 
@@ -206,3 +212,51 @@ def worklist_answers(config: Any, identifier: Dataset) -> list[Dataset]:
         for _, item in read_worklists(folder)
         if item_matches(item, identifier)
     ]
+
+
+# --- worklist items managed over REST -------------------------------------------------------
+
+#: A worklist's ID is its file name without ``.wl``: ours are UUIDs, a RIS may choose others.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def worklist_path(folder: Path, worklist_id: str) -> Path:
+    """The file of worklist ``worklist_id`` in ``folder``.
+
+    Raises
+    ------
+    KeyError
+        No such worklist (or an ID that could name a file elsewhere).
+    """
+    path = folder / f"{worklist_id}.wl"
+    if not _SAFE_ID.fullmatch(worklist_id) or not path.is_file():
+        raise KeyError(worklist_id)
+    return path
+
+
+def write_worklist(folder: Path, item: Dataset, worklist_id: str | None = None, *,
+                   set_study_uid: bool = True) -> str:  # fmt: skip
+    """Write ``item`` as a ``.wl`` file (whole, under a temporary name first, so a C-FIND
+    never reads half of it); its ID.
+
+    ``set_study_uid`` gives the item a Study Instance UID when it has none, so the study the
+    modality makes can be matched to it.
+    """
+    if set_study_uid and not item.get("StudyInstanceUID"):
+        item.StudyInstanceUID = generate_uid()
+    item.file_meta = FileMetaDataset()
+    item.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    worklist_id = worklist_id or str(uuid.uuid4())
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as handle:
+        item.save_as(handle, enforce_file_format=False)
+    os.replace(handle.name, folder / f"{worklist_id}.wl")
+    return worklist_id
+
+
+def worklists_of_study(folder: Path, study_uid: str) -> list[Path]:
+    """The worklist files scheduling the study ``study_uid``."""
+    return [
+        path for path, item in read_worklists(folder)
+        if str(item.get("StudyInstanceUID", "")).strip() == study_uid
+    ]  # fmt: skip

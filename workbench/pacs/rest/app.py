@@ -18,7 +18,7 @@ from .errors import install_error_handlers
 from .security import BasicAuthMiddleware, auth_required, check_config
 
 #: Routers of the DIMSE node, mounted when a node is given.
-NODE_ROUTERS = ("modalities", "queries", "commitment")
+NODE_ROUTERS = ("modalities", "queries", "commitment", "worklists")
 
 
 def create_app(index: Index, node: Any = None, config: Config | None = None) -> FastAPI:
