@@ -13,7 +13,7 @@ from .. import dicomweb
 from ..config import Config
 from ..index import Index
 from ..ohif import dist_folder
-from . import instances, resources, system, tools
+from . import instances, resources, system, tools, ui
 from .errors import install_error_handlers
 from .security import BasicAuthMiddleware, auth_required, check_config
 
@@ -32,7 +32,8 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
         Enables ``/modalities`` and ``/queries``.
     config : Config, optional
         Defaults to ``index.config``. With remote access or authentication enabled, every
-        route (OpenAPI documents included) requires HTTP basic auth. The OHIF viewer is
+        route (OpenAPI documents and the web page at ``/ui/`` included) requires HTTP
+        basic auth. The OHIF viewer is
         served at ``/ohif/`` when a build is installed (``OhifDirectory``,
         :mod:`workbench.pacs.ohif`).
 
@@ -53,6 +54,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.state.node = node
     app.state.config = config
     install_error_handlers(app)
+    app.include_router(ui.router)
     app.include_router(system.router)
     app.include_router(tools.router)
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.
@@ -73,6 +75,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
             for router in getattr(module, "ROUTERS", (module.router,)):
                 app.include_router(router)
     ohif_dist = dist_folder(config)
+    app.state.ohif = ohif_dist is not None  # the web page links studies to it
     if ohif_dist is not None:
         from .ohif import ohif_router
 

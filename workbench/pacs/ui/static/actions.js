@@ -1,0 +1,158 @@
+// The actions of one resource: protect, delete, anonymize, downloads, send to a modality,
+// and how to open it in a notebook or in OHIF.
+
+import { call, url } from "./api.js";
+import { confirmAction, h, person, toast } from "./dom.js";
+
+const PLURAL = { Patient: "patients", Study: "studies", Series: "series", Instance: "instances" };
+const PAGE = { Patient: "patients", Study: "studies", Series: "series", Instance: "instances" };
+
+function download(label, href, name) {
+  return h("a", { class: "button", href, download: name || "" }, label);
+}
+
+/** Run an action's request; report the outcome in a toast, and redraw on success. */
+async function perform(button, work, done) {
+  button.disabled = true;
+  try {
+    const message = await work();
+    toast(message);
+    if (done) done();
+  } catch (error) {
+    toast(`${button.textContent} failed: ${error.message}`, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function redraw() {
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
+}
+
+async function protectButton(resource) {
+  const path = `patients/${resource.ID}/protected`;
+  const state = String(await call(path)).trim() === "1";
+  const button = h("button", { "data-action": "protect" }, state ? "Unprotect" : "Protect");
+  button.addEventListener("click", () => perform(button, async () => {
+    await call(path, { method: "PUT", body: state ? "0" : "1" });
+    return state ? "Unprotected: recycling may delete this patient" : "Protected from recycling";
+  }, redraw));
+  return button;
+}
+
+function deleteButton(level, resource) {
+  const button = h("button", { class: "danger", "data-action": "delete" }, "Delete");
+  button.addEventListener("click", async () => {
+    const what = level === "Patient" ? `patient ${person(resource.MainDicomTags.PatientName)}`
+      : `this ${level.toLowerCase()}`;
+    if (!(await confirmAction(`Delete ${what} and everything below it? This cannot be undone.`))) return;
+    perform(button, async () => {
+      const answer = await call(`${PLURAL[level]}/${resource.ID}`, { method: "DELETE" });
+      const parent = answer.RemainingAncestor;
+      window.location.hash = parent ? `#/${PAGE[parent.Type]}/${parent.ID}` : "#/";
+      return `Deleted ${level.toLowerCase()}`;
+    });
+  });
+  return button;
+}
+
+function anonymizeButton(level, resource) {
+  const button = h("button", { "data-action": "anonymize" }, "Anonymize");
+  button.addEventListener("click", () => perform(button, async () => {
+    const answer = await call(`${PLURAL[level]}/${resource.ID}/anonymize`, { method: "POST", json: {} });
+    window.location.hash = `#/${PAGE[answer.Type] || PLURAL[level]}/${answer.ID}`;
+    return `Anonymized copy made (patient ${answer.PatientID || "?"})`;
+  }));
+  return button;
+}
+
+async function sendControl(level, resource, features) {
+  if (!features.node) return null;
+  let names = [];
+  try {
+    names = await call("modalities");
+  } catch {
+    return null;
+  }
+  if (!names.length) return h("span", { class: "hint" }, "No modality to send to (DicomModalities)");
+  const choice = h("select", { "aria-label": "Modality", name: "modality" },
+    names.map((name) => h("option", { value: name }, name)));
+  const button = h("button", { "data-action": "send" }, "Send");
+  button.addEventListener("click", () => perform(button, async () => {
+    const answer = await call(`modalities/${encodeURIComponent(choice.value)}/store`, {
+      method: "POST", json: { Resources: [resource.ID], Synchronous: true } });
+    const failed = answer.FailedInstancesCount || 0;
+    const sent = answer.InstancesCount ?? "";
+    if (failed) throw new Error(`${failed} of ${sent} instances refused by ${choice.value}`);
+    return `Sent ${sent} instance(s) to ${choice.value}`;
+  }));
+  return h("span", { class: "send" }, choice, button);
+}
+
+function dicomWebPath(level, resource, { study, series } = {}) {
+  const tags = resource.MainDicomTags;
+  if (level === "Study") return `dicom-web/studies/${tags.StudyInstanceUID}`;
+  if (level === "Series") {
+    return `dicom-web/studies/${study.MainDicomTags.StudyInstanceUID}/series/${tags.SeriesInstanceUID}`;
+  }
+  return null;
+}
+
+/** Python that opens the resource in a notebook (over this server's DICOMweb). */
+export function notebookSnippet(level, resource, context) {
+  const path = dicomWebPath(level, resource, context);
+  if (level === "Series") {
+    return `from workbench.io import open_series\n\nseries = open_series("${url(path)}")\nseries`;
+  }
+  if (level === "Study") {
+    return `from workbench.io import open_study\n\nstudy = open_study("${url(path)}")\nstudy`;
+  }
+  return null;
+}
+
+function notebookButton(level, resource, context) {
+  const snippet = notebookSnippet(level, resource, context);
+  if (!snippet) return null;
+  const code = h("pre", { class: "snippet", hidden: true }, h("code", {}, snippet));
+  const button = h("button", { "data-action": "notebook", "aria-expanded": "false" }, "Open in a notebook");
+  const copy = h("button", { hidden: true, "data-action": "copy" }, "Copy");
+  button.addEventListener("click", () => {
+    code.hidden = !code.hidden;
+    copy.hidden = code.hidden;
+    button.setAttribute("aria-expanded", String(!code.hidden));
+  });
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(snippet);
+      toast("Copied: paste it into a notebook cell");
+    } catch {
+      window.getSelection().selectAllChildren(code);
+      toast("Select and copy the code with Ctrl+C");
+    }
+  });
+  return [button, copy, code];
+}
+
+/** The bar of actions over one resource's page. */
+export async function actionBar(level, resource, features, context = {}) {
+  const plural = PLURAL[level];
+  const id = resource.ID;
+  const items = [];
+  if (level === "Patient") items.push(await protectButton(resource));
+  items.push(anonymizeButton(level, resource));
+  items.push(download("ZIP", url(`${plural}/${id}/archive`), `${id}.zip`));
+  items.push(download("DICOMDIR", url(`${plural}/${id}/media`), `${id}-media.zip`));
+  if (level === "Instance") {
+    items.push(download("DICOM file", url(`instances/${id}/file`), `${id}.dcm`));
+    items.push(download("JSON", url(`instances/${id}/tags`, { simplify: "true" }), `${id}.json`));
+  }
+  if (level === "Study" && features.ohif) {
+    items.push(h("a", { class: "button", href: url(`studies/${id}/ohif`), target: "_blank",
+      rel: "noopener", "data-action": "ohif" }, "Open in OHIF"));
+  }
+  items.push(await sendControl(level, resource, features));
+  items.push(deleteButton(level, resource));
+  const bar = h("div", { class: "actions", role: "toolbar", "aria-label": `${level} actions` }, items);
+  const notebook = notebookButton(level, resource, context);
+  return notebook ? h("div", {}, bar, h("div", { class: "notebook" }, notebook)) : bar;
+}
