@@ -38,13 +38,14 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run index + REST (+ DIMSE node) in the foreground until Ctrl-C."""
+    from workbench.pacs.errors import PacsError
     from workbench.pacs.ohif import dist_folder as ohif_dist_of
     from workbench.pacs.server import serve
 
     config = _config_from(args)
     try:
         handle = serve(config, dicom=not args.no_dicom, log_level=args.log_level)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, PacsError) as exc:  # PacsError: database away
         print(f"workbench: cannot start: {exc}", file=sys.stderr)
         return 1
     stats = handle.index.statistics()

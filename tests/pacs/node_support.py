@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,26 @@ def start_node(storage: Path, modalities: dict | None = None, **options) -> Runn
     node = DicomNode(index, config)
     node.start()
     return RunningNode(index, node, config)
+
+
+def serve_process(log: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """Start ``workbench serve ARGS`` in its own process, its log appended to ``log``; return
+    the process and its REST address once it reports it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "serve", *args],
+        stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True,  # noqa: SIM115
+    )
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"workbench serve exited: {log.read_text()[-2000:]}")
+        found = re.search(r"REST\s+(http://\S+)", line)
+        if found:
+            return process, found.group(1)
+    process.kill()
+    raise AssertionError("workbench serve did not report its REST address")
 
 
 def dcmtk(tool: str, *args: str, check: bool = True, timeout: float = 120) -> str:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pydicom
@@ -20,6 +17,7 @@ from tests.pacs.node_support import (
     TEMPLATE,
     dcmtk,
     generate_instances,
+    serve_process,
     sop_uid,
     start_node,
 )
@@ -66,22 +64,8 @@ def test_eight_concurrent_storescu_each_instance_once(tmp_path, sample_data):
 
 
 def _serve(storage: Path, dicom_port: int, log: Path) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "serve", "--storage", str(storage),
-         "--http-port", "0", "--dicom-port", str(dicom_port), "--aet", NODE_AET],
-        stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True,  # noqa: SIM115
-    )
-    deadline = time.monotonic() + 60
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError(f"workbench serve exited: {log.read_text()[-2000:]}")
-        found = re.search(r"REST\s+(http://\S+)", line)
-        if found:
-            return process, found.group(1)
-    process.kill()
-    raise AssertionError("workbench serve did not report its REST address")
+    return serve_process(log, "--storage", str(storage), "--http-port", "0",
+                         "--dicom-port", str(dicom_port), "--aet", NODE_AET)
 
 
 def test_sigkill_mid_ingest_keeps_every_acknowledged_instance(tmp_path, sample_data):

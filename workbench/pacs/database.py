@@ -1,13 +1,21 @@
-"""The SQL engine of the index: SQLite tuned for one writer and many readers, or any URL."""
+"""The SQL engine of the index: SQLite tuned for one writer and many readers, PostgreSQL
+shared by several servers, or any URL."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .errors import DatabaseUnavailableError
 from .matching import UNICODE_LOWER, fold_case
 
-#: Execution option marking a connection that writes (SQLite: BEGIN IMMEDIATE).
+#: Execution option marking a connection that writes (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+#: the index's write lock, below).
 WRITE_OPTION = "workbench_write"
+
+#: PostgreSQL advisory lock taken by every write transaction of every process using the
+#: database, as SQLite's BEGIN IMMEDIATE does: two servers on one database never both find a
+#: patient missing and both create it, and changes are numbered in the order they commit.
+POSTGRESQL_WRITE_LOCK = 0x776F726B62656E64  # "workbend"
 
 
 def _lower(value: object) -> object:
@@ -15,11 +23,15 @@ def _lower(value: object) -> object:
 
 
 def create_engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and immediate write locks."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and immediate write locks,
+    PostgreSQL a write lock shared by every process and errors of a database out of reach
+    raised as :class:`~workbench.pacs.errors.DatabaseUnavailableError`."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, connect_args={"timeout": 60, "check_same_thread": False},
-            pool_size=16, max_overflow=16,
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=16,
+            max_overflow=16,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -46,4 +58,38 @@ def create_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
+    if url.startswith("postgresql"):
+        return _postgresql_engine(url)
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _postgresql_engine(url: str) -> sa.Engine:
+    # A server restarted under us: the pool tests each connection before handing it out
+    # (pre-ping) and drops the dead ones; a server that does not answer fails in seconds.
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=16,
+        max_overflow=16,
+        connect_args={"connect_timeout": 10},
+    )
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        if conn.get_execution_options().get(WRITE_OPTION, False):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRESQL_WRITE_LOCK})")
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _unavailable(context: sa.engine.ExceptionContext):
+        # Cannot connect, or the connection died: the database is away, not the request
+        # wrong. Callers report it as such (REST 503, DIMSE 0xA700) and nothing is half done:
+        # the transaction never committed.
+        error = context.original_exception
+        if context.is_disconnect or isinstance(
+            context.sqlalchemy_exception, (sa.exc.OperationalError, sa.exc.InterfaceError)
+        ):
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            return DatabaseUnavailableError(f"The index database is unavailable: {reason}")
+        return None
+
+    return engine

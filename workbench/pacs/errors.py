@@ -24,6 +24,14 @@ class StorageFullError(PacsError):
     dimse_status = 0xA700
 
 
+class DatabaseUnavailableError(PacsError):
+    """The index database cannot be reached (down, restarting, unreachable); nothing that
+    needed it was done, and asking again once it is back will succeed."""
+
+    http_status = 503
+    dimse_status = 0xA700  # Refused: out of resources
+
+
 class UnknownResourceError(PacsError, KeyError):
     """No resource of that level has that ID."""
 

@@ -1,8 +1,9 @@
 """Writing the index: instances in, resources out, protection, totals and the change log.
 
-One writer at a time inside a process (a lock), one short transaction per instance; SQLite's
-busy timeout covers writers of other processes. A file is always durable in the store before
-its row is committed, and removed from the store only after the rows that named it are gone.
+One writer at a time inside a process (a lock), one short transaction per instance; writers
+of other processes wait for the database's write lock (:mod:`..database`). A file is always
+durable in the store before its row is committed, and removed from the store only after the
+rows that named it are gone.
 """
 
 from __future__ import annotations

@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 #: The revision equal to the schema ``metadata.create_all`` made before migrations existed.
 BASELINE = "0001"
 
-#: Any PostgreSQL advisory lock key will do as long as it is ours: it makes processes that open
-#: one database at once migrate it one after the other.
-_PG_LOCK_KEY = 0x776F726B62656E63  # "workbenc"
-
 
 #: Suffixes of the indexes one database kind has and :mod:`workbench.pacs.schema` does not
 #: declare (SQLite's NOCASE ones, PostgreSQL's on lowered text and for patterns).
@@ -89,10 +85,10 @@ def upgrade(engine: sa.Engine) -> str:
         The database is at a revision this code does not know (made by a newer workbench).
     """
     with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+        # The index's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock) makes
+        # processes opening one database at once migrate it one after the other.
+        conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
             config = alembic_config(conn)
             if current_revision(conn) is None and sa.inspect(conn).has_table("instances"):
                 log.info(
