@@ -64,6 +64,8 @@ class Config:
     DicomCheckModalityHost: bool = False
     #: Seconds without new instances after which a series/study/patient is "stable".
     StableAge: int = 60
+    #: Keep a log of the instances sent to modalities (``/exports``), as Orthanc's option.
+    LogExportedResources: bool = False
     #: Modality worklists, as Orthanc's worklist plugin: ``{"Enable": true, "Database":
     #: "/folder/of/wl/files"}`` (``workbench.pacs.node.worklist``).
     Worklists: dict[str, Any] = field(default_factory=dict)

@@ -86,6 +86,21 @@ changes = sa.Table(
     sa.Column("date", sa.String(15), nullable=False),
 )
 
+#: Instances sent to modalities, when ``LogExportedResources`` is on (Orthanc's ``/exports``).
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("resource_type", sa.String(16), nullable=False),
+    sa.Column("public_id", sa.String(44), nullable=False),
+    sa.Column("remote_modality", sa.Text, nullable=False),
+    sa.Column("date", sa.String(15), nullable=False),
+    sa.Column("patient_id", sa.Text, nullable=True),
+    sa.Column("study_instance_uid", sa.Text, nullable=True),
+    sa.Column("series_instance_uid", sa.Text, nullable=True),
+    sa.Column("sop_instance_uid", sa.Text, nullable=True),
+)
+
 #: Running totals so /statistics and recycling never scan the instance table.
 totals = sa.Table(
     "totals",

@@ -29,9 +29,9 @@ from ..schema import CHILD, PARENT
 from ..stability import StabilityMonitor
 from ..store import FileStore, StoreLock
 from ..tags import normalize_level
-from . import reads, views
+from . import exports, reads, views
 from .find import find_statement, searchable_keywords
-from .writes import Writer
+from .writes import Writer, _now
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +530,28 @@ class Index:
         with self.engine.connect() as conn:
             rows, last_seq = reads.change_rows(conn, since=since, limit=limit, last=last)
         return views.changes(rows, last_seq, since=since, last=last)
+
+    def log_exports(self, modality: str, resources: list[tuple[str, str]]) -> None:
+        """Note resources ((level, ID) pairs) as sent to ``modality``, when
+        ``LogExportedResources`` is on."""
+        if not self.config.LogExportedResources or not resources:
+            return
+        rows = [
+            (level, public_id, self.tags_with_parents(level, [public_id]).get(public_id, {}))
+            for level, public_id in resources
+        ]
+        with self._writer.writing() as conn:
+            exports.log(conn, modality, rows, _now()[0])
+
+    def exports(self, *, since: int = 0, limit: int = 100, last: bool = False) -> dict[str, Any]:
+        """The export log (``GET /exports``)."""
+        with self.engine.connect() as conn:
+            return exports.page(conn, since=since, limit=limit, last=last)
+
+    def clear_exports(self) -> None:
+        """Empty the export log (``DELETE /exports``)."""
+        with self._writer.writing() as conn:
+            exports.clear(conn)
 
     # --------------------------------------------------------------------------- lifecycle
     def reconcile(self) -> ReconcileReport:

@@ -201,15 +201,29 @@ class DicomNode:
         return scu.get(self.ae, self.modality(modality), query, self.index, level=level)
 
     def store(self, modality: str, resources: list[str | Path], *,
-              originator: tuple[str, int] | None = None, timeout: float | None = None
-              ) -> scu.StoreResult:  # fmt: skip
+              files: list[Path] | None = None, originator: tuple[str, int] | None = None,
+              timeout: float | None = None) -> scu.StoreResult:  # fmt: skip
         """C-STORE resources (index IDs of any level, or file paths) to a modality.
 
+        ``files``: their files when already resolved (:meth:`resolve_files`);
         ``originator``: (AE title, message ID) of the C-MOVE the stores serve; ``timeout``:
-        seconds to wait for the modality at each step.
+        seconds to wait for the modality at each step. With ``LogExportedResources``, each
+        index resource of which something was sent is logged in ``/exports``.
         """
-        return scu.store(self.ae, self.modality(modality), self.resolve_files(resources),
-                         originator=originator, timeout=timeout)  # fmt: skip
+        declared = self.modality(modality)
+        if files is None:
+            files = self.resolve_files(resources)
+        result = scu.store(self.ae, declared, files, originator=originator, timeout=timeout)
+        if result.sent:
+            ids = [str(r) for r in resources if not Path(str(r)).is_file()]
+            self.index.log_exports(declared.name, [(self._level_of(i), i) for i in ids])
+        return result
+
+    def _level_of(self, resource_id: str) -> str:
+        for level in LEVELS:
+            if self.index.exists(level, resource_id):
+                return level
+        raise KeyError(resource_id)
 
     def request_commitment(self, modality: str, instances: list[Instance]) -> str:
         """Ask a modality to commit to ``instances`` ((SOP Class UID, SOP Instance UID)

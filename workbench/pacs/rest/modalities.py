@@ -193,10 +193,10 @@ async def store(name: str, request: Request) -> dict[str, Any]:
     options = _store_options(body)
     commitment = isinstance(body, dict) and bool(body.get("StorageCommitment"))
     try:
-        paths = await run_in_threadpool(node.resolve_files, resources)
+        files = await run_in_threadpool(node.resolve_files, resources)
     except KeyError as exc:
         raise UnknownResourceError("Resource", str(exc.args[0]) if exc.args else "?") from exc
-    result = await _dimse(node.store, name, paths, **options)
+    result = await _dimse(node.store, name, resources, files=files, **options)
     answer = {
         "Description": "REST API",
         "FailedInstancesCount": len(result.failed),

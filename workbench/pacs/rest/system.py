@@ -1,4 +1,4 @@
-"""``/system``, ``/statistics`` and ``/changes``."""
+"""``/system``, ``/statistics``, ``/changes`` and ``/exports``."""
 
 from __future__ import annotations
 
@@ -49,3 +49,19 @@ def changes(since: str | None = Query(None), limit: str | None = Query(None),
     return index.changes(since=int_arg(since, "since") or 0,
                          limit=100 if limit_value is None else min(limit_value, 10000),
                          last=flag(last))
+
+
+@router.get("/exports", summary="Log of the instances sent to modalities (LogExportedResources)")
+def exports(since: str | None = Query(None), limit: str | None = Query(None),
+            last: str | None = Query(None), index: Index = Depends(get_index)
+            ) -> dict[str, Any]:  # fmt: skip
+    limit_value = int_arg(limit, "limit")
+    return index.exports(since=int_arg(since, "since") or 0,
+                         limit=100 if limit_value is None else min(limit_value, 10000),
+                         last=flag(last))  # fmt: skip
+
+
+@router.delete("/exports", summary="Empty the export log")
+def clear_exports(index: Index = Depends(get_index)) -> dict[str, Any]:
+    index.clear_exports()
+    return {}
