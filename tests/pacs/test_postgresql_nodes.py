@@ -10,6 +10,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -48,6 +51,52 @@ def all_changes(url: str) -> list[dict]:
             return changes
 
 
+@dataclass
+class Servers:
+    """``workbench serve`` processes sharing one PostgreSQL database and one store."""
+
+    storage: Path
+    urls: list[str]
+    dicom_ports: list[int]
+
+
+@contextmanager
+def two_servers(workdir: Path, database_url: str, **options) -> Iterator[Servers]:
+    """Start two ``workbench serve`` on one database and one storage directory; stop them."""
+    storage, settings = workdir / "storage", workdir / "pacs.json"
+    settings.write_text(
+        json.dumps({"StorageDirectory": str(storage), "DatabaseUrl": database_url, **options})
+    )
+    ports = [free_port(), free_port()]
+    processes = []
+    try:
+        for n, port in enumerate(ports):
+            args = ["--config", str(settings), "--http-port", "0", "--dicom-port", str(port)]
+            processes.append(serve_process(workdir / f"serve{n}.log", *args, "--aet", NODE_AET))
+        yield Servers(storage, [url for _, url in processes], ports)
+    finally:
+        for process, _ in processes:
+            process.send_signal(signal.SIGTERM)
+        for process, _ in processes:
+            process.wait(timeout=30)
+
+
+def storescu(port: int, files: list[Path]) -> subprocess.Popen:
+    """DCMTK's storescu sending ``files`` over one association, started in the background."""
+    args = [require_tool("storescu"), "-aec", NODE_AET, "127.0.0.1", str(port)]
+    return subprocess.Popen(
+        [*args, *[str(path) for path in files]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TCP_NODELAY": "1"},
+    )
+
+
+def finish(sender: subprocess.Popen) -> None:
+    output, _ = sender.communicate(timeout=240)
+    assert sender.returncode == 0, output.decode(errors="replace")[-2000:]
+
+
 def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
     tmp_path, sample_data, postgres: PostgresPeer
 ):
@@ -57,53 +106,14 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
         )
         for n in range(3)
     ]
-    storage = tmp_path / "storage"
-    config = tmp_path / "pacs.json"
-    config.write_text(
-        json.dumps(
-            {
-                "StorageDirectory": str(storage),
-                "DatabaseUrl": postgres.new_database(),
-                "StableAge": 1,
-            }
-        )
-    )
-    ports = [free_port(), free_port()]
-    servers = [
-        serve_process(
-            tmp_path / f"serve{n}.log",
-            "--config",
-            str(config),
-            "--http-port",
-            "0",
-            "--dicom-port",
-            str(port),
-            "--aet",
-            NODE_AET,
-        )
-        for n, port in enumerate(ports)
-    ]
-    urls = [url for _, url in servers]
-    try:
+    with two_servers(tmp_path, postgres.new_database(), StableAge=1) as servers:
+        urls = servers.urls
         # Group 0 by C-STORE to the first server, group 1 to the second, each also sending
         # ten of the other's; group 2 uploaded over REST to both at once: the same instances
         # race each other through two processes.
-        env = {**os.environ, "TCP_NODELAY": "1"}
         senders = [
-            subprocess.Popen(
-                [
-                    require_tool("storescu"),
-                    "-aec",
-                    NODE_AET,
-                    "127.0.0.1",
-                    str(port),
-                    *[str(path) for path in groups[n] + groups[1 - n][:10]],
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-            for n, port in enumerate(ports)
+            storescu(port, groups[n] + groups[1 - n][:10])
+            for n, port in enumerate(servers.dicom_ports)
         ]
         answers: list[dict] = []
 
@@ -116,8 +126,7 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
         for thread in uploaders:
             thread.start()
         for sender in senders:
-            output, _ = sender.communicate(timeout=240)
-            assert sender.returncode == 0, output.decode(errors="replace")[-2000:]
+            finish(sender)
         for thread in uploaders:
             thread.join(240)
 
@@ -132,7 +141,8 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
             statistics = requests.get(f"{url}/statistics", timeout=30).json()
             assert statistics["CountInstances"] == len(expected)
             assert statistics["CountPatients"] == len(groups)
-        assert len(store_files(storage)) == len(expected)  # no file stored twice, none lost
+        # No file stored twice, none lost.
+        assert len(store_files(servers.storage)) == len(expected)
         changes = all_changes(urls[1])
         new_instances = [c["ID"] for c in changes if c["ChangeType"] == "NewInstance"]
         assert len(new_instances) == len(set(new_instances)) == len(expected)
@@ -141,15 +151,45 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
         sequence = [c["Seq"] for c in changes]
         assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
         # Any file, whichever server received it, is served by either.
-        some = instances[:: len(instances) // 5]
-        for instance in some:
-            content = requests.get(f"{urls[0]}/instances/{instance['ID']}/file", timeout=30)
-            assert content.ok
-    finally:
-        for process, _ in servers:
-            process.send_signal(signal.SIGTERM)
-        for process, _ in servers:
-            process.wait(timeout=30)
+        for instance in instances[:: len(instances) // 5]:
+            assert requests.get(f"{urls[0]}/instances/{instance['ID']}/file", timeout=30).ok
+
+
+def test_recycling_over_two_servers_keeps_the_limit_and_the_protected(
+    tmp_path, sample_data, postgres: PostgresPeer
+):
+    patients = [
+        generate_instances(sample_data / TEMPLATE, tmp_path / f"p{n}", 6, tag=f"RECYCLE{n}")
+        for n in range(9)
+    ]
+    limit = 3
+    with two_servers(tmp_path, postgres.new_database(), MaximumPatientCount=limit) as servers:
+        urls = servers.urls
+        first = requests.post(f"{urls[0]}/instances", data=patients[0][0].read_bytes(), timeout=30)
+        kept = first.json()["ParentPatient"]
+        assert requests.put(f"{urls[1]}/patients/{kept}/protected", data="1", timeout=30).ok
+        # Four patients a server, their instances interleaved, over both servers at once:
+        # each new patient beyond the limit recycles the oldest unprotected one.
+        interleaved = [
+            [path for row in zip(*patients[1 + n :: 2], strict=True) for path in row]
+            for n in range(2)
+        ]
+        senders = [storescu(port, interleaved[n]) for n, port in enumerate(servers.dicom_ports)]
+        for sender in senders:
+            finish(sender)
+
+        statistics = requests.get(f"{urls[0]}/statistics", timeout=30).json()
+        assert statistics["CountPatients"] == limit
+        assert requests.get(f"{urls[1]}/patients/{kept}/protected", timeout=30).text == "1"
+        instances = requests.get(f"{urls[1]}/instances", timeout=30).json()
+        assert statistics["CountInstances"] == len(instances)
+        # Every row has its file and every file its row: recycling by one server never
+        # removed what the other had just stored, nor left a file behind.
+        assert len(store_files(servers.storage)) == len(instances)
+        for instance in instances:
+            assert requests.get(f"{urls[0]}/instances/{instance}/file", timeout=30).ok
+        disk = sum(path.stat().st_size for path in store_files(servers.storage))
+        assert int(statistics["TotalDiskSize"]) == disk
 
 
 @pytest.fixture
