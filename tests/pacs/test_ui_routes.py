@@ -8,6 +8,8 @@ import re
 
 import requests
 
+from workbench.pacs import Config
+from workbench.pacs.server import serve
 from workbench.pacs.ui import STATIC
 
 
@@ -46,5 +48,25 @@ def test_nothing_outside_the_page_folder(fresh_server):
 
 def test_features_say_what_the_page_may_offer(fresh_server):
     features = requests.get(f"{fresh_server.url}/ui/features.json", timeout=30).json()
-    assert features == {"name": fresh_server.config.Name, "ohif": features["ohif"], "node": False}
+    assert features == {
+        "name": fresh_server.config.Name,
+        "ohif": features["ohif"],
+        "node": False,
+        "auth": False,
+        "user": None,
+    }
     assert isinstance(features["ohif"], bool)
+
+
+def test_features_name_the_signed_in_user(tmp_path):
+    config = Config(
+        StorageDirectory=str(tmp_path),
+        HttpPort=0,
+        AuthenticationEnabled=True,
+        RegisteredUsers={"teacher": "secret"},
+    )
+    with serve(config, dicom=False) as server:
+        url = f"{server.url}/ui/features.json"
+        assert requests.get(url, timeout=30).status_code == 401
+        features = requests.get(url, auth=("teacher", "secret"), timeout=30).json()
+    assert features["auth"] and features["user"] == "teacher"

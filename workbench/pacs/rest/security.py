@@ -31,21 +31,34 @@ def check_config(config: Config) -> None:
         )
 
 
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The user and password of an ``Authorization: Basic ...`` header, if well formed."""
+    if not header or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def user_name(header: str | None) -> str | None:
+    """The user named by an ``Authorization: Basic ...`` header (checked by the middleware)."""
+    credentials = _basic_credentials(header)
+    return credentials[0] if credentials else None
+
+
 def credentials_valid(header: str | None, users: dict[str, str]) -> bool:
     """Check an ``Authorization: Basic ...`` header in time independent of where it differs.
 
     Every registered user is compared (no early exit on a user-name match), and each
     comparison is :func:`hmac.compare_digest`, so timing reveals neither names nor passwords.
     """
-    if not header or header[:6].lower() != "basic ":
+    credentials = _basic_credentials(header)
+    if credentials is None:
         return False
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    user, sep, password = decoded.partition(":")
-    if not sep:
-        return False
+    user, password = credentials
     valid = False
     for known_user, known_password in users.items():
         user_ok = hmac.compare_digest(user.encode(), str(known_user).encode())

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 from ..ui import STATIC
+from .security import auth_required, user_name
 
 # Some systems' mime tables lack it; browsers refuse modules served as text/plain.
 mimetypes.add_type("text/javascript", ".js")
@@ -32,12 +33,16 @@ def ui_root() -> RedirectResponse:
 
 @router.get("/ui/features.json")
 def features(request: Request) -> dict[str, Any]:
-    """What the page may offer: the server's name, whether OHIF and the DICOM node run."""
+    """What the page may offer: the server's name, whether OHIF and the DICOM node run, and
+    who is signed in when a password is asked (for the notebook snippet)."""
     state = request.app.state
+    auth = auth_required(state.config)
     return {
         "name": state.config.Name,
         "ohif": bool(getattr(state, "ohif", False)),
         "node": state.node is not None,
+        "auth": auth,
+        "user": user_name(request.headers.get("authorization")) if auth else None,
     }
 
 

@@ -99,19 +99,28 @@ function dicomWebPath(level, resource, { study, series } = {}) {
 }
 
 /** Python that opens the resource in a notebook (over this server's DICOMweb). */
-export function notebookSnippet(level, resource, context) {
+export function notebookSnippet(level, resource, context, features = {}) {
   const path = dicomWebPath(level, resource, context);
-  if (level === "Series") {
-    return `from workbench.io import open_series\n\nseries = open_series("${url(path)}")\nseries`;
+  if (!path) return null;
+  const [opener, name] = level === "Series" ? ["open_series", "series"] : ["open_study", "study"];
+  const lines = [];
+  if (features.auth) lines.push("import getpass", "", "import requests", "");
+  lines.push(`from workbench.io import ${opener}`);
+  if (features.auth) lines.push("from workbench.io.dicomweb import DicomWeb");
+  lines.push("");
+  if (features.auth) {
+    lines.push("session = requests.Session()",
+      `session.auth = (${JSON.stringify(features.user || "user")}, getpass.getpass("Password: "))`,
+      `${name} = ${opener}("${url(path)}", dicomweb=DicomWeb(session=session))`);
+  } else {
+    lines.push(`${name} = ${opener}("${url(path)}")`);
   }
-  if (level === "Study") {
-    return `from workbench.io import open_study\n\nstudy = open_study("${url(path)}")\nstudy`;
-  }
-  return null;
+  lines.push(name);
+  return lines.join("\n");
 }
 
-function notebookButton(level, resource, context) {
-  const snippet = notebookSnippet(level, resource, context);
+function notebookButton(level, resource, context, features) {
+  const snippet = notebookSnippet(level, resource, context, features);
   if (!snippet) return null;
   const code = h("pre", { class: "snippet", hidden: true }, h("code", {}, snippet));
   const button = h("button", { "data-action": "notebook", "aria-expanded": "false" }, "Open in a notebook");
@@ -153,6 +162,6 @@ export async function actionBar(level, resource, features, context = {}) {
   items.push(await sendControl(level, resource, features));
   items.push(deleteButton(level, resource));
   const bar = h("div", { class: "actions", role: "toolbar", "aria-label": `${level} actions` }, items);
-  const notebook = notebookButton(level, resource, context);
+  const notebook = notebookButton(level, resource, context, features);
   return notebook ? h("div", {}, bar, h("div", { class: "notebook" }, notebook)) : bar;
 }

@@ -103,10 +103,11 @@ export async function showUpload(content) {
     for (const result of results) totals[result.outcome] += 1;
     const counted = results.reduce((count, r) => ({ ...count, [r.outcome]: (count[r.outcome] || 0) + 1 }), {});
     row.dataset.outcome = results.length === 1 ? results[0].outcome : "archive";
-    state.replaceChildren(results.length === 1
-      ? [h("span", { class: `outcome ${results[0].outcome}` }, LABELS[results[0].outcome]),
-        results[0].outcome === "refused" ? h("span", { class: "reason" }, ` — ${results[0].detail}`) : null]
-      : Object.entries(counted).map(([outcome, count]) => h("span", { class: `outcome ${outcome}` }, `${count} ${LABELS[outcome]} `)));
+    const [first] = results;
+    state.replaceChildren(...(results.length === 1
+      ? [h("span", { class: `outcome ${first.outcome}` }, LABELS[first.outcome]),
+        first.outcome === "refused" ? h("span", { class: "reason" }, ` — ${first.detail}`) : ""]
+      : Object.entries(counted).map(([outcome, count]) => h("span", { class: `outcome ${outcome}` }, `${count} ${LABELS[outcome]} `))));
     pending -= 1;
     report();
   }
