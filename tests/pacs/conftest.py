@@ -24,11 +24,13 @@ class Database:
     kind: str
     postgres: PostgresPeer | None = None
 
+    def new_url(self) -> str | None:
+        """A new database of this kind (``None`` for SQLite: the default file in the store)."""
+        return self.postgres.new_database() if self.postgres else None
+
     def config(self, storage: Path, **options: Any) -> Config:
-        """A configuration storing under ``storage``, indexed in a new database of this kind
-        (SQLite: the default file under ``storage``)."""
-        url = self.postgres.new_database() if self.postgres else None
-        return Config(StorageDirectory=str(storage), DatabaseUrl=url, **options)
+        """A configuration storing under ``storage``, indexed in a new database of this kind."""
+        return Config(StorageDirectory=str(storage), DatabaseUrl=self.new_url(), **options)
 
 
 @pytest.fixture(

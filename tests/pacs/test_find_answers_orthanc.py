@@ -43,19 +43,26 @@ IMAGE_KEYS = ["SOPInstanceUID", "SOPClassUID", "InstanceNumber", "Rows", "Column
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory, orthanc, sample_data):
-    """Our node and the session Orthanc, each holding data/sample, each letting findscu ask."""
-    ours = start_node(tmp_path_factory.mktemp("find-node"), {"findscu": [FINDSCU, "127.0.0.1", 1]})
-    files = dicom_files(sample_data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert not ours.index.import_path(*files, progress=False).errors
+def sample_orthanc(orthanc, sample_data):
+    """The session Orthanc holding data/sample and letting findscu ask."""
     orthanc.clear()
-    for path in files:
+    for path in dicom_files(sample_data):
         orthanc.upload(path)
     orthanc.put("/modalities/findscu", json={"AET": FINDSCU, "Host": "127.0.0.1", "Port": 1})
-    yield ours, orthanc
+    yield orthanc
     orthanc.delete("/modalities/findscu")
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, sample_orthanc, sample_data, database):
+    """Our node (its index on SQLite, then on PostgreSQL) and the session Orthanc, each
+    holding data/sample, each letting findscu ask."""
+    ours = start_node(tmp_path_factory.mktemp("find-node"), {"findscu": [FINDSCU, "127.0.0.1", 1]},
+                      DatabaseUrl=database.new_url())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not ours.index.import_path(*dicom_files(sample_data), progress=False).errors
+    yield ours, sample_orthanc
     ours.node.stop()
 
 

@@ -1,5 +1,5 @@
 """C-FIND matching rules, access rules, character sets and C-GET re-encoding, with a real
-pynetdicom peer talking to the node over loopback."""
+pynetdicom peer talking to the node over loopback (the index on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def test_access_follows_orthanc_options():
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, sample_data):
+def node(tmp_path_factory, sample_data, database):
     running = start_node(tmp_path_factory.mktemp("node"),
-                         {"client": ["CLIENT", "127.0.0.1", 1]})
+                         {"client": ["CLIENT", "127.0.0.1", 1]}, DatabaseUrl=database.new_url())
     ds = pydicom.dcmread(sample_data / TEMPLATE)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.PatientName = "MÜLLER^HANS"
@@ -129,10 +129,11 @@ def _store(port: int, ds: Dataset, called: str = NODE_AET) -> int:
     return status.Status
 
 
-def test_store_failures_map_to_dicom_statuses(tmp_path, sample_data):
+def test_store_failures_map_to_dicom_statuses(tmp_path, sample_data, database):
     """0xA700 when storage is full and nothing may be recycled, 0xC210 for an instance that
     cannot be indexed; what was stored before is kept and the node keeps serving."""
-    running = start_node(tmp_path / "node", MaximumPatientCount=1)
+    running = start_node(tmp_path / "node", MaximumPatientCount=1,
+                         DatabaseUrl=database.new_url())
     try:
         first = pydicom.dcmread(sample_data / TEMPLATE)
         first.PatientID = "KEEP"

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from workbench.pacs import Config
 from workbench.pacs.server import serve
 
 PER_GROUP = 40
+STABLE_AGE = 1
 
 
 def store_files(storage: Path) -> list[Path]:
@@ -106,7 +108,7 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
         )
         for n in range(3)
     ]
-    with two_servers(tmp_path, postgres.new_database(), StableAge=1) as servers:
+    with two_servers(tmp_path, postgres.new_database(), StableAge=STABLE_AGE) as servers:
         urls = servers.urls
         # Group 0 by C-STORE to the first server, group 1 to the second, each also sending
         # ten of the other's; group 2 uploaded over REST to both at once: the same instances
@@ -153,6 +155,21 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
         # Any file, whichever server received it, is served by either.
         for instance in instances[:: len(instances) // 5]:
             assert requests.get(f"{urls[0]}/instances/{instance['ID']}/file", timeout=30).ok
+
+        # Each series, study and patient is announced stable once, by the server that
+        # received its last instance, not also by the other one.
+        levels = {"Series": 2 * len(groups), "Study": len(groups), "Patient": len(groups)}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            changes = all_changes(urls[0])
+            if sum(c["ChangeType"] == "StablePatient" for c in changes) >= len(groups):
+                break
+            time.sleep(0.2)
+        time.sleep(STABLE_AGE + 1)  # time enough for the other server to announce too
+        changes = all_changes(urls[0])
+        for level, count in levels.items():
+            stable = [c["ID"] for c in changes if c["ChangeType"] == f"Stable{level}"]
+            assert len(stable) == len(set(stable)) == count, (level, stable)
 
 
 def test_recycling_over_two_servers_keeps_the_limit_and_the_protected(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -39,10 +40,12 @@ _TOUCH = {
     level: table.update().where(table.c.pk == sa.bindparam("b_pk"))
     for level, table in TABLES.items()
 }
-_PK_BY_ID = {
-    level: sa.select(table.c.pk).where(table.c.public_id == sa.bindparam("public_id"))
+_TOUCHED_AT = {
+    level: sa.select(table.c.last_update_ts).where(table.c.public_id == sa.bindparam("public_id"))
     for level, table in TABLES.items()
 }
+#: Seconds of disagreement tolerated between the stability clock and the stored timestamps.
+_CLOCK_SLACK = 0.05
 # What ingesting an instance needs to know before writing, in one statement rather than five:
 # whether the instance and its parents exist (their keys), and the next recycling order.
 _LOOKUP = sa.select(
@@ -468,13 +471,20 @@ class Writer:
             )
 
     def announce_stable(self, resources: list[Resource]) -> None:
-        """Log ``Stable<Level>`` changes for the resources (those still indexed)."""
+        """Log ``Stable<Level>`` changes for the resources still indexed and left alone for
+        ``StableAge`` seconds.
+
+        Another server on the same database may have given a resource instances since this
+        one last did: its row was touched more recently, that server will announce it, and
+        announcing it here would be early (and twice).
+        """
+        now = time.time()
         with self.writing() as conn:
-            items = [
-                (f"Stable{level}", level, public_id)
-                for level, public_id in resources
-                if conn.execute(_PK_BY_ID[level], {"public_id": public_id}).first() is not None
-            ]
+            items = []
+            for level, public_id in resources:
+                touched = conn.execute(_TOUCHED_AT[level], {"public_id": public_id}).scalar()
+                if touched is not None and now - touched >= self.config.StableAge - _CLOCK_SLACK:
+                    items.append((f"Stable{level}", level, public_id))
             self._log_changes(conn, items, _now()[0])
 
     @staticmethod
