@@ -8,7 +8,9 @@ storage each round, rounds interleaved; then latencies of ``GET /studies``,
 Part 2: an index of ``--instances`` instance rows (10,000 patients by default, realistic tag
 values) is filled through ``Index.index_records`` (the index API, in bulk, without files), and
 ``/tools/find`` is timed by StudyInstanceUID, PatientID, PatientName wildcard and StudyDate
-range, in process, over REST and as C-FIND through our DIMSE node.
+range, in process, over REST and as C-FIND through our DIMSE node: on SQLite, then on a
+PostgreSQL started for the run (Debian ``postgresql``, default durability settings), each
+PostgreSQL figure printed with its ratio to SQLite's.
 
 Goals: /tools/find by UID <= 10 ms at 1M instances (Orthanc's SQLite benchmark reports 226 ms
 at 1.2M), wildcard/date queries <= 100 ms, REST reads <= 3 ms p50.
@@ -17,6 +19,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_index.py [--instances 1000000] [--rounds 3]
                                                [--requests 200] [--skip-orthanc]
+                                               [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
-from tests.peers import free_port, start_orthanc  # noqa: E402
+from tests.peers import free_port, start_orthanc, start_postgres  # noqa: E402
 from workbench.pacs import Config, Index  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -247,11 +250,34 @@ def records(instances: int, patients: int, seed: int = 1) -> Iterator[dict[str, 
                            "InstanceNumber": str(i + 1)}
 
 
-def part_two(args: argparse.Namespace, workdir: Path) -> None:
-    print(f"\n== Scale: {args.instances:,} instances of {args.patients:,} patients "
-          "inserted through Index.index_records")
-    index = Index(Config(StorageDirectory=str(workdir / "scale"), DicomPort=0, HttpPort=0,
-                         DicomAlwaysAllowFind=True))
+def part_two(args: argparse.Namespace, workdir: Path, database: str,
+             baseline: dict[str, float]) -> dict[str, float]:
+    """Fill an index on ``database`` and time the queries; return each figure's p50 (ms).
+
+    With ``baseline`` (the same figures on another database), each is printed as a ratio.
+    """
+    postgres = start_postgres(durable=True) if database == "postgresql" else None
+    try:
+        url = postgres.new_database() if postgres else None
+        return _scale(args, workdir / f"scale-{database}", database, url, baseline)
+    finally:
+        if postgres:
+            postgres.remove()
+
+
+def _scale(args: argparse.Namespace, storage: Path, database: str, url: str | None,
+           baseline: dict[str, float]) -> dict[str, float]:
+    print(f"\n== Scale on {database}: {args.instances:,} instances of {args.patients:,} "
+          "patients inserted through Index.index_records")
+    figures: dict[str, float] = {}
+
+    def show_figure(label: str, samples: list[float], goal_ms: float | None = None) -> None:
+        figures[label] = show(label, samples, goal_ms)
+        if label in baseline:
+            print(f"  {'':<46} {figures[label] / baseline[label]:.2f}x sqlite's p50")
+
+    index = Index(Config(StorageDirectory=str(storage), DicomPort=0, HttpPort=0,
+                         DicomAlwaysAllowFind=True, DatabaseUrl=url))
     start = time.perf_counter()
     inserted = index.index_records(records(args.instances, args.patients), batch_size=20000)
     elapsed = time.perf_counter() - start
@@ -280,33 +306,35 @@ def part_two(args: argparse.Namespace, workdir: Path) -> None:
 
     print(f"  In process, Index.find ({args.requests} queries each):")
     for level, label, make, goal in queries:
-        show(label, timed(lambda lv=level, mk=make: index.find(lv, mk()), args.requests), goal)
+        show_figure(label, timed(lambda lv=level, mk=make: index.find(lv, mk()), args.requests),
+                    goal)
 
     instance_ids = index.find("Instance", {"PatientID": sample_patients[0]})
     series_ids = index.find("Series", {"PatientID": sample_patients[0]})
     index.close()
-    server = WorkbenchProcess(workdir / "scale", DicomAlwaysAllowFind=True)
+    server = WorkbenchProcess(storage, DicomAlwaysAllowFind=True, DatabaseUrl=url)
     base = server.url
     session = requests.Session()
     print(f"  REST POST /tools/find ({args.requests} queries each, keep-alive):")
     try:
         for level, label, make, goal in queries:
-            show(label, timed(lambda lv=level, mk=make: session.post(
+            show_figure(f"REST {label}", timed(lambda lv=level, mk=make: session.post(
                 f"{base}/tools/find", json={"Level": lv, "Query": mk()}).raise_for_status(),
                 args.requests), goal)
         show("GET /system (HTTP floor, no index)", timed(
             lambda: session.get(f"{base}/system").raise_for_status(), args.requests))
-        show("GET /series/{id} at scale", timed(lambda: session.get(
+        show_figure("GET /series/{id} at scale", timed(lambda: session.get(
             f"{base}/series/{rng.choice(series_ids)}").raise_for_status(), args.requests), 3)
-        show("GET /instances/{id} at scale", timed(lambda: session.get(
+        show_figure("GET /instances/{id} at scale", timed(lambda: session.get(
             f"{base}/instances/{rng.choice(instance_ids)}").raise_for_status(),
             args.requests), 3)
-        cfind(args, server, queries)
+        cfind(args, server, queries, show_figure)
     finally:
         server.stop()
+    return figures
 
 
-def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries) -> None:
+def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries, show_figure) -> None:
     """The same queries as C-FIND (Study Root, STUDY level) through our DIMSE node."""
     from pydicom.dataset import Dataset
     from pynetdicom import AE
@@ -349,7 +377,8 @@ def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries) -> None:
         for level, label, make, goal in queries:
             if level == "Instance":
                 continue  # an IMAGE query needs the study and series keys above it
-            show(label, timed(lambda lv=level, mk=make: run(lv, mk()), args.requests), goal)
+            show_figure(f"C-FIND {label}", timed(lambda lv=level, mk=make: run(lv, mk()),
+                                                 args.requests), goal)
         assoc.release()
     finally:
         ae.shutdown()
@@ -363,12 +392,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--databases", default="sqlite,postgresql",
+                        help="the index databases of part 2, the first one the baseline")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         workdir = Path(tmp)
         part_one(args, workdir)
         if not args.skip_scale:
-            part_two(args, workdir)
+            baseline: dict[str, float] = {}
+            for database in args.databases.split(","):
+                figures = part_two(args, workdir, database, baseline)
+                baseline = baseline or figures
 
 
 if __name__ == "__main__":

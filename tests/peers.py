@@ -198,6 +198,8 @@ class PostgresPeer:
     port: int
     #: The system user owning the cluster (PostgreSQL refuses to run as root).
     owner: str | None
+    #: Whether PostgreSQL syncs its writes as it does by default (benchmarks), or not (tests).
+    durable: bool = False
     created: int = 0
 
     @property
@@ -241,13 +243,11 @@ class PostgresPeer:
         )
 
     def start(self) -> None:
-        # Unix socket only, nothing on TCP. Durability is not what these tests are about
-        # (a kill -9 of our server leaves PostgreSQL's own files alone), so skip its fsyncs.
-        options = (
-            f"-k {self.workdir} -p {self.port} -c listen_addresses='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-            "-c max_connections=300 -c jit=off"
-        )
+        # Unix socket only, nothing on TCP. Durability is not what the tests are about (a
+        # kill -9 of our server leaves PostgreSQL's own files alone), so they skip its fsyncs.
+        options = f"-k {self.workdir} -p {self.port} -c listen_addresses='' -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c jit=off"
         self.pg_ctl("start", "-w", "-l", str(self.workdir / "postgres.log"), "-o", options)
 
     def stop(self, mode: str = "fast") -> None:
@@ -260,8 +260,9 @@ class PostgresPeer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_postgres() -> PostgresPeer:
-    """Create and start a PostgreSQL cluster in a new temporary folder.
+def start_postgres(*, durable: bool = False) -> PostgresPeer:
+    """Create and start a PostgreSQL cluster in a new temporary folder (``durable``: with
+    PostgreSQL's default syncing of commits, for benchmarks).
 
     As root the cluster belongs to the ``postgres`` user Debian's package creates (``nobody``
     elsewhere), since PostgreSQL will not run as root; its folder is made outside pytest's
@@ -280,7 +281,7 @@ def start_postgres() -> PostgresPeer:
             account = pwd.getpwnam("nobody")
         owner = account.pw_name
         os.chown(workdir, account.pw_uid, account.pw_gid)
-    peer = PostgresPeer(bindir, workdir, free_port(), owner)
+    peer = PostgresPeer(bindir, workdir, free_port(), owner, durable)
     # C.UTF-8: lower() folds every script's letters, as SQLite's workbench_lower does.
     subprocess.run(
         [

@@ -231,3 +231,28 @@ def test_second_process_does_not_reconcile_a_store_in_use(tmp_path, template, da
     running.close()
     reopened = Index(config)  # alone now: reconciles and removes the leftover
     assert reopened.last_reconcile.incomplete_writes_removed == [in_flight.name]
+
+
+def test_records_indexed_in_bulk_across_batches_and_again(tmp_path, database):
+    def records(patients: range):
+        for p in patients:
+            for s in range(2):
+                for i in range(3):
+                    yield {"PatientID": f"BULK{p}", "PatientName": f"Bulk^{p}",
+                           "StudyInstanceUID": f"1.2.3.{p}", "SeriesInstanceUID": f"1.2.3.{p}.{s}",
+                           "SOPInstanceUID": f"1.2.3.{p}.{s}.{i}", "Modality": "CT"}
+
+    index = Index(database.config(tmp_path / "store"))
+    try:
+        # Batches of 4 split patients, studies and series: later batches find their parents.
+        assert index.index_records(records(range(3)), batch_size=4) == 18
+        assert index.index_records(records(range(2, 5)), batch_size=5) == 12  # 2 known
+        statistics = index.statistics()
+        assert (statistics["CountPatients"], statistics["CountStudies"]) == (5, 5)
+        assert (statistics["CountSeries"], statistics["CountInstances"]) == (10, 30)
+        (series,) = index.find("Series", {"SeriesInstanceUID": "1.2.3.4.1"})
+        instances = index.find("Instance", {"SeriesInstanceUID": "1.2.3.4.1"})
+        assert {index.ancestor("Instance", i, "Series") for i in instances} == {series}
+        assert len(index.find("Study", {"PatientName": "bulk^*"})) == 5
+    finally:
+        index.close()

@@ -376,11 +376,13 @@ class Writer:
                             index_in_series=index_in_series(values),
                         )
                     rows.append(values)
-                if rows:
-                    conn.execute(table.insert(), rows)
-                    known[level].update(_pks_of(conn, table, [r["public_id"] for r in rows]))
                 if level == "Instance":
+                    if rows:
+                        conn.execute(table.insert(), rows)
                     inserted = len(rows)
+                elif rows:  # the keys of new parents, for their children's rows
+                    with_keys = table.insert().returning(table.c.public_id, table.c.pk)
+                    known[level].update(conn.execute(with_keys, rows).all())
         return inserted
 
     # -- resources out --------------------------------------------------------------------
