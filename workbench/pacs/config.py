@@ -66,6 +66,9 @@ class Config:
     StableAge: int = 60
     #: Keep a log of the instances sent to modalities (``/exports``), as Orthanc's option.
     LogExportedResources: bool = False
+    #: Jobs (``"Asynchronous": true``) run at once, and finished jobs kept (``/jobs``).
+    ConcurrentJobs: int = 2
+    JobsHistorySize: int = 10
     #: Modality worklists, as Orthanc's worklist plugin: ``{"Enable": true, "Database":
     #: "/folder/of/wl/files"}`` (``workbench.pacs.node.worklist``).
     Worklists: dict[str, Any] = field(default_factory=dict)

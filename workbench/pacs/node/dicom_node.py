@@ -202,18 +202,20 @@ class DicomNode:
 
     def store(self, modality: str, resources: list[str | Path], *,
               files: list[Path] | None = None, originator: tuple[str, int] | None = None,
-              timeout: float | None = None) -> scu.StoreResult:  # fmt: skip
+              timeout: float | None = None, progress: Any = None) -> scu.StoreResult:  # fmt: skip
         """C-STORE resources (index IDs of any level, or file paths) to a modality.
 
         ``files``: their files when already resolved (:meth:`resolve_files`);
         ``originator``: (AE title, message ID) of the C-MOVE the stores serve; ``timeout``:
-        seconds to wait for the modality at each step. With ``LogExportedResources``, each
+        seconds to wait for the modality at each step; ``progress(done, total)`` after each
+        instance. With ``LogExportedResources``, each
         index resource of which something was sent is logged in ``/exports``.
         """
         declared = self.modality(modality)
         if files is None:
             files = self.resolve_files(resources)
-        result = scu.store(self.ae, declared, files, originator=originator, timeout=timeout)
+        result = scu.store(self.ae, declared, files, originator=originator, timeout=timeout,
+                           progress=progress)  # fmt: skip
         if result.sent:
             ids = [str(r) for r in resources if not Path(str(r)).is_file()]
             self.index.log_exports(declared.name, [(self._level_of(i), i) for i in ids])

@@ -9,7 +9,7 @@ title, host or port is wrong.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,13 +297,14 @@ def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
 
 
 def store(ae: AE, modality: Modality, paths: list[Path], *,
-          originator: tuple[str, int] | None = None, timeout: float | None = None
-          ) -> StoreResult:  # fmt: skip
+          originator: tuple[str, int] | None = None, timeout: float | None = None,
+          progress: Callable[[int, int], None] | None = None) -> StoreResult:  # fmt: skip
     """C-STORE the files at ``paths`` to ``modality`` over one association.
 
     Files go out byte for byte when the peer accepted their transfer syntax, decoded (or
     re-encoded) otherwise. ``originator`` is the (AE title, message ID) of the C-MOVE these
-    stores serve, when they do; ``timeout`` bounds each wait for the peer, in seconds.
+    stores serve, when they do; ``timeout`` bounds each wait for the peer, in seconds;
+    ``progress(done, total)`` is called after each instance (and may raise to stop).
     """
     result = StoreResult()
     if not paths:
@@ -317,7 +318,9 @@ def store(ae: AE, modality: Modality, paths: list[Path], *,
     if originator is not None:
         moved_for = {"originator_aet": originator[0], "originator_id": originator[1]}
     try:
-        for path, meta in metas.items():
+        for done, (path, meta) in enumerate(metas.items()):
+            if progress is not None:
+                progress(done, len(metas))
             uid = str(meta.MediaStorageSOPInstanceUID)
             try:
                 payload = _payload(path, meta, assoc.accepted_contexts)

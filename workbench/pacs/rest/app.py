@@ -12,8 +12,9 @@ from workbench import __version__
 from .. import dicomweb
 from ..config import Config
 from ..index import Index
+from ..jobs import Jobs
 from ..ohif import dist_folder
-from . import instances, resources, system, tools, ui
+from . import instances, jobs, resources, system, tools, ui
 from .errors import install_error_handlers
 from .security import BasicAuthMiddleware, auth_required, check_config
 
@@ -51,12 +52,14 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
         description="Orthanc-compatible REST API of the workbench index.",
     )
     app.state.index = index
+    app.state.jobs = Jobs(config.ConcurrentJobs, config.JobsHistorySize)
     app.state.node = node
     app.state.config = config
     install_error_handlers(app)
     app.include_router(ui.router)
     app.include_router(system.router)
     app.include_router(tools.router)
+    app.include_router(jobs.router)
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.
     app.include_router(instances.router)
     for router in resources.ROUTERS:

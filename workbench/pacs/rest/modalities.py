@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..config import Config
 from ..errors import BadRequestError, PacsError, UnknownResourceError
+from ..jobs import Job
 from ..node import DicomNetworkError
 from ..node.access import Modality, modalities, parse_modality
 from ..node.scu import orthanc_query
@@ -31,6 +32,7 @@ from .deps import (
     level_field,
     node_of,
 )
+from .jobs import now_or_as_job
 from .queries import create_query
 
 router = APIRouter(prefix="/modalities", tags=["modalities"])
@@ -162,11 +164,6 @@ def _store_options(body: Any) -> dict[str, Any]:
     """The options of a store body given as an object, checked (Orthanc's names)."""
     if not isinstance(body, dict):
         return {}
-    if body.get("Asynchronous") or body.get("Synchronous") is False:
-        raise BadRequestError(
-            "Asynchronous stores are not available: send with \"Synchronous\": true (the "
-            "default) and the answer comes when the modality has acknowledged every instance"
-        )
     options: dict[str, Any] = {}
     timeout = body.get("Timeout")
     if timeout is not None:
@@ -186,6 +183,7 @@ def _store_options(body: Any) -> dict[str, Any]:
 
 @router.post("/{name}/store", summary="C-STORE resources (patients/studies/series/instances)")
 async def store(name: str, request: Request) -> dict[str, Any]:
+    """Send now, or as a ``DicomModalityStore`` job with ``"Asynchronous": true``."""
     node = _node(request)
     modality = _modality(config_of(request), name)
     body = await _store_body(request)
@@ -196,25 +194,34 @@ async def store(name: str, request: Request) -> dict[str, Any]:
         files = await run_in_threadpool(node.resolve_files, resources)
     except KeyError as exc:
         raise UnknownResourceError("Resource", str(exc.args[0]) if exc.args else "?") from exc
-    result = await _dimse(node.store, name, resources, files=files, **options)
-    answer = {
-        "Description": "REST API",
-        "FailedInstancesCount": len(result.failed),
-        "InstancesCount": len(result.sent) + len(result.failed),
-        "LocalAet": node.aet,
-        "ParentResources": resources,
-        "RemoteAet": modality.aet,
-    }
-    if "originator" in options:
-        answer["MoveOriginatorAET"], answer["MoveOriginatorID"] = options["originator"]
-    if commitment:
-        # What was sent, asked to be committed to; the report comes later (see
-        # /storage-commitment/{id}).
-        sent = [(result.sop_classes[uid], uid) for uid in result.sent]
-        answer["StorageCommitmentTransactionUID"] = await _dimse(
-            node.request_commitment, name, sent
-        )
-    return dict(sorted(answer.items()))
+
+    def send(job: Job) -> dict[str, Any]:
+        try:
+            result = node.store(name, resources, files=files, progress=job.step, **options)
+        except DicomNetworkError as exc:
+            raise DicomNetworkFailure(str(exc)) from exc
+        answer = {
+            "Description": "REST API",
+            "FailedInstancesCount": len(result.failed),
+            "InstancesCount": len(result.sent) + len(result.failed),
+            "LocalAet": node.aet,
+            "ParentResources": resources,
+            "RemoteAet": modality.aet,
+        }
+        if "originator" in options:
+            answer["MoveOriginatorAET"], answer["MoveOriginatorID"] = options["originator"]
+        if commitment:
+            # What was sent, asked to be committed to; the report comes later (see
+            # /storage-commitment/{id}).
+            sent = [(result.sop_classes[uid], uid) for uid in result.sent]
+            try:
+                uid = node.request_commitment(name, sent)
+            except DicomNetworkError as exc:
+                raise DicomNetworkFailure(str(exc)) from exc
+            answer["StorageCommitmentTransactionUID"] = uid
+        return dict(sorted(answer.items()))
+
+    return await now_or_as_job(request, body, "DicomModalityStore", send)
 
 
 @router.post("/{name}/store-straight", summary="C-STORE the DICOM file in the body as it is")
@@ -265,15 +272,24 @@ def _retrieve_items(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
 
 @router.post("/{name}/move", summary="C-MOVE from a modality (to us unless TargetAet)")
 async def move(name: str, request: Request) -> dict[str, Any]:
+    """Move now, or as a ``DicomMoveScu`` job with ``"Asynchronous": true``."""
     node = _node(request)
     modality = _modality(config_of(request), name)
     body = await json_object(request)
     level, resources = _retrieve_items(body)
     target = body.get("TargetAet") or node.aet
-    for keys in resources:
-        await _dimse(node.move, name, keys, target, level=level)
-    return {"Description": "REST API", "LocalAet": node.aet, "RemoteAet": modality.aet,
-            "TargetAet": target, "Query": resources}
+
+    def retrieve(job: Job) -> dict[str, Any]:
+        for done, keys in enumerate(resources):
+            job.step(done, len(resources))
+            try:
+                node.move(name, keys, target, level=level)
+            except DicomNetworkError as exc:
+                raise DicomNetworkFailure(str(exc)) from exc
+        return {"Description": "REST API", "LocalAet": node.aet, "RemoteAet": modality.aet,
+                "TargetAet": target, "Query": resources}  # fmt: skip
+
+    return await now_or_as_job(request, body, "DicomMoveScu", retrieve)
 
 
 @router.post("/{name}/get", summary="C-GET from a modality into this server")

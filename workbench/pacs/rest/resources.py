@@ -16,14 +16,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from ..anonymize import Anonymizer, anonymize_resource
 from ..errors import BadRequestError
 from ..export import write_archive, write_media
 from ..index import Index
+from ..jobs import Job, Output
 from ..schema import CHILD, PARENT
 from ..tags import LEVELS, PLURAL
 from .deps import body_doc, flag, get_index, index_of, int_arg, json_object
+from .jobs import asynchronous, now_or_as_job
 
 SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 
@@ -43,6 +46,35 @@ def _zip_response(write: Callable[[Index, str, str, Path], Any], index: Index, l
         raise
     return FileResponse(path, media_type="application/zip", filename=filename,
                         background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+async def _zip_now_or_as_job(request: Request, write: Callable[[Index, str, str, Path], Any],
+                             level: str, resource_id: str, filename: str) -> Any:  # fmt: skip
+    """The ZIP now, or with ``"Asynchronous": true`` a job (``Archive`` or ``Media``) whose
+    output ``archive`` is the ZIP, as Orthanc's ``POST .../archive`` and ``.../media``."""
+    index: Index = index_of(request)
+    body = await json_object(request, required=False)
+    index.resource(level, resource_id)  # 404 before any work
+    if not asynchronous(body):
+        return await run_in_threadpool(_zip_response, write, index, level, resource_id,
+                                       filename)  # fmt: skip
+
+    def make(job: Job) -> dict[str, Any]:
+        fd, name = tempfile.mkstemp(suffix=".zip", prefix="workbench-job-")
+        os.close(fd)
+        path = Path(name)
+        try:
+            count = write(index, level, resource_id, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        job.outputs["archive"] = Output(path, "application/zip", filename)
+        size = path.stat().st_size
+        return {"ArchiveSize": str(size), "ArchiveSizeMB": size // 2**20,
+                "Description": "REST API", "InstancesCount": count}  # fmt: skip
+
+    job_type = "Media" if write is write_media else "Archive"
+    return await now_or_as_job(request, body, job_type, make)
 
 
 ANONYMIZE_BODY = {
@@ -93,6 +125,16 @@ def level_router(level: str) -> APIRouter:
     def media(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
         return _zip_response(write_media, index, level, resource_id, f"{resource_id}-media.zip")
 
+    @router.post("/{resource_id}/archive", summary="ZIP of every file (or an Archive job)")
+    async def archive_job(resource_id: str, request: Request) -> Any:
+        return await _zip_now_or_as_job(request, write_archive, level, resource_id,
+                                        f"{resource_id}.zip")  # fmt: skip
+
+    @router.post("/{resource_id}/media", summary="DICOMDIR media ZIP (or a Media job)")
+    async def media_job(resource_id: str, request: Request) -> Any:
+        return await _zip_now_or_as_job(request, write_media, level, resource_id,
+                                        f"{resource_id}-media.zip")  # fmt: skip
+
     @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)",
                  openapi_extra=body_doc("application/json", ANONYMIZE_BODY,
                                         "Options; an empty body applies the profile as is"))
@@ -100,10 +142,12 @@ def level_router(level: str) -> APIRouter:
         options = await json_object(request, required=False)
         anonymizer = _anonymizer_from(options)
         index: Index = index_of(request)
-        from starlette.concurrency import run_in_threadpool
+        index.resource(level, resource_id)  # 404 before any work
 
-        return await run_in_threadpool(anonymize_resource, index, level, resource_id,
-                                       anonymizer)
+        def run(job: Job) -> dict[str, Any]:
+            return anonymize_resource(index, level, resource_id, anonymizer)
+
+        return await now_or_as_job(request, options, "ResourceModification", run)
 
     # Lower levels: /patients/{id}/studies, /patients/{id}/series, /patients/{id}/instances...
     for lower in LEVELS[LEVELS.index(level) + 1:]:
