@@ -8,7 +8,9 @@ durable and the thread keeps its place in it; memory stays bounded, since it rea
 page at a time. A hook that raises is logged with the event and the next one is called.
 
 Events are those logged after the first ``on``. The log is ordered by sequence number, which
-is commit order on SQLite (one writer at a time).
+is commit order (one writer at a time, on SQLite and PostgreSQL alike). Servers sharing one
+database share its log: the hooks of each see the events of all, so a hook that must act once
+per event is registered on one of them.
 """
 
 from __future__ import annotations

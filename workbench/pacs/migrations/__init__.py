@@ -84,6 +84,10 @@ def upgrade(engine: sa.Engine) -> str:
     PacsError
         The database is at a revision this code does not know (made by a newer workbench).
     """
+    head = head_revision()
+    with engine.connect() as conn:
+        if current_revision(conn) == head:  # the usual case: no write lock needed
+            return head
     with engine.connect() as conn:
         # The index's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock) makes
         # processes opening one database at once migrate it one after the other.
@@ -103,6 +107,6 @@ def upgrade(engine: sa.Engine) -> str:
                 raise PacsError(
                     f"Cannot migrate the index database "
                     f"{engine.url.render_as_string(hide_password=True)}: {exc}; it may have "
-                    f"been made by a newer workbench (this one knows up to {head_revision()})"
+                    f"been made by a newer workbench (this one knows up to {head})"
                 ) from exc
             return current_revision(conn)
