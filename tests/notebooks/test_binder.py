@@ -75,6 +75,12 @@ def test_binder_environment_installs_and_runs_the_notebooks(tmp_path) -> None:
                            text=True, check=True)
     assert str(env_dir) in probe.stdout and str(REPO) not in probe.stdout, probe.stdout
     assert shutil.which("Orthanc", path=env["PATH"]) is None
+    # JupyterLab's launcher gets the PACS's web page through jupyter-server-proxy.
+    launchers = subprocess.run(
+        [str(python), "-c", "from importlib.metadata import entry_points; print([e.name for e"
+         " in entry_points(group='jupyter_serverproxy_servers')])"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "workbench-pacs" in launchers.stdout, launchers.stdout
 
     for name in NOTEBOOKS:
         output = tmp_path / f"executed-{name}"

@@ -70,3 +70,20 @@ def test_features_name_the_signed_in_user(tmp_path):
         assert requests.get(url, timeout=30).status_code == 401
         features = requests.get(url, auth=("teacher", "secret"), timeout=30).json()
     assert features["auth"] and features["user"] == "teacher"
+
+
+def test_launcher_command_follows_the_environment():
+    from workbench.pacs.jupyter import server_command
+
+    default = server_command({})
+    assert default[-6:] == [
+        "--http-port",
+        "{port}",
+        "--storage",
+        "workbench-storage",
+        "--dicom-port",
+        "0",
+    ]
+    assert server_command({"WORKBENCH_PACS_STORAGE": "/data/pacs"})[-3] == "/data/pacs"
+    configured = server_command({"WORKBENCH_PACS_CONFIG": "/etc/pacs.json"})
+    assert configured[-2:] == ["--config", "/etc/pacs.json"] and "--storage" not in configured
