@@ -1,7 +1,7 @@
 """The PACS's web page behind a real JupyterLab's URL (jupyter-server-proxy): a server
 started from Python at ``/proxy/<port>/ui/``, and the ``Workbench PACS`` launcher entry at
 ``/workbench-pacs/ui/`` starting its own server; uploads, REST and DICOMweb go through the
-same prefix."""
+same prefix, and OHIF on that DICOMweb."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import requests
 
 from tests.browser.test_pacs_ui_browser import _drop, _open_page, _wait_until_uploaded
 from tests.data import dicom_files
+from tests.peers import require_ohif
 from workbench.pacs import Config
 from workbench.pacs.server import serve
 
@@ -74,6 +75,31 @@ def test_launcher_entry_starts_the_pacs(browser, jupyter_lab, sample_data):
         assert after["CountInstances"] == before["CountInstances"] + counts["stored"]
         studies = requests.get(f"{prefix}/dicom-web/studies", headers=token, timeout=30).json()
         assert studies and all(s["0020000D"]["Value"] for s in studies), studies
+        assert not page.problems
+    finally:
+        page.context.close()
+
+
+def test_ohif_through_the_launcher(browser, jupyter_lab, sample_data):
+    require_ohif()
+    token = {"Authorization": f"token {jupyter_lab.token}"}
+    prefix = f"{jupyter_lab.url}/workbench-pacs"
+    page = _signed_in_page(browser, jupyter_lab)
+    try:
+        page.goto(f"{prefix}/ui/", timeout=90_000)  # the proxy starts the server if needed
+        page.locator("main [data-view]").wait_for()
+        for path in dicom_files(sample_data / CT)[:2]:
+            stored = requests.post(
+                f"{prefix}/instances", data=path.read_bytes(), headers=token, timeout=60
+            )
+            assert stored.ok, stored.text
+        studies = requests.get(f"{prefix}/dicom-web/studies", headers=token, timeout=30).json()
+        page.goto(f"{prefix}/ohif/")
+        page.get_by_text(f"1-{len(studies)} of {len(studies)}").wait_for(timeout=60_000)
+        study = stored.json()["ParentStudy"]
+        page.goto(f"{prefix}/studies/{study}/ohif")  # the redirect keeps the prefix
+        page.wait_for_selector("canvas.cornerstone-canvas", timeout=60_000)
+        assert page.url.startswith(f"{prefix}/ohif/viewer?StudyInstanceUIDs=")
         assert not page.problems
     finally:
         page.context.close()

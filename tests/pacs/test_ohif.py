@@ -107,3 +107,23 @@ def test_ohif_directory_option(tmp_path):
             create_app(index)
     finally:
         index.close()
+
+
+def test_behind_a_proxy_prefix_every_reference_names_it(ohif_app):
+    client, _ = ohif_app
+    prefix = "/user/me/workbench-pacs"
+    proxied = {"X-Forwarded-Prefix": prefix + "/"}
+    page = client.get("/ohif/", headers=proxied).text
+    assert f'window.PUBLIC_URL="{prefix}/ohif/"' in page
+    assert all(ref.startswith(f"{prefix}/ohif/") for ref in _page_references(page))
+    bundle = next(r for r in _page_references(page) if re.search(r"/app\.bundle\.\w+\.js$", r))
+    code = client.get(bundle.removeprefix(prefix), headers=proxied).text
+    assert f'__webpack_require__.p = "{prefix}/ohif/"' in code
+    config = client.get("/ohif/app-config.js", headers=proxied).text
+    assert f'"routerBasename": "{prefix}/ohif"' in config
+    assert f'"qidoRoot": "{prefix}/dicom-web"' in config
+    # Without the header, or with one that is not a plain path, the site root as before.
+    plain = client.get("/ohif/").text
+    assert prefix not in plain and 'window.PUBLIC_URL="/ohif/"' in plain
+    odd = client.get("/ohif/", headers={"X-Forwarded-Prefix": '/x"><script>'}).text
+    assert odd == plain

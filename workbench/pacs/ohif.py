@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config
@@ -28,20 +29,24 @@ WADO_URI_ROOT = "/wado"
 
 #: How a root-built index page says where it lives.
 _ROOT_PUBLIC_URL = 'window.PUBLIC_URL="/"'
-#: Root-absolute references in a build made for the site root, by kind of file.
-_ROOT_REFERENCES: dict[str, list[tuple[re.Pattern[bytes], bytes]]] = {
+#: Root-absolute references in a build made for the site root, by kind of file, each with
+#: its replacement given the mount point.
+_ROOT_REFERENCES: dict[str, list[tuple[re.Pattern[bytes], Callable[[bytes], bytes]]]] = {
     ".html": [
-        (re.compile(rb'\b(href|src)="/(?!/)'), rb'\1="' + MOUNT.encode()),
-        (re.compile(re.escape(_ROOT_PUBLIC_URL.encode())), f'window.PUBLIC_URL="{MOUNT}"'.encode()),
+        (re.compile(rb'\b(href|src)="/(?!/)'), lambda mount: rb'\1="' + mount),
+        (
+            re.compile(re.escape(_ROOT_PUBLIC_URL.encode())),
+            lambda mount: b'window.PUBLIC_URL="' + mount + b'"',
+        ),
     ],
     # webpack's chunk loader: where lazily loaded bundles, workers and wasm are fetched from.
     ".js": [
         (
             re.compile(rb'__webpack_require__\.p = "/"'),
-            f'__webpack_require__.p = "{MOUNT}"'.encode(),
+            lambda mount: b'__webpack_require__.p = "' + mount + b'"',
         )
     ],
-    ".css": [(re.compile(rb"url\(/(?!/)"), b"url(" + MOUNT.encode())],
+    ".css": [(re.compile(rb"url\(/(?!/)"), lambda mount: b"url(" + mount)],
 }
 
 
@@ -85,30 +90,32 @@ def needs_rebasing(path: Path) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def rebased(path: Path, mtime_ns: int) -> bytes:
-    """The content of ``path`` with its root-absolute references moved under :data:`MOUNT`.
+def rebased(path: Path, mtime_ns: int, mount: str = MOUNT) -> bytes:
+    """The content of ``path`` with its root-absolute references moved under ``mount``
+    (:data:`MOUNT`, or the same under the prefix a proxy serves this server at).
 
-    Cached per file and modification time (the bundles are several MB and change only when
-    the build is replaced).
+    Cached per file, modification time and mount (the bundles are several MB and change
+    only when the build is replaced).
     """
     content = path.read_bytes()
     for pattern, replacement in _ROOT_REFERENCES[path.suffix]:
-        content = pattern.sub(replacement, content)
+        content = pattern.sub(replacement(mount.encode()), content)
     return content
 
 
-def app_config(name: str) -> str:
+def app_config(name: str, prefix: str = "") -> str:
     """OHIF's ``app-config.js`` for this server: one DICOMweb data source, at ``/ohif``.
 
     The DICOMweb roots are absolute URLs made in the browser from the page's own origin, so
-    the viewer works under whatever host name or port the server is reached by.
+    the viewer works under whatever host name or port the server is reached by; ``prefix``
+    is the path a proxy serves the server under (``/user/me/workbench-pacs``), if any.
     """
     source = {
         "friendlyName": name,
         "name": "workbench",
-        "qidoRoot": DICOMWEB_ROOT,
-        "wadoRoot": DICOMWEB_ROOT,
-        "wadoUriRoot": WADO_URI_ROOT,
+        "qidoRoot": prefix + DICOMWEB_ROOT,
+        "wadoRoot": prefix + DICOMWEB_ROOT,
+        "wadoUriRoot": prefix + WADO_URI_ROOT,
         "qidoSupportsIncludeField": True,
         "imageRendering": "wadors",
         "thumbnailRendering": "wadors",
@@ -122,7 +129,7 @@ def app_config(name: str) -> str:
         "dicomUploadEnabled": True,
     }
     config = {
-        "routerBasename": MOUNT.rstrip("/"),
+        "routerBasename": prefix + MOUNT.rstrip("/"),
         "extensions": [],
         "modes": [],
         "customizationService": {},
