@@ -12,6 +12,7 @@ the standard grayscale pipeline (PS3.3 C.11): modality LUT (already applied by
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
@@ -332,8 +333,18 @@ def frame_attrs(array, index: int) -> dict[str, Any]:
     index : int
         Position along the ``frame`` dimension.
     """
-    attrs = display_attrs(array)
-    coords = array.coords
+    coords = {name: coord.values for name, coord in array.coords.items() if name in _PER_FRAME}
+    return _with_frame_values(display_attrs(array), coords, index)
+
+
+#: The per-frame coordinates a frame's display depends on.
+_PER_FRAME = ("window_center", "window_width", "rescale_slope", "rescale_intercept")
+
+
+def _with_frame_values(attrs: dict[str, Any], coords: dict[str, np.ndarray], index: int
+                       ) -> dict[str, Any]:  # fmt: skip
+    """``attrs`` with the window and rescale of frame ``index`` from per-frame ``coords``
+    (plain arrays: indexing them costs nothing, unlike xarray's coordinates)."""
     center = float(coords["window_center"][index]) if "window_center" in coords else np.nan
     width = float(coords["window_width"][index]) if "window_width" in coords else np.nan
     if np.isfinite(center) and np.isfinite(width):
@@ -380,31 +391,28 @@ def render_file(
     IndexError
         ``frame`` is beyond the file's frames.
     """
-    import xarray as xr
-    from xarray.core import indexing
+    from workbench.io.frames import FrameSource
+    from workbench.io.headers import read_header
+    from workbench.io.series import build_from_headers
+    from workbench.io.sources import DicomFile
 
-    from workbench.io.series import build_series
-
-    # A preview needs one frame: index the lazy frame stack directly rather than through a
-    # dask graph (no scheduler start-up per request).
-    parts = build_series(path)
-    variable = xr.Variable(
-        parts.dims, indexing.LazilyIndexedArray(parts.stack), encoding=parts.encoding
-    )
-    array = xr.DataArray(variable, coords=parts.coords, attrs=parts.attrs, name=parts.name)
-    if not 0 <= frame < array.sizes["frame"]:
-        raise IndexError(
-            f"{path}: frame {frame} out of range; the file has {array.sizes['frame']} frames"
-        )
-    frame_index = (
-        int(np.flatnonzero(array.coords["frame_number"].values == frame + 1)[0])
-        if array.sizes["frame"] > 1
-        else 0
-    )
-    attrs = frame_attrs(array, frame_index)
+    # A preview needs one file read once and one frame: the series is built from the file's
+    # full header, the frame read from the lazy frame stack itself with its display values
+    # from plain coordinate arrays (no xarray or dask per request).
+    header = read_header(DicomFile(os.fspath(path)), full=True, check_truncation=True)
+    parts = build_from_headers([header], FrameSource.from_header, lambda full: full,
+                               where=os.fspath(path))  # fmt: skip
+    count = parts.stack.shape[0]
+    if not 0 <= frame < count:
+        raise IndexError(f"{path}: frame {frame} out of range; the file has {count} frames")
+    values = {name: np.asarray(coord[1]) for name, coord in parts.coords.items()}
+    frame_index = int(np.flatnonzero(values["frame_number"] == frame + 1)[0]) if count > 1 else 0
+    attrs = {**parts.attrs, **parts.tables.as_attrs()}
+    attrs = _with_frame_values(attrs, {k: values[k] for k in _PER_FRAME if k in values},
+                               frame_index)  # fmt: skip
     if voi_function:
         attrs["VOILUTFunction"] = voi_function
-    pixels = render(array[frame_index].values, attrs, window=window)
+    pixels = render(parts.stack.read(frame_index), attrs, window=window)
     return _fit(pixels, size) if size is not None else pixels
 
 
