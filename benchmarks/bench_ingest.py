@@ -6,7 +6,10 @@ association into each receiver, every time with fresh storage, repeated and inte
 medians are printed as instances/s and MB/s with our ratios. Our node acknowledges an instance
 only once it is fsynced and indexed; DCMTK's storescp just writes files (the practical limit).
 A last receiver runs our node's pynetdicom setup with a C-STORE handler that stores nothing:
-the ceiling of any node built on pynetdicom on this machine.
+the ceiling of any node built on pynetdicom on this machine. With ``--postgresql``, our node
+and Orthanc (Debian ``orthanc-postgresql`` index plugin) also run with their index in a
+PostgreSQL started for the run (default durability, files still on disk), a new database each
+time, and our figures on PostgreSQL are compared with Orthanc's on PostgreSQL too.
 
 Then C-FIND study latency (one association per query, as a viewer does) on an index of
 ``--studies`` studies in our node and in Orthanc fed the same studies.
@@ -17,7 +20,7 @@ Nagle's algorithm on, which makes every receiver several times slower.
 Usage::
 
     .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--studies 10000] [--quick]
-                                                [--skip-ingest] [--skip-find]
+                                                [--skip-ingest] [--skip-find] [--postgresql]
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ sys.path.insert(0, str(REPO))
 
 import pydicom  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
-from tests.peers import free_port, start_orthanc  # noqa: E402
+from tests.peers import PostgresPeer, free_port, start_orthanc, start_postgres  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 CT_TEMPLATE = SHARED / "series_ct_philips_ingenuity_5mm" / "I10"
 SMALL_TEMPLATE = SHARED / "nema_mr1_small_transcodes" / "MR_small.dcm"
+ORTHANC_POSTGRESQL_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")
 os.environ["TCP_NODELAY"] = "1"  # inherited by storescu, storescp and Orthanc
 
 
@@ -110,12 +115,18 @@ class ProcessReceiver(Receiver):
 class Ours(ProcessReceiver):
     name, aet = "workbench node", "WORKBENCH"
 
-    def __init__(self, modalities: dict | None = None) -> None:
+    def __init__(self, modalities: dict | None = None, postgres: PostgresPeer | None = None):
         self.modalities = modalities or {}
+        self.postgres = postgres
+        if postgres:
+            self.name = "workbench node (PostgreSQL)"
 
     def command(self, port: int, workdir: Path) -> list[str]:
         config = workdir.parent / f"{workdir.name}.json"
-        config.write_text(json.dumps({"DicomModalities": self.modalities}))
+        options: dict = {"DicomModalities": self.modalities}
+        if self.postgres:
+            options["DatabaseUrl"] = self.postgres.new_database()
+        config.write_text(json.dumps(options))
         return [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
                 "--storage", str(workdir), "--http-port", "0", "--dicom-port", str(port),
                 "--aet", self.aet]
@@ -124,11 +135,26 @@ class Ours(ProcessReceiver):
 class OrthancReceiver(Receiver):
     name, aet = "Orthanc 1.10 (SQLite)", "ORTHANC"
 
-    def __init__(self, modalities: dict | None = None) -> None:
+    def __init__(self, modalities: dict | None = None, postgres: PostgresPeer | None = None):
         self.modalities = modalities or {}
+        self.postgres = postgres
+        if postgres:
+            self.name = "Orthanc 1.10 (PostgreSQL)"
 
     def start(self, workdir: Path) -> int:
-        self.peer = start_orthanc(workdir, aet=self.aet, modalities=self.modalities)
+        extra = None
+        if self.postgres:
+            database = make_url(self.postgres.new_database()).database
+            extra = {
+                "Plugins": [str(ORTHANC_POSTGRESQL_PLUGIN)],
+                "PostgreSQL": {
+                    "EnableIndex": True, "EnableStorage": False, "Lock": False,
+                    "Host": str(self.postgres.workdir), "Port": self.postgres.port,
+                    "Database": database, "Username": "postgres", "Password": "",
+                },
+            }
+        self.peer = start_orthanc(workdir, aet=self.aet, modalities=self.modalities,
+                                  extra=extra)
         return self.peer.dicom_port
 
     def stop(self) -> None:
@@ -206,7 +232,8 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
-def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
+def bench_ingest(repeat: int, scratch: Path, quick: bool,
+                 postgres: PostgresPeer | None = None) -> None:
     scale = 0.25 if quick else 1.0
     sets = []
     for name, template, count, series in (("CT 512²", CT_TEMPLATE, int(600 * scale), 3),
@@ -215,8 +242,9 @@ def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
         files = generate(template, directory, count, series, name.split()[0])
         megabytes = sum(path.stat().st_size for path in files) / 1e6
         sets.append(Dataset_(name, directory, count, megabytes))
-    receivers = [Ours(), OrthancReceiver(), PynetdicomStorescp(), ProtocolOnly(),
-                 DcmtkStorescp()]
+    ours = [Ours()] + ([Ours(postgres=postgres)] if postgres else [])
+    orthancs = [OrthancReceiver()] + ([OrthancReceiver(postgres=postgres)] if postgres else [])
+    receivers = [*ours, *orthancs, PynetdicomStorescp(), ProtocolOnly(), DcmtkStorescp()]
     timings: dict[tuple[str, str], list[float]] = {}
     for round_ in range(repeat):
         for data in sets:
@@ -235,10 +263,14 @@ def bench_ingest(repeat: int, scratch: Path, quick: bool) -> None:
             seconds = medians[(receiver.name, data.name)]
             row += f"{data.count / seconds:18.1f}{data.megabytes / seconds:8.1f}"
         print(row)
-    for other in receivers[1:]:
-        ratios = [medians[(other.name, d.name)] / medians[(receivers[0].name, d.name)]
-                  for d in sets]
-        print(f"ours / {other.name:28}" + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
+    for mine in ours:
+        for other in receivers:
+            if other is mine or other is ours[0]:
+                continue
+            ratios = [medians[(other.name, d.name)] / medians[(mine.name, d.name)]
+                      for d in sets]
+            label = "ours" if mine is ours[0] else "ours on PostgreSQL"
+            print(f"{label} / {other.name:28}" + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
 
 
 def bench_find(studies: int, scratch: Path, queries: int) -> None:
@@ -315,6 +347,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a quarter of the instances")
     parser.add_argument("--skip-find", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--postgresql", action="store_true",
+                        help="also ingest with the index (ours and Orthanc's) in PostgreSQL")
     parser.add_argument("--protocol-only-scp", nargs=2, metavar=("PORT", "AET"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -328,7 +362,12 @@ def main() -> None:
                                      if (REPO.parent / "tmp").is_dir() else None) as tmp:
         scratch = Path(tmp)
         if not args.skip_ingest:
-            bench_ingest(args.repeat, scratch, args.quick)
+            postgres = start_postgres(durable=True) if args.postgresql else None
+            try:
+                bench_ingest(args.repeat, scratch, args.quick, postgres)
+            finally:
+                if postgres:
+                    postgres.remove()
         if not args.skip_find:
             bench_find(args.studies, scratch, args.queries)
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what the project needs on this machine, then stop: Debian packages for the real
-# peers the tests talk to (DCMTK, dicom3tools, Orthanc and its DICOMweb plugin, PostgreSQL,
-# Chromium), the Python environment in .venv, and the prebuilt OHIF viewer (npm) in a cache
-# outside the repo.
+# peers the tests and benchmarks talk to (DCMTK, dicom3tools, Orthanc with its DICOMweb and
+# PostgreSQL plugins, PostgreSQL, Chromium), the Python environment in .venv, and the prebuilt
+# OHIF viewer (npm) in a cache outside the repo.
 # Safe to run again: it only installs what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(dcmtk dicom3tools orthanc orthanc-dicomweb postgresql chromium fonts-dejavu-core)
+DEB_PACKAGES=(dcmtk dicom3tools orthanc orthanc-dicomweb orthanc-postgresql postgresql chromium
+  fonts-dejavu-core)
 VENV=.venv
 EXTRAS="notebooks,test,bench"
 

@@ -82,8 +82,9 @@ def _postgresql_engine(url: str) -> sa.Engine:
     @sa.event.listens_for(engine, "handle_error")
     def _unavailable(context: sa.engine.ExceptionContext):
         # Cannot connect, or the connection died: the database is away, not the request
-        # wrong. Callers report it as such (REST 503, DIMSE 0xA700) and nothing is half done:
-        # the transaction never committed.
+        # wrong. Callers report it as such (REST 503, DIMSE 0xA700), so what was being
+        # written is not acknowledged; a commit whose answer was lost is set right by
+        # reconcile (a row whose file is gone).
         error = context.original_exception
         if context.is_disconnect or isinstance(
             context.sqlalchemy_exception, (sa.exc.OperationalError, sa.exc.InterfaceError)
