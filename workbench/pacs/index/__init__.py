@@ -486,6 +486,12 @@ class Index:
         with self.engine.connect() as conn:
             return reads.modalities_in_studies(conn, study_ids)
 
+    def study_summaries(self, study_ids: list[str]) -> dict[str, tuple[list[str], int, int]]:
+        """(modalities in series order, series count, instance count) of each study, in one
+        query."""
+        with self.engine.connect() as conn:
+            return reads.study_summaries(conn, study_ids)
+
     def lookup(self, value: str) -> list[dict[str, str]]:
         """Resources whose DICOM identifier equals ``value`` (Orthanc's ``/tools/lookup``)."""
         with self.engine.connect() as conn:

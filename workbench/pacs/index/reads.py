@@ -281,6 +281,34 @@ def descendant_counts(
     return found
 
 
+def study_summaries(
+    conn: sa.Connection, study_ids: list[str]
+) -> dict[str, tuple[list[str], int, int]]:
+    """Each study's distinct modalities (in series order), series count and instance count,
+    from one query per chunk: what a study-level answer's ModalitiesInStudy and
+    NumberOfStudyRelated* need."""
+    studies, series, instances = studies_table, series_table, TABLES["Instance"]
+    found: dict[str, tuple[list[str], int, int]] = {i: ([], 0, 0) for i in study_ids}
+    for chunk in chunks(study_ids):
+        rows = conn.execute(
+            sa.select(studies.c.public_id, series.c.Modality, sa.func.count(instances.c.pk))
+            .select_from(
+                series.join(studies, series.c.parent_pk == studies.c.pk).outerjoin(
+                    instances, instances.c.parent_pk == series.c.pk
+                )
+            )
+            .where(studies.c.public_id.in_(chunk))
+            .group_by(studies.c.public_id, series.c.pk, series.c.Modality)
+            .order_by(series.c.pk)
+        )
+        for study_id, modality, count in rows:
+            modalities, series_count, instance_count = found[study_id]
+            if modality and modality not in modalities:
+                modalities.append(modality)
+            found[study_id] = (modalities, series_count + 1, instance_count + count)
+    return found
+
+
 def modalities_in_studies(conn: sa.Connection, study_ids: list[str]) -> dict[str, list[str]]:
     """The distinct modalities of each study's series, in series order."""
     studies, series = studies_table, series_table

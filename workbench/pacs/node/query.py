@@ -54,6 +54,10 @@ _COUNTS = {
 }
 
 
+#: Study keys answered from one summary query (see :meth:`Index.study_summaries`).
+_STUDY_SUMMARY = frozenset(
+    {"ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"}
+)
 #: A LIMIT large enough for every row: asking for one makes ``Index.find`` order its rows.
 _EVERY_ROW = 2**31 - 1
 
@@ -140,11 +144,18 @@ class _Lookups:
         """Read the merged tags of ``public_ids``, and the counts and modalities
         ``requested``."""
         self._tags.update(self.index.tags_with_parents(self.level, public_ids))
+        if self.level == "Study" and requested & _STUDY_SUMMARY:
+            # Modalities and both counts of a study in one query rather than three.
+            for study_id, (modalities, series, instances) in self.index.study_summaries(
+                public_ids
+            ).items():
+                self._modalities[study_id] = modalities
+                self._counts[("Series", study_id)] = series
+                self._counts[("Instance", study_id)] = instances
+            return
         for keyword, (owner, counted) in _COUNTS.items():
             if owner == self.level and keyword in requested:
                 self._read_counts(counted, public_ids)
-        if self.level == "Study" and "ModalitiesInStudy" in requested:
-            self._modalities.update(self.index.modalities_in_studies(public_ids))
 
     def _read_counts(self, counted: str, public_ids: list[str]) -> None:
         counts = self.index.descendant_counts(self.level, counted, public_ids)
