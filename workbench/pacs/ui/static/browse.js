@@ -77,7 +77,7 @@ function searchForm(values) {
 
 function studiesTable(studies) {
   return table([
-    ["Patient", (s) => person(patientTags(s).PatientName)],
+    ["Patient", (s) => person(patientTags(s).PatientName) || h("span", { class: "hint" }, "(no name)")],
     ["Patient ID", (s) => patientTags(s).PatientID || ""],
     ["Date", (s) => date(tags(s).StudyDate)],
     ["Description", (s) => tags(s).StudyDescription || ""],
@@ -103,7 +103,7 @@ export async function showPatients(content) {
   patients.sort((a, b) => person(tags(a).PatientName).localeCompare(person(tags(b).PatientName)));
   content.append(h("h2", {}, `${patients.length} ${patients.length === 1 ? "patient" : "patients"}`),
     table([
-      ["Name", (p) => person(tags(p).PatientName)],
+      ["Name", (p) => person(tags(p).PatientName) || h("span", { class: "hint" }, "(no name)")],
       ["ID", (p) => tags(p).PatientID || ""],
       ["Birth date", (p) => date(tags(p).PatientBirthDate)],
       ["Sex", (p) => tags(p).PatientSex || ""],
