@@ -377,6 +377,13 @@ class Index:
             rows = reads.instance_rows(conn, normalize_level(level), public_id, limit)
         return [(row.public_id, self.store.path_of(row.file_uuid)) for row in rows if row.file_uuid]
 
+    def representative_files(self, level: str, public_ids: list[str]) -> dict[str, Path]:
+        """The file of one instance under each resource, in one query: where attributes that
+        all its instances share and the index does not keep are read."""
+        with self.engine.connect() as conn:
+            found = reads.representative_files(conn, normalize_level(level), public_ids)
+        return {public_id: self.store.path_of(uuid) for public_id, uuid in found.items()}
+
     def stored_files(self) -> dict[str, str]:
         """File UUID → instance ID of every indexed instance that has a file."""
         with self.engine.connect() as conn:

@@ -151,6 +151,23 @@ def instance_rows(
     return list(conn.execute(query))
 
 
+def representative_files(conn: sa.Connection, level: str, public_ids: list[str]) -> dict[str, str]:
+    """One instance file UUID under each resource (any: for attributes every instance of it
+    shares), one aggregated query per chunk."""
+    inst, table = instances_table, TABLES[level]
+    found: dict[str, str] = {}
+    for chunk in chunks(public_ids):
+        found.update(
+            conn.execute(
+                sa.select(table.c.public_id, sa.func.min(inst.c.file_uuid))
+                .select_from(_instances_joined())
+                .where(table.c.public_id.in_(chunk), inst.c.file_uuid.is_not(None))
+                .group_by(table.c.public_id)
+            ).all()
+        )
+    return found
+
+
 def stored_files(conn: sa.Connection) -> dict[str, str]:
     """File UUID → instance ID of every instance that has a file."""
     inst = instances_table

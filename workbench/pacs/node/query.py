@@ -54,6 +54,11 @@ _COUNTS = {
 }
 
 
+#: Keys computed from the index rather than read from a file (see ``_Resource._computed``).
+_COMPUTED = frozenset(
+    {*_COUNTS, "ModalitiesInStudy", "SOPClassesInStudy", "InstanceAvailability",
+     "AvailableTransferSyntaxUID"}
+)  # fmt: skip
 #: Study keys answered from one summary query (see :meth:`Index.study_summaries`).
 _STUDY_SUMMARY = frozenset(
     {"ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"}
@@ -139,11 +144,17 @@ class _Lookups:
         self._counts: dict[tuple[str, str], int] = {}
         #: Study public ID → its series' modalities, for ModalitiesInStudy.
         self._modalities: dict[str, list[str]] = {}
+        #: Public ID → the file keys the index lacks are read from.
+        self._files: dict[str, Path] = {}
 
     def prefetch(self, public_ids: list[str], requested: frozenset[str]) -> None:
         """Read the merged tags of ``public_ids``, and the counts and modalities
         ``requested``."""
         self._tags.update(self.index.tags_with_parents(self.level, public_ids))
+        if requested - searchable_keywords(self.level) - _COMPUTED:
+            # Some key is read from a file (e.g. TimezoneOffsetFromUTC): one query finds a
+            # file for every match, rather than two per answer.
+            self._files.update(self.index.representative_files(self.level, public_ids))
         if self.level == "Study" and requested & _STUDY_SUMMARY:
             # Modalities and both counts of a study in one query rather than three.
             for study_id, (modalities, series, instances) in self.index.study_summaries(
@@ -172,6 +183,14 @@ class _Lookups:
             self._read_counts(counted, [public_id])
         return self._counts[(counted, public_id)]
 
+    def file(self, public_id: str) -> Path | None:
+        """A file of an instance under the resource (``None``: it has none)."""
+        if public_id not in self._files:
+            files = self.index.instance_files(self.level, public_id, limit=1)
+            if files:
+                self._files[public_id] = files[0][1]
+        return self._files.get(public_id)
+
     def modalities(self, study_id: str) -> list[str]:
         if study_id not in self._modalities:
             self._modalities.update(self.index.modalities_in_studies([study_id]))
@@ -191,8 +210,8 @@ class _Resource:
     @property
     def header(self) -> Dataset:
         if self._header is None:
-            files = self.index.instance_files(self.level, self.id, limit=1)
-            self._header = _stored_header(files[0][1]) if files else Dataset()
+            path = self.lookups.file(self.id)
+            self._header = _stored_header(path) if path is not None else Dataset()
         return self._header
 
     def value(self, keyword: str, tag: int) -> str | None:
