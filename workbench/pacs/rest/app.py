@@ -16,6 +16,7 @@ from ..jobs import Jobs
 from ..ohif import dist_folder
 from . import instances, jobs, resources, system, tools, ui
 from .errors import install_error_handlers
+from .http import OrthancHttpMiddleware
 from .security import BasicAuthMiddleware, auth_required, check_config
 
 #: Routers of the DIMSE node, mounted when a node is given.
@@ -86,4 +87,5 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     if auth_required(config):
         app.add_middleware(BasicAuthMiddleware, users=config.RegisteredUsers,
                            realm=config.Name)
+    app.add_middleware(OrthancHttpMiddleware)  # outermost: paths as Orthanc reads them
     return app

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,17 +12,18 @@ import pydicom
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from ..dicomjson import dataset_to_json
 from ..errors import (
     BadRequestError,
-    InvalidInstanceError,
     PacsError,
     PayloadTooLargeError,
     UnknownResourceError,
 )
 from ..index import Index
 from .deps import BINARY, body_doc, flag, get_index, index_of
+from .uploads import ingest_form_files, ingest_upload, ingest_zip, is_zip
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -32,61 +31,49 @@ router = APIRouter(prefix="/instances", tags=["instances"])
 MAX_UPLOAD_BYTES = 2 * 1024**3
 
 
-@router.post("", summary="Store a DICOM file (or every DICOM file of a ZIP)",
+@router.post("", summary="Store DICOM files: one file, a ZIP of them, or a form of files",
              openapi_extra=body_doc("application/octet-stream", BINARY,
-                                    "A DICOM Part-10 file, or a ZIP archive of them"))
+                                    "A DICOM file (Part-10, or a bare data set), a ZIP "
+                                    "archive of them, or multipart/form-data files; "
+                                    "Content-Encoding: gzip is accepted"))
 async def upload(request: Request) -> Any:
     index: Index = index_of(request)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _upload_form(index, request)
     # The body streams to a file in the store's incoming directory: memory stays bounded
     # whatever the upload size, and a single file is then renamed into place, not copied.
     temp = index.store.new_temp_path()
     try:
-        size, head = 0, b""
+        size = 0
         with open(temp, "wb") as handle:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_UPLOAD_BYTES:
                     raise PayloadTooLargeError(f"The body exceeds {MAX_UPLOAD_BYTES} bytes")
-                if len(head) < 4:
-                    head = (head + chunk)[:4]
                 handle.write(chunk)  # to the page cache: no need to leave the event loop
         if size == 0:
             raise BadRequestError(
-                "The body is empty; send a DICOM Part-10 file or a ZIP of them")
-        if head == b"PK\x03\x04":
-            return await run_in_threadpool(_upload_zip, index, temp)
-        result = await run_in_threadpool(
-            index.ingest_file, temp, move=True, origin="RestApi",
-            label=f"uploaded data ({size} bytes)")
-        return result.to_json()
+                "The body is empty; send a DICOM file, a ZIP of them or a form of files")
+        if is_zip(temp):
+            return await run_in_threadpool(ingest_zip, index, temp)
+        return await run_in_threadpool(ingest_upload, index, temp,
+                                       f"uploaded data ({size} bytes)")
     finally:
         temp.unlink(missing_ok=True)
 
 
-def _upload_zip(index: Index, path: Path) -> list[dict[str, Any]]:
-    answers = []
+async def _upload_form(index: Index, request: Request) -> Response:
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise BadRequestError(f"The ZIP archive is corrupt: {exc}") from exc
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            member = index.store.new_temp_path()
-            try:
-                with archive.open(info) as source, open(member, "wb") as target:
-                    shutil.copyfileobj(source, target, 1 << 20)
-                answers.append(index.ingest_file(
-                    member, move=True, origin="RestApi", label=info.filename).to_json())
-            except InvalidInstanceError:
-                continue  # Orthanc skips non-DICOM members of an archive
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise BadRequestError(
-                    f"The ZIP archive is corrupt at {info.filename!r}: {exc}") from exc
-            finally:
-                member.unlink(missing_ok=True)
-    return answers
+        form = await request.form(max_files=100_000, max_part_size=MAX_UPLOAD_BYTES)
+    except Exception as exc:  # the multipart parser's errors: the body is malformed
+        raise BadRequestError(f"The multipart/form-data body cannot be parsed: {exc}") from exc
+    try:
+        files = [(value.filename or name, value.file) for name, value in form.multi_items()
+                 if isinstance(value, StarletteUploadFile)]
+        await run_in_threadpool(ingest_form_files, index, files)
+    finally:
+        await form.close()
+    return Response(status_code=200)
 
 
 def _read(index: Index, instance_id: str, *, pixels: bool = False) -> pydicom.Dataset:

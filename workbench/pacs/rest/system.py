@@ -5,17 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from pydicom.datadict import tag_for_keyword
+from pydicom.tag import Tag
 
 from workbench import __version__
 
 from ..config import Config
 from ..index import Index
+from ..tags import LEVELS, MAIN_TAGS
 from .deps import flag, get_config, get_index, int_arg
 
 router = APIRouter(tags=["system"])
 
-#: Orthanc REST API version whose shapes we follow.
+#: The Orthanc release whose REST API we implement, and its ``ApiVersion``: clients compare
+#: ``Version`` with the Orthanc release that introduced a feature.
+ORTHANC_VERSION = "1.10.1"
 API_VERSION = 16
+
+
+def main_dicom_tags_signature(level: str) -> str:
+    """The main tags of ``level`` as Orthanc lists them in ``/system``
+    (``"0010,0010;0010,0020;..."``)."""
+    tags = (Tag(tag_for_keyword(keyword)) for keyword in MAIN_TAGS[level])
+    return ";".join(f"{tag.group:04X},{tag.element:04X}" for tag in tags)
 
 
 @router.get("/system", summary="Server identity and settings")
@@ -32,7 +44,9 @@ def system(config: Config = Depends(get_config)) -> dict[str, Any]:
         "Name": config.Name,
         "PluginsEnabled": False,
         "StorageAreaPlugin": None,
-        "Version": f"workbench-{__version__}",
+        "Version": ORTHANC_VERSION,
+        "MainDicomTags": {level: main_dicom_tags_signature(level) for level in LEVELS},
+        "WorkbenchVersion": __version__,
     }
 
 
