@@ -47,7 +47,7 @@ export async function call(path, { method = "GET", body, json, params } = {}) {
   return type.includes("json") && text ? JSON.parse(text) : text;
 }
 
-/** Orthanc's /tools/find at one level, expanded. */
-export function find(level, query) {
-  return call("tools/find", { method: "POST", json: { Level: level, Query: query, Expand: true } });
+/** Orthanc's /tools/find at one level, expanded, at most ``limit`` answers. */
+export function find(level, query, limit) {
+  return call("tools/find", { method: "POST", json: { Level: level, Query: query, Expand: true, Limit: limit } });
 }

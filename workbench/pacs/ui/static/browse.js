@@ -89,26 +89,38 @@ function studiesTable(studies) {
   });
 }
 
+/** The most rows a list shows; a larger archive is narrowed with the search. */
+export const LIST_LIMIT = 500;
+
+/** "12 studies", or how many more there are when the list was cut at LIST_LIMIT. */
+function counted(count, one, many, total) {
+  const text = `${count} ${count === 1 ? one : many}`;
+  if (total === undefined || total <= count) return text;
+  const rest = Number.isFinite(total) ? `of ${total}` : "and more match";
+  return `${text} shown ${rest}: narrow the search to see the others`;
+}
+
 export async function showPatients(content) {
   const params = new URLSearchParams(window.location.hash.split("?")[1] || "");
   const values = Object.fromEntries(params);
   content.append(h("h1", {}, "Browse"), searchForm(values));
   if (params.size) {
-    const studies = await find("Study", studyQuery(values));
-    content.append(h("h2", {}, `${studies.length} ${studies.length === 1 ? "study" : "studies"}`),
-      studiesTable(studies));
+    const studies = await find("Study", studyQuery(values), LIST_LIMIT + 1);
+    const total = studies.length > LIST_LIMIT ? Infinity : studies.length;
+    content.append(h("h2", {}, counted(Math.min(studies.length, LIST_LIMIT), "study", "studies", total)),
+      studiesTable(studies.slice(0, LIST_LIMIT)));
     return;
   }
-  const patients = await call("patients", { params: { expand: "true" } });
+  const [patients, statistics] = await Promise.all([
+    call("patients", { params: { expand: "true", limit: LIST_LIMIT } }), call("statistics")]);
   patients.sort((a, b) => person(tags(a).PatientName).localeCompare(person(tags(b).PatientName)));
-  content.append(h("h2", {}, `${patients.length} ${patients.length === 1 ? "patient" : "patients"}`),
+  content.append(h("h2", {}, counted(patients.length, "patient", "patients", statistics.CountPatients)),
     table([
       ["Name", (p) => person(tags(p).PatientName) || h("span", { class: "hint" }, "(no name)")],
       ["ID", (p) => tags(p).PatientID || ""],
       ["Birth date", (p) => date(tags(p).PatientBirthDate)],
       ["Sex", (p) => tags(p).PatientSex || ""],
       ["Studies", (p) => p.Studies.length],
-      ["", (p) => (p.IsProtected ? h("span", { class: "badge" }, "protected") : "")],
     ], patients, {
       onRow: (p) => { window.location.hash = `#/patients/${p.ID}`; },
       className: "list patients", empty: "No patient yet: upload some files.",
