@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.browser.test_pacs_ui_browser import _drop, _open_page, _wait_until_uploaded
+from tests.browser.pacs_ui_support import drop_files, open_page, wait_until_uploaded
 from tests.data import dicom_files
 from tests.peers import require_ohif
 from workbench.pacs import Config
@@ -21,7 +21,7 @@ CT = "series_ct_philips_ingenuity_5mm"
 
 def _signed_in_page(browser, lab):
     """A page holding JupyterLab's login cookie (its token given once)."""
-    page = _open_page(browser)
+    page = open_page(browser)
     page.context.http_credentials = None
     page.goto(f"{lab.url}/api/status?token={lab.token}")
     return page
@@ -68,8 +68,8 @@ def test_launcher_entry_starts_the_pacs(browser, jupyter_lab, sample_data):
         page.locator(".dropzone").wait_for()
         files = dicom_files(sample_data / CT)[:3]
         before = requests.get(f"{prefix}/statistics", headers=token, timeout=30).json()
-        _drop(page, files)
-        counts = _wait_until_uploaded(page, len(files))
+        drop_files(page, files)
+        counts = wait_until_uploaded(page, len(files))
         assert counts["refused"] == 0 and counts["stored"] + counts["present"] == len(files)
         after = requests.get(f"{prefix}/statistics", headers=token, timeout=30).json()
         assert after["CountInstances"] == before["CountInstances"] + counts["stored"]
