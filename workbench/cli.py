@@ -58,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  REST      {handle.url}  (OpenAPI: {handle.url}/docs)"
           + ("  [basic auth]" if config.RegisteredUsers and
              (config.RemoteAccessAllowed or config.AuthenticationEnabled) else ""))
+    print(f"  web page  {handle.url}/ui/")
     if ohif_dist_of(config) is not None:
         print(f"  OHIF      {handle.url}/ohif/")
     if handle.node is not None:

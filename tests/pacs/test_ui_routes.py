@@ -5,6 +5,8 @@ server offers."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import requests
 
@@ -87,3 +89,23 @@ def test_launcher_command_follows_the_environment():
     assert server_command({"WORKBENCH_PACS_STORAGE": "/data/pacs"})[-3] == "/data/pacs"
     configured = server_command({"WORKBENCH_PACS_CONFIG": "/etc/pacs.json"})
     assert configured[-2:] == ["--config", "/etc/pacs.json"] and "--storage" not in configured
+
+
+def test_workbench_serve_says_where_the_page_is(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "serve", "--no-dicom", "--http-port", "0",
+         "--storage", str(tmp_path / "store")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        (page,) = [m.group(1) for line in lines if (m := re.search(r"web page\s+(\S+)", line))]
+        answer = requests.get(page, timeout=30)
+        assert answer.ok and '<main id="view"' in answer.text, lines
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
