@@ -142,3 +142,18 @@ def dataset_from_json(tags: dict[str, Any], *, where: str = "") -> Dataset:
         else:
             raise ValueError(f"{path} must be given as text, not {type(value).__name__}")
     return ds
+
+
+def reform(full: dict[str, Any], form: str) -> dict[str, Any]:
+    """Orthanc's full JSON (``{"gggg,eeee": {"Name", "Type", "Value"}}``) in another form
+    (``"full"``, ``"simplify"`` or ``"short"``), sequences included."""
+    if form == "full":
+        return full
+    result: dict[str, Any] = {}
+    for key, entry in full.items():
+        value = entry["Value"]
+        if entry["Type"] == "Sequence":
+            value = [reform(item, form) for item in value]
+        name = entry["Name"]
+        result[key if form == "short" or name == UNKNOWN_NAME else name] = value
+    return result

@@ -11,6 +11,7 @@ from typing import Any
 import pydicom
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from pydicom.datadict import tag_for_keyword
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -89,22 +90,27 @@ def get_file(instance_id: str, index: Index = Depends(get_index)) -> FileRespons
 
 
 @lru_cache(maxsize=128)
-def _tags_json(path: Path, form: str) -> bytes:
+def stored_tags_json(path: Path, form: str) -> bytes:
     # Stored files never change (a new version gets a new UUID name), so the rendered
     # listing of a path can be kept: viewers ask for the same instances again and again.
     ds = pydicom.dcmread(path, defer_size=4096)
     return json.dumps(dataset_to_json(ds, form=form), ensure_ascii=False).encode("utf-8")
 
 
-def _tags_response(index: Index, instance_id: str, form: str) -> Response:
+def tags_json(index: Index, instance_id: str, form: str, path: Path | None = None) -> bytes:
+    """The JSON listing of an instance's stored file in ``form``, or a 400 naming the
+    attribute problem (``path``: the file, when the caller already knows it)."""
     try:
-        body = _tags_json(index.instance_path(instance_id), form)
+        return stored_tags_json(path or index.instance_path(instance_id), form)
     except PacsError:
         raise
     except Exception as exc:  # pydicom converts values lazily: a damaged one fails here
         raise BadRequestError(f"The stored file of instance {instance_id} has an attribute "
                               f"that cannot be decoded ({type(exc).__name__}: {exc})") from exc
-    return Response(body, media_type="application/json")
+
+
+def _tags_response(index: Index, instance_id: str, form: str) -> Response:
+    return Response(tags_json(index, instance_id, form), media_type="application/json")
 
 
 @router.get("/{instance_id}/tags", summary="Every attribute (?simplify, ?short)")
@@ -178,13 +184,17 @@ def get_content(instance_id: str, path: str, index: Index = Depends(get_index)) 
 
 
 def _parse_content_tag(part: str) -> int:
+    """A tag of a ``/content`` path: ``gggg-eeee`` (or ``gggg,eeee``) or a keyword."""
     digits = part.replace("-", "").replace(",", "")
-    if len(digits) != 8:
-        raise BadRequestError(f"{part!r} is not a tag (write it gggg-eeee)")
-    try:
-        return int(digits, 16)
-    except ValueError:
-        raise BadRequestError(f"{part!r} is not a tag (write it gggg-eeee)") from None
+    if len(digits) == 8:
+        try:
+            return int(digits, 16)
+        except ValueError:
+            pass
+    tag = tag_for_keyword(part)
+    if tag is None:
+        raise BadRequestError(f"{part!r} is neither a tag (gggg-eeee) nor a DICOM keyword")
+    return tag
 
 
 def _frame_count(index: Index, instance_id: str) -> int:
