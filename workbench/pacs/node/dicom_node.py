@@ -216,7 +216,7 @@ class DicomNode:
             files = self.resolve_files(resources)
         result = scu.store(self.ae, declared, files, originator=originator, timeout=timeout,
                            progress=progress)  # fmt: skip
-        if result.sent:
+        if result.sent and self.index is not None:  # the command line sends files alone
             ids = [str(r) for r in resources if not Path(str(r)).is_file()]
             self.index.log_exports(declared.name, [(self._level_of(i), i) for i in ids])
         return result
