@@ -19,6 +19,7 @@ from pathlib import Path
 import pydicom
 import pytest
 import requests
+from dicomweb_client.api import DICOMwebClient
 
 from tests.pacs.node_support import (
     NODE_AET,
@@ -106,25 +107,35 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
         generate_instances(
             sample_data / TEMPLATE, tmp_path / f"group{n}", PER_GROUP, series=2, tag=f"NODES{n}"
         )
-        for n in range(3)
+        for n in range(4)
     ]
     with two_servers(tmp_path, postgres.new_database(), StableAge=STABLE_AGE) as servers:
         urls = servers.urls
         # Group 0 by C-STORE to the first server, group 1 to the second, each also sending
-        # ten of the other's; group 2 uploaded over REST to both at once: the same instances
-        # race each other through two processes.
+        # ten of the other's; group 2 uploaded over REST to both at once, group 3 by STOW-RS
+        # to both at once, ten a request: the same instances race each other through two
+        # processes.
         senders = [
             storescu(port, groups[n] + groups[1 - n][:10])
             for n, port in enumerate(servers.dicom_ports)
         ]
         answers: list[dict] = []
+        stowed: list[pydicom.Dataset] = []
 
         def upload(url: str) -> None:
             for path in groups[2]:
                 response = requests.post(f"{url}/instances", data=path.read_bytes(), timeout=60)
                 answers.append({"status": response.status_code, **response.json()})
 
-        uploaders = [threading.Thread(target=upload, args=(url,)) for url in urls]
+        def stow(url: str) -> None:
+            client = DICOMwebClient(url=f"{url}/dicom-web")
+            for start in range(0, PER_GROUP, 10):
+                batch = [pydicom.dcmread(path) for path in groups[3][start : start + 10]]
+                stowed.append(client.store_instances(batch))
+
+        uploaders = [
+            threading.Thread(target=send, args=(url,)) for url in urls for send in (upload, stow)
+        ]
         for thread in uploaders:
             thread.start()
         for sender in senders:
@@ -134,6 +145,8 @@ def test_two_servers_on_one_database_and_store_ingest_each_instance_once(
 
         assert {answer["status"] for answer in answers} == {200}
         assert sorted(answer["Status"] for answer in answers).count("Success") == PER_GROUP
+        assert len(stowed) == 2 * PER_GROUP // 10
+        assert not [answer for answer in stowed if "FailedSOPSequence" in answer]
         expected = {sop_uid(path) for group in groups for path in group}
         for url in urls:  # both servers see the one index
             instances = requests.get(f"{url}/instances", params={"expand": ""}, timeout=60).json()
