@@ -158,6 +158,18 @@ def find(ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *,
     """C-FIND at ``level`` with ``{keyword: pattern}``; returns the answers as datasets."""
     identifier = _identifier(level, query_keys, defaults=defaults)
     model = _model(FIND_MODELS, normalize_level(level))
+    return _c_find(ae, modality, identifier, model, "C-FIND")
+
+
+def find_worklist(ae: AE, modality: Modality, identifier: Dataset) -> list[Dataset]:
+    """Modality Worklist C-FIND with ``identifier``; the scheduled items as datasets."""
+    return _c_find(ae, modality, identifier, WORKLIST_FIND, "Worklist C-FIND")
+
+
+def _c_find(ae: AE, modality: Modality, identifier: Dataset, model: str, what: str
+            ) -> list[Dataset]:  # fmt: skip
+    """The pending answers of one C-FIND in information ``model``, or an error naming
+    ``what`` failed where."""
     assoc = associate(ae, modality, [build_context(model)])
     answers: list[Dataset] = []
     final = None
@@ -169,26 +181,7 @@ def find(ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *,
     finally:
         assoc.release()
     if final != 0x0000:
-        raise DicomNetworkError(f"C-FIND at {_describe(modality)} ended with {_status(final)}")
-    return answers
-
-
-def find_worklist(ae: AE, modality: Modality, identifier: Dataset) -> list[Dataset]:
-    """Modality Worklist C-FIND with ``identifier``; the scheduled items as datasets."""
-    assoc = associate(ae, modality, [build_context(WORKLIST_FIND)])
-    answers: list[Dataset] = []
-    final = None
-    try:
-        for status, answer in assoc.send_c_find(identifier, WORKLIST_FIND):
-            final = getattr(status, "Status", None)
-            if final in (0xFF00, 0xFF01) and answer is not None:
-                answers.append(answer)
-    finally:
-        assoc.release()
-    if final != 0x0000:
-        raise DicomNetworkError(
-            f"Worklist C-FIND at {_describe(modality)} ended with {_status(final)}"
-        )
+        raise DicomNetworkError(f"{what} at {_describe(modality)} ended with {_status(final)}")
     return answers
 
 
