@@ -4,8 +4,8 @@
 import { call, url } from "./api.js";
 import { confirmAction, h, person, toast } from "./dom.js";
 
+/** REST path of each level, also the page's hash (#/studies/ID). */
 const PLURAL = { Patient: "patients", Study: "studies", Series: "series", Instance: "instances" };
-const PAGE = { Patient: "patients", Study: "studies", Series: "series", Instance: "instances" };
 
 function download(label, href, name) {
   return h("a", { class: "button", href, download: name || "" }, label);
@@ -49,7 +49,7 @@ function deleteButton(level, resource) {
     perform(button, async () => {
       const answer = await call(`${PLURAL[level]}/${resource.ID}`, { method: "DELETE" });
       const parent = answer.RemainingAncestor;
-      window.location.hash = parent ? `#/${PAGE[parent.Type]}/${parent.ID}` : "#/";
+      window.location.hash = parent ? `#/${PLURAL[parent.Type]}/${parent.ID}` : "#/";
       return `Deleted ${level.toLowerCase()}`;
     });
   });
@@ -60,7 +60,7 @@ function anonymizeButton(level, resource) {
   const button = h("button", { "data-action": "anonymize" }, "Anonymize");
   button.addEventListener("click", () => perform(button, async () => {
     const answer = await call(`${PLURAL[level]}/${resource.ID}/anonymize`, { method: "POST", json: {} });
-    window.location.hash = `#/${PAGE[answer.Type] || PLURAL[level]}/${answer.ID}`;
+    window.location.hash = `#/${PLURAL[answer.Type] || PLURAL[level]}/${answer.ID}`;
     return `Anonymized copy made (patient ${answer.PatientID || "?"})`;
   }));
   return button;
