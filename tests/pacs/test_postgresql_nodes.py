@@ -61,6 +61,7 @@ class Servers:
     storage: Path
     urls: list[str]
     dicom_ports: list[int]
+    processes: list[subprocess.Popen]
 
 
 @contextmanager
@@ -76,7 +77,7 @@ def two_servers(workdir: Path, database_url: str, **options) -> Iterator[Servers
         for n, port in enumerate(ports):
             args = ["--config", str(settings), "--http-port", "0", "--dicom-port", str(port)]
             processes.append(serve_process(workdir / f"serve{n}.log", *args, "--aet", NODE_AET))
-        yield Servers(storage, [url for _, url in processes], ports)
+        yield Servers(storage, [url for _, url in processes], ports, [p for p, _ in processes])
     finally:
         for process, _ in processes:
             process.send_signal(signal.SIGTERM)
@@ -220,6 +221,47 @@ def test_recycling_over_two_servers_keeps_the_limit_and_the_protected(
             assert requests.get(f"{urls[0]}/instances/{instance}/file", timeout=30).ok
         disk = sum(path.stat().st_size for path in store_files(servers.storage))
         assert int(statistics["TotalDiskSize"]) == disk
+
+
+def test_a_server_killed_mid_ingest_loses_nothing_it_acknowledged(
+    tmp_path, sample_data, postgres: PostgresPeer
+):
+    files = generate_instances(sample_data / TEMPLATE, tmp_path / "killed", 200, tag="KILLED")
+    others = generate_instances(sample_data / TEMPLATE, tmp_path / "alive", 40, tag="ALIVE")
+    with two_servers(tmp_path, postgres.new_database()) as servers:
+        sender = subprocess.Popen(
+            [
+                require_tool("storescu"),
+                "-v",
+                "-aec",
+                NODE_AET,
+                "127.0.0.1",
+                str(servers.dicom_ports[0]),
+                *[str(path) for path in files],
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
+        survivor = storescu(servers.dicom_ports[1], others)
+        acknowledged = 0
+        assert sender.stdout is not None
+        for line in sender.stdout:
+            if "Received Store Response (Success)" in line:
+                acknowledged += 1
+                if acknowledged == 60:
+                    os.kill(servers.processes[0].pid, signal.SIGKILL)  # mid-stream
+        sender.wait(timeout=60)
+        finish(survivor)  # the other server kept serving throughout
+        assert 60 <= acknowledged < len(files), "the server was not killed mid-ingest"
+
+        url = servers.urls[1]
+        for path in files[:acknowledged] + others:
+            found = requests.post(f"{url}/tools/lookup", data=sop_uid(path), timeout=30).json()
+            assert len(found) == 1 and found[0]["Type"] == "Instance", path
+            content = requests.get(f"{url}/instances/{found[0]['ID']}/file", timeout=30).content
+            assert pydicom.dcmread(io.BytesIO(content)).PixelData == pydicom.dcmread(path).PixelData
 
 
 @pytest.fixture
