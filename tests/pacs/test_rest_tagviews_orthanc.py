@@ -9,7 +9,7 @@ import requests
 from pydicom.datadict import dictionary_is_retired, dictionary_keyword
 
 from tests.data import dicom_files, real_path
-from workbench.pacs import serve
+from tests.pacs.side_by_side import beside_orthanc
 
 pytestmark = pytest.mark.peers
 
@@ -19,16 +19,8 @@ FORMS = ("", "?short", "?simplify")
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, orthanc):
-    orthanc.clear()
-    pacs = serve(StorageDirectory=str(tmp_path_factory.mktemp("tagviews") / "store"),
-                 HttpPort=0, DicomPort=0)  # fmt: skip
-    for folder in SERIES:
-        for path in dicom_files(real_path(folder)):
-            orthanc.upload(path)
-            requests.post(pacs.url + "/instances", data=path.read_bytes(), timeout=60)
-    yield {"ours": pacs.url, "orthanc": orthanc.url}
-    pacs.stop()
-    orthanc.clear()
+    paths = [path for folder in SERIES for path in dicom_files(real_path(folder))]
+    yield from beside_orthanc(tmp_path_factory.mktemp("tagviews"), orthanc, paths)
 
 
 def get(both, path: str) -> tuple[requests.Response, requests.Response]:

@@ -53,6 +53,12 @@ class BadRequestError(PacsError, ValueError):
     dimse_status = 0xA900  # Identifier does not match SOP Class
 
 
+class UnsupportedMediaTypeError(PacsError):
+    """A resource cannot be given in the form asked (a color image as 16-bit grayscale)."""
+
+    http_status = 415
+
+
 class PayloadTooLargeError(PacsError):
     """An upload is larger than the server accepts."""
 

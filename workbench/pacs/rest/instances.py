@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -197,62 +196,15 @@ def _parse_content_tag(part: str) -> int:
     return tag
 
 
-def _frame_count(index: Index, instance_id: str) -> int:
+@router.get("/{instance_id}/frames", summary="Frame numbers (0-based)")
+def get_frames(instance_id: str, index: Index = Depends(get_index)) -> list[int]:
+    return list(range(frame_count(index, instance_id)))
+
+
+def frame_count(index: Index, instance_id: str) -> int:
+    """The number of frames of an instance (1 unless NumberOfFrames says more)."""
     text = index.main_dicom_tags("Instance", instance_id).get("NumberOfFrames")
     try:
         return max(1, int(text)) if text else 1
     except ValueError:
         return 1
-
-
-@router.get("/{instance_id}/frames", summary="Frame numbers (0-based)")
-def get_frames(instance_id: str, index: Index = Depends(get_index)) -> list[int]:
-    return list(range(_frame_count(index, instance_id)))
-
-
-def _png(index: Index, instance_id: str, frame: int, size: int | None) -> Response:
-    from PIL import Image
-
-    from workbench.io.display import render_file
-    from workbench.io.errors import DicomIOError
-
-    count = _frame_count(index, instance_id)
-    if not 0 <= frame < count:
-        raise UnknownResourceError("Frame", f"{instance_id}/{frame}")
-    try:
-        pixels = render_file(index.instance_path(instance_id), frame, size=size)
-    except (DicomIOError, ValueError, IndexError, NotImplementedError, RuntimeError) as exc:
-        # Stored instances without displayable pixels (SR, GSPS, PDF...) or with pixel data
-        # no installed decoder handles: the request cannot be served, the server is fine.
-        # io errors name the stored file; clients know the instance, not our disk layout.
-        reason = exc.reason if isinstance(exc, DicomIOError) else exc
-        raise BadRequestError(f"Cannot render instance {instance_id}: {reason}") from exc
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return Response(buffer.getvalue(), media_type="image/png")
-
-
-def _size(value: str | None) -> int | None:
-    if value in (None, ""):
-        return None
-    if not value.isdigit() or not 0 < int(value) <= 8192:
-        raise BadRequestError("size must be an integer between 1 and 8192")
-    return int(value)
-
-
-@router.get("/{instance_id}/preview", summary="First frame as PNG")
-def get_preview(instance_id: str, size: str | None = Query(None),
-                index: Index = Depends(get_index)) -> Response:
-    return _png(index, instance_id, 0, _size(size))
-
-
-@router.get("/{instance_id}/frames/{frame}/preview", summary="One frame as PNG")
-def get_frame_preview(instance_id: str, frame: int, size: str | None = Query(None),
-                      index: Index = Depends(get_index)) -> Response:
-    return _png(index, instance_id, frame, _size(size))
-
-
-@router.get("/{instance_id}/frames/{frame}/rendered", summary="One frame as PNG")
-def get_frame_rendered(instance_id: str, frame: int, size: str | None = Query(None),
-                       index: Index = Depends(get_index)) -> Response:
-    return _png(index, instance_id, frame, _size(size))
