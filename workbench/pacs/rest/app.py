@@ -14,7 +14,7 @@ from ..config import Config
 from ..index import Index
 from ..jobs import Jobs
 from ..ohif import dist_folder
-from . import instances, jobs, pixels, resources, system, tagviews, tools, ui
+from . import bulk, instances, jobs, pixels, resources, system, tagviews, tools, ui
 from .errors import install_error_handlers
 from .http import OrthancHttpMiddleware
 from .security import BasicAuthMiddleware, auth_required, check_config
@@ -60,6 +60,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.include_router(ui.router)
     app.include_router(system.router)
     app.include_router(tools.router)
+    app.include_router(bulk.router)
     app.include_router(jobs.router)
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.
     app.include_router(instances.router)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import pydicom
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.uid import generate_uid
 from starlette.concurrency import run_in_threadpool
 
+from ..dicomjson import dataset_to_json
 from ..errors import BadRequestError
 from ..index import Index
 from .deps import (
@@ -34,6 +38,86 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+@dataclass
+class FindRequest:
+    """An Orthanc ``/tools/find`` (or ``/tools/count-resources``) body, checked."""
+
+    level: str
+    query: dict[str, str]
+    case_sensitive: bool
+    expand: bool
+    limit: int | None
+    since: int | None
+    requested_tags: list[str]
+
+
+def find_request(body: dict[str, Any]) -> FindRequest:
+    """Check a find body, with a 400 naming the first field that is wrong."""
+    level = level_field(body)
+    query = body.get("Query")
+    if not isinstance(query, dict):
+        raise BadRequestError('Field "Query" is missing, or should be a JSON object')
+    for key, value in query.items():
+        if not isinstance(value, str):
+            raise BadRequestError(f'Query value of "{key}" must be a string')
+    for name in UNSUPPORTED_FIND_FIELDS:
+        if name in body:
+            # Answering as if the field were absent would return resources it excludes.
+            raise BadRequestError(f'Field "{name}" is not supported: this server has no labels')
+    # Orthanc's /tools/find matches without case unless asked ("CaseSensitive": true).
+    case_sensitive = body.get("CaseSensitive", False)
+    expand = body.get("Expand", False)
+    if not isinstance(case_sensitive, bool) or not isinstance(expand, bool):
+        raise BadRequestError('"CaseSensitive" and "Expand" must be booleans')
+    limit, since = _optional_int(body, "Limit"), _optional_int(body, "Since")
+    requested = _keywords(body.get("RequestedTags", []))
+    return FindRequest(level, query, case_sensitive, expand, limit, since, requested)
+
+
+#: Fields of Orthanc 1.12's find this server refuses rather than silently ignores.
+UNSUPPORTED_FIND_FIELDS = ("Labels", "LabelsConstraint")
+
+
+def _keywords(names: Any) -> list[str]:
+    """``RequestedTags`` as keywords (``gggg,eeee`` accepted), or a 400."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadRequestError('Field "RequestedTags" must be a list of tag names')
+    keywords = []
+    for name in names:
+        digits = name.replace(",", "").replace("-", "")
+        keyword = name if tag_for_keyword(name) is not None else None
+        if keyword is None and len(digits) == 8:
+            try:
+                keyword = keyword_for_tag(int(digits, 16)) or None
+            except ValueError:
+                keyword = None
+        if keyword is None:
+            raise BadRequestError(f"RequestedTags: unknown DICOM tag {name!r}")
+        keywords.append(keyword)
+    return keywords
+
+
+def requested_tags(index: Index, level: str, ids: list[str],
+                   keywords: list[str]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Each resource's requested tags, as Orthanc adds them (``RequestedTags``): from the
+    index when it keeps them, else from one of the resource's files. Absent tags are left
+    out."""
+    stored = index.tags_with_parents(level, ids)
+    answers: dict[str, dict[str, Any]] = {}
+    unread = []
+    for public_id in ids:
+        own = stored.get(public_id, {})
+        answers[public_id] = {k: own[k] for k in keywords if k in own}
+        if len(answers[public_id]) < len(keywords):
+            unread.append(public_id)
+    for public_id, path in index.representative_files(level, unread).items():
+        simplified = dataset_to_json(pydicom.dcmread(path, defer_size=4096), form="simplify")
+        for keyword in keywords:
+            if keyword not in answers[public_id] and keyword in simplified:
+                answers[public_id][keyword] = simplified[keyword]
+    return answers
+
+
 FIND_BODY = {
     "type": "object",
     "required": ["Level", "Query"],
@@ -45,6 +129,8 @@ FIND_BODY = {
         "CaseSensitive": {"type": "boolean"},
         "Limit": {"type": "integer", "minimum": 0, "maximum": MAX_INT_ARG},
         "Since": {"type": "integer", "minimum": 0, "maximum": MAX_INT_ARG},
+        "RequestedTags": {"type": "array", "items": {"type": "string"},
+                          "description": "Tags added to each expanded answer"},
     },
 }
 
@@ -53,27 +139,32 @@ FIND_BODY = {
              response_model=list[Any],
              openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"))
 async def find(request: Request) -> JSONResponse:
-    body = await json_object(request)
-    level = level_field(body)
-    query = body.get("Query")
-    if not isinstance(query, dict):
-        raise BadRequestError('Field "Query" is missing, or should be a JSON object')
-    for key, value in query.items():
-        if not isinstance(value, str):
-            raise BadRequestError(f'Query value of "{key}" must be a string')
-    # Orthanc's /tools/find matches without case unless asked ("CaseSensitive": true).
-    case_sensitive = body.get("CaseSensitive", False)
-    expand = body.get("Expand", False)
-    if not isinstance(case_sensitive, bool) or not isinstance(expand, bool):
-        raise BadRequestError('"CaseSensitive" and "Expand" must be booleans')
-    limit, since = _optional_int(body, "Limit"), _optional_int(body, "Since")
+    spec = find_request(await json_object(request))
     index: Index = index_of(request)
 
     def run() -> list[Any]:
-        ids = index.find(level, query, case_sensitive=case_sensitive, limit=limit, since=since)
-        return index.resources(level, ids) if expand else ids
+        ids = index.find(spec.level, spec.query, case_sensitive=spec.case_sensitive,
+                         limit=spec.limit, since=spec.since)  # fmt: skip
+        if not spec.expand:
+            return ids
+        resources = index.resources(spec.level, ids)
+        if spec.requested_tags:
+            tags = requested_tags(index, spec.level, ids, spec.requested_tags)
+            for resource in resources:
+                resource["RequestedTags"] = tags[resource["ID"]]
+        return resources
 
     return JSONResponse(await run_in_threadpool(run))
+
+
+@router.post("/count-resources", summary="How many resources a find query matches",
+             openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"))
+async def count_resources(request: Request) -> dict[str, int]:
+    spec = find_request(await json_object(request))
+    index: Index = index_of(request)
+    ids = await run_in_threadpool(index.find, spec.level, spec.query,
+                                  case_sensitive=spec.case_sensitive)  # fmt: skip
+    return {"Count": len(ids)}
 
 
 @router.post("/lookup", summary="Resources whose DICOM identifier equals the body",

@@ -1,0 +1,138 @@
+"""``/tools/bulk-content``, ``/tools/bulk-delete``, ``/tools/count-resources`` and
+``/tools/find``'s ``RequestedTags``, driven by pyorthanc against workbench and, for what
+Orthanc 1.10 has (bulk content and delete), against a real Orthanc with the same files.
+
+``count-resources`` (1.12.5) and ``RequestedTags`` (1.11) are newer than the Orthanc
+installed: they are checked against ``/tools/find`` and the files themselves.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pydicom
+import pytest
+from pyorthanc import Orthanc
+
+from tests.data import dicom_files, real_path
+
+FILES = [
+    *dicom_files(real_path("series_ct_philips_ingenuity_5mm"))[:4],
+    real_path("nema_mr1_small_transcodes/MR_small.dcm"),
+    real_path("cr_agfa_mono1_tiny/6154"),
+    *dicom_files(real_path("enhanced_mr_siemens_xa10"))[:2],
+]
+
+
+@pytest.fixture
+def clients(orthanc, fresh_server):
+    """pyorthanc clients of workbench and of Orthanc, both holding :data:`FILES`."""
+    orthanc.clear()
+    pair = Orthanc(fresh_server.url), Orthanc(orthanc.url)
+    for client in pair:
+        for path in FILES:
+            client.post_instances(path.read_bytes())
+    return pair
+
+
+def _comparable(resource: dict) -> dict:
+    """A resource's JSON without what differs between any two servers (reception times,
+    file UUIDs), metadata as the sorted names."""
+    kept = {k: v for k, v in resource.items() if k not in ("LastUpdate", "FileUuid")}
+    if "Metadata" in kept:
+        kept["Metadata"] = sorted(kept["Metadata"])
+    return kept
+
+
+def test_bulk_content_equals_orthanc(clients):
+    ours = clients[0]
+    patients, instances = ours.get_patients(), ours.get_instances()
+    mixed = [patients[0], instances[-1], "no-such-resource", *ours.get_series()[:1]]
+    bodies = [
+        {"Resources": mixed},
+        {"Resources": mixed, "Metadata": False},
+        *(
+            {"Resources": mixed, "Level": level}
+            for level in ("Patient", "Study", "Series", "Instance")
+        ),
+    ]
+    for body in bodies:
+        answers = [client.post_tools_bulk_content(json=body) for client in clients]
+        assert [a["ID"] for a in answers[0]] == [a["ID"] for a in answers[1]], body
+        for mine, orthancs in zip(*answers, strict=True):
+            mine, orthancs = _comparable(mine), _comparable(orthancs)
+            if "Metadata" in mine:
+                # The metadata we record is a subset of Orthanc's (no RemoteIP, no
+                # RemoteAET of a series...); LastUpdate at every level above instances.
+                names = set(mine.pop("Metadata"))
+                assert names <= set(orthancs.pop("Metadata"))
+                assert mine["Type"] == "Instance" or "LastUpdate" in names
+            assert mine == orthancs, body
+    for client in clients:
+        with pytest.raises(httpx.HTTPError, match="HTTP code: 400"):
+            client.post_tools_bulk_content(json={"Resources": "not a list"})
+
+
+def test_bulk_delete_equals_orthanc(clients):
+    ours = clients[0]
+    series, instances = ours.get_series(), ours.get_instances()
+    doomed = [series[0], instances[-1], "no-such-resource", series[0]]
+    for client in clients:
+        assert client.post_tools_bulk_delete(json={"Resources": doomed}) in ("", b"", None)
+        with pytest.raises(httpx.HTTPError, match="HTTP code: 400"):
+            client.post_tools_bulk_delete(json={"Resources": [1]})
+    for level in ("patients", "studies", "series", "instances"):
+        listed = [sorted(getattr(client, f"get_{level}")()) for client in clients]
+        assert listed[0] == listed[1], level
+    assert series[0] not in ours.get_series()
+
+
+def test_count_resources_agrees_with_find(clients):
+    ours, _ = clients
+    queries = [
+        ("Study", {}),
+        ("Series", {"Modality": "MR"}),
+        ("Instance", {"PatientName": "*"}),
+        ("Patient", {"PatientID": "none"}),
+    ]
+    for level, query in queries:
+        body = {"Level": level, "Query": query}
+        found = ours.post_tools_find(json=body)
+        assert ours.post_tools_count_resources(json=body) == {"Count": len(found)}
+    assert ours.post_tools_count_resources(json={"Level": "Series", "Query": {}})["Count"] == 4
+
+
+def test_requested_tags_come_from_the_index_or_the_files(clients):
+    ours, _ = clients
+    requested = ["StudyDate", "Manufacturer", "0018,0050", "PatientAge"]
+    answers = ours.post_tools_find(json={
+        "Level": "Series", "Query": {}, "Expand": True, "RequestedTags": requested})  # fmt: skip
+    assert len(answers) == 4
+    by_series = {str(pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID): p
+                 for p in FILES}  # fmt: skip
+    for answer in answers:
+        ds = pydicom.dcmread(by_series[answer["MainDicomTags"]["SeriesInstanceUID"]],
+                             stop_before_pixels=True)  # fmt: skip
+        expected = {}
+        for keyword in ("StudyDate", "Manufacturer", "SliceThickness", "PatientAge"):
+            if keyword in ds:
+                expected[keyword] = str(ds[keyword].value).strip()
+        tags = answer["RequestedTags"]
+        assert {k: str(v).strip() for k, v in tags.items()} == expected
+    # Without Expand, IDs only, as Orthanc.
+    ids = ours.post_tools_find(json={"Level": "Series", "Query": {}, "RequestedTags": requested})
+    assert sorted(ids) == sorted(a["ID"] for a in answers)
+
+
+@pytest.mark.parametrize("body", [
+    {"Level": "Study", "Query": {}, "RequestedTags": ["NoSuchKeyword"]},
+    {"Level": "Study", "Query": {}, "RequestedTags": "StudyDate"},
+    # Labels are not implemented: filtering by them must not answer everything.
+    {"Level": "Study", "Query": {}, "Labels": ["teaching"]},
+    {"Level": "Study", "Query": {}, "LabelsConstraint": "All"},
+])  # fmt: skip
+def test_find_refuses_what_it_cannot_honour(fresh_server, body):
+    client = Orthanc(fresh_server.url)
+    for call in (client.post_tools_find, client.post_tools_count_resources):
+        # A 400 whose Details name the field.
+        with pytest.raises(httpx.HTTPError, match=r"HTTP code: 400.*(RequestedTags|Labels)"):
+            call(json=body)
