@@ -126,9 +126,8 @@ def test_requested_tags_come_from_the_index_or_the_files(clients):
 @pytest.mark.parametrize("body", [
     {"Level": "Study", "Query": {}, "RequestedTags": ["NoSuchKeyword"]},
     {"Level": "Study", "Query": {}, "RequestedTags": "StudyDate"},
-    # Labels are not implemented: filtering by them must not answer everything.
-    {"Level": "Study", "Query": {}, "Labels": ["teaching"]},
-    {"Level": "Study", "Query": {}, "LabelsConstraint": "All"},
+    {"Level": "Study", "Query": {}, "Labels": ["not a label"]},
+    {"Level": "Study", "Query": {}, "Labels": ["teaching"], "LabelsConstraint": "Most"},
 ])  # fmt: skip
 def test_find_refuses_what_it_cannot_honour(fresh_server, body):
     client = Orthanc(fresh_server.url)

@@ -101,6 +101,17 @@ exports = sa.Table(
     sa.Column("sop_instance_uid", sa.Text, nullable=True),
 )
 
+#: Labels of resources (Orthanc 1.12): a resource is named by its level and its row's key,
+#: so deleting the row deletes its labels in the same transaction (see ``writes``).
+labels = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("resource_type", sa.String(16), primary_key=True),
+    sa.Column("resource_pk", sa.Integer, primary_key=True),
+    sa.Column("label", sa.String(64), primary_key=True),
+    sa.Index("ix_labels_label", "label"),
+)
+
 #: Running totals so /statistics and recycling never scan the instance table.
 totals = sa.Table(
     "totals",

@@ -30,6 +30,7 @@ from ..stability import StabilityMonitor
 from ..store import FileStore, StoreLock
 from ..tags import normalize_level
 from . import exports, reads, views
+from . import labels as label_rows
 from .find import find_statement, searchable_keywords
 from .writes import Writer, _now
 
@@ -296,6 +297,29 @@ class Index:
     def set_protected(self, patient_id: str, protected: bool) -> None:
         """Protect a patient from recycling (or remove the protection)."""
         self._writer.set_protected(patient_id, protected)
+
+    def add_label(self, level: str, public_id: str, label: str) -> None:
+        """Give a resource a label (Orthanc 1.12); a 400 for an invalid label."""
+        self._writer.set_label(normalize_level(level), public_id, label, True)
+
+    def remove_label(self, level: str, public_id: str, label: str) -> None:
+        """Take a label off a resource (nothing happens if it did not have it)."""
+        self._writer.set_label(normalize_level(level), public_id, label, False)
+
+    def labels(self, level: str | None = None, public_id: str | None = None) -> list[str]:
+        """The labels of one resource, or with no resource every label in use, sorted."""
+        with self.engine.connect() as conn:
+            if public_id is None:
+                return label_rows.every_label(conn)
+            return label_rows.of_resource(conn, normalize_level(level), public_id)
+
+    def with_labels(self, level: str, public_ids: list[str], wanted: list[str],
+                    constraint: str = "All") -> list[str]:  # fmt: skip
+        """Those of ``public_ids`` having all (``"All"``), any (``"Any"``) or none
+        (``"None"``) of the ``wanted`` labels, order kept."""
+        with self.engine.connect() as conn:
+            return label_rows.matching(conn, normalize_level(level), public_ids, wanted,
+                                       constraint)  # fmt: skip
 
     def is_protected(self, patient_id: str) -> bool:
         """Whether a patient is protected from recycling."""

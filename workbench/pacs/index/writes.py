@@ -32,7 +32,7 @@ from ..schema import studies as studies_table
 from ..stability import Resource
 from ..store import FileStore
 from ..tags import IDENTIFIER, LEVELS, stored_tags
-from . import reads, views
+from . import labels, reads, views
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +462,11 @@ class Writer:
         self._add_total(conn, reads.DISK_SIZE, -freed)
         return files
 
-    # -- protection, totals, change log ---------------------------------------------------
+    # -- labels, protection, totals, change log -------------------------------------------
+    def set_label(self, level: str, public_id: str, label: str, present: bool) -> None:
+        with self.writing() as conn:
+            (labels.add if present else labels.remove)(conn, level, public_id, label)
+
     def set_protected(self, patient_id: str, protected: bool) -> None:
         with self.writing() as conn:
             reads.row(conn, "Patient", patient_id)
@@ -507,6 +511,7 @@ class Writer:
 
 def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
     table = TABLES[level]
+    labels.delete_rows(conn, level, pks)
     for chunk in reads.chunks(pks):
         conn.execute(table.delete().where(table.c.pk.in_(chunk)))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from ..dicomjson import dataset_to_json
 from ..errors import BadRequestError
 from ..index import Index
+from ..index.labels import CONSTRAINTS, check_label
 from .deps import (
     MAX_INT_ARG,
     TEXT,
@@ -49,6 +50,24 @@ class FindRequest:
     limit: int | None
     since: int | None
     requested_tags: list[str]
+    #: ``Labels`` and ``LabelsConstraint`` (Orthanc 1.12): ``All``, ``Any`` or ``None``.
+    labels: list[str] = field(default_factory=list)
+    labels_constraint: str = "All"
+
+    def ids(self, index: Index, *, paged: bool = True) -> list[str]:
+        """The IDs found (one page of them unless ``paged`` is false)."""
+        limit, since = (self.limit, self.since) if paged else (None, None)
+        if not self.labels:
+            return index.find(self.level, self.query, case_sensitive=self.case_sensitive,
+                              limit=limit, since=since)  # fmt: skip
+        # Labels filter the query's answers, then the page is taken, in creation order
+        # (which a limit, even the largest, asks of the index).
+        ordered = MAX_INT_ARG if limit or since else None
+        ids = index.find(self.level, self.query, case_sensitive=self.case_sensitive,
+                         limit=ordered)  # fmt: skip
+        ids = index.with_labels(self.level, ids, self.labels, self.labels_constraint)
+        start = since or 0
+        return ids[start:] if limit is None else ids[start:start + limit]
 
 
 def find_request(body: dict[str, Any]) -> FindRequest:
@@ -60,10 +79,6 @@ def find_request(body: dict[str, Any]) -> FindRequest:
     for key, value in query.items():
         if not isinstance(value, str):
             raise BadRequestError(f'Query value of "{key}" must be a string')
-    for name in UNSUPPORTED_FIND_FIELDS:
-        if name in body:
-            # Answering as if the field were absent would return resources it excludes.
-            raise BadRequestError(f'Field "{name}" is not supported: this server has no labels')
     # Orthanc's /tools/find matches without case unless asked ("CaseSensitive": true).
     case_sensitive = body.get("CaseSensitive", False)
     expand = body.get("Expand", False)
@@ -71,11 +86,19 @@ def find_request(body: dict[str, Any]) -> FindRequest:
         raise BadRequestError('"CaseSensitive" and "Expand" must be booleans')
     limit, since = _optional_int(body, "Limit"), _optional_int(body, "Since")
     requested = _keywords(body.get("RequestedTags", []))
-    return FindRequest(level, query, case_sensitive, expand, limit, since, requested)
-
-
-#: Fields of Orthanc 1.12's find this server refuses rather than silently ignores.
-UNSUPPORTED_FIND_FIELDS = ("Labels", "LabelsConstraint")
+    labels = body.get("Labels", [])
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise BadRequestError('Field "Labels" must be a list of labels')
+    for label in labels:
+        try:
+            check_label(label)
+        except BadRequestError as exc:
+            raise BadRequestError(f'Field "Labels": {exc}') from exc
+    constraint = body.get("LabelsConstraint", "All")
+    if constraint not in CONSTRAINTS:
+        raise BadRequestError(f'Field "LabelsConstraint" must be one of {", ".join(CONSTRAINTS)}')
+    return FindRequest(level, query, case_sensitive, expand, limit, since, requested,
+                       labels, constraint)  # fmt: skip
 
 
 def _keywords(names: Any) -> list[str]:
@@ -143,8 +166,7 @@ async def find(request: Request) -> JSONResponse:
     index: Index = index_of(request)
 
     def run() -> list[Any]:
-        ids = index.find(spec.level, spec.query, case_sensitive=spec.case_sensitive,
-                         limit=spec.limit, since=spec.since)  # fmt: skip
+        ids = spec.ids(index)
         if not spec.expand:
             return ids
         resources = index.resources(spec.level, ids)
@@ -162,8 +184,7 @@ async def find(request: Request) -> JSONResponse:
 async def count_resources(request: Request) -> dict[str, int]:
     spec = find_request(await json_object(request))
     index: Index = index_of(request)
-    ids = await run_in_threadpool(index.find, spec.level, spec.query,
-                                  case_sensitive=spec.case_sensitive)  # fmt: skip
+    ids = await run_in_threadpool(lambda: spec.ids(index, paged=False))
     return {"Count": len(ids)}
 
 
