@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -44,8 +43,6 @@ _TOUCHED_AT = {
     level: sa.select(table.c.last_update_ts).where(table.c.public_id == sa.bindparam("public_id"))
     for level, table in TABLES.items()
 }
-#: Seconds of disagreement tolerated between the stability clock and the stored timestamps.
-_CLOCK_SLACK = 0.05
 # What ingesting an instance needs to know before writing, in one statement rather than five:
 # whether the instance and its parents exist (their keys), and the next recycling order.
 _LOOKUP = sa.select(
@@ -101,6 +98,9 @@ class Writer:
         self.config = config
         self._on_new_instance = on_new_instance
         self._lock = threading.RLock()
+        # The last_update_ts this process wrote on each series, study and patient that is
+        # waiting to be announced stable (see announce_stable).
+        self._written_at: dict[Resource, float] = {}
 
     @contextmanager
     def writing(self) -> Iterator[sa.Connection]:
@@ -319,6 +319,8 @@ class Writer:
             },
         )
         new_changes.append(("NewInstance", "Instance", instance_id))
+        for resource in (("Series", series_id), ("Study", study_id), ("Patient", patient_id)):
+            self._written_at[resource] = now_ts
         self._add_total(conn, reads.DISK_SIZE, size)
         # Orthanc logs the instance first, then the new parents bottom-up.
         self._log_changes(conn, reversed(new_changes), now_text)
@@ -477,19 +479,19 @@ class Writer:
             )
 
     def announce_stable(self, resources: list[Resource]) -> None:
-        """Log ``Stable<Level>`` changes for the resources still indexed and left alone for
-        ``StableAge`` seconds.
+        """Log ``Stable<Level>`` changes for the resources still indexed whose last instance
+        came through this process.
 
         Another server on the same database may have given a resource instances since this
-        one last did: its row was touched more recently, that server will announce it, and
-        announcing it here would be early (and twice).
+        one last did: the row then carries that server's later timestamp, that server will
+        announce it, and announcing it here would be early (and twice).
         """
-        now = time.time()
         with self.writing() as conn:
             items = []
             for level, public_id in resources:
+                mine = self._written_at.pop((level, public_id), None)
                 touched = conn.execute(_TOUCHED_AT[level], {"public_id": public_id}).scalar()
-                if touched is not None and now - touched >= self.config.StableAge - _CLOCK_SLACK:
+                if touched is not None and (mine is None or touched <= mine):
                     items.append((f"Stable{level}", level, public_id))
             self._log_changes(conn, items, _now()[0])
 
