@@ -36,6 +36,9 @@ def test_labels_through_pyorthanc(pacs, sample_data):
     client.put_studies_id_labels_label(first["ParentStudy"], "teaching")  # twice: still one
     assert client.get_studies_id_labels(first["ParentStudy"]) == ["ct-2024", "teaching"]
     assert client.get_tools_labels() == ["ct-2024", "teaching"]
+    assert client.get_studies_id(first["ParentStudy"])["Labels"] == ["ct-2024", "teaching"]
+    expanded = client.get_series(params={"expand": True})
+    assert {s["ID"]: s["Labels"] for s in expanded}[third["ParentSeries"]] == ["teaching"]
 
     def found(labels, constraint=None):
         studies = pyorthanc.find_studies(client, labels=labels,

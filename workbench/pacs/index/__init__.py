@@ -350,8 +350,10 @@ class Index:
         level = normalize_level(level)
         with self.engine.connect() as conn:
             rows = reads.rows(conn, level, public_ids)
+            labels = label_rows.of_rows(conn, level, [row.pk for row in rows.values()])
+            stable_age = self.config.StableAge
             return [
-                views.resource(conn, level, rows[i], self.config.StableAge)
+                views.resource(conn, level, rows[i], stable_age, labels.get(rows[i].pk, []))
                 for i in public_ids
                 if i in rows
             ]

@@ -51,6 +51,17 @@ def of_resource(conn: sa.Connection, level: str, public_id: str) -> list[str]:
         labels.c.resource_type == level, labels.c.resource_pk == pk)).scalars())  # fmt: skip
 
 
+def of_rows(conn: sa.Connection, level: str, pks: list[int]) -> dict[int, list[str]]:
+    """Row key → sorted labels, for the rows of ``level`` that have any."""
+    found: dict[int, list[str]] = {}
+    for chunk in reads.chunks(pks):
+        query = sa.select(labels.c.resource_pk, labels.c.label).where(
+            labels.c.resource_type == level, labels.c.resource_pk.in_(chunk))
+        for pk, label in conn.execute(query):
+            found.setdefault(pk, []).append(label)
+    return {pk: sorted(names) for pk, names in found.items()}
+
+
 def every_label(conn: sa.Connection) -> list[str]:
     return sorted(conn.execute(sa.select(labels.c.label).distinct()).scalars())
 

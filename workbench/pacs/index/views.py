@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from ..recycle import MB
 from ..schema import CHILD, PARENT
 from ..tags import MAIN_TAGS, PLURAL
+from . import labels as label_rows
 from . import reads
 
 
@@ -28,11 +29,15 @@ def main_tags(level: str, row: Any) -> dict[str, str]:
     return {k: mapping[k] for k in sorted(MAIN_TAGS[level]) if mapping[k] is not None}
 
 
-def resource(conn: sa.Connection, level: str, row: Any, stable_age: float) -> dict[str, Any]:
+def resource(conn: sa.Connection, level: str, row: Any, stable_age: float,
+             labels: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """The JSON of ``GET /{level}/{id}``; a resource untouched for ``stable_age`` seconds
-    is stable."""
+    is stable. ``labels``: the resource's, when the caller read them for many rows."""
+    if labels is None:
+        labels = label_rows.of_rows(conn, level, [row.pk]).get(row.pk, [])
     result: dict[str, Any] = {
         "ID": row.public_id,
+        "Labels": labels,  # Orthanc 1.12
         "MainDicomTags": main_tags(level, row),
         "Type": level,
     }
