@@ -56,7 +56,8 @@ def of_rows(conn: sa.Connection, level: str, pks: list[int]) -> dict[int, list[s
     found: dict[int, list[str]] = {}
     for chunk in reads.chunks(pks):
         query = sa.select(labels.c.resource_pk, labels.c.label).where(
-            labels.c.resource_type == level, labels.c.resource_pk.in_(chunk))
+            labels.c.resource_type == level, labels.c.resource_pk.in_(chunk)
+        )
         for pk, label in conn.execute(query):
             found.setdefault(pk, []).append(label)
     return {pk: sorted(names) for pk, names in found.items()}
