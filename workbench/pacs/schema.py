@@ -112,6 +112,17 @@ labels = sa.Table(
     sa.Index("ix_labels_label", "label"),
 )
 
+#: User metadata of resources (Orthanc's indexes 1024 to 65535), with a revision per value.
+user_metadata = sa.Table(
+    "user_metadata",
+    metadata,
+    sa.Column("resource_type", sa.String(16), primary_key=True),
+    sa.Column("resource_pk", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+)
+
 #: Running totals so /statistics and recycling never scan the instance table.
 totals = sa.Table(
     "totals",

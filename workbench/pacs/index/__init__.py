@@ -31,6 +31,7 @@ from ..store import FileStore, StoreLock
 from ..tags import normalize_level
 from . import exports, reads, views
 from . import labels as label_rows
+from . import metadata as metadata_rows
 from .find import find_statement, searchable_keywords
 from .writes import Writer, _now
 
@@ -297,6 +298,28 @@ class Index:
     def set_protected(self, patient_id: str, protected: bool) -> None:
         """Protect a patient from recycling (or remove the protection)."""
         self._writer.set_protected(patient_id, protected)
+
+    def user_metadata(self, level: str, public_id: str) -> dict[str, tuple[str, int]]:
+        """Name → (value, revision) of a resource's user metadata (indexes 1024-65535)."""
+        with self.engine.connect() as conn:
+            return metadata_rows.values(conn, normalize_level(level), public_id)
+
+    def put_metadata(self, level: str, public_id: str, name: str, value: str,
+                     if_match: int | None = None) -> int:  # fmt: skip
+        """Store user metadata ``name``; return its revision (0, then one more per change).
+
+        Raises
+        ------
+        RevisionConflictError
+            ``if_match`` is not the stored revision.
+        """
+        return self._writer.put_metadata(normalize_level(level), public_id, name, value,
+                                         if_match)  # fmt: skip
+
+    def delete_metadata(self, level: str, public_id: str, name: str,
+                        if_match: int | None = None) -> None:  # fmt: skip
+        """Delete user metadata ``name`` (a 404 if the resource has none by that name)."""
+        self._writer.delete_metadata(normalize_level(level), public_id, name, if_match)
 
     def add_label(self, level: str, public_id: str, label: str) -> None:
         """Give a resource a label (Orthanc 1.12); a 400 for an invalid label."""

@@ -31,7 +31,7 @@ from ..schema import studies as studies_table
 from ..stability import Resource
 from ..store import FileStore
 from ..tags import IDENTIFIER, LEVELS, stored_tags
-from . import labels, reads, views
+from . import labels, metadata, reads, views
 
 log = logging.getLogger(__name__)
 
@@ -465,6 +465,16 @@ class Writer:
         return files
 
     # -- labels, protection, totals, change log -------------------------------------------
+    def put_metadata(self, level: str, public_id: str, name: str, value: str,
+                     if_match: int | None) -> int:  # fmt: skip
+        with self.writing() as conn:
+            return metadata.put(conn, level, public_id, name, value, if_match)
+
+    def delete_metadata(self, level: str, public_id: str, name: str,
+                        if_match: int | None) -> None:  # fmt: skip
+        with self.writing() as conn:
+            metadata.delete(conn, level, public_id, name, if_match)
+
     def set_label(self, level: str, public_id: str, label: str, present: bool) -> None:
         with self.writing() as conn:
             (labels.add if present else labels.remove)(conn, level, public_id, label)
@@ -514,6 +524,7 @@ class Writer:
 def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
     table = TABLES[level]
     labels.delete_rows(conn, level, pks)
+    metadata.delete_rows(conn, level, pks)
     for chunk in reads.chunks(pks):
         conn.execute(table.delete().where(table.c.pk.in_(chunk)))
 

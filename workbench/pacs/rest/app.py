@@ -14,7 +14,19 @@ from ..config import Config
 from ..index import Index
 from ..jobs import Jobs
 from ..ohif import dist_folder
-from . import bulk, instances, jobs, labels, pixels, resources, system, tagviews, tools, ui
+from . import (
+    bulk,
+    instances,
+    jobs,
+    labels,
+    metadata,
+    pixels,
+    resources,
+    system,
+    tagviews,
+    tools,
+    ui,
+)
 from .errors import install_error_handlers
 from .http import OrthancHttpMiddleware
 from .security import BasicAuthMiddleware, auth_required, check_config
@@ -65,7 +77,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.
     app.include_router(instances.router)
     app.include_router(pixels.router)
-    for router in [*resources.ROUTERS, *tagviews.ROUTERS, *labels.ROUTERS]:
+    for router in [*resources.ROUTERS, *tagviews.ROUTERS, *labels.ROUTERS, *metadata.ROUTERS]:
         app.include_router(router)
     app.include_router(dicomweb.router)
     app.include_router(dicomweb.uri_router)

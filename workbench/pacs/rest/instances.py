@@ -132,22 +132,6 @@ def get_header(instance_id: str, simplify: str | None = Query(None),
     return JSONResponse(dataset_to_json(ds.file_meta, form=form, meta=True))
 
 
-@router.get("/{instance_id}/metadata", summary="Metadata names (or values with ?expand)")
-def get_metadata(instance_id: str, expand: str | None = Query(None),
-                 index: Index = Depends(get_index)) -> Any:
-    info = {k: v for k, v in index.instance_info(instance_id).items() if v is not None}
-    info = {k: str(v) for k, v in info.items()}
-    return info if flag(expand) else sorted(info)
-
-
-@router.get("/{instance_id}/metadata/{name}", response_class=PlainTextResponse)
-def get_metadata_item(instance_id: str, name: str, index: Index = Depends(get_index)) -> str:
-    info = index.instance_info(instance_id)
-    if info.get(name) is None:
-        raise UnknownResourceError("Metadata", name)
-    return str(info[name])
-
-
 @router.get("/{instance_id}/content", summary="Tags at the top level, as gggg-eeee")
 def get_content_root(instance_id: str, index: Index = Depends(get_index)) -> list[str]:
     ds = _read(index, instance_id)
