@@ -142,6 +142,30 @@ function notebookButton(level, resource, context, features) {
   return [button, copy, code];
 }
 
+/** The resource's labels, each removable, and a field to add one (Orthanc 1.12 labels). */
+function labelsControl(level, resource) {
+  const path = `${PLURAL[level]}/${resource.ID}/labels`;
+  const chips = (resource.Labels || []).map((label) => {
+    const remove = h("button", { class: "chip", "data-action": "unlabel", "data-label": label,
+      title: `Remove the label ${label}`, "aria-label": `Remove the label ${label}` }, `${label} ✕`);
+    remove.addEventListener("click", () => perform(remove, async () => {
+      await call(`${path}/${encodeURIComponent(label)}`, { method: "DELETE" });
+      return `Label ${label} removed`;
+    }, redraw));
+    return remove;
+  });
+  const field = h("input", { name: "label", placeholder: "label", "aria-label": "New label",
+    size: 12, autocomplete: "off" });
+  const add = h("button", { "data-action": "label" }, "Add label");
+  add.addEventListener("click", () => perform(add, async () => {
+    const label = field.value.trim();
+    if (!label) throw new Error("type a label first");
+    await call(`${path}/${encodeURIComponent(label)}`, { method: "PUT", body: "" });
+    return `Label ${label} added`;
+  }, redraw));
+  return h("span", { class: "labels" }, chips, field, add);
+}
+
 /** The bar of actions over one resource's page. */
 export async function actionBar(level, resource, features, context = {}) {
   const plural = PLURAL[level];
@@ -160,6 +184,7 @@ export async function actionBar(level, resource, features, context = {}) {
       rel: "noopener", "data-action": "ohif" }, "Open in OHIF"));
   }
   items.push(await sendControl(level, resource, features));
+  items.push(labelsControl(level, resource));
   items.push(deleteButton(level, resource));
   const bar = h("div", { class: "actions", role: "toolbar", "aria-label": `${level} actions` }, items);
   const notebook = notebookButton(level, resource, context, features);

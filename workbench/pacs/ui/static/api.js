@@ -47,7 +47,10 @@ export async function call(path, { method = "GET", body, json, params } = {}) {
   return type.includes("json") && text ? JSON.parse(text) : text;
 }
 
-/** Orthanc's /tools/find at one level, expanded, at most ``limit`` answers. */
-export function find(level, query, limit) {
-  return call("tools/find", { method: "POST", json: { Level: level, Query: query, Expand: true, Limit: limit } });
+/** Orthanc's /tools/find at one level, expanded, at most ``limit`` answers; with ``labels``,
+ * only the resources that have all of them. */
+export function find(level, query, limit, labels) {
+  const json = { Level: level, Query: query, Expand: true, Limit: limit };
+  if (labels && labels.length) Object.assign(json, { Labels: labels, LabelsConstraint: "All" });
+  return call("tools/find", { method: "POST", json });
 }

@@ -16,6 +16,7 @@ const SEARCH_FIELDS = [
   ["DateTo", "to", "date"],
   ["Modality", "Modality", "text"],
   ["StudyDescription", "Description", "text"],
+  ["Label", "Label", "text"],
 ];
 
 function tags(resource) {
@@ -83,6 +84,7 @@ function studiesTable(studies) {
     ["Description", (s) => tags(s).StudyDescription || ""],
     ["Accession", (s) => tags(s).AccessionNumber || ""],
     ["Series", (s) => s.Series.length],
+    ["Labels", (s) => (s.Labels || []).join(", ")],
   ], studies, {
     onRow: (s) => { window.location.hash = `#/studies/${s.ID}`; },
     className: "list studies", empty: "No study matches.",
@@ -105,7 +107,8 @@ export async function showPatients(content) {
   const values = Object.fromEntries(params);
   content.append(h("h1", {}, "Browse"), searchForm(values));
   if (params.size) {
-    const studies = await find("Study", studyQuery(values), LIST_LIMIT + 1);
+    const labels = values.Label ? [values.Label.trim()] : undefined;
+    const studies = await find("Study", studyQuery(values), LIST_LIMIT + 1, labels);
     const total = studies.length > LIST_LIMIT ? Infinity : studies.length;
     content.append(h("h2", {}, counted(Math.min(studies.length, LIST_LIMIT), "study", "studies", total)),
       studiesTable(studies.slice(0, LIST_LIMIT)));
