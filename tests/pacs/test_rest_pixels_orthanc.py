@@ -63,6 +63,17 @@ def test_pixels_equal_orthancs(both):
                 assert difference <= TOLERANCE, where
 
 
+def test_series_numpy(both):
+    for series in requests.get(both["orthanc"] + "/series", timeout=30).json():
+        for query in ("", "?rescale=0"):
+            ours, theirs = (requests.get(f"{url}/series/{series}/numpy{query}", timeout=60)
+                            for url in both.values())  # fmt: skip
+            assert ours.status_code == theirs.status_code == 200
+            mine, their = decoded(ours, "numpy"), decoded(theirs, "numpy")
+            assert (mine.shape, mine.dtype) == (their.shape, their.dtype)
+            assert np.abs(mine.astype(float) - their.astype(float)).max() <= TOLERANCE
+
+
 def test_image_formats_by_accept(both):
     instance = requests.get(both["ours"] + "/instances", timeout=30).json()[0]
     for accept, kind in [("image/jpeg", "image/jpeg"), ("*/*", "image/png"),

@@ -77,6 +77,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.
     app.include_router(instances.router)
     app.include_router(pixels.router)
+    app.include_router(pixels.series_router)
     for router in [*resources.ROUTERS, *tagviews.ROUTERS, *labels.ROUTERS, *metadata.ROUTERS]:
         app.include_router(router)
     app.include_router(dicomweb.router)

@@ -27,6 +27,7 @@ from .deps import flag, get_index
 from .instances import frame_count
 
 router = APIRouter(prefix="/instances", tags=["instances"])
+series_router = APIRouter(prefix="/series", tags=["series"])
 
 #: Range of each ``image-*`` route's values (Orthanc clamps the stored values to it).
 INTEGER_IMAGES = {"image-uint8": np.uint8, "image-uint16": np.uint16, "image-int16": np.int16}
@@ -251,14 +252,35 @@ def _modality_frame(path: Path, instance_id: str, frame: int, rescale: bool) -> 
     return values if values.ndim == 3 else values[:, :, np.newaxis]
 
 
+def _instance_frames(index: Index, instance_id: str, path: Path, rescale: bool) -> list:
+    return [_modality_frame(path, instance_id, n, rescale)
+            for n in range(frame_count(index, instance_id))]  # fmt: skip
+
+
 @router.get("/{instance_id}/numpy", summary="Every frame as a NumPy array (.npy)")
 def instance_numpy(instance_id: str, compress: str | None = Query(None),
                    rescale: str | None = Query(None),
                    index: Index = Depends(get_index)) -> Response:  # fmt: skip
-    path = index.instance_path(instance_id)
+    frames = _instance_frames(index, instance_id, index.instance_path(instance_id),
+                              rescale is None or flag(rescale))  # fmt: skip
+    return _numpy_response(np.stack(frames), flag(compress))
+
+
+@series_router.get(
+    "/{series_id}/numpy", summary="Every frame of every instance, in series order (.npy)"
+)
+def series_numpy(series_id: str, compress: str | None = Query(None),
+                 rescale: str | None = Query(None),
+                 index: Index = Depends(get_index)) -> Response:  # fmt: skip
+    index.resource("Series", series_id)  # 404 before any work
     do_rescale = rescale is None or flag(rescale)
-    frames = [_modality_frame(path, instance_id, n, do_rescale)
-              for n in range(frame_count(index, instance_id))]  # fmt: skip
+    frames = [frame for instance_id, path in index.instance_files("Series", series_id)
+              for frame in _instance_frames(index, instance_id, path, do_rescale)]  # fmt: skip
+    if not frames:
+        raise BadRequestError(f"Series {series_id} has no stored instance")
+    if len({frame.shape for frame in frames}) > 1:
+        raise BadRequestError(f"The frames of series {series_id} differ in size: "
+                              "ask each instance's numpy")  # fmt: skip
     return _numpy_response(np.stack(frames), flag(compress))
 
 
