@@ -60,9 +60,10 @@ def bare_data_set(part10: bytes) -> bytes:
 def test_system_keys_and_version(both):
     answers = ask(both, "get", "/system")
     mine, theirs = answers["ours"].json(), answers["orthanc"].json()
-    # Orthanc 1.10's keys, plus MainDicomTags (1.11) and our own version in its own field.
+    # Orthanc 1.10's keys, plus MainDicomTags (1.11), HasLabels (1.12) and our own version.
     assert set(theirs) <= set(mine)
-    assert set(mine) - set(theirs) == {"MainDicomTags", "WorkbenchVersion"}
+    assert set(mine) - set(theirs) == {"MainDicomTags", "HasLabels", "WorkbenchVersion"}
+    assert mine["HasLabels"] is True
     assert mine["ApiVersion"] == theirs["ApiVersion"]
     version = tuple(int(part) for part in mine["Version"].split("."))
     assert len(version) == 3 and version >= (1, 10, 0)

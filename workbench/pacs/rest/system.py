@@ -45,7 +45,9 @@ def system(config: Config = Depends(get_config)) -> dict[str, Any]:
         "PluginsEnabled": False,
         "StorageAreaPlugin": None,
         "Version": ORTHANC_VERSION,
+        # Orthanc 1.11+: the main tags of each level, and whether labels can be used (1.12).
         "MainDicomTags": {level: main_dicom_tags_signature(level) for level in LEVELS},
+        "HasLabels": True,
         "WorkbenchVersion": __version__,
     }
 
