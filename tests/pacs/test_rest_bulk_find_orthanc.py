@@ -1,12 +1,18 @@
-"""``/tools/bulk-content``, ``/tools/bulk-delete``, ``/tools/count-resources`` and
+"""``/tools/bulk-content``, ``/tools/bulk-delete``, ``/tools/create-archive``,
+``/tools/create-media(-extended)``, ``/tools/count-resources`` and
 ``/tools/find``'s ``RequestedTags``, driven by pyorthanc against workbench and, for what
-Orthanc 1.10 has (bulk content and delete), against a real Orthanc with the same files.
+Orthanc 1.10 has (bulk content and delete, archives, media), against a real Orthanc with
+the same files.
 
 ``count-resources`` (1.12.5) and ``RequestedTags`` (1.11) are newer than the Orthanc
 installed: they are checked against ``/tools/find`` and the files themselves.
 """
 
 from __future__ import annotations
+
+import io
+import time
+import zipfile
 
 import httpx
 import pydicom
@@ -136,3 +142,52 @@ def test_find_refuses_what_it_cannot_honour(fresh_server, body):
         # A 400 whose Details name the field.
         with pytest.raises(httpx.HTTPError, match=r"HTTP code: 400.*(RequestedTags|Labels)"):
             call(json=body)
+
+
+def _zip_uids(data: bytes) -> list[str]:
+    """SOPInstanceUIDs of the DICOM files of a ZIP (its DICOMDIR left out), sorted."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        datasets = [pydicom.dcmread(io.BytesIO(archive.read(name)), stop_before_pixels=True)
+                    for name in archive.namelist()]  # fmt: skip
+    return sorted(str(ds.SOPInstanceUID) for ds in datasets if "SOPInstanceUID" in ds)
+
+
+def test_create_archive_and_media_hold_what_orthancs_hold(clients):
+    ours = clients[0]
+    study, series = ours.get_studies()[0], ours.get_series()[-1]
+    instance = ours.get_instances()[0]
+    bodies = [[study, series], {"Resources": [series, instance, series]}, {"Resources": []}]
+    for route in ("create_archive", "create_media", "create_media_extended"):
+        for body in bodies:
+            answers = [getattr(client, f"post_tools_{route}")(json=body) for client in clients]
+            mine, theirs = (_zip_uids(answer) for answer in answers)
+            if route == "create_archive":
+                assert mine == theirs, body
+            else:  # media leave out what pydicom's DICOMDIR cannot describe (enhanced MR)
+                assert set(mine) <= set(theirs) and bool(mine) == bool(theirs), (route, body)
+        for client in clients:
+            for bad, status in [({"Resources": "x"}, 400), ([study, "no-such-id"], 404)]:
+                with pytest.raises(httpx.HTTPError, match=f"HTTP code: {status}"):
+                    getattr(client, f"post_tools_{route}")(json=bad)
+    # The DICOMDIR of the media lists every instance.
+    media = ours.post_tools_create_media(json=[study])
+    with zipfile.ZipFile(io.BytesIO(media)) as archive:
+        dicomdir = pydicom.dcmread(io.BytesIO(archive.read("DICOMDIR")))
+    records = [r for r in dicomdir.DirectoryRecordSequence if r.DirectoryRecordType == "IMAGE"]
+    assert len(records) == len(_zip_uids(media)) > 0
+
+
+def test_create_archive_as_a_job(clients):
+    ours = clients[0]
+    job = ours.post_tools_create_archive(json={"Resources": ours.get_series(),
+                                               "Asynchronous": True})  # fmt: skip
+    for _ in range(200):
+        state = ours.get_jobs_id(job["ID"])
+        if state["State"] in ("Success", "Failure"):
+            break
+        time.sleep(0.05)
+    assert state["State"] == "Success" and state["Type"] == "Archive"
+    assert state["Content"]["InstancesCount"] == len(FILES)
+    assert _zip_uids(ours.get_jobs_id_key(job["ID"], "archive")) == _zip_uids(
+        ours.post_tools_create_archive(json=ours.get_series())
+    )

@@ -34,8 +34,13 @@ def write_archive(index: Index, level: str, public_id: str, destination: Path) -
     ``Patient ID Name/Accession Description/Modality Number Description/MODALITY000001.dcm``.
     Returns the number of files written.
     """
-    level = normalize_level(level)
-    files = index.instance_files(level, public_id)
+    return write_archive_of(index, [(level, public_id)], destination)
+
+
+def write_archive_of(index: Index, resources: list[tuple[str, str]], destination: Path) -> int:
+    """:func:`write_archive` of several resources ``(level, ID)`` of any levels, each
+    instance once."""
+    files = _instance_files(index, resources)
     count = 0
     folders: dict[str, tuple[str, str]] = {}  # series ID -> (folder, modality)
     numbers: dict[str, int] = {}
@@ -49,6 +54,15 @@ def write_archive(index: Index, level: str, public_id: str, destination: Path) -
             archive.write(path, f"{folder}/{modality[:2].upper()}{numbers[series_id]:06d}.dcm")
             count += 1
     return count
+
+
+def _instance_files(index: Index, resources: list[tuple[str, str]]) -> list[tuple[str, Path]]:
+    """The files of every instance under the resources, each once, in the order met."""
+    files: dict[str, Path] = {}
+    for level, public_id in resources:
+        for instance_id, path in index.instance_files(normalize_level(level), public_id):
+            files.setdefault(instance_id, path)
+    return list(files.items())
 
 
 def _series_folder(index: Index, series_id: str) -> tuple[str, str]:
@@ -76,11 +90,16 @@ def write_media(index: Index, level: str, public_id: str, destination: Path) -> 
     Instances of a kind DICOMDIR cannot describe are left out and logged.
     Returns the number of instances on the media.
     """
-    level = normalize_level(level)
+    return write_media_of(index, [(level, public_id)], destination)
+
+
+def write_media_of(index: Index, resources: list[tuple[str, str]], destination: Path) -> int:
+    """:func:`write_media` of several resources ``(level, ID)`` of any levels, each instance
+    once."""
     fileset = FileSet()
     fileset.ID = "WORKBENCH"
     added = 0
-    for instance_id, path in index.instance_files(level, public_id):
+    for instance_id, path in _instance_files(index, resources):
         try:
             ds = pydicom.dcmread(path)
             # A value pydicom cannot encode must fail here: inside add() it would leave a

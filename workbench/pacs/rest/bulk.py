@@ -1,11 +1,14 @@
-"""``/tools/bulk-content`` and ``/tools/bulk-delete``: many resources of any level at once.
+"""Many resources of any level at once: ``/tools/bulk-content``, ``/tools/bulk-delete``,
+``/tools/create-archive`` and ``/tools/create-media(-extended)``.
 
-Both take Orthanc's body ``{"Resources": [id, ...]}``; IDs of any level may be mixed, and
-IDs the index does not hold are skipped, as Orthanc does.
+They take Orthanc's body ``{"Resources": [id, ...]}`` (the ZIP routes also a bare list);
+IDs of any level may be mixed. The bulk routes skip IDs the index does not hold, as Orthanc
+does; the ZIP routes answer 404 for them.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,10 +16,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import BadRequestError, UnknownResourceError
+from ..export import write_archive_of, write_media_of
 from ..index import Index
 from ..schema import CHILD
 from ..tags import LEVELS
-from .deps import body_doc, index_of, json_object, level_arg
+from .deps import body_doc, index_of, json_body, json_object, level_arg
+from .resources import zip_now_or_as_job
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -125,3 +130,59 @@ async def post_bulk_delete(request: Request) -> Response:
     ids = resource_ids(await json_object(request))
     await run_in_threadpool(bulk_delete, index_of(request), ids)
     return Response(status_code=200, media_type="text/plain")  # empty, as Orthanc answers
+
+
+def _zip_resources(index: Index, body: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The options and ``(level, ID)`` resources of a create-archive/media body."""
+    options = body if isinstance(body, dict) else {}
+    ids = body.get("Resources") if isinstance(body, dict) else body
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequestError("Expected a list of strings (Orthanc identifiers)")
+    resources = []
+    for public_id in ids:
+        level = level_of(index, public_id)
+        if level is None:
+            raise UnknownResourceError("Resource", public_id)
+        resources.append((level, public_id))
+    return options, resources
+
+
+async def _create_zip(request: Request, write: Any, job_type: str) -> Any:
+    index: Index = index_of(request)
+    body = await json_body(request)
+    options, resources = await run_in_threadpool(_zip_resources, index, body)
+    fill = partial(write, index, resources)
+    return await zip_now_or_as_job(request, options, fill, "archive.zip", job_type)
+
+
+ZIP_BODY = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "string"}},
+        {"type": "object", "required": ["Resources"],
+         "properties": {"Resources": {"type": "array", "items": {"type": "string"}},
+                        "Asynchronous": {"type": "boolean"}}},
+    ]
+}  # fmt: skip
+
+
+@router.post(
+    "/create-archive",
+    summary="ZIP of the files of many resources (or an Archive job)",
+    openapi_extra=body_doc("application/json", ZIP_BODY, "Resources of any level"),
+)
+async def create_archive(request: Request) -> Any:
+    return await _create_zip(request, write_archive_of, "Archive")
+
+
+@router.post(
+    "/create-media",
+    summary="DICOMDIR media ZIP of many resources (or a Media job)",
+    openapi_extra=body_doc("application/json", ZIP_BODY, "Resources of any level"),
+)
+@router.post(
+    "/create-media-extended",
+    summary="DICOMDIR media ZIP of many resources (the same DICOMDIR as create-media)",
+    openapi_extra=body_doc("application/json", ZIP_BODY, "Resources of any level"),
+)
+async def create_media(request: Request) -> Any:
+    return await _create_zip(request, write_media_of, "Media")

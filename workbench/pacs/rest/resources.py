@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,14 @@ from .jobs import asynchronous, now_or_as_job
 SINGULAR = {"Patient": "patient", "Study": "study", "Series": "series", "Instance": "instance"}
 
 
-def _zip_response(write: Callable[[Index, str, str, Path], Any], index: Index, level: str,
-                  resource_id: str, filename: str) -> FileResponse:
-    """A ZIP that ``write(index, level, resource_id, path)`` fills in a temporary file, which
-    is deleted once sent (or at once if writing fails)."""
-    index.resource(level, resource_id)  # 404 before any work
+def zip_response(fill: Callable[[Path], Any], filename: str) -> FileResponse:
+    """A ZIP that ``fill(path)`` writes in a temporary file, which is deleted once sent (or
+    at once if writing fails)."""
     fd, name = tempfile.mkstemp(suffix=".zip", prefix="workbench-")
     os.close(fd)
     path = Path(name)
     try:
-        write(index, level, resource_id, path)
+        fill(path)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -48,23 +47,20 @@ def _zip_response(write: Callable[[Index, str, str, Path], Any], index: Index, l
                         background=BackgroundTask(path.unlink, missing_ok=True))
 
 
-async def _zip_now_or_as_job(request: Request, write: Callable[[Index, str, str, Path], Any],
-                             level: str, resource_id: str, filename: str) -> Any:  # fmt: skip
-    """The ZIP now, or with ``"Asynchronous": true`` a job (``Archive`` or ``Media``) whose
-    output ``archive`` is the ZIP, as Orthanc's ``POST .../archive`` and ``.../media``."""
-    index: Index = index_of(request)
-    body = await json_object(request, required=False)
-    index.resource(level, resource_id)  # 404 before any work
+async def zip_now_or_as_job(request: Request, body: dict[str, Any], fill: Callable[[Path], int],
+                            filename: str, job_type: str) -> Any:  # fmt: skip
+    """The ZIP ``fill(path)`` writes (returning its instance count) now, or with
+    ``"Asynchronous": true`` a job (``Archive`` or ``Media``) whose output ``archive`` is the
+    ZIP, as Orthanc's ``POST .../archive``, ``.../media`` and ``/tools/create-*``."""
     if not asynchronous(body):
-        return await run_in_threadpool(_zip_response, write, index, level, resource_id,
-                                       filename)  # fmt: skip
+        return await run_in_threadpool(zip_response, fill, filename)
 
     def make(job: Job) -> dict[str, Any]:
         fd, name = tempfile.mkstemp(suffix=".zip", prefix="workbench-job-")
         os.close(fd)
         path = Path(name)
         try:
-            count = write(index, level, resource_id, path)
+            count = fill(path)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -73,8 +69,17 @@ async def _zip_now_or_as_job(request: Request, write: Callable[[Index, str, str,
         return {"ArchiveSize": str(size), "ArchiveSizeMB": size // 2**20,
                 "Description": "REST API", "InstancesCount": count}  # fmt: skip
 
-    job_type = "Media" if write is write_media else "Archive"
     return await now_or_as_job(request, body, job_type, make)
+
+
+async def _resource_zip(request: Request, write: Callable[[Index, str, str, Path], int],
+                        level: str, resource_id: str, filename: str) -> Any:  # fmt: skip
+    index: Index = index_of(request)
+    body = await json_object(request, required=False)
+    index.resource(level, resource_id)  # 404 before any work
+    job_type = "Media" if write is write_media else "Archive"
+    return await zip_now_or_as_job(request, body, partial(write, index, level, resource_id),
+                                   filename, job_type)  # fmt: skip
 
 
 ANONYMIZE_BODY = {
@@ -119,20 +124,24 @@ def level_router(level: str) -> APIRouter:
 
     @router.get("/{resource_id}/archive", summary="ZIP of every file")
     def archive(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
-        return _zip_response(write_archive, index, level, resource_id, f"{resource_id}.zip")
+        index.resource(level, resource_id)  # 404 before any work
+        fill = partial(write_archive, index, level, resource_id)
+        return zip_response(fill, f"{resource_id}.zip")
 
     @router.get("/{resource_id}/media", summary="ZIP with a DICOMDIR (PS3.10 media)")
     def media(resource_id: str, index: Index = Depends(get_index)) -> FileResponse:
-        return _zip_response(write_media, index, level, resource_id, f"{resource_id}-media.zip")
+        index.resource(level, resource_id)  # 404 before any work
+        fill = partial(write_media, index, level, resource_id)
+        return zip_response(fill, f"{resource_id}-media.zip")
 
     @router.post("/{resource_id}/archive", summary="ZIP of every file (or an Archive job)")
     async def archive_job(resource_id: str, request: Request) -> Any:
-        return await _zip_now_or_as_job(request, write_archive, level, resource_id,
+        return await _resource_zip(request, write_archive, level, resource_id,
                                         f"{resource_id}.zip")  # fmt: skip
 
     @router.post("/{resource_id}/media", summary="DICOMDIR media ZIP (or a Media job)")
     async def media_job(resource_id: str, request: Request) -> Any:
-        return await _zip_now_or_as_job(request, write_media, level, resource_id,
+        return await _resource_zip(request, write_media, level, resource_id,
                                         f"{resource_id}-media.zip")  # fmt: skip
 
     @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)",
