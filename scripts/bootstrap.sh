@@ -27,13 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: cannot install ${missing[*]} (not root, no sudo); peer tests will fail" >&2
   fi
 fi
-# The Debian orthanc package starts a system-wide server on 4242/8042; the project starts its
-# own Orthanc on free ports, so the packaged service is not needed.
-if command -v service >/dev/null 2>&1 && pgrep -x Orthanc >/dev/null 2>&1; then
-  service orthanc stop >/dev/null 2>&1 || true
+# Installing the Debian orthanc package starts a system-wide server on 4242/8042, and the
+# postgresql package its cluster on 5432; the project starts its own peers on free ports, so
+# the services this run just installed are stopped again. Nothing else is touched: not a
+# service the machine already ran, and never another Orthanc (`service orthanc stop` would
+# stop every Orthanc process, other test sessions' included), only the service's own pid.
+just_installed=" ${missing[*]:-} "
+if [[ $just_installed == *" orthanc "* ]] && [ -s /run/orthanc.pid ]; then
+  kill "$(cat /run/orthanc.pid)" 2>/dev/null || true
 fi
-# Likewise the postgresql package's own cluster on 5432: the tests start a throwaway one.
-if command -v service >/dev/null 2>&1 && pgrep -f "postgresql/.*/main" >/dev/null 2>&1; then
+if [[ $just_installed == *" postgresql "* ]] && command -v service >/dev/null 2>&1; then
   service postgresql stop >/dev/null 2>&1 || true
 fi
 
