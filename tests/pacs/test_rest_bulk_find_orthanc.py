@@ -144,6 +144,15 @@ def test_find_refuses_what_it_cannot_honour(fresh_server, body):
             call(json=body)
 
 
+@pytest.mark.parametrize("level", [{}, [], 3, None])
+def test_a_level_that_is_not_text_is_a_400(fresh_server, level):
+    for route in ("/tools/bulk-content", "/tools/find"):
+        body = {"Resources": [], "Level": level, "Query": {}}
+        answer = httpx.post(fresh_server.url + route, json=body, timeout=30)
+        assert answer.status_code == 400, (route, answer.text)
+        assert "Level" in answer.text or "level" in answer.json()["Details"]
+
+
 def _zip_uids(data: bytes) -> list[str]:
     """SOPInstanceUIDs of the DICOM files of a ZIP (its DICOMDIR left out), sorted."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:

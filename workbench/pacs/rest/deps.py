@@ -72,6 +72,8 @@ async def json_object(request: Request, *, required: bool = True) -> dict[str, A
 
 def level_arg(name: str) -> str:
     """A level name (``Patient``, ``studies``...) in its canonical form, or a 400."""
+    if not isinstance(name, str):
+        raise BadRequestError(f"A level must be a string such as \"Study\", not {name!r}")
     try:
         return normalize_level(name)
     except ValueError as exc:
