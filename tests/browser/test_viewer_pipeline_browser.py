@@ -15,6 +15,7 @@ from PIL import Image
 
 from tests.browser.conftest import new_page, open_and_run, wait_for_viewer
 from workbench.io import display, open_series
+from workbench.widgets.viewport_view import MOVE_INTERVAL_MS
 
 pytestmark = pytest.mark.browser
 
@@ -97,8 +98,10 @@ def test_settled_pixels_are_exact_after_a_fast_drag(viewer_page, chest_ct, artif
     page.mouse.move(x, y)
     page.mouse.down()
     moves = 80
+    started = time.monotonic()
     for step in range(1, moves + 1):  # as fast as the browser takes them
         page.mouse.move(x + 3 * step, y + step)
+    dragged = time.monotonic() - started
     page.mouse.up()
     page.wait_for_function(
         "t => document.querySelector('.wb-test-state').textContent !== t",
@@ -126,8 +129,14 @@ def test_settled_pixels_are_exact_after_a_fast_drag(viewer_page, chest_ct, artif
     after = state(page)
     assert after["window"] != before["window"]
     sent = after["sent"] - before["sent"]
-    # The frames were paced: fewer than the moves, the ones during the drag cheaper.
-    assert sent < moves, f"{sent} frames for {moves} moves: every move was drawn"
+    # The frames were paced: moves reach the kernel at most once per move interval, each
+    # makes at most one frame, plus the exact one at the release; the ones during the drag
+    # are cheaper. (On a loaded machine the browser itself takes the moves slowly.)
+    paced = int(dragged * 1000 / MOVE_INTERVAL_MS) + 3
+    assert sent <= min(paced, moves + 1), (
+        f"{sent} frames for {moves} moves in {dragged:.2f} s: more than one per "
+        f"{MOVE_INTERVAL_MS} ms"
+    )
     assert after["previews"] > before["previews"], "no cheaper frame was sent while dragging"
 
 
