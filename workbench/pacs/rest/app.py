@@ -15,6 +15,7 @@ from ..index import Index
 from ..jobs import Jobs
 from ..ohif import dist_folder
 from . import (
+    attachments,
     bulk,
     instances,
     jobs,
@@ -78,7 +79,13 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.include_router(instances.router)
     app.include_router(pixels.router)
     app.include_router(pixels.series_router)
-    for router in [*resources.ROUTERS, *tagviews.ROUTERS, *labels.ROUTERS, *metadata.ROUTERS]:
+    for router in [
+        *resources.ROUTERS,
+        *tagviews.ROUTERS,
+        *labels.ROUTERS,
+        *metadata.ROUTERS,
+        *attachments.ROUTERS,
+    ]:
         app.include_router(router)
     app.include_router(dicomweb.router)
     app.include_router(dicomweb.uri_router)
@@ -100,7 +107,6 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
 
         app.include_router(ohif_router(ohif_dist))
     if auth_required(config):
-        app.add_middleware(BasicAuthMiddleware, users=config.RegisteredUsers,
-                           realm=config.Name)
+        app.add_middleware(BasicAuthMiddleware, users=config.RegisteredUsers, realm=config.Name)
     app.add_middleware(OrthancHttpMiddleware)  # outermost: paths as Orthanc reads them
     return app

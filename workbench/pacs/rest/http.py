@@ -19,6 +19,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import BadRequestError
+from .errors import error_content
 
 #: Methods a client may fake (Orthanc accepts these two only).
 OVERRIDABLE = {"PUT", "DELETE"}
@@ -110,9 +111,7 @@ def _inflating(receive: Receive) -> Receive:
 
 
 async def _bad_request(scope: Scope, send: Send, details: str) -> None:
-    body = json.dumps({"Details": details, "HttpError": "Bad Request", "HttpStatus": 400,
-                       "Message": "Bad Request", "Method": scope["method"],
-                       "Uri": scope["path"]}).encode()  # fmt: skip
+    body = json.dumps(error_content(scope["method"], scope["path"], 400, details)).encode()
     await send({"type": "http.response.start", "status": 400,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})  # fmt: skip

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Config
+from .errors import error_content
 
 
 def auth_required(config: Config) -> bool:
@@ -87,8 +89,8 @@ class BasicAuthMiddleware:
         if credentials_valid(header, self.users):
             await self.app(scope, receive, send)
             return
-        body = (b'{"HttpError": "Unauthorized", "HttpStatus": 401, '
-                b'"Message": "Unauthorized", "Details": "HTTP basic authentication required"}')
+        body = json.dumps(error_content(scope["method"], scope["path"], 401,
+                                        "HTTP basic authentication required")).encode()
         await send({
             "type": "http.response.start",
             "status": 401,
