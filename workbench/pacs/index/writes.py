@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..stability import Resource
 from ..store import FileStore
 from ..tags import IDENTIFIER, LEVELS, stored_tags
 from . import labels, metadata, reads, views
+from .commits import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,20 @@ _ADD_TOTAL = (
     .where(totals.c.name == sa.bindparam("b_name"))
     .values(value=totals.c.value + sa.bindparam("delta"))
 )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One instance to index: its header, its durable file and where it came from."""
+
+    parsed: ParsedInstance
+    file_uuid: str
+    size: int
+    remote_aet: str | None
+    origin: str
+
+    def values(self) -> tuple[ParsedInstance, str, int, str | None, str]:
+        return self.parsed, self.file_uuid, self.size, self.remote_aet, self.origin
 
 
 def _now() -> tuple[str, float]:
@@ -98,6 +114,7 @@ class Writer:
         self.config = config
         self._on_new_instance = on_new_instance
         self._lock = threading.RLock()
+        self._group = GroupCommit(self._index_rows, self._lock)
         # The last_update_ts this process wrote on each series, study and patient that is
         # waiting to be announced stable (see announce_stable).
         self._written_at: dict[Resource, float] = {}
@@ -118,15 +135,15 @@ class Writer:
         remote_aet: str | None,
         origin: str,
     ) -> IngestResult:
-        """Make the file durable with ``commit``, then index it (the file first, always)."""
+        """Make the file durable with ``commit``, then index it (the file first, always).
+
+        The rows are committed with those of other instances arriving at the same time
+        (:class:`.commits.GroupCommit`); the result is returned once they are committed.
+        """
         # Duplicates are rare: they are detected inside the transaction, and the copy that
         # was stored for nothing is removed afterwards.
         file_uuid, size = commit()
-        try:
-            status, obsolete = self.index_instance(parsed, file_uuid, size, remote_aet, origin)
-        except BaseException:
-            self.store.remove(file_uuid)
-            raise
+        status, obsolete = self._group.submit(_Row(parsed, file_uuid, size, remote_aet, origin))
         return self._committed(parsed, file_uuid, status, obsolete)
 
     def store_batch(
@@ -141,32 +158,42 @@ class Writer:
         Should one item fail, the batch is indexed again item by item so the others are
         kept; the failed item's file is removed and its error returned in its place.
         """
+        rows = [_Row(parsed, file_uuid, size, remote_aet, origin)
+                for parsed, file_uuid, size in items]  # fmt: skip
+        results: list[IngestResult | PacsError] = []
+        for row, outcome in zip(rows, self._index_rows(rows), strict=True):
+            if isinstance(outcome, BaseException):
+                error = outcome if isinstance(outcome, PacsError) else PacsError(str(outcome))
+                results.append(error)
+            else:
+                results.append(self._committed(row.parsed, row.file_uuid, *outcome))
+        return results
+
+    def _index_rows(self, rows: list[_Row]) -> list[tuple[str, list[str]] | BaseException]:
+        """Insert the rows of files already durable in one transaction; ``(status, files to
+        delete)`` or the exception that refused it, per row.
+
+        Should one row fail, they are inserted again one by one so the others are kept;
+        the failed row's file is removed.
+        """
         try:
             with self.writing() as conn:
-                outcomes: list[tuple[str, list[str]] | PacsError] = [
-                    self._insert_instance(conn, parsed, file_uuid, size, remote_aet, origin)
-                    for parsed, file_uuid, size in items
-                ]
-        except Exception:
-            log.info("A batch of %d instances failed as a whole; indexing one by one", len(items))
-            outcomes = []
-            for parsed, file_uuid, size in items:
-                try:
-                    outcomes.append(
-                        self.index_instance(parsed, file_uuid, size, remote_aet, origin)
-                    )
-                except Exception as exc:
-                    log.exception("Cannot index %s", parsed.sop_instance_uid)
-                    self.store.remove(file_uuid)
-                    error = exc if isinstance(exc, PacsError) else PacsError(str(exc))
-                    outcomes.append(error)
-        results: list[IngestResult | PacsError] = []
-        for (parsed, file_uuid, _), outcome in zip(items, outcomes, strict=True):
-            if isinstance(outcome, PacsError):
-                results.append(outcome)
-            else:
-                results.append(self._committed(parsed, file_uuid, *outcome))
-        return results
+                return [self._insert_instance(conn, *row.values()) for row in rows]
+        except Exception as exc:
+            if len(rows) == 1:
+                self.store.remove(rows[0].file_uuid)
+                return [exc]
+            log.info("A group of %d instances failed as a whole; indexing one by one", len(rows))
+        outcomes: list[tuple[str, list[str]] | BaseException] = []
+        for row in rows:
+            try:
+                outcomes.append(self.index_instance(*row.values()))
+            except Exception as exc:
+                if not isinstance(exc, PacsError):
+                    log.exception("Cannot index %s", row.parsed.sop_instance_uid)
+                self.store.remove(row.file_uuid)
+                outcomes.append(exc)
+        return outcomes
 
     def _committed(
         self, parsed: ParsedInstance, file_uuid: str, status: str, obsolete: list[str]
@@ -279,9 +306,7 @@ class Writer:
             ).inserted_primary_key[0]
             new_changes.append(("NewPatient", "Patient", patient_id))
         else:
-            conn.execute(
-                _TOUCH["Patient"], {"b_pk": patient_pk, "recycling_order": order, **stamp}
-            )
+            conn.execute(_TOUCH["Patient"], {"b_pk": patient_pk, "recycling_order": order, **stamp})
         parent_pk = patient_pk
         for level, public_id, pk in (
             ("Study", study_id, study_pk),
