@@ -64,6 +64,9 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def _postgresql_engine(url: str) -> sa.Engine:
+    # Commits stay synchronous here, unlike SQLite's: PostgreSQL can crash on its own while
+    # our servers keep running, and reconcile (which re-indexes files whose rows a crash
+    # lost) only runs when a server starts. Grouped commits make each sync count instead.
     # A server restarted under us: the pool tests each connection before handing it out
     # (pre-ping) and drops the dead ones; a server that does not answer fails in seconds.
     engine = sa.create_engine(
