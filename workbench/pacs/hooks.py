@@ -99,7 +99,7 @@ class Hooks:
             raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
         with self._lock:
             if self._thread is None:
-                self._cursor = self._index.changes(last=True)["Last"]
+                self._cursor = self._index.changes(last=True, every=True)["Last"]
                 self._thread = threading.Thread(target=self._run, name="pacs-hooks", daemon=True)
                 self._thread.start()
             self._hooks[event].append(hook)
@@ -125,7 +125,7 @@ class Hooks:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                page = self._index.changes(since=self._cursor, limit=PAGE)
+                page = self._index.changes(since=self._cursor, limit=PAGE, every=True)
             except Exception:  # the index closing at shutdown, a transient database error
                 log.exception("Reading the change log for hooks failed; retrying")
                 self._stop.wait(1.0)

@@ -587,11 +587,14 @@ class Index:
             counts = reads.resource_counts(conn, level, public_id)
         return views.resource_statistics(level, *counts)
 
-    def changes(self, *, since: int = 0, limit: int = 100, last: bool = False) -> dict[str, Any]:
-        """The change log (``GET /changes``)."""
+    def changes(self, *, since: int = 0, limit: int = 100, last: bool = False,
+                every: bool = False) -> dict[str, Any]:  # fmt: skip
+        """The change log (``GET /changes``): as Orthanc, the changes of resources still
+        indexed and no ``Deleted``; ``every`` shows every row (what hooks follow)."""
         with self.engine.connect() as conn:
-            rows, last_seq = reads.change_rows(conn, since=since, limit=limit, last=last)
-        return views.changes(rows, last_seq, since=since, last=last)
+            rows, done, last_seq = reads.change_rows(conn, since=since, limit=limit, last=last,
+                                                     every=every)  # fmt: skip
+        return views.changes(rows, done, last_seq)
 
     def log_exports(self, modality: str, resources: list[tuple[str, str]]) -> None:
         """Note resources ((level, ID) pairs) as sent to ``modality``, when

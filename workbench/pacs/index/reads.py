@@ -96,6 +96,14 @@ def child_ids(conn: sa.Connection, level: str, pk: int) -> list[str]:
     return list(conn.execute(_CHILD_IDS[level], {"parent_pk": pk}).scalars())
 
 
+def indexes_in_series(conn: sa.Connection, series_pk: int) -> list[int]:
+    """The index in series of each instance of a series that has one."""
+    query = sa.select(instances_table.c.index_in_series).where(
+        instances_table.c.parent_pk == series_pk, instances_table.c.index_in_series.is_not(None)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def list_ids(
     conn: sa.Connection, level: str, *, limit: int | None = None, since: int | None = None
 ) -> list[str]:
@@ -215,16 +223,36 @@ def resource_counts(conn: sa.Connection, level: str, public_id: str) -> tuple[in
     )
 
 
+#: Changes ``/changes`` shows, as Orthanc: those of resources still indexed, and no
+#: ``Deleted`` (Orthanc drops a resource's changes with it and tells only its plugins of the
+#: deletion; our hooks read every row, ``Deleted`` included).
+_VISIBLE_CHANGE = sa.and_(
+    changes.c.change_type != "Deleted",
+    sa.or_(*(
+        sa.and_(changes.c.resource_type == level,
+                sa.exists().where(table.c.public_id == changes.c.public_id))
+        for level, table in TABLES.items()
+    )),
+)  # fmt: skip
+
+
 def change_rows(
-    conn: sa.Connection, *, since: int, limit: int, last: bool
-) -> tuple[list[sa.Row], int]:
-    """Rows of the change log after ``since`` (or the last one), and the last sequence number."""
+    conn: sa.Connection, *, since: int, limit: int, last: bool, every: bool = False
+) -> tuple[list[sa.Row], bool, int]:
+    """Rows of the change log after ``since`` (or the last one), whether they are the last
+    ones, and the last sequence number ever given (the rows of deleted resources counted).
+
+    Only the changes ``/changes`` shows (:data:`_VISIBLE_CHANGE`) unless ``every``.
+    """
     last_seq = conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0
+    query = sa.select(changes)
+    if not every:
+        query = query.where(_VISIBLE_CHANGE)
     if last:
-        query = sa.select(changes).order_by(changes.c.seq.desc()).limit(1)
-    else:
-        query = sa.select(changes).where(changes.c.seq > since).order_by(changes.c.seq).limit(limit)
-    return list(conn.execute(query)), last_seq
+        return list(conn.execute(query.order_by(changes.c.seq.desc()).limit(1))), True, last_seq
+    query = query.where(changes.c.seq > since).order_by(changes.c.seq).limit(limit + 1)
+    rows = list(conn.execute(query))
+    return rows[:limit], len(rows) <= limit, last_seq
 
 
 def lookup(conn: sa.Connection, value: str) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ Pure functions of rows (plus the child and parent IDs a resource's JSON lists), 
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -51,13 +52,52 @@ def resource(conn: sa.Connection, level: str, row: Any, stable_age: float,
         if level == "Study":
             result["PatientMainDicomTags"] = main_tags("Patient", row)
     if level == "Series":
-        result["ExpectedNumberOfInstances"] = row.expected_instances
-        result["Status"] = "Unknown"
+        expected = expected_instances(row._mapping)
+        result["ExpectedNumberOfInstances"] = expected
+        result["Status"] = (
+            "Unknown" if expected is None
+            else series_status(reads.indexes_in_series(conn, row.pk), expected)
+        )  # fmt: skip
     if level == "Instance":
         result["FileSize"] = row.file_size
         result["FileUuid"] = row.file_uuid
         result["IndexInSeries"] = row.index_in_series  # null when not numbered
     return dict(sorted(result.items()))
+
+
+def _count(text: str | None) -> int | None:
+    """An integer attribute's value, or ``None`` when absent or not a plain integer."""
+    if text is None or not re.fullmatch(r"[+-]?\d+", text):
+        return None
+    return int(text)
+
+
+def expected_instances(tags: Any) -> int | None:
+    """How many instances a series announces, as Orthanc reads it from the series' main
+    tags: ImagesInAcquisition x NumberOfTemporalPositions, else NumberOfSlices x
+    NumberOfTimeSlices (cardiac PET), else CardiacNumberOfImages; ``None`` when none of
+    these pairs is there or the count is not positive."""
+    for first, second in (("ImagesInAcquisition", "NumberOfTemporalPositions"),
+                          ("NumberOfSlices", "NumberOfTimeSlices"),
+                          ("CardiacNumberOfImages", None)):  # fmt: skip
+        if tags.get(first) is None or (second is not None and tags.get(second) is None):
+            continue
+        # Orthanc stops at the first pair present, even when its values are no numbers.
+        counts = [_count(tags.get(first)), _count(tags.get(second)) if second else 1]
+        if None in counts:
+            return None
+        total = counts[0] * counts[1]
+        return total if total > 0 else None
+    return None
+
+
+def series_status(indexes: list[int], expected: int) -> str:
+    """Orthanc's status of a series from its instances' indexes in series: ``Complete`` when
+    each of 1..expected is there once, ``Inconsistent`` for an index out of that range or
+    twice, ``Missing`` otherwise."""
+    if len(set(indexes)) != len(indexes) or any(not 0 < i <= expected for i in indexes):
+        return "Inconsistent"
+    return "Complete" if len(indexes) == expected else "Missing"
 
 
 def instance_info(row: Any) -> dict[str, Any]:
@@ -109,8 +149,10 @@ def resource_statistics(
     return dict(sorted(result.items()))
 
 
-def changes(rows: list[Any], last_seq: int, *, since: int, last: bool) -> dict[str, Any]:
-    """The JSON of ``GET /changes`` from the change log's rows."""
+def changes(rows: list[Any], done: bool, last_seq: int) -> dict[str, Any]:
+    """The JSON of ``GET /changes`` from the change log's rows (``done``: no rows after
+    them); ``Last`` is the last row's sequence number, or with no rows the last one ever
+    given, as Orthanc answers."""
     items = [
         {
             "ChangeType": row.change_type,
@@ -122,9 +164,4 @@ def changes(rows: list[Any], last_seq: int, *, since: int, last: bool) -> dict[s
         }
         for row in rows
     ]
-    done = last or not rows or rows[-1].seq >= last_seq
-    return {
-        "Changes": items,
-        "Done": done,
-        "Last": rows[-1].seq if rows else (last_seq if last else since),
-    }
+    return {"Changes": items, "Done": done, "Last": rows[-1].seq if rows else last_seq}

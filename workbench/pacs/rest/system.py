@@ -57,7 +57,7 @@ def statistics(index: Index = Depends(get_index)) -> dict[str, Any]:
     return index.statistics()
 
 
-@router.get("/changes", summary="Change log (NewInstance, NewSeries, ..., Deleted)")
+@router.get("/changes", summary="Change log of the resources still stored (New*, Stable*)")
 def changes(since: str | None = Query(None), limit: str | None = Query(None),
             last: str | None = Query(None), index: Index = Depends(get_index)
             ) -> dict[str, Any]:
