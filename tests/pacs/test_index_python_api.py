@@ -13,7 +13,9 @@ import pydicom
 import pytest
 
 from workbench.io import open_series
-from workbench.pacs import Index
+from workbench.pacs import Index, importing
+from workbench.pacs import store as store_module
+from workbench.pacs.incoming import Refused
 
 SERIES_DIR = "series_ct_philips_ingenuity_5mm"
 REPO = Path(__file__).resolve().parents[2]
@@ -39,8 +41,49 @@ def test_import_folder_and_zip_then_open_series(tmp_path, sample_data, database)
     reference = open_series(folder)
     assert volume.sizes["frame"] == count
     assert list(volume.coords["sop_instance_uid"].values) == list(
-        reference.coords["sop_instance_uid"].values)
+        reference.coords["sop_instance_uid"].values
+    )
     np.testing.assert_array_equal(volume[count // 2].values, reference[count // 2].values)
+
+
+def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, database, monkeypatch):
+    syncs, fsyncs = [], []
+    real_syncfs, real_fsync = store_module._syncfs, os.fsync
+    monkeypatch.setattr(store_module, "_syncfs", lambda path: syncs.append(path) or
+                        real_syncfs(path))  # fmt: skip
+    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(importing, "BATCH_FILES", 4)
+    files = sorted((sample_data / SERIES_DIR).iterdir())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for path in files:
+        (folder / path.name).symlink_to(path)
+    gone = tmp_path / "gone"
+    gone.symlink_to(tmp_path / "nowhere")  # cannot be read
+    (folder / "notes.txt").write_text("not DICOM")
+    index = Index(database.config(tmp_path / "store"))
+    refused_name = files[0].name
+    refused_uid = str(pydicom.dcmread(files[0]).SOPInstanceUID)
+
+    def refuse_one(instance):
+        if instance.tags["SOPInstanceUID"] == refused_uid:
+            raise Refused("not this one")
+
+    index.incoming_filter = refuse_one
+    fsyncs.clear()
+    summary = index.import_path(folder, gone, progress=False)
+    assert summary.stored == len(files) - 1
+    assert set(summary.errors) == {str(folder / refused_name), str(folder / "notes.txt"), str(gone)}
+    assert "cannot read it" in summary.errors[str(gone)]
+    assert "not this one" in summary.errors[str(folder / refused_name)]
+    batches = -(-(len(files) + 1) // 4)  # the readable sources, four at a time
+    # The files' data, then their names: twice per batch (a batch with nothing to store,
+    # none).
+    assert 2 * (batches - 1) <= len(syncs) <= 2 * batches
+    assert len(fsyncs) < batches  # no file synced on its own (fan-out directories aside)
+    assert len(index.list_ids("Instance")) == len(files) - 1
+    assert not list(index.incoming_dir.iterdir())
+    index.close()
 
 
 def test_anonymize_from_python(tmp_path, sample_data, database):
@@ -58,8 +101,14 @@ def test_anonymize_from_python(tmp_path, sample_data, database):
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow  # runs the command line in new interpreters
@@ -72,8 +121,7 @@ def test_cli_import_and_ls(tmp_path, sample_data):
     listed = _cli("ls", "--storage", store, "series", "Modality=CT", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("\n") == 1 and "CT" in listed.stdout
-    nothing = _cli("ls", "--storage", store, "studies", "StudyDate=19000101-19001231",
-                   cwd=tmp_path)
+    nothing = _cli("ls", "--storage", store, "studies", "StudyDate=19000101-19001231", cwd=tmp_path)
     assert nothing.returncode == 0 and nothing.stdout == ""
     bad = _cli("ls", "--storage", store, "studies", "Nonsense=1", cwd=tmp_path)
     assert bad.returncode != 0 and "Unknown DICOM tag" in bad.stderr

@@ -20,7 +20,7 @@ from ..anonymize import Anonymizer, anonymize_resource
 from ..config import Config
 from ..database import create_engine
 from ..errors import InvalidInstanceError, PacsError, UnknownResourceError
-from ..importing import ImportSummary, iter_sources
+from ..importing import ImportSummary, iter_sources, staged_batches
 from ..incoming import IncomingFilter, Refused, admit
 from ..parsing import ParsedInstance, parse_instance
 from ..reconcile import reconcile
@@ -191,8 +191,10 @@ class Index:
                 path.unlink(missing_ok=True)
             raise
         results = self._writer.store_batch(
-            [(parsed, uuid, size) for (_, parsed, _), (uuid, size) in zip(accepted, stored,
-                                                                           strict=True)],
+            [
+                (parsed, uuid, size)
+                for (_, parsed, _), (uuid, size) in zip(accepted, stored, strict=True)
+            ],
             remote_aet,
             origin,
         )
@@ -224,6 +226,11 @@ class Index:
     ) -> ImportSummary:
         """Import files, folders and ZIP archives; bad files are reported, not fatal.
 
+        Files are copied into the store in batches (see :func:`.importing.staged_batches`),
+        each made durable by one sync of the store and indexed in one transaction, as
+        :meth:`ingest_files` does; an instance refused (not DICOM, filtered out, no room)
+        is noted in the summary's errors with the reason.
+
         Parameters
         ----------
         *paths : str or Path
@@ -240,17 +247,16 @@ class Index:
 
         sources = list(iter_sources(paths, recursive=recursive))
         summary = ImportSummary()
-        for label, opener in tqdm(sources, disable=not progress, unit="file", desc="Importing"):
-            try:
-                source = opener()
-                if isinstance(source, bytes):
-                    result = self.ingest_bytes(source, origin="Plugins")
-                else:
-                    result = self.ingest_file(source, origin="Plugins")
-            except InvalidInstanceError as exc:
-                summary.errors[label] = str(exc)
-                continue
-            summary.results.append(result)
+        bar = tqdm(total=len(sources), disable=not progress, unit="file", desc="Importing")
+        with bar:
+            for batch in staged_batches(sources, self.store, summary.errors):
+                outcomes = self.ingest_files(batch.paths, origin="Plugins", labels=batch.labels)
+                for label, (_, outcome) in zip(batch.labels, outcomes, strict=True):
+                    if isinstance(outcome, PacsError):
+                        summary.errors[label] = str(outcome)
+                    else:
+                        summary.results.append(outcome)
+                bar.update(len(batch.paths) + batch.unreadable)
         return summary
 
     def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:

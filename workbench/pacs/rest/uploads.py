@@ -16,7 +16,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from ..errors import BadRequestError, InvalidInstanceError
+from ..errors import BadRequestError, InvalidInstanceError, PacsError
+from ..importing import BATCH_FILES
 from ..index import Index
 
 
@@ -55,37 +56,62 @@ def add_part10_header(path: Path) -> bool:
 
 def ingest_upload(index: Index, path: Path, label: str) -> dict[str, str]:
     """Store one uploaded file (consumed) and return Orthanc's answer for it."""
+    _as_part10(path)
+    return index.ingest_file(path, move=True, origin="RestApi", label=label).to_json()
+
+
+def _as_part10(path: Path) -> None:
     if not has_part10_header(path):
         add_part10_header(path)
-    return index.ingest_file(path, move=True, origin="RestApi", label=label).to_json()
 
 
 def ingest_zip(index: Index, path: Path) -> list[dict[str, Any]]:
     """Store every DICOM member of the ZIP at ``path``; other members are skipped, as
-    Orthanc does."""
-    answers = []
+    Orthanc does.
+
+    Members are stored in batches (:data:`~workbench.pacs.importing.BATCH_FILES`), each
+    made durable by one sync of the store and indexed in one transaction.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         raise BadRequestError(f"The ZIP archive is corrupt: {exc}") from exc
+    answers = []
     with archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            member = index.store.new_temp_path()
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        for start in range(0, len(members), BATCH_FILES):
+            answers += _ingest_members(index, archive, members[start : start + BATCH_FILES])
+    return answers
+
+
+def _ingest_members(
+    index: Index, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]
+) -> list[dict[str, Any]]:
+    """Extract ``members`` into the store's incoming directory and store them as one batch;
+    the first refusal other than "not DICOM" fails the request once the batch is stored."""
+    paths = []
+    try:
+        for info in members:
+            paths.append(index.store.new_temp_path())
             try:
-                with archive.open(info) as source, open(member, "wb") as target:
+                with archive.open(info) as source, open(paths[-1], "wb") as target:
                     shutil.copyfileobj(source, target, 1 << 20)
-                answers.append(ingest_upload(index, member, info.filename))
-            except InvalidInstanceError:
-                continue
             except (zipfile.BadZipFile, EOFError, OSError) as exc:
                 raise BadRequestError(
                     f"The ZIP archive is corrupt at {info.filename!r}: {exc}"
                 ) from exc
-            finally:
-                member.unlink(missing_ok=True)
-    return answers
+            _as_part10(paths[-1])
+        outcomes = index.ingest_files(
+            paths, origin="RestApi", labels=[info.filename for info in members]
+        )
+    finally:
+        for member in paths:
+            member.unlink(missing_ok=True)
+    refusals = [outcome for _, outcome in outcomes if isinstance(outcome, PacsError)]
+    for refusal in refusals:
+        if not isinstance(refusal, InvalidInstanceError):
+            raise refusal
+    return [outcome.to_json() for _, outcome in outcomes if not isinstance(outcome, PacsError)]
 
 
 def is_zip(path: Path) -> bool:
