@@ -17,6 +17,7 @@ from ..ohif import dist_folder
 from . import (
     attachments,
     bulk,
+    creation,
     instances,
     jobs,
     labels,
@@ -73,6 +74,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.include_router(ui.router)
     app.include_router(system.router)
     app.include_router(tools.router)
+    app.include_router(creation.router)
     app.include_router(bulk.router)
     app.include_router(jobs.router)
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.

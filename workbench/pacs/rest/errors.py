@@ -46,6 +46,10 @@ ORTHANC_DESCRIPTIONS: dict[int, str] = {
     "writers",
     45: "Access to a resource is forbidden",
     2000: "Cannot create a DICOM object from the given JSON",
+    2020: "Trying to override a value inherited from a parent module",
+    2024: "Trying to attach a new DICOM instance to an inexistent resource",
+    2025: "Trying to attach a new DICOM instance to an instance (must be a series, study or "
+    "patient)",
     3000: "Unsupported media type",
 }
 
