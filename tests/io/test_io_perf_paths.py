@@ -7,11 +7,13 @@ every real file in ``../shared/data`` and of damaged copies.
 
 from __future__ import annotations
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.tag import Tag
+from pydicom.uid import ExplicitVRLittleEndian
 
-from tests.data import manifest_rows
+from tests.data import manifest_rows, real_path
 from workbench.io import PixelDataError, open_series, scan
 from workbench.io.headers import (
     _SPECIFIC_TAGS,
@@ -260,3 +262,31 @@ def test_each_parallel_jpeg2000_decoder_equals_pylibjpeg(data_root, decoder, mon
         got = frames.decode_frame(source, 0)
         assert got.dtype == expected.dtype and np.array_equal(got, expected), file
     assert used == {decoder, None}
+
+
+@pytest.mark.parametrize(
+    ("representation", "slope", "intercept"),
+    [(0, 1, -32768), (0, 3, -1024), (1, 1, -1024), (1, -2, 7)],
+    ids=["unsigned-shifted-to-int16", "slope-3", "signed-ct", "negative-slope"],
+)
+def test_integral_rescale_in_integers_equals_float64(tmp_path, representation, slope, intercept):
+    """Integral slopes and intercepts are applied in the plan's integer type, wrapping
+    modulo 2**bits where the stored value alone does not fit it: the values are those of
+    the float64 computation."""
+    source = next(iter_files(real_path("nema_ct1_ge")))
+    ds = pydicom.dcmread(source.path)
+    stored = ds.pixel_array.astype(np.int64)
+    stored = stored - stored.min() + (40000 if representation == 0 else -2000)
+    dtype = np.uint16 if representation == 0 else np.int16
+    ds.PixelRepresentation = representation
+    ds.BitsStored = 16
+    ds.PixelData = stored.astype(dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue"):
+        ds.pop(keyword, None)  # their VR follows the pixel representation changed here
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.save_as(tmp_path / "image.dcm")
+    array = open_series([tmp_path / "image.dcm"])
+    assert array.dtype.kind == "i"
+    expected = stored.astype(np.float64) * slope + intercept
+    np.testing.assert_array_equal(array[0].values, expected)

@@ -37,12 +37,14 @@ class Front:
         self.upstream = upstream
         self.fault: Fault | None = None
         self.paths: list[str] = []
+        self.encodings: dict[str, str | None] = {}  # the Accept-Encoding of each path
         self.release = threading.Event()  # lets a stalled answer go at the end
         front = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 front.paths.append(self.path)
+                front.encodings[self.path] = self.headers.get("Accept-Encoding")
                 answer = requests.get(
                     front.upstream + self.path,
                     headers={"Accept": self.headers.get("Accept", "*/*")},
@@ -246,3 +248,17 @@ def test_frames_come_through_a_connection_limit(front, ct_url, local_ct):
     np.testing.assert_array_equal(array.values, local_ct.values)
     assert sorted(session.frame_requests()) == sorted(set(session.frame_requests()))
     assert len(session.frame_requests()) == local_ct.sizes["frame"]
+
+
+def test_pixel_data_is_asked_for_without_content_coding(front, ct_url, local_ct):
+    """Frames and bulk data hardly shrink under gzip, and compressing them costs a server
+    more than sending them; JSON may come compressed."""
+    array = open_series(front.url + ct_url)
+    np.testing.assert_array_equal(array[1].values, local_ct[1].values)
+    session = requests.Session()
+    streamed = open_series(front.url + ct_url, dicomweb=DicomWeb(session=session))
+    np.testing.assert_array_equal(streamed[2].values, local_ct[2].values)
+    frames = {p: e for p, e in front.encodings.items() if "/frames/" in p}
+    assert len(frames) == 2 and set(frames.values()) == {"identity"}
+    metadata = {e for p, e in front.encodings.items() if p.endswith("/metadata")}
+    assert metadata == {"gzip, deflate"}

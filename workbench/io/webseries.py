@@ -170,7 +170,7 @@ class WebFrameSource:
         cached = client.cache.get(url, accept) if client.cache is not None else None
         if cached is not None:
             return cached[0], UID(cached[1])
-        response = client.get(url, accept)
+        response = client.get(url, accept, compressed=False)
         parts = multipart_parts(response)
         if len(parts) != 1:
             raise DicomWebError(f"expected one frame in the answer, got {len(parts)} parts", url)
@@ -367,7 +367,9 @@ def _header_of_instance(header: InstanceHeader) -> InstanceHeader:
     only for a series whose metadata lacks what its display needs."""
     instance = header.file
     response = instance.client.get(
-        instance.url, 'multipart/related; type="application/dicom"; transfer-syntax=*'
+        instance.url,
+        'multipart/related; type="application/dicom"; transfer-syntax=*',
+        compressed=False,
     )
     parts = multipart_parts(response)
     if not parts:
