@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import migrations
-from ..anonymize import Anonymizer, anonymize_resource
 from ..config import Config
 from ..database import create_engine
 from ..errors import InvalidInstanceError, PacsError, UnknownResourceError
@@ -560,23 +559,90 @@ class Index:
             found = reads.lookup(conn, value.strip())
         return [views.reference(level, public_id) for level, public_id in found]
 
-    def anonymize(self, level: str, public_id: str, **options: Any) -> dict[str, str]:
-        """Store an anonymized copy (PS3.15 Basic Profile) of a resource; return the new one.
+    def modify(self, level: str, public_id: str, request: dict[str, Any] | None = None,
+               ) -> dict[str, Any]:  # fmt: skip
+        """Store a modified copy of a resource, as Orthanc's ``POST /{level}/{id}/modify``.
 
         Parameters
         ----------
         level, public_id : str
             The resource.
-        **options
-            :class:`workbench.pacs.anonymize.Anonymizer` arguments (``patient_id``,
-            ``patient_name``, ``replace``, ``keep``, ``remove``, ``keep_private_tags``).
+        request : dict, optional
+            Orthanc's options: ``Replace``, ``Remove``, ``Keep``, ``Force``,
+            ``RemovePrivateTags``, ``PrivateCreator``, ``Transcode``, ``KeepSource``.
 
         Returns
         -------
         dict
-            ``{"ID", "Path", "PatientID", "Type"}`` of the anonymized copy, as Orthanc answers.
+            Orthanc's answer: ``ID``, ``Path``, ``PatientID``, ``Type`` of the copy...
         """
-        return anonymize_resource(self, level, public_id, Anonymizer(**options))
+        from ..modification import Modification
+
+        level = normalize_level(level)
+        request = {} if request is None else request
+        modification = Modification.from_modify_request(request, level)
+        return self.store_modified(level, public_id, modification, request)
+
+    def anonymize(self, level: str, public_id: str, request: dict[str, Any] | None = None,
+                  *, patient_id: str | None = None, patient_name: str | None = None,
+                  ) -> dict[str, Any]:  # fmt: skip
+        """Store an anonymized copy of a resource (PS3.15 Basic Profile, as Orthanc's
+        ``POST /{level}/{id}/anonymize``); return the new one.
+
+        Parameters
+        ----------
+        level, public_id : str
+            The resource.
+        request : dict, optional
+            Orthanc's options: ``Keep``, ``Replace``, ``Remove``, ``KeepPrivateTags``,
+            ``DicomVersion``, ``Force``, ``PrivateCreator``, ``Transcode``, ``KeepSource``.
+        patient_id, patient_name : str, optional
+            The new patient's ID and name (shortcuts for ``Replace``).
+
+        Returns
+        -------
+        dict
+            Orthanc's answer: ``ID``, ``Path``, ``PatientID``, ``Type`` of the copy...
+        """
+        request = dict(request or {})
+        shortcuts = {"PatientID": patient_id, "PatientName": patient_name}
+        if any(shortcuts.values()):
+            request["Replace"] = {**{k: v for k, v in shortcuts.items() if v},
+                                  **request.get("Replace", {})}  # fmt: skip
+            request["Force"] = True
+        modification = self.anonymization(request)
+        return self.store_modified(normalize_level(level), public_id, modification, request)
+
+    def anonymization(self, request: dict[str, Any]):
+        """The :class:`~workbench.pacs.modification.Modification` an anonymize request asks
+        for, the patient named ``Anonymized<n>`` (this server's next ``n``) unless it says."""
+        from ..anonymize import anonymization, name_patient
+        from ..resource_modification import ANONYMIZATION_SEQUENCE
+
+        modification, named = anonymization(request)
+        if not named:
+            name_patient(modification, self._writer.next_in_sequence(ANONYMIZATION_SEQUENCE))
+        return modification
+
+    def store_modified(self, level: str, public_id: str, modification,
+                       request: dict[str, Any], job=None) -> dict[str, Any]:  # fmt: skip
+        """Store a modified copy of a resource (``Transcode``, ``KeepSource`` read from
+        ``request``); Orthanc's answer."""
+        from ..resource_modification import keep_source_arg, modify_resource, transfer_syntax_arg
+
+        self.resource(level, public_id)  # 404 before any work
+        return modify_resource(self, level, public_id, modification,
+                               keep_source=keep_source_arg(request),
+                               transcode=transfer_syntax_arg(request), job=job)  # fmt: skip
+
+    def server_metadata(self, level: str, public_id: str) -> dict[str, str]:
+        """The metadata the server wrote on a resource (``ModifiedFrom``, ``AnonymizedFrom``)."""
+        with self.engine.connect() as conn:
+            return metadata_rows.server_values(conn, normalize_level(level), public_id)
+
+    def put_server_metadata(self, level: str, public_id: str, name: str, value: str) -> None:
+        """Record where a resource comes from (``ModifiedFrom``/``AnonymizedFrom``), once."""
+        self._writer.put_server_metadata(normalize_level(level), public_id, name, value)
 
     # ---------------------------------------------------------------------------- statistics
     def statistics(self) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """User metadata of resources, as Orthanc keeps it: values under indexes 1024 to 65535 (the
 names Orthanc gives user metadata without a ``UserMetadata`` configuration), each with a
 revision that ``If-Match`` checks.
+
+The same table keeps the few metadata the server writes itself and a client only reads,
+under their Orthanc names (``ModifiedFrom``, ``AnonymizedFrom``: where a modified or
+anonymized resource comes from).
 """
 
 from __future__ import annotations
@@ -24,13 +28,38 @@ def is_user_name(name: str) -> bool:
     return name.isdigit() and FIRST_USER <= int(name) <= LAST_USER
 
 
+#: Metadata the server writes (never a client), kept in the same table.
+SERVER_NAMES = ("ModifiedFrom", "AnonymizedFrom")
+
+
+def _rows(conn: sa.Connection, level: str, public_id: str):
+    pk = reads.row(conn, level, public_id).pk
+    return conn.execute(sa.select(table.c.name, table.c.value, table.c.revision).where(
+        table.c.resource_type == level, table.c.resource_pk == pk))  # fmt: skip
+
+
 def values(conn: sa.Connection, level: str, public_id: str) -> dict[str, tuple[str, int]]:
     """Name → (value, revision) of a resource's user metadata, in index order."""
-    pk = reads.row(conn, level, public_id).pk
-    rows = conn.execute(sa.select(table.c.name, table.c.value, table.c.revision).where(
-        table.c.resource_type == level, table.c.resource_pk == pk))  # fmt: skip
+    rows = [row for row in _rows(conn, level, public_id) if is_user_name(row.name)]
     return {name: (value, revision) for name, value, revision in
             sorted(rows, key=lambda row: int(row.name))}  # fmt: skip
+
+
+def server_values(conn: sa.Connection, level: str, public_id: str) -> dict[str, str]:
+    """Name → value of the metadata the server wrote on a resource (``SERVER_NAMES``)."""
+    return {row.name: row.value for row in _rows(conn, level, public_id)
+            if row.name in SERVER_NAMES}  # fmt: skip
+
+
+def put_server(conn: sa.Connection, level: str, public_id: str, name: str, value: str) -> None:
+    """Write one of the server's own metadata (``SERVER_NAMES``), once: a resource keeps
+    the first value (where it came from)."""
+    if name not in SERVER_NAMES:
+        raise ValueError(f"{name!r} is not metadata the server writes")
+    pk = reads.row(conn, level, public_id).pk
+    if _current(conn, level, pk, name) is None:
+        conn.execute(table.insert().values(resource_type=level, resource_pk=pk, name=name,
+                                           value=value, revision=0))  # fmt: skip
 
 
 def _current(conn: sa.Connection, level: str, pk: int, name: str):

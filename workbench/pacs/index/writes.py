@@ -500,6 +500,16 @@ class Writer:
         with self.writing() as conn:
             metadata.delete(conn, level, public_id, name, if_match)
 
+    def put_server_metadata(self, level: str, public_id: str, name: str, value: str) -> None:
+        with self.writing() as conn:
+            metadata.put_server(conn, level, public_id, name, value)
+
+    def next_in_sequence(self, name: str) -> int:
+        """Add one to the counter ``name`` (kept with the totals) and return it: 1, 2..."""
+        with self.writing() as conn:
+            self._add_total(conn, name, 1)
+            return conn.execute(sa.select(totals.c.value).where(totals.c.name == name)).scalar()
+
     def set_label(self, level: str, public_id: str, label: str, present: bool) -> None:
         with self.writing() as conn:
             (labels.add if present else labels.remove)(conn, level, public_id, label)

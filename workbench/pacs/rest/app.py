@@ -22,6 +22,7 @@ from . import (
     jobs,
     labels,
     metadata,
+    modify,
     pixels,
     resources,
     system,
@@ -87,6 +88,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
         *labels.ROUTERS,
         *metadata.ROUTERS,
         *attachments.ROUTERS,
+        *modify.ROUTERS,
     ]:
         app.include_router(router)
     app.include_router(dicomweb.router)

@@ -24,11 +24,12 @@ class ReadOnlyMetadataError(PacsError):
 
 
 def system_metadata(index: Index, level: str, public_id: str) -> dict[str, str]:
-    """The metadata the server keeps itself, as text."""
+    """The metadata the server keeps itself (``ModifiedFrom``... included), as text."""
     if level == "Instance":
         info = index.instance_info(public_id)
     else:
         info = {"LastUpdate": index.resource(level, public_id).get("LastUpdate")}
+    info.update(index.server_metadata(level, public_id))
     return {name: str(value) for name, value in info.items() if value is not None}
 
 

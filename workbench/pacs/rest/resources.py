@@ -1,7 +1,7 @@
 """Routes shared by the four levels: ``/patients``, ``/studies``, ``/series``, ``/instances``.
 
 Listing, one resource, its statistics, children and parents, deletion, ZIP archive, DICOMDIR
-media and anonymization. Routes are plain ``def`` functions: FastAPI runs them in a thread
+media. Routes are plain ``def`` functions: FastAPI runs them in a thread
 pool, so file and database work never blocks the event loop.
 """
 
@@ -19,7 +19,6 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from ..anonymize import Anonymizer, anonymize_resource
 from ..errors import BadRequestError
 from ..export import write_archive, write_media
 from ..index import Index
@@ -82,17 +81,6 @@ async def _resource_zip(request: Request, write: Callable[[Index, str, str, Path
                                    filename, job_type)  # fmt: skip
 
 
-ANONYMIZE_BODY = {
-    "type": "object",
-    "properties": {
-        "Replace": {"type": "object", "additionalProperties": {"type": "string"}},
-        "Keep": {"type": "array", "items": {"type": "string"}},
-        "Remove": {"type": "array", "items": {"type": "string"}},
-        "KeepPrivateTags": {"type": "boolean"},
-    },
-}
-
-
 def level_router(level: str) -> APIRouter:
     """Build the router of one level (``/patients`` ...)."""
     plural = PLURAL[level]
@@ -144,20 +132,6 @@ def level_router(level: str) -> APIRouter:
         return await _resource_zip(request, write_media, level, resource_id,
                                         f"{resource_id}-media.zip")  # fmt: skip
 
-    @router.post("/{resource_id}/anonymize", summary="Anonymized copy (PS3.15 Basic Profile)",
-                 openapi_extra=body_doc("application/json", ANONYMIZE_BODY,
-                                        "Options; an empty body applies the profile as is"))
-    async def anonymize(resource_id: str, request: Request) -> dict[str, Any]:
-        options = await json_object(request, required=False)
-        anonymizer = _anonymizer_from(options)
-        index: Index = index_of(request)
-        index.resource(level, resource_id)  # 404 before any work
-
-        def run(job: Job) -> dict[str, Any]:
-            return anonymize_resource(index, level, resource_id, anonymizer)
-
-        return await now_or_as_job(request, options, "ResourceModification", run)
-
     # Lower levels: /patients/{id}/studies, /patients/{id}/series, /patients/{id}/instances...
     for lower in LEVELS[LEVELS.index(level) + 1:]:
         _add_descendants_route(router, level, lower)
@@ -205,28 +179,6 @@ def _add_ancestor_route(router: APIRouter, level: str, upper: str) -> None:
     @router.get(f"/{{resource_id}}/{SINGULAR[upper]}", summary=f"The {SINGULAR[upper]} above")
     def ancestor(resource_id: str, index: Index = Depends(get_index)) -> dict[str, Any]:
         return index.resource(upper, index.ancestor(level, resource_id, upper))
-
-
-def _anonymizer_from(options: dict[str, Any]) -> Anonymizer:
-    replace = options.get("Replace", {})
-    keep = options.get("Keep", [])
-    remove = options.get("Remove", [])
-    if not isinstance(replace, dict) or not all(isinstance(v, str) for v in replace.values()):
-        raise BadRequestError('"Replace" must map keywords to strings')
-    if not isinstance(keep, list) or not isinstance(remove, list):
-        raise BadRequestError('"Keep" and "Remove" must be lists of keywords')
-    from pydicom.datadict import tag_for_keyword
-
-    for keyword in [*replace, *keep, *remove]:
-        if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
-            raise BadRequestError(f"Unknown DICOM keyword {keyword!r}")
-    replace = dict(replace)
-    return Anonymizer(
-        patient_id=replace.pop("PatientID", None),
-        patient_name=replace.pop("PatientName", None),
-        replace=replace, keep=set(keep), remove=set(remove),
-        keep_private_tags=bool(options.get("KeepPrivateTags", False)),
-    )
 
 
 ROUTERS = [level_router(level) for level in LEVELS]

@@ -1,7 +1,7 @@
 // The actions of one resource: protect, delete, anonymize, downloads, send to a modality,
 // and how to open it in a notebook or in OHIF.
 
-import { call, url } from "./api.js";
+import { ApiError, call, reasonOf, url } from "./api.js";
 import { confirmAction, h, person, toast } from "./dom.js";
 
 /** REST path of each level, also the page's hash (#/studies/ID). */
@@ -56,10 +56,35 @@ function deleteButton(level, resource) {
   return button;
 }
 
+/** Save a file the server answered to a POST (an anonymized instance) under ``name``. */
+async function saveAnswer(path, json, name) {
+  const response = await fetch(url(path), {
+    method: "POST", body: JSON.stringify(json), headers: { "Content-Type": "application/json" },
+  });
+  if (!response.ok) throw new ApiError(response.status, reasonOf(response.status, await response.text()));
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+/** Anonymize: a patient, study or series is copied (and the page goes to the copy); an
+ * instance is answered as an anonymized file, which is downloaded (as Orthanc does). */
 function anonymizeButton(level, resource) {
+  const path = `${PLURAL[level]}/${resource.ID}/anonymize`;
+  if (level === "Instance") {
+    const button = h("button", { "data-action": "anonymize", title: "Download an anonymized copy of this file" },
+      "Anonymized file");
+    button.addEventListener("click", () => perform(button, async () => {
+      await saveAnswer(path, {}, `${resource.ID}-anonymized.dcm`);
+      return "Anonymized file downloaded (nothing stored)";
+    }));
+    return button;
+  }
   const button = h("button", { "data-action": "anonymize" }, "Anonymize");
   button.addEventListener("click", () => perform(button, async () => {
-    const answer = await call(`${PLURAL[level]}/${resource.ID}/anonymize`, { method: "POST", json: {} });
+    const answer = await call(path, { method: "POST", json: {} });
     window.location.hash = `#/${PLURAL[answer.Type] || PLURAL[level]}/${answer.ID}`;
     return `Anonymized copy made (patient ${answer.PatientID || "?"})`;
   }));
