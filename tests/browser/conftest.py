@@ -211,7 +211,8 @@ def run_notebook(jupyter_lab, artifacts_dir):
 
 
 def wait_for_viewer(page, index: int = 0):
-    """Wait until viewport ``index`` of the first viewer shows an image; return its canvas."""
+    """Wait until viewport ``index`` of the first viewer shows an image; return the surface
+    that takes its pointer events (the same box as its canvas)."""
     status = page.locator(".wb-viewport-status").nth(index)
     status.wait_for()
     page.wait_for_function(
@@ -219,7 +220,7 @@ def wait_for_viewer(page, index: int = 0):
         " return s && /Im \\d+\\//.test(s.textContent); }",
         arg=[index],
     )
-    return page.locator(".wb-viewport").nth(index).locator("canvas").first
+    return page.locator(".wb-viewport").nth(index).locator(".wb-surface")
 
 
 #: The pixels of every canvas layer of a viewport, as PNG data URLs.

@@ -244,7 +244,7 @@ def test_viewer_fits_the_window_and_maximises(small_window, artifacts_dir) -> No
         ratio = canvas["pixels"][0] / canvas["pixels"][1]
         assert canvas["width"] / canvas["height"] == pytest.approx(ratio, rel=0.02)
     # Once the pointer comes over a viewport, it is redrawn at the size shown.
-    page.locator(".wb-viewport canvas").nth(0).hover()
+    page.locator(".wb-viewport .wb-surface").nth(0).hover()
     page.wait_for_function(SHARP_JS, arg=[0])
     page.screenshot(path=str(artifacts_dir / "viewer_2x2_1000px.png"))
 
@@ -254,7 +254,7 @@ def test_viewer_fits_the_window_and_maximises(small_window, artifacts_dir) -> No
         " return r.left === 0 && r.top === 0 && r.width === window.innerWidth; }"
     )
     page.mouse.move(5, 790)
-    page.locator(".wb-viewport canvas").nth(3).hover()
+    page.locator(".wb-viewport .wb-surface").nth(3).hover()
     page.wait_for_function(SHARP_JS, arg=[3])
     full = page.evaluate(FIT_JS)
     bottom = max(c["bottom"] for c in full["canvases"])

@@ -39,7 +39,7 @@ def test_thumbnails_layout_drag_keys(lab_page, run_notebook, sample_data, artifa
     # Drag the CT thumbnail onto the viewport showing the MR.
     mr_viewport = 0 if status_text(page, 0).startswith("Im 1/35") else 1
     ct_thumbnail = page.locator(".wb-thumbnail", has_text="CT").first
-    target = page.locator(".wb-viewport").nth(mr_viewport).locator("canvas").first.bounding_box()
+    target = page.locator(".wb-viewport").nth(mr_viewport).locator(".wb-surface").bounding_box()
     thumb = ct_thumbnail.bounding_box()
     page.mouse.move(thumb["x"] + 40, thumb["y"] + 40)
     page.mouse.down()
@@ -48,7 +48,7 @@ def test_thumbnails_layout_drag_keys(lab_page, run_notebook, sample_data, artifa
     wait_status(page, mr_viewport, "Im 15/28")  # on the slice its thumbnail shows
 
     # Keyboard over a viewport: End jumps to the last frame, Home back to the first.
-    canvas = page.locator(".wb-viewport").nth(mr_viewport).locator("canvas").first
+    canvas = page.locator(".wb-viewport").nth(mr_viewport).locator(".wb-surface")
     canvas.hover()
     page.keyboard.press("End")
     wait_status(page, mr_viewport, "Im 28/28")
@@ -68,7 +68,7 @@ def test_thumbnails_layout_drag_keys(lab_page, run_notebook, sample_data, artifa
     # Both series are already on screen, so the new viewports start empty. Clicking one
     # makes it active; clicking a thumbnail then shows that stack there.
     wait_status(page, 3, "empty")
-    page.locator(".wb-viewport").nth(3).locator("canvas").first.click()
+    page.locator(".wb-viewport").nth(3).locator(".wb-surface").click()
     page.locator(".wb-thumbnail", has_text="MR").first.click()
     wait_status(page, 3, "Im 18/35")
     page.screenshot(path=str(artifacts_dir / "viewer_layout_2x2.png"), full_page=True)

@@ -90,7 +90,12 @@ STYLE = """
 /* Viewports share the grid's width; the canvas is scaled to its cell until it is redrawn
    at the size shown. */
 .wb-viewport { min-width: 0; }
-.wb-viewport canvas { width: 100% !important; height: auto !important; display: block; }
+/* Pointer events go to the surface around a viewport's canvas, never to the canvas:
+   ipycanvas would send each of them to the kernel. */
+.wb-surface { display: block !important; overflow: hidden !important; margin: 0; padding: 0; }
+.wb-viewport canvas {
+  width: 100% !important; height: auto !important; display: block; pointer-events: none;
+}
 .wb-viewport-status {
   width: auto !important; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
 }
@@ -105,9 +110,8 @@ STYLE = """
 .wb-maximised .wb-grid {
   max-width: none !important; height: calc(100vh - 56px); grid-auto-rows: minmax(0, 1fr);
 }
-.wb-maximised .wb-viewport canvas {
-  flex: 1 1 0; min-height: 0; height: 100% !important; object-fit: contain;
-}
+.wb-maximised .wb-viewport .wb-surface { flex: 1 1 0; min-height: 0; }
+.wb-maximised .wb-viewport canvas { height: 100% !important; object-fit: contain; }
 </style>
 """
 

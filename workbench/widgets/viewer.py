@@ -406,7 +406,7 @@ class Viewer:
                 self.model.viewports[index], index, self.interaction, self._drop, self._on_key
             )
             self.views.append(view)
-            enters = Event(source=view.canvas, watched_events=["mouseenter"])
+            enters = Event(source=view.surface, watched_events=["mouseenter"])
             enters.on_dom_event(self._fit)
             self._pointer_enters.append(enters)
         cols = self.model.layout[1]

@@ -3,7 +3,8 @@
 Layer 0 holds the image, layer 1 the overlay (annotations, corner text, orientation letters,
 the measurement being drawn), layer 2 the cursor readout, layer 3 the reference lines of the
 other viewports' slices and the crosshair (redrawn alone when those move). Browser events come
-in through ipyevents (which gives buttons, modifier keys and wheel deltas) and go to the
+in through ipyevents (which gives buttons, modifier keys and wheel deltas) on a box around the
+canvas (the canvas ignores the pointer, so ipycanvas sends none of its own) and go to the
 shared :class:`~workbench.widgets.tools.Interaction`; when the model changes, the view asks
 its :class:`~workbench.widgets.pipeline.FramePipeline` for a frame, which paces frames to what
 the browser has received. The receipt is a browser-side link (``jsdlink``) between two hidden
@@ -22,6 +23,7 @@ import ipywidgets as widgets
 from ipycanvas import MultiCanvas, hold_canvas
 from ipyevents import Event
 from PIL import Image
+from traitlets import CInt
 
 from workbench.widgets import drawing, mpr, overlay
 from workbench.widgets.model import Change, Viewport
@@ -68,6 +70,16 @@ def put_image(canvas, data: bytes, x: int, y: int) -> int:
     return len(data)
 
 
+class FrameReceipt(widgets.IntText):
+    """The browser's copy of the last frame number drawn, synced back to the kernel.
+
+    ipywidgets echoes every update coming from the browser back to it; nobody looks at this
+    one in the browser, so the echo, a message per frame, is not sent.
+    """
+
+    value = CInt(0).tag(sync=True, echo_update=False)
+
+
 class ViewportView:
     """The widgets of one viewport: canvas layers, event sources, a status line.
 
@@ -104,21 +116,28 @@ class ViewportView:
         self.canvas = MultiCanvas(4, width=width, height=height)
         self.canvas.layout.width = f"{width}px"
         self.canvas.layout.height = f"{height}px"
+        # Pointer events go to this box around the canvas, never to the canvas (CSS in
+        # toolbar.STYLE): ipycanvas sends each event on its canvas to the kernel, which
+        # answers each with two status messages; unused here, they were most of a drag's
+        # messages and held back its frames.
+        self.surface = widgets.Box([self.canvas])
+        self.surface.add_class("wb-surface")
         self.status = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
         self.status.add_class("wb-viewport-status")
         # Never displayed: the link between their models lives in the browser all the same.
-        self._frame_sent, self._frame_received = widgets.IntText(), widgets.IntText()
+        self._frame_sent, self._frame_received = widgets.IntText(), FrameReceipt()
         self._receipt = widgets.jsdlink(
             (self._frame_sent, "value"), (self._frame_received, "value")
         )
         self._frame_received.observe(self._on_receipt, names="value")
         self.frames = FramePipeline(self._draw_frame)
         self.box = widgets.VBox(
-            [self.canvas, self.status],
+            [self.surface, self.status],
             layout=widgets.Layout(border="2px solid #333", padding="0", margin="1px"),
         )
         self.box.add_class("wb-viewport")
         self.bytes_sent = 0
+        self._lines_shown = False  # whether layer 3 holds reference lines or a crosshair
         self._decoding = None  # the volume being decoded for a reformatted plane
         self._failed: tuple[object, str] | None = None  # a volume that could not be, and why
         self._pointer: tuple[float, float] | None = None
@@ -127,14 +146,16 @@ class ViewportView:
         # release: fewer messages while every frame counts.
         self._pressed = False
         self._readout = Throttle(READOUT_INTERVAL_SECONDS, self._show_readout)
-        # Moves are throttled (see MOVE_INTERVAL_MS); presses,
-        # releases, wheel and keys must all arrive.
+        # Moves are throttled (see MOVE_INTERVAL_MS); presses, releases, wheel and keys must
+        # all arrive. Every event says where it happened on the canvas (relativeX/Y); no
+        # xy_coordinate_system, which would also sync an ``xy`` trait at each move: two more
+        # messages per move (the update and its echo).
         self._moves = Event(
-            source=self.canvas, watched_events=["mousemove"], xy_coordinate_system="relative",
+            source=self.surface, watched_events=["mousemove"],
             throttle_or_debounce="throttle", wait=MOVE_INTERVAL_MS,
         )  # fmt: skip
         self._events = Event(
-            source=self.canvas,
+            source=self.surface,
             watched_events=[
                 "mousedown",
                 "mouseup",
@@ -144,7 +165,6 @@ class ViewportView:
                 "keydown",
                 "contextmenu",
             ],
-            xy_coordinate_system="relative",
             prevent_default_action=True,
         )
         self._moves.on_dom_event(self._on_event)
@@ -246,23 +266,24 @@ class ViewportView:
         self.box.layout.border = "2px solid #2e9bff" if active else "2px solid #333"
 
     def redraw(self) -> None:
-        """Redraw the image and the overlay, as soon as the browser is ready for it.
-
-        The status line (a few bytes) says what the viewport shows at once.
-        """
+        """Redraw the image and the overlay, as soon as the browser is ready for it."""
         if not mpr.is_ready(self.viewport.stack):
             self._decode_volume()
-        else:
-            self.status.value = overlay.status_line(self.viewport)
         self.frames.request()
 
     def _draw_frame(self, exact: bool, frame_id: int) -> None:
+        ready = mpr.is_ready(self.viewport.stack)
         with hold_canvas():
-            if mpr.is_ready(self.viewport.stack):
+            if ready:
                 self._draw_image(exact)
                 self._draw_overlay()
             else:
                 self._draw_progress()
+        if ready and exact:
+            # The status line says in words what the corner text shows; it follows exact
+            # frames only: while dragging, each update would be one more message and one
+            # more layout of the page per frame.
+            self.status.value = overlay.status_line(self.viewport)
         self._frame_sent.value = frame_id  # after the frame: comes back once it is there
 
     def _on_receipt(self, change) -> None:
@@ -339,6 +360,7 @@ class ViewportView:
         layer.fill_rect(0, 0, width, height)
         self.canvas[1].clear()
         self.canvas[3].clear()
+        self._lines_shown = False
         drawing.draw_message(layer, self.progress_text(), (width, height))
 
     def _draw_image(self, exact: bool) -> None:
@@ -403,7 +425,9 @@ class ViewportView:
     def _draw_reference_lines(self) -> None:
         """The slices of the other viewports of this patient space, and the crosshair."""
         layer = self.canvas[3]
-        layer.clear()
+        if self._lines_shown:  # clearing an empty layer still costs the browser a composite
+            layer.clear()
+            self._lines_shown = False
         viewport = self.viewport
         reference = viewport.frame_of_reference
         if reference is None:
@@ -418,8 +442,10 @@ class ViewportView:
                 start, end = transform.to_display(line)
                 colour = drawing.PLANE_COLOURS.get(other.plane, drawing.PLANE_COLOURS[None])
                 drawing.draw_reference_line(layer, start, end, colour)
+                self._lines_shown = True
         crosshair = model.crosshair
         if crosshair is not None and crosshair.frame_of_reference == reference:
             frame, column, row, _ = mpr.locate(viewport.stack, crosshair.point)
             if frame == viewport.frame:
                 drawing.draw_crosshair_point(layer, transform.to_display((column, row)))
+                self._lines_shown = True
