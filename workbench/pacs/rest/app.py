@@ -25,6 +25,7 @@ from . import (
     modify,
     pixels,
     resources,
+    restructure,
     system,
     tagviews,
     tools,
@@ -76,6 +77,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.include_router(system.router)
     app.include_router(tools.router)
     app.include_router(creation.router)
+    app.include_router(restructure.router)
     app.include_router(bulk.router)
     app.include_router(jobs.router)
     # Instance-only routes first so /instances/{id}/file etc. are not shadowed.

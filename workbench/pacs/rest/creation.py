@@ -29,9 +29,9 @@ from ..creation import (
     tags_dataset,
 )
 from ..index import Index
+from ..modules import MODULE_KEYWORDS, levels_to, module_keywords
 from ..tags import LEVELS
 from .deps import body_doc, index_of, json_object
-from .tagviews import MODULE_KEYWORDS
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -72,7 +72,7 @@ def parent_modules(index: Index, parent: Any) -> tuple[str, Dataset]:
         raise UnknownParentError(f"{level} {parent} has no stored instance to copy from")
     sibling = pydicom.dcmread(files[0][1], stop_before_pixels=True)
     inherited = Dataset()
-    for module in _levels_to(level):
+    for module in levels_to(level):
         for keyword in MODULE_KEYWORDS[module]:
             elem = sibling.get(tag_for_keyword(keyword))
             if elem is not None and elem.VR != "SQ":
@@ -128,7 +128,7 @@ def create(index: Index, body: dict[str, Any]) -> dict[str, Any]:
         level, inherited = parent_modules(index, body["Parent"])
         if not options.force:
             for elem in tags:
-                if elem.tag in inherited or _in_modules(elem.keyword, level):
+                if elem.tag in inherited or elem.keyword in module_keywords(*levels_to(level)):
                     raise OverrideError(elem.keyword or str(elem.tag),
                                         f"the parent {level.lower()} sets it")  # fmt: skip
     if len(items) > 1:  # one new series (and study, unless the parent gives them)
@@ -153,15 +153,6 @@ def create(index: Index, body: dict[str, Any]) -> dict[str, Any]:
         return results[0].to_json()
     series = results[0].series_id
     return {"ID": series, "Path": f"/series/{series}", "Status": "Success"}
-
-
-def _levels_to(level: str) -> tuple[str, ...]:
-    """``level`` and the levels above it."""
-    return LEVELS[: LEVELS.index(level) + 1]
-
-
-def _in_modules(keyword: str, level: str) -> bool:
-    return any(keyword in MODULE_KEYWORDS[module] for module in _levels_to(level))
 
 
 @router.post("/create-dicom", summary="A new instance from JSON tags and a PNG/JPEG/PDF",

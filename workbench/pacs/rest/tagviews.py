@@ -18,55 +18,10 @@ from pydicom.datadict import tag_for_keyword
 
 from ..dicomjson import reform
 from ..index import Index
+from ..modules import MODULE_KEYWORDS
 from ..tags import LEVELS, PLURAL
 from .deps import flag, get_index
 from .instances import tags_json
-
-#: The attributes of each level's ``module`` route, as a real Orthanc 1.10 answers them
-#: (Orthanc's tables of the Patient, General Study, General Series and SOP Common modules).
-MODULE_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "Patient": (
-        "BreedRegistrationSequence", "DeidentificationMethod",
-        "DeidentificationMethodCodeSequence", "EthnicGroup", "IssuerOfPatientID",
-        "IssuerOfPatientIDQualifiersSequence", "OtherPatientIDs", "OtherPatientIDsSequence",
-        "OtherPatientNames", "PatientBirthDate", "PatientBirthTime", "PatientBreedCodeSequence",
-        "PatientBreedDescription", "PatientComments", "PatientID", "PatientIdentityRemoved",
-        "PatientName", "PatientSex", "PatientSpeciesCodeSequence", "PatientSpeciesDescription",
-        "ReferencedPatientSequence", "ResponsibleOrganization", "ResponsiblePerson",
-        "ResponsiblePersonRole",
-    ),
-    "Study": (
-        "AccessionNumber", "IssuerOfAccessionNumberSequence", "NameOfPhysiciansReadingStudy",
-        "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence",
-        "PhysiciansReadingStudyIdentificationSequence", "ProcedureCodeSequence",
-        "ReasonForPerformedProcedureCodeSequence", "ReferencedStudySequence",
-        "ReferringPhysicianIdentificationSequence", "ReferringPhysicianName",
-        "RequestingServiceCodeSequence", "StudyDate", "StudyDescription", "StudyID",
-        "StudyInstanceUID", "StudyTime",
-    ),
-    "Series": (
-        "AnatomicalOrientationType", "BodyPartExamined", "CommentsOnThePerformedProcedureStep",
-        "Laterality", "Modality", "OperatorIdentificationSequence", "OperatorsName",
-        "PatientPosition", "PerformedProcedureStepDescription", "PerformedProcedureStepID",
-        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime",
-        "PerformedProtocolCodeSequence", "PerformingPhysicianIdentificationSequence",
-        "PerformingPhysicianName", "ProtocolName", "ReferencedPerformedProcedureStepSequence",
-        "RelatedSeriesSequence", "RequestAttributesSequence", "SeriesDate",
-        "SeriesDescription", "SeriesDescriptionCodeSequence", "SeriesInstanceUID",
-        "SeriesNumber", "SeriesTime", "SmallestPixelValueInSeries",
-    ),
-    "Instance": (
-        "AuthorizationEquipmentCertificationNumber", "CodingSchemeIdentificationSequence",
-        "ContributingEquipmentSequence", "EncryptedAttributesSequence",
-        "HL7StructuredDocumentReferenceSequence", "InstanceCreationDate",
-        "InstanceCreationTime", "InstanceCreatorUID", "InstanceNumber",
-        "LongitudinalTemporalInformationModified", "MACParametersSequence",
-        "OriginalAttributesSequence", "OriginalSpecializedSOPClassUID",
-        "RelatedGeneralSOPClassUID", "SOPAuthorizationComment", "SOPAuthorizationDateTime",
-        "SOPClassUID", "SOPInstanceStatus", "SOPInstanceUID", "SpecificCharacterSet",
-        "TimezoneOffsetFromUTC",
-    ),
-}  # fmt: skip
 
 _MODULE_KEYS = {
     level: frozenset(
