@@ -1,4 +1,5 @@
-"""C-STORE ingest throughput of the node next to Orthanc, pynetdicom's storescp and DCMTK's.
+"""C-STORE ingest throughput of the node next to Orthanc, pynetdicom's storescp and DCMTK's;
+bulk import next to Orthanc's REST upload.
 
 One run generates 600 CT 512x512 instances (3 series) and 2,000 small 64x64 instances from
 real headers in ../shared/data, then pushes each set with DCMTK ``storescu`` over one
@@ -11,6 +12,15 @@ and Orthanc (Debian ``orthanc-postgresql`` index plugin) also run with their ind
 PostgreSQL started for the run (default durability, files still on disk), a new database each
 time, and our figures on PostgreSQL are compared with Orthanc's on PostgreSQL too.
 
+Then the same sets over ``--associations`` (8) concurrent associations, each ``storescu``
+sending its share: into our node and Orthanc on SQLite, and with ``--postgresql`` on
+PostgreSQL, plus two of our nodes sharing one PostgreSQL database and one storage directory
+(the associations spread over both).
+
+Then bulk import (``--skip-bulk`` leaves it out): ``workbench import`` of both sets (a new
+process, fresh storage) and a ZIP of them uploaded to our ``POST /instances``, next to
+Orthanc's REST upload of the same files one ``POST /instances`` each, and of the same ZIP.
+
 Then C-FIND study latency (one association per query, as a viewer does) on an index of
 ``--studies`` studies in our node and in Orthanc fed the same studies.
 
@@ -20,7 +30,8 @@ Nagle's algorithm on, which makes every receiver several times slower.
 Usage::
 
     .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--studies 10000] [--quick]
-                                                [--skip-ingest] [--skip-find] [--postgresql]
+                                                [--skip-ingest] [--skip-find] [--skip-bulk]
+                                                [--postgresql] [--associations 8]
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import pydicom  # noqa: E402
+import requests  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -87,7 +100,12 @@ class Receiver:
     aet = ""
 
     def start(self, workdir: Path) -> int:
+        """Start with fresh storage under ``workdir``; return the DICOM port."""
         raise NotImplementedError
+
+    def ports(self, workdir: Path) -> list[int]:
+        """Start; return every DICOM port associations may be spread over."""
+        return [self.start(workdir)]
 
     def stop(self) -> None:
         raise NotImplementedError
@@ -115,21 +133,48 @@ class ProcessReceiver(Receiver):
 class Ours(ProcessReceiver):
     name, aet = "workbench node", "WORKBENCH"
 
-    def __init__(self, modalities: dict | None = None, postgres: PostgresPeer | None = None):
+    def __init__(self, modalities: dict | None = None, postgres: PostgresPeer | None = None,
+                 database_url: str | None = None):
         self.modalities = modalities or {}
         self.postgres = postgres
+        self.database_url = database_url  # a database shared with another node
         if postgres:
             self.name = "workbench node (PostgreSQL)"
 
     def command(self, port: int, workdir: Path) -> list[str]:
-        config = workdir.parent / f"{workdir.name}.json"
+        config = workdir.parent / f"{workdir.name}-{port}.json"
         options: dict = {"DicomModalities": self.modalities}
-        if self.postgres:
+        if self.database_url:
+            options["DatabaseUrl"] = self.database_url
+        elif self.postgres:
             options["DatabaseUrl"] = self.postgres.new_database()
         config.write_text(json.dumps(options))
+        self.http_port = free_port()
         return [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
-                "--storage", str(workdir), "--http-port", "0", "--dicom-port", str(port),
-                "--aet", self.aet]
+                "--storage", str(workdir), "--http-port", str(self.http_port),
+                "--dicom-port", str(port), "--aet", self.aet]
+
+
+class TwoNodes(Receiver):
+    """Two of our nodes (two ``workbench serve`` processes) on one PostgreSQL database and one
+    storage directory, as Orthanc allows several servers on one database."""
+
+    name, aet = "2 workbench nodes, 1 PostgreSQL", "WORKBENCH"
+
+    def __init__(self, postgres: PostgresPeer):
+        self.postgres = postgres
+
+    def ports(self, workdir: Path) -> list[int]:
+        url = self.postgres.new_database()
+        self.nodes = [Ours(postgres=self.postgres, database_url=url) for _ in range(2)]
+        return [node.start(workdir) for node in self.nodes]
+
+    def start(self, workdir: Path) -> int:
+        return self.ports(workdir)[0]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 class OrthancReceiver(Receiver):
@@ -201,17 +246,22 @@ class DcmtkStorescp(ProcessReceiver):
         return ["storescp", "-aet", self.aet, "-od", str(workdir), str(port)]
 
 
-def push(receiver: Receiver, files_dir: Path, scratch: Path) -> float:
-    """Seconds storescu needs to send every file of ``files_dir`` over one association."""
+def push(receiver: Receiver, shares: list[Path], scratch: Path) -> float:
+    """Seconds ``storescu`` needs to send every file of ``shares``, one association per
+    directory at once, spread over the receiver's ports."""
     workdir = Path(tempfile.mkdtemp(dir=scratch))
-    port = receiver.start(workdir)
+    ports = receiver.ports(workdir)
     try:
         started = time.perf_counter()
-        done = subprocess.run(["storescu", "-aec", receiver.aet, "+sd", "127.0.0.1", str(port),
-                               str(files_dir)], capture_output=True, text=True)
+        senders = [subprocess.Popen(["storescu", "-aec", receiver.aet, "+sd", "127.0.0.1",
+                                     str(ports[number % len(ports)]), str(share)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   for number, share in enumerate(shares)]
+        failures = [sender.communicate()[1] for sender in senders]
         elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"storescu to {receiver.name} failed: {done.stderr[-1000:]}")
+        for sender, stderr in zip(senders, failures, strict=True):
+            if sender.returncode != 0:
+                raise RuntimeError(f"storescu to {receiver.name} failed: {stderr[-1000:]}")
         return elapsed
     finally:
         receiver.stop()
@@ -225,6 +275,20 @@ class Dataset_:
     count: int
     megabytes: float
 
+    def shares(self, associations: int) -> list[Path]:
+        """The files split into ``associations`` directories (hard links), one per sender."""
+        if associations == 1:
+            return [self.directory]
+        root = self.directory.with_name(f"{self.directory.name}-{associations}")
+        if not root.exists():
+            files = sorted(self.directory.iterdir())
+            for number in range(associations):
+                share = root / str(number)
+                share.mkdir(parents=True)
+                for path in files[number::associations]:
+                    os.link(path, share / path.name)
+        return sorted(root.iterdir())
+
 
 def _load() -> str:
     """The machine's 1-minute load average and cores: the figures are only comparable at
@@ -232,8 +296,7 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
-def bench_ingest(repeat: int, scratch: Path, quick: bool,
-                 postgres: PostgresPeer | None = None) -> None:
+def make_sets(scratch: Path, quick: bool) -> list[Dataset_]:
     scale = 0.25 if quick else 1.0
     sets = []
     for name, template, count, series in (("CT 512²", CT_TEMPLATE, int(600 * scale), 3),
@@ -242,35 +305,131 @@ def bench_ingest(repeat: int, scratch: Path, quick: bool,
         files = generate(template, directory, count, series, name.split()[0])
         megabytes = sum(path.stat().st_size for path in files) / 1e6
         sets.append(Dataset_(name, directory, count, megabytes))
+    return sets
+
+
+def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations: int,
+                 postgres: PostgresPeer | None = None) -> None:
     ours = [Ours()] + ([Ours(postgres=postgres)] if postgres else [])
     orthancs = [OrthancReceiver()] + ([OrthancReceiver(postgres=postgres)] if postgres else [])
-    receivers = [*ours, *orthancs, PynetdicomStorescp(), ProtocolOnly(), DcmtkStorescp()]
-    timings: dict[tuple[str, str], list[float]] = {}
+    one = [*ours, *orthancs, PynetdicomStorescp(), ProtocolOnly(), DcmtkStorescp()]
+    many = [*ours, *([TwoNodes(postgres)] if postgres else []), *orthancs, ProtocolOnly()]
+    for count, receivers in ((1, one), (associations, many)):
+        timings: dict[tuple[str, str], list[float]] = {}
+        for round_ in range(repeat):
+            for data in sets:
+                for receiver in receivers:  # interleaved so drifts of the machine hit all alike
+                    seconds = push(receiver, data.shares(count), scratch)
+                    timings.setdefault((receiver.name, data.name), []).append(seconds)
+                    print(f"  round {round_ + 1}, {count} association(s): {data.name:9} -> "
+                          f"{receiver.name:32} {data.count / seconds:7.1f} inst/s  "
+                          f"(load {_load()})", flush=True)
+        medians = {key: statistics.median(values) for key, values in timings.items()}
+        print(f"\nC-STORE with storescu over {count} association(s) at once, median of "
+              f"{repeat} run(s); load average {_load()}")
+        print(f"{'receiver':34}" + "".join(f"{d.name + ' inst/s':>18}{'MB/s':>8}" for d in sets))
+        for receiver in receivers:
+            row = f"{receiver.name:34}"
+            for data in sets:
+                seconds = medians[(receiver.name, data.name)]
+                row += f"{data.count / seconds:18.1f}{data.megabytes / seconds:8.1f}"
+            print(row)
+        mine = [receiver for receiver in receivers
+                if isinstance(receiver, (Ours, TwoNodes))]  # fmt: skip
+        for own in mine:
+            for other in receivers:
+                if other in mine:
+                    continue
+                ratios = [medians[(other.name, d.name)] / medians[(own.name, d.name)]
+                          for d in sets]  # fmt: skip
+                print(f"{own.name} / {other.name:32}"
+                      + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
+        print(flush=True)
+
+
+def bench_bulk(repeat: int, scratch: Path, sets: list[Dataset_],
+               postgres: PostgresPeer | None = None) -> None:
+    """Bulk import (``workbench import``, and a ZIP uploaded to our REST API) next to
+    Orthanc's REST upload of the same files."""
+    everything = scratch / "bulk"
+    everything.mkdir()
+    for data in sets:
+        for path in data.directory.iterdir():
+            os.link(path, everything / f"{data.directory.name}-{path.name}")
+    files = sorted(everything.iterdir())
+    megabytes = sum(path.stat().st_size for path in files) / 1e6
+    archive = scratch / "bulk.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:  # stored: the receivers' work, not inflating
+        for path in files:
+            zipped.write(path, path.name)
+
+    def cli_import(database_url: str | None) -> float:
+        workdir = Path(tempfile.mkdtemp(dir=scratch))
+        config = workdir / "config.json"
+        config.write_text(json.dumps({"DatabaseUrl": database_url} if database_url else {}))
+        try:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "workbench.cli", "import", "--config",
+                            str(config), "--storage", str(workdir / "storage"), "-q",
+                            str(everything)], check=True, cwd=REPO, capture_output=True)
+            return time.perf_counter() - started
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def upload(receiver: Receiver, zipped: bool) -> float:
+        workdir = Path(tempfile.mkdtemp(dir=scratch))
+        receiver.start(workdir)
+        url = (receiver.peer.url if isinstance(receiver, OrthancReceiver)
+               else f"http://127.0.0.1:{receiver.http_port}")  # fmt: skip
+        try:
+            with requests.Session() as session:
+                wait_for_http(session, url)
+                started = time.perf_counter()
+                for body in ([archive] if zipped else files):
+                    answer = session.post(url + "/instances", data=body.read_bytes(),
+                                          timeout=600)  # fmt: skip
+                    answer.raise_for_status()
+                return time.perf_counter() - started
+        finally:
+            receiver.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    runs = {"workbench import (CLI, new process)": lambda: cli_import(None),
+            "workbench POST /instances, one ZIP": lambda: upload(Ours(), True),
+            "Orthanc POST /instances, file by file": lambda: upload(OrthancReceiver(), False),
+            "Orthanc POST /instances, one ZIP": lambda: upload(OrthancReceiver(), True)}
+    if postgres:
+        runs["workbench import (CLI), PostgreSQL"] = lambda: cli_import(postgres.new_database())
+        runs["Orthanc (PostgreSQL) file by file"] = lambda: upload(
+            OrthancReceiver(postgres=postgres), False)
+    timings: dict[str, list[float]] = {}
     for round_ in range(repeat):
-        for data in sets:
-            for receiver in receivers:  # interleaved so drifts of the machine hit all alike
-                seconds = push(receiver, data.directory, scratch)
-                timings.setdefault((receiver.name, data.name), []).append(seconds)
-                print(f"  round {round_ + 1}: {data.name:9} -> {receiver.name:28} "
-                      f"{data.count / seconds:7.1f} inst/s  (load {_load()})", flush=True)
-    print(f"\nC-STORE with storescu over one association, median of {repeat} run(s); "
-          f"load average {_load()}")
-    print(f"{'receiver':30}" + "".join(f"{d.name + ' inst/s':>18}{'MB/s':>8}" for d in sets))
-    medians = {key: statistics.median(values) for key, values in timings.items()}
-    for receiver in receivers:
-        row = f"{receiver.name:30}"
-        for data in sets:
-            seconds = medians[(receiver.name, data.name)]
-            row += f"{data.count / seconds:18.1f}{data.megabytes / seconds:8.1f}"
-        print(row)
-    for mine in ours:
-        for other in receivers:
-            if other is mine or other is ours[0]:
-                continue
-            ratios = [medians[(other.name, d.name)] / medians[(mine.name, d.name)]
-                      for d in sets]
-            label = "ours" if mine is ours[0] else "ours on PostgreSQL"
-            print(f"{label} / {other.name:28}" + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
+        for name, run in runs.items():
+            seconds = run()
+            timings.setdefault(name, []).append(seconds)
+            print(f"  round {round_ + 1}: {name:40} {len(files) / seconds:7.1f} inst/s  "
+                  f"(load {_load()})", flush=True)
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    print(f"\nBulk import of {len(files)} files ({megabytes:.0f} MB), median of {repeat} "
+          f"run(s); load average {_load()}")
+    for name, seconds in medians.items():
+        print(f"{name:42}{len(files) / seconds:10.1f} inst/s{megabytes / seconds:8.1f} MB/s")
+    for own in [name for name in medians if name.startswith("workbench")]:
+        for other in [name for name in medians if name.startswith("Orthanc")]:
+            print(f"{own} / {other}: {medians[other] / medians[own]:.2f}x")
+    print(flush=True)
+
+
+def wait_for_http(session: requests.Session, url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if session.get(url + "/system", timeout=5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
 
 
 def bench_find(studies: int, scratch: Path, queries: int) -> None:
@@ -347,6 +506,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a quarter of the instances")
     parser.add_argument("--skip-find", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-bulk", action="store_true")
+    parser.add_argument("--associations", type=int, default=8,
+                        help="concurrent associations of the second ingest run")
     parser.add_argument("--postgresql", action="store_true",
                         help="also ingest with the index (ours and Orthanc's) in PostgreSQL")
     parser.add_argument("--protocol-only-scp", nargs=2, metavar=("PORT", "AET"),
@@ -361,13 +523,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=REPO.parent / "tmp"
                                      if (REPO.parent / "tmp").is_dir() else None) as tmp:
         scratch = Path(tmp)
-        if not args.skip_ingest:
-            postgres = start_postgres(durable=True) if args.postgresql else None
-            try:
-                bench_ingest(args.repeat, scratch, args.quick, postgres)
-            finally:
-                if postgres:
-                    postgres.remove()
+        postgres = start_postgres(durable=True) if args.postgresql else None
+        try:
+            sets = make_sets(scratch, args.quick)
+            if not args.skip_ingest:
+                bench_ingest(args.repeat, scratch, sets, args.associations, postgres)
+            if not args.skip_bulk:
+                bench_bulk(args.repeat, scratch, sets, postgres)
+        finally:
+            if postgres:
+                postgres.remove()
         if not args.skip_find:
             bench_find(args.studies, scratch, args.queries)
 
