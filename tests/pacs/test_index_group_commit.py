@@ -131,8 +131,19 @@ def test_concurrent_instances_share_a_transaction(index, template):  # noqa: F81
     assert len(index.list_ids("Patient")) == 2
     new = [c for c in index.changes(limit=100)["Changes"] if c["ChangeType"] == "NewInstance"]
     assert sorted(c["ID"] for c in new) == sorted(ids)  # each logged once
-    assert index.statistics()["CountInstances"] == WRITERS
-    assert len(list(index.store.iter_uuids())) == WRITERS  # the duplicate's copy removed
+    statistics = index.statistics()
+    assert statistics["CountInstances"] == WRITERS
+    files = [index.store.path_of(uuid) for uuid in index.store.iter_uuids()]
+    assert len(files) == WRITERS  # the duplicate's copy removed
+    assert int(statistics["TotalDiskSize"]) == sum(path.stat().st_size for path in files)
+    logged = [(c["ChangeType"], c["ID"]) for c in index.changes(limit=100)["Changes"]]
+    for patient in index.list_ids("Patient"):  # a new parent is logged after its instance
+        first_instance = min(
+            n
+            for n, (kind, resource) in enumerate(logged)
+            if kind == "NewInstance" and index.ancestor("Instance", resource, "Patient") == patient
+        )
+        assert logged.index(("NewPatient", patient)) > first_instance
 
 
 def test_a_refused_instance_in_a_group_costs_the_others_nothing(tmp_path, database, template):  # noqa: F811

@@ -80,6 +80,43 @@ class _Row:
         return self.parsed, self.file_uuid, self.size, self.remote_aet, self.origin
 
 
+class _Deferred:
+    """Writes of one ingest transaction that only its end needs, made once for all its
+    instances: the parents' timestamps (and the patients' recycling order), the disk size
+    total and the change log. Alone, an instance costs the same statements as before; in a
+    group or a batch, these are a few statements for all of them rather than five each.
+    """
+
+    def __init__(self) -> None:
+        self.touches: dict[str, dict[int, dict[str, Any]]] = {level: {} for level in TABLES}
+        self.disk_size = 0
+        self.changes: list[dict[str, str]] = []
+        #: The highest recycling order given in this transaction (not yet written).
+        self.order = 0
+
+    def touch(self, level: str, pk: int, values: dict[str, Any]) -> None:
+        self.touches[level][pk] = {"b_pk": pk, **values}  # the latest values win
+
+    def log(self, items: Iterable[tuple[str, str, str]], date: str) -> None:
+        self.changes += [
+            {"change_type": kind, "resource_type": level, "public_id": public_id, "date": date}
+            for kind, level, public_id in items
+        ]
+
+    def flush(self, conn: sa.Connection) -> None:
+        """Write what was deferred (in the transaction of ``conn``)."""
+        for level, rows in self.touches.items():
+            if rows:
+                conn.execute(_TOUCH[level], list(rows.values()))
+                rows.clear()
+        if self.disk_size:
+            Writer._add_total(conn, reads.DISK_SIZE, self.disk_size)
+            self.disk_size = 0
+        if self.changes:
+            conn.execute(changes.insert(), self.changes)
+            self.changes = []
+
+
 def _now() -> tuple[str, float]:
     """(Orthanc's "YYYYMMDDTHHMMSS" in UTC, seconds since the epoch) of this moment."""
     now = datetime.now(timezone.utc)
@@ -178,7 +215,10 @@ class Writer:
         """
         try:
             with self.writing() as conn:
-                return [self._insert_instance(conn, *row.values()) for row in rows]
+                deferred = _Deferred()
+                outcomes = [self._insert_instance(conn, deferred, *row.values()) for row in rows]
+                deferred.flush(conn)
+                return outcomes
         except Exception as exc:
             if len(rows) == 1:
                 self.store.remove(rows[0].file_uuid)
@@ -247,18 +287,25 @@ class Writer:
     ) -> tuple[str, list[str]]:
         """Insert the rows of one stored file. Returns (status, files to delete after commit)."""
         with self.writing() as conn:
-            return self._insert_instance(conn, parsed, file_uuid, size, remote_aet, origin)
+            deferred = _Deferred()
+            outcome = self._insert_instance(
+                conn, deferred, parsed, file_uuid, size, remote_aet, origin
+            )
+            deferred.flush(conn)
+            return outcome
 
     def _insert_instance(
         self,
         conn: sa.Connection,
+        deferred: _Deferred,
         parsed: ParsedInstance,
         file_uuid: str,
         size: int,
         remote_aet: str | None,
         origin: str,
     ) -> tuple[str, list[str]]:
-        """:meth:`index_instance` inside a transaction of the caller's."""
+        """:meth:`index_instance` inside a transaction of the caller's, which flushes
+        ``deferred`` before it commits."""
         patient_id, study_id, series_id, instance_id = parsed.ids
         now_text, now_ts = _now()
         obsolete: list[str] = []
@@ -276,6 +323,7 @@ class Writer:
             _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
 
         if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
+            deferred.flush(conn)  # the plan reads the totals and the recycling order
             victims = recycle.plan_recycling(
                 conn,
                 max_storage_mb=self.config.MaximumStorageSize,
@@ -291,7 +339,8 @@ class Writer:
                 _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
 
         new_changes: list[tuple[str, str, str]] = []
-        order = (order or 0) + 1
+        order = max(order or 0, deferred.order) + 1
+        deferred.order = order
         stamp = {"last_update": now_text, "last_update_ts": now_ts}
         if patient_pk is None:
             patient_pk = conn.execute(
@@ -306,7 +355,7 @@ class Writer:
             ).inserted_primary_key[0]
             new_changes.append(("NewPatient", "Patient", patient_id))
         else:
-            conn.execute(_TOUCH["Patient"], {"b_pk": patient_pk, "recycling_order": order, **stamp})
+            deferred.touch("Patient", patient_pk, {"recycling_order": order, **stamp})
         parent_pk = patient_pk
         for level, public_id, pk in (
             ("Study", study_id, study_pk),
@@ -325,7 +374,7 @@ class Writer:
                 ).inserted_primary_key[0]
                 new_changes.append((f"New{level}", level, public_id))
             else:
-                conn.execute(_TOUCH[level], {"b_pk": pk, **stamp})
+                deferred.touch(level, pk, stamp)
             parent_pk = pk
         conn.execute(
             instances_table.insert(),
@@ -346,9 +395,9 @@ class Writer:
         new_changes.append(("NewInstance", "Instance", instance_id))
         for resource in (("Series", series_id), ("Study", study_id), ("Patient", patient_id)):
             self._written_at[resource] = now_ts
-        self._add_total(conn, reads.DISK_SIZE, size)
+        deferred.disk_size += size
         # Orthanc logs the instance first, then the new parents bottom-up.
-        self._log_changes(conn, reversed(new_changes), now_text)
+        deferred.log(reversed(new_changes), now_text)
         return "Success", obsolete
 
     def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:
