@@ -14,7 +14,7 @@ from pydicom.datadict import tag_for_keyword
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from ..dicomjson import dataset_to_json
+from ..dicomjson import dataset_to_json, dicomweb_json, dicomweb_xml
 from ..errors import (
     BadRequestError,
     PacsError,
@@ -82,10 +82,28 @@ def _read(index: Index, instance_id: str, *, pixels: bool = False) -> pydicom.Da
     return pydicom.dcmread(path, defer_size=None if pixels else 4096)
 
 
-@router.get("/{instance_id}/file", summary="The DICOM file")
-def get_file(instance_id: str, index: Index = Depends(get_index)) -> FileResponse:
+@router.get("/{instance_id}/file", summary="The DICOM file (or its DICOM JSON/XML by Accept)")
+def get_file(instance_id: str, request: Request, index: Index = Depends(get_index)) -> Response:
     path = index.instance_path(instance_id)
+    # As Orthanc (1.5.4): the whole Accept header naming the DICOMweb JSON or XML model.
+    accept = request.headers.get("accept", "").split(";")[0].strip().lower()
+    if accept in (DICOM_JSON, DICOM_XML):
+        try:
+            model = dicomweb_json(path)
+        except Exception as exc:  # pydicom converts lazily: a damaged value surfaces here
+            raise BadRequestError(
+                f"The stored file of instance {instance_id} cannot be given as {accept} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        if accept == DICOM_XML:
+            return Response(dicomweb_xml(model), media_type=DICOM_XML)
+        body = json.dumps(model, ensure_ascii=False).encode("utf-8")
+        return Response(body, media_type=DICOM_JSON)
     return FileResponse(path, media_type="application/dicom", filename=f"{instance_id}.dcm")
+
+
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
 
 
 @lru_cache(maxsize=128)
