@@ -2,8 +2,12 @@
 
 Part 1 (same run, same files, same machine): every file of ../shared/data is uploaded with
 ``POST /instances`` to our server and to a real Orthanc (Debian package, SQLite), fresh
-storage each round, rounds interleaved; then latencies of ``GET /studies``,
-``GET /series/{id}`` and ``GET /instances/{id}/simplified-tags``.
+storage each round, rounds interleaved, by one client and by ``--clients`` (8) clients at
+once; then latencies of ``GET /studies``, ``GET /series/{id}`` and
+``GET /instances/{id}/simplified-tags``. When ``--databases`` names postgresql, the same on a
+PostgreSQL started for the run: our server, two of our servers sharing one database and one
+storage directory (the clients spread over both), and Orthanc with the Debian
+``orthanc-postgresql`` index plugin.
 
 Part 2: an index of ``--instances`` instance rows (10,000 patients by default, realistic tag
 values) is filled through ``Index.index_records`` (the index API, in bulk, without files), and
@@ -20,6 +24,7 @@ Usage::
     .venv/bin/python benchmarks/bench_index.py [--instances 1000000] [--rounds 3]
                                                [--requests 200] [--skip-orthanc]
                                                [--databases sqlite,postgresql]
+                                               [--clients 8] [--skip-scale]
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +46,12 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
-from tests.peers import free_port, start_orthanc, start_postgres  # noqa: E402
+from tests.peers import (  # noqa: E402
+    free_port,
+    orthanc_postgresql_index,
+    start_orthanc,
+    start_postgres,
+)
 from workbench.pacs import Config, Index  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -90,14 +101,23 @@ def show(label: str, samples: list[float], goal_ms: float | None = None) -> floa
 
 
 # ------------------------------------------------------------------------ part 1: vs Orthanc
-def upload_all(base: str, files: list[tuple[Path, bytes]]) -> float:
-    """Upload every file once; return instances per second."""
-    session = requests.Session()
+def upload_all(bases: list[str], files: list[tuple[Path, bytes]], clients: int = 1) -> float:
+    """Upload every file once with ``clients`` clients at once (each its own keep-alive
+    session, the files dealt among them, the clients spread over ``bases``); return
+    instances per second."""
+
+    def client(number: int) -> None:
+        base = bases[number % len(bases)]
+        with requests.Session() as session:
+            for path, data in files[number::clients]:
+                response = session.post(f"{base}/instances", data=data, timeout=60)
+                if response.status_code != 200:
+                    raise RuntimeError(
+                        f"{base} refused {path}: {response.status_code} {response.text}")
+
     start = time.perf_counter()
-    for path, data in files:
-        response = session.post(f"{base}/instances", data=data, timeout=60)
-        if response.status_code != 200:
-            raise RuntimeError(f"{base} refused {path}: {response.status_code} {response.text}")
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
     return len(files) / (time.perf_counter() - start)
 
 
@@ -108,10 +128,11 @@ class WorkbenchProcess:
         self.http_port, self.dicom_port = free_port(), free_port()
         config = {"StorageDirectory": str(storage), "HttpPort": self.http_port,
                   "DicomPort": self.dicom_port, **options}
-        config_path = storage.parent / f"{storage.name}.json"
+        name = f"{storage.name}-{self.http_port}"  # several servers may share the storage
+        config_path = storage.parent / f"{name}.json"
         config_path.write_text(json.dumps(config))
         self.url = f"http://127.0.0.1:{self.http_port}"
-        self.log = open(storage.parent / f"{storage.name}.log", "wb")  # noqa: SIM115
+        self.log = open(storage.parent / f"{name}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config_path)],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
@@ -146,35 +167,38 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
              if p.is_file() and p.name not in NOT_DICOM]
     total_mb = sum(len(d) for _, d in files) / 1e6
     print(f"\n== REST next to Orthanc: {len(files)} files ({total_mb:.1f} MB) of ../shared/data")
-    ours = WorkbenchProcess(workdir / "ours")
-    servers = {"workbench": ours.url}
-    orthanc = None
-    if not args.skip_orthanc:
-        orthanc = start_orthanc(workdir / "orthanc")
-        servers["Orthanc 1.10"] = orthanc.url
+    postgres = start_postgres(durable=True) if "postgresql" in args.databases else None
+    started: list = []
     try:
-        rates: dict[str, list[float]] = {name: [] for name in servers}
+        servers = start_servers(args, workdir, postgres, started)
+        rates: dict[tuple[str, int], list[float]] = {}
         for _ in range(args.rounds):
-            for name, base in servers.items():  # interleaved, fresh storage each round
-                clear(base)
-                rates[name].append(upload_all(base, files))
-        print("  POST /instances throughput (median of rounds):")
-        for name, values in rates.items():
-            print(f"    {name:<14} {statistics.median(values):8.1f} instances/s "
-                  f"({statistics.median(values) * total_mb / len(files):.1f} MB/s)")
-        if orthanc is not None:
-            ratio = statistics.median(rates["workbench"]) / statistics.median(
-                rates["Orthanc 1.10"])
-            print(f"    ratio workbench/Orthanc: {ratio:.2f}x")
+            for clients in (1, args.clients):
+                for name, bases in servers.items():  # interleaved, fresh storage each round
+                    clear(bases[0])
+                    rates.setdefault((name, clients), []).append(
+                        upload_all(bases, files, clients))
+        medians = {key: statistics.median(values) for key, values in rates.items()}
+        for clients in (1, args.clients):
+            print(f"  POST /instances throughput, {clients} client(s) at once "
+                  f"(median of rounds):")
+            for name in servers:
+                rate = medians[(name, clients)]
+                print(f"    {name:<34} {rate:8.1f} instances/s "
+                      f"({rate * total_mb / len(files):.1f} MB/s)")
+            for own in [name for name in servers if not name.startswith("Orthanc")]:
+                for other in [name for name in servers if name.startswith("Orthanc")]:
+                    print(f"    ratio {own} / {other}: "
+                          f"{medians[(own, clients)] / medians[(other, clients)]:.2f}x")
 
         print(f"  Read latencies ({args.requests} requests each, one keep-alive session):")
         rng = random.Random(7)
         p50s: dict[str, dict[str, float]] = {}
-        for name, base in servers.items():
+        for name, (base, *_) in servers.items():
             session = requests.Session()
             series = session.get(f"{base}/series", timeout=30).json()
             instances = session.get(f"{base}/instances", timeout=30).json()
-            goal = 3.0 if name == "workbench" else None
+            goal = None if name.startswith("Orthanc") else 3.0
             show(f"{name}: GET /system (HTTP floor, no index)", timed(
                 lambda s=session, b=base: s.get(f"{b}/system").raise_for_status(),
                 args.requests))
@@ -191,14 +215,42 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
                         f"{b}/instances/{rng.choice(ids)}/simplified-tags"
                     ).raise_for_status(), args.requests), goal),
             }
-        if orthanc is not None:
-            for key in ("studies", "series", "tags"):
-                print(f"    {key:<8} latency ratio Orthanc/workbench: "
-                      f"{p50s['Orthanc 1.10'][key] / p50s['workbench'][key]:.2f}x")
+        for own in [name for name in servers if not name.startswith("Orthanc")]:
+            for other in [name for name in servers if name.startswith("Orthanc")]:
+                for key in ("studies", "series", "tags"):
+                    print(f"    {key:<8} latency ratio {other} / {own}: "
+                          f"{p50s[other][key] / p50s[own][key]:.2f}x")
     finally:
-        ours.stop()
-        if orthanc is not None:
-            orthanc.stop()
+        for server in started:
+            server.stop()
+        if postgres:
+            postgres.remove()
+
+
+def start_servers(args: argparse.Namespace, workdir: Path, postgres, started: list
+                  ) -> dict[str, list[str]]:
+    """Name -> base URLs of the servers of part 1 (each added to ``started`` as it starts)."""
+    def ours(storage: Path, **options: object) -> str:
+        started.append(WorkbenchProcess(storage, **options))
+        return started[-1].url
+
+    def orthanc(directory: Path, **options: object) -> str:
+        started.append(start_orthanc(directory, **options))
+        return started[-1].url
+
+    servers = {"workbench": [ours(workdir / "ours")]}
+    if postgres:
+        servers["workbench (PostgreSQL)"] = [
+            ours(workdir / "ours-pg", DatabaseUrl=postgres.new_database())]
+        shared = postgres.new_database()
+        servers["2 workbench servers, 1 PostgreSQL"] = [
+            ours(workdir / "ours-2", DatabaseUrl=shared) for _ in range(2)]
+    if not args.skip_orthanc:
+        servers["Orthanc 1.10"] = [orthanc(workdir / "orthanc")]
+        if postgres:
+            servers["Orthanc 1.10 (PostgreSQL)"] = [orthanc(
+                workdir / "orthanc-pg", extra=orthanc_postgresql_index(postgres))]
+    return servers
 
 
 # ----------------------------------------------------------------------- part 2: 1M instances
@@ -390,6 +442,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=8,
+                        help="clients uploading at once in the second upload run")
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--databases", default="sqlite,postgresql",

@@ -55,14 +55,18 @@ sys.path.insert(0, str(REPO))
 import pydicom  # noqa: E402
 import requests  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from tests.peers import PostgresPeer, free_port, start_orthanc, start_postgres  # noqa: E402
+from tests.peers import (  # noqa: E402
+    PostgresPeer,
+    free_port,
+    orthanc_postgresql_index,
+    start_orthanc,
+    start_postgres,
+)
 
 SHARED = REPO.parent / "shared" / "data"
 CT_TEMPLATE = SHARED / "series_ct_philips_ingenuity_5mm" / "I10"
 SMALL_TEMPLATE = SHARED / "nema_mr1_small_transcodes" / "MR_small.dcm"
-ORTHANC_POSTGRESQL_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")
 os.environ["TCP_NODELAY"] = "1"  # inherited by storescu, storescp and Orthanc
 
 
@@ -187,17 +191,7 @@ class OrthancReceiver(Receiver):
             self.name = "Orthanc 1.10 (PostgreSQL)"
 
     def start(self, workdir: Path) -> int:
-        extra = None
-        if self.postgres:
-            database = make_url(self.postgres.new_database()).database
-            extra = {
-                "Plugins": [str(ORTHANC_POSTGRESQL_PLUGIN)],
-                "PostgreSQL": {
-                    "EnableIndex": True, "EnableStorage": False, "Lock": False,
-                    "Host": str(self.postgres.workdir), "Port": self.postgres.port,
-                    "Database": database, "Username": "postgres", "Password": "",
-                },
-            }
+        extra = orthanc_postgresql_index(self.postgres) if self.postgres else None
         self.peer = start_orthanc(workdir, aet=self.aet, modalities=self.modalities,
                                   extra=extra)
         return self.peer.dicom_port

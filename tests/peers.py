@@ -260,6 +260,26 @@ class PostgresPeer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+ORTHANC_POSTGRESQL_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so")
+
+
+def orthanc_postgresql_index(postgres: PostgresPeer) -> dict:
+    """Orthanc options putting its index in a new database of ``postgres`` (Debian
+    ``orthanc-postgresql``; files stay in its storage directory): ``extra`` for
+    :func:`start_orthanc`."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(postgres.new_database()).database
+    return {
+        "Plugins": [require_plugin(ORTHANC_POSTGRESQL_PLUGIN)],
+        "PostgreSQL": {
+            "EnableIndex": True, "EnableStorage": False, "Lock": False,
+            "Host": str(postgres.workdir), "Port": postgres.port,
+            "Database": database, "Username": "postgres", "Password": "",
+        },
+    }
+
+
 def start_postgres(*, durable: bool = False) -> PostgresPeer:
     """Create and start a PostgreSQL cluster in a new temporary folder (``durable``: with
     PostgreSQL's default syncing of commits, for benchmarks).
