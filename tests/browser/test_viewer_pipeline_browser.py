@@ -64,10 +64,18 @@ def viewer_page(browser, jupyter_lab, chest_ct, artifacts_dir):
         "import json\nimport ipywidgets as widgets\nfrom workbench.widgets import Viewer",
         f"viewer = Viewer({str(chest_ct)!r}, size=(518, 542), thumbnails=False)\nviewer",
         "state = widgets.HTML()\nstate.add_class('wb-test-state')\n"
+        "frames = viewer.views[0].frames\n"
+        "drawn = [0]\n"
         "def report(_=None):\n"
-        "    frames = viewer.views[0].frames\n"
-        "    state.value = json.dumps({'window': viewer.viewports[0].window,\n"
+        "    state.value = json.dumps({'window': viewer.viewports[0].window, 'drawn': drawn[0],\n"
         "                              'sent': frames.sent, 'previews': frames.previews})\n"
+        # The browser's receipts, as the pipeline gets them.
+        "acknowledged = frames.acknowledged\n"
+        "def receipt(frame):\n"
+        "    acknowledged(frame)\n"
+        "    drawn[0] = frame\n"
+        "    report()\n"
+        "frames.acknowledged = receipt\n"
         "viewer.on_change(report, names=['window'])\nreport()\nstate",
     ]
     page = new_page(browser)
@@ -114,19 +122,20 @@ def test_settled_pixels_are_exact_after_a_fast_drag(viewer_page, chest_ct, artif
         center, width = state(page)["window"]
         return display.render(values, stack.attrs, window=(center, width))
 
-    # Wait for the canvas to change until it shows the exact frame (each wait ends when a new
-    # image is drawn; the pixels are compared after every one).
-    deadline = time.monotonic() + 30
-    count, shown = image_layer(page)
-    while not np.array_equal(shown, expected()):
-        assert time.monotonic() < deadline, (
-            f"the settled image differs from display.render by up to "
-            f"{np.abs(shown.astype(int) - expected().astype(int)).max()} grey levels"
-        )
-        page.wait_for_function("n => window.__images > n", arg=count, timeout=30_000)
-        count, shown = image_layer(page)
-    Image.fromarray(shown).save(artifacts_dir / "viewer_pipeline_settled.png")
+    # The browser's receipt of the last frame comes once it is drawn: the image layer then
+    # shows it, exactly.
+    page.wait_for_function(
+        "() => { const s = JSON.parse(document.querySelector('.wb-test-state').textContent);"
+        " return s.drawn === s.sent; }",
+        timeout=30_000,
+    )
     after = state(page)
+    _, shown = image_layer(page)
+    Image.fromarray(shown).save(artifacts_dir / "viewer_pipeline_settled.png")
+    assert np.array_equal(shown, expected()), (
+        f"the settled image differs from display.render by up to "
+        f"{np.abs(shown.astype(int) - expected().astype(int)).max()} grey levels"
+    )
     assert after["window"] != before["window"]
     sent = after["sent"] - before["sent"]
     # The frames were paced: moves reach the kernel at most once per move interval, each

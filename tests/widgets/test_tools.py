@@ -25,6 +25,29 @@ def test_window_drag_changes_width_and_center(model) -> None:
     assert width > 80 and center > 40
 
 
+def test_a_drag_ends_where_the_button_is_released(model) -> None:
+    """The browser throttles moves: the release says where the gesture ended."""
+    ui = Interaction(model)
+    v = model.viewports[0]
+    start = v.effective_window()
+    ui.press(0, 100, 100)
+    ui.move(0, 150, 120)
+    ui.release(0, 150, 120)
+    with_every_move = v.window
+    v.window = start
+    ui.press(0, 100, 100)
+    ui.move(0, 110, 100)
+    ui.release(0, 150, 120)  # the last moves never came
+    assert v.window == with_every_move != start
+    v.window = start
+    ui.press(0, 200, 200)
+    ui.release(0, 200, 200)  # a click leaves the window as it was
+    assert v.window == start
+    ui.press(0, 300, 300, button=1)
+    ui.release(0, 330, 290)
+    assert v.pan == (30.0, -10.0)
+
+
 def test_right_drag_zooms_and_middle_drag_pans(model) -> None:
     ui = Interaction(model)
     v = model.viewports[0]

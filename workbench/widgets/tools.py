@@ -348,7 +348,12 @@ class Interaction(Observable):
         if self._draft is not None and self._draft_viewport is self.model.viewports[index]:
             self._release_drawing(x, y)
             return
-        drag, self._drag = self._drag, None
+        drag = self._drag
+        if drag is not None and drag.last != (x, y):
+            # Moves are throttled in the browser: the last ones before the release may come
+            # after it or not at all, so the gesture ends where the button went up.
+            self.move(index, x, y)
+        self._drag = None
         if drag is not None and drag.mode == "select" and drag.target is not None:
             self.model.annotations.updated(drag.target)
 

@@ -7,10 +7,9 @@ in through ipyevents (which gives buttons, modifier keys and wheel deltas) on a 
 canvas (the canvas ignores the pointer, so ipycanvas sends none of its own) and go to the
 shared :class:`~workbench.widgets.tools.Interaction`; when the model changes, the view asks
 its :class:`~workbench.widgets.pipeline.FramePipeline` for a frame, which paces frames to what
-the browser has received. The receipt is a browser-side link (``jsdlink``) between two hidden
-integer widgets: each frame is followed by its number in the first, the browser copies it into
-the second, which syncs it back. Messages reach the browser in the order they were sent, so
-the number comes back once the frame's bytes are there.
+the browser has drawn. The receipt is a :class:`FrameStamp`: each frame's drawing commands end
+by painting the frame's number on a 1×1 canvas, whose pixels ipycanvas sends back once it has
+run them, that is once the frame's image is decoded and drawn.
 """
 
 from __future__ import annotations
@@ -20,14 +19,15 @@ import io
 from collections.abc import Callable
 
 import ipywidgets as widgets
-from ipycanvas import MultiCanvas, hold_canvas
+from ipycanvas import Canvas, MultiCanvas, hold_canvas
 from ipyevents import Event
+from ipywidgets.widgets.trait_types import bytes_serialization
 from PIL import Image
-from traitlets import CInt
+from traitlets import Bytes
 
 from workbench.widgets import drawing, mpr, overlay
 from workbench.widgets.model import Change, Viewport
-from workbench.widgets.pipeline import FramePipeline, Throttle
+from workbench.widgets.pipeline import FRAME_ID_MODULUS, FramePipeline, Throttle
 from workbench.widgets.render import encode_jpeg, encode_png, render_viewport
 from workbench.widgets.scrollbar import Scrollbar
 from workbench.widgets.tools import Interaction, Readout
@@ -70,14 +70,36 @@ def put_image(canvas, data: bytes, x: int, y: int) -> int:
     return len(data)
 
 
-class FrameReceipt(widgets.IntText):
-    """The browser's copy of the last frame number drawn, synced back to the kernel.
+class FrameStamp(Canvas):
+    """A 1×1 canvas, never shown, painted with the number of each frame as its last command.
 
-    ipywidgets echoes every update coming from the browser back to it; nobody looks at this
-    one in the browser, so the echo, a message per frame, is not sent.
+    ipycanvas runs a batch of drawing commands in order, waiting for each image to be decoded
+    and drawn, and then sends back the pixels of a canvas that has ``sync_image_data``: the
+    colour of this one pixel says which frame the browser has drawn. Unlike a widget value
+    set after the frame (the browser handles it as soon as it arrives), it cannot come back
+    before the image is on the canvas, and it travels in the frame's own message. ipywidgets
+    would echo the pixels back to the browser, which does not need them.
     """
 
-    value = CInt(0).tag(sync=True, echo_update=False)
+    image_data = Bytes(default_value=None, allow_none=True, read_only=True).tag(
+        sync=True, echo_update=False, **bytes_serialization
+    )
+
+    def __init__(self) -> None:
+        super().__init__(width=1, height=1, sync_image_data=True)
+
+    def stamp(self, number: int) -> None:
+        """Paint ``number`` (modulo 2²⁴) as the pixel's colour."""
+        self.fill_style = f"#{number % FRAME_ID_MODULUS:06x}"
+        self.fill_rect(0, 0, 1, 1)
+
+    def drawn(self) -> int | None:
+        """The number the browser painted last, ``None`` before any."""
+        if not self.image_data:
+            return None
+        pixel = Image.open(io.BytesIO(self.image_data)).convert("RGB").getpixel((0, 0))
+        red, green, blue = pixel  # type: ignore[misc]
+        return (red << 16) | (green << 8) | blue
 
 
 class ViewportView:
@@ -124,12 +146,8 @@ class ViewportView:
         self.surface.add_class("wb-surface")
         self.status = widgets.HTML(layout=widgets.Layout(width=f"{width}px"))
         self.status.add_class("wb-viewport-status")
-        # Never displayed: the link between their models lives in the browser all the same.
-        self._frame_sent, self._frame_received = widgets.IntText(), FrameReceipt()
-        self._receipt = widgets.jsdlink(
-            (self._frame_sent, "value"), (self._frame_received, "value")
-        )
-        self._frame_received.observe(self._on_receipt, names="value")
+        self._stamp = FrameStamp()
+        self._stamp.observe(self._on_stamp, names="image_data")
         self.frames = FramePipeline(self._draw_frame)
         self.box = widgets.VBox(
             [self.surface, self.status],
@@ -253,9 +271,7 @@ class ViewportView:
 
     def close(self) -> None:
         self.frames.close()
-        self._receipt.close()
-        self._frame_sent.close()
-        self._frame_received.close()
+        self._stamp.close()
         self._readout.cancel()
         self._unsubscribe()
         self._moves.close()
@@ -279,15 +295,17 @@ class ViewportView:
                 self._draw_overlay()
             else:
                 self._draw_progress()
+            self._stamp.stamp(frame_id)  # last: painted once the frame is drawn
         if ready and exact:
             # The status line says in words what the corner text shows; it follows exact
             # frames only: while dragging, each update would be one more message and one
             # more layout of the page per frame.
             self.status.value = overlay.status_line(self.viewport)
-        self._frame_sent.value = frame_id  # after the frame: comes back once it is there
 
-    def _on_receipt(self, change) -> None:
-        self.frames.acknowledged(int(change["new"]))
+    def _on_stamp(self, change) -> None:
+        drawn = self._stamp.drawn()
+        if drawn is not None:
+            self.frames.acknowledged(drawn)
 
     def redraw_overlay(self) -> None:
         if not mpr.is_ready(self.viewport.stack):
