@@ -10,6 +10,7 @@ import pytest
 import requests
 from pydicom.encaps import generate_frames
 
+from tests.data import real_path
 from tests.pacs.dicomweb_support import instance_url
 
 JPEG_BASELINE = pydicom.uid.JPEGBaseline8Bit
@@ -122,3 +123,31 @@ def test_pixel_data_bulk_uri_serves_the_frames(dicomweb, corpus):
         frames[0]
         == np.ascontiguousarray(expected[0].astype(expected[0].dtype.newbyteorder("<"))).tobytes()
     )
+
+
+def test_a_frame_holding_the_shared_boundary_gets_another(fresh_server, tmp_path):
+    """Frames share one multipart boundary (Python clients compile a pattern per boundary);
+    a frame whose bytes hold it is sent with a fresh one and arrives whole."""
+    from workbench.pacs.dicomweb.multipart import _BOUNDARY
+
+    ds = pydicom.dcmread(real_path("nema_mr1_small_transcodes") / "MR_small.dcm")
+    plain = bytearray(ds.PixelData)
+    tricky = bytearray(plain)
+    tricky[100 : 100 + 34] = b"--" + _BOUNDARY.encode()
+    urls = []
+    for number, data in enumerate((plain, tricky), start=1):
+        ds.SOPInstanceUID = f"{ds.SeriesInstanceUID}.{number}"
+        ds.PixelData = bytes(data)
+        ds.save_as(tmp_path / f"{number}.dcm")
+        stored = requests.post(
+            f"{fresh_server.url}/instances",
+            data=(tmp_path / f"{number}.dcm").read_bytes(),
+            timeout=30,
+        )
+        assert stored.ok, stored.text
+        urls.append(f"{instance_url(fresh_server.url, ds)}/frames/1")
+    accept = {"Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'}
+    answers = [requests.get(url, headers=accept, timeout=30) for url in (urls[0], urls[0], urls[1])]
+    boundaries = [a.headers["content-type"].split("boundary=")[1].strip('"') for a in answers]
+    assert boundaries[0] == boundaries[1] == _BOUNDARY != boundaries[2]
+    assert [content for _, content in _parts(answers[2])] == [bytes(tricky)]

@@ -161,12 +161,29 @@ def multipart_response(
     (one frame, say) is sent in one piece with its length: streaming costs a worker-thread
     hop per piece, more than a frame takes to send.
     """
-    boundary = uuid.uuid4().hex
     extra = "".join(f"; {key.replace('_', '-')}={value}" for key, value in params.items())
-    media_type = f'multipart/related; type="{part_type}"{extra}; boundary={boundary}'
+    media_type = 'multipart/related; type="{}"{}; boundary={}'.format
     if isinstance(parts, list) and all(isinstance(p.chunks, list | tuple) for p in parts):
-        return Response(b"".join(multipart_stream(parts, boundary)), media_type=media_type)
-    return StreamingResponse(multipart_stream(parts, boundary), media_type=media_type)
+        boundary = _boundary_for(parts)
+        body = b"".join(multipart_stream(parts, boundary))
+        return Response(body, media_type=media_type(part_type, extra, boundary))
+    boundary = uuid.uuid4().hex  # content not at hand to check: one no upload can foresee
+    return StreamingResponse(
+        multipart_stream(parts, boundary), media_type=media_type(part_type, extra, boundary)
+    )
+
+
+#: The boundary of answers whose parts are at hand. One for all: Python's http.client
+#: compiles a regular expression for each new boundary it reads (~0.3 ms a frame for a
+#: client fetching frames one by one), and a known boundary can be checked for in the parts.
+_BOUNDARY = uuid.uuid4().hex
+
+
+def _boundary_for(parts: list[Part]) -> str:
+    mark = _BOUNDARY.encode("ascii")
+    if any(mark in chunk for part in parts for chunk in part.chunks):
+        return uuid.uuid4().hex  # a part holds it (by chance, or someone learnt it)
+    return _BOUNDARY
 
 
 def file_chunks(path, size: int = CHUNK) -> Iterator[bytes]:
