@@ -29,9 +29,9 @@ J2K_FILES = "toshiba_ct_j2k"
 
 
 @pytest.fixture(scope="module")
-def storescp(tmp_path_factory, data_root):
-    """A DCMTK storescp that accepts only uncompressed syntaxes (its default), per corpus:
-    the files it writes are named by SOP Instance UID, which both corpora share."""
+def storescp(tmp_path_factory, data_root, database):
+    """A DCMTK storescp that accepts only uncompressed syntaxes (its default), per corpus and
+    per node: the files it writes are named by SOP Instance UID, which every node sends."""
     directory = tmp_path_factory.mktemp("storescp")
     process, port = start_storescp(directory)
     yield directory, port
@@ -40,8 +40,9 @@ def storescp(tmp_path_factory, data_root):
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory, storescp, data_root) -> RunningNode:
-    """A node per corpus (``data_root``), so each corpus's counts are its own."""
+def node(tmp_path_factory, storescp, data_root, database) -> RunningNode:
+    """A node per corpus (``data_root``), so each corpus's counts are its own, and per kind
+    of index database."""
     _, storescp_port = storescp
     modalities = {
         "findscu": ["FINDSCU", "127.0.0.1", 1],
@@ -49,7 +50,8 @@ def node(tmp_path_factory, storescp, data_root) -> RunningNode:
         "getscu": ["GETSCU", "127.0.0.1", 1],
         "storescp": ["STORESCP", "127.0.0.1", storescp_port],
     }
-    running = start_node(tmp_path_factory.mktemp("node"), modalities)
+    running = start_node(tmp_path_factory.mktemp("node"), modalities,
+                         DatabaseUrl=database.new_url())
     yield running
     running.node.stop()
 

@@ -24,9 +24,10 @@ MR_SERIES = "series_mr_siemens_t1_sag_HFS"
 
 
 @pytest.fixture(scope="module")
-def pacs(tmp_path_factory, orthanc):
+def pacs(tmp_path_factory, orthanc, database):
     handle = serve(
         StorageDirectory=str(tmp_path_factory.mktemp("pacs")),
+        DatabaseUrl=database.new_url(),
         HttpPort=0,
         DicomPort=free_port(),
         DicomAet=NODE_AET,

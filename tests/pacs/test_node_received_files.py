@@ -17,12 +17,13 @@ def _data_set_offset(data: bytes) -> int:
     return 144 + group_length
 
 
-def test_stored_file_is_the_sent_data_set_behind_standard_file_meta(tmp_path, sample_data):
+def test_stored_file_is_the_sent_data_set_behind_standard_file_meta(tmp_path, sample_data,
+                                                                   database):
     source = generate_instances(sample_data / TEMPLATE, tmp_path / "sent", 1, tag="META")[0]
     ds = pydicom.dcmread(source)
     del ds.DataSetTrailingPadding  # storescu leaves it out of what it sends
     ds.save_as(source, enforce_file_format=True)
-    running = start_node(tmp_path / "node")
+    running = start_node(tmp_path / "node", DatabaseUrl=database.new_url())
     try:
         dcmtk("storescu", "-aec", NODE_AET, "127.0.0.1", str(running.port), str(source))
         (instance,) = running.index.find("Instance", {})

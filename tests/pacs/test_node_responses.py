@@ -76,8 +76,8 @@ class _Interleaving:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    running = start_node(tmp_path_factory.mktemp("responses"))
+def node(tmp_path_factory, database):
+    running = start_node(tmp_path_factory.mktemp("responses"), DatabaseUrl=database.new_url())
     yield running
     running.node.stop()
 

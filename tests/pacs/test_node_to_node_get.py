@@ -28,11 +28,13 @@ def _read(path: Path, **kwargs) -> pydicom.Dataset:
 
 
 @pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory, data_root):
-    """A serving node holding the corpus, and an empty requesting node that may C-GET it."""
+def two_nodes(tmp_path_factory, data_root, database):
+    """A serving node holding the corpus (its index on each kind of database), and an empty
+    requesting node that may C-GET it."""
     serving_port, requesting_port = free_port(), free_port()
     serving = serve(
         StorageDirectory=str(tmp_path_factory.mktemp("serving")),
+        DatabaseUrl=database.new_url(),
         HttpPort=0,
         DicomPort=serving_port,
         DicomAet=SERVING_AET,

@@ -35,8 +35,8 @@ def _index_changes(index: Index) -> list[dict]:
     return index.changes(limit=1000)["Changes"]
 
 
-def test_resources_become_stable_once_instances_stop_arriving(tmp_path, sample_data):
-    index = Index(Config(StorageDirectory=str(tmp_path / "store"), StableAge=2))
+def test_resources_become_stable_once_instances_stop_arriving(tmp_path, sample_data, database):
+    index = Index(database.config(tmp_path / "store", StableAge=2))
     try:
         template = sample_data / SMALL_FILE
         same_series = {"patient": "S", "study": "1.2.9", "series": "1.2.9.1"}
@@ -64,8 +64,9 @@ def test_resources_become_stable_once_instances_stop_arriving(tmp_path, sample_d
         index.close()
 
 
-def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, sample_data):
-    index = Index(Config(StorageDirectory=str(tmp_path / "store"), StableAge=1))
+def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, sample_data,
+                                                                database):
+    index = Index(database.config(tmp_path / "store", StableAge=1))
     try:
         kept = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, patient="KEPT"))
         gone = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, patient="GONE"))
