@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,28 @@ def database(request) -> Database:
     if request.param == "sqlite":
         return Database("sqlite")
     return Database("postgresql", request.getfixturevalue("postgres"))
+
+
+@dataclass
+class Syncs:
+    """Every sync of the store's files made during a test: whole-filesystem syncs (the
+    paths given to ``syncfs``) and single ``fsync`` calls (their descriptors)."""
+
+    filesystem: list[Path]
+    single: list[int]
+
+
+@pytest.fixture
+def syncs(monkeypatch) -> Syncs:
+    """Counts the syncs the store makes; each still runs."""
+    from workbench.pacs import store
+
+    seen = Syncs([], [])
+    real_syncfs, real_fsync = store._syncfs, os.fsync
+    monkeypatch.setattr(store, "_syncfs", lambda path: seen.filesystem.append(path) or
+                        real_syncfs(path))  # fmt: skip
+    monkeypatch.setattr(os, "fsync", lambda fd: seen.single.append(fd) or real_fsync(fd))
+    return seen
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import pytest
 
 from workbench.io import open_series
 from workbench.pacs import Index, importing
-from workbench.pacs import store as store_module
 from workbench.pacs.incoming import Refused
 
 SERIES_DIR = "series_ct_philips_ingenuity_5mm"
@@ -46,12 +45,8 @@ def test_import_folder_and_zip_then_open_series(tmp_path, sample_data, database)
     np.testing.assert_array_equal(volume[count // 2].values, reference[count // 2].values)
 
 
-def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, database, monkeypatch):
-    syncs, fsyncs = [], []
-    real_syncfs, real_fsync = store_module._syncfs, os.fsync
-    monkeypatch.setattr(store_module, "_syncfs", lambda path: syncs.append(path) or
-                        real_syncfs(path))  # fmt: skip
-    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, database, monkeypatch,
+                                                  syncs):
     monkeypatch.setattr(importing, "BATCH_FILES", 4)
     files = sorted((sample_data / SERIES_DIR).iterdir())
     folder = tmp_path / "in"
@@ -70,7 +65,7 @@ def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, databas
             raise Refused("not this one")
 
     index.incoming_filter = refuse_one
-    fsyncs.clear()
+    syncs.single.clear()
     summary = index.import_path(folder, gone, progress=False)
     assert summary.stored == len(files) - 1
     assert set(summary.errors) == {str(folder / refused_name), str(folder / "notes.txt"), str(gone)}
@@ -79,8 +74,8 @@ def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, databas
     batches = -(-(len(files) + 1) // 4)  # the readable sources, four at a time
     # The files' data, then their names: twice per batch (a batch with nothing to store,
     # none).
-    assert 2 * (batches - 1) <= len(syncs) <= 2 * batches
-    assert len(fsyncs) < batches  # no file synced on its own (fan-out directories aside)
+    assert 2 * (batches - 1) <= len(syncs.filesystem) <= 2 * batches
+    assert len(syncs.single) < batches  # no file synced on its own (fan-out directories aside)
     assert len(index.list_ids("Instance")) == len(files) - 1
     assert not list(index.incoming_dir.iterdir())
     index.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -151,15 +150,9 @@ def test_upload_zip_delete_and_changes(fresh_server, sample_data):
 
 
 def test_zip_upload_makes_its_members_durable_together(fresh_server, sample_data,
-                                                       monkeypatch):
-    from workbench.pacs import store as store_module
+                                                       monkeypatch, syncs):
     from workbench.pacs.rest import uploads
 
-    syncs, fsyncs = [], []
-    real_syncfs, real_fsync = store_module._syncfs, os.fsync
-    monkeypatch.setattr(store_module, "_syncfs", lambda path: syncs.append(path) or
-                        real_syncfs(path))  # fmt: skip
-    monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
     monkeypatch.setattr(uploads, "BATCH_FILES", 8)
     members = [make_instance(sample_data / SMALL_FILE, patient="ZIP") for _ in range(19)]
     bare = pydicom.dcmread(io.BytesIO(members[-1]))
@@ -173,12 +166,12 @@ def test_zip_upload_makes_its_members_durable_together(fresh_server, sample_data
         for n, data in enumerate(members):
             archive.writestr(f"{n}.dcm", data)
         archive.writestr("README.txt", "not dicom")
-    fsyncs.clear()
+    syncs.single.clear()
     answers = requests.post(f"{fresh_server.url}/instances", data=buffer.getvalue(),
                             timeout=60).json()  # fmt: skip
     assert [a["Status"] for a in answers] == ["Success"] * len(members)
-    assert len(syncs) == 2 * 3  # 20 members, 8 at a time: the data, then the names
-    assert len(fsyncs) < len(members)  # fan-out directories only, no file on its own
+    assert len(syncs.filesystem) == 2 * 3  # 20 members, 8 at a time: the data, then the names
+    assert len(syncs.single) < len(members)  # fan-out directories only, no file on its own
     assert fresh_server.index.statistics()["CountInstances"] == len(members)
     assert not list(fresh_server.index.incoming_dir.iterdir())
 
