@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from workbench.pacs.anonymize import PROFILE_TABLE, VERSIONS
+from workbench.pacs.anonymize import PROFILE_TABLE, VERSIONS, profiles, required_attributes
 
 #: Attributes the probe leaves out: file meta, commands, directories, items, pixels,
 #: the character set, and what the anonymization sets itself.
@@ -100,6 +100,21 @@ def actions(before: Dataset, after: Dataset) -> dict[int, str]:
         else:
             found[tag] = f"?{value!r}"
     return found
+
+
+def where_we_part(path: tuple, source: Dataset, version: str | None) -> bool:
+    """Where we part from Orthanc on purpose, since it leaves objects the standard does not
+    allow: text that needs UTF-8 is declared as such (SpecificCharacterSet); odd-length
+    private creators are padded with a space (LO), not a NUL; attributes the
+    IOD requires that an edition's profile (``version``; ``None``: not anonymizing) would
+    erase keep a dummy value (type 1) or stay, empty (type 2)."""
+    if path[0] == 0x00080005:
+        return True
+    if (path[-1] >> 16) & 1 and 0x10 <= path[-1] & 0xFFFF <= 0xFF:
+        return True  # a private creator of odd length padded as LO (space), not with NUL
+    if version is None or path[0] not in required_attributes(source):
+        return False
+    return profiles()[version].get(path[0]) in ("X", "Z")
 
 
 def orthanc_actions(url: str, version: str, data: bytes) -> dict[int, str]:

@@ -8,6 +8,12 @@ the resource, references in sequences included). The table was read off a real O
 anonymizing a dataset holding every attribute of the dictionary, so an edition here does what
 it does there (see ``tests/pacs/modification_support.py``).
 
+Where Orthanc would leave an object its IOD does not allow, we part from it: an attribute
+the IOD requires with a value (type 1) that the profile removes or empties gets a dummy value
+instead (PS3.15's action D: ContentDate of an enhanced image, DeviceSerialNumber of its
+equipment, the annotations of a presentation state, whose texts become dummies), and one it
+requires present (type 2) is emptied rather than removed.
+
 On top of the profile, as Orthanc: private tags are removed (unless ``KeepPrivateTags``), the
 patient gets a new PatientID (a UUID) and the name ``Anonymized<n>`` (``n`` counting the
 server's anonymizations) unless the request says otherwise, PatientIdentityRemoved is YES,
@@ -21,6 +27,9 @@ import csv
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 
 from workbench import __version__
 
@@ -46,6 +55,30 @@ def profiles() -> dict[str, dict[int, str]]:
             for version in VERSIONS:
                 if row[version] != "-":
                     found[version][int(row["tag"], 16)] = row[version]
+    return found
+
+
+def required_attributes(ds: Dataset) -> dict[int, str]:
+    """The top-level attributes the IOD of ``ds`` requires, and their type: ``1``/``1C``
+    (with a value) or ``2``/``2C`` (present), from highdicom's tables of the standard."""
+    return _required_of(str(ds.get("SOPClassUID", "")))
+
+
+@lru_cache(maxsize=64)
+def _required_of(sop_class_uid: str) -> dict[int, str]:
+    from highdicom import _standard_utils as standard
+
+    iod = standard.get_sop_class_iod_map().get(sop_class_uid)
+    if iod is None:
+        return {}
+    attributes = standard.get_module_attribute_map()
+    found: dict[int, str] = {}
+    for module in standard.get_iod_module_map()[iod]:
+        for item in attributes[module["key"]]:
+            tag = tag_for_keyword(item["keyword"])
+            if not item["path"] and tag is not None and item["type"] in ("1", "1C", "2", "2C"):
+                # An attribute of several modules: the strictest type wins.
+                found[tag] = min(found.get(tag, "3"), item["type"])
     return found
 
 
@@ -83,6 +116,9 @@ def anonymization(body: Any) -> tuple[Modification, bool]:
     for tag, action in profiles()[version].items():
         {"X": modification.removals, "Z": modification.clearings,
          "U": modification.uids}[action].add(tag)  # fmt: skip
+        if action in ("X", "Z"):
+            modification.profile_erasures.add(tag)
+    modification.required = required_attributes
     modification.uids |= {PATIENT_ID, PATIENT_NAME}
     modification.replacements[PATIENT_IDENTITY_REMOVED] = "YES"
     pure_profile = True

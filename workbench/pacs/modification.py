@@ -27,9 +27,11 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydicom.charset
 from pydicom.datadict import (
     dictionary_VR,
     get_private_entry,
@@ -80,7 +82,7 @@ def parse_tag(name: Any) -> int:
     if not isinstance(name, str):
         raise BadRequestError(f"A DICOM tag must be given as a string, not {name!r}")
     text = name.strip()
-    found = re.fullmatch(r"([0-9A-Fa-f]{4})[,-]?([0-9A-Fa-f]{4})", text)
+    found = re.fullmatch(r"\(?([0-9A-Fa-f]{4})[,-]?([0-9A-Fa-f]{4})\)?", text)
     if found:
         return (int(found.group(1), 16) << 16) | int(found.group(2), 16)
     tag = tag_for_keyword(text)
@@ -94,6 +96,62 @@ def tag_name(tag: int) -> str:
     return keyword_for_tag(tag) or f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
 
 
+@dataclass(frozen=True)
+class TagPath:
+    """A tag inside sequences, as Orthanc 1.9.4+ takes it in ``Replace``, ``Remove`` and
+    ``Keep``: ``ReferencedImageSequence[0].ReferencedSOPInstanceUID`` (items counted from
+    0, ``[*]`` for every item)."""
+
+    #: (sequence tag, item index or ``None`` for every item), outermost first.
+    prefix: tuple[tuple[int, int | None], ...]
+    tag: int
+
+    def items(self, ds: Dataset) -> Iterator[Dataset]:
+        """The items of ``ds`` the prefix designates (those that exist)."""
+        found = [ds]
+        for sequence, index in self.prefix:
+            inner = []
+            for item in found:
+                elem = item.get(sequence)
+                if elem is None or elem.VR != "SQ":
+                    continue
+                values = list(elem.value or ())
+                if index is None:
+                    inner += values
+                elif index < len(values):
+                    inner.append(values[index])
+            found = inner
+        yield from found
+
+    def covers(self, trail: tuple[tuple[int, int], ...], tag: int) -> bool:
+        """Whether the element ``tag`` at ``trail`` (sequence, item) is this path or lies
+        under it."""
+        steps = (*self.prefix, (self.tag, None))
+        actual = (*trail, (tag, None))
+        if len(steps) > len(actual):
+            return False
+        for (want_tag, want_index), (tag_here, index_here) in zip(steps, actual, strict=False):
+            if want_tag != tag_here or want_index not in (None, index_here):
+                return False
+        return True
+
+
+def parse_path(name: Any) -> TagPath:
+    """A tag (see :func:`parse_tag`) or a path into sequences (see :class:`TagPath`)."""
+    if not isinstance(name, str):
+        raise BadRequestError(f"A DICOM tag must be given as a string, not {name!r}")
+    *parents, last = name.split(".")
+    prefix = []
+    for part in parents:
+        found = re.fullmatch(r"(.+)\[\s*(\d+|\*)\s*\]", part.strip())
+        if not found:
+            raise BadRequestError(f"{name!r}: each sequence of a path needs an item index, "
+                                  "as in ReferencedImageSequence[0] or [*]")  # fmt: skip
+        index = None if found.group(2) == "*" else int(found.group(2))
+        prefix.append((parse_tag(found.group(1)), index))
+    return TagPath(tuple(prefix), parse_tag(last))
+
+
 def _is_private(tag: int) -> bool:
     return bool((tag >> 16) & 1)
 
@@ -105,15 +163,16 @@ def _boolean(body: dict[str, Any], name: str, default: bool = False) -> bool:
     return value
 
 
-def _tag_list(body: dict[str, Any], name: str) -> list[int]:
+def _path_list(body: dict[str, Any], name: str) -> list[TagPath]:
     value = body.get(name, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise BadRequestError(f'"{name}" must be a list of tags (keywords or gggg,eeee)')
-    return [parse_tag(item) for item in value]
+    return [parse_path(item) for item in value]
 
 
-def _force_needed(tag: int, action: str, force: bool) -> None:
-    if tag in DATABASE_KEYS and not force:
+def _force_needed(path: TagPath, action: str, force: bool) -> None:
+    tag = path.tag
+    if not path.prefix and tag in DATABASE_KEYS and not force:
         raise BadRequestError(f'Marking tag "{tag_name(tag)}" as to be {action} requires the '
                               '"Force" option to be set to true')  # fmt: skip
 
@@ -140,12 +199,22 @@ class Modification:
     uids: set[int] = field(default_factory=set)
     replacements: dict[int, Any] = field(default_factory=dict)
     keep: set[int] = field(default_factory=set)
+    #: Paths into sequences (Orthanc 1.9.4+): removed, replaced, kept as they are.
+    path_removals: list[TagPath] = field(default_factory=list)
+    path_replacements: list[tuple[TagPath, Any]] = field(default_factory=list)
+    kept_paths: list[TagPath] = field(default_factory=list)
+    #: The types (1, 1C, 2, 2C) of the attributes a dataset's IOD requires: what the
+    #: profile would erase though required is kept (see :mod:`.anonymize`).
+    required: Callable[[Dataset], dict[int, str]] | None = None
+    #: What the profile (not the request) removes or empties.
+    profile_erasures: set[int] = field(default_factory=set)
     #: (level, original) → new identifier, shared by every dataset of the resource.
     uid_map: dict[tuple[str, str], str] = field(default_factory=dict)
 
     # -- building ------------------------------------------------------------------------
 
     def keep_tag(self, tag: int) -> None:
+        self.profile_erasures.discard(tag)
         self.keep.add(tag)
         self.removals.discard(tag)
         self.clearings.discard(tag)
@@ -153,6 +222,7 @@ class Modification:
         self.replacements.pop(tag, None)
 
     def remove_tag(self, tag: int) -> None:
+        self.profile_erasures.discard(tag)
         self.removals.add(tag)
         self.clearings.discard(tag)
         self.uids.discard(tag)
@@ -160,6 +230,7 @@ class Modification:
         self.keep.discard(tag)
 
     def replace_tag(self, tag: int, value: Any) -> None:
+        self.profile_erasures.discard(tag)
         self.clearings.discard(tag)
         self.removals.discard(tag)
         self.uids.discard(tag)
@@ -171,19 +242,28 @@ class Modification:
         """``Remove``, ``Replace``, ``Keep`` and ``PrivateCreator`` of a request body, in
         Orthanc's order (a tag both removed and kept is kept)."""
         force = _boolean(body, "Force")
-        for tag in _tag_list(body, "Remove"):
-            _force_needed(tag, "removed", force)
-            self.remove_tag(tag)
+        for path in _path_list(body, "Remove"):
+            _force_needed(path, "removed", force)
+            if path.prefix:
+                self.path_removals.append(path)
+            else:
+                self.remove_tag(path.tag)
         replace = body.get("Replace", {})
         if not isinstance(replace, dict):
             raise BadRequestError('"Replace" must be an object: tag → new value')
         for name, value in replace.items():
-            tag = parse_tag(name)
-            _force_needed(tag, "replaced", force)
-            self.replace_tag(tag, value)
-        for tag in _tag_list(body, "Keep"):
-            _force_needed(tag, "kept", force)
-            self.keep_tag(tag)
+            path = parse_path(name)
+            _force_needed(path, "replaced", force)
+            if path.prefix:
+                _check_replacement(path.tag, value)
+                self.path_replacements.append((path, value))
+            else:
+                self.replace_tag(path.tag, value)
+        for path in _path_list(body, "Keep"):
+            _force_needed(path, "kept", force)
+            self.kept_paths.append(path)
+            if not path.prefix:
+                self.keep_tag(path.tag)
         creator = body.get("PrivateCreator", self.private_creator)
         if not isinstance(creator, str):
             raise BadRequestError("String value expected in field: PrivateCreator")
@@ -267,12 +347,16 @@ class Modification:
                                             str(self.replacements[tag]))  # fmt: skip
         if self.remove_private_tags:
             self._remove_private(ds)
-        for tag in self.clearings:
+        dummies, emptied = self._required_erasures(ds)
+        for tag in (self.clearings | emptied) - dummies:
             if tag in ds:
                 _clear(ds[tag])
-        for tag in self.removals:
+        for tag in self.removals - dummies - emptied:
             if tag in ds:
                 del ds[tag]
+        for tag in dummies:
+            _dummy(ds[tag])
+        self._fit_character_set(ds)
         for tag, value in self.replacements.items():
             self._replace(ds, tag, value)
         for level, tag in LEVEL_UID.items():
@@ -282,10 +366,51 @@ class Modification:
                 ds[tag] = DataElement(tag, "UI", self.new_identifier(original, level))
         if self.is_anonymization:
             self._remap(ds, ())
+        for path in self.path_removals:
+            for item in path.items(ds):
+                if path.tag in item:
+                    del item[path.tag]
+        for path, value in self.path_replacements:
+            for item in path.items(ds):
+                self._replace(item, path.tag, value)
         meta = getattr(ds, "file_meta", None)
         if meta is not None and "SOPInstanceUID" in ds:
             meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         return ds
+
+    def _required_erasures(self, ds: Dataset) -> tuple[set[int], set[int]]:
+        """What the profile would erase though the IOD of ``ds`` requires it: attributes
+        required with a value (type 1, 1C), which get a dummy value, and attributes
+        required present (type 2, 2C), which are emptied rather than removed."""
+        if self.required is None:
+            return set(), set()
+        types = self.required(ds)
+        present = [tag for tag in self.profile_erasures if tag in types and tag in ds]
+        dummies = {tag for tag in present if types[tag] in ("1", "1C") and not ds[tag].is_empty}
+        emptied = {tag for tag in present if types[tag] in ("2", "2C")}
+        return dummies, emptied
+
+    def _fit_character_set(self, ds: Dataset) -> None:
+        """Declare UTF-8 when a replacement's text cannot be written in the dataset's
+        character set (all the text is decoded first, so nothing is garbled)."""
+        texts = [value for value in self.replacements.values() if isinstance(value, str)]
+        texts += [value for _, value in self.path_replacements if isinstance(value, str)]
+        if all(text.isascii() for text in texts):
+            return
+        declared = ds.get(0x00080005)
+        names = (
+            []
+            if declared is None or declared.is_empty
+            else list([declared.value] if isinstance(declared.value, str) else declared.value)
+        )
+        # pydicom names the default repertoire (ISO_IR 6) "iso8859": ASCII it is.
+        codecs = [
+            "ascii" if codec == "iso8859" else codec
+            for codec in (pydicom.charset.convert_encodings(names) if names else [])
+        ]
+        if not all(_encodable(text, codecs) for text in texts):
+            ds.decode()
+            ds.SpecificCharacterSet = "ISO_IR 192"
 
     def _remove_private(self, ds: Dataset) -> None:
         kept_blocks = {(tag >> 16, (tag >> 8) & 0xFF) for tag in self.keep if _is_private(tag)}
@@ -336,15 +461,16 @@ class Modification:
         except KeyError:
             return "UN"
 
-    def _remap(self, ds: Dataset, parents: tuple[int, ...]) -> None:
+    def _remap(self, ds: Dataset, trail: tuple[tuple[int, int], ...]) -> None:
         """Step 4: remap identifiers (and, inside sequences, remove or clear what the
-        profile does) at every depth."""
-        nested = bool(parents)
+        profile does) at every depth; ``trail`` is the (sequence, item) path to ``ds``."""
+        nested = bool(trail)
+        parents = tuple(tag for tag, _ in trail)
         for elem in list(ds):
             tag = int(elem.tag)
+            if any(path.covers(trail, tag) for path in self.kept_paths):
+                continue
             if nested:
-                if tag in self.keep:
-                    continue
                 if (self.remove_private_tags and _is_private(tag)) or tag in self.removals:
                     del ds[tag]
                     continue
@@ -355,8 +481,8 @@ class Modification:
                         del ds[tag]
                     continue
             if elem.VR == "SQ":
-                for item in elem.value or ():
-                    self._remap(item, (*parents, tag))
+                for number, item in enumerate(elem.value or ()):
+                    self._remap(item, (*trail, (tag, number)))
                 continue
             if elem.VR not in ("UI", "LO", "PN") or elem.value is None:
                 continue
@@ -382,6 +508,20 @@ class Modification:
         return "Instance"
 
 
+def _encodable(text: str, codecs: list[str]) -> bool:
+    """Whether ``text`` can be written in one of the Python ``codecs`` of a character set
+    (plain ASCII when none is declared)."""
+    if text.isascii():
+        return True
+    for codec in codecs:
+        try:
+            text.encode(codec)
+            return True
+        except (UnicodeEncodeError, LookupError):
+            continue
+    return False
+
+
 def _mapped(value: Any, new: Any) -> Any:
     if isinstance(value, str):
         return new(value)
@@ -395,6 +535,27 @@ def _clear(elem: DataElement) -> None:
         elem.value = b"" if elem.VR in _BINARY_VRS else ""
     else:
         elem.value = None
+
+
+#: PS3.15's dummy values (action D) by value representation: not empty, valid, meaningless.
+DUMMY_VALUES = {"AE": "ANONYMIZED", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101",
+                "DS": "0", "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED",
+                "LT": "ANONYMIZED", "PN": "ANONYMIZED", "SH": "ANONYMIZED", "ST": "ANONYMIZED",
+                "TM": "000000", "UC": "ANONYMIZED", "UR": "http://anonymized",
+                "UT": "ANONYMIZED", "UI": "2.25.0", "FL": 0.0, "FD": 0.0, "SL": 0, "SS": 0,
+                "UL": 0, "US": 0, "SV": 0, "UV": 0}  # fmt: skip
+
+
+def _dummy(elem: DataElement) -> None:
+    """A dummy value in place of ``elem``'s: a sequence keeps its items, every text in them
+    made a dummy."""
+    if elem.VR == "SQ":
+        for item in elem.value:
+            for inner in item.iterall():
+                if inner.VR in _TEXT_VRS and inner.VR not in ("UI", "CS") and not inner.is_empty:
+                    inner.value = DUMMY_VALUES[inner.VR]
+    elif elem.VR in DUMMY_VALUES:
+        elem.value = DUMMY_VALUES[elem.VR]
 
 
 def _check_replacement(tag: int, value: Any) -> None:

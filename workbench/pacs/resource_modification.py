@@ -38,10 +38,11 @@ def transfer_syntax_arg(body: dict[str, Any]) -> str | None:
     return value
 
 
-def keep_source_arg(body: dict[str, Any]) -> bool:
-    value = body.get("KeepSource", True)
+def boolean_arg(body: dict[str, Any], name: str, default: bool) -> bool:
+    """A Boolean field of a request body (``KeepSource``, ``Permissive``)."""
+    value = body.get(name, default)
     if not isinstance(value, bool):
-        raise BadRequestError("Boolean value expected in field: KeepSource")
+        raise BadRequestError(f"Boolean value expected in field: {name}")
     return value
 
 
@@ -60,6 +61,7 @@ def rewrite(path: Path, modification: Modification, transcode: str | None,
     try:
         ds = pydicom.dcmread(path)
         modification.apply(ds)
+        _pad_odd_bytes(ds)
         if transcode:
             transcode_dataset(ds, transcode)
         buffer = io.BytesIO()
@@ -83,7 +85,7 @@ def modified_file(index, instance_id: str, modification: Modification,
 
 def modify_resource(index, level: str, public_id: str, modification: Modification, *,
                     keep_source: bool = True, transcode: str | None = None,
-                    job=None) -> dict[str, Any]:  # fmt: skip
+                    permissive: bool = False, job=None) -> dict[str, Any]:  # fmt: skip
     """Store a modified copy of every instance under a resource; Orthanc's answer.
 
     Parameters
@@ -98,6 +100,9 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
         Keep the originals (Orthanc's ``KeepSource``, default true).
     transcode : str, optional
         Transfer syntax UID the copies are written in.
+    permissive : bool
+        Skip the instances that cannot be rewritten (counted in ``FailedInstancesCount``)
+        instead of failing (Orthanc's ``Permissive``).
     job : Job, optional
         The job running this, told the progress after each instance.
     """
@@ -105,9 +110,17 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
     origin_name = "AnonymizedFrom" if modification.is_anonymization else "ModifiedFrom"
     result = None
     replaced: list[str] = []
+    failed = 0
     for done, (instance_id, path) in enumerate(files):
-        data = rewrite(path, modification, transcode, f"Instance {instance_id}")
-        result = index.ingest_bytes(data, origin="RestApi")
+        try:
+            data = rewrite(path, modification, transcode, f"Instance {instance_id}")
+            stored = index.ingest_bytes(data, origin="RestApi")
+        except BadRequestError:
+            if not permissive:
+                raise
+            failed += 1  # Orthanc's Permissive: counted, and the others go on
+            continue
+        result = stored
         new_ids = {"Patient": result.patient_id, "Study": result.study_id,
                    "Series": result.series_id, "Instance": result.instance_id}  # fmt: skip
         sources = {lv: index.ancestor("Instance", instance_id, lv) for lv in LEVELS[:-1]}
@@ -120,7 +133,7 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
         if job is not None:
             job.step(done + 1, len(files))
     if result is None:
-        raise BadRequestError(f"{level} {public_id} has no stored file to modify")
+        raise BadRequestError(f"{level} {public_id} has no stored file that could be modified")
     if not keep_source:
         for instance_id in replaced:
             index.delete("Instance", instance_id)
@@ -128,7 +141,7 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
               "Series": result.series_id, "Instance": result.instance_id}[level]  # fmt: skip
     return {
         "Description": "REST API",
-        "FailedInstancesCount": 0,
+        "FailedInstancesCount": failed,
         "ID": new_id,
         "InstancesCount": len(files),
         "IsAnonymization": modification.is_anonymization,
@@ -136,3 +149,14 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
         "PatientID": result.patient_id,
         "Type": level,
     }
+
+
+def _pad_odd_bytes(ds: pydicom.Dataset) -> None:
+    """Give odd-length byte values (found in vendor files) the even length the standard
+    asks for, as Orthanc's writer does: a NUL, or a space in a private creator's slot (an
+    LO, whatever VR the file gave it)."""
+    for elem in ds.iterall():
+        value = elem.value
+        if elem.VR in ("OB", "UN") and isinstance(value, bytes) and len(value) % 2:
+            creator = elem.tag.is_private and 0x10 <= elem.tag.element <= 0xFF
+            elem.value = value + (b" " if creator else b"\0")

@@ -626,14 +626,16 @@ class Index:
 
     def store_modified(self, level: str, public_id: str, modification,
                        request: dict[str, Any], job=None) -> dict[str, Any]:  # fmt: skip
-        """Store a modified copy of a resource (``Transcode``, ``KeepSource`` read from
-        ``request``); Orthanc's answer."""
-        from ..resource_modification import keep_source_arg, modify_resource, transfer_syntax_arg
+        """Store a modified copy of a resource (``Transcode``, ``KeepSource``, ``Permissive``
+        read from ``request``); Orthanc's answer."""
+        from ..resource_modification import boolean_arg, modify_resource, transfer_syntax_arg
 
         self.resource(level, public_id)  # 404 before any work
         return modify_resource(self, level, public_id, modification,
-                               keep_source=keep_source_arg(request),
-                               transcode=transfer_syntax_arg(request), job=job)  # fmt: skip
+                               keep_source=boolean_arg(request, "KeepSource", True),
+                               transcode=transfer_syntax_arg(request),
+                               permissive=boolean_arg(request, "Permissive", False),
+                               job=job)  # fmt: skip
 
     def server_metadata(self, level: str, public_id: str) -> dict[str, str]:
         """The metadata the server wrote on a resource (``ModifiedFrom``, ``AnonymizedFrom``)."""

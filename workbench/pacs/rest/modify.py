@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ..index import Index
 from ..jobs import Job
 from ..modification import Modification
-from ..resource_modification import keep_source_arg, modified_file, transfer_syntax_arg
+from ..resource_modification import boolean_arg, modified_file, transfer_syntax_arg
 from ..tags import LEVELS, PLURAL
 from .deps import body_doc, index_of, json_object
 from .jobs import now_or_as_job
@@ -33,6 +33,7 @@ _COMMON = {
     "PrivateCreator": {"type": "string"},
     "Transcode": {"type": "string", "description": "Transfer syntax UID of the copies"},
     "KeepSource": {"type": "boolean"},
+    "Permissive": {"type": "boolean", "description": "Skip instances that cannot be modified"},
     "Asynchronous": {"type": "boolean"},
     "Priority": {"type": "integer"},
 }
@@ -77,7 +78,8 @@ async def _run(request: Request, level: str, resource_id: str, body: dict[str, A
                modification: Modification) -> Any:  # fmt: skip
     index: Index = index_of(request)
     transcode = transfer_syntax_arg(body)
-    keep_source_arg(body)
+    for name, default in (("KeepSource", True), ("Permissive", False)):
+        boolean_arg(body, name, default)  # a 400 before any work
     await run_in_threadpool(index.resource, level, resource_id)  # 404 before any work
     if level == "Instance":
         data = await run_in_threadpool(modified_file, index, resource_id, modification,
