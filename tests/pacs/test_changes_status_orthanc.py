@@ -74,6 +74,11 @@ def test_series_status_as_orthanc(both):
     assert seen["ours"]["missing"] == (4, "Missing")
     assert seen["ours"]["twice"][1] == seen["ours"]["outside"][1] == "Inconsistent"
     assert seen["ours"]["silent"] == (None, "Unknown")
+    # The instance that completes a series logs CompletedSeries, as Orthanc.
+    completed = {name: {c["ID"] for c in visible_changes(url, limit=1000)["Changes"]
+                        if c["ChangeType"] == "CompletedSeries"}
+                 for name, url in both.items()}  # fmt: skip
+    assert completed["ours"] == completed["orthanc"] and len(completed["ours"]) == 1
 
 
 def visible_changes(url: str, **params) -> dict:
@@ -120,6 +125,23 @@ def test_changes_forget_deleted_resources_as_orthanc(both):
         page = visible_changes(url, limit=2)
         assert len(page["Changes"]) == 2 and page["Done"] is False
         assert page["Last"] == page["Changes"][-1]["Seq"]
+
+
+def test_clearing_the_log_as_orthanc(both):
+    for url in both.values():
+        last = visible_changes(url, last="")["Last"]
+        cleared = requests.delete(f"{url}/changes", timeout=30)
+        assert cleared.status_code == 200 and cleared.text == ""
+        after = visible_changes(url)
+        assert after["Changes"] == [] and after["Done"] is True and after["Last"] >= last
+        assert visible_changes(url, last="")["Changes"] == []
+    # What comes next is shown, numbered after what was cleared.
+    for url in both.values():
+        instance = requests.get(f"{url}/instances", timeout=30).json()[0]
+        requests.delete(f"{url}/instances/{instance}", timeout=30).raise_for_status()
+        requests.post(f"{url}/instances", data=SOURCE.read_bytes(), timeout=30).raise_for_status()
+        shown = visible_changes(url)["Changes"]
+        assert [c["ChangeType"] for c in shown][:1] == ["NewInstance"]
 
 
 def test_every_row_is_kept_for_hooks(tmp_path):

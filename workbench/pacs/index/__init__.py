@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from .. import migrations
 from ..config import Config
 from ..database import create_engine
@@ -24,13 +26,15 @@ from ..incoming import IncomingFilter, Refused, admit
 from ..parsing import ParsedInstance, parse_instance
 from ..reconcile import reconcile
 from ..results import IngestResult, ReconcileReport
-from ..schema import CHILD, PARENT
+from ..schema import CHILD, PARENT, totals
+from ..schema import changes as changes_table
 from ..stability import StabilityMonitor
 from ..store import FileStore, StoreLock
 from ..tags import normalize_level
 from . import exports, reads, views
 from . import labels as label_rows
 from . import metadata as metadata_rows
+from .completion import SeriesCompletion
 from .find import find_statement, searchable_keywords
 from .writes import Writer, _now
 
@@ -66,8 +70,9 @@ class Index:
             self.engine,
             self.store,
             self.config,
-            on_new_instance=lambda resources: self._stability.touch(resources),
+            on_new_instance=self._new_instance,
         )
+        self._completion = SeriesCompletion(self.engine, self._log_change)
         # Announces StableSeries/Study/Patient in the change log, as Orthanc does.
         self._stability = StabilityMonitor(self.config.StableAge, self._writer.announce_stable)
         self.last_reconcile: ReconcileReport | None = None
@@ -85,6 +90,18 @@ class Index:
         self._store_lock.share()
 
     # ----------------------------------------------------------------------------- writing
+    def _new_instance(self, resources: tuple[tuple[str, str], ...]) -> None:
+        """Once a new instance is committed: its series, study and patient are not stable
+        yet, and its series may now be complete."""
+        self._stability.touch(resources)
+        self._completion.new_instance(resources[0][1])
+
+    def _log_change(self, change_type: str, level: str, public_id: str) -> None:
+        with self._writer.writing() as conn:
+            conn.execute(changes_table.insert().values(
+                change_type=change_type, resource_type=level, public_id=public_id,
+                date=_now()[0]))  # fmt: skip
+
     @property
     def incoming_dir(self) -> Path:
         """A directory on the storage filesystem where writers put files before ingesting."""
@@ -669,6 +686,15 @@ class Index:
             rows, done, last_seq = reads.change_rows(conn, since=since, limit=limit, last=last,
                                                      every=every)  # fmt: skip
         return views.changes(rows, done, last_seq)
+
+    def clear_changes(self) -> None:
+        """Empty ``/changes`` (``DELETE /changes``): what was logged so far is no longer
+        shown; hooks still follow every row."""
+        with self._writer.writing() as conn:
+            last = conn.execute(sa.select(sa.func.max(changes_table.c.seq))).scalar() or 0
+            floor = totals.c.name == reads.CHANGES_CLEARED_TO
+            if conn.execute(totals.update().where(floor).values(value=last)).rowcount == 0:
+                conn.execute(totals.insert().values(name=reads.CHANGES_CLEARED_TO, value=last))
 
     def log_exports(self, modality: str, resources: list[tuple[str, str]]) -> None:
         """Note resources ((level, ID) pairs) as sent to ``modality``, when

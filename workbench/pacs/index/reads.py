@@ -21,6 +21,9 @@ from ..tags import IDENTIFIER, LEVELS, stored_tags
 
 #: Name of the running total of the stored files' sizes.
 DISK_SIZE = "disk_size"
+#: The last change ``DELETE /changes`` cleared: ``/changes`` shows none up to it (the rows stay
+#: for hooks, and sequence numbers keep growing, as Orthanc's after clearing).
+CHANGES_CLEARED_TO = "changes_cleared_to"
 
 # Statements of the hot paths, built once (SQLAlchemy then reuses their compiled form).
 _ROW_BY_ID = {
@@ -247,7 +250,7 @@ def change_rows(
     last_seq = conn.execute(sa.select(sa.func.max(changes.c.seq))).scalar() or 0
     query = sa.select(changes)
     if not every:
-        query = query.where(_VISIBLE_CHANGE)
+        query = query.where(_VISIBLE_CHANGE, changes.c.seq > total(conn, CHANGES_CLEARED_TO))
     if last:
         return list(conn.execute(query.order_by(changes.c.seq.desc()).limit(1))), True, last_seq
     query = query.where(changes.c.seq > since).order_by(changes.c.seq).limit(limit + 1)

@@ -64,7 +64,11 @@ def error_content(method: str, uri: str, status: int, details: str | None,
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    code = orthanc_status if orthanc_status is not None else ORTHANC_ERRORS.get(status, -1)
+    code = (
+        orthanc_status
+        if orthanc_status is not None
+        else ORTHANC_ERRORS.get(status, 8 if status < 500 else -1)
+    )
     description = ORTHANC_DESCRIPTIONS.get(code, phrase)
     content = {
         "HttpError": phrase,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
 from pydicom.datadict import tag_for_keyword
 from pydicom.tag import Tag
 
@@ -65,6 +66,12 @@ def changes(since: str | None = Query(None), limit: str | None = Query(None),
     return index.changes(since=int_arg(since, "since") or 0,
                          limit=100 if limit_value is None else min(limit_value, 10000),
                          last=flag(last))
+
+
+@router.delete("/changes", summary="Empty the change log shown (hooks still follow it)")
+def clear_changes(index: Index = Depends(get_index)) -> PlainTextResponse:
+    index.clear_changes()
+    return PlainTextResponse("")
 
 
 @router.get("/exports", summary="Log of the instances sent to modalities (LogExportedResources)")
