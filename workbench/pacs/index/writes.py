@@ -216,7 +216,11 @@ class Writer:
         try:
             with self.writing() as conn:
                 deferred = _Deferred()
-                outcomes = [self._insert_instance(conn, deferred, *row.values()) for row in rows]
+                if len(rows) > 1 and not self._decides_per_instance():
+                    outcomes = self._insert_many(conn, deferred, rows)
+                else:
+                    outcomes = [self._insert_instance(conn, deferred, *row.values())
+                                for row in rows]  # fmt: skip
                 deferred.flush(conn)
                 return outcomes
         except Exception as exc:
@@ -234,6 +238,13 @@ class Writer:
                 self.store.remove(row.file_uuid)
                 outcomes.append(exc)
         return outcomes
+
+    def _decides_per_instance(self) -> bool:
+        """Whether ingest needs one instance's rows before deciding the next's (overwriting
+        a stored instance, recycling to make room)."""
+        config = self.config
+        return bool(config.OverwriteInstances or config.MaximumStorageSize
+                    or config.MaximumPatientCount)  # fmt: skip
 
     def _committed(
         self, parsed: ParsedInstance, file_uuid: str, status: str, obsolete: list[str]
@@ -307,7 +318,6 @@ class Writer:
         """:meth:`index_instance` inside a transaction of the caller's, which flushes
         ``deferred`` before it commits."""
         patient_id, study_id, series_id, instance_id = parsed.ids
-        now_text, now_ts = _now()
         obsolete: list[str] = []
         keys = {
             "instance": instance_id,
@@ -338,12 +348,70 @@ class Writer:
             if victims:
                 _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
 
+        order = max(order or 0, deferred.order)
+        known = {"Patient": patient_pk, "Study": study_pk, "Series": series_pk}
+        instance_row = self._write_instance(
+            conn, deferred, _Row(parsed, file_uuid, size, remote_aet, origin), known, order
+        )
+        conn.execute(instances_table.insert(), instance_row)
+        return "Success", obsolete
+
+    def _insert_many(
+        self, conn: sa.Connection, deferred: _Deferred, rows: list[_Row]
+    ) -> list[tuple[str, list[str]]]:
+        """Many instances in one transaction (without overwriting nor recycling, which
+        decide instance by instance): what exists is looked up for all of them in a few
+        queries and their instance rows inserted in one statement, so an instance costs
+        little more than the rows of its new parents."""
+        ids = [row.parsed.ids for row in rows]
+        known = {
+            level: _pks_of(conn, TABLES[level], list({each[depth] for each in ids}))
+            for depth, level in enumerate(LEVELS)
+        }
+        order = conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar()
+        order = max(order or 0, deferred.order)
+        outcomes: list[tuple[str, list[str]]] = []
+        instance_rows = []
+        for row, (patient_id, study_id, series_id, instance_id) in zip(rows, ids, strict=True):
+            if instance_id in known["Instance"]:
+                outcomes.append(("AlreadyStored", []))
+                continue
+            parents = {
+                "Patient": known["Patient"].get(patient_id),
+                "Study": known["Study"].get(study_id),
+                "Series": known["Series"].get(series_id),
+            }
+            instance_rows.append(self._write_instance(conn, deferred, row, parents, order))
+            order = deferred.order
+            for level, public_id in zip(LEVELS, row.parsed.ids, strict=True):
+                known[level][public_id] = parents.get(level, -1)
+            outcomes.append(("Success", []))
+        if instance_rows:
+            conn.execute(instances_table.insert(), instance_rows)
+        return outcomes
+
+    def _write_instance(
+        self,
+        conn: sa.Connection,
+        deferred: _Deferred,
+        row: _Row,
+        parents: dict[str, int | None],
+        order: int,
+    ) -> dict[str, Any]:
+        """Insert the new parents of an instance (their keys filled in ``parents``), defer
+        the touches of the others and the instance's changes; return the instance's row.
+
+        ``order`` is the highest recycling order given so far.
+        """
+        parsed = row.parsed
+        patient_id, study_id, series_id, instance_id = parsed.ids
+        now_text, now_ts = _now()
         new_changes: list[tuple[str, str, str]] = []
-        order = max(order or 0, deferred.order) + 1
+        order += 1
         deferred.order = order
         stamp = {"last_update": now_text, "last_update_ts": now_ts}
-        if patient_pk is None:
-            patient_pk = conn.execute(
+        if parents["Patient"] is None:
+            parents["Patient"] = conn.execute(
                 patients.insert(),
                 {
                     "public_id": patient_id,
@@ -355,16 +423,12 @@ class Writer:
             ).inserted_primary_key[0]
             new_changes.append(("NewPatient", "Patient", patient_id))
         else:
-            deferred.touch("Patient", patient_pk, {"recycling_order": order, **stamp})
-        parent_pk = patient_pk
-        for level, public_id, pk in (
-            ("Study", study_id, study_pk),
-            ("Series", series_id, series_pk),
-        ):
-            table = TABLES[level]
-            if pk is None:
-                pk = conn.execute(
-                    table.insert(),
+            deferred.touch("Patient", parents["Patient"], {"recycling_order": order, **stamp})
+        parent_pk = parents["Patient"]
+        for level, public_id in (("Study", study_id), ("Series", series_id)):
+            if parents[level] is None:
+                parents[level] = conn.execute(
+                    TABLES[level].insert(),
                     {
                         "public_id": public_id,
                         "parent_pk": parent_pk,
@@ -374,31 +438,27 @@ class Writer:
                 ).inserted_primary_key[0]
                 new_changes.append((f"New{level}", level, public_id))
             else:
-                deferred.touch(level, pk, stamp)
-            parent_pk = pk
-        conn.execute(
-            instances_table.insert(),
-            {
-                "public_id": instance_id,
-                "parent_pk": parent_pk,
-                "file_uuid": file_uuid,
-                "file_size": size,
-                "transfer_syntax": parsed.transfer_syntax,
-                "index_in_series": index_in_series(parsed.tags["Instance"]),
-                "received": now_text,
-                "remote_aet": remote_aet,
-                "origin": origin,
-                **parsed.tags["Instance"],
-                **stamp,
-            },
-        )
+                deferred.touch(level, parents[level], stamp)
+            parent_pk = parents[level]
         new_changes.append(("NewInstance", "Instance", instance_id))
         for resource in (("Series", series_id), ("Study", study_id), ("Patient", patient_id)):
             self._written_at[resource] = now_ts
-        deferred.disk_size += size
+        deferred.disk_size += row.size
         # Orthanc logs the instance first, then the new parents bottom-up.
         deferred.log(reversed(new_changes), now_text)
-        return "Success", obsolete
+        return {
+            "public_id": instance_id,
+            "parent_pk": parent_pk,
+            "file_uuid": row.file_uuid,
+            "file_size": row.size,
+            "transfer_syntax": parsed.transfer_syntax,
+            "index_in_series": index_in_series(parsed.tags["Instance"]),
+            "received": now_text,
+            "remote_aet": row.remote_aet,
+            "origin": row.origin,
+            **parsed.tags["Instance"],
+            **stamp,
+        }
 
     def index_records(self, records: Iterable[dict[str, str]], *, batch_size: int = 5000) -> int:
         """Index instances from tag dictionaries alone (see :meth:`Index.index_records`)."""
