@@ -103,10 +103,69 @@ def test_unknown_attachments_and_error_json(both):
         assert bad["ours"].json()[field] == bad["orthanc"].json()[field], field
 
 
-def test_what_is_not_kept_is_refused_with_a_reason(both):
-    base = f"/instances/{ids(both)['instances']}/attachments"
-    compress = requests.post(f"{both['ours']}{base}/dicom/compress", timeout=30)
-    assert compress.status_code == 501 and "uncompressed" in compress.json()["Details"]
-    user = requests.put(f"{both['ours']}{base}/1024", data=b"hello", timeout=30)
-    assert user.status_code == 501 and "metadata" in user.json()["Details"]
-    assert requests.get(f"{both['ours']}{base}/dicom/is-compressed", timeout=30).text == "0"
+def test_user_attachments_as_orthanc(both):
+    found = ids(both)
+    for level in ("instances", "series"):
+        base = f"/{level}/{found[level]}/attachments"
+        written = call(both, "put", f"{base}/1030", data=b"abc")
+        assert written["ours"].status_code == written["orthanc"].status_code == 200
+        assert written["ours"].headers["etag"] == written["orthanc"].headers["etag"]
+        for suffix in ("", "?full"):
+            listed = call(both, "get", base + suffix)
+            assert listed["ours"].json() == listed["orthanc"].json(), (level, suffix)
+        data = call(both, "get", f"{base}/1030/data")
+        assert data["ours"].content == data["orthanc"].content == b"abc"
+        assert data["ours"].headers["content-type"] == data["orthanc"].headers["content-type"]
+        for route in ("md5", "size", "compressed-size", "is-compressed"):
+            answers = call(both, "get", f"{base}/1030/{route}")
+            assert answers["ours"].status_code == answers["orthanc"].status_code == 200
+            assert answers["ours"].text == answers["orthanc"].text, route
+        operations = call(both, "get", f"{base}/1030")
+        assert operations["ours"].json() == operations["orthanc"].json()
+        answers = call(both, "get", f"{base}/1030/info")
+        info = {name: answer.json() for name, answer in answers.items()}
+        assert info["ours"].pop("Uuid") and info["orthanc"].pop("Uuid")
+        assert info["ours"] == info["orthanc"]
+        etag = written["ours"].headers["etag"]
+        replaced = call(both, "put", f"{base}/1030", data=b"abcd", headers={"If-Match": etag})
+        assert replaced["ours"].status_code == replaced["orthanc"].status_code == 200
+        assert replaced["ours"].headers["etag"] == replaced["orthanc"].headers["etag"]
+        for bad in ("70000", "1000"):
+            refused = call(both, "put", f"{base}/{bad}", data=b"x")
+            assert refused["ours"].status_code == refused["orthanc"].status_code == 403
+        gone = call(both, "delete", f"{base}/1030")
+        assert gone["ours"].status_code == gone["orthanc"].status_code == 200
+        assert statuses(call(both, "get", f"{base}/1030/data")) == (404, 404)
+        assert statuses(call(both, "delete", f"{base}/1030")) == (404, 404)
+
+
+def statuses(answers) -> tuple[int, int]:
+    return answers["ours"].status_code, answers["orthanc"].status_code
+
+
+def test_revisions_compression_and_deletion_with_the_resource(tmp_path, sample_data):
+    from workbench.pacs import serve
+
+    pacs = serve(StorageDirectory=str(tmp_path / "store"), HttpPort=0, DicomPort=0)
+    try:
+        stored = requests.post(f"{pacs.url}/instances", data=FILE.read_bytes(), timeout=30)
+        study = stored.json()["ParentStudy"]
+        base = f"{pacs.url}/studies/{study}/attachments"
+        first = requests.put(f"{base}/2000", data=b"one", timeout=30)
+        assert first.headers["etag"].startswith('"0-')
+        second = requests.put(f"{base}/2000", data=b"two", timeout=30,
+                              headers={"If-Match": first.headers["etag"]})  # fmt: skip
+        assert second.headers["etag"].startswith('"1-')
+        stale = requests.put(f"{base}/2000", data=b"three", timeout=30,
+                             headers={"If-Match": first.headers["etag"]})  # fmt: skip
+        assert stale.status_code == 409 and stale.json()["OrthancStatus"] == 43
+        assert requests.get(f"{base}/2000/data", timeout=30).content == b"two"
+        assert requests.post(f"{base}/2000/verify-md5", timeout=30).json() == {}
+        compress = requests.post(f"{base}/2000/compress", timeout=30)
+        assert compress.status_code == 501 and "uncompressed" in compress.json()["Details"]
+        # The attachment goes with its study, and does not come back with it.
+        requests.delete(f"{pacs.url}/studies/{study}", timeout=30).raise_for_status()
+        requests.post(f"{pacs.url}/instances", data=FILE.read_bytes(), timeout=30)
+        assert requests.get(base, timeout=30).json() == []
+    finally:
+        pacs.stop()

@@ -123,6 +123,21 @@ user_metadata = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
 )
 
+#: User attachments of resources (Orthanc's content types 1024 to 65535): small files a client
+#: keeps with a resource, in the database (a resource's DICOM files stay in the store).
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("resource_type", sa.String(16), primary_key=True),
+    sa.Column("resource_pk", sa.Integer, primary_key=True),
+    sa.Column("content_type", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("md5", sa.String(32), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+)
+
 #: Running totals so /statistics and recycling never scan the instance table.
 totals = sa.Table(
     "totals",

@@ -31,6 +31,7 @@ from ..schema import changes as changes_table
 from ..stability import StabilityMonitor
 from ..store import FileStore, StoreLock
 from ..tags import normalize_level
+from . import attachments as attachment_rows
 from . import exports, reads, views
 from . import labels as label_rows
 from . import metadata as metadata_rows
@@ -342,6 +343,32 @@ class Index:
                         if_match: int | None = None) -> None:  # fmt: skip
         """Delete user metadata ``name`` (a 404 if the resource has none by that name)."""
         self._writer.delete_metadata(normalize_level(level), public_id, name, if_match)
+
+    def user_attachments(self, level: str, public_id: str) -> list[attachment_rows.Attachment]:
+        """A resource's user attachments (content types 1024-65535), without their bytes."""
+        with self.engine.connect() as conn:
+            return attachment_rows.listing(conn, normalize_level(level), public_id)
+
+    def user_attachment(self, level: str, public_id: str, content_type: int,
+                        with_data: bool = False) -> attachment_rows.Attachment:  # fmt: skip
+        """One user attachment (a 404 if the resource has none of that type)."""
+        with self.engine.connect() as conn:
+            return attachment_rows.one(conn, normalize_level(level), public_id, content_type,
+                                       with_data)  # fmt: skip
+
+    def put_attachment(self, level: str, public_id: str, content_type: int, data: bytes,
+                       if_match: int | None = None) -> attachment_rows.Attachment:  # fmt: skip
+        """Store a user attachment; a 409 if ``if_match`` is not its stored revision."""
+        with self._writer.writing() as conn:
+            return attachment_rows.put(conn, normalize_level(level), public_id, content_type,
+                                       data, if_match)  # fmt: skip
+
+    def delete_attachment(self, level: str, public_id: str, content_type: int,
+                          if_match: int | None = None) -> None:  # fmt: skip
+        """Delete a user attachment (a 404 if there is none, 409 on a stale revision)."""
+        with self._writer.writing() as conn:
+            attachment_rows.delete(conn, normalize_level(level), public_id, content_type,
+                                   if_match)  # fmt: skip
 
     def add_label(self, level: str, public_id: str, label: str) -> None:
         """Give a resource a label (Orthanc 1.12); a 400 for an invalid label."""

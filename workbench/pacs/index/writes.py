@@ -32,7 +32,7 @@ from ..schema import studies as studies_table
 from ..stability import Resource
 from ..store import FileStore
 from ..tags import IDENTIFIER, LEVELS, stored_tags
-from . import labels, metadata, reads, views
+from . import attachments, labels, metadata, reads, views
 from .commits import GroupCommit
 
 log = logging.getLogger(__name__)
@@ -669,6 +669,7 @@ def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
     table = TABLES[level]
     labels.delete_rows(conn, level, pks)
     metadata.delete_rows(conn, level, pks)
+    attachments.delete_rows(conn, level, pks)
     for chunk in reads.chunks(pks):
         conn.execute(table.delete().where(table.c.pk.in_(chunk)))
 

@@ -1,8 +1,9 @@
 """``/{level}/{id}/attachments``: the files a resource has, as Orthanc's REST API lists them.
 
-An instance has one attachment, its DICOM file (``dicom``, content type 1); other levels have
-none. The store keeps files as received, never compressed, so the compressed and
-uncompressed views of an attachment are the same bytes. Orthanc computes an attachment's
+An instance has its DICOM file (``dicom``, content type 1), read only; any resource may have
+user attachments (content types 1024 to 65535), written with ``PUT`` and deleted, each with
+a revision that ``If-Match`` checks. Nothing is stored compressed, so the compressed and
+uncompressed views of an attachment are the same bytes. Orthanc computes the DICOM file's
 MD5 on reception; we compute it from the file when first asked (files never change once
 stored, so it is kept per path).
 """
@@ -18,17 +19,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import PacsError, UnknownResourceError
+from ..errors import PacsError, PayloadTooLargeError, UnknownResourceError
 from ..index import Index
 from ..tags import LEVELS, PLURAL
-from .deps import flag, get_index, index_of
+from .deps import BINARY, body_doc, flag, get_index, index_of
+from .metadata import if_match
 
 #: Orthanc's content type of the DICOM file, and the name it is listed by.
 DICOM = 1
 DICOM_NAME = "dicom"
 #: Content types Orthanc names (the others are given by number, user ones from 1024).
 NAMED_TYPES = {"dicom": 1, "dicom-until-pixel-data": 2}
-FIRST_USER_TYPE = 1024
+FIRST_USER_TYPE, LAST_USER_TYPE = 1024, 65535
 #: What ``GET .../attachments/{name}`` lists, as Orthanc 1.10 answers.
 OPERATIONS = ["compress", "compressed-data", "compressed-md5", "compressed-size", "data",
               "info", "is-compressed", "md5", "size", "uncompress", "verify-md5",
@@ -57,10 +59,21 @@ class CorruptedFileError(PacsError):
 
 
 class NotKeptError(PacsError):
-    """What this server does not keep: compressed files (viewers and pydicom read them in
-    place) and user attachments (Orthanc's content types from 1024)."""
+    """What this server does not do: compress stored files (viewers and pydicom read them in
+    place)."""
 
     http_status = 501
+
+
+class OutOfUserRangeError(PacsError):
+    """Only user content types (1024 to 65535) are written through this route (Orthanc:
+    403)."""
+
+    http_status = 403
+
+
+#: Largest user attachment accepted (they live in the index database).
+MAX_USER_ATTACHMENT = 64 * 2**20
 
 
 def content_type(name: str) -> int:
@@ -112,13 +125,48 @@ class DicomAttachment:
                                      f"bytes, {self.size} were received")  # fmt: skip
 
 
-def dicom_attachment(index: Index, level: str, resource_id: str, name: str) -> DicomAttachment:
+class UserAttachment:
+    """A user attachment of a resource (its bytes read when asked)."""
+
+    def __init__(self, index: Index, level: str, resource_id: str, found) -> None:
+        self.index, self.level, self.resource_id = index, level, resource_id
+        self.content_type: int = found.content_type
+        self.uuid: str = found.uuid
+        self.size: int = found.size
+        self.md5: str = found.md5
+        self.revision: int = found.revision
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.revision}-{self.md5}"'
+
+    def info(self) -> dict[str, Any]:
+        return {"CompressedMD5": self.md5, "CompressedSize": self.size,
+                "ContentType": self.content_type, "UncompressedMD5": self.md5,
+                "UncompressedSize": self.size, "Uuid": self.uuid}  # fmt: skip
+
+    def data(self) -> bytes:
+        found = self.index.user_attachment(self.level, self.resource_id, self.content_type,
+                                           with_data=True)  # fmt: skip
+        return found.data or b""
+
+    def verify(self) -> None:
+        if hashlib.md5(self.data()).hexdigest() != self.md5:
+            raise CorruptedFileError(f"Attachment {self.content_type} of {self.resource_id} "
+                                     "no longer has the MD5 it was stored with")  # fmt: skip
+
+
+def find_attachment(index: Index, level: str, resource_id: str,
+                    name: str) -> DicomAttachment | UserAttachment:  # fmt: skip
     """The attachment ``name`` of a resource, or the 404 Orthanc answers."""
     kind = content_type(name)
     index.resource(level, resource_id)  # 404 for an unknown resource first
-    if level != "Instance" or kind != DICOM:
-        raise UnknownResourceError("Attachment", f"{name} of {level.lower()} {resource_id}")
-    return DicomAttachment(index, resource_id)
+    if level == "Instance" and kind == DICOM:
+        return DicomAttachment(index, resource_id)
+    if FIRST_USER_TYPE <= kind <= LAST_USER_TYPE:
+        found = index.user_attachment(level, resource_id, kind)
+        return UserAttachment(index, level, resource_id, found)
+    raise UnknownResourceError("Attachment", f"{name} of {level.lower()} {resource_id}")
 
 
 def attachments_router(level: str) -> APIRouter:
@@ -126,10 +174,11 @@ def attachments_router(level: str) -> APIRouter:
     router = APIRouter(prefix=f"/{PLURAL[level]}/{{resource_id}}/attachments",
                        tags=[PLURAL[level]])  # fmt: skip
 
-    def attachment(request: Request, resource_id: str, name: str) -> DicomAttachment:
-        return dicom_attachment(index_of(request), level, resource_id, name)
+    def attachment(request: Request, resource_id: str,
+                   name: str) -> DicomAttachment | UserAttachment:  # fmt: skip
+        return find_attachment(index_of(request), level, resource_id, name)
 
-    def text(found: DicomAttachment, value: Any) -> PlainTextResponse:
+    def text(found: DicomAttachment | UserAttachment, value: Any) -> PlainTextResponse:
         return PlainTextResponse(str(value), headers={"ETag": found.etag})
 
     @router.get("", summary="Names of the attachments (?full: name → content type)")
@@ -137,6 +186,8 @@ def attachments_router(level: str) -> APIRouter:
                 index: Index = Depends(get_index)) -> Any:  # fmt: skip
         index.resource(level, resource_id)
         names = {DICOM_NAME: DICOM} if level == "Instance" else {}
+        names.update((str(found.content_type), found.content_type)
+                     for found in index.user_attachments(level, resource_id))  # fmt: skip
         return names if flag(full) else list(names)
 
     @router.get("/{name}", summary="What can be asked of an attachment")
@@ -146,10 +197,13 @@ def attachments_router(level: str) -> APIRouter:
 
     @router.get("/{name}/data", summary="The attachment's bytes")
     @router.get("/{name}/compressed-data", summary="The bytes as stored (never compressed)")
-    def data(resource_id: str, name: str, request: Request) -> FileResponse:
+    def data(resource_id: str, name: str, request: Request) -> Response:
         found = attachment(request, resource_id, name)
-        return FileResponse(found.path, media_type="application/dicom",
-                            headers={"ETag": found.etag})  # fmt: skip
+        if isinstance(found, DicomAttachment):
+            return FileResponse(found.path, media_type="application/dicom",
+                                headers={"ETag": found.etag})  # fmt: skip
+        return Response(found.data(), media_type="application/octet-stream", headers={
+            "ETag": found.etag, "Content-Disposition": f'filename="{found.uuid}"'})  # fmt: skip
 
     @router.get("/{name}/md5", response_class=PlainTextResponse, summary="MD5 of the bytes")
     @router.get("/{name}/compressed-md5", response_class=PlainTextResponse,
@@ -171,7 +225,7 @@ def attachments_router(level: str) -> APIRouter:
         return text(attachment(request, resource_id, name), 0)
 
     @router.get("/{name}/uuid", response_class=PlainTextResponse,
-                summary="The stored file's UUID (Orthanc 1.12)")  # fmt: skip
+                summary="The attachment's UUID (Orthanc 1.12)")  # fmt: skip
     def file_uuid(resource_id: str, name: str, request: Request) -> Response:
         found = attachment(request, resource_id, name)
         return text(found, found.uuid)
@@ -181,7 +235,7 @@ def attachments_router(level: str) -> APIRouter:
         found = attachment(request, resource_id, name)
         return JSONResponse(found.info(), headers={"ETag": found.etag})
 
-    @router.post("/{name}/verify-md5", summary="Check the stored file")
+    @router.post("/{name}/verify-md5", summary="Check the stored bytes")
     def verify(resource_id: str, name: str, request: Request) -> dict:
         attachment(request, resource_id, name).verify()
         return {}
@@ -195,24 +249,42 @@ def attachments_router(level: str) -> APIRouter:
     def compress(resource_id: str, name: str, request: Request) -> dict:
         attachment(request, resource_id, name)
         raise NotKeptError(
-            "This server keeps every DICOM file uncompressed, so that viewers and pydicom "
-            "read it in place; attachments cannot be compressed"
+            "This server keeps every attachment uncompressed, so that viewers and pydicom "
+            "read DICOM files in place; attachments cannot be compressed"
         )
 
-    @router.put("/{name}", summary="Replace an attachment: refused for the DICOM file")
-    @router.delete("/{name}", summary="Delete an attachment: refused for the DICOM file")
-    async def write(resource_id: str, name: str, request: Request) -> dict:
-        if content_type(name) >= FIRST_USER_TYPE:
-            await run_in_threadpool(index_of(request).resource, level, resource_id)
-            raise NotKeptError(
-                f"Attachment {name}: this server keeps no user attachments; "
-                "keep such data in user metadata (/metadata) instead"
+    @router.put(
+        "/{name}",
+        summary="Write a user attachment (1024-65535)",
+        openapi_extra=body_doc("application/octet-stream", BINARY, "The bytes"),
+    )
+    async def write(resource_id: str, name: str, request: Request) -> Response:
+        kind = content_type(name)
+        if not FIRST_USER_TYPE <= kind <= LAST_USER_TYPE:
+            raise OutOfUserRangeError(
+                f"Attachment {name}: only user attachments (1024 to 65535) are written; "
+                "a DICOM file is replaced by storing the instance again"
             )
-        await run_in_threadpool(attachment, request, resource_id, name)
-        raise ReadOnlyAttachmentError(
-            f"The DICOM file of {level.lower()} {resource_id} cannot be replaced or deleted "
-            "through its attachment; delete the instance instead"
-        )
+        body = await request.body()
+        if len(body) > MAX_USER_ATTACHMENT:
+            raise PayloadTooLargeError(f"An attachment holds at most {MAX_USER_ATTACHMENT} "
+                                       "bytes")  # fmt: skip
+        stored = await run_in_threadpool(index_of(request).put_attachment, level, resource_id,
+                                         kind, body, if_match(request))  # fmt: skip
+        return JSONResponse({}, headers={"ETag": f'"{stored.revision}-{stored.md5}"'})
+
+    @router.delete("/{name}", summary="Delete a user attachment")
+    async def remove(resource_id: str, name: str, request: Request) -> Response:
+        kind = content_type(name)
+        if not FIRST_USER_TYPE <= kind <= LAST_USER_TYPE:
+            await run_in_threadpool(attachment, request, resource_id, name)
+            raise ReadOnlyAttachmentError(
+                f"The DICOM file of {level.lower()} {resource_id} cannot be deleted through "
+                "its attachment; delete the instance instead"
+            )
+        await run_in_threadpool(index_of(request).delete_attachment, level, resource_id, kind,
+                                if_match(request))  # fmt: skip
+        return PlainTextResponse("")
 
     return router
 
