@@ -163,3 +163,30 @@ def test_indexes_opening_one_new_database_at_once_migrate_it_once(tmp_path, data
     assert errors == []
     assert revision_of(url) == migrations.head_revision()
     assert schema_differences(url) == []
+
+
+def test_an_index_of_the_previous_release_gets_attachments_in_place(
+    tmp_path, sample_data, database
+):
+    """Revision 0007 on an index the previous release made (at 0006, with rows in it)."""
+    config = database.config(tmp_path / "store")
+    config.index_path.mkdir(parents=True)
+    engine = sa.create_engine(config.database_url)
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0006")
+        assert "attachments" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+    assert revision_of(config.database_url) == "0006"
+
+    index = Index(config)
+    try:
+        assert revision_of(config.database_url) == migrations.head_revision()
+        stored = index.ingest_bytes(make_instance(sample_data / SMALL_FILE))
+        index.put_metadata("Instance", stored.instance_id, "1024", "kept")
+        index.put_attachment("Instance", stored.instance_id, 1024, b"notes")
+        assert index.user_attachment("Instance", stored.instance_id, 1024, True).data == b"notes"
+        index.delete("Patient", stored.patient_id)
+        stored = index.ingest_bytes(make_instance(sample_data / SMALL_FILE))
+        assert index.user_attachments("Instance", stored.instance_id) == []
+    finally:
+        index.close()
