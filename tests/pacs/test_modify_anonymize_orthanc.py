@@ -341,6 +341,9 @@ def test_modify_as_orthanc(both, files, level, group, body):
     same_answers(responses["ours"], responses["orthanc"])
     assert answers["ours"]["IsAnonymization"] is False
     assert answers["ours"]["Path"] == f"/{level}/{answers['ours']['ID']}"
+    if "Keep" not in body:  # one new resource holds every copy
+        copies = get(both["ours"], f"{answers['ours']['Path']}/instances")
+        assert len(copies) == answers["ours"]["InstancesCount"]
     compare_copies(both, level, answers, "ModifiedFrom")
     assert metadata_levels(both["ours"], answers["ours"], "ModifiedFrom") == metadata_levels(
         both["orthanc"], answers["orthanc"], "ModifiedFrom"
@@ -362,14 +365,36 @@ def test_modify_instance_answers_the_file(both, files):
     assert found["ours"][(0x0020000D,)] == found["ours"][(0x0020000E,)] == "new UID"
 
 
-def test_transcode_as_orthanc(both, files):
-    body = {"Transcode": "1.2.840.10008.1.2", "Replace": {"SeriesDescription": "implicit"}}
+EXPLICIT = "1.2.840.10008.1.2.1"  # how the mosaic files are stored
+
+
+@pytest.mark.parametrize(
+    ("syntax", "ours", "orthancs"),
+    [
+        ("1.2.840.10008.1.2", "1.2.840.10008.1.2", "1.2.840.10008.1.2"),
+        # Each keeps the stored syntax when it cannot write the one asked: Orthanc 1.10
+        # writes no RLE, we write no big endian.
+        ("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.5", EXPLICIT),
+        ("1.2.840.10008.1.2.2", EXPLICIT, "1.2.840.10008.1.2.2"),
+    ],
+    ids=["implicit", "rle", "big-endian"],
+)
+def test_transcode_as_orthanc(both, files, syntax, ours, orthancs):
+    body = {"Transcode": syntax, "Replace": {"SeriesDescription": "transcoded"}}
     syntaxes = {}
     for side, url in both.items():
-        answer = post(url, f"/series/{series_of(url, files['mosaic'])}/modify", body).json()
-        instance = get(url, f"{answer['Path']}/instances")[0]["ID"]
+        answer = post(url, f"/series/{series_of(url, files['mosaic'])}/modify", body)
+        assert answer.status_code == 200, answer.text
+        instance = get(url, f"{answer.json()['Path']}/instances")[0]["ID"]
         syntaxes[side] = file_of(url, instance).file_meta.TransferSyntaxUID
-    assert syntaxes["ours"] == syntaxes["orthanc"] == "1.2.840.10008.1.2"
+    assert syntaxes == {"ours": ours, "orthanc": orthancs}
+
+
+def test_transcode_of_an_answered_file_says_why_not(both, files):
+    url = both["ours"]
+    instance = _resource_of(url, "/instances", "SOPInstanceUID", files["mosaic"])
+    answer = post(url, f"/instances/{instance}/modify", {"Transcode": "1.2.840.10008.1.2.2"})
+    assert answer.status_code == 400 and "Big Endian" in answer.json()["Details"]
 
 
 def test_keep_source_false_deletes_the_originals(both, files):

@@ -6,12 +6,14 @@ Orthanc's modify and anonymize routes do.
   as new resources (``ModifiedFrom`` / ``AnonymizedFrom`` metadata on each new resource naming
   its original), the originals deleted unless ``KeepSource``; the answer is Orthanc's
   (``ID``, ``Path``, ``PatientID``, ``Type``, counts). A job's progress advances per instance,
-  so cancelling or pausing takes effect between two instances.
+  so cancelling or pausing takes effect between two instances. An instance that cannot be
+  transcoded keeps its transfer syntax there, as in Orthanc (answered as a file, it is a 400).
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from pydicom.uid import UID
 from .errors import BadRequestError, PacsError
 from .modification import Modification
 from .tags import LEVELS, PLURAL
+
+LOGGER = logging.getLogger("workbench.pacs.modify")
 
 #: Orthanc's counter of anonymized patients (``Anonymized<n>``).
 ANONYMIZATION_SEQUENCE = "AnonymizationSequence"
@@ -46,9 +50,15 @@ def boolean_arg(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
-def rewrite(path: Path, modification: Modification, transcode: str | None,
-            label: str) -> bytes:  # fmt: skip
+def rewrite(path: Path, modification: Modification, transcode: str | None, label: str,
+            *, keep_syntax_if_needed: bool = False) -> bytes:  # fmt: skip
     """The bytes of the stored file at ``path`` once modified (and transcoded).
+
+    Parameters
+    ----------
+    keep_syntax_if_needed : bool
+        When the file cannot be transcoded, keep its transfer syntax (with a warning) rather
+        than fail, as Orthanc does when it stores modified copies.
 
     Raises
     ------
@@ -62,17 +72,26 @@ def rewrite(path: Path, modification: Modification, transcode: str | None,
         ds = pydicom.dcmread(path)
         modification.apply(ds)
         _pad_odd_bytes(ds)
-        if transcode:
-            transcode_dataset(ds, transcode)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
+        modified = _written(ds)
+        if not transcode:
+            return modified
+        transcode_dataset(ds, transcode)
+        return _written(ds)
     except PacsError:
         raise
     except TranscodeError as exc:
+        if keep_syntax_if_needed:
+            LOGGER.warning("%s kept in its transfer syntax: %s", label, exc)
+            return modified
         raise BadRequestError(f"{label}: {exc}") from exc
     except Exception as exc:  # pydicom converts lazily: a damaged value surfaces here
         raise BadRequestError(f"{label} cannot be rewritten: {type(exc).__name__}: "
                               f"{exc}") from exc  # fmt: skip
+
+
+def _written(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
@@ -113,7 +132,8 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
     failed = 0
     for done, (instance_id, path) in enumerate(files):
         try:
-            data = rewrite(path, modification, transcode, f"Instance {instance_id}")
+            data = rewrite(path, modification, transcode, f"Instance {instance_id}",
+                           keep_syntax_if_needed=True)  # fmt: skip
             stored = index.ingest_bytes(data, origin="RestApi")
         except BadRequestError:
             if not permissive:
