@@ -14,6 +14,7 @@ import pytest
 
 from workbench.io import open_series
 from workbench.pacs import Index, importing
+from workbench.pacs.errors import BadRequestError
 from workbench.pacs.incoming import Refused
 
 SERIES_DIR = "series_ct_philips_ingenuity_5mm"
@@ -92,6 +93,39 @@ def test_anonymize_from_python(tmp_path, sample_data, database):
     assert copy.SOPInstanceUID != original.SOPInstanceUID
     assert copy.StudyInstanceUID != original.StudyInstanceUID
     assert "PatientBirthDate" not in copy or not copy.PatientBirthDate
+    origin = index.server_metadata("Instance", answer["ID"])
+    assert origin == {"AnonymizedFrom": result.instance_id}
+
+
+def test_modify_and_anonymize_series_from_python(tmp_path, sample_data, database):
+    """The index's own calls take Orthanc's bodies; where copies come from is kept, and the
+    anonymized patients are numbered across restarts."""
+    config = database.config(tmp_path / "store")
+    index = Index(config)
+    files = sorted((sample_data / SERIES_DIR).iterdir())[:3]
+    results = [index.ingest_file(path) for path in files]
+    series = results[0].series_id
+    answer = index.modify("Series", series, {"Replace": {"SeriesDescription": "Edited"},
+                                             "Remove": ["StationName"]})  # fmt: skip
+    assert answer["Type"] == "Series" and answer["InstancesCount"] == 3
+    assert index.server_metadata("Series", answer["ID"]) == {"ModifiedFrom": series}
+    copies = [pydicom.dcmread(path) for _, path in index.instance_files("Series", answer["ID"])]
+    assert {ds.SeriesDescription for ds in copies} == {"Edited"}
+    assert len({ds.SeriesInstanceUID for ds in copies}) == 1
+    assert {ds.StudyInstanceUID for ds in copies} == {pydicom.dcmread(files[0]).StudyInstanceUID}
+    assert not any("StationName" in ds for ds in copies)
+    with pytest.raises(BadRequestError, match="Force"):
+        index.modify("Series", series, {"Replace": {"SeriesInstanceUID": "1.2.3"}})
+
+    names = [index.resource("Patient", index.anonymize("Study", results[0].study_id)[
+        "PatientID"])["MainDicomTags"]["PatientName"] for _ in range(2)]  # fmt: skip
+    index.close()
+    reopened = Index(config)
+    third = reopened.anonymize("Series", series, {"KeepSource": False})
+    names.append(reopened.resource("Patient", third["PatientID"])["MainDicomTags"]["PatientName"])
+    assert names == ["Anonymized1", "Anonymized2", "Anonymized3"]
+    assert not reopened.exists("Series", series)  # KeepSource false
+    reopened.close()
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
