@@ -542,3 +542,31 @@ def test_pyorthanc_drives_modify_and_anonymize(both, files):
     assert pydicom.dcmread(io.BytesIO(data)).PatientIdentityRemoved == "YES"
     data = instance.modify(replace={"ImageComments": "from pyorthanc"})
     assert pydicom.dcmread(io.BytesIO(data)).ImageComments == "from pyorthanc"
+
+
+def test_private_creator(both, files):
+    """A private tag added under ``PrivateCreator`` holds the same value as Orthanc's; we
+    also write the creator (Orthanc 1.10 leaves the tag without one, which PS3.5 7.8.1 does
+    not allow), and without a creator we refuse, saying so, rather than write an orphan."""
+    body = {"Replace": {"0009,1001": "hello", "SeriesDescription": "private"},
+            "PrivateCreator": "WORKBENCH"}  # fmt: skip
+    found = {}
+    for side, url in both.items():
+        instance = _resource_of(url, "/instances", "SOPInstanceUID", files["enhanced"])
+        answer = post(url, f"/instances/{instance}/modify", body)
+        assert answer.status_code == 200
+        found[side] = pydicom.dcmread(io.BytesIO(answer.content))
+    assert found["ours"][0x00091001].value == found["orthanc"][0x00091001].value == b"hello\0"
+    assert found["ours"][0x00090010].value == "WORKBENCH"
+    assert 0x00090010 not in found["orthanc"]
+    # An existing private tag is replaced without a creator, as Orthanc does.
+    existing = {"Replace": {"0029,1008": "CHANGED"}}
+    for side, url in both.items():
+        instance = _resource_of(url, "/instances", "SOPInstanceUID", files["mosaic"])
+        answer = post(url, f"/instances/{instance}/modify", existing)
+        assert answer.status_code == 200, (side, answer.text)
+        found[side] = pydicom.dcmread(io.BytesIO(answer.content))
+    assert found["ours"][0x00291008].value == found["orthanc"][0x00291008].value
+    refused = post(both["ours"], f"/instances/{instance}/modify",
+                   {"Replace": {"0009,1001": "hello"}})  # fmt: skip
+    assert refused.status_code == 400 and "PrivateCreator" in refused.json()["Details"]
