@@ -552,7 +552,7 @@ def test_private_creator(both, files):
             "PrivateCreator": "WORKBENCH"}  # fmt: skip
     found = {}
     for side, url in both.items():
-        instance = _resource_of(url, "/instances", "SOPInstanceUID", files["enhanced"])
+        instance = _resource_of(url, "/instances", "SOPInstanceUID", files["mosaic"])
         answer = post(url, f"/instances/{instance}/modify", body)
         assert answer.status_code == 200
         found[side] = pydicom.dcmread(io.BytesIO(answer.content))
