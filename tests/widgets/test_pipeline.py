@@ -108,6 +108,25 @@ def test_release_sends_the_exact_frame_without_waiting() -> None:
     asyncio.run(scenario())
 
 
+def test_the_changes_of_a_release_go_out_once_as_the_exact_frame() -> None:
+    async def scenario() -> None:
+        frames = Frames()
+        pipeline = confirmed(frames, settle_seconds=10.0)
+        pipeline.request()
+        pipeline.request()  # a drag: cheaper frames, room for more in flight
+        assert frames.drawn[-1] == (False, 3)
+        with pipeline.settling():  # the release moves the view to where the button went up
+            pipeline.request()
+            assert len(frames.drawn) == 3, "no cheaper frame for the release's own change"
+        assert frames.drawn[3:] == [(True, 4)]
+        with pipeline.settling():  # a release that changes nothing, the exact frame shown
+            pass
+        assert len(frames.drawn) == 4
+        pipeline.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_frame_never_confirmed_stops_blocking_after_the_timeout() -> None:
     async def scenario() -> None:
         frames = Frames()

@@ -333,7 +333,9 @@ def frame_attrs(array, index: int) -> dict[str, Any]:
     index : int
         Position along the ``frame`` dimension.
     """
-    coords = {name: coord.values for name, coord in array.coords.items() if name in _PER_FRAME}
+    # Looked up by name: iterating every coordinate builds a DataArray for each (a series
+    # has a dozen), which cost more than the rest of a W/L redraw.
+    coords = {name: array.coords[name].values for name in _PER_FRAME if name in array.coords}
     return _with_frame_values(display_attrs(array), coords, index)
 
 

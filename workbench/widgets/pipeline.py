@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: Seconds without new input after which the exact frame replaces a cheaper one.
@@ -126,6 +127,7 @@ class FramePipeline:
         self._changed = False
         self._exact_shown = True
         self._continuous = False
+        self._settling = False
         self._last_request = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
 
@@ -140,7 +142,8 @@ class FramePipeline:
         self._continuous = now - self._last_request < self.settle_seconds
         self._last_request = now
         self._changed = True
-        self._pump()
+        if not self._settling:
+            self._pump()
 
     def settle(self) -> None:
         """The input ended (button released): the exact frame is sent at once.
@@ -152,6 +155,18 @@ class FramePipeline:
         self._cancel_timer()
         if self._changed or not self._exact_shown:
             self._send(exact=True)
+
+    @contextmanager
+    def settling(self) -> Iterator[None]:
+        """The input ends with the changes made inside (a release where the pointer is):
+        they are drawn once, as the exact frame :meth:`settle` sends after them, not first
+        as one more cheaper frame."""
+        self._settling = True
+        try:
+            yield
+        finally:
+            self._settling = False
+            self.settle()
 
     def acknowledged(self, frame_id: int) -> None:
         """The browser drew frame ``frame_id`` (and so every frame sent before it)."""

@@ -217,9 +217,9 @@ class ViewportView:
             ui.press(self.index, x, y, button=button, shift=shift, ctrl=ctrl)
         elif kind == "mouseup":
             self._pressed = False
-            if self.on_drop is None or not self.on_drop(self.index):
-                ui.release(self.index, x, y)
-            self.frames.settle()
+            with self.frames.settling():
+                if self.on_drop is None or not self.on_drop(self.index):
+                    ui.release(self.index, x, y)
             self._readout()
         elif kind == "dblclick":
             ui.double_click(self.index, x, y)
@@ -250,12 +250,14 @@ class ViewportView:
             return False
         elif kind not in ("mousemove", "mouseup"):
             return False
-        self.viewport.frame = self.scrollbar().frame_at(y)
-        if kind == "mouseup":
-            # Moves are throttled, so the last one before the release may never arrive:
-            # the release itself says where the thumb was let go.
-            self._scrolling = False
-            self.frames.settle()
+        if kind != "mouseup":  # the press, and the moves of the drag it starts
+            self.viewport.frame = self.scrollbar().frame_at(y)
+            return True
+        # Moves are throttled, so the last one before the release may never arrive: the
+        # release itself says where the thumb was let go.
+        self._scrolling = False
+        with self.frames.settling():
+            self.viewport.frame = self.scrollbar().frame_at(y)
         return True
 
     def _on_model_change(self, change: Change) -> None:
