@@ -506,11 +506,16 @@ def test_asynchronous_jobs_as_orthanc(both, files, action, body):
 # -- pyorthanc -------------------------------------------------------------------------------
 
 
-def test_pyorthanc_drives_modify_and_anonymize(both, files):
-    """pyorthanc, the Python client of Orthanc, used as its documentation shows."""
+def test_pyorthanc_drives_modify_and_anonymize(fresh_server, files):
+    """pyorthanc, the Python client of Orthanc, used as its documentation shows (on a server
+    of its own: the other tests keep ours and Orthanc holding the same)."""
     from pyorthanc import Instance, Orthanc, Series, Study
 
-    client = Orthanc(both["ours"])
+    url = fresh_server.url
+    for path in [path for group in files.values() for path in group]:
+        assert post(url, "/instances", path.read_bytes()).status_code == 200
+    both = {"ours": url}
+    client = Orthanc(url)
     study = Study(study_of(both["ours"], files["ct"]), client)
     modified = study.modify(replace={"StudyDescription": "pyorthanc"})
     assert modified.id_ != study.id_ and modified.description == "pyorthanc"
@@ -570,3 +575,32 @@ def test_private_creator(both, files):
     refused = post(both["ours"], f"/instances/{instance}/modify",
                    {"Replace": {"0009,1001": "hello"}})  # fmt: skip
     assert refused.status_code == 400 and "PrivateCreator" in refused.json()["Details"]
+
+
+@pytest.mark.parametrize(("tool", "body"), [
+    ("bulk-modify", {"Replace": {"InstitutionName": "Bulk"}}),
+    ("bulk-modify", {"Replace": {"StudyDescription": "Bulk"}, "Level": "Study"}),
+    ("bulk-anonymize", {"DicomVersion": "2017c"}),
+])  # fmt: skip
+def test_bulk_as_orthanc(both, files, tool, body):
+    """Orthanc 1.9.4's bulk routes: several resources of any level, one modification."""
+    answers = {}
+    for side, url in both.items():
+        instance = _resource_of(url, "/instances", "SOPInstanceUID", files["mosaic"])
+        resources = [study_of(url, files["ct"]), instance]
+        answer = post(url, f"/tools/{tool}", {**body, "Resources": resources})
+        assert answer.status_code == 200, answer.text
+        answers[side] = answer.json()
+    mine, theirs = answers["ours"], answers["orthanc"]
+    assert set(mine) == set(theirs)
+    for key in ("InstancesCount", "FailedInstancesCount", "IsAnonymization", "Description"):
+        assert mine[key] == theirs[key], key
+    assert [r["Type"] for r in mine["Resources"]] == [r["Type"] for r in theirs["Resources"]]
+    for resource in mine["Resources"]:
+        assert get(both["ours"], resource["Path"])["ID"] == resource["ID"]
+
+
+def test_bulk_refusals(both):
+    for url in both.values():
+        assert post(url, "/tools/bulk-modify", {"Resources": ["nope"]}).status_code == 404
+        assert post(url, "/tools/bulk-anonymize", {"Resources": "nope"}).status_code == 400

@@ -2,7 +2,8 @@
 Orthanc's modify and anonymize routes do.
 
 - :func:`modified_file`: one instance, answered as a DICOM file and stored nowhere;
-- :func:`modify_resource`: every instance of a patient, study or series, rewritten and stored
+- :func:`modify_resource` (:func:`modify_resources` for a list of resources, Orthanc's
+  ``/tools/bulk-modify``): every instance of a patient, study or series, rewritten and stored
   as new resources (``ModifiedFrom`` / ``AnonymizedFrom`` metadata on each new resource naming
   its original), the originals deleted unless ``KeepSource``; the answer is Orthanc's
   (``ID``, ``Path``, ``PatientID``, ``Type``, counts). A job's progress advances per instance,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from pydicom.uid import UID
 
 from .errors import BadRequestError, PacsError
 from .modification import Modification
+from .results import IngestResult
 from .tags import LEVELS, PLURAL
 
 LOGGER = logging.getLogger("workbench.pacs.modify")
@@ -102,10 +105,86 @@ def modified_file(index, instance_id: str, modification: Modification,
                    f"Instance {instance_id}")  # fmt: skip
 
 
-def modify_resource(index, level: str, public_id: str, modification: Modification, *,
-                    keep_source: bool = True, transcode: str | None = None,
-                    permissive: bool = False, job=None) -> dict[str, Any]:  # fmt: skip
-    """Store a modified copy of every instance under a resource; Orthanc's answer.
+@dataclass
+class Options:
+    """How copies are stored (Orthanc's ``KeepSource``, ``Transcode``, ``Permissive``).
+
+    Attributes
+    ----------
+    keep_source : bool
+        Keep the originals (default true).
+    transcode : str, optional
+        Transfer syntax UID the copies are written in.
+    permissive : bool
+        Skip the instances that cannot be rewritten (counted in ``FailedInstancesCount``)
+        instead of failing.
+    """
+
+    keep_source: bool = True
+    transcode: str | None = None
+    permissive: bool = False
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Options:
+        """The options of a request body, or a 400 naming the field of the wrong type."""
+        return cls(boolean_arg(body, "KeepSource", True), transfer_syntax_arg(body),
+                   boolean_arg(body, "Permissive", False))  # fmt: skip
+
+
+def store_copies(index, files: list[tuple[str, Path]], modification: Modification,
+                 options: Options, job=None) -> tuple[list[IngestResult], int]:  # fmt: skip
+    """Rewrite and store the instances of ``files`` (``(instance ID, path)``) with one
+    modification (so new UIDs stay consistent across them); each new resource records
+    where it comes from. Returns the stored copies and the count of instances skipped
+    (``options.permissive``); a job is told the progress after each instance."""
+    origin_name = "AnonymizedFrom" if modification.is_anonymization else "ModifiedFrom"
+    stored: list[IngestResult] = []
+    replaced: list[str] = []
+    failed = 0
+    for done, (instance_id, path) in enumerate(files):
+        try:
+            data = rewrite(path, modification, options.transcode, f"Instance {instance_id}",
+                           keep_syntax_if_needed=True)  # fmt: skip
+            result = index.ingest_bytes(data, origin="RestApi")
+        except BadRequestError:
+            if not options.permissive:
+                raise
+            failed += 1  # Orthanc's Permissive: counted, and the others go on
+            continue
+        stored.append(result)
+        sources = {lv: index.ancestor("Instance", instance_id, lv) for lv in LEVELS[:-1]}
+        sources["Instance"] = instance_id
+        for lv, new_id in _ids_of(result).items():
+            if new_id != sources[lv]:
+                index.put_server_metadata(lv, new_id, origin_name, sources[lv])
+        if result.instance_id != instance_id:
+            replaced.append(instance_id)
+        if job is not None:
+            job.step(done + 1, len(files))
+    if not options.keep_source:
+        for instance_id in replaced:
+            index.delete("Instance", instance_id)
+    return stored, failed
+
+
+def _ids_of(result: IngestResult) -> dict[str, str]:
+    return {"Patient": result.patient_id, "Study": result.study_id,
+            "Series": result.series_id, "Instance": result.instance_id}  # fmt: skip
+
+
+def _counts(modification: Modification, files: list, failed: int) -> dict[str, Any]:
+    return {
+        "Description": "REST API",
+        "FailedInstancesCount": failed,
+        "InstancesCount": len(files),
+        "IsAnonymization": modification.is_anonymization,
+    }
+
+
+def modify_resource(index, level: str, public_id: str, modification: Modification,
+                    options: Options, job=None) -> dict[str, Any]:  # fmt: skip
+    """Store a modified copy of every instance under a resource; Orthanc's answer
+    (``ID``, ``Path``, ``PatientID``, ``Type`` of the copy, counts).
 
     Parameters
     ----------
@@ -115,60 +194,36 @@ def modify_resource(index, level: str, public_id: str, modification: Modificatio
         The resource (a patient, study or series; an instance is stored as a copy too).
     modification : Modification
         What to do; one object for the whole resource, so new UIDs stay consistent.
-    keep_source : bool
-        Keep the originals (Orthanc's ``KeepSource``, default true).
-    transcode : str, optional
-        Transfer syntax UID the copies are written in.
-    permissive : bool
-        Skip the instances that cannot be rewritten (counted in ``FailedInstancesCount``)
-        instead of failing (Orthanc's ``Permissive``).
+    options : Options
+        ``KeepSource``, ``Transcode``, ``Permissive``.
     job : Job, optional
         The job running this, told the progress after each instance.
     """
     files = index.instance_files(level, public_id)
-    origin_name = "AnonymizedFrom" if modification.is_anonymization else "ModifiedFrom"
-    result = None
-    replaced: list[str] = []
-    failed = 0
-    for done, (instance_id, path) in enumerate(files):
-        try:
-            data = rewrite(path, modification, transcode, f"Instance {instance_id}",
-                           keep_syntax_if_needed=True)  # fmt: skip
-            stored = index.ingest_bytes(data, origin="RestApi")
-        except BadRequestError:
-            if not permissive:
-                raise
-            failed += 1  # Orthanc's Permissive: counted, and the others go on
-            continue
-        result = stored
-        new_ids = {"Patient": result.patient_id, "Study": result.study_id,
-                   "Series": result.series_id, "Instance": result.instance_id}  # fmt: skip
-        sources = {lv: index.ancestor("Instance", instance_id, lv) for lv in LEVELS[:-1]}
-        sources["Instance"] = instance_id
-        for lv, new_id in new_ids.items():
-            if new_id != sources[lv]:
-                index.put_server_metadata(lv, new_id, origin_name, sources[lv])
-        if new_ids["Instance"] != instance_id:
-            replaced.append(instance_id)
-        if job is not None:
-            job.step(done + 1, len(files))
-    if result is None:
+    stored, failed = store_copies(index, files, modification, options, job)
+    if not stored:
         raise BadRequestError(f"{level} {public_id} has no stored file that could be modified")
-    if not keep_source:
-        for instance_id in replaced:
-            index.delete("Instance", instance_id)
-    new_id = {"Patient": result.patient_id, "Study": result.study_id,
-              "Series": result.series_id, "Instance": result.instance_id}[level]  # fmt: skip
-    return {
-        "Description": "REST API",
-        "FailedInstancesCount": failed,
-        "ID": new_id,
-        "InstancesCount": len(files),
-        "IsAnonymization": modification.is_anonymization,
-        "Path": f"/{PLURAL[level]}/{new_id}",
-        "PatientID": result.patient_id,
-        "Type": level,
-    }
+    last = stored[-1]
+    new_id = _ids_of(last)[level]
+    return {**_counts(modification, files, failed), "ID": new_id,
+            "Path": f"/{PLURAL[level]}/{new_id}", "PatientID": last.patient_id,
+            "Type": level}  # fmt: skip
+
+
+def modify_resources(index, resources: list[tuple[str, str]], modification: Modification,
+                     options: Options, job=None) -> dict[str, Any]:  # fmt: skip
+    """Orthanc's ``/tools/bulk-modify`` and ``/tools/bulk-anonymize``: every instance under
+    the ``(level, ID)`` resources rewritten with one modification; the answer lists every
+    resource the copies are in (instances first, then series, studies, patients)."""
+    files: dict[str, Path] = {}
+    for level, public_id in resources:
+        files.update(index.instance_files(level, public_id))
+    stored, failed = store_copies(index, list(files.items()), modification, options, job)
+    touched = []
+    for level in reversed(LEVELS):
+        ids = sorted({_ids_of(result)[level] for result in stored})
+        touched += [{"ID": i, "Path": f"/{PLURAL[level]}/{i}", "Type": level} for i in ids]
+    return {**_counts(modification, list(files), failed), "Resources": touched}
 
 
 def _pad_odd_bytes(ds: pydicom.Dataset) -> None:

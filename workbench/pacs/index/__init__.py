@@ -672,14 +672,10 @@ class Index:
                        request: dict[str, Any], job=None) -> dict[str, Any]:  # fmt: skip
         """Store a modified copy of a resource (``Transcode``, ``KeepSource``, ``Permissive``
         read from ``request``); Orthanc's answer."""
-        from ..resource_modification import boolean_arg, modify_resource, transfer_syntax_arg
+        from ..resource_modification import Options, modify_resource
 
         self.resource(level, public_id)  # 404 before any work
-        return modify_resource(self, level, public_id, modification,
-                               keep_source=boolean_arg(request, "KeepSource", True),
-                               transcode=transfer_syntax_arg(request),
-                               permissive=boolean_arg(request, "Permissive", False),
-                               job=job)  # fmt: skip
+        return modify_resource(self, level, public_id, modification, Options.of(request), job)
 
     def server_metadata(self, level: str, public_id: str) -> dict[str, str]:
         """The metadata the server wrote on a resource (``ModifiedFrom``, ``AnonymizedFrom``)."""

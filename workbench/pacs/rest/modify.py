@@ -3,7 +3,9 @@
 - an instance: the modified (anonymized) DICOM file is the answer, nothing is stored;
 - a patient, study or series: a modified copy is stored as new resources and the answer is
   ``{"ID", "Path", "PatientID", "Type", ...}``, or with ``"Asynchronous": true`` a
-  ``ResourceModification`` job whose content that answer is.
+  ``ResourceModification`` job whose content that answer is;
+- ``/tools/bulk-modify``, ``/tools/bulk-anonymize``: the same over the instances of every
+  resource of ``Resources`` (Orthanc 1.9.4), answering every resource the copies are in.
 
 The body is checked before any work (an unknown tag, an identifier touched without
 ``Force``... is a 400 naming it); :mod:`workbench.pacs.modification` does the rewriting.
@@ -16,12 +18,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..errors import UnknownResourceError
 from ..index import Index
 from ..jobs import Job
 from ..modification import Modification
-from ..resource_modification import boolean_arg, modified_file, transfer_syntax_arg
+from ..resource_modification import Options, modified_file, modify_resources
 from ..tags import LEVELS, PLURAL
-from .deps import body_doc, index_of, json_object
+from .bulk import level_of, resource_ids
+from .deps import body_doc, index_of, json_object, level_arg
 from .jobs import now_or_as_job
 
 _TAG_LIST = {"type": "array", "items": {"type": "string"}}
@@ -77,13 +81,11 @@ def modify_router(level: str) -> APIRouter:
 async def _run(request: Request, level: str, resource_id: str, body: dict[str, Any],
                modification: Modification) -> Any:  # fmt: skip
     index: Index = index_of(request)
-    transcode = transfer_syntax_arg(body)
-    for name, default in (("KeepSource", True), ("Permissive", False)):
-        boolean_arg(body, name, default)  # a 400 before any work
+    options = Options.of(body)  # a 400 before any work
     await run_in_threadpool(index.resource, level, resource_id)  # 404 before any work
     if level == "Instance":
         data = await run_in_threadpool(modified_file, index, resource_id, modification,
-                                       transcode)  # fmt: skip
+                                       options.transcode)  # fmt: skip
         return dicom_file(data)
 
     def work(job: Job) -> dict[str, Any]:
@@ -92,4 +94,51 @@ async def _run(request: Request, level: str, resource_id: str, body: dict[str, A
     return await now_or_as_job(request, body, "ResourceModification", work)
 
 
-ROUTERS = [modify_router(level) for level in LEVELS]
+tools_router = APIRouter(prefix="/tools", tags=["tools"])
+_BULK = {"Resources": {"type": "array", "items": {"type": "string"}}}
+
+
+@tools_router.post("/bulk-modify", summary="Modify the instances of several resources",
+                   openapi_extra=body_doc("application/json", {
+                       "type": "object", "required": ["Resources"], "properties": {
+                           **MODIFY_BODY["properties"], **_BULK,
+                           "Level": {"type": "string", "enum": list(LEVELS)}}}))  # fmt: skip
+async def bulk_modify(request: Request) -> Any:
+    body = await json_object(request)
+    level = body.get("Level")
+    if level is not None:
+        level = level_arg(level)
+    modification = Modification.from_modify_request(body, level)
+    return await _run_bulk(request, body, modification)
+
+
+@tools_router.post("/bulk-anonymize", summary="Anonymize the instances of several resources",
+                   openapi_extra=body_doc("application/json", {
+                       "type": "object", "required": ["Resources"],
+                       "properties": {**ANONYMIZE_BODY["properties"], **_BULK}}))  # fmt: skip
+async def bulk_anonymize(request: Request) -> Any:
+    body = await json_object(request)
+    index: Index = index_of(request)
+    modification = await run_in_threadpool(index.anonymization, body)
+    return await _run_bulk(request, body, modification)
+
+
+async def _run_bulk(request: Request, body: dict[str, Any], modification: Modification) -> Any:
+    """Orthanc's bulk modification: one modification over the instances of every resource
+    listed (any level), stored as copies; a job with ``Asynchronous``."""
+    index: Index = index_of(request)
+    options = Options.of(body)
+    resources = []
+    for public_id in resource_ids(body):
+        level = await run_in_threadpool(level_of, index, public_id)
+        if level is None:
+            raise UnknownResourceError("Resource", public_id)
+        resources.append((level, public_id))
+
+    def work(job: Job) -> dict[str, Any]:
+        return modify_resources(index, resources, modification, options, job)
+
+    return await now_or_as_job(request, body, "ResourceModification", work)
+
+
+ROUTERS = [*(modify_router(level) for level in LEVELS), tools_router]
