@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 from workbench import __version__
 
 from .errors import BadRequestError
-from .modification import PATIENT_ID, PATIENT_NAME, Modification, _boolean
+from .modification import PATIENT_ID, PATIENT_NAME, Modification, boolean_member
 
 #: The editions of PS3.15 Orthanc 1.10 offers, oldest first; the last is the default.
 VERSIONS = ("2008", "2017c", "2021b")
@@ -122,7 +122,7 @@ def anonymization(body: Any) -> tuple[Modification, bool]:
     modification.uids |= {PATIENT_ID, PATIENT_NAME}
     modification.replacements[PATIENT_IDENTITY_REMOVED] = "YES"
     pure_profile = True
-    if _boolean(body, "KeepPrivateTags"):
+    if boolean_member(body, "KeepPrivateTags"):
         modification.remove_private_tags = False
         pure_profile = False
     if any(body.get(name) for name in ("Keep", "Remove", "Replace")):

@@ -156,7 +156,8 @@ def _is_private(tag: int) -> bool:
     return bool((tag >> 16) & 1)
 
 
-def _boolean(body: dict[str, Any], name: str, default: bool = False) -> bool:
+def boolean_member(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    """A Boolean option of a request body, or Orthanc's 400."""
     value = body.get(name, default)
     if not isinstance(value, bool):
         raise BadRequestError(f'Member "{name}" should be a Boolean value')
@@ -241,7 +242,7 @@ class Modification:
     def read_options(self, body: dict[str, Any]) -> None:
         """``Remove``, ``Replace``, ``Keep`` and ``PrivateCreator`` of a request body, in
         Orthanc's order (a tag both removed and kept is kept)."""
-        force = _boolean(body, "Force")
+        force = boolean_member(body, "Force")
         for path in _path_list(body, "Remove"):
             _force_needed(path, "removed", force)
             if path.prefix:
@@ -285,7 +286,7 @@ class Modification:
         if not isinstance(body, dict):
             raise BadRequestError("The body must be a JSON object")
         modification = cls()
-        modification.remove_private_tags = _boolean(body, "RemovePrivateTags")
+        modification.remove_private_tags = boolean_member(body, "RemovePrivateTags")
         modification.read_options(body)
         modification.level = level or modification.level_of_replacements()
         modification.check_level()
