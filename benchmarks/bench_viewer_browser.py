@@ -7,10 +7,12 @@ else its vendored copy), measures:
 * input→pixels latency of single W/L moves and single wheel notches (p50/p95; a notch
   scrolls a frame, or zooms with Ctrl held on a single-frame image): from the browser's
   input event to the canvas showing new pixels;
-* new images per second on screen during a 2 s W/L drag with a move every 16 ms;
+* new images per second on screen during a 2 s W/L drag with a move every 16 ms, each drag
+  starting from a reading window (:data:`START_WINDOWS`);
 * time from mouse-up to the exact final frame (the last image drawn, checked against
   :func:`workbench.io.display.render` of the final window);
-* bytes per update sent while dragging.
+* bytes per update sent while dragging, and the page's websocket messages (both ways) per
+  image drawn: what the page, the Jupyter server and the kernel each handle.
 
 Each figure is measured twice in the same run, on the same page: with frames paced by
 :class:`workbench.widgets.pipeline.FramePipeline` (a few in flight, the latest state next,
@@ -60,9 +62,20 @@ START_WINDOWS = {"512² CT (data/sample, Philips head phantom)": (40.0, 80.0),
 #: ipycanvas draws our PNG/JPEG bytes with ``drawImage`` of an ``<img>``), and every input
 #: event, both with ``performance.now()`` when the page handles them. Nothing more per draw:
 #: reading the layer back (``getImageData``) would add a few ms of the page's time to
-#: every frame.
+#: every frame. Counts the messages of the page's websockets, both ways: each costs the
+#: page, the Jupyter server and the kernel, whatever it carries.
 INSTRUMENT_JS = """
-window.__wb = {draws: [], inputs: [], layer: null};
+window.__wb = {draws: [], inputs: [], layer: null, messages: 0};
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', () => { window.__wb.messages += 1; });
+  }
+  send(data) {
+    window.__wb.messages += 1;
+    return super.send(data);
+  }
+};
 const drawImage = CanvasRenderingContext2D.prototype.drawImage;
 CanvasRenderingContext2D.prototype.drawImage = function (...args) {
   const result = drawImage.apply(this, args);
@@ -156,6 +169,10 @@ class Page:
 
     def draws(self) -> list[dict]:
         return self.page.evaluate("() => window.__wb.draws")
+
+    def messages(self) -> int:
+        """Websocket messages the page has sent and received so far."""
+        return self.page.evaluate("() => window.__wb.messages")
 
     def draw_count(self) -> int:
         return self.page.evaluate("() => window.__wb.draws.length")
@@ -261,19 +278,23 @@ def drag(page: Page, seconds: float, interval: float) -> dict:
     x0, y0 = page.origin()
     page.page.mouse.move(x0 + 150, y0 + 150)
     page.wait_until_quiet(0.3)
+    messages = page.messages()
     down, up = page.page.evaluate(
         DRAG_JS, [x0 + 150, y0 + 150, int(seconds / interval), interval * 1000]
     )
     page.wait_until_quiet(1.0)
+    messages = page.messages() - messages
     after = page.report()
     draws = page.draws()
     during = [d for d in draws if down <= d["t"] <= up]
+    drawn = [d for d in draws if d["t"] >= down]
     final = draws[-1]
     sent = after["sent"] - before["sent"]
     return {
         "updates_per_s": len(during) / ((up - down) / 1000),
         "final_after_up_ms": max(final["t"] - up, 0.0),
         "bytes_per_update": (after["bytes"] - before["bytes"]) / max(sent, 1),
+        "messages_per_image": messages / max(len(drawn), 1),
         "frames_sent": sent,
         "previews": after["previews"] - before["previews"],
         "window": after["window"],
@@ -300,8 +321,9 @@ def measure(page: Page, source: Path, paced: bool, args) -> dict:
     drags = [drag(page, args.drag_seconds, args.interval) for _ in range(args.drags)]
     figures["drag"] = {
         key: statistics.median(d[key] for d in drags)
-        for key in ("updates_per_s", "final_after_up_ms", "bytes_per_update")
-    }
+        for key in ("updates_per_s", "final_after_up_ms", "bytes_per_update",
+                    "messages_per_image")
+    }  # fmt: skip
     last = drags[-1]
     figures["drag"]["exact_max_diff"] = exact_difference(page, source, last["window"],
                                                          last["frame"])  # fmt: skip
@@ -324,6 +346,8 @@ def print_figures(label: str, paced: dict, plain: dict) -> None:
          b["final_after_up_ms"] / max(d["final_after_up_ms"], 1e-9)),
         ("drag: kB per update", "bytes_per_update", "{:14.1f}",
          b["bytes_per_update"] / max(d["bytes_per_update"], 1e-9)),
+        ("drag: websocket messages per image", "messages_per_image", "{:14.1f}",
+         b["messages_per_image"] / max(d["messages_per_image"], 1e-9)),
     )  # fmt: skip
     for name, key, fmt, ratio in rows:
         scale = 1 / 1024 if key == "bytes_per_update" else 1
