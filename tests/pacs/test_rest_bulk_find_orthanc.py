@@ -130,6 +130,37 @@ def test_requested_tags_come_from_the_index_or_the_files(clients):
     assert sorted(ids) == sorted(a["ID"] for a in answers)
 
 
+@pytest.mark.parametrize(("level", "query"), [
+    ("Instance", {"SliceThickness": "5"}),
+    ("Instance", {"0018,0050": "5", "PatientName": "*"}),
+    ("Series", {"SliceThickness": "5"}),
+    ("Series", {"ImageType": "*ORIGINAL*", "Modality": "MR"}),
+    ("Patient", {"Rows": "512"}),
+    ("Study", {"SliceThickness": "5", "PatientSex": "m"}),
+    ("Instance", {"Rows": "64", "InstanceNumber": "1"}),
+])  # fmt: skip
+def test_find_on_tags_the_index_does_not_keep_reads_the_files(clients, level, query):
+    """As Orthanc (StorageAccessOnFind): the tags are read from one file under each
+    resource the indexed tags let through; case-insensitive unless asked."""
+    ours, theirs = clients
+    for case in (False, True):
+        body = {"Level": level, "Query": query, "CaseSensitive": case}
+        expected = sorted(theirs.post_tools_find(json=body))
+        assert sorted(ours.post_tools_find(json=body)) == expected, (body, expected)
+        count = ours.post_tools_count_resources(json=body)["Count"]
+        assert count == len(expected)
+    if "PatientSex" not in query:
+        assert expected, "the query should find something on these files"
+    paged = ours.post_tools_find(json={"Level": level, "Query": query, "Limit": 1, "Since": 1})
+    assert len(paged) == max(0, min(1, len(expected) - 1))
+
+
+def test_find_keeps_refusing_tags_kept_below_the_level(fresh_server):
+    body = {"Level": "Study", "Query": {"Modality": "MR", "KVP": "120"}}
+    answer = httpx.post(f"{fresh_server.url}/tools/find", json=body, timeout=30)
+    assert answer.status_code == 400 and "Modality cannot be searched" in answer.text
+
+
 @pytest.mark.parametrize("body", [
     {"Level": "Study", "Query": {}, "RequestedTags": ["NoSuchKeyword"]},
     {"Level": "Study", "Query": {}, "RequestedTags": "StudyDate"},

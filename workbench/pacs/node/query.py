@@ -261,31 +261,46 @@ def _stored_header(path: Path) -> Dataset:
 
 
 def find_resources(
-    index: Index, parsed: ParsedQuery, *, limit: int | None = None, offset: int = 0
+    index: Index,
+    parsed: ParsedQuery,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    case_sensitive: bool = True,
 ) -> Iterator[_Resource]:
-    """Resources matching ``parsed``: one SQL query, then the non-indexed keys in Python.
+    """Resources matching ``parsed``: one SQL query, then the non-indexed keys in Python,
+    read from one file under each resource (as Orthanc's ``StorageAccessOnFind``).
 
     ``limit`` and ``offset`` page through the matches in the order they were stored (QIDO-RS
-    has them); the SQL query pages itself when every key is indexed.
+    has them); the SQL query pages itself when every key is indexed. ``case_sensitive``
+    concerns attributes other than person names (C-FIND and QIDO-RS: true; Orthanc's
+    ``/tools/find``: false unless asked).
     """
     indexed = searchable_keywords(parsed.level)
     sql = {key: value for key, value in parsed.constraints.items() if key in indexed}
     rest = {key: value for key, value in parsed.constraints.items() if key not in indexed}
     if limit is None and not offset:
-        found = index.find(parsed.level, sql, case_sensitive=True)
+        found = index.find(parsed.level, sql, case_sensitive=case_sensitive)
     elif not rest:
-        found = index.find(parsed.level, sql, case_sensitive=True, limit=limit, since=offset)
+        found = index.find(
+            parsed.level, sql, case_sensitive=case_sensitive, limit=limit, since=offset
+        )
     else:
         # Paging after the Python matching: all the SQL matches, in the order paging uses.
-        found = index.find(parsed.level, sql, case_sensitive=True, limit=_EVERY_ROW)
+        found = index.find(parsed.level, sql, case_sensitive=case_sensitive, limit=_EVERY_ROW)
         stop = None if limit is None else offset + limit
-        yield from itertools.islice(_matching(index, parsed, found, rest), offset, stop)
+        matching = _matching(index, parsed, found, rest, case_sensitive)
+        yield from itertools.islice(matching, offset, stop)
         return
-    yield from _matching(index, parsed, found, rest)
+    yield from _matching(index, parsed, found, rest, case_sensitive)
 
 
 def _matching(
-    index: Index, parsed: ParsedQuery, found: list[str], rest: dict[str, str]
+    index: Index,
+    parsed: ParsedQuery,
+    found: list[str],
+    rest: dict[str, str],
+    case_sensitive: bool,
 ) -> Iterator[_Resource]:
     requested = frozenset(elem.keyword for elem in parsed.requested if elem.keyword)
     lookups = _Lookups(index, parsed.level)
@@ -293,7 +308,12 @@ def _matching(
     for resource_id in found:
         resource = _Resource(lookups, resource_id)
         if all(
-            matches(resource.value(key, tag_for_keyword(key)), pattern, dictionary_VR(key))
+            matches(
+                resource.value(key, tag_for_keyword(key)),
+                pattern,
+                dictionary_VR(key),
+                case_sensitive=case_sensitive,
+            )
             for key, pattern in rest.items()
         ):
             yield resource

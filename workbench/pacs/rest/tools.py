@@ -15,8 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ..dicomjson import dataset_to_json
 from ..errors import BadRequestError
-from ..index import Index
+from ..index import Index, searchable_keywords
 from ..index.labels import CONSTRAINTS, check_label
+from ..node.query import ParsedQuery, find_resources
+from ..tags import keyword_of
 from .deps import (
     MAX_INT_ARG,
     TEXT,
@@ -57,6 +59,11 @@ class FindRequest:
     def ids(self, index: Index, *, paged: bool = True) -> list[str]:
         """The IDs found (one page of them unless ``paged`` is false)."""
         limit, since = (self.limit, self.since) if paged else (None, None)
+        kept = searchable_keywords("Instance") | {"ModalitiesInStudy"}  # every level's
+        if set(self.query) - kept:
+            # Tags the index keeps below the level stay a 400 (the statement says why).
+            index.find_statement(self.level, {k: v for k, v in self.query.items() if k in kept})
+            return self._ids_from_files(index, limit, since)
         if not self.labels:
             return index.find(self.level, self.query, case_sensitive=self.case_sensitive,
                               limit=limit, since=since)  # fmt: skip
@@ -69,6 +76,22 @@ class FindRequest:
         start = since or 0
         return ids[start:] if limit is None else ids[start:start + limit]
 
+    def _ids_from_files(self, index: Index, limit: int | None, since: int | None) -> list[str]:
+        """The IDs found when the query names tags the index does not keep: those are read
+        from one file under each resource the indexed tags let through, as Orthanc does
+        (``StorageAccessOnFind``), by the same code as C-FIND."""
+        parsed = ParsedQuery(self.level, constraints=self.query)
+        if not self.labels:
+            found = find_resources(index, parsed, limit=limit, offset=since or 0,
+                                   case_sensitive=self.case_sensitive)  # fmt: skip
+            return [resource.id for resource in found]
+        found = find_resources(index, parsed, offset=0, limit=MAX_INT_ARG,
+                               case_sensitive=self.case_sensitive)  # fmt: skip
+        ids = index.with_labels(self.level, [r.id for r in found], self.labels,
+                                self.labels_constraint)  # fmt: skip
+        start = since or 0
+        return ids[start:] if limit is None else ids[start:start + limit]
+
 
 def find_request(body: dict[str, Any]) -> FindRequest:
     """Check a find body, with a 400 naming the first field that is wrong."""
@@ -76,9 +99,15 @@ def find_request(body: dict[str, Any]) -> FindRequest:
     query = body.get("Query")
     if not isinstance(query, dict):
         raise BadRequestError('Field "Query" is missing, or should be a JSON object')
+    keywords = {}
     for key, value in query.items():
         if not isinstance(value, str):
             raise BadRequestError(f'Query value of "{key}" must be a string')
+        try:
+            keywords[keyword_of(key)] = value
+        except ValueError as exc:
+            raise BadRequestError(f'Field "Query": {exc}') from exc
+    query = keywords
     # Orthanc's /tools/find matches without case unless asked ("CaseSensitive": true).
     case_sensitive = body.get("CaseSensitive", False)
     expand = body.get("Expand", False)
