@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import dask
 import numpy as np
 import pytest
 import requests
@@ -38,6 +39,7 @@ class Front:
         self.fault: Fault | None = None
         self.paths: list[str] = []
         self.encodings: dict[str, str | None] = {}  # the Accept-Encoding of each path
+        self.accepts: dict[str, str | None] = {}  # the Accept of each path
         self.release = threading.Event()  # lets a stalled answer go at the end
         front = self
 
@@ -45,6 +47,7 @@ class Front:
             def do_GET(self) -> None:
                 front.paths.append(self.path)
                 front.encodings[self.path] = self.headers.get("Accept-Encoding")
+                front.accepts[self.path] = self.headers.get("Accept")
                 answer = requests.get(
                     front.upstream + self.path,
                     headers={"Accept": self.headers.get("Accept", "*/*")},
@@ -245,9 +248,48 @@ def test_frames_come_through_a_connection_limit(front, ct_url, local_ct):
     """Eight dask threads, two connections: every frame arrives, none twice."""
     session = CountingSession()
     array = open_series(front.url + ct_url, dicomweb=DicomWeb(session=session, max_connections=2))
-    np.testing.assert_array_equal(array.values, local_ct.values)
+    frames = dask.compute(*[array[i].data for i in range(array.sizes["frame"])])
+    np.testing.assert_array_equal(np.stack(frames), local_ct.values)
     assert sorted(session.frame_requests()) == sorted(set(session.frame_requests()))
     assert len(session.frame_requests()) == local_ct.sizes["frame"]
+
+
+def test_a_whole_array_comes_in_one_series_request(front, ct_url, local_ct):
+    """Computing the array itself asks for the series once (as stored), and a reduction still
+    reads frame by frame (its memory stays near a few frames)."""
+    session = CountingSession()
+    url = front.url + ct_url
+    array = open_series(url, dicomweb=DicomWeb(session=session))
+    np.testing.assert_array_equal(array.values, local_ct.values)
+    assert session.urls == [f"{url}/metadata", url]
+    assert front.accepts[ct_url] == 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    assert int(array.sum()) == int(local_ct.sum())
+    assert len(session.frame_requests()) == local_ct.sizes["frame"]
+    np.testing.assert_array_equal(array.load().values, local_ct.values)
+    assert session.urls.count(url) == 2
+
+
+@pytest.mark.parametrize("fault", ["refused", "not multipart", "cut in half"])
+def test_frames_a_series_answer_lacks_are_fetched_one_by_one(front, ct_url, local_ct, fault):
+    def spoil(path, answer):
+        if path != ct_url:
+            return None
+        if fault == "refused":
+            return 406, "text/plain", b"not acceptable"
+        if fault == "not multipart":
+            return 200, "application/dicom", answer.content
+        return 200, answer.headers["Content-Type"], answer.content[: len(answer.content) // 2]
+
+    front.fault = spoil
+    session = CountingSession()
+    array = open_series(front.url + ct_url, dicomweb=DicomWeb(session=session))
+    np.testing.assert_array_equal(array.values, local_ct.values)
+    fetched = len(session.frame_requests())
+    if fault == "cut in half":
+        assert 0 < fetched < local_ct.sizes["frame"]  # what did arrive is used
+    else:
+        assert fetched == local_ct.sizes["frame"]
+    assert sorted(session.frame_requests()) == sorted(set(session.frame_requests()))
 
 
 def test_pixel_data_is_asked_for_without_content_coding(front, ct_url, local_ct):

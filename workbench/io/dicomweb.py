@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +26,13 @@ from urllib3.util.retry import Retry
 
 from workbench.io.errors import DicomIOError
 from workbench.io.framecache import FrameCache
-from workbench.io.webtransport import Answer, DirectTransport, NoAnswer, goes_direct
+from workbench.io.webtransport import (
+    Answer,
+    DirectTransport,
+    NoAnswer,
+    goes_direct,
+    stream_with_session,
+)
 
 DICOM_JSON = "application/dicom+json"
 #: Statuses worth asking again after a pause: too many requests, and the server's troubles.
@@ -248,13 +254,33 @@ class DicomWeb:
         except (requests.RequestException, NoAnswer) as exc:
             raise DicomWebError(f"no answer from the server: {exc}", url) from exc
         if not response.ok:
-            body = response.text[:300].strip() if response.content else ""
-            raise DicomWebError(
-                f"HTTP {response.status_code} {response.reason}" + (f": {body}" if body else ""),
-                response.url or url,
-                response.status_code,
-            )
+            raise _status_error(response, url)
         return response
+
+    def parts(self, url: str, accept: str) -> Iterator[tuple[dict[str, str], bytes]]:
+        """GET a ``multipart/related`` answer and yield its parts as they arrive: (headers
+        in lower case, body) each, the whole answer never held at once. Asked for without
+        content coding, as frames are (see :meth:`get`).
+
+        Raises
+        ------
+        DicomWebError
+            As :meth:`get`, and as :func:`multipart_parts` for an answer that is not
+            multipart or ends before its closing boundary.
+        """
+        headers = self._headers(accept, compressed=False)
+        direct = self._direct(url)
+        if direct is not None:
+            opened = direct.stream(url, headers)
+        else:
+            opened = stream_with_session(self._session(url), url, headers, self.timeout)
+        try:
+            with opened as (answer, pieces):
+                if not answer.ok:
+                    raise _status_error(replace(answer, content=b"".join(pieces)), url)
+                yield from split_parts(pieces, answer)
+        except NoAnswer as exc:
+            raise DicomWebError(f"no answer from the server: {exc}", url) from exc
 
     # --- DICOMweb requests -----------------------------------------------------------
 
@@ -291,6 +317,17 @@ class DicomWeb:
         return parts[0][1] if parts else b""
 
 
+def _status_error(response: Answer, url: str) -> DicomWebError:
+    """The error for an answer whose status is not 2xx: the status, its reason and the start
+    of the body."""
+    body = response.text[:300].strip() if response.content else ""
+    return DicomWebError(
+        f"HTTP {response.status_code} {response.reason}" + (f": {body}" if body else ""),
+        response.url or url,
+        response.status_code,
+    )
+
+
 def multipart_parts(response: Answer) -> list[tuple[dict[str, str], bytes]]:
     """The parts of a ``multipart/related`` answer: (headers in lower case, body) each.
 
@@ -300,46 +337,87 @@ def multipart_parts(response: Answer) -> list[tuple[dict[str, str], bytes]]:
         The answer is not multipart, names no boundary, or ends before its closing
         boundary (a truncated answer).
     """
+    return list(split_parts([response.content], response))
+
+
+def split_parts(
+    pieces: Iterable[bytes], response: Answer
+) -> Iterator[tuple[dict[str, str], bytes]]:
+    """The parts of the ``multipart/related`` body arriving in ``pieces`` (of any sizes),
+    each yielded as soon as its closing boundary has arrived; ``response`` gives the
+    content type and the URL errors name.
+
+    Raises
+    ------
+    DicomWebError
+        As :func:`multipart_parts`.
+    """
     content_type = response.headers.get("Content-Type", "")
     url = response.url
+    pieces = iter(pieces)
     if not content_type.lower().startswith("multipart/"):
+        start = response.content or next(pieces, b"")
         raise DicomWebError(
             f"expected a multipart/related answer, got {content_type or 'no content type'}: "
-            f"{response.content[:80]!r}",
+            f"{start[:80]!r}",
             url,
             response.status_code,
         )
     boundary = media_parameters(content_type).get("boundary")
     if not boundary:
         raise DicomWebError(f"multipart answer without a boundary ({content_type})", url)
-    body = response.content
     delimiter = b"--" + boundary.encode("ascii")
-    start = body.find(delimiter)
-    if start < 0:
+    # The body so far from the start of the part being read (or of the first delimiter),
+    # and how far the search for the next delimiter has got, so each byte is searched once.
+    buffer, searched, received, count = bytearray(), 0, 0, 0
+    started = False
+    for piece in pieces:
+        buffer += piece
+        received += len(piece)
+        while True:
+            if not started:
+                start = buffer.find(delimiter)
+                if start < 0:
+                    searched = max(len(buffer) - len(delimiter), 0)
+                    break
+                del buffer[: start + len(delimiter)]
+                started, searched = True, 0
+            if len(buffer) < 2:
+                break
+            if buffer.startswith(b"--"):
+                return  # the closing delimiter
+            end = buffer.find(b"\r\n" + delimiter, searched)
+            if end < 0:
+                searched = max(len(buffer) - len(delimiter) - 2, 0)
+                break
+            count += 1
+            yield _part(buffer, end, count, url)
+            del buffer[: end + 2 + len(delimiter)]
+            searched = 0
+    if not started:
         raise DicomWebError("multipart answer without any part (no boundary found)", url)
-    parts = []
-    position = start + len(delimiter)
-    while True:
-        if body.startswith(b"--", position):
-            return parts  # the closing delimiter
-        end = body.find(b"\r\n" + delimiter, position)
-        if end < 0:
-            raise DicomWebError(
-                f"truncated multipart answer: part {len(parts) + 1} has no closing boundary "
-                f"({len(body)} bytes received)",
-                url,
-                response.status_code,
-            )
-        head, separator, content = body[position:end].partition(b"\r\n\r\n")
-        if not separator:
-            raise DicomWebError(f"damaged multipart answer: part {len(parts) + 1}", url)
-        headers = {}
-        for line in head.decode("latin-1").split("\r\n"):
-            name, colon, value = line.partition(":")
-            if colon:
-                headers[name.strip().lower()] = value.strip()
-        parts.append((headers, content))
-        position = end + 2 + len(delimiter)
+    raise DicomWebError(
+        f"truncated multipart answer: part {count + 1} has no closing boundary "
+        f"({received} bytes received)",
+        url,
+        response.status_code,
+    )
+
+
+def _part(buffer: bytearray, end: int, number: int, url: str) -> tuple[dict[str, str], bytes]:
+    """The headers and body of the part that ``buffer`` holds up to ``end``; the body is
+    copied once (a frame or an instance is most of the answer)."""
+    split = buffer.find(b"\r\n\r\n", 0, end)
+    if split < 0:
+        raise DicomWebError(f"damaged multipart answer: part {number}", url)
+    with memoryview(buffer) as view:
+        head, content = bytes(view[:split]), bytes(view[split + 4 : end])
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return headers, content
 
 
 def media_parameters(media_type: str) -> dict[str, str]:

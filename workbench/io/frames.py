@@ -57,7 +57,8 @@ _FAST_NATIVE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -76,7 +77,7 @@ def _imagecodecs_jpeg2k_decode():
 
 if _imagecodecs_jpeg2k_decode() is None:
     # Read by OpenJPEG each time a decoder is created; beyond ~4 threads a frame gains little.
-    os.environ.setdefault("OPJ_NUM_THREADS", str(min(_usable_cpus(), 4)))
+    os.environ.setdefault("OPJ_NUM_THREADS", str(min(usable_cpus(), 4)))
 
 
 @functools.cache

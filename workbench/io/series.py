@@ -12,6 +12,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import dask.array as da
 import numpy as np
@@ -37,6 +38,7 @@ from workbench.io.geometry import FrameInfo, frame_infos, stack_geometry
 from workbench.io.headers import SERIES_KEYWORDS, InstanceHeader, read_header
 from workbench.io.objects import not_an_image_message
 from workbench.io.sources import Source
+from workbench.io.wholearray import WholeReadArray
 
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
 _INTEGER_DTYPES = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.int64]
@@ -107,9 +109,14 @@ class FrameStack(BackendArray):
 
     def read(self, i: int) -> np.ndarray:
         """Frame ``i`` of the stack, with the modality transform applied (unless raw)."""
-        source_index, frame_index, slope, intercept = self.frames[i]
+        source_index, frame_index, _, _ = self.frames[i]
         source = self.sources[source_index]
-        stored = source.decode(frame_index, as_rgb=self.plan.as_rgb)
+        return self.values(i, source.decode(frame_index, as_rgb=self.plan.as_rgb), source)
+
+    def values(self, i: int, stored: np.ndarray, source) -> np.ndarray:
+        """Frame ``i``'s values from its ``stored`` values (decoded from ``source``, which
+        errors name), with the modality transform applied (unless raw)."""
+        _, frame_index, slope, intercept = self.frames[i]
         if stored.shape != self.plan.frame_shape:
             raise PixelDataError(
                 f"frame {frame_index} decoded to shape {stored.shape}, expected "
@@ -456,6 +463,8 @@ def series_array(parts: SeriesParts) -> xr.DataArray:
         fancy=False,
         meta=np.empty((0,) * stack.ndim, dtype=stack.dtype),
     )
+    if parts.whole is not None:
+        data = WholeReadArray.of(data, partial(parts.whole, stack))
     array = xr.DataArray(
         data, dims=parts.dims, coords=parts.coords, attrs=parts.attrs, name=parts.name
     )
@@ -477,6 +486,10 @@ class SeriesParts:
     attrs: dict  # only values netCDF and Zarr store as attributes
     tables: DisplayTables
     name: str
+    #: Reads every frame of ``stack`` at once, when that is cheaper than frame by frame
+    #: (one request for a whole series over DICOMweb); a module-level function, so that
+    #: arrays still pickle.
+    whole: Callable[[FrameStack], np.ndarray] | None = None
 
     @property
     def encoding(self) -> dict:

@@ -9,15 +9,16 @@ left on the server, except the LUTs of the first image, which the display mappin
 Each dask chunk then reads one frame through a :class:`WebFrameSource`: one WADO-RS
 ``.../frames/{n}`` request, asking for the stored (compressed) transfer syntax when an
 installed decoder reads it (less traffic) and for Explicit VR Little Endian otherwise, and
-decodes it with pydicom's pixel decoders, exactly as a frame read from a file.
+decodes it with pydicom's pixel decoders, exactly as a frame read from a file. The array
+computed as a whole comes instead from one series request (:mod:`workbench.io.webvolume`).
 """
 
 from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pydicom
@@ -56,6 +57,7 @@ from workbench.io.frames import check_decodable
 from workbench.io.headers import HEADER_KEYWORDS, SERIES_KEYWORDS, InstanceHeader
 from workbench.io.objects import object_kind
 from workbench.io.series import SeriesParts, build_from_headers, series_array
+from workbench.io.webvolume import read_series
 
 _PIXEL_TAGS = {
     0x7FE00010: "PixelData",
@@ -149,7 +151,7 @@ class WebFrameSource:
         if self.stored_syntax is None:
             return _AS_STORED
         syntax = UID(self.stored_syntax)
-        if syntax in _FRAME_MEDIA_TYPES and _decodable(syntax):
+        if syntax in _FRAME_MEDIA_TYPES and decodable(syntax):
             return _FRAMES.format(_FRAME_MEDIA_TYPES[syntax], syntax)
         return _UNCOMPRESSED
 
@@ -230,7 +232,7 @@ class WebFrameSource:
             # 500 for big-endian frames) yet transcode them.
             _STORED_REFUSED.add(series)
             return self.fetch(index, _UNCOMPRESSED)
-        if _decodable(syntax) or syntax == DeflatedExplicitVRLittleEndian:
+        if decodable(syntax) or syntax == DeflatedExplicitVRLittleEndian:
             return data, syntax
         return self.fetch(index, _UNCOMPRESSED)
 
@@ -269,7 +271,8 @@ class WebFrameSource:
         return rows * columns * samples * max(self.bits_allocated // 8, 1)
 
 
-def _decodable(syntax: UID) -> bool:
+def decodable(syntax: UID) -> bool:
+    """Whether frames in ``syntax`` are decoded here."""
     try:
         check_decodable(syntax)
     except (MissingCodecError, UnsupportedTransferSyntaxError):
@@ -340,7 +343,7 @@ def web_header(
     )
     header.read_encoding = (False, True)
     stored = _stored_syntax(header)
-    if stored is not None and _decodable(UID(stored)):
+    if stored is not None and decodable(UID(stored)):
         header.transfer_syntax = UID(stored)
     return header
 
@@ -417,8 +420,23 @@ def _parts_of(items: list[dict], root: str, client: DicomWeb, raw: bool, where: 
             return _header_of_instance(full)
         return full
 
-    return build_from_headers(
+    parts = build_from_headers(
         headers, WebFrameSource.from_header, full_header, raw=raw, where=where
+    )
+    if _reads_whole_series(parts.stack.sources):
+        parts = replace(parts, whole=read_series)
+    return parts
+
+
+def _reads_whole_series(sources: Sequence[WebFrameSource]) -> bool:
+    """Whether the whole array can come from one series retrieve: its instances are of one
+    series, none known to be stored in a syntax nothing here decodes, and there is no frame
+    cache (which frames fetched one by one are kept in)."""
+    client, series = sources[0].file.client, sources[0].file.series_url
+    return (
+        client.cache is None
+        and all(s.file.client is client and s.file.series_url == series for s in sources)
+        and all(s.stored_syntax is None or decodable(UID(s.stored_syntax)) for s in sources)
     )
 
 

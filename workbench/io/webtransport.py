@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -58,6 +59,11 @@ class Answer:
 
 class NoAnswer(Exception):
     """The server could not be reached, or stopped answering (after the retries)."""
+
+
+#: Bytes read at a time from a streamed answer: pieces much smaller cost Python calls, and
+#: ``urllib3``'s reading of a whole answer at once joins copies of it (twice the time).
+STREAM_PIECE = 1 << 20
 
 
 def goes_direct(url: str) -> bool:
@@ -106,3 +112,56 @@ class DirectTransport:
         return Answer(
             final, response.status, response.reason or "", response.headers, response.data
         )
+
+    @contextmanager
+    def stream(
+        self, url: str, headers: Mapping[str, str]
+    ) -> Iterator[tuple[Answer, Iterator[bytes]]]:
+        """GET ``url`` and give its answer (``content`` empty) with an iterator over the
+        body's pieces, read as they arrive; a body left unread closes the connection."""
+        try:
+            response = self.pool.request("GET", url, headers=dict(headers), preload_content=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise NoAnswer(str(exc)) from exc
+        answer = Answer(url, response.status, response.reason or "", response.headers, b"")
+        finished = False
+
+        def pieces() -> Iterator[bytes]:
+            nonlocal finished
+            try:
+                yield from response.stream(STREAM_PIECE)
+            except urllib3.exceptions.HTTPError as exc:
+                raise NoAnswer(str(exc)) from exc
+            finished = True
+
+        try:
+            yield answer, pieces()
+        finally:
+            if not finished:
+                response.close()  # never hand back a connection with unread data on it
+            response.release_conn()
+
+
+@contextmanager
+def stream_with_session(
+    session: requests.Session, url: str, headers: Mapping[str, str], timeout
+) -> Iterator[tuple[Answer, Iterator[bytes]]]:
+    """:meth:`DirectTransport.stream` through a ``requests`` session."""
+    try:
+        response = session.get(url, headers=dict(headers), timeout=timeout, stream=True)
+    except requests.RequestException as exc:
+        raise NoAnswer(str(exc)) from exc
+    answer = Answer(
+        response.url, response.status_code, response.reason or "", response.headers, b""
+    )
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            yield from response.iter_content(STREAM_PIECE)
+        except requests.RequestException as exc:
+            raise NoAnswer(str(exc)) from exc
+
+    try:
+        yield answer, pieces()
+    finally:
+        response.close()
