@@ -93,8 +93,9 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
         *modify.ROUTERS,
     ]:
         app.include_router(router)
-    app.include_router(dicomweb.router)
+    app.include_router(dicomweb.router)  # documented here, dispatched by the fast routes
     app.include_router(dicomweb.uri_router)
+    app.router.routes[:0] = dicomweb.fast_routes()
     if node is not None:
         # The DIMSE node's routers (/modalities, /queries) join here.
         for name in NODE_ROUTERS:
