@@ -7,7 +7,8 @@ settings, preparing, building its response): a third of a 512² frame's time ove
 loopback. When nothing needs ``requests`` — no session passed in, no proxy in the
 environment for the host, no credentials in the URL — requests go to ``urllib3`` directly
 (which ``requests`` itself runs on), with the same retries, connection limit, timeouts and
-certificates; otherwise through the session.
+certificates; otherwise through the session. An answer holding a whole series is streamed
+(``stream``): read in pieces as it arrives, never held at once.
 """
 
 from __future__ import annotations
