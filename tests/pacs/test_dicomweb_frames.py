@@ -151,3 +151,43 @@ def test_a_frame_holding_the_shared_boundary_gets_another(fresh_server, tmp_path
     boundaries = [a.headers["content-type"].split("boundary=")[1].strip('"') for a in answers]
     assert boundaries[0] == boundaries[1] == _BOUNDARY != boundaries[2]
     assert [content for _, content in _parts(answers[2])] == [bytes(tricky)]
+
+
+def test_a_replaced_or_deleted_instance_is_never_served_stale(tmp_path):
+    """Frames, rendered images and metadata of an instance come from the file stored now:
+    the UIDs of the URL are looked up at each request, and what is kept per file (its frame
+    layout, its JSON) belongs to that file only."""
+    from workbench.pacs import Config
+    from workbench.pacs.server import serve
+
+    handle = serve(
+        Config(StorageDirectory=str(tmp_path / "store"), HttpPort=0, OverwriteInstances=True),
+        dicom=False,
+    )
+    try:
+        ds = pydicom.dcmread(real_path("nema_mr1_small_transcodes") / "MR_small.dcm")
+        url = instance_url(handle.url, ds)
+        accept = {"Accept": 'multipart/related; type="application/octet-stream"'}
+        original = bytes(ds.PixelData)
+        for version, pixels in enumerate((original, original[::-1]), start=1):
+            ds.PixelData = pixels
+            ds.SeriesDescription = f"version {version}"
+            ds.save_as(tmp_path / f"{version}.dcm")
+            stored = requests.post(
+                f"{handle.url}/instances",
+                data=(tmp_path / f"{version}.dcm").read_bytes(),
+                timeout=30,
+            )
+            assert stored.ok, stored.text
+            frame = requests.get(f"{url}/frames/1", headers=accept, timeout=30)
+            assert [content for _, content in _parts(frame)] == [pixels]
+            metadata = requests.get(f"{url}/metadata", timeout=30).json()
+            assert metadata[0]["0008103E"]["Value"] == [f"version {version}"]
+            assert requests.get(f"{url}/rendered", timeout=30).status_code == 200
+        instance_id = stored.json()["ID"]
+        assert requests.delete(f"{handle.url}/instances/{instance_id}", timeout=30).ok
+        for suffix in ("/frames/1", "/rendered", "/metadata", ""):
+            gone = requests.get(f"{url}{suffix}", headers={"Accept": "*/*"}, timeout=30)
+            assert gone.status_code == 404, suffix
+    finally:
+        handle.stop()

@@ -140,3 +140,21 @@ def test_queries_use_the_indexes(index):
         plan = query_plan(index.engine, statement)
         uses_index = ("USING INDEX", "USING COVERING INDEX", "Index Scan", "Index Only Scan")
         assert any(words in plan for words in uses_index), (query, plan)
+
+
+def test_a_kept_statement_finds_what_is_stored_now(tmp_path, sample_data, database):
+    """Statements are kept between searches, never their results: a study stored or deleted
+    between two identical searches is seen by the second."""
+    idx = Index(database.config(tmp_path))
+    try:
+        template = sample_data / SMALL_FILE
+        query = {"PatientID": "KEPT", "StudyDate": "20200101-20201231"}
+        assert idx.find("Study", query) == []
+        first = idx.ingest_bytes(make_instance(
+            template, patient="KEPT", study="1.2.826.0.1.3680043.8.498.77", StudyDate="20200202"))
+        assert idx.find("Study", query) == [first.study_id]
+        assert idx.find("Study", dict(reversed(query.items()))) == [first.study_id]
+        idx.delete("Study", first.study_id)
+        assert idx.find("Study", query) == []
+    finally:
+        idx.close()

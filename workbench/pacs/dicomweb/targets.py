@@ -29,6 +29,8 @@ class Target:
         The resource's index ID.
     study, series, instance : str
         The UIDs of the URL ("" below ``level``).
+    file : Path, optional
+        An instance's stored file, found with it (``None`` above the instance level).
     """
 
     level: str
@@ -36,6 +38,7 @@ class Target:
     study: str
     series: str = ""
     instance: str = ""
+    file: Path | None = None
 
     @property
     def path(self) -> str:
@@ -57,20 +60,34 @@ def resolve(index: Index, study: str, series: str = "", instance: str = "") -> T
         If the UIDs name nothing stored (a series outside the named study included).
     """
     query = {"StudyInstanceUID": _uid(study)}
+    uids = {"Study": query["StudyInstanceUID"]}
     level = "Study"
     if series:
-        query["SeriesInstanceUID"] = _uid(series)
+        query["SeriesInstanceUID"] = uids["Series"] = _uid(series)
         level = "Series"
     if instance:
-        query["SOPInstanceUID"] = _uid(instance)
+        query["SOPInstanceUID"] = uids["Instance"] = _uid(instance)
         level = "Instance"
-    found = index.find(level, query)
-    if not found:
+    if all(_plain(uid) for uid in uids.values()):
+        # The usual URL: one prepared query finds the resource and an instance's file.
+        found = index.by_uids(level, uids)
+        public_id, path = found if found is not None else (None, None)
+    else:
+        # An empty UID or a list: C-FIND's matching, as a query of these keys would have.
+        ids = index.find(level, query)
+        public_id, path = (ids[0] if ids else None), None
+    if public_id is None:
         names = {"Study": "study", "Series": "series", "Instance": "instance"}
         uid = instance or series or study
         raise _unknown(names[level], uid, query)
     # One UID under two patients (two PatientIDs for one study) is rare; the first wins.
-    return Target(level, found[0], study, series, instance)
+    return Target(level, public_id, study, series, instance, path)
+
+
+def _plain(uid: str) -> bool:
+    """Whether a UID of a URL matches only itself, as it is (not empty, not a list, no
+    padding that matching would strip)."""
+    return bool(uid) and uid == uid.strip(" \x00") and "\\" not in uid
 
 
 def _uid(text: str) -> str:
@@ -87,4 +104,6 @@ def _unknown(name: str, uid: str, query: dict[str, str]) -> UnknownResourceError
 
 def stored_files(index: Index, target: Target) -> list[tuple[str, Path]]:
     """``(instance ID, path)`` of every stored instance under ``target``, in series order."""
+    if target.file is not None:
+        return [(target.public_id, target.file)]
     return index.instance_files(target.level, target.public_id)

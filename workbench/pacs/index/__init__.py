@@ -475,6 +475,21 @@ class Index:
             rows = reads.instance_rows(conn, normalize_level(level), public_id, limit)
         return [(row.public_id, self.store.path_of(row.file_uuid)) for row in rows if row.file_uuid]
 
+    def by_uids(self, level: str, uids: dict[str, str]) -> tuple[str, Path | None] | None:
+        """The resource of ``level`` named by its UID and its parents' (``{"Study": ...,
+        "Series": ..., "Instance": ...}`` down to ``level``) in one query: its ID and, for an
+        instance with a file, the file's path. ``None`` if nothing stored has these UIDs.
+
+        UIDs are compared exactly (:meth:`find` also reads lists and empty values).
+        """
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            found = reads.by_uids(conn, level, uids)
+        if found is None:
+            return None
+        path = self.store.path_of(found.file_uuid) if found.file_uuid else None
+        return found.public_id, path
+
     def representative_files(self, level: str, public_ids: list[str]) -> dict[str, Path]:
         """The file of one instance under each resource, in one query: where attributes that
         all its instances share and the index does not keep are read."""

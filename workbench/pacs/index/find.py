@@ -6,7 +6,7 @@ matching rules themselves live in :mod:`workbench.pacs.matching`.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import sqlalchemy as sa
 
@@ -48,11 +48,53 @@ def find_statement(
     See :meth:`workbench.pacs.Index.find` for the arguments; ``dialect`` is the database's,
     for the condition forms its indexes can serve.
 
+    Statements are kept (the last :data:`KEPT_STATEMENTS` asked for): building one through
+    SQLAlchemy costs more than SQLite takes to run it, and the same searches come again
+    (a viewer's study list, the series of the study it opens). A statement holds no result.
+
     Raises
     ------
     BadRequestError
         For an unknown level or tag, a tag below ``level``, or a malformed pattern.
     """
+    if not all(isinstance(pattern, str) for pattern in query.values()):
+        bad = next(name for name, pattern in query.items() if not isinstance(pattern, str))
+        raise BadRequestError(f"Query value of {bad!r} must be a string")
+    return _kept_statement(level, tuple(query.items()), case_sensitive, limit, since, dialect)
+
+
+#: How many built statements :func:`find_statement` keeps.
+KEPT_STATEMENTS = 512
+
+
+@lru_cache(maxsize=KEPT_STATEMENTS)
+def _kept_statement(
+    level: str,
+    query: tuple[tuple[str, str], ...],
+    case_sensitive: bool,
+    limit: int | None,
+    since: int | None,
+    dialect: str,
+) -> sa.Select:
+    return _build_statement(
+        level,
+        dict(query),
+        case_sensitive=case_sensitive,
+        limit=limit,
+        since=since,
+        dialect=dialect,
+    )
+
+
+def _build_statement(
+    level: str,
+    query: dict[str, str],
+    *,
+    case_sensitive: bool,
+    limit: int | None,
+    since: int | None,
+    dialect: str,
+) -> sa.Select:
     try:
         level = normalize_level(level)
     except ValueError as exc:

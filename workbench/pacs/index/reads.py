@@ -8,6 +8,7 @@ pooled connections of their own, which SQLite's WAL mode lets proceed during a w
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
 import sqlalchemy as sa
 
@@ -40,6 +41,10 @@ _CHILD_IDS = {
     .order_by(TABLES[child].c.pk)
     for level, child in CHILD.items()
 }
+
+
+#: The list of public IDs the batch reads below take (``IN``, expanded at execution).
+_IDS = sa.bindparam("ids", expanding=True)
 
 
 def chunks(items: list, size: int = 500) -> Iterator[list]:
@@ -139,6 +144,18 @@ def _instances_joined() -> sa.Join:
     )
 
 
+@cache
+def _instance_rows_statement(level: str, limited: bool) -> sa.Select:
+    inst = instances_table
+    query = (
+        sa.select(inst.c.public_id, inst.c.file_uuid)
+        .select_from(_instances_joined())
+        .where(TABLES[level].c.public_id == sa.bindparam("public_id"))
+        .order_by(series_table.c.pk, inst.c.index_in_series, inst.c.pk)
+    )
+    return query.limit(sa.bindparam("limit")) if limited else query
+
+
 def instance_rows(
     conn: sa.Connection, level: str, public_id: str, limit: int | None = None
 ) -> list[sa.Row]:
@@ -150,32 +167,64 @@ def instance_rows(
     UnknownResourceError
         If there is no such resource.
     """
-    row(conn, level, public_id)
-    inst = instances_table
-    query = (
-        sa.select(inst.c.public_id, inst.c.file_uuid)
-        .select_from(_instances_joined())
-        .where(TABLES[level].c.public_id == public_id)
-        .order_by(series_table.c.pk, inst.c.index_in_series, inst.c.pk)
-        .limit(limit)
+    parameters: dict[str, object] = {"public_id": public_id}
+    if limit is not None:
+        parameters["limit"] = limit
+    found = list(conn.execute(_instance_rows_statement(level, limit is not None), parameters))
+    if not found:
+        row(conn, level, public_id)  # unknown, or known without instances
+    return found
+
+
+@cache
+def _by_uids_statement(level: str) -> sa.Select:
+    table = TABLES[level]
+    joined, current, conditions = table, level, []
+    while True:
+        conditions.append(TABLES[current].c[IDENTIFIER[current]] == sa.bindparam(current))
+        if current == "Study":
+            break
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    file_uuid = table.c.file_uuid if level == "Instance" else sa.null()
+    return (
+        sa.select(table.c.public_id, file_uuid.label("file_uuid"))
+        .select_from(joined)
+        .where(*conditions)
+        .order_by(table.c.pk)
+        .limit(1)
     )
-    return list(conn.execute(query))
+
+
+def by_uids(conn: sa.Connection, level: str, uids: dict[str, str]) -> sa.Row | None:
+    """``(public_id, file_uuid)`` of the resource of ``level`` (Study, Series or Instance)
+    whose UID and whose parents' UIDs are ``uids`` (level → UID, from the study down; the
+    file for an instance only), the first stored if several match; ``None`` if none does.
+
+    The UIDs are compared as they are: DICOM's single value matching of a UID, without the
+    list and universal forms of :meth:`Index.find`.
+    """
+    return conn.execute(_by_uids_statement(level), uids).first()
+
+
+@cache
+def _representative_files_statement(level: str) -> sa.Select:
+    inst, table = instances_table, TABLES[level]
+    return (
+        sa.select(table.c.public_id, sa.func.min(inst.c.file_uuid))
+        .select_from(_instances_joined())
+        .where(table.c.public_id.in_(_IDS), inst.c.file_uuid.is_not(None))
+        .group_by(table.c.public_id)
+    )
 
 
 def representative_files(conn: sa.Connection, level: str, public_ids: list[str]) -> dict[str, str]:
     """One instance file UUID under each resource (any: for attributes every instance of it
     shares), one aggregated query per chunk."""
-    inst, table = instances_table, TABLES[level]
     found: dict[str, str] = {}
     for chunk in chunks(public_ids):
-        found.update(
-            conn.execute(
-                sa.select(table.c.public_id, sa.func.min(inst.c.file_uuid))
-                .select_from(_instances_joined())
-                .where(table.c.public_id.in_(chunk), inst.c.file_uuid.is_not(None))
-                .group_by(table.c.public_id)
-            ).all()
-        )
+        found.update(conn.execute(_representative_files_statement(level), {"ids": chunk}).all())
     return found
 
 
@@ -277,32 +326,54 @@ def _joined_to_parents(level: str) -> sa.FromClause:
     return joined
 
 
+@cache
+def _tags_with_parents_statement(level: str) -> sa.Select:
+    table = TABLES[level]
+    columns = [table.c.public_id.label("public_id")]
+    for owner in LEVELS[: LEVELS.index(level) + 1]:
+        columns += [TABLES[owner].c[k].label(f"{owner}:{k}") for k in stored_tags(owner)]
+    return (
+        sa.select(*columns)
+        .select_from(_joined_to_parents(level))
+        .where(table.c.public_id.in_(_IDS))
+    )
+
+
 def tags_with_parents(
     conn: sa.Connection, level: str, public_ids: list[str]
 ) -> dict[str, dict[str, str]]:
     """The stored tags of resources of ``level``, each merged with its parents' (its own
     first), in one joined SELECT per chunk. Absent tags are left out."""
-    table = TABLES[level]
-    owners = LEVELS[: LEVELS.index(level) + 1]
-    columns = [table.c.public_id.label("public_id")]
-    for owner in owners:
-        columns += [TABLES[owner].c[k].label(f"{owner}:{k}") for k in stored_tags(owner)]
+    # Columns in the statement's order: the resource's own tags come last, and win.
+    names = [
+        keyword for owner in LEVELS[: LEVELS.index(level) + 1] for keyword in stored_tags(owner)
+    ]
     merged: dict[str, dict[str, str]] = {}
+    statement = _tags_with_parents_statement(level)
     for chunk in chunks(public_ids):
-        query = (
-            sa.select(*columns)
-            .select_from(_joined_to_parents(level))
-            .where(table.c.public_id.in_(chunk))
-        )
-        for found in conn.execute(query).mappings():
-            tags: dict[str, str] = {}
-            for owner in reversed(owners):
-                for keyword in stored_tags(owner):
-                    value = found[f"{owner}:{keyword}"]
-                    if value is not None:
-                        tags.setdefault(keyword, value)
-            merged[found["public_id"]] = tags
+        for public_id, *values in conn.execute(statement, {"ids": chunk}):
+            merged[public_id] = {
+                keyword: value
+                for keyword, value in zip(names, values, strict=True)
+                if value is not None
+            }
     return merged
+
+
+@cache
+def _descendant_counts_statement(level: str, counted: str) -> sa.Select:
+    table = TABLES[level]
+    joined, current = TABLES[counted], counted
+    while current != level:
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    return (
+        sa.select(table.c.public_id, sa.func.count())
+        .select_from(joined)
+        .where(table.c.public_id.in_(_IDS))
+        .group_by(table.c.public_id)
+    )
 
 
 def descendant_counts(
@@ -310,23 +381,27 @@ def descendant_counts(
 ) -> dict[str, int]:
     """Number of ``counted`` descendants of each resource of ``level``, one GROUP BY per
     chunk."""
-    table = TABLES[level]
-    joined, current = TABLES[counted], counted
-    while current != level:
-        parent = PARENT[current]
-        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
-        current = parent
     found = dict.fromkeys(public_ids, 0)
+    statement = _descendant_counts_statement(level, counted)
     for chunk in chunks(public_ids):
-        found.update(
-            conn.execute(
-                sa.select(table.c.public_id, sa.func.count())
-                .select_from(joined)
-                .where(table.c.public_id.in_(chunk))
-                .group_by(table.c.public_id)
-            ).all()
-        )
+        found.update(conn.execute(statement, {"ids": chunk}).all())
     return found
+
+
+@cache
+def _study_summaries_statement() -> sa.Select:
+    studies, series, instances = studies_table, series_table, TABLES["Instance"]
+    return (
+        sa.select(studies.c.public_id, series.c.Modality, sa.func.count(instances.c.pk))
+        .select_from(
+            series.join(studies, series.c.parent_pk == studies.c.pk).outerjoin(
+                instances, instances.c.parent_pk == series.c.pk
+            )
+        )
+        .where(studies.c.public_id.in_(_IDS))
+        .group_by(studies.c.public_id, series.c.pk, series.c.Modality)
+        .order_by(series.c.pk)
+    )
 
 
 def study_summaries(
@@ -335,20 +410,9 @@ def study_summaries(
     """Each study's distinct modalities (in series order), series count and instance count,
     from one query per chunk: what a study-level answer's ModalitiesInStudy and
     NumberOfStudyRelated* need."""
-    studies, series, instances = studies_table, series_table, TABLES["Instance"]
     found: dict[str, tuple[list[str], int, int]] = {i: ([], 0, 0) for i in study_ids}
     for chunk in chunks(study_ids):
-        rows = conn.execute(
-            sa.select(studies.c.public_id, series.c.Modality, sa.func.count(instances.c.pk))
-            .select_from(
-                series.join(studies, series.c.parent_pk == studies.c.pk).outerjoin(
-                    instances, instances.c.parent_pk == series.c.pk
-                )
-            )
-            .where(studies.c.public_id.in_(chunk))
-            .group_by(studies.c.public_id, series.c.pk, series.c.Modality)
-            .order_by(series.c.pk)
-        )
+        rows = conn.execute(_study_summaries_statement(), {"ids": chunk})
         for study_id, modality, count in rows:
             modalities, series_count, instance_count = found[study_id]
             if modality and modality not in modalities:
