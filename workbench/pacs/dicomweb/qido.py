@@ -12,6 +12,7 @@ is not done; asking for it gets the ``Warning`` header PS3.18 prescribes.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -163,12 +164,20 @@ def parse_search(request: Request, level: str, fixed: dict[str, str]) -> ParsedQ
                     returned += COMPUTED.get(upper, ())
                 continue
             returned.append(_attribute(name, "includefield"))
-    requested = []
-    for keyword in dict.fromkeys(returned):
+    requested = list(_return_keys(tuple(dict.fromkeys(returned))))
+    return ParsedQuery(level, constraints=constraints, requested=requested)
+
+
+@lru_cache(maxsize=256)
+def _return_keys(keywords: tuple[str, ...]) -> tuple[DataElement, ...]:
+    """The empty elements of the attributes an answer holds, made once per set of keywords
+    (a viewer's searches repeat theirs): they are only read afterwards."""
+    elements = []
+    for keyword in keywords:
         tag = tag_for_keyword(keyword)
         vr = dictionary_VR(tag)
-        requested.append(DataElement(tag, "US" if vr == "US or SS" else vr, None))
-    return ParsedQuery(level, constraints=constraints, requested=requested)
+        elements.append(DataElement(tag, "US" if vr == "US or SS" else vr, None))
+    return tuple(elements)
 
 
 def _answer_json(answer: Dataset, level: str, root: str) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -41,7 +41,24 @@ from .writes import Writer, _now
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImportSummary", "Index", "IngestResult", "ReconcileReport", "searchable_keywords"]
+__all__ = [
+    "AnswerLookups",
+    "ImportSummary",
+    "Index",
+    "IngestResult",
+    "ReconcileReport",
+    "searchable_keywords",
+]
+
+
+class AnswerLookups(NamedTuple):
+    """What :meth:`Index.answer_lookups` read, by public ID."""
+
+    tags: dict[str, dict[str, str]]
+    files: dict[str, Path]
+    study_summaries: dict[str, tuple[list[str], int, int]]
+    #: Counted level → public ID → number of descendants of that level.
+    counts: dict[str, dict[str, int]]
 
 
 class Index:
@@ -593,6 +610,32 @@ class Index:
         (its own win on a clash), read in a few joined queries. Absent tags are left out."""
         with self.engine.connect() as conn:
             return reads.tags_with_parents(conn, normalize_level(level), public_ids)
+
+    def answer_lookups(
+        self,
+        level: str,
+        public_ids: list[str],
+        *,
+        files: bool = False,
+        summaries: bool = False,
+        counted: tuple[str, ...] = (),
+    ) -> AnswerLookups:
+        """What answers about many resources read from the index, on one connection: the
+        tags with parents (:meth:`tags_with_parents`), with ``files`` a file of each
+        (:meth:`representative_files`), with ``summaries`` each study's
+        (:meth:`study_summaries`; ``level`` is then ``"Study"``), and the number of
+        descendants of each level in ``counted`` (:meth:`descendant_counts`)."""
+        level = normalize_level(level)
+        with self.engine.connect() as conn:
+            tags = reads.tags_with_parents(conn, level, public_ids)
+            found = reads.representative_files(conn, level, public_ids) if files else {}
+            studies = reads.study_summaries(conn, public_ids) if summaries else {}
+            counts = {
+                below: reads.descendant_counts(conn, level, normalize_level(below), public_ids)
+                for below in counted
+            }
+        paths = {public_id: self.store.path_of(uuid) for public_id, uuid in found.items()}
+        return AnswerLookups(tags, paths, studies, counts)
 
     def descendant_counts(self, level: str, counted: str, public_ids: list[str]) -> dict[str, int]:
         """Number of descendants of level ``counted`` of each of ``public_ids``."""

@@ -150,23 +150,27 @@ class _Lookups:
     def prefetch(self, public_ids: list[str], requested: frozenset[str]) -> None:
         """Read the merged tags of ``public_ids``, and the counts and modalities
         ``requested``."""
-        self._tags.update(self.index.tags_with_parents(self.level, public_ids))
-        if requested - searchable_keywords(self.level) - _COMPUTED:
-            # Some key is read from a file (e.g. TimezoneOffsetFromUTC): one query finds a
-            # file for every match, rather than two per answer.
-            self._files.update(self.index.representative_files(self.level, public_ids))
-        if self.level == "Study" and requested & _STUDY_SUMMARY:
-            # Modalities and both counts of a study in one query rather than three.
-            for study_id, (modalities, series, instances) in self.index.study_summaries(
-                public_ids
-            ).items():
-                self._modalities[study_id] = modalities
-                self._counts[("Series", study_id)] = series
-                self._counts[("Instance", study_id)] = instances
-            return
-        for keyword, (owner, counted) in _COUNTS.items():
-            if owner == self.level and keyword in requested:
-                self._read_counts(counted, public_ids)
+        # Some key is read from a file (e.g. TimezoneOffsetFromUTC): one query finds a file
+        # for every match, rather than two per answer. A study's modalities and both its
+        # counts come from one query rather than three. All on one connection.
+        files = bool(requested - searchable_keywords(self.level) - _COMPUTED)
+        summaries = self.level == "Study" and bool(requested & _STUDY_SUMMARY)
+        counted = tuple(
+            below
+            for keyword, (owner, below) in _COUNTS.items()
+            if owner == self.level and keyword in requested and not summaries
+        )
+        found = self.index.answer_lookups(
+            self.level, public_ids, files=files, summaries=summaries, counted=counted
+        )
+        self._tags.update(found.tags)
+        self._files.update(found.files)
+        for study_id, (modalities, series, instances) in found.study_summaries.items():
+            self._modalities[study_id] = modalities
+            self._counts[("Series", study_id)] = series
+            self._counts[("Instance", study_id)] = instances
+        for below, counts in found.counts.items():
+            self._counts.update({(below, public_id): n for public_id, n in counts.items()})
 
     def _read_counts(self, counted: str, public_ids: list[str]) -> None:
         counts = self.index.descendant_counts(self.level, counted, public_ids)
