@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -118,16 +119,66 @@ def test_missing_uid_is_refused_with_its_name(index, template):
         index.ingest_bytes(buffer.getvalue())
 
 
-def test_fan_out_directories_removed_by_hand_are_made_again(index, template, monkeypatch):
+def test_received_file_is_stored_durably_and_left_to_its_writer(index, template, tmp_path):
+    # As pynetdicom's C-STORE data set: a file its writer deletes once the handler returns.
+    received = tmp_path / "received.dcm"
+    data = make_instance(template)
+    received.write_bytes(data)
+    result = index.ingest_received(received, remote_aet="MODALITY")
+    assert result.status == "Success"
+    assert index.instance_path(result.instance_id).read_bytes() == data
+    assert received.read_bytes() == data  # still the writer's, unchanged
+    assert index.instance_info(result.instance_id)["RemoteAET"] == "MODALITY"
+    again = index.ingest_received(received)
+    assert again.status == "AlreadyStored"
+    assert len(list(index.store.iter_uuids())) == 1  # the copy stored for nothing is gone
+
+
+def test_received_file_refused_leaves_nothing_in_the_store(index, tmp_path):
+    received = tmp_path / "received.dcm"
+    received.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")
+    with pytest.raises(InvalidInstanceError, match="received from X"):
+        index.ingest_received(received, label="data set received from X")
+    assert list(index.store.iter_uuids()) == []
+    assert received.exists()
+
+
+def test_received_file_on_another_filesystem_is_copied(index, template):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == index.store.root.stat().st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the store's")
+    data = make_instance(template)
+    with tempfile.NamedTemporaryFile(dir=shm, suffix=".dcm") as received:
+        received.write(data)
+        received.flush()
+        result = index.ingest_received(received.name)
+        stored = index.instance_path(result.instance_id)
+        assert stored.read_bytes() == data
+        assert stored.stat().st_dev != Path(received.name).stat().st_dev
+    assert list(index.incoming_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("received", [False, True], ids=["bytes", "received file"])
+def test_fan_out_directories_removed_by_hand_are_made_again(index, template, monkeypatch,
+                                                            tmp_path, received):
     # File UUIDs chosen so that each ingest meets a directory removed after the first one.
     names = iter(["abcd0000-0000-4000-8000-000000000000", "abef0000-0000-4000-8000-000000000000",
                   "abcd1111-0000-4000-8000-000000000000"])
     monkeypatch.setattr(store_module.uuid, "uuid4", lambda: uuid.UUID(next(names)))
-    first = index.ingest_bytes(make_instance(template))
+
+
+    def ingest(data: bytes):
+        if not received:
+            return index.ingest_bytes(data)
+        path = tmp_path / "received.dcm"
+        path.write_bytes(data)
+        return index.ingest_received(path)
+
+    first = ingest(make_instance(template))
     shutil.rmtree(index.instance_path(first.instance_id).parents[1])  # root/ab
     for _ in range(2):  # a new root/ab/ef, then the root/ab/cd the store already knew
         data = make_instance(template)
-        result = index.ingest_bytes(data)
+        result = ingest(data)
         assert index.instance_path(result.instance_id).read_bytes() == data
 
 

@@ -13,11 +13,17 @@ import functools
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 _CHUNK = 1 << 20
+#: Files being made durable at once by :meth:`FileStore.commit_linked` (one per association
+#: sending at the same time; more wait their turn).
+_SYNC_WORKERS = 8
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -56,6 +62,26 @@ def _libc_syncfs():
         return None
 
 
+@dataclass(frozen=True)
+class PendingFile:
+    """A file on its way into the store (:meth:`FileStore.commit_linked`): its name and size
+    are known at once, its durability once :meth:`wait` returns."""
+
+    file_uuid: str
+    size: int
+    _done: tuple[Future, ...]
+
+    def wait(self) -> None:
+        """Return once the file is durable in the store; raise what kept it out."""
+        for future in self._done:
+            future.result()
+
+    def settle(self) -> None:
+        """Wait for the work on the file to end, whatever its outcome (before removing it)."""
+        for future in self._done:
+            future.exception()
+
+
 class FileStore:
     """DICOM files named by UUID under one root directory.
 
@@ -73,6 +99,8 @@ class FileStore:
         # Fan-out directories known to exist. Creating one is checked once per directory,
         # not once per file: on a busy store the mkdir calls cost as much as a small write.
         self._made_dirs: set[Path] = set()
+        self._syncs: ThreadPoolExecutor | None = None
+        self._syncs_lock = threading.Lock()
 
     def path_of(self, file_uuid: str) -> Path:
         """Where the file named ``file_uuid`` lives."""
@@ -109,6 +137,79 @@ class FileStore:
             temp.unlink(missing_ok=True)
             raise
         return file_uuid, target.stat().st_size
+
+    def commit_linked(self, source: Path) -> PendingFile:
+        """Start making a durable copy of ``source`` in the store; return at once.
+
+        For a file its writer deletes afterwards (pynetdicom's received data set): in a
+        worker thread, the file is fsynced and hard-linked under its store name (copied when
+        the link is impossible), then the directory entry is synced, so the caller reads
+        and indexes the file meanwhile. ``source`` must stay unchanged until
+        :meth:`PendingFile.wait` returns; the store's name appears only once its content
+        is durable, as with :meth:`commit_file`.
+        """
+        file_uuid = str(uuid.uuid4())
+        target = self.path_of(file_uuid)
+        size = source.stat().st_size
+        pool = self._sync_pool()
+        new_dirs = self._make_dirs(target.parent)
+        # Two syncs in a row cannot be avoided, the content's and then its new name's, but
+        # the entries of new fan-out directories are synced at the same time as the content
+        # (on a journaling filesystem, both join one commit).
+        done = [pool.submit(self._link_durably, source, target)]
+        if new_dirs:
+            done.append(pool.submit(self._sync_new_dirs, new_dirs))
+        return PendingFile(file_uuid, size, tuple(done))
+
+    def _sync_pool(self) -> ThreadPoolExecutor:
+        with self._syncs_lock:
+            if self._syncs is None:
+                self._syncs = ThreadPoolExecutor(_SYNC_WORKERS, "workbench-file-sync")
+            return self._syncs
+
+    def _sync_new_dirs(self, new_dirs: list[Path]) -> None:
+        for created in reversed(new_dirs):
+            _fsync_dir(created.parent)
+        self._made_dirs.update(new_dirs)
+
+    def _link_durably(self, source: Path, target: Path) -> None:
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(source, target)
+        except FileNotFoundError:
+            if not source.exists():
+                raise
+            # The fan-out directory was removed behind our back (by hand, say).
+            self._place(source, target, link=True)
+            return
+        except OSError as exc:
+            # Another filesystem, or one without hard links: the bytes are copied.
+            self._copy_durably(source, target, exc)
+            return
+        _fsync_dir(target.parent)
+
+    def _copy_durably(self, source: Path, target: Path, cause: OSError) -> None:
+        temp = self.new_temp_path()
+        try:
+            with open(source, "rb") as src, open(temp, "wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+                dst.flush()
+                os.fsync(dst.fileno())
+            self._place(temp, target)
+        except BaseException as exc:
+            temp.unlink(missing_ok=True)
+            raise exc from cause
+
+    def close(self) -> None:
+        """Finish the files still being made durable and stop their worker threads."""
+        with self._syncs_lock:
+            if self._syncs is not None:
+                self._syncs.shutdown(wait=True)
+                self._syncs = None
 
     def commit_files(self, sources: list[Path]) -> list[tuple[str, int]]:
         """Move many files of :attr:`incoming_dir` into the store durably; return their
@@ -162,18 +263,19 @@ class FileStore:
             raise
         return file_uuid, len(data)
 
-    def _place(self, source: Path, target: Path) -> None:
-        """Rename a synced file to ``target`` and make the rename durable."""
+    def _place(self, source: Path, target: Path, *, link: bool = False) -> None:
+        """Rename (or hard-link) a synced file to ``target`` and make the new name durable."""
+        name = os.link if link else os.replace
         new_dirs = self._make_dirs(target.parent)
         try:
-            os.replace(source, target)
+            name(source, target)
         except FileNotFoundError:
             if not source.exists():
                 raise
             # The fan-out directory was removed behind our back (by hand, say): make it again.
             self._made_dirs.difference_update((target.parent, target.parent.parent))
             new_dirs = self._make_dirs(target.parent)
-            os.replace(source, target)
+            name(source, target)
         # The directory holding the new name first, then the parents of directories new to
         # this process. In this order a journaling filesystem commits every change with the first
         # fsync, and the others return at once.

@@ -172,6 +172,32 @@ class Index:
             parsed, lambda: self.store.commit_file(path, move=move), remote_aet, origin
         )
 
+    def ingest_received(
+        self,
+        path: str | Path,
+        *,
+        remote_aet: str | None = None,
+        origin: str = "DicomProtocol",
+        label: str | None = None,
+    ) -> IngestResult:
+        """Store a file a receiver wrote and deletes once this returns (a C-STORE's data set
+        as pynetdicom wrote it), and index it (see :meth:`ingest_file`).
+
+        The file is fsynced and linked into the store by a worker thread while its header
+        is parsed and its rows prepared; the rows are committed once the file is durable,
+        and only then is the result returned. ``path`` is left in place, unchanged.
+        """
+        path = Path(path)
+        pending = self.store.commit_linked(path)
+        try:
+            parsed = parse_instance(path, label)
+            admit(self.incoming_filter, parsed, remote_aet, origin)
+        except BaseException:
+            pending.settle()
+            self.store.remove(pending.file_uuid)
+            raise
+        return self._writer.store_pending(parsed, pending, remote_aet, origin)
+
     def ingest_files(
         self,
         paths: list[Path],
@@ -816,5 +842,6 @@ class Index:
         Resources not yet stable are not announced (as when Orthanc stops).
         """
         self._stability.stop()
+        self.store.close()
         self.engine.dispose()
         self._store_lock.release()

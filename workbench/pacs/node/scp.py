@@ -9,9 +9,6 @@ undeclared destination, 0x0124 when the calling AE may not use the service.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,44 +66,24 @@ def handle_echo(event: evt.Event, config: Any) -> int:
     return SUCCESS if _allowed(event, config, "Echo") else NOT_AUTHORIZED
 
 
-def _take_over(received: Path, incoming: Path) -> None:
-    """Give the index its own name for the file pynetdicom received.
-
-    A hard link costs nothing when the temporary directory is on the storage filesystem and
-    leaves pynetdicom's own name for it to delete as usual; across filesystems the bytes
-    are copied instead.
-    """
-    try:
-        os.link(received, incoming)
-    except OSError:
-        shutil.copyfile(received, incoming)
-
-
 def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool = True) -> int:
     """C-STORE: hand the received Part-10 file to the index; acknowledge once it is durable
     and indexed.
 
     pynetdicom has already written the file meta and the data set, as received and never
     decoded, to a temporary file fragment by fragment (``STORE_RECV_CHUNKED_DATASET``), so a
-    large multi-frame instance never sits in memory whole. We link it into the index's
-    incoming directory and let ``ingest_file`` fsync, rename and index it.
+    large multi-frame instance never sits in memory whole. ``ingest_received`` fsyncs and
+    links that file into the store while it parses the header and prepares the rows.
     ``check`` is false for C-STOREs we asked for ourselves (C-GET sub-operations).
     """
     if check and config is not None and not _allowed(event, config, "Store"):
         return NOT_AUTHORIZED
     aet, address = _peer(event)
     sop_instance = str(event.request.AffectedSOPInstanceUID)
-    incoming = Path(index.incoming_dir) / f"{uuid.uuid4().hex}.dcm"
     try:
-        _take_over(Path(event.dataset_path), incoming)
-    except OSError as exc:
-        LOGGER.error("C-STORE %s from %s: cannot take over the received file: %s",
-                     sop_instance, aet, exc)
-        incoming.unlink(missing_ok=True)
-        return OUT_OF_RESOURCES
-    try:
-        result = index.ingest_file(incoming, move=True, remote_aet=aet, origin="DicomProtocol",
-                                   label=f"data set received from {aet}")
+        result = index.ingest_received(event.dataset_path, remote_aet=aet,
+                                       origin="DicomProtocol",
+                                       label=f"data set received from {aet}")
     except PacsError as exc:  # storage full, invalid instance...: the error knows its status
         LOGGER.error("C-STORE %s from %s refused (0x%04X): %s", sop_instance, aet,
                      exc.dimse_status, exc)
@@ -118,8 +95,6 @@ def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool =
         LOGGER.exception("C-STORE %s from %s (%s) failed while indexing", sop_instance, aet,
                          address)
         return PROCESSING_FAILURE
-    finally:
-        incoming.unlink(missing_ok=True)  # left only if it never reached the store
     LOGGER.debug("C-STORE %s from %s: %s", sop_instance, aet, result.status)
     return SUCCESS
 
