@@ -2,7 +2,8 @@
 
 Layout follows Orthanc: ``<StorageDirectory>/ab/cd/abcd....`` where the name is a random
 UUID, so no tag value ever becomes part of a path. A file is complete on disk (written to a
-temporary name, fsynced, renamed, directory fsynced) before the index learns about it.
+temporary name or received, fsynced, renamed or hard-linked, directory fsynced) before the
+index commits its row.
 A fan-out directory's own entry is fsynced in its parent when it is created.
 """
 
