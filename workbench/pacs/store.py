@@ -127,16 +127,7 @@ class FileStore:
                 os.fsync(handle.fileno())
             self._place(source, target)
             return file_uuid, target.stat().st_size
-        temp = self.new_temp_path()
-        try:
-            with open(source, "rb") as src, open(temp, "wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-                dst.flush()
-                os.fsync(dst.fileno())
-            self._place(temp, target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        self._copy_durably(source, target)
         return file_uuid, target.stat().st_size
 
     def commit_linked(self, source: Path) -> PendingFile:
@@ -187,13 +178,14 @@ class FileStore:
             # The fan-out directory was removed behind our back (by hand, say).
             self._place(source, target, link=True)
             return
-        except OSError as exc:
+        except OSError:
             # Another filesystem, or one without hard links: the bytes are copied.
-            self._copy_durably(source, target, exc)
+            self._copy_durably(source, target)
             return
         _fsync_dir(target.parent)
 
-    def _copy_durably(self, source: Path, target: Path, cause: OSError) -> None:
+    def _copy_durably(self, source: Path, target: Path) -> None:
+        """Copy ``source`` to a temporary file, fsync it and rename it to ``target``."""
         temp = self.new_temp_path()
         try:
             with open(source, "rb") as src, open(temp, "wb") as dst:
@@ -201,9 +193,9 @@ class FileStore:
                 dst.flush()
                 os.fsync(dst.fileno())
             self._place(temp, target)
-        except BaseException as exc:
+        except BaseException:
             temp.unlink(missing_ok=True)
-            raise exc from cause
+            raise
 
     def close(self) -> None:
         """Finish the files still being made durable and stop their worker threads."""
