@@ -8,8 +8,10 @@ Explicit VR Little Endian, as most CT is stored) and the real 64x64 NEMA MR:
 
 Both servers run in their own process (``workbench serve``, Debian's Orthanc with
 ``orthanc-dicomweb``), and the client is one ``requests`` session per server (keep-alive),
-sequential requests, as a viewer's single fetch queue; the reads are measured twice, accepting
-gzip (as browsers and requests do) and asking for no content coding.
+sequential requests, as a viewer's single fetch queue. For the reads both servers are up and
+take turns request by request, so that the load of a shared machine weighs on both alike; the
+reads are measured twice, accepting gzip (as browsers and requests do) and asking for no
+content coding.
 
 Reads (on the 200-slice CT, held by both servers):
 QIDO-RS latency at study, series and instance level; series metadata (WADO-RS); frames/s
@@ -42,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 import pydicom  # noqa: E402
 import requests  # noqa: E402
-from bench_index import WorkbenchProcess, timed  # noqa: E402
+from bench_index import WorkbenchProcess  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
 from tests.peers import start_orthanc  # noqa: E402
@@ -145,28 +147,39 @@ def stow(session: requests.Session, server: Server, bodies: list[tuple[bytes, st
 
 
 # ----------------------------------------------------------------------------------- reads
+class Reader:
+    """One server's client for the reads: a keep-alive session asking for ``encoding``."""
+
+    def __init__(self, server: Server, ct: list[Path], encoding: str) -> None:
+        self.server = server
+        self.session = requests.Session()
+        stow(self.session, server, batches(ct, 50))
+        self.session.headers["Accept-Encoding"] = encoding
+
+    def get(self, path: str, headers: dict[str, str]) -> float:
+        """Seconds one GET took; fails on any status but 200."""
+        start = time.perf_counter()
+        answer = self.session.get(self.server.root + path, headers=headers, timeout=120)
+        answer.content  # noqa: B018 - the body is part of the request
+        elapsed = time.perf_counter() - start
+        if answer.status_code != 200:
+            raise RuntimeError(
+                f"{self.server.name} GET {path}: {answer.status_code} {answer.text[:200]}"
+            )
+        return elapsed
+
+
 def read_figures(
-    server: Server, ct: list[Path], requests_count: int, encoding: str
-) -> dict[str, float]:
-    """Latencies (s, median) and rates (per s) of the reads on the CT series, answers asked
-    for with ``encoding`` as Accept-Encoding."""
-    session = requests.Session()
-    stow(session, server, batches(ct, 50))
-    session.headers["Accept-Encoding"] = encoding
+    readers: dict[str, Reader], ct: list[Path], requests_count: int
+) -> dict[str, dict[str, float]]:
+    """Latencies (s, median) and rates (per s) of the reads on the CT series, for each
+    server. The servers take turns request by request, so that the load of a shared machine
+    weighs on both alike."""
     first = pydicom.dcmread(ct[0], stop_before_pixels=True)
     study, series = first.StudyInstanceUID, first.SeriesInstanceUID
     sops = [pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in ct]
     json_accept = {"Accept": "application/dicom+json"}
-
-    def get(path: str, headers: dict[str, str], expect: int = 200) -> requests.Response:
-        answer = session.get(server.root + path, headers=headers, timeout=120)
-        if answer.status_code != expect:
-            raise RuntimeError(
-                f"{server.name} GET {path}: {answer.status_code} {answer.text[:200]}"
-            )
-        return answer
-
-    figures = {}
+    figures: dict[str, dict[str, float]] = {name: {} for name in readers}
     queries = {
         "QIDO studies by PatientID": f"/studies?PatientID={first.PatientID}",
         "QIDO series of the study": f"/studies/{study}/series",
@@ -174,47 +187,52 @@ def read_figures(
         f"series metadata ({len(sops)} instances)": f"/studies/{study}/series/{series}/metadata",
     }
     for label, path in queries.items():
-        samples = timed(lambda p=path: get(p, json_accept), requests_count)
-        figures[label] = statistics.median(samples)
+        samples = taking_turns(readers, [(path, json_accept)] * (requests_count + 1))
+        for name, times in samples.items():
+            figures[name][label] = statistics.median(times[1:])  # after one warm-up
     base = f"/studies/{study}/series/{series}/instances"
-    figures["frames/s (512x512 uncompressed)"] = rate(
-        lambda sop: get(f"{base}/{sop}/frames/1", {"Accept": FRAME_ACCEPT}), sops
-    )
-    figures["rendered/s (JPEG)"] = rate(
-        lambda sop: get(f"{base}/{sop}/rendered", {"Accept": "image/jpeg"}), sops
-    )
+    for label, suffix, accept in (
+        ("frames/s (512x512 uncompressed)", "frames/1", FRAME_ACCEPT),
+        ("rendered/s (JPEG)", "rendered", "image/jpeg"),
+    ):
+        calls = [(f"{base}/{sop}/{suffix}", {"Accept": accept}) for sop in [sops[0], *sops]]
+        for name, times in taking_turns(readers, calls).items():
+            figures[name][label] = len(sops) / sum(times[1:])  # after one warm-up
     return figures
 
 
-def rate(call: Callable[[str], object], items: list[str]) -> float:
-    """Items per second of ``call`` over all ``items`` (after one warm-up call)."""
-    call(items[0])
-    start = time.perf_counter()
-    for item in items:
-        call(item)
-    return len(items) / (time.perf_counter() - start)
+def taking_turns(
+    readers: dict[str, Reader], calls: list[tuple[str, dict[str, str]]]
+) -> dict[str, list[float]]:
+    """The seconds of each call on each server, the servers taking turns call by call."""
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    for path, headers in calls:
+        for name, reader in readers.items():
+            times[name].append(reader.get(path, headers))
+    return times
 
 
 def bench_reads(args: argparse.Namespace, workdir: Path) -> None:
     ct = generate(CT_TEMPLATE, workdir / "read-ct", args.slices, 1, "READ")
     print(
         f"\nReads on a {len(ct)}-slice 512x512 CT, {args.requests} requests per latency, "
-        "sequential:"
+        "sequential, the two servers taking turns request by request:"
     )
     # Browsers and requests accept gzip, and Orthanc then deflates its answers (frames
     # included), which costs it time; a client asking for no content coding sees its speed
     # without that. Both, so neither server is judged on one client's habit.
     for encoding in ("gzip, deflate", "identity"):
-        results: dict[str, dict[str, float]] = {}
-        for name, start in STARTERS.items():
-            server = start(workdir)
-            try:
-                results[name] = read_figures(server, ct, args.requests, encoding)
-            except RuntimeError as exc:
-                print(f"  {name}: {exc}")
-            finally:
+        servers = {}
+        try:
+            for name, start in STARTERS.items():
+                servers[name] = start(workdir)
+            readers = {name: Reader(server, ct, encoding) for name, server in servers.items()}
+            print_reads(read_figures(readers, ct, args.requests), encoding)
+        except RuntimeError as exc:
+            print(f"  {exc}")
+        finally:
+            for server in servers.values():
                 server.stop()
-        print_reads(results, encoding)
 
 
 def print_reads(results: dict[str, dict[str, float]], encoding: str) -> None:
