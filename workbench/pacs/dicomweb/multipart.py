@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -105,9 +106,15 @@ def accepted(request: Request) -> list[MediaType]:
     An absent ``Accept`` means anything (``*/*``).
     """
     text = request.query_params.get("accept") or request.headers.get("accept") or "*/*"
+    return list(_accepted(text))
+
+
+@lru_cache(maxsize=256)
+def _accepted(text: str) -> tuple[MediaType, ...]:
+    # A client sends the same few Accept headers again and again: read each once.
     ranges = [parse_media_type(item) for item in _split_top_level(text)]
     ranges = [media for media in ranges if media.quality > 0]
-    return sorted(ranges, key=lambda media: -media.quality) or [MediaType("*/*")]
+    return tuple(sorted(ranges, key=lambda media: -media.quality) or [MediaType("*/*")])
 
 
 def multipart_parts(ranges: list[MediaType], default_type: str) -> list[MediaType]:

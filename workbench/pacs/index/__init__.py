@@ -653,8 +653,7 @@ class Index:
         descendants of each level in ``counted`` (:meth:`descendant_counts`)."""
         level = normalize_level(level)
         with self.engine.connect() as conn:
-            tags = reads.tags_with_parents(conn, level, public_ids)
-            found = reads.representative_files(conn, level, public_ids) if files else {}
+            tags, found = reads.tags_and_files(conn, level, public_ids, files=files)
             studies = reads.study_summaries(conn, public_ids) if summaries else {}
             counts = {
                 below: reads.descendant_counts(conn, level, normalize_level(below), public_ids)

@@ -327,9 +327,11 @@ def _joined_to_parents(level: str) -> sa.FromClause:
 
 
 @cache
-def _tags_with_parents_statement(level: str) -> sa.Select:
+def _tags_with_parents_statement(level: str, with_file: bool = False) -> sa.Select:
     table = TABLES[level]
     columns = [table.c.public_id.label("public_id")]
+    if with_file:
+        columns.append(_first_file(level).label("file_uuid"))
     for owner in LEVELS[: LEVELS.index(level) + 1]:
         columns += [TABLES[owner].c[k].label(f"{owner}:{k}") for k in stored_tags(owner)]
     return (
@@ -339,25 +341,57 @@ def _tags_with_parents_statement(level: str) -> sa.Select:
     )
 
 
+def _first_file(level: str) -> sa.ColumnElement:
+    """The smallest file UUID of the instances under each row of ``level`` (a correlated
+    subquery), as :func:`representative_files` finds it."""
+    inst = instances_table
+    if level == "Instance":
+        return inst.c.file_uuid
+    joined, current = inst, "Instance"
+    while PARENT[current] != level:
+        parent = PARENT[current]
+        joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
+        current = parent
+    return (
+        sa.select(sa.func.min(inst.c.file_uuid))
+        .select_from(joined)
+        .where(TABLES[current].c.parent_pk == TABLES[level].c.pk, inst.c.file_uuid.is_not(None))
+        .scalar_subquery()
+    )
+
+
 def tags_with_parents(
     conn: sa.Connection, level: str, public_ids: list[str]
 ) -> dict[str, dict[str, str]]:
     """The stored tags of resources of ``level``, each merged with its parents' (its own
     first), in one joined SELECT per chunk. Absent tags are left out."""
+    return tags_and_files(conn, level, public_ids, files=False)[0]
+
+
+def tags_and_files(
+    conn: sa.Connection, level: str, public_ids: list[str], *, files: bool = True
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """:func:`tags_with_parents`, and with ``files`` what :func:`representative_files`
+    finds, from the same SELECT."""
     # Columns in the statement's order: the resource's own tags come last, and win.
     names = [
         keyword for owner in LEVELS[: LEVELS.index(level) + 1] for keyword in stored_tags(owner)
     ]
     merged: dict[str, dict[str, str]] = {}
-    statement = _tags_with_parents_statement(level)
+    found_files: dict[str, str] = {}
+    statement = _tags_with_parents_statement(level, files)
     for chunk in chunks(public_ids):
         for public_id, *values in conn.execute(statement, {"ids": chunk}):
+            if files:
+                file_uuid, *values = values
+                if file_uuid is not None:
+                    found_files[public_id] = file_uuid
             merged[public_id] = {
                 keyword: value
                 for keyword, value in zip(names, values, strict=True)
                 if value is not None
             }
-    return merged
+    return merged, found_files
 
 
 @cache

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pydicom import dcmread
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -354,7 +355,11 @@ def build_answer(resource: _Resource, parsed: ParsedQuery, retrieve_aet: str) ->
             text = resource.value(keyword, elem.tag) if keyword else None
         text = text or ""
         texts.append(text)
-        answer[elem.tag] = DataElement(elem.tag, elem.VR, _typed(text, elem.VR))
+        # Values come from the index as they were stored: checking them again (pydicom
+        # would only warn) cost a sixth of building an answer.
+        answer[elem.tag] = DataElement(
+            elem.tag, elem.VR, _typed(text, elem.VR), validation_mode=pydicom_config.IGNORE
+        )
     if retrieve_aet and "RetrieveAETitle" not in answer:
         answer.RetrieveAETitle = retrieve_aet
     charset = answer_charset(parsed.charset, texts)
