@@ -140,9 +140,10 @@ def test_settled_pixels_are_exact_after_a_fast_drag(viewer_page, chest_ct, artif
     sent = after["sent"] - before["sent"]
     # The frames were paced: moves reach the kernel at most once per move interval, each
     # makes at most one frame, plus the exact one at the release; the ones during the drag
-    # are cheaper. (On a loaded machine the browser itself takes the moves slowly.)
+    # are cheaper. On a loaded machine the browser itself takes the moves slowly, and a gap
+    # between two moves longer than the settle time adds that pause's exact frame.
     paced = int(dragged * 1000 / MOVE_INTERVAL_MS) + 3
-    assert sent <= min(paced, moves + 1), (
+    assert sent <= min(paced, 2 * moves + 1), (
         f"{sent} frames for {moves} moves in {dragged:.2f} s: more than one per "
         f"{MOVE_INTERVAL_MS} ms"
     )
