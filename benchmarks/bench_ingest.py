@@ -13,9 +13,11 @@ PostgreSQL started for the run (default durability, files still on disk), a new 
 time, and our figures on PostgreSQL are compared with Orthanc's on PostgreSQL too.
 
 Then the same sets over ``--associations`` (8) concurrent associations, each ``storescu``
-sending its share: into our node and Orthanc on SQLite, and with ``--postgresql`` on
-PostgreSQL, plus two of our nodes sharing one PostgreSQL database and one storage directory
-(the associations spread over both).
+sending its share: into our node and Orthanc on SQLite, our node with ``--workers`` (2)
+DICOM worker processes (``--dicom-workers``: the server process accepts, each worker serves
+the associations handed to it), and with ``--postgresql`` the same on PostgreSQL, plus two
+of our nodes sharing one PostgreSQL database and one storage directory (the associations
+spread over both).
 
 Then bulk import (``--skip-bulk`` leaves it out): ``workbench import`` of both sets (a new
 process, fresh storage) and a ZIP of them uploaded to our ``POST /instances``, next to
@@ -25,13 +27,16 @@ Then C-FIND study latency (one association per query, as a viewer does) on an in
 ``--studies`` studies in our node and in Orthanc fed the same studies.
 
 ``TCP_NODELAY=1`` is exported for the DCMTK tools and Orthanc: DCMTK 3.6.7 otherwise leaves
-Nagle's algorithm on, which makes every receiver several times slower.
+Nagle's algorithm on, which makes every receiver several times slower. ``--as-installed``
+adds a short run without it (``storescu`` and Orthanc as a user starts them), one
+association, the first :data:`AS_INSTALLED_FILES` files of each set.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_ingest.py [--repeat 3] [--studies 10000] [--quick]
                                                 [--skip-ingest] [--skip-find] [--skip-bulk]
                                                 [--postgresql] [--associations 8]
+                                                [--workers 2] [--as-installed]
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ SHARED = REPO.parent / "shared" / "data"
 CT_TEMPLATE = SHARED / "series_ct_philips_ingenuity_5mm" / "I10"
 SMALL_TEMPLATE = SHARED / "nema_mr1_small_transcodes" / "MR_small.dcm"
 os.environ["TCP_NODELAY"] = "1"  # inherited by storescu, storescp and Orthanc
+#: Files of each set sent by the ``--as-installed`` run (Orthanc takes ~90 ms each there).
+AS_INSTALLED_FILES = 200
 
 
 def generate(template: Path, out: Path, count: int, series: int, tag: str) -> list[Path]:
@@ -114,6 +121,26 @@ class Receiver:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def spread(self, count: int) -> str:
+        """What the last run's processes used for its ``count`` instances, where known."""
+        return ""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    return sorted(map(int, children))
+
 
 class ProcessReceiver(Receiver):
     """A receiver run as a child process on a free port until :meth:`stop`."""
@@ -138,12 +165,16 @@ class Ours(ProcessReceiver):
     name, aet = "workbench node", "WORKBENCH"
 
     def __init__(self, modalities: dict | None = None, postgres: PostgresPeer | None = None,
-                 database_url: str | None = None):
+                 database_url: str | None = None, workers: int = 1):
         self.modalities = modalities or {}
         self.postgres = postgres
         self.database_url = database_url  # a database shared with another node
+        self.workers = workers
+        self.cpu: list[float] = []
         if postgres:
             self.name = "workbench node (PostgreSQL)"
+        if workers > 1:
+            self.name = self.name.replace("node", f"node, {workers} workers")
 
     def command(self, port: int, workdir: Path) -> list[str]:
         config = workdir.parent / f"{workdir.name}-{port}.json"
@@ -156,7 +187,27 @@ class Ours(ProcessReceiver):
         self.http_port = free_port()
         return [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
                 "--storage", str(workdir), "--http-port", str(self.http_port),
-                "--dicom-port", str(port), "--aet", self.aet]
+                "--dicom-port", str(port), "--aet", self.aet,
+                "--dicom-workers", str(self.workers)]
+
+    def start(self, workdir: Path) -> int:
+        port = super().start(workdir)
+        self.cpu = self._cpu()
+        return port
+
+    def _cpu(self) -> list[float]:
+        """CPU seconds used so far by the server process and each worker process."""
+        return [cpu_seconds(pid) for pid in [self.process.pid, *child_pids(self.process.pid)]]
+
+    def stop(self) -> None:
+        # What the run used, start-up left out (a worker restarted meanwhile would show).
+        self.cpu = [after - before for after, before in zip(self._cpu(), self.cpu, strict=True)]
+        super().stop()
+
+    def spread(self, count: int) -> str:
+        workers = " / ".join(f"{seconds:.1f}" for seconds in self.cpu[1:])
+        return (f"  CPU s: server {self.cpu[0]:.1f}" + (f", workers {workers}" if workers else "")
+                + f" ({sum(self.cpu) / count * 1000:.1f} ms per instance)")
 
 
 class TwoNodes(Receiver):
@@ -211,26 +262,60 @@ class PynetdicomStorescp(ProcessReceiver):
 class ProtocolOnly(ProcessReceiver):
     """Our node's pynetdicom setup (same contexts, same association tuning) answering every
     C-STORE at once without storing or indexing anything: the most any node built on
-    pynetdicom here could reach, so the rest of our figure is what storing costs."""
+    pynetdicom here could reach, so the rest of our figure is what storing costs. With
+    ``processes`` > 1, that many such processes on one port (``SO_REUSEPORT``: the kernel
+    spreads the associations), the ceiling of worker processes."""
 
     name, aet = "our pynetdicom setup, no storage", "PROTOCOL"
 
+    def __init__(self, processes: int = 1):
+        self.processes = processes
+        if processes > 1:
+            self.name = f"our setup, no storage, {processes} processes"
+
     def command(self, port: int, workdir: Path) -> list[str]:
-        return [sys.executable, __file__, "--protocol-only-scp", str(port), self.aet]
+        return [sys.executable, __file__, "--protocol-only-scp", str(port), self.aet,
+                str(self.processes)]
 
 
-def serve_protocol_only(port: int, aet: str) -> None:
-    """Run :class:`ProtocolOnly`'s SCP in this process until terminated."""
+def serve_protocol_only(port: int, aet: str, processes: int = 1) -> None:
+    """Run :class:`ProtocolOnly`'s SCP in this process (and ``processes - 1`` forked
+    children, each with its own socket on the port) until terminated."""
+    import signal
+    import socket
+
     from pynetdicom import evt
+    from pynetdicom.transport import AssociationServer
 
     from workbench.pacs import Config
     from workbench.pacs.node import DicomNode
     from workbench.pacs.node.contexts import tune_association
 
+    children = []
+    for _ in range(processes - 1):
+        child = os.fork()
+        if child == 0:
+            children = []
+            break
+        children.append(child)
+
+    def leave(*_args) -> None:
+        for child in children:
+            os.kill(child, signal.SIGTERM)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+    class Shared(AssociationServer):
+        def server_bind(self) -> None:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            super().server_bind()
+
     node = DicomNode(None, Config(DicomAet=aet))
     handlers = [(evt.EVT_CONN_OPEN, tune_association), (evt.EVT_C_ECHO, lambda event: 0),
                 (evt.EVT_C_STORE, lambda event: 0)]
-    node.ae.start_server(("127.0.0.1", port), block=True, evt_handlers=handlers)
+    node.ae.make_server(("127.0.0.1", port), evt_handlers=handlers,
+                        server_class=Shared).serve_forever()
 
 
 class DcmtkStorescp(ProcessReceiver):
@@ -303,12 +388,17 @@ def make_sets(scratch: Path, quick: bool) -> list[Dataset_]:
 
 
 def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations: int,
-                 postgres: PostgresPeer | None = None) -> None:
+                 postgres: PostgresPeer | None = None, workers: int = 2,
+                 single: bool = True) -> None:
     ours = [Ours()] + ([Ours(postgres=postgres)] if postgres else [])
+    pooled = [Ours(workers=workers)] + ([Ours(postgres=postgres, workers=workers)]
+                                        if postgres else [])  # fmt: skip
     orthancs = [OrthancReceiver()] + ([OrthancReceiver(postgres=postgres)] if postgres else [])
     one = [*ours, *orthancs, PynetdicomStorescp(), ProtocolOnly(), DcmtkStorescp()]
-    many = [*ours, *([TwoNodes(postgres)] if postgres else []), *orthancs, ProtocolOnly()]
-    for count, receivers in ((1, one), (associations, many)):
+    many = [*ours, *(pooled if workers > 1 else []), *([TwoNodes(postgres)] if postgres else []),
+            *orthancs, ProtocolOnly(), *([ProtocolOnly(workers)] if workers > 1 else [])]
+    runs = [*([(1, one)] if single else []), *([(associations, many)] if associations else [])]
+    for count, receivers in runs:
         timings: dict[tuple[str, str], list[float]] = {}
         for round_ in range(repeat):
             for data in sets:
@@ -317,7 +407,7 @@ def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations:
                     timings.setdefault((receiver.name, data.name), []).append(seconds)
                     print(f"  round {round_ + 1}, {count} association(s): {data.name:9} -> "
                           f"{receiver.name:32} {data.count / seconds:7.1f} inst/s  "
-                          f"(load {_load()})", flush=True)
+                          f"(load {_load()}){receiver.spread(data.count)}", flush=True)
         medians = {key: statistics.median(values) for key, values in timings.items()}
         print(f"\nC-STORE with storescu over {count} association(s) at once, median of "
               f"{repeat} run(s); load average {_load()}")
@@ -339,6 +429,38 @@ def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations:
                 print(f"{own.name} / {other.name:32}"
                       + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
         print(flush=True)
+
+
+def bench_as_installed(repeat: int, scratch: Path, sets: list[Dataset_]) -> None:
+    """One association of ``storescu`` into our node and Orthanc with neither started with
+    ``TCP_NODELAY``: Nagle's algorithm on in DCMTK, as a user runs them."""
+    firsts = []
+    for data in sets:
+        directory = data.directory.with_name(f"{data.directory.name}-first")
+        if not directory.exists():
+            directory.mkdir()
+            for path in sorted(data.directory.iterdir())[:AS_INSTALLED_FILES]:
+                os.link(path, directory / path.name)
+        firsts.append(Dataset_(data.name, directory, len(list(directory.iterdir())), 0.0))
+    receivers: list[Receiver] = [Ours(), OrthancReceiver()]
+    saved = os.environ.pop("TCP_NODELAY")
+    try:
+        timings: dict[tuple[str, str], list[float]] = {}
+        for _ in range(repeat):
+            for data in firsts:
+                for receiver in receivers:
+                    seconds = push(receiver, data.shares(1), scratch)
+                    timings.setdefault((receiver.name, data.name), []).append(seconds)
+    finally:
+        os.environ["TCP_NODELAY"] = saved
+    print(f"\nC-STORE as installed (no TCP_NODELAY for storescu and Orthanc), one "
+          f"association, median of {repeat}; load average {_load()}")
+    for data in firsts:
+        rates = [data.count / statistics.median(timings[(r.name, data.name)])
+                 for r in receivers]  # fmt: skip
+        print(f"{data.name:9} {data.count} files: ours {rates[0]:7.1f} inst/s, Orthanc "
+              f"{rates[1]:7.1f} inst/s, {rates[0] / rates[1]:.2f}x")
+    print(flush=True)
 
 
 def bench_bulk(repeat: int, scratch: Path, sets: list[Dataset_],
@@ -502,14 +624,22 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--associations", type=int, default=8,
-                        help="concurrent associations of the second ingest run")
+                        help="concurrent associations of the second ingest run (0: no such run)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="DICOM worker processes of the extra row of the concurrent run "
+                             "(1: no such row)")
+    parser.add_argument("--only-concurrent", action="store_true",
+                        help="leave out the one-association run")
     parser.add_argument("--postgresql", action="store_true",
                         help="also ingest with the index (ours and Orthanc's) in PostgreSQL")
-    parser.add_argument("--protocol-only-scp", nargs=2, metavar=("PORT", "AET"),
+    parser.add_argument("--as-installed", action="store_true",
+                        help="also run storescu and Orthanc without TCP_NODELAY")
+    parser.add_argument("--protocol-only-scp", nargs=3, metavar=("PORT", "AET", "PROCESSES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.protocol_only_scp:
-        serve_protocol_only(int(args.protocol_only_scp[0]), args.protocol_only_scp[1])
+        port, aet, processes = args.protocol_only_scp
+        serve_protocol_only(int(port), aet, int(processes))
         return
     for tool in ("storescu", "storescp", "echoscu", "Orthanc"):
         if not shutil.which(tool):
@@ -520,8 +650,11 @@ def main() -> None:
         postgres = start_postgres(durable=True) if args.postgresql else None
         try:
             sets = make_sets(scratch, args.quick)
+            if args.as_installed:
+                bench_as_installed(args.repeat, scratch, sets)
             if not args.skip_ingest:
-                bench_ingest(args.repeat, scratch, sets, args.associations, postgres)
+                bench_ingest(args.repeat, scratch, sets, args.associations, postgres,
+                             args.workers, not args.only_concurrent)
             if not args.skip_bulk:
                 bench_bulk(args.repeat, scratch, sets, postgres)
         finally:

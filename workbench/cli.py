@@ -22,6 +22,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         "DicomPort": getattr(args, "dicom_port", None),
         "DicomAet": getattr(args, "aet", None),
         "BindAddress": getattr(args, "bind", None),
+        "DicomWorkerProcesses": getattr(args, "dicom_workers", None),
     }
     if getattr(args, "remote", False):
         overrides["RemoteAccessAllowed"] = True
@@ -62,7 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if ohif_dist_of(config) is not None:
         print(f"  OHIF      {handle.url}/ohif/")
     if handle.node is not None:
-        print(f"  DICOM     {config.DicomAet}@{config.http_host}:{handle.node.port}")
+        workers = handle.node.workers
+        print(f"  DICOM     {config.DicomAet}@{handle.node.host}:{handle.node.port}"
+              + (f"  ({workers.count} worker processes)" if workers else ""))
     print("Press Ctrl-C to stop.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -141,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--remote", action="store_true",
                        help="RemoteAccessAllowed: bind all interfaces (needs RegisteredUsers)")
     serve.add_argument("--no-dicom", action="store_true", help="REST only, no DICOM node")
+    serve.add_argument("--dicom-workers", type=int, metavar="N",
+                       help="DicomWorkerProcesses: processes serving DICOM associations "
+                            "(default 1, this one)")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=cmd_serve)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+import requests
 from pydicom.uid import generate_uid
 
 from tests.peers import free_port, require_tool
@@ -141,3 +142,21 @@ def start_storescp(directory: Path, aet: str = "STORESCP", *, extra: tuple[str, 
         time.sleep(0.1)
     process.kill()
     raise RuntimeError("storescp did not start")
+
+
+def store_files(storage: Path) -> list[Path]:
+    """The files of the store (its UUID-named files, not the incoming or lock files)."""
+    return [path for path in storage.glob("??/??/*") if path.is_file()]
+
+
+def all_changes(url: str) -> list[dict]:
+    """Every change a server's ``/changes`` lists, read page by page."""
+    changes, since = [], 0
+    while True:
+        page = requests.get(
+            f"{url}/changes", params={"since": since, "limit": 100}, timeout=30
+        ).json()
+        changes += page["Changes"]
+        since = page["Last"]
+        if page["Done"]:
+            return changes

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
 import pydicom
 import pytest
 import requests
+from PIL import Image
 from pydicom.encaps import generate_frames
 
 from tests.data import real_path
 from tests.pacs.dicomweb_support import instance_url
+from workbench.io.display import render_file
 
 JPEG_BASELINE = pydicom.uid.JPEGBaseline8Bit
 
@@ -172,6 +175,7 @@ def test_a_replaced_or_deleted_instance_is_never_served_stale(tmp_path):
         for version, pixels in enumerate((original, original[::-1]), start=1):
             ds.PixelData = pixels
             ds.SeriesDescription = f"version {version}"
+            ds.WindowCenter, ds.WindowWidth = 300 * version, 500 * version
             ds.save_as(tmp_path / f"{version}.dcm")
             stored = requests.post(
                 f"{handle.url}/instances",
@@ -183,7 +187,9 @@ def test_a_replaced_or_deleted_instance_is_never_served_stale(tmp_path):
             assert [content for _, content in _parts(frame)] == [pixels]
             metadata = requests.get(f"{url}/metadata", timeout=30).json()
             assert metadata[0]["0008103E"]["Value"] == [f"version {version}"]
-            assert requests.get(f"{url}/rendered", timeout=30).status_code == 200
+            png = requests.get(f"{url}/rendered", headers={"Accept": "image/png"}, timeout=30)
+            shown = np.asarray(Image.open(io.BytesIO(png.content)))
+            np.testing.assert_array_equal(shown, render_file(tmp_path / f"{version}.dcm"))
         instance_id = stored.json()["ID"]
         assert requests.delete(f"{handle.url}/instances/{instance_id}", timeout=30).ok
         for suffix in ("/frames/1", "/rendered", "/metadata", ""):

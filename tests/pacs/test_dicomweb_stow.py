@@ -13,6 +13,8 @@ from dicomweb_client.api import DICOMwebClient
 from tests.data import dicom_files, real_path
 from tests.pacs.dicomweb_support import read_corpus, value
 from workbench.pacs import Config
+from workbench.pacs.dicomweb import stow
+from workbench.pacs.dicomweb.stow import NOT_DICOM_REASON
 from workbench.pacs.server import serve
 
 CT_SERIES = "series_ct_philips_ingenuity_5mm"
@@ -112,6 +114,34 @@ def test_a_non_dicom_part_fails_alone(fresh_server):
     warnings_ = response.headers["warning"]
     assert "part 1" in warnings_ and "text/plain" in warnings_
     assert _stored_count(fresh_server) == 1
+    assert _incoming_is_empty(fresh_server)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"SPOOL_BYTES": 1000},  # every part streams to its file, read back from there
+        {"MAX_PENDING_BYTES": 0},  # the receiver waits for each file to be written
+    ],
+)
+def test_parts_streamed_to_disk_or_waited_for_are_stored_as_sent(
+    fresh_server, monkeypatch, limits
+):
+    for name, limit in limits.items():
+        monkeypatch.setattr(stow, name, limit)
+    files = dicom_files(real_path(CT_SERIES))[:3]
+    parts = [_dicom(files[0]), ("application/dicom", b"not DICOM " * 200), _dicom(files[1])]
+    parts += [("text/plain", b"hello " * 500), _dicom(files[2])]
+    response = _post(f"{fresh_server.url}/dicom-web/studies", parts)
+    assert response.status_code == 202, response.text
+    failed = response.json()[FAILED]["Value"]
+    assert [item[FAILURE_REASON]["Value"][0] for item in failed] == [0xC210, NOT_DICOM_REASON]
+    assert "part 2" in response.headers["warning"] and "part 4" in response.headers["warning"]
+    for path in files:
+        sop = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+        (instance_id,) = fresh_server.index.find("Instance", {"SOPInstanceUID": sop})
+        assert fresh_server.index.instance_path(instance_id).read_bytes() == path.read_bytes()
+    assert _stored_count(fresh_server) == 3
     assert _incoming_is_empty(fresh_server)
 
 

@@ -16,6 +16,7 @@ are then asked the same questions. Differences we accept, each for a stated reas
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.data import manifest_rows
@@ -149,6 +150,33 @@ def test_find_answers_like_orthanc(orthanc_loaded, live_server):
         ours = requests.post(f"{live_server}/tools/find", json=body, timeout=30).json()
         assert sorted(ours) == sorted(theirs), body
         assert theirs or body.get("CaseSensitive"), body  # each query selects something
+
+
+@pytest.mark.parametrize("level, query", [
+    ("Study", {"StudyDate": "2*"}),  # DA
+    ("Study", {"StudyInstanceUID": "*"}),  # UI, even the lone star
+    ("Instance", {"InstanceNumber": "1?"}),  # IS
+    ("Instance", {"ImagePositionPatient": "*"}),  # DS
+    ("Instance", {"0028,0010": "5*"}),  # US, by tag, a tag the index does not keep
+    ("Patient", {"PatientAge": "0*"}),  # AS
+])
+def test_find_refuses_wildcards_where_orthanc_does(orthanc_loaded, live_server, level, query):
+    body = {"Level": level, "Query": query}
+    theirs = orthanc_loaded.post("/tools/find", json=body)
+    ours = requests.post(f"{live_server}/tools/find", json=body, timeout=30)
+    assert theirs.status_code == ours.status_code == 400, (theirs.text, ours.text)
+    # Both name the tag, as gggg,eeee.
+    tag = theirs.json()["Details"].rsplit(" ", 1)[-1]
+    assert tag in ours.json()["Details"], ours.json()
+
+
+def test_find_keeps_wildcards_where_orthanc_does(orthanc_loaded, live_server):
+    for level, query in [("Patient", {"PatientSex": "?"}), ("Instance", {"ImageType": "ORIG*"}),
+                         ("Series", {"Modality": "?R"})]:
+        body = {"Level": level, "Query": query}
+        theirs = orthanc_loaded.post("/tools/find", json=body).json()
+        ours = requests.post(f"{live_server}/tools/find", json=body, timeout=30).json()
+        assert theirs and sorted(ours) == sorted(theirs), body
 
 
 def test_statistics_match_orthanc(orthanc_loaded, loaded_index, live_server):

@@ -154,3 +154,28 @@ def test_cli_import_and_ls(tmp_path, sample_data):
     assert nothing.returncode == 0 and nothing.stdout == ""
     bad = _cli("ls", "--storage", store, "studies", "Nonsense=1", cwd=tmp_path)
     assert bad.returncode != 0 and "Unknown DICOM tag" in bad.stderr
+
+
+def test_by_uids_finds_each_level_within_its_parents(tmp_path, sample_data, database):
+    index = Index(database.config(tmp_path / "store"))
+    first, second = sorted((sample_data / SERIES_DIR).iterdir())[:2]
+    index.import_path(first, progress=False)
+    index.import_path(second, progress=False)
+    header = pydicom.dcmread(second, stop_before_pixels=True)
+    uids = {"Study": header.StudyInstanceUID, "Series": header.SeriesInstanceUID,
+            "Instance": header.SOPInstanceUID}
+    (instance_id,) = index.find("Instance", {"SOPInstanceUID": header.SOPInstanceUID})
+    found_id, path = index.by_uids("Instance", uids)
+    assert found_id == instance_id and path == index.instance_path(instance_id)
+    assert pydicom.dcmread(path).SOPInstanceUID == header.SOPInstanceUID
+    (series_id,) = index.list_ids("Series")
+    assert index.by_uids("Series", uids) == (series_id, None)
+    assert index.by_uids("Study", uids) == (index.list_ids("Study")[0], None)
+    # The right UID under another study, or a UID nothing has: nothing.
+    assert index.by_uids("Instance", {**uids, "Study": "1.2.3"}) is None
+    assert index.by_uids("Series", {**uids, "Series": uids["Study"]}) is None
+    # Looked up many times, no read is left open: the index still takes writes.
+    for _ in range(50):
+        index.by_uids("Instance", uids)
+    index.delete("Instance", instance_id)
+    assert index.by_uids("Instance", uids) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 import tempfile
 import threading
@@ -15,7 +16,7 @@ from pydicom.uid import generate_uid
 
 from workbench.pacs import Index, InvalidInstanceError, orthanc_id
 from workbench.pacs import store as store_module
-from workbench.pacs.errors import UnknownResourceError
+from workbench.pacs.errors import StorageWriteError, UnknownResourceError
 
 SMALL_FILE = Path("cr_agfa_mono1_tiny") / "6154"  # 2.3 kB real CR
 
@@ -75,6 +76,68 @@ def test_move_consumes_the_incoming_file(index, template):
     result = index.ingest_file(incoming, move=True)
     assert not incoming.exists()
     assert index.instance_path(result.instance_id).read_bytes() == template.read_bytes()
+
+
+def test_batch_under_reserved_names_started_to_disk_is_stored_as_written(index, template):
+    datas = [make_instance(template) for _ in range(3)]
+    paths, names = [], []
+    fresh = index.store.batch_names()
+    for data in datas:
+        path = index.incoming_dir / f"{uuid.uuid4().hex}.part"
+        with open(path, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            store_module.start_writeback(handle.fileno())
+        paths.append(path)
+        names.append(next(fresh))
+    assert all(index.store.path_of(name).parent.is_dir() for name in names)
+    names[1] = None  # given none: a new one
+    outcomes = index.ingest_files(paths, names=names)
+    stored = [index.instance_path(result.instance_id) for _, result in outcomes]
+    assert [path.read_bytes() for path in stored] == datas
+    assert [stored[0].name, stored[2].name] == [names[0], names[2]]
+    assert stored[1].name not in names
+    assert list(index.incoming_dir.iterdir()) == []
+
+
+def test_batch_names_share_a_directory_a_group_at_a_time(index, template):
+    group = store_module.BATCH_DIRECTORY_FILES
+    names = list(itertools.islice(index.store.batch_names(), 2 * group))
+    assert len(set(names)) == len(names)
+    assert {uuid.UUID(name).version for name in names} == {4}  # random UUIDs still
+    for start in (0, group):
+        directories = {index.store.path_of(name).parent for name in names[start:start + group]}
+        assert len(directories) == 1 and directories.pop().is_dir()
+    # A batch given no names gets them the same way: its files share directories.
+    datas = [make_instance(template) for _ in range(3)]
+    paths = [index.store.write_bytes(data) for data in datas]
+    outcomes = index.ingest_files(paths)
+    stored = [index.instance_path(result.instance_id) for _, result in outcomes]
+    assert [path.read_bytes() for path in stored] == datas
+    assert len({path.parent for path in stored}) == 1
+
+
+def test_batch_whose_files_cannot_be_made_durable_keeps_nothing(index, template):
+    # A file stands where a fan-out directory should be: the batch cannot be placed.
+    (index.store.root / "ee").write_bytes(b"not a directory")
+    datas = [make_instance(template) for _ in range(3)]
+    paths = [index.store.write_bytes(data) for data in datas]
+    names = [None, *("ee" + str(uuid.uuid4())[2:] for _ in datas[1:])]  # the first placed
+    outcomes = index.ingest_files(paths, names=names)
+    assert all(isinstance(result, StorageWriteError) for _, result in outcomes)
+    assert "could not be made durable" in str(outcomes[1][1])
+    assert index.statistics()["CountInstances"] == 0
+    assert list(index.store.iter_uuids()) == []
+    assert list(index.incoming_dir.iterdir()) == []
+
+
+def test_batch_without_syncfs_keeps_the_names_its_rows_have(index, template, monkeypatch):
+    # As on a platform without syncfs: each file is committed on its own, under its name.
+    monkeypatch.setattr(store_module, "_syncfs", lambda path: False)
+    datas = [make_instance(template) for _ in range(3)]
+    paths = [index.store.write_bytes(data) for data in datas]
+    outcomes = index.ingest_files(paths)
+    assert [index.instance_path(r.instance_id).read_bytes() for _, r in outcomes] == datas
 
 
 def test_duplicate_keeps_the_first(index, template):
@@ -161,9 +224,10 @@ def test_received_file_on_another_filesystem_is_copied(index, template):
 @pytest.mark.parametrize("received", [False, True], ids=["bytes", "received file"])
 def test_fan_out_directories_removed_by_hand_are_made_again(index, template, monkeypatch,
                                                             tmp_path, received):
-    # File UUIDs chosen so that each ingest meets a directory removed after the first one.
-    names = iter(["abcd0000-0000-4000-8000-000000000000", "abef0000-0000-4000-8000-000000000000",
-                  "abcd1111-0000-4000-8000-000000000000"])
+    # File UUIDs chosen so that each ingest meets a directory removed after the first one
+    # (received files share the first one's directories, their names' last digits differ).
+    names = iter(["abcd0000-0000-4000-8000-000000000000", "abef0000-0000-4000-8000-000000000001",
+                  "abcd1111-0000-4000-8000-000000000002"])
     monkeypatch.setattr(store_module.uuid, "uuid4", lambda: uuid.UUID(next(names)))
 
 
@@ -176,7 +240,7 @@ def test_fan_out_directories_removed_by_hand_are_made_again(index, template, mon
 
     first = ingest(make_instance(template))
     shutil.rmtree(index.instance_path(first.instance_id).parents[1])  # root/ab
-    for _ in range(2):  # a new root/ab/ef, then the root/ab/cd the store already knew
+    for _ in range(2):  # a new root/ab/ef (received: root/ab/cd), then root/ab/cd it knew
         data = make_instance(template)
         result = ingest(data)
         assert index.instance_path(result.instance_id).read_bytes() == data

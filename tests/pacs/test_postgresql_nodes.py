@@ -24,10 +24,12 @@ from dicomweb_client.api import DICOMwebClient
 from tests.pacs.node_support import (
     NODE_AET,
     TEMPLATE,
+    all_changes,
     dcmtk,
     generate_instances,
     serve_process,
     sop_uid,
+    store_files,
 )
 from tests.peers import PostgresPeer, free_port, require_tool, start_postgres
 from workbench.pacs import Config
@@ -35,23 +37,6 @@ from workbench.pacs.server import serve
 
 PER_GROUP = 40
 STABLE_AGE = 1
-
-
-def store_files(storage: Path) -> list[Path]:
-    """The files of the store (its UUID-named files, not the incoming or lock files)."""
-    return [path for path in storage.glob("??/??/*") if path.is_file()]
-
-
-def all_changes(url: str) -> list[dict]:
-    changes, since = [], 0
-    while True:
-        page = requests.get(
-            f"{url}/changes", params={"since": since, "limit": 100}, timeout=30
-        ).json()
-        changes += page["Changes"]
-        since = page["Last"]
-        if page["Done"]:
-            return changes
 
 
 @dataclass

@@ -293,7 +293,9 @@ HOSTILE = [
 
 
 #: What the store itself keeps at its top level (index, lock, work folders).
-STORE_OWN = re.compile(r"^(index\.sqlite(-wal|-shm|-journal)?|store\.lock|incoming|quarantine)$")
+STORE_OWN = re.compile(
+    r"^(index\.sqlite(-wal|-shm|-journal|\.writers\.lock)?|store\.lock|incoming|quarantine)$"
+)
 
 
 def _safe_names(server) -> None:

@@ -165,7 +165,12 @@ def _reader(server, stop: threading.Event, recorder: Recorder) -> None:
                 recorder.error(f"find HTTP {answer.status_code}", answer.text)
 
 
-def test_concurrent_writers_lose_nothing_and_duplicate_nothing(server, workload):
+@pytest.fixture(scope="module")
+def ingested(server, workload) -> Recorder:
+    """The server after 8 associations and 8 uploaders stored the workload, with reads running.
+
+    Both tests of this module look at the same run, whichever of them runs first.
+    """
     recorder = Recorder()
     halves = workload[::2], workload[1::2]
     stop = threading.Event()
@@ -189,7 +194,11 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(server, workload)
     elapsed = time.monotonic() - started
     print(f"{len(recorder.acknowledged)} acknowledged in {elapsed:.1f} s "
           f"({len(recorder.acknowledged) / elapsed:.0f}/s) with {dict(recorder.reads)} reads")
+    return recorder
 
+
+def test_concurrent_writers_lose_nothing_and_duplicate_nothing(server, workload, ingested):
+    recorder = ingested
     assert not recorder.errors, f"{dict(recorder.errors)}\n" + "\n".join(recorder.samples)
     assert len(recorder.acknowledged) == INSTANCES
     assert recorder.reads["c-find"] > 0 and recorder.reads["rest"] > 0
@@ -216,7 +225,7 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(server, workload)
     assert LOCKED not in server.log()
 
 
-def test_c_find_counts_match_after_concurrent_ingest(server, workload):
+def test_c_find_counts_match_after_concurrent_ingest(server, ingested):
     """The node's own answers agree with the index once writers are done."""
     ae = AE(ae_title=CLIENT_AET)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from workbench.widgets.pipeline import FramePipeline, Throttle
+from workbench.widgets.pipeline import RESTAMP_SECONDS, RESTAMPS, FramePipeline, Throttle
 
 
 class Frames:
@@ -164,5 +164,47 @@ def test_throttle_keeps_the_last_call() -> None:
         assert calls == [0], "the first call runs at once, the rest wait"
         await until(lambda: len(calls) == 2)
         assert calls == [0, 9]
+
+    asyncio.run(scenario())
+
+
+async def exact_frame_two(frames: Frames, stamps: list[int]) -> FramePipeline:
+    """A pipeline restamping into ``stamps`` whose frame 1 a browser confirmed, and frame 2
+    sent exact after a pause."""
+    pipeline = FramePipeline(frames, settle_seconds=0.01, restamp=stamps.append)
+    pipeline.request()
+    pipeline.acknowledged(1)  # a browser confirms frames
+    await asyncio.sleep(0.02)
+    pipeline.request()  # after a pause: exact at once
+    return pipeline
+
+
+def test_an_exact_frame_left_unconfirmed_is_stamped_again_until_confirmed() -> None:
+    async def scenario() -> None:
+        frames, stamps = Frames(), []
+        pipeline = await exact_frame_two(frames, stamps)
+        assert frames.drawn[-1] == (True, 2)
+        await until(lambda: stamps == [2])  # its report did not come: asked for again
+        pipeline.acknowledged(2)
+        await asyncio.sleep(3 * RESTAMP_SECONDS)
+        assert stamps == [2], "a confirmed frame is not stamped again"
+        pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_restamps_stop_after_a_few_tries_and_for_a_frame_followed_by_another() -> None:
+    async def scenario() -> None:
+        frames, stamps = Frames(), []
+        pipeline = await exact_frame_two(frames, stamps)  # never confirmed (a closed tab)
+        await asyncio.sleep((RESTAMPS + 1.5) * RESTAMP_SECONDS)
+        assert stamps == [2] * RESTAMPS
+        pipeline.request()  # frame 3, exact, followed by frame 4 before its check
+        await asyncio.sleep(0.02)
+        pipeline.request()
+        assert frames.drawn[-2:] == [(True, 3), (True, 4)]
+        await asyncio.sleep(1.5 * RESTAMP_SECONDS)
+        assert stamps[RESTAMPS:] == [4], "only the frame shown last is stamped again"
+        pipeline.close()
 
     asyncio.run(scenario())

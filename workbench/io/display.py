@@ -12,7 +12,6 @@ the standard grayscale pipeline (PS3.3 C.11): modality LUT (already applied by
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
@@ -393,28 +392,10 @@ def render_file(
     IndexError
         ``frame`` is beyond the file's frames.
     """
-    from workbench.io.frames import FrameSource
-    from workbench.io.headers import read_header
-    from workbench.io.series import build_from_headers
-    from workbench.io.sources import DicomFile
+    from workbench.io.preview import FileDisplay
 
-    # A preview needs one file read once and one frame: the series is built from the file's
-    # full header, the frame read from the lazy frame stack itself with its display values
-    # from plain coordinate arrays (no xarray or dask per request).
-    header = read_header(DicomFile(os.fspath(path)), full=True, check_truncation=True)
-    parts = build_from_headers([header], FrameSource.from_header, lambda full: full,
-                               where=os.fspath(path))  # fmt: skip
-    count = parts.stack.shape[0]
-    if not 0 <= frame < count:
-        raise IndexError(f"{path}: frame {frame} out of range; the file has {count} frames")
-    values = {name: np.asarray(coord[1]) for name, coord in parts.coords.items()}
-    frame_index = int(np.flatnonzero(values["frame_number"] == frame + 1)[0]) if count > 1 else 0
-    attrs = {**parts.attrs, **parts.tables.as_attrs()}
-    attrs = _with_frame_values(attrs, {k: values[k] for k in _PER_FRAME if k in values},
-                               frame_index)  # fmt: skip
-    if voi_function:
-        attrs["VOILUTFunction"] = voi_function
-    pixels = render(parts.stack.read(frame_index), attrs, window=window)
+    # One file read once (its header, then one frame): no series is built around it.
+    pixels = FileDisplay.read(path).render(frame, window=window, voi_function=voi_function)
     return _fit(pixels, size) if size is not None else pixels
 
 

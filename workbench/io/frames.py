@@ -53,6 +53,23 @@ _INSTALL_HINTS: list[tuple[set, str]] = [
     (set(JPEG2000TransferSyntaxes), "pylibjpeg pylibjpeg-openjpeg"),
 ]
 
+#: What :meth:`FrameSource.from_header` reads from a header (and :func:`read_header` needs
+#: to know the file for an instance and its pixel data complete): a header read with only
+#: these is read faster than one for a series.
+FRAME_KEYWORDS: tuple[str, ...] = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+)
+
 _FAST_NATIVE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
 

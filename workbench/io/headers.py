@@ -159,11 +159,11 @@ _SINGLE_FRAME_SKIPS = frozenset({0x52009229, 0x52009230, 0x20500020})
 
 
 @functools.cache
-def _selection(keywords: tuple[str, ...]) -> _TagSelection:
+def _selection(keywords: tuple[str, ...], stop_early: bool = True) -> _TagSelection:
     tags = [Tag(keyword) for keyword in keywords]
     ints = [int(tag) for tag in tags]
     later = [tag for tag in ints if tag > 0x0028FFFF]
-    return _TagSelection(tags, ints, later, set(later) <= _SINGLE_FRAME_SKIPS)
+    return _TagSelection(tags, ints, later, stop_early and set(later) <= _SINGLE_FRAME_SKIPS)
 
 
 _NUMBER_OF_FRAMES = 0x00280008
@@ -416,6 +416,7 @@ def read_header(
     check_pixels: bool = True,
     check_truncation: bool = False,
     keywords: tuple[str, ...] = HEADER_KEYWORDS,
+    every_keyword: bool = False,
 ) -> InstanceHeader:
     """Read one file's header, never its pixel data.
 
@@ -437,6 +438,11 @@ def read_header(
     keywords : tuple of str
         The elements to keep: :data:`HEADER_KEYWORDS` (what the catalog shows), or
         :data:`SERIES_KEYWORDS` (what building a series needs from each file).
+    every_keyword : bool
+        Read every one of ``keywords`` that the file has, even in a single-frame image,
+        whose header is otherwise read only up to group (0028) (see
+        :class:`InstanceHeader`): a file shown on its own needs its (2050,0020)
+        Presentation LUT Shape.
 
     Raises
     ------
@@ -447,7 +453,7 @@ def read_header(
         data needs.
     """
     checked = False  # whether the pixel data is known to fit the image
-    selection = _selection(keywords)
+    selection = _selection(keywords, not every_keyword)
     try:
         with file.open() as fp:
             header = None if full else _read_part10_header(fp, file, selection)
@@ -632,11 +638,12 @@ def _try_part10_header(
     if stopped_at[0] not in _PIXEL_TAGS:
         # A single-frame image: its pixel data, if native, ends the file. A multi-frame
         # one has its functional groups further on.
+        later = stream.tell()
         if (
-            selection.stops_early
-            and transfer_syntax in _NATIVE_SYNTAXES
+            transfer_syntax in _NATIVE_SYNTAXES
             and _NUMBER_OF_FRAMES not in elements
-            and _find_pixel_data_at_end(fp, header, after=stream.tell())
+            and _find_pixel_data_at_end(fp, header, after=later)
+            and (selection.stops_early or _lacks_tags(fp, head, later, header, selection.later))
         ):
             return header
         # Otherwise walk on to the pixel data, keeping the later tags we read.
@@ -644,6 +651,22 @@ def _try_part10_header(
     keyword, offset, length = _locate_pixel_data(stream, header.elements, transfer_syntax)
     header.pixel_keyword, header.pixel_offset, header.pixel_length = keyword, offset, length
     return header
+
+
+def _lacks_tags(
+    fp: BinaryIO, head: bytes, start: int, header: InstanceHeader, tags: list[int]
+) -> bool:
+    """Whether none of ``tags`` is an element between ``start`` and the pixel data, found
+    without reading the elements: the bytes of each tag appear nowhere there. (They may
+    appear inside some value, and then the elements are read as usual.)"""
+    end = header.pixel_offset - (8 if header.transfer_syntax.is_implicit_VR else 12)
+    if end <= len(head):
+        region = head[start:end]
+    else:
+        fp.seek(start)
+        region = fp.read(end - start)
+    order = "<" if header.transfer_syntax.is_little_endian else ">"
+    return not any(struct.pack(f"{order}HH", tag >> 16, tag & 0xFFFF) in region for tag in tags)
 
 
 def _walk_to_pixel_data(

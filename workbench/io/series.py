@@ -148,14 +148,18 @@ def _in_range(number: float, dtype: np.dtype) -> bool:
     return info.min <= number <= info.max
 
 
-def _stored_range(ds: Dataset) -> tuple[int, int]:
+# (0028,3000) Modality LUT Sequence and (0028,1053) Rescale Slope.
+_MODALITY_LUT_SEQUENCE, _RESCALE_SLOPE = 0x00283000, 0x00281053
+
+
+def _stored_range(ds: Dataset | InstanceHeader) -> tuple[int, int]:
     bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
     if int(ds.get("PixelRepresentation") or 0) == 1:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
 
-def _stored_dtype(ds: Dataset) -> np.dtype:
+def _stored_dtype(ds: Dataset | InstanceHeader) -> np.dtype:
     bits = int(ds.get("BitsAllocated") or 16)
     if bits == 1:
         return np.dtype(np.uint8)
@@ -174,18 +178,21 @@ def _narrowest_exact(lows: Sequence[float], highs: Sequence[float]) -> np.dtype:
 
 
 def _plan(first: InstanceHeader, infos: list[FrameInfo], raw: bool) -> FramePlan:
-    ds = first.dataset
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    samples = int(ds.get("SamplesPerPixel") or 1)
-    shape = (int(ds.Rows), int(ds.Columns), *((samples,) if samples > 1 else ()))
+    # Values through the header's own converters: the data set's conversion of each element
+    # costs several times more, and a frame rendered on its own pays it on every request.
+    get = first.get
+    photometric = first.text("PhotometricInterpretation").strip()
+    samples = int(get("SamplesPerPixel") or 1)
+    shape = (int(get("Rows")), int(get("Columns")), *((samples,) if samples > 1 else ()))
     keyword = first.pixel_keyword
     if keyword in ("FloatPixelData", "DoubleFloatPixelData"):
         dtype = "float32" if keyword == "FloatPixelData" else "float64"
         return FramePlan("stored", dtype, shape, as_rgb=False)
-    stored = _stored_dtype(ds)
+    stored = _stored_dtype(first)
     if raw or samples > 1 or photometric == "PALETTE COLOR":
         return FramePlan("stored", stored.str, shape, as_rgb=not raw and photometric in _COLOUR)
-    if "ModalityLUTSequence" in ds and "RescaleSlope" not in ds:
+    if _MODALITY_LUT_SEQUENCE in first.elements and _RESCALE_SLOPE not in first.elements:
+        ds = first.dataset
         lut = ds.ModalityLUTSequence[0]
         bits = int(lut.LUTDescriptor[2])
         holder = Dataset()
@@ -193,7 +200,7 @@ def _plan(first: InstanceHeader, infos: list[FrameInfo], raw: bool) -> FramePlan
         holder.PixelRepresentation = ds.get("PixelRepresentation", 0)
         holder.BitsStored = ds.get("BitsStored", bits)
         return FramePlan("lut", "uint8" if bits <= 8 else "uint16", shape, False, holder)
-    low, high = _stored_range(ds)
+    low, high = _stored_range(first)
     integral = all(
         float(f.rescale_slope).is_integer() and float(f.rescale_intercept).is_integer()
         for f in infos
@@ -210,7 +217,7 @@ def _plan(first: InstanceHeader, infos: list[FrameInfo], raw: bool) -> FramePlan
     else:
         # float32 holds every value of stored data up to 24 bits times a slope exactly
         # enough for display and statistics; wider stored data needs float64.
-        bits = int(ds.get("BitsStored") or 16)
+        bits = int(get("BitsStored") or 16)
         dtype = np.dtype(np.float32 if bits <= 24 else np.float64)
     return FramePlan("rescale", dtype.str, shape, as_rgb=False)
 
@@ -718,18 +725,12 @@ def _attrs(
     (netCDF has no null) and a flag is 0 or 1 (nor booleans)."""
     ds = first.dataset
     info = infos[0]
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-    displayed = "RGB" if plan.as_rgb else photometric
+    shown = display_values(first, info, plan)
 
     def text(keyword: str) -> str:
         value = ds.get(keyword)
         return "" if value is None else str(value)
 
-    windows = ds.get("WindowCenter"), ds.get("WindowWidth")
-    centers = [float(v) for v in _multi(windows[0]) or []]
-    widths = [float(v) for v in _multi(windows[1]) or []]
-    if not centers and info.window_center is not None and info.window_width is not None:
-        centers, widths = [info.window_center], [info.window_width]
     explanations = [str(v) for v in _multi(ds.get("WindowCenterWidthExplanation")) or []]
     attrs = {
         "Modality": text("Modality"),
@@ -743,9 +744,9 @@ def _attrs(
         "StudyDescription": text("StudyDescription"),
         "Manufacturer": text("Manufacturer"),
         "FrameOfReferenceUID": text("FrameOfReferenceUID"),
-        "PhotometricInterpretation": displayed,
-        "StoredPhotometricInterpretation": photometric,
-        "BitsStored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 0),
+        "PhotometricInterpretation": shown["PhotometricInterpretation"],
+        "StoredPhotometricInterpretation": shown["StoredPhotometricInterpretation"],
+        "BitsStored": shown["BitsStored"],
         "BitsAllocated": int(ds.get("BitsAllocated") or 0),
         "PixelRepresentation": int(ds.get("PixelRepresentation") or 0),
         "PixelSpacing": list(info.pixel_spacing) if info.pixel_spacing else None,
@@ -753,14 +754,14 @@ def _attrs(
         "PixelAspectRatio": _aspect_ratio(ds.get("PixelAspectRatio")),
         "ImageOrientationPatient": list(info.orientation) if info.orientation else None,
         "SliceThickness": info.slice_thickness,
-        "WindowCenter": centers,
-        "WindowWidth": widths,
+        "WindowCenter": shown["WindowCenter"],
+        "WindowWidth": shown["WindowWidth"],
         "WindowCenterWidthExplanation": explanations,
-        "VOILUTFunction": text("VOILUTFunction") or "LINEAR",
+        "VOILUTFunction": shown["VOILUTFunction"],
         "RescaleSlope": info.rescale_slope,
         "RescaleIntercept": info.rescale_intercept,
         "RescaleType": info.rescale_type or ("HU" if text("Modality") == "CT" else "US"),
-        "PresentationLUTShape": text("PresentationLUTShape") or None,
+        "PresentationLUTShape": shown["PresentationLUTShape"],
         "affine": geometry.affine.tolist(),
         "affine_index_order": ["x", "y", "frame"],
         "is_volume": int(geometry.is_volume),
@@ -770,6 +771,31 @@ def _attrs(
         "files_without_pixels": [str(i.file) for i in without_pixels],
     }
     return {key: value for key, value in attrs.items() if value is not None}
+
+
+def display_values(first: InstanceHeader, info: FrameInfo, plan: FramePlan) -> dict:
+    """What :func:`~workbench.io.display.render` reads from an array's attributes, besides
+    the display tables: the photometric interpretation shown and stored, Bits Stored, the
+    window presets (those of ``info``, the first frame, when the header has none at its top
+    level), the VOI LUT Function and the Presentation LUT Shape of ``first``.
+
+    One function for a series (:func:`build_from_instances`) and a file shown on its own
+    (:mod:`workbench.io.preview`), so that both show a frame alike.
+    """
+    photometric = first.text("PhotometricInterpretation").strip()
+    centers = list(first.floats("WindowCenter") or ())
+    widths = list(first.floats("WindowWidth") or ())
+    if not centers and info.window_center is not None and info.window_width is not None:
+        centers, widths = [info.window_center], [info.window_width]
+    return {
+        "PhotometricInterpretation": "RGB" if plan.as_rgb else photometric,
+        "StoredPhotometricInterpretation": photometric,
+        "BitsStored": int(first.get("BitsStored") or first.get("BitsAllocated") or 0),
+        "WindowCenter": centers,
+        "WindowWidth": widths,
+        "VOILUTFunction": first.text("VOILUTFunction") or "LINEAR",
+        "PresentationLUTShape": first.text("PresentationLUTShape") or None,
+    }
 
 
 def _display_tables(ds: Dataset, raw: bool) -> DisplayTables:

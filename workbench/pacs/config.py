@@ -62,6 +62,11 @@ class Config:
     DicomAlwaysAllowMove: bool = False
     DicomAlwaysAllowGet: bool = False
     DicomCheckModalityHost: bool = False
+    #: Ours: processes serving DICOM associations. 1: the server's own; more: that many
+    #: worker processes on the same index and storage, each association handed to the least
+    #: busy (one process's threads share one interpreter lock, so concurrent associations
+    #: need several to go faster). Python incoming filters then cannot see C-STOREs.
+    DicomWorkerProcesses: int = 1
     #: Seconds without new instances after which a series/study/patient is "stable".
     StableAge: int = 60
     #: Keep a log of the instances sent to modalities (``/exports``), as Orthanc's option.

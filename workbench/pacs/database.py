@@ -3,6 +3,9 @@ shared by several servers, or any URL."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
+
 import sqlalchemy as sa
 
 from .errors import DatabaseUnavailableError
@@ -18,6 +21,56 @@ WRITE_OPTION = "workbench_write"
 POSTGRESQL_WRITE_LOCK = 0x776F726B62656E64  # "workbend"
 
 
+class _WriterConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions also hold an exclusive ``flock`` on a
+    lock file beside the database. Writers of several processes (a server's DICOM workers)
+    then wait in the kernel and are woken as soon as the lock is free, instead of polling
+    SQLite's lock with ever longer sleeps (1, 2, 5, ... 100 ms), which leaves the lock idle
+    and lets one process starve the others."""
+
+    lock_path: str | None = None
+    _lock_fd: int | None = None
+    _locked = False
+
+    def lock_for_writing(self) -> None:
+        if self.lock_path is None or _fcntl is None:
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        _fcntl.flock(self._lock_fd, _fcntl.LOCK_EX)
+        self._locked = True
+
+    def _unlock(self) -> None:
+        if self._locked and self._lock_fd is not None and _fcntl is not None:
+            _fcntl.flock(self._lock_fd, _fcntl.LOCK_UN)
+        self._locked = False
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._unlock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._unlock()
+
+    def close(self) -> None:
+        self._unlock()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        super().close()
+
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # Windows: SQLite's own lock alone
+    _fcntl = None  # type: ignore[assignment]
+
+
 def _lower(value: object) -> object:
     return fold_case(value) if isinstance(value, str) else value
 
@@ -29,7 +82,8 @@ def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": 60, "check_same_thread": False},
+            connect_args={"timeout": 60, "check_same_thread": False,
+                          "factory": _WriterConnection},
             pool_size=16,
             max_overflow=16,
         )
@@ -42,6 +96,9 @@ def create_engine(url: str) -> sa.Engine:
             # without rows on start, so no acknowledged instance is lost. The busy timeout
             # makes writers of other processes wait instead of failing "database is locked".
             dbapi_connection.isolation_level = None
+            database = engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                dbapi_connection.lock_path = f"{database}.writers.lock"
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -55,6 +112,8 @@ def create_engine(url: str) -> sa.Engine:
             # Writers take SQLite's write lock at BEGIN: a deferred transaction that upgrades
             # to a writer fails with SQLITE_BUSY at once instead of waiting for the timeout.
             immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+            if immediate:
+                conn.connection.dbapi_connection.lock_for_writing()
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine

@@ -24,6 +24,13 @@ class StorageFullError(PacsError):
     dimse_status = 0xA700
 
 
+class StorageWriteError(PacsError):
+    """Files could not be made durable in the store (a failing or full disk); none of them
+    was kept."""
+
+    dimse_status = 0xA700  # Refused: out of resources
+
+
 class DatabaseUnavailableError(PacsError):
     """The index database cannot be reached (down, restarting, unreachable); nothing that
     needed it was done, and asking again once it is back will succeed."""

@@ -61,7 +61,18 @@ class ServerHandle:
         and refuses it by returning ``False`` or raising
         :class:`~workbench.pacs.incoming.Refused` (with a DIMSE status of its choice); ``None``
         removes the filter. Returns the filter, so it also works as a decorator.
+
+        Raises
+        ------
+        ValueError
+            With ``DicomWorkerProcesses`` > 1: C-STOREs are then received by other
+            processes, which a Python function of this one cannot vet.
         """
+        if incoming_filter is not None and self.node is not None and self.node.workers:
+            raise ValueError(
+                "An incoming filter cannot vet C-STOREs received by DICOM worker processes "
+                f"(DicomWorkerProcesses={self.config.DicomWorkerProcesses}); "
+                "set DicomWorkerProcesses to 1 to filter them")
         self.index.incoming_filter = incoming_filter
         return incoming_filter
 
@@ -70,12 +81,13 @@ class ServerHandle:
         if self._hooks is not None:
             self._hooks.off(event, hook)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the REST server, the node and the hooks, then release the index."""
+    def stop(self, timeout: float = 10.0, *, grace: float = 5.0) -> None:
+        """Stop the REST server, the node and the hooks, then release the index; DICOM
+        worker processes give their associations in progress ``grace`` seconds to end."""
         self._server.should_exit = True
         self._thread.join(timeout)
         if self.node is not None:
-            self.node.stop()
+            self.node.stop(grace)
         if self._hooks is not None:
             self._hooks.stop(timeout)
         self.index.close()
@@ -135,7 +147,11 @@ def serve(config: Config | None = None, *, dicom: bool = True, log_level: str = 
     config = _with_overrides(config, overrides)
     check_config(config)
     index = Index(config)
-    node = start_node(index, config) if dicom else None
+    try:
+        node = start_node(index, config) if dicom else None
+    except BaseException:
+        index.close()
+        raise
     try:
         server, thread, port = _start_rest(create_app(index, node=node, config=config),
                                            config, log_level)

@@ -49,6 +49,7 @@ class StabilityMonitor:
         with self._condition:
             if self._stopping:
                 return
+            idle = not self._deadlines
             for resource in resources:
                 self._deadlines.pop(resource, None)
                 self._deadlines[resource] = deadline
@@ -57,7 +58,11 @@ class StabilityMonitor:
                     target=self._run, name="workbench-stability", daemon=True
                 )
                 self._thread.start()
-            self._condition.notify()
+            # Only a monitor waiting for nothing needs waking: otherwise a touch only moves
+            # deadlines later, and the monitor, waking at the earlier one, looks again. (A
+            # wake-up per instance cost the ingesting thread the interpreter lock each time.)
+            if idle:
+                self._condition.notify()
 
     def stop(self) -> None:
         """Stop the monitor; resources still settling are dropped unannounced."""

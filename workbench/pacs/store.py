@@ -2,28 +2,37 @@
 
 Layout follows Orthanc: ``<StorageDirectory>/ab/cd/abcd....`` where the name is a random
 UUID, so no tag value ever becomes part of a path. A file is complete on disk (written to a
-temporary name or received, fsynced, renamed or hard-linked, directory fsynced) before the
-index commits its row.
+temporary name, fsynced, renamed, directory fsynced; or, received whole, hard-linked and
+then fsynced with its directory) before the index commits its row.
 A fan-out directory's own entry is fsynced in its parent when it is created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import StorageWriteError
+
+log = logging.getLogger(__name__)
+
 _CHUNK = 1 << 20
-#: Files being made durable at once by :meth:`FileStore.commit_linked` (one per association
-#: sending at the same time; more wait their turn).
+#: Files of one batch sharing a fan-out directory (see :meth:`FileStore.batch_names`).
+BATCH_DIRECTORY_FILES = 64
+#: The bits of a UUID that name its fan-out directories (its first four hex digits).
+_DIRECTORY_BITS = 0xFFFF << 112
+#: Batches being made durable at once by :meth:`FileStore.start_commit_files`.
 _SYNC_WORKERS = 8
 
 
@@ -54,6 +63,28 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
+def start_writeback(fd: int) -> None:
+    """Start writing a file's dirty pages to disk without waiting (Linux
+    ``sync_file_range``), so that the sync that makes it durable later finds them written or
+    on their way; nothing where the platform lacks it. Not a sync: no durability promised."""
+    function = _libc_sync_file_range()
+    if function is not None:
+        function(fd, ctypes.c_int64(0), ctypes.c_int64(0), _SYNC_FILE_RANGE_WRITE)
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.cache
+def _libc_sync_file_range():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    return function
+
+
 @functools.cache
 def _libc_syncfs():
     try:
@@ -65,22 +96,67 @@ def _libc_syncfs():
 
 @dataclass(frozen=True)
 class PendingFile:
-    """A file on its way into the store (:meth:`FileStore.commit_linked`): its name and size
-    are known at once, its durability once :meth:`wait` returns."""
+    """A file on its way into the store (a batch's, :meth:`FileStore.start_commit_files`):
+    its name and size are known at once, its durability once :meth:`wait` returns."""
 
     file_uuid: str
     size: int
-    _done: tuple[Future, ...]
+    _done: Future
 
     def wait(self) -> None:
         """Return once the file is durable in the store; raise what kept it out."""
-        for future in self._done:
-            future.result()
+        self._done.result()
 
     def settle(self) -> None:
         """Wait for the work on the file to end, whatever its outcome (before removing it)."""
-        for future in self._done:
-            future.exception()
+        self._done.exception()
+
+
+class LinkedFile:
+    """A received file already under its store name (:meth:`FileStore.link_received`), its
+    writeback started; durable once :meth:`wait` returns, gone again after :meth:`discard`."""
+
+    def __init__(self, store: FileStore, file_uuid: str, size: int, fd: int | None,
+                 new_dirs: list[Path]) -> None:  # fmt: skip
+        self.file_uuid = file_uuid
+        self.size = size
+        self._store = store
+        self._fd = fd
+        self._new_dirs = new_dirs
+        self._durable = fd is None  # copied into the store durably already
+        self._error: BaseException | None = None
+
+    def wait(self) -> None:
+        """Make the file's content and its name durable, or raise what kept them from it
+        (again at every call). The file first: on a journaling filesystem its fsync commits
+        the name too, and the directory's finds nothing left to commit."""
+        if self._error is not None:
+            raise self._error
+        if self._durable:
+            return
+        target = self._store.path_of(self.file_uuid)
+        try:
+            if self._fd is None:  # settled before: opened again
+                self._fd = os.open(target, os.O_RDONLY)
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._error = exc
+            raise
+        finally:
+            self.settle()
+        self._store._sync_name(target, self._new_dirs)
+        self._durable = True
+
+    def settle(self) -> None:
+        """Release the file (its removal may follow); :meth:`wait` still syncs it."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Remove the file from the store (it was refused)."""
+        self.settle()
+        self._store.remove(self.file_uuid)
 
 
 class FileStore:
@@ -102,6 +178,10 @@ class FileStore:
         self._made_dirs: set[Path] = set()
         self._syncs: ThreadPoolExecutor | None = None
         self._syncs_lock = threading.Lock()
+        # Names of received files (:meth:`link_received`), a group to a fan-out directory
+        # as a batch's: on a new store one directory to make and sync per group, not per file.
+        self._received_names = self.batch_names()
+        self._received_names_lock = threading.Lock()
 
     def path_of(self, file_uuid: str) -> Path:
         """Where the file named ``file_uuid`` lives."""
@@ -114,13 +194,15 @@ class FileStore:
         os.close(fd)
         return Path(name)
 
-    def commit_file(self, source: Path, *, move: bool) -> tuple[str, int]:
+    def commit_file(self, source: Path, *, move: bool, file_uuid: str | None = None
+                    ) -> tuple[str, int]:  # fmt: skip
         """Make ``source`` a durable file of the store and return ``(uuid, size)``.
 
         With ``move`` the file (on the same filesystem) is fsynced and renamed into place;
-        otherwise it is copied to a temporary file that is fsynced and renamed.
+        otherwise it is copied to a temporary file that is fsynced and renamed. Its name is
+        ``file_uuid`` if given, else a new one.
         """
-        file_uuid = str(uuid.uuid4())
+        file_uuid = file_uuid or str(uuid.uuid4())
         target = self.path_of(file_uuid)
         if move:
             with open(source, "rb+") as handle:
@@ -130,59 +212,46 @@ class FileStore:
         self._copy_durably(source, target)
         return file_uuid, target.stat().st_size
 
-    def commit_linked(self, source: Path) -> PendingFile:
-        """Start making a durable copy of ``source`` in the store; return at once.
+    def link_received(self, source: Path) -> LinkedFile:
+        """Give ``source`` a name in the store now and start writing it to disk; it is
+        durable once :meth:`LinkedFile.wait` returns.
 
-        For a file its writer deletes afterwards (pynetdicom's received data set): in a
-        worker thread, the file is fsynced and hard-linked under its store name (copied when
-        the link is impossible), then the directory entry is synced, so the caller reads
-        and indexes the file meanwhile. ``source`` must stay unchanged until
-        :meth:`PendingFile.wait` returns; the store's name appears only once its content
-        is durable, as with :meth:`commit_file`.
+        For a complete file its writer deletes afterwards (pynetdicom's received data set):
+        it is hard-linked under its store name (copied, durably, when the link is
+        impossible), so the caller reads and indexes it while the disk writes it, and one
+        journal commit (the file's fsync) makes both its content and its name durable where
+        a sync of the content and another of the name were needed. Until that sync a crash
+        can leave the name on a file never acknowledged: whole (the writer had finished
+        it), which start-up reconcile indexes, or cut short, which it quarantines (the
+        header's parse refuses a file ending inside its data). On Linux the file's writeback
+        (on ext4, the allocation of its blocks) starts before the link, so an ordered journal
+        commits the name only with the content.
         """
-        file_uuid = str(uuid.uuid4())
+        with self._received_names_lock:  # associations receive in threads of their own
+            file_uuid = next(self._received_names)
         target = self.path_of(file_uuid)
-        size = source.stat().st_size
-        pool = self._sync_pool()
-        new_dirs = self._make_dirs(target.parent)
-        # Two syncs in a row cannot be avoided, the content's and then its new name's, but
-        # the entries of new fan-out directories are synced at the same time as the content
-        # (on a journaling filesystem, both join one commit).
-        done = [pool.submit(self._link_durably, source, target)]
-        if new_dirs:
-            done.append(pool.submit(self._sync_new_dirs, new_dirs))
-        return PendingFile(file_uuid, size, tuple(done))
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            start_writeback(fd)
+            new_dirs = self._give_name(os.link, source, target)
+        except OSError as exc:
+            os.close(fd)
+            if isinstance(exc, FileNotFoundError):
+                raise
+            # Another filesystem, or one without hard links: the bytes are copied.
+            self._copy_durably(source, target)
+            return LinkedFile(self, file_uuid, size, None, [])
+        except BaseException:
+            os.close(fd)
+            raise
+        return LinkedFile(self, file_uuid, size, fd, new_dirs)
 
     def _sync_pool(self) -> ThreadPoolExecutor:
         with self._syncs_lock:
             if self._syncs is None:
                 self._syncs = ThreadPoolExecutor(_SYNC_WORKERS, "workbench-file-sync")
             return self._syncs
-
-    def _sync_new_dirs(self, new_dirs: list[Path]) -> None:
-        for created in reversed(new_dirs):
-            _fsync_dir(created.parent)
-        self._made_dirs.update(new_dirs)
-
-    def _link_durably(self, source: Path, target: Path) -> None:
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(source, target)
-        except FileNotFoundError:
-            if not source.exists():
-                raise
-            # The fan-out directory was removed behind our back (by hand, say).
-            self._place(source, target, link=True)
-            return
-        except OSError:
-            # Another filesystem, or one without hard links: the bytes are copied.
-            self._copy_durably(source, target)
-            return
-        _fsync_dir(target.parent)
 
     def _copy_durably(self, source: Path, target: Path) -> None:
         """Copy ``source`` to a temporary file, fsync it and rename it to ``target``."""
@@ -204,9 +273,33 @@ class FileStore:
                 self._syncs.shutdown(wait=True)
                 self._syncs = None
 
-    def commit_files(self, sources: list[Path]) -> list[tuple[str, int]]:
+    def batch_names(self) -> Iterator[str]:
+        """New file UUIDs for the files of one batch (:meth:`commit_files`), each group of
+        :data:`BATCH_DIRECTORY_FILES` in one fan-out directory, made here when the group
+        starts (their entries are synced by the commit that uses the names).
+
+        The names stay random version-4 UUIDs; only their first four hex digits, the
+        directories' names, are shared within a group, so a store's files still spread over
+        all the directories, a group at a time. On a new store that is one directory made
+        per group rather than one or two per file: each costs a journal update, as much as
+        a small file's own on a busy disk.
+        """
+        while True:
+            first = uuid.uuid4()
+            directory = self.path_of(str(first)).parent
+            if directory not in self._made_dirs:
+                directory.mkdir(parents=True, exist_ok=True)
+            shared = first.int & _DIRECTORY_BITS
+            yield str(first)
+            for _ in range(BATCH_DIRECTORY_FILES - 1):
+                yield str(uuid.UUID(int=shared | (uuid.uuid4().int & ~_DIRECTORY_BITS)))
+
+    def commit_files(
+        self, sources: list[Path], names: list[str | None] | None = None
+    ) -> list[tuple[str, int]]:
         """Move many files of :attr:`incoming_dir` into the store durably; return their
-        ``(uuid, size)`` in order.
+        ``(uuid, size)`` in order (the UUID of ``names`` given by :meth:`batch_names`, if
+        any, else one of a new :meth:`batch_names`).
 
         Where the platform has ``syncfs`` (Linux), the whole batch costs two syncs of the
         store's filesystem (the files' data before the renames, the renames after) instead
@@ -214,20 +307,24 @@ class FileStore:
         time. Elsewhere each file is committed on its own. If anything fails, the files
         already placed are removed again: none of the batch was acknowledged.
         """
-        if not sources or not _syncfs(self.incoming_dir):
-            return [self.commit_file(source, move=True) for source in sources]
+        fresh = self.batch_names()
+        chosen = [(names[position] if names else None) or next(fresh)
+                  for position in range(len(sources))]  # fmt: skip
+        together = bool(sources) and _syncfs(self.incoming_dir)
         placed: list[tuple[str, int]] = []
         new_dirs: list[Path] = []
         try:
-            for source in sources:
-                file_uuid = str(uuid.uuid4())
+            for source, file_uuid in zip(sources, chosen, strict=True):
+                if not together:
+                    placed.append(self.commit_file(source, move=True, file_uuid=file_uuid))
+                    continue
                 target = self.path_of(file_uuid)
                 made = self._make_dirs(target.parent)
                 self._made_dirs.update(made)
                 new_dirs += made
                 os.replace(source, target)
                 placed.append((file_uuid, target.stat().st_size))
-            if not _syncfs(self.root):
+            if together and not _syncfs(self.root):
                 raise OSError(f"syncfs failed on {self.root}")
         except BaseException:
             for file_uuid, _ in placed:
@@ -235,6 +332,22 @@ class FileStore:
             self._made_dirs.difference_update(new_dirs)
             raise
         return placed
+
+    def start_commit_files(self, sources: list[Path], names: list[str]) -> Future:
+        """Start :meth:`commit_files` in a worker thread and return its future: the caller
+        prepares the files' rows meanwhile (their names chosen, their sizes known) and
+        commits them once it is done. A failure comes as :class:`StorageWriteError`, the
+        files placed already removed again (the sources are left to the caller)."""
+        return self._sync_pool().submit(self._commit_files_or_refuse, sources, names)
+
+    def _commit_files_or_refuse(self, sources: list[Path], names: list[str]
+                                ) -> list[tuple[str, int]]:  # fmt: skip
+        try:
+            return self.commit_files(sources, names)
+        except OSError as exc:
+            log.error("%d files could not be made durable in %s: %s", len(sources), self.root, exc)
+            raise StorageWriteError(f"the file could not be made durable in the store ({exc})"
+                                    ) from exc  # fmt: skip
 
     def commit_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, int]:
         """Write ``data`` as a durable file of the store and return ``(uuid, size)``.
@@ -256,9 +369,14 @@ class FileStore:
             raise
         return file_uuid, len(data)
 
-    def _place(self, source: Path, target: Path, *, link: bool = False) -> None:
-        """Rename (or hard-link) a synced file to ``target`` and make the new name durable."""
-        name = os.link if link else os.replace
+    def _place(self, source: Path, target: Path) -> None:
+        """Rename a synced file to ``target`` and make the new name durable."""
+        self._sync_name(target, self._give_name(os.replace, source, target))
+
+    def _give_name(self, name: Callable[[Path, Path], None], source: Path,
+                   target: Path) -> list[Path]:  # fmt: skip
+        """Name ``source`` ``target`` with ``name`` (``os.replace`` or ``os.link``), its
+        fan-out directories made first; return those whose entries need a sync."""
         new_dirs = self._make_dirs(target.parent)
         try:
             name(source, target)
@@ -269,6 +387,10 @@ class FileStore:
             self._made_dirs.difference_update((target.parent, target.parent.parent))
             new_dirs = self._make_dirs(target.parent)
             name(source, target)
+        return new_dirs
+
+    def _sync_name(self, target: Path, new_dirs: list[Path]) -> None:
+        """Make ``target``'s name durable, and the entries of the directories ``new_dirs``."""
         # The directory holding the new name first, then the parents of directories new to
         # this process. In this order a journaling filesystem commits every change with the first
         # fsync, and the others return at once.
@@ -310,8 +432,9 @@ class FileStore:
         return temp
 
     def remove(self, file_uuid: str) -> None:
-        """Delete a stored file; a file already gone is not an error."""
-        self.path_of(file_uuid).unlink(missing_ok=True)
+        """Delete a stored file; a file already gone (or never placed) is not an error."""
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            self.path_of(file_uuid).unlink()
 
     def iter_uuids(self) -> Iterator[str]:
         """Every UUID-named file under the root (skips ``incoming`` and foreign files)."""

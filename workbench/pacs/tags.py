@@ -161,6 +161,7 @@ def header_texts(header: InstanceHeader, keywords: Iterable[str]) -> dict[str, s
     ``MainDicomTags``). Values are converted from the raw elements, each once.
     """
     result: dict[str, str | None] = {}
+    encoding = None  # of the text VRs, once one is met
     for keyword in keywords:
         tag = _TAGS.get(keyword) or tag_for_keyword(keyword)
         elem = header.elements.get(tag)
@@ -169,17 +170,52 @@ def header_texts(header: InstanceHeader, keywords: Iterable[str]) -> dict[str, s
         if elem is None or vr == "SQ":
             result[keyword] = None
             continue
+        text = None
         if is_raw and vr in _VERBATIM_VRS:
             # The stored characters are the text: converting each value to a pydicom
             # object (with its validation) only to print it back costs half the parse.
-            raw = elem.value or b""
-            text = "\\".join(value_text(item, vr) for item in raw.split(b"\\"))
-        else:
+            text = (elem.value or b"").decode("latin-1")
+            text = (
+                "\\".join(item.rstrip(" \x00").lstrip(" ") for item in text.split("\\"))
+                if "\\" in text
+                else text.rstrip(" \x00").lstrip(" ")
+            )
+        elif is_raw and vr in _PLAIN_TEXT_VRS:
+            if encoding is None:
+                encoding = _first_encoding(header)
+            text = _plain_text(elem.value or b"", vr, encoding)
+        if text is None:
             text = value_text(header.get(keyword), vr)
         # Identifiers are kept whole whatever their length: they name the resource.
         keep = len(text) <= MAXIMUM_TAG_LENGTH or keyword in _IDENTIFIERS
         result[keyword] = text if keep else None
     return result
+
+
+# Text VRs whose values (``\\``-separated, but for the last three) print as decoded: what
+# pydicom's text converters do, without their per-value validation.
+_PLAIN_TEXT_VRS = frozenset({"LO", "SH", "UC", "LT", "ST", "UT"})
+_ESC = 0x1B
+
+
+def _first_encoding(header: InstanceHeader) -> str:
+    encodings = header.character_set()
+    return encodings if isinstance(encodings, str) else encodings[0]
+
+
+def _plain_text(raw: bytes, vr: str, encoding: str) -> str | None:
+    """The text of a raw text element decoded as pydicom's ``decode_bytes`` does when there
+    is no escape sequence (with the first encoding); ``None`` to leave it to pydicom (escape
+    sequences, undecodable bytes, an unknown encoding: its warnings and fallbacks)."""
+    if _ESC in raw:
+        return None
+    try:
+        text = raw.decode(encoding)
+    except (UnicodeError, LookupError):
+        return None
+    if vr in _KEEP_LEADING:  # LT, ST, UT: one value, backslashes included
+        return text.rstrip(" \x00")
+    return "\\".join(item.rstrip(" \x00").lstrip(" ") for item in text.split("\\"))
 
 
 _IDENTIFIERS = frozenset(IDENTIFIER.values())

@@ -34,6 +34,11 @@ ACK_TIMEOUT_SECONDS = 0.15
 #: 30-120 ms later on this 2-core machine: five keep 30 frames a second flowing while the
 #: backlog at a release stays at a few frames (three held a drag to 20-27 frames a second).
 MAX_IN_FLIGHT = 5
+#: Seconds after which an exact frame still unconfirmed has its stamp painted again, and how
+#: many times. The browser reports the stamp's pixel back asynchronously; a report lost or
+#: overtaken by an older one would leave the last frame unconfirmed for good.
+RESTAMP_SECONDS = 0.5
+RESTAMPS = 3
 #: Frame numbers are stamped as a 24-bit colour (``viewport_view.FrameStamp``).
 FRAME_ID_MODULUS = 1 << 24
 
@@ -96,6 +101,9 @@ class FramePipeline:
         makes the browser report ``frame_id`` back (:meth:`acknowledged`) once drawn.
     settle_seconds, ack_timeout_seconds, max_in_flight
         See :data:`SETTLE_SECONDS`, :data:`ACK_TIMEOUT_SECONDS` and :data:`MAX_IN_FLIGHT`.
+    restamp
+        ``restamp(frame_id)`` paints the stamp of the frame shown again, so that the browser
+        reports it once more (see :data:`RESTAMP_SECONDS`); ``None``: never.
 
     Attributes
     ----------
@@ -113,8 +121,11 @@ class FramePipeline:
         settle_seconds: float = SETTLE_SECONDS,
         ack_timeout_seconds: float = ACK_TIMEOUT_SECONDS,
         max_in_flight: int = MAX_IN_FLIGHT,
+        restamp: Callable[[int], None] | None = None,
     ) -> None:
         self.draw = draw
+        self.restamp = restamp
+        self._restamp_timer: asyncio.TimerHandle | None = None
         self.settle_seconds = settle_seconds
         self.ack_timeout_seconds = ack_timeout_seconds
         self.max_in_flight = max(1, max_in_flight)
@@ -181,6 +192,7 @@ class FramePipeline:
 
     def close(self) -> None:
         self._cancel_timer()
+        self._cancel_restamp()
 
     # -- internals --------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -212,6 +224,29 @@ class FramePipeline:
         self.draw(exact, frame_id)
         if not exact:  # the exact frame follows when input pauses, even with no ack
             self._schedule(self.settle_seconds)
+        elif self.restamp is not None and self._browser_confirms:
+            self._arm_restamp(frame_id, RESTAMPS)
+
+    def _arm_restamp(self, frame_id: int, left: int) -> None:
+        self._cancel_restamp()
+        self._restamp_timer = call_later(
+            RESTAMP_SECONDS, lambda: self._check_receipt(frame_id, left)
+        )
+
+    def _check_receipt(self, frame_id: int, left: int) -> None:
+        """The exact frame ``frame_id`` is still unconfirmed: stamp it again, unless a frame
+        followed it (whose own receipt confirms it)."""
+        self._restamp_timer = None
+        latest = self.sent % FRAME_ID_MODULUS == frame_id
+        if latest and frame_id in self._in_flight and self.restamp is not None:
+            self.restamp(frame_id)
+            if left > 1:
+                self._arm_restamp(frame_id, left - 1)
+
+    def _cancel_restamp(self) -> None:
+        if self._restamp_timer is not None:
+            self._restamp_timer.cancel()
+            self._restamp_timer = None
 
     def _schedule(self, delay: float) -> None:
         self._cancel_timer()

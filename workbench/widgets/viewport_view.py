@@ -148,7 +148,7 @@ class ViewportView:
         self.status.add_class("wb-viewport-status")
         self._stamp = FrameStamp()
         self._stamp.observe(self._on_stamp, names="image_data")
-        self.frames = FramePipeline(self._draw_frame)
+        self.frames = FramePipeline(self._draw_frame, restamp=self._restamp)
         self.box = widgets.VBox(
             [self.surface, self.status],
             layout=widgets.Layout(border="2px solid #333", padding="0", margin="1px"),
@@ -303,6 +303,10 @@ class ViewportView:
             # frames only: while dragging, each update would be one more message and one
             # more layout of the page per frame.
             self.status.value = overlay.status_line(self.viewport)
+
+    def _restamp(self, frame_id: int) -> None:
+        with hold_canvas():
+            self._stamp.stamp(frame_id)
 
     def _on_stamp(self, change) -> None:
         drawn = self._stamp.drawn()

@@ -22,8 +22,8 @@ from pydicom import uid as dicom_uid
 from pydicom.encaps import get_frame
 
 from workbench.io.errors import DicomIOError
-from workbench.io.frames import FrameSource, decode_frame
-from workbench.io.headers import SERIES_KEYWORDS, read_header
+from workbench.io.frames import FRAME_KEYWORDS, FrameSource, decode_frame
+from workbench.io.headers import read_header
 from workbench.io.sources import DicomFile
 
 from ..errors import BadRequestError, UnknownResourceError
@@ -77,7 +77,7 @@ def frame_numbers(text: str) -> list[int]:
 @lru_cache(maxsize=256)
 def frame_source(path: Path) -> FrameSource:
     """How a stored file's frames are read (kept: stored files never change)."""
-    header = read_header(DicomFile(str(path)), keywords=SERIES_KEYWORDS)
+    header = read_header(DicomFile(str(path)), keywords=FRAME_KEYWORDS)
     return FrameSource.from_header(header)
 
 
@@ -87,7 +87,8 @@ def decoded_frame_bytes(source: FrameSource, index: int) -> bytes:
     array = decode_frame(source, index)
     if source.bits_allocated == 1:
         return np.packbits(array.astype(np.uint8).ravel(), bitorder="little").tobytes()
-    return np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"))).tobytes()
+    # tobytes() copies in C order whatever the layout: one copy, not two.
+    return array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
 def stored_frame_bytes(source: FrameSource, index: int) -> bytes:

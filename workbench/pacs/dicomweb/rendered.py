@@ -1,11 +1,13 @@
 """WADO-RS rendered and thumbnail resources (PS3.18 10.4.1.1.3/4): images for display.
 
-Every frame is rendered by the io layer (:func:`workbench.io.display.render_file`: each
-codec it decodes, modality and VOI LUTs, MONOCHROME1, palette and YBR colour), so whatever
-the viewer shows, these resources show. Query parameters: ``window=center,width[,function]``
-replaces the file's window; ``viewport=vw,vh[,sx,sy,sw,sh]`` crops the source region
-``sx,sy,sw,sh`` (a negative ``sw``/``sh`` flips) and scales the result to fit ``vw`` x
-``vh``; ``quality`` (1-100) sets the JPEG quality. Media types: ``image/jpeg`` (default),
+Every frame is rendered by the io layer (:class:`workbench.io.preview.FileDisplay`, as
+:func:`workbench.io.display.render_file` renders: each codec it decodes, modality and VOI
+LUTs, MONOCHROME1, palette and YBR colour), so whatever the viewer shows, these resources
+show; what a stored file's display needs from its header is kept (:func:`file_display`).
+Query parameters: ``window=center,width[,function]`` replaces the file's window;
+``viewport=vw,vh[,sx,sy,sw,sh]`` crops the source region ``sx,sy,sw,sh`` (a negative
+``sw``/``sh`` flips) and scales the result to fit ``vw`` x ``vh``; ``quality`` (1-100) sets
+the JPEG quality. Media types: ``image/jpeg`` (default),
 ``image/png``, ``image/gif``.
 
 An instance is rendered at its first frame, a frame list frame by frame. A study or series
@@ -20,18 +22,19 @@ import io
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from PIL import Image
 
-from workbench.io.display import render_file
 from workbench.io.errors import DicomIOError
+from workbench.io.preview import FileDisplay
 
 from ..errors import BadRequestError, UnknownResourceError
 from ..index import Index
-from .frames import frame_numbers, frame_source
+from .frames import frame_numbers
 from .multipart import NotAcceptableError, Part, accepted, multipart_parts, multipart_response
 from .targets import Target, resolve, stored_files
 
@@ -154,6 +157,14 @@ def _shape(image: Image.Image, rendering: Rendering, box: int | None) -> Image.I
     return image
 
 
+@lru_cache(maxsize=128)
+def file_display(path: Path) -> FileDisplay:
+    """How a stored file's frames are shown: its header read once, then kept. A stored file
+    never changes (an instance stored again gets a new file), so what is kept never goes
+    stale."""
+    return FileDisplay.read(path)
+
+
 def render_image(
     path: Path, frame: int, rendering: Rendering, *, box: int | None = None, name: str = ""
 ) -> bytes:
@@ -168,9 +179,10 @@ def render_image(
         If the instance has no frame ``frame``.
     """
     try:
-        pixels = render_file(path, frame, window=rendering.window, voi_function=rendering.function)
+        display = file_display(path)
+        pixels = display.render(frame, window=rendering.window, voi_function=rendering.function)
     except IndexError as exc:
-        count = frame_source(path).number_of_frames
+        count = display.number_of_frames
         raise UnknownResourceError(
             "Frame", f"{frame + 1} of instance {name}, which has {count} frame(s)"
         ) from exc

@@ -30,7 +30,7 @@ from ..schema import CHILD, PARENT, totals
 from ..schema import changes as changes_table
 from ..stability import StabilityMonitor
 from ..store import FileStore, StoreLock
-from ..tags import normalize_level
+from ..tags import LEVELS, normalize_level
 from . import attachments as attachment_rows
 from . import exports, reads, views
 from . import labels as label_rows
@@ -183,20 +183,20 @@ class Index:
         """Store a file a receiver wrote and deletes once this returns (a C-STORE's data set
         as pynetdicom wrote it), and index it (see :meth:`ingest_file`).
 
-        The file is fsynced and linked into the store by a worker thread while its header
-        is parsed and its rows prepared; the rows are committed once the file is durable,
-        and only then is the result returned. ``path`` is left in place, unchanged.
+        The file is linked into the store and its writeback started before its header is
+        parsed (:meth:`.FileStore.link_received`); its rows are written while the disk
+        writes it, and committed once it and its name are fsynced; only then is the result
+        returned. ``path`` is left in place, unchanged.
         """
         path = Path(path)
-        pending = self.store.commit_linked(path)
+        linked = self.store.link_received(path)
         try:
             parsed = parse_instance(path, label)
             admit(self.incoming_filter, parsed, remote_aet, origin)
         except BaseException:
-            pending.settle()
-            self.store.remove(pending.file_uuid)
+            linked.discard()
             raise
-        return self._writer.store_pending(parsed, pending, remote_aet, origin)
+        return self._writer.store_pending(parsed, linked, remote_aet, origin)
 
     def ingest_files(
         self,
@@ -205,10 +205,13 @@ class Index:
         remote_aet: str | None = None,
         origin: str = "Plugins",
         labels: list[str] | None = None,
+        parsed: list[ParsedInstance | None] | None = None,
+        names: list[str | None] | None = None,
         check: Callable[[ParsedInstance], None] | None = None,
     ) -> list[tuple[ParsedInstance | None, IngestResult | PacsError]]:
-        """Store many files of :attr:`incoming_dir` as one batch: one sync of the store for
-        all the files and one transaction for all the rows (see :meth:`ingest_file`).
+        """Store many files of :attr:`incoming_dir` as one batch: two syncs of the store for
+        all the files and one transaction for all the rows, inserted while the files are
+        synced and committed once they are durable (see :meth:`ingest_file`).
 
         Parameters
         ----------
@@ -218,6 +221,11 @@ class Index:
             Provenance, as for :meth:`ingest_file`.
         labels : list of str, optional
             How error messages name each file.
+        parsed : list of ParsedInstance or None, optional
+            The headers already read (from the bytes the files were written from, say);
+            a file whose entry is ``None`` is read here.
+        names : list of str or None, optional
+            Store names given by :meth:`FileStore.batch_names` (``None``: a new one).
         check : callable, optional
             Called with each parsed instance before it is stored; a :class:`PacsError` it
             raises refuses that instance alone.
@@ -232,32 +240,41 @@ class Index:
         outcomes: list[tuple[ParsedInstance | None, IngestResult | PacsError]] = []
         accepted: list[tuple[int, ParsedInstance, Path]] = []
         for position, path in enumerate(paths):
-            parsed = None
+            header = parsed[position] if parsed else None
             try:
-                parsed = parse_instance(path, labels[position] if labels else None)
-                admit(self.incoming_filter, parsed, remote_aet, origin)
+                if header is None:
+                    header = parse_instance(path, labels[position] if labels else None)
+                admit(self.incoming_filter, header, remote_aet, origin)
                 if check is not None:
-                    check(parsed)
+                    check(header)
             except PacsError as exc:
                 path.unlink(missing_ok=True)
-                outcomes.append((parsed, exc))
+                outcomes.append((header, exc))
                 continue
-            outcomes.append((parsed, PacsError("not stored")))  # replaced below
-            accepted.append((position, parsed, path))
+            outcomes.append((header, PacsError("not stored")))  # replaced below
+            accepted.append((position, header, path))
+        sources = [path for _, _, path in accepted]
+        fresh = self.store.batch_names()
+        chosen = [(names[position] if names else None) or next(fresh)
+                  for position, _, _ in accepted]  # fmt: skip
         try:
-            stored = self.store.commit_files([path for _, _, path in accepted])
+            sizes = [path.stat().st_size for path in sources]
         except BaseException:
-            for _, _, path in accepted:
+            for path in sources:
                 path.unlink(missing_ok=True)
             raise
+        # The rows are inserted while the files are made durable, and committed after.
+        durable = self.store.start_commit_files(sources, chosen)
         results = self._writer.store_batch(
-            [
-                (parsed, uuid, size)
-                for (_, parsed, _), (uuid, size) in zip(accepted, stored, strict=True)
-            ],
+            [(parsed, name, size)
+             for (_, parsed, _), name, size in zip(accepted, chosen, sizes, strict=True)],
             remote_aet,
             origin,
-        )
+            durable=durable,
+        )  # fmt: skip
+        if durable.exception() is not None:  # every instance refused: nothing was kept
+            for path in sources:
+                path.unlink(missing_ok=True)
         for (position, parsed, _), result in zip(accepted, results, strict=True):
             outcomes[position] = (parsed, result)
         return outcomes
@@ -447,6 +464,11 @@ class Index:
         with self.engine.connect() as conn:
             return reads.exists(conn, normalize_level(level), public_id)
 
+    def level_of(self, public_id: str) -> str | None:
+        """The level holding ``public_id`` (Orthanc IDs never repeat across levels), or None."""
+        with self.engine.connect() as conn:
+            return next((level for level in LEVELS if reads.exists(conn, level, public_id)), None)
+
     def main_dicom_tags(self, level: str, public_id: str) -> dict[str, str]:
         """The main DICOM tags of a resource at its own level, as Orthanc lists them."""
         level = normalize_level(level)
@@ -530,8 +552,8 @@ class Index:
             found = reads.by_uids(conn, level, uids)
         if found is None:
             return None
-        path = self.store.path_of(found.file_uuid) if found.file_uuid else None
-        return found.public_id, path
+        public_id, file_uuid = found
+        return public_id, self.store.path_of(file_uuid) if file_uuid else None
 
     def representative_files(self, level: str, public_ids: list[str]) -> dict[str, Path]:
         """The file of one instance under each resource, in one query: where attributes that

@@ -19,6 +19,7 @@ from ..schema import patients as patients_table
 from ..schema import series as series_table
 from ..schema import studies as studies_table
 from ..tags import IDENTIFIER, LEVELS, stored_tags
+from .prepared import Prepared
 
 #: Name of the running total of the stored files' sizes.
 DISK_SIZE = "disk_size"
@@ -177,7 +178,7 @@ def instance_rows(
 
 
 @cache
-def _by_uids_statement(level: str) -> sa.Select:
+def _by_uids_statement(level: str) -> Prepared:
     table = TABLES[level]
     joined, current, conditions = table, level, []
     while True:
@@ -188,7 +189,9 @@ def _by_uids_statement(level: str) -> sa.Select:
         joined = joined.join(TABLES[parent], TABLES[current].c.parent_pk == TABLES[parent].c.pk)
         current = parent
     file_uuid = table.c.file_uuid if level == "Instance" else sa.null()
-    return (
+    # Run on the DBAPI cursor: every WADO-RS frame or rendered request starts here, and
+    # SQLAlchemy's own work for one execution is most of this indexed lookup's cost.
+    return Prepared(
         sa.select(table.c.public_id, file_uuid.label("file_uuid"))
         .select_from(joined)
         .where(*conditions)
@@ -197,7 +200,7 @@ def _by_uids_statement(level: str) -> sa.Select:
     )
 
 
-def by_uids(conn: sa.Connection, level: str, uids: dict[str, str]) -> sa.Row | None:
+def by_uids(conn: sa.Connection, level: str, uids: dict[str, str]) -> tuple | None:
     """``(public_id, file_uuid)`` of the resource of ``level`` (Study, Series or Instance)
     whose UID and whose parents' UIDs are ``uids`` (level → UID, from the study down; the
     file for an instance only), the first stored if several match; ``None`` if none does.
@@ -205,7 +208,12 @@ def by_uids(conn: sa.Connection, level: str, uids: dict[str, str]) -> sa.Row | N
     The UIDs are compared as they are: DICOM's single value matching of a UID, without the
     list and universal forms of :meth:`Index.find`.
     """
-    return conn.execute(_by_uids_statement(level), uids).first()
+    cursor = _by_uids_statement(level).execute(conn, uids)
+    try:
+        found = cursor.fetchall()  # to the statement's end: no read left open on SQLite
+    finally:
+        cursor.close()
+    return found[0] if found else None
 
 
 @cache

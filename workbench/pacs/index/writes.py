@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,15 +31,16 @@ from ..schema import instances as instances_table
 from ..schema import series as series_table
 from ..schema import studies as studies_table
 from ..stability import Resource
-from ..store import FileStore, PendingFile
+from ..store import FileStore, LinkedFile, PendingFile
 from ..tags import IDENTIFIER, LEVELS, stored_tags
 from . import attachments, labels, metadata, reads, views
 from .commits import GroupCommit
+from .prepared import Prepared
 
 log = logging.getLogger(__name__)
 
 _TOUCH = {
-    level: table.update().where(table.c.pk == sa.bindparam("b_pk"))
+    level: Prepared(table.update().where(table.c.pk == sa.bindparam("b_pk")))
     for level, table in TABLES.items()
 }
 _TOUCHED_AT = {
@@ -47,7 +49,7 @@ _TOUCHED_AT = {
 }
 # What ingesting an instance needs to know before writing, in one statement rather than five:
 # whether the instance and its parents exist (their keys), and the next recycling order.
-_LOOKUP = sa.select(
+_LOOKUP = Prepared(sa.select(
     *(
         sa.select(table.c.pk).where(table.c.public_id == sa.bindparam(name)).scalar_subquery()
         for name, table in (
@@ -58,12 +60,14 @@ _LOOKUP = sa.select(
         )
     ),
     sa.select(sa.func.max(patients.c.recycling_order)).scalar_subquery(),
-)
-_ADD_TOTAL = (
+))
+_ADD_TOTAL = Prepared(
     totals.update()
     .where(totals.c.name == sa.bindparam("b_name"))
     .values(value=totals.c.value + sa.bindparam("delta"))
 )
+_LOG_CHANGE = Prepared(changes.insert())
+_INSERT_INSTANCE = Prepared(instances_table.insert())
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class _Row:
     remote_aet: str | None
     origin: str
     #: The file still being made durable, if it is (its rows wait for it to commit).
-    pending: PendingFile | None = None
+    pending: PendingFile | LinkedFile | None = None
 
     def wait(self) -> None:
         """Return once the file is durable; raise what kept it out of the store."""
@@ -119,13 +123,13 @@ class _Deferred:
         """Write what was deferred (in the transaction of ``conn``)."""
         for level, rows in self.touches.items():
             if rows:
-                conn.execute(_TOUCH[level], list(rows.values()))
+                _TOUCH[level].execute_many(conn, list(rows.values()))
                 rows.clear()
         if self.disk_size:
             Writer._add_total(conn, reads.DISK_SIZE, self.disk_size)
             self.disk_size = 0
         if self.changes:
-            conn.execute(changes.insert(), self.changes)
+            _LOG_CHANGE.execute_many(conn, self.changes)
             self.changes = []
 
 
@@ -198,14 +202,14 @@ class Writer:
     def store_pending(
         self,
         parsed: ParsedInstance,
-        pending: PendingFile,
+        pending: PendingFile | LinkedFile,
         remote_aet: str | None,
         origin: str,
     ) -> IngestResult:
-        """Index a file still being made durable (:meth:`.FileStore.commit_linked`).
+        """Index a file still being made durable (:meth:`.FileStore.link_received`).
 
-        Its rows are prepared meanwhile and committed once the file is durable, so its
-        fsync costs no more than the longer of the two; the file first, still.
+        Its rows are written meanwhile and committed once the file is durable (the disk
+        writing a large file while they are prepared); the file first, still.
         """
         row = _Row(parsed, pending.file_uuid, pending.size, remote_aet, origin, pending)
         status, obsolete = self._group.submit(row)
@@ -216,14 +220,19 @@ class Writer:
         items: list[tuple[ParsedInstance, str, int]],
         remote_aet: str | None,
         origin: str,
+        durable: Future | None = None,
     ) -> list[IngestResult | PacsError]:
-        """Index files already durable in the store (``(parsed, uuid, size)`` each) in one
-        transaction; an outcome per item, in order.
+        """Index files of the store (``(parsed, uuid, size)`` each) in one transaction; an
+        outcome per item, in order.
 
-        Should one item fail, the batch is indexed again item by item so the others are
-        kept; the failed item's file is removed and its error returned in its place.
+        The files are durable already, or made so by ``durable``
+        (:meth:`.FileStore.start_commit_files`): the rows are then inserted meanwhile and
+        committed once it is done, or refused with its error. Should one item fail, the
+        batch is indexed again item by item so the others are kept; the failed item's file
+        is removed and its error returned in its place.
         """
-        rows = [_Row(parsed, file_uuid, size, remote_aet, origin)
+        rows = [_Row(parsed, file_uuid, size, remote_aet, origin,
+                     None if durable is None else PendingFile(file_uuid, size, durable))
                 for parsed, file_uuid, size in items]  # fmt: skip
         results: list[IngestResult | PacsError] = []
         for row, outcome in zip(rows, self._index_rows(rows), strict=True):
@@ -358,12 +367,12 @@ class Writer:
             "study": study_id,
             "series": series_id,
         }
-        existing, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+        existing, patient_pk, study_pk, series_pk, order = _LOOKUP.execute(conn, keys).fetchone()
         if existing is not None:
             if not self.config.OverwriteInstances:
                 return "AlreadyStored", []
             obsolete += self._delete_instances(conn, [existing])
-            _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+            _, patient_pk, study_pk, series_pk, order = _LOOKUP.execute(conn, keys).fetchone()
 
         if self.config.MaximumStorageSize or self.config.MaximumPatientCount:
             deferred.flush(conn)  # the plan reads the totals and the recycling order
@@ -379,14 +388,14 @@ class Writer:
                 log.info("Recycling patient %s to make room", victim)
                 obsolete += self._delete_under(conn, "Patient", victim)
             if victims:
-                _, patient_pk, study_pk, series_pk, order = conn.execute(_LOOKUP, keys).one()
+                _, patient_pk, study_pk, series_pk, order = _LOOKUP.execute(conn, keys).fetchone()
 
         order = max(order or 0, deferred.order)
         known = {"Patient": patient_pk, "Study": study_pk, "Series": series_pk}
         instance_row = self._write_instance(
             conn, deferred, _Row(parsed, file_uuid, size, remote_aet, origin), known, order
         )
-        conn.execute(instances_table.insert(), instance_row)
+        _INSERT_INSTANCE.execute(conn, instance_row)
         return "Success", obsolete
 
     def _insert_many(
@@ -419,8 +428,8 @@ class Writer:
             for level, public_id in zip(LEVELS, row.parsed.ids, strict=True):
                 known[level][public_id] = parents.get(level, -1)
             outcomes.append(("Success", []))
-        if instance_rows:
-            conn.execute(instances_table.insert(), instance_rows)
+        if instance_rows:  # the same keys in every row: one executemany
+            _INSERT_INSTANCE.execute_many(conn, instance_rows)
         return outcomes
 
     def _write_instance(
@@ -684,7 +693,7 @@ class Writer:
 
     @staticmethod
     def _add_total(conn: sa.Connection, name: str, delta: int) -> None:
-        updated = conn.execute(_ADD_TOTAL, {"b_name": name, "delta": delta})
+        updated = _ADD_TOTAL.execute(conn, {"b_name": name, "delta": delta})
         if updated.rowcount == 0:
             conn.execute(totals.insert().values(name=name, value=delta))
 

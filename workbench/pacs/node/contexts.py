@@ -307,7 +307,25 @@ def _recv_exact(transport: object, nr_bytes: int) -> bytearray:
             del view
             return buffer[:received]
         received += count
+        if QUICKACK is not None:
+            _ack_now(sock)
     return buffer
+
+
+#: Linux's TCP_QUICKACK (``None`` elsewhere).
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+def _ack_now(sock: socket.socket) -> None:
+    """Acknowledge what was read at once rather than after the delayed-ACK timer.
+
+    A peer with Nagle's algorithm on (DCMTK's tools unless ``TCP_NODELAY`` is set in their
+    environment) holds the data set's PDU until the command's is acknowledged; with the
+    ACK delayed, every C-STORE then waited ~40 ms (20 instances/s). Linux leaves quick-ACK
+    mode on its own, so it is asked for after each read.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
 
 
 def set_nodelay(event: evt.Event) -> None:

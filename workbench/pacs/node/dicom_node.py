@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import AssociationServer
 
 from workbench.pacs.tags import LEVELS
 
@@ -70,7 +71,9 @@ class DicomNode:
     def __init__(self, index: Any, config: Any) -> None:
         self.index = index
         self.config = config
-        self._server: ThreadedAssociationServer | None = None
+        self._server: AssociationServer | None = None
+        #: With ``DicomWorkerProcesses`` > 1, the processes serving associations.
+        self.workers: Any = None
         self.ae = self._make_ae()
         #: Reports on our storage commitment requests, by Transaction UID.
         self.commitment_reports = Reports()
@@ -93,13 +96,23 @@ class DicomNode:
     @property
     def port(self) -> int:
         """The port the node listens on (the one actually bound once started)."""
+        if self.workers is not None:
+            return self.workers.port
         if self._server is not None:
             return int(self._server.server_address[1])
         return int(access.option(self.config, "DicomPort"))
 
     @property
     def is_running(self) -> bool:
-        return self._server is not None
+        return self._server is not None or self.workers is not None
+
+    @property
+    def worker_processes(self) -> int:
+        """How many processes serve associations (``DicomWorkerProcesses``; 1: this one)."""
+        count = access.option(self.config, "DicomWorkerProcesses")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"DicomWorkerProcesses must be a whole number >= 1, not {count!r}")
+        return count
 
     def _make_ae(self) -> AE:
         _configure_pynetdicom()
@@ -123,10 +136,42 @@ class DicomNode:
         return ae
 
     def start(self) -> None:
-        """Start listening in background threads (returns at once)."""
-        if self._server is not None:
+        """Start listening in background threads (returns at once); with
+        ``DicomWorkerProcesses`` > 1, start that many worker processes and hand each
+        association to one of them (:mod:`.pool`)."""
+        if self.is_running:
             return
-        handlers = [
+        if self.worker_processes > 1:
+            from .pool import WorkerPool
+
+            self.workers = WorkerPool(self, self.worker_processes)
+            self.workers.start()
+            LOGGER.info("DICOM node %s listening on %s:%d, %d worker processes", self.aet,
+                        self.host, self.port, self.worker_processes)  # fmt: skip
+            return
+        self._server = self.ae.start_server(
+            (self.host, int(access.option(self.config, "DicomPort"))),
+            block=False,
+            evt_handlers=self._handlers(),
+            contexts=quickly_copied(self.ae.supported_contexts),
+        )
+        LOGGER.info("DICOM node %s listening on %s:%d", self.aet, self.host, self.port)
+
+    def serve_handed(self, address: tuple[str, int], on_closed: Any) -> AssociationServer:
+        """Serve connections accepted by another process (a worker of :mod:`.pool`): the
+        returned server's ``process_request(sock, client_address)`` takes each one;
+        ``on_closed()`` is called as each ends. ``address``: where the acceptor listens."""
+        handlers = [*self._handlers(), (evt.EVT_CONN_CLOSE, lambda _event: on_closed())]
+        self._server = self.ae.make_server(
+            address,
+            evt_handlers=handlers,
+            contexts=quickly_copied(self.ae.supported_contexts),
+            server_class=_HandedServer,
+        )
+        return self._server
+
+    def _handlers(self) -> list:
+        return [
             (evt.EVT_CONN_OPEN, tune_association),
             (evt.EVT_C_ECHO, handle_echo, [self.config]),
             (evt.EVT_C_STORE, handle_store, [self.index, self.config]),
@@ -136,20 +181,25 @@ class DicomNode:
             (evt.EVT_N_ACTION, self._commitment_scp.handle_n_action),
             (evt.EVT_N_EVENT_REPORT, handle_n_event_report, [self.commitment_reports, self.config]),
         ]
-        self._server = self.ae.start_server(
-            (self.host, int(access.option(self.config, "DicomPort"))),
-            block=False,
-            evt_handlers=handlers,
-            contexts=quickly_copied(self.ae.supported_contexts),
-        )
-        LOGGER.info("DICOM node %s listening on %s:%d", self.aet, self.host, self.port)
 
-    def stop(self) -> None:
-        """Stop listening and end the associations in progress."""
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop listening and end the associations in progress (worker processes give
+        theirs ``grace`` seconds to finish before aborting them)."""
+        if self.workers is not None:
+            self.workers.stop(grace)
+            self.workers = None
         if self._server is None:
             return
-        self._server.shutdown()
+        if isinstance(self._server, _HandedServer):
+            self._server.close(grace)
+        else:
+            self._server.shutdown()
         self._server = None
+
+    def modalities_changed(self) -> None:
+        """``DicomModalities`` changed (over REST): tell the worker processes, if any."""
+        if self.workers is not None:
+            self.workers.broadcast({"modalities": self.config.DicomModalities})
 
     def __enter__(self) -> DicomNode:
         self.start()
@@ -218,14 +268,8 @@ class DicomNode:
                            progress=progress)  # fmt: skip
         if result.sent and self.index is not None:  # the command line sends files alone
             ids = [str(r) for r in resources if not Path(str(r)).is_file()]
-            self.index.log_exports(declared.name, [(self._level_of(i), i) for i in ids])
+            self.index.log_exports(declared.name, [(self.index.level_of(i), i) for i in ids])
         return result
-
-    def _level_of(self, resource_id: str) -> str:
-        for level in LEVELS:
-            if self.index.exists(level, resource_id):
-                return level
-        raise KeyError(resource_id)
 
     def request_commitment(self, modality: str, instances: list[Instance]) -> str:
         """Ask a modality to commit to ``instances`` ((SOP Class UID, SOP Instance UID)
@@ -262,3 +306,27 @@ class DicomNode:
                 continue
         raise KeyError(f"Unknown resource {resource_id!r}: not a patient, study, series or "
                        "instance of the index")
+
+
+class _HandedServer(AssociationServer):
+    """pynetdicom's association server without a socket of its own: it serves connections
+    another process accepted and handed over (``process_request``), so it neither binds
+    nor runs an accept loop."""
+
+    def server_bind(self) -> None:
+        self.socket.close()  # the unbound socket socketserver made
+
+    def server_activate(self) -> None:
+        pass
+
+    def close(self, grace: float) -> None:
+        """Let the associations in progress finish for ``grace`` seconds, then abort the
+        rest and wait for their handlers (so nothing writes to the index after this)."""
+        deadline = time.monotonic() + grace
+        associations = self.active_associations
+        for assoc in associations:
+            assoc.join(max(0.0, deadline - time.monotonic()))
+        for assoc in associations:
+            if assoc.is_alive():
+                assoc.abort()
+                assoc.join(30)

@@ -20,7 +20,7 @@ from ..export import write_archive_of, write_media_of
 from ..index import Index
 from ..schema import CHILD
 from ..tags import LEVELS
-from .deps import body_doc, index_of, json_body, json_object, level_arg
+from .deps import body_doc, index_of, json_body, json_object, level_arg, resource_ids
 from .resources import zip_now_or_as_job
 
 router = APIRouter(prefix="/tools", tags=["tools"])
@@ -34,19 +34,6 @@ BULK_BODY = {
         "Metadata": {"type": "boolean", "default": True},
     },
 }
-
-
-def resource_ids(body: dict[str, Any]) -> list[str]:
-    """The ``Resources`` of a bulk body, or a 400 as Orthanc words it."""
-    ids = body.get("Resources")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise BadRequestError("List of strings expected in field: Resources")
-    return ids
-
-
-def level_of(index: Index, public_id: str) -> str | None:
-    """The level holding ``public_id`` (Orthanc IDs never repeat across levels), or None."""
-    return next((level for level in LEVELS if index.exists(level, public_id)), None)
 
 
 def at_level(index: Index, level: str, public_id: str, target: str) -> list[str]:
@@ -79,7 +66,7 @@ def bulk_content(index: Index, body: dict[str, Any]) -> list[dict[str, Any]]:
         raise BadRequestError('Field "Metadata" must be a boolean')
     found: list[tuple[str, str]] = []
     for public_id in ids:
-        level = level_of(index, public_id)
+        level = index.level_of(public_id)
         if level is None:
             continue
         if target is None:
@@ -112,7 +99,7 @@ async def post_bulk_content(request: Request) -> JSONResponse:
 def bulk_delete(index: Index, ids: list[str]) -> None:
     """Delete each resource still held (one may be gone with an ancestor deleted before)."""
     for public_id in ids:
-        level = level_of(index, public_id)
+        level = index.level_of(public_id)
         if level is None:
             continue
         try:
@@ -140,7 +127,7 @@ def _zip_resources(index: Index, body: Any) -> tuple[dict[str, Any], list[tuple[
         raise BadRequestError("Expected a list of strings (Orthanc identifiers)")
     resources = []
     for public_id in ids:
-        level = level_of(index, public_id)
+        level = index.level_of(public_id)
         if level is None:
             raise UnknownResourceError("Resource", public_id)
         resources.append((level, public_id))

@@ -120,3 +120,11 @@ def body_doc(media_type: str, schema: dict[str, Any], description: str = "") -> 
 
 BINARY = {"type": "string", "format": "binary"}
 TEXT = {"type": "string"}
+
+
+def resource_ids(body: dict[str, Any]) -> list[str]:
+    """The ``Resources`` of a bulk body, or a 400 as Orthanc words it."""
+    ids = body.get("Resources")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequestError("List of strings expected in field: Resources")
+    return ids

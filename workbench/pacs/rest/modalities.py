@@ -98,14 +98,24 @@ async def put_modality(name: str, request: Request) -> dict[str, Any]:
     config = config_of(request)
     # The node reads DicomModalities on each request, so the change applies at once.
     config.DicomModalities[name] = body
+    _changed(request)
     return {}
 
 
 @router.delete("/{name}", summary="Forget a modality")
-def delete_modality(name: str, config: Config = Depends(get_config)) -> dict[str, Any]:
+def delete_modality(name: str, request: Request, config: Config = Depends(get_config)
+                    ) -> dict[str, Any]:  # fmt: skip
     _modality(config, name)
     del config.DicomModalities[name]
+    _changed(request)
     return {}
+
+
+def _changed(request: Request) -> None:
+    """Worker processes serving associations (if any) learn the modalities too."""
+    node = node_of(request)
+    if node is not None:
+        node.modalities_changed()
 
 
 async def _dimse(function, *args, **kwargs) -> Any:

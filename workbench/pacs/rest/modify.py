@@ -24,8 +24,7 @@ from ..jobs import Job
 from ..modification import Modification
 from ..resource_modification import Options, modified_file, modify_resources
 from ..tags import LEVELS, PLURAL
-from .bulk import level_of, resource_ids
-from .deps import body_doc, index_of, json_object, level_arg
+from .deps import body_doc, index_of, json_object, level_arg, resource_ids
 from .jobs import now_or_as_job
 
 _TAG_LIST = {"type": "array", "items": {"type": "string"}}
@@ -130,7 +129,7 @@ async def _run_bulk(request: Request, body: dict[str, Any], modification: Modifi
     options = Options.of(body)
     resources = []
     for public_id in resource_ids(body):
-        level = await run_in_threadpool(level_of, index, public_id)
+        level = await run_in_threadpool(index.level_of, public_id)
         if level is None:
             raise UnknownResourceError("Resource", public_id)
         resources.append((level, public_id))

@@ -9,7 +9,7 @@ from typing import Any
 import pydicom
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.uid import generate_uid
 from starlette.concurrency import run_in_threadpool
 
@@ -30,6 +30,13 @@ from .deps import (
 )
 
 router = APIRouter(prefix="/tools", tags=["tools"])
+
+#: The VRs on which PS3.4 C.2.2.2.4 allows no wildcard. Orthanc's ``/tools/find`` answers a
+#: ``*`` or ``?`` on them with a 400 (even a lone ``*``), rather than matching nothing.
+NO_WILDCARD_VRS = frozenset(
+    {"DA", "TM", "DT", "SL", "SS", "US", "UL", "FL", "FD", "OB", "OW", "UN", "AT", "DS", "IS",
+     "AS", "UI"}
+)
 
 
 def _optional_int(body: dict[str, Any], name: str) -> int | None:
@@ -104,9 +111,14 @@ def find_request(body: dict[str, Any]) -> FindRequest:
         if not isinstance(value, str):
             raise BadRequestError(f'Query value of "{key}" must be a string')
         try:
-            keywords[keyword_of(key)] = value
+            keyword = keyword_of(key)
         except ValueError as exc:
             raise BadRequestError(f'Field "Query": {exc}') from exc
+        if ("*" in value or "?" in value) and _forbids_wildcards(keyword):
+            tag = tag_for_keyword(keyword) or 0
+            raise BadRequestError(f"Wildcards are not allowed on tag "
+                                  f"{tag >> 16:04x},{tag & 0xFFFF:04x} ({keyword})")  # fmt: skip
+        keywords[keyword] = value
     query = keywords
     # Orthanc's /tools/find matches without case unless asked ("CaseSensitive": true).
     case_sensitive = body.get("CaseSensitive", False)
@@ -128,6 +140,11 @@ def find_request(body: dict[str, Any]) -> FindRequest:
         raise BadRequestError(f'Field "LabelsConstraint" must be one of {", ".join(CONSTRAINTS)}')
     return FindRequest(level, query, case_sensitive, expand, limit, since, requested,
                        labels, constraint)  # fmt: skip
+
+
+def _forbids_wildcards(keyword: str) -> bool:
+    # A few tags have a choice of VRs ("US or SS"); any of them forbids.
+    return bool(set(dictionary_VR(keyword).split(" or ")) & NO_WILDCARD_VRS)
 
 
 def _keywords(names: Any) -> list[str]:
