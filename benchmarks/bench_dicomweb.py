@@ -128,6 +128,7 @@ def start_theirs(workdir: Path) -> Server:
 
 
 STARTERS = {"workbench": start_ours, "Orthanc": start_theirs}
+SETTLE_SECONDS = 2.0
 
 
 def stow(session: requests.Session, server: Server, bodies: list[tuple[bytes, str]]) -> float:
@@ -278,6 +279,10 @@ def bench_stow(args: argparse.Namespace, workdir: Path) -> None:
         for _ in range(args.rounds):
             for name, start in STARTERS.items():
                 server = start(workdir)
+                # Each server idles a moment once it answers, so that both have finished
+                # starting (our header helper process, Orthanc's plugins): ingest, not
+                # start-up, is measured.
+                time.sleep(SETTLE_SECONDS)
                 try:
                     samples[name].append(stow(requests.Session(), server, bodies))
                 except RuntimeError as exc:

@@ -49,6 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, OSError, PacsError) as exc:  # PacsError: database away
         print(f"workbench: cannot start: {exc}", file=sys.stderr)
         return 1
+    if handle.header_helpers is not None:
+        handle.header_helpers.start()  # a long-running server has them ready for uploads
     stats = handle.index.statistics()
     print(f"workbench PACS {config.Name!r}")
     print(f"  storage   {config.storage_path.resolve()} "

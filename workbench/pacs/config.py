@@ -67,6 +67,9 @@ class Config:
     #: busy (one process's threads share one interpreter lock, so concurrent associations
     #: need several to go faster). Python incoming filters then cannot see C-STOREs.
     DicomWorkerProcesses: int = 1
+    #: Ours: helper processes reading the headers of small STOW-RS parts while the server's
+    #: process receives and stores (0: none, all read in the server's process).
+    StowHeaderProcesses: int = 1
     #: Seconds without new instances after which a series/study/patient is "stable".
     StableAge: int = 60
     #: Keep a log of the instances sent to modalities (``/exports``), as Orthanc's option.

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from .config import Config
+from .header_helpers import HeaderHelpers
 from .hooks import Hook, Hooks
 from .incoming import IncomingFilter
 from .index import Index
@@ -35,6 +36,9 @@ class ServerHandle:
     _server: uvicorn.Server
     _thread: threading.Thread
     _hooks: Hooks | None = None
+    #: The helper processes reading STOW-RS headers (started by ``workbench serve`` or by
+    #: the first large upload).
+    header_helpers: HeaderHelpers | None = None
 
     def on(self, event: str, hook: Hook | None = None) -> Any:
         """Call ``hook(event)`` on each PACS event of that name, off the ingest path.
@@ -86,6 +90,8 @@ class ServerHandle:
         worker processes give their associations in progress ``grace`` seconds to end."""
         self._server.should_exit = True
         self._thread.join(timeout)
+        if self.header_helpers is not None:
+            self.header_helpers.close()
         if self.node is not None:
             self.node.stop(grace)
         if self._hooks is not None:
@@ -153,15 +159,16 @@ def serve(config: Config | None = None, *, dicom: bool = True, log_level: str = 
         index.close()
         raise
     try:
-        server, thread, port = _start_rest(create_app(index, node=node, config=config),
-                                           config, log_level)
+        app = create_app(index, node=node, config=config)
+        server, thread, port = _start_rest(app, config, log_level)
     except BaseException:
         if node is not None:
             node.stop()
         index.close()
         raise
     host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::") else config.http_host
-    handle = ServerHandle(f"http://{host}:{port}", index, node, config, server, thread)
+    handle = ServerHandle(f"http://{host}:{port}", index, node, config, server, thread,
+                          header_helpers=app.state.header_helpers)
     if node is not None:
         _delete_worklists_when_done(handle)
     return handle

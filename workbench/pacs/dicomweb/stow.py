@@ -2,7 +2,8 @@
 
 The body streams through python-multipart's parser into files of the store's incoming
 directory, so memory stays bounded whatever the upload: an instance's header is read from
-its bytes as it ends, while a worker thread writes the previous ones to their files (a part
+its bytes as it ends (small ones shared with a helper process, so that two cores work), while
+a worker thread writes the previous ones to their files (a part
 larger than :data:`SPOOL_BYTES` streams to its file and is read from there). Only once the
 whole body has been read and found well formed are the files stored, all through
 :meth:`workbench.pacs.Index.ingest_files` (the path C-STORE and ``POST /instances`` take,
@@ -32,6 +33,7 @@ from python_multipart.multipart import MultipartParser
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import BadRequestError, PacsError, PayloadTooLargeError
+from ..header_helpers import GROUP_SIZE, MAX_PART_BYTES, HeaderHelpers
 from ..index import Index
 from ..parsing import ParsedInstance, parse_instance
 from ..results import IngestResult
@@ -59,6 +61,9 @@ MAX_PENDING_BYTES = 32 * 1024**2
 #: batch finds most of their bytes there already (a batch of 50 CT slices is 26 MB); smaller
 #: ones are left to that sync, which writes them together.
 WRITEBACK_BYTES = 64 * 1024
+#: Groups of parts a helper process is given at most at once (a second one waits in its
+#: pipe while it reads the first); the others wait here, the last read by this process.
+IN_FLIGHT = 2
 
 
 class StudyMismatchError(BadRequestError):
@@ -89,14 +94,19 @@ class PartsToFiles:
     """python-multipart callbacks writing each part of a body to its own file.
 
     A part is kept in memory up to :data:`SPOOL_BYTES`. When it ends, its header is read
-    from there in the event loop and its file is written by a worker thread meanwhile
+    from there, in the event loop or by a helper process (:mod:`..header_helpers`; small
+    parts, in groups), and its file is written by a worker thread meanwhile
     (creating a file costs a few hundred microseconds of a busy disk's journal, out of the
     GIL), or not at all if the part is refused. A larger part streams to its file as it
     comes. Files of :data:`WRITEBACK_BYTES` or more are started to disk once written.
     """
 
-    def __init__(self, store: FileStore) -> None:
+    def __init__(self, store: FileStore, helpers: HeaderHelpers | None = None) -> None:
         self.store = store
+        self._helpers = helpers
+        #: Parts waiting for a helper, and groups sent: (future, [(part, bytes)]).
+        self._queued: list[tuple[ReceivedPart, bytes]] = []
+        self._sent: deque[tuple[Future, list[tuple[ReceivedPart, bytes]]]] = deque()
         self.parts: list[ReceivedPart] = []
         self.finished = False
         #: Files being written by the worker, and the bytes they hold.
@@ -163,16 +173,73 @@ class PartsToFiles:
         self._pieces, self._size = [], 0
         if part.content_type != APPLICATION_DICOM:
             return  # refused in store_parts: its bytes are not needed
-        try:
-            part.parsed = parse_instance(data, f"part {part.number}")
-        except PacsError as exc:
-            part.error = exc
+        if not self._read_header(part, data):
             return
         part.path = self._new_path()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, "workbench-stow-writer")
         self.pending.append((self._writer.submit(self._write, part, data), len(data)))
         self.pending_bytes += len(data)
+
+    def _read_header(self, part: ReceivedPart, data: bytes) -> bool:
+        """Read the part's header here, or queue it for a helper process (while the body
+        comes, helpers are sent whole groups); ``False`` if it is refused now."""
+        helpers = self._helpers
+        if helpers is not None and len(data) <= MAX_PART_BYTES:
+            if len(self.parts) == GROUP_SIZE:  # an upload worth sharing: have helpers ready
+                helpers.start()
+            if helpers.ready:
+                self._queued.append((part, data))
+                while len(self._queued) >= GROUP_SIZE and self._groups_in_flight() < IN_FLIGHT:
+                    self._send_group()
+                if len(self._queued) > IN_FLIGHT * GROUP_SIZE:  # helpers behind: read one here
+                    _parse_into(*self._queued.pop())
+                return True
+        return _parse_into(part, data)
+
+    def _groups_in_flight(self) -> int:
+        while self._sent and self._sent[0][0].done():
+            self._take_group(*self._sent.popleft())
+        return sum(not future.done() for future, _ in self._sent)
+
+    def _send_group(self) -> None:
+        group, self._queued = self._queued[:GROUP_SIZE], self._queued[GROUP_SIZE:]
+        assert self._helpers is not None
+        future = self._helpers.submit([(data, f"part {part.number}") for part, data in group])
+        if future is None:
+            for part, data in group:
+                _parse_into(part, data)
+        else:
+            self._sent.append((future, group))
+
+    def _take_group(self, future: Future, group: list[tuple[ReceivedPart, bytes]]) -> None:
+        try:
+            results = future.result()
+        except Exception as exc:  # the helper died: the group is read here
+            log.warning("%s; reading its parts here", exc)
+            results = [None] * len(group)
+        for (part, data), result in zip(group, results, strict=True):
+            if isinstance(result, ParsedInstance):
+                part.parsed = result
+            elif isinstance(result, PacsError):
+                part.error = result
+            else:
+                _parse_into(part, data)
+
+    async def headers_read(self) -> None:
+        """Read the headers still queued, here and by helpers at once (each part then has
+        its header or its error): helpers get the next group whenever they have fewer than
+        :data:`IN_FLIGHT`, this process reads from the other end of the queue meanwhile."""
+        while self._queued:
+            if self._groups_in_flight() < IN_FLIGHT:
+                self._send_group()
+            else:
+                _parse_into(*self._queued.pop())
+        while self._sent:
+            future, group = self._sent.popleft()
+            if not future.done():
+                await asyncio.wrap_future(future)
+            self._take_group(future, group)
 
     def _write(self, part: ReceivedPart, data: bytes) -> None:
         with open(part.path, "xb") as handle:
@@ -218,6 +285,16 @@ class PartsToFiles:
                 part.path.unlink(missing_ok=True)
 
 
+def _parse_into(part: ReceivedPart, data: bytes) -> bool:
+    """Read the part's header into it; ``False`` (the error kept) if it is refused."""
+    try:
+        part.parsed = parse_instance(data, f"part {part.number}")
+    except PacsError as exc:
+        part.error = exc
+        return False
+    return True
+
+
 def _boundary(request: Request) -> str:
     media = parse_media_type(request.headers.get("content-type", ""))
     if media.name != "multipart/related":
@@ -248,7 +325,7 @@ async def receive_parts(request: Request, store: FileStore) -> list[ReceivedPart
         Past :data:`MAX_UPLOAD_BYTES`.
     """
     boundary = _boundary(request)
-    sink = PartsToFiles(store)
+    sink = PartsToFiles(store, getattr(request.app.state, "header_helpers", None))
     parser = MultipartParser(boundary, sink.callbacks())
     try:
         size = 0
@@ -266,6 +343,7 @@ async def receive_parts(request: Request, store: FileStore) -> list[ReceivedPart
             )
         if not sink.parts:
             raise BadRequestError("The multipart body holds no instance")
+        await sink.headers_read()
         await sink.written()
         sink.close()
     except MultipartParseError as exc:

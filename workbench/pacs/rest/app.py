@@ -11,6 +11,7 @@ from workbench import __version__
 
 from .. import dicomweb
 from ..config import Config
+from ..header_helpers import HeaderHelpers
 from ..index import Index
 from ..jobs import Jobs
 from ..ohif import dist_folder
@@ -72,6 +73,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.state.jobs = Jobs(config.ConcurrentJobs, config.JobsHistorySize)
     app.state.node = node
     app.state.config = config
+    app.state.header_helpers = HeaderHelpers(config.StowHeaderProcesses)
     install_error_handlers(app)
     app.include_router(ui.router)
     app.include_router(system.router)
