@@ -62,8 +62,12 @@ MAX_PENDING_BYTES = 32 * 1024**2
 #: ones are left to that sync, which writes them together.
 WRITEBACK_BYTES = 64 * 1024
 #: Groups of parts a helper process is given at most at once (a second one waits in its
-#: pipe while it reads the first); the others wait here, the last read by this process.
+#: pipe while it reads the first). The others wait here while the body comes (this process
+#: is then free to receive it), and once it has come this process reads them from the end of
+#: the queue while the helper takes groups from its start.
 IN_FLIGHT = 2
+#: Bytes of parts at most waiting for a helper; beyond, this process reads some itself.
+MAX_QUEUED_BYTES = 8 * 1024**2
 
 
 class StudyMismatchError(BadRequestError):
@@ -106,6 +110,7 @@ class PartsToFiles:
         self._helpers = helpers
         #: Parts waiting for a helper, and groups sent: (future, [(part, bytes)]).
         self._queued: list[tuple[ReceivedPart, bytes]] = []
+        self._queued_bytes = 0
         self._sent: deque[tuple[Future, list[tuple[ReceivedPart, bytes]]]] = deque()
         self.parts: list[ReceivedPart] = []
         self.finished = False
@@ -182,28 +187,37 @@ class PartsToFiles:
         self.pending_bytes += len(data)
 
     def _read_header(self, part: ReceivedPart, data: bytes) -> bool:
-        """Read the part's header here, or queue it for a helper process (while the body
-        comes, helpers are sent whole groups); ``False`` if it is refused now."""
+        """Read the part's header here, or queue it for a helper process (helpers are sent
+        whole groups while the body comes); ``False`` if it is refused now."""
         helpers = self._helpers
         if helpers is not None and len(data) <= MAX_PART_BYTES:
             if len(self.parts) == GROUP_SIZE:  # an upload worth sharing: have helpers ready
                 helpers.start()
             if helpers.ready:
                 self._queued.append((part, data))
-                while len(self._queued) >= GROUP_SIZE and self._groups_in_flight() < IN_FLIGHT:
+                self._queued_bytes += len(data)
+                while len(self._queued) >= GROUP_SIZE and self._helpers_take_more():
                     self._send_group()
-                if len(self._queued) > IN_FLIGHT * GROUP_SIZE:  # helpers behind: read one here
-                    _parse_into(*self._queued.pop())
+                while self._queued_bytes > MAX_QUEUED_BYTES:  # helpers far behind: help
+                    self._parse_last_queued()
                 return True
         return _parse_into(part, data)
 
-    def _groups_in_flight(self) -> int:
+    def _helpers_take_more(self) -> bool:
         while self._sent and self._sent[0][0].done():
             self._take_group(*self._sent.popleft())
-        return sum(not future.done() for future, _ in self._sent)
+        assert self._helpers is not None
+        in_flight = sum(not future.done() for future, _ in self._sent)
+        return in_flight < IN_FLIGHT * self._helpers.processes
+
+    def _parse_last_queued(self) -> None:
+        part, data = self._queued.pop()
+        self._queued_bytes -= len(data)
+        _parse_into(part, data)
 
     def _send_group(self) -> None:
         group, self._queued = self._queued[:GROUP_SIZE], self._queued[GROUP_SIZE:]
+        self._queued_bytes -= sum(len(data) for _, data in group)
         assert self._helpers is not None
         future = self._helpers.submit([(data, f"part {part.number}") for part, data in group])
         if future is None:
@@ -229,12 +243,12 @@ class PartsToFiles:
     async def headers_read(self) -> None:
         """Read the headers still queued, here and by helpers at once (each part then has
         its header or its error): helpers get the next group whenever they have fewer than
-        :data:`IN_FLIGHT`, this process reads from the other end of the queue meanwhile."""
+        :data:`IN_FLIGHT` each, this process reads from the other end of the queue meanwhile."""
         while self._queued:
-            if self._groups_in_flight() < IN_FLIGHT:
+            if self._helpers_take_more():
                 self._send_group()
             else:
-                _parse_into(*self._queued.pop())
+                self._parse_last_queued()
         while self._sent:
             future, group = self._sent.popleft()
             if not future.done():
