@@ -105,3 +105,30 @@ def test_garbled_fragments_are_left_to_decoding(tmp_path, index):
     garbled.write_bytes(bytes(data))
     read_header(DicomFile(str(garbled)))
     assert index.ingest_file(garbled).status == "Success"
+
+
+@pytest.mark.parametrize(
+    ("character_set", "name"),
+    [
+        (None, "Doe^John"),
+        (None, "A^B\\ C^D "),  # two values, a leading space kept, padding dropped
+        ("ISO_IR 100", " Müller^Hans \\Doe^J "),
+        ("ISO_IR 192", "山田^太郎=やまだ^たろう"),
+        (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # escape sequences
+        ("ISO_IR 100", ""),
+    ],
+)
+def test_person_names_read_from_bytes_print_as_pydicom_prints_them(character_set, name):
+    ds = pydicom.dcmread(NATIVE)
+    if character_set:
+        ds.SpecificCharacterSet = character_set
+    ds.PatientName = ds.ReferringPhysicianName = name
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    parsed = parse_instance(buffer.getvalue())
+    expected = pydicom.dcmread(io.BytesIO(buffer.getvalue()), stop_before_pixels=True)
+    printed = "\\".join(str(value).rstrip(" \x00") for value in (
+        expected.PatientName if isinstance(expected.PatientName, pydicom.multival.MultiValue)
+        else [expected.PatientName]))  # fmt: skip
+    assert parsed.tags["Patient"]["PatientName"] == printed
+    assert parsed.tags["Study"]["ReferringPhysicianName"] == printed

@@ -192,9 +192,9 @@ def header_texts(header: InstanceHeader, keywords: Iterable[str]) -> dict[str, s
     return result
 
 
-# Text VRs whose values (``\\``-separated, but for the last three) print as decoded: what
+# Text VRs whose values (``\\``-separated, but LT, ST and UT) print as decoded: what
 # pydicom's text converters do, without their per-value validation.
-_PLAIN_TEXT_VRS = frozenset({"LO", "SH", "UC", "LT", "ST", "UT"})
+_PLAIN_TEXT_VRS = frozenset({"LO", "SH", "UC", "LT", "ST", "UT", "PN"})
 _ESC = 0x1B
 
 
@@ -213,6 +213,8 @@ def _plain_text(raw: bytes, vr: str, encoding: str) -> str | None:
         text = raw.decode(encoding)
     except (UnicodeError, LookupError):
         return None
+    if vr == "PN":  # values keep their leading spaces, as pydicom's PersonName does
+        return "\\".join(item.rstrip(" \x00") for item in text.rstrip(" \x00").split("\\"))
     if vr in _KEEP_LEADING:  # LT, ST, UT: one value, backslashes included
         return text.rstrip(" \x00")
     return "\\".join(item.rstrip(" \x00").lstrip(" ") for item in text.split("\\"))
