@@ -230,11 +230,23 @@ def test_an_incoming_filter_cannot_be_set_with_workers(pacs):
 
 
 def children(pid: int) -> set[int]:
-    """The live child processes of ``pid``."""
+    """The live child processes of ``pid`` (DICOM workers, the STOW-RS header helper)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         found |= {int(child) for child in (task / "children").read_text().split()}
     return {child for child in found if alive(child)}
+
+
+def workers_of(pid: int) -> set[int]:
+    """The live DICOM worker processes of the server ``pid``."""
+    return {child for child in children(pid) if b"workbench.pacs.node.worker" in _command(child)}
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def alive(pid: int) -> bool:
@@ -264,19 +276,19 @@ def test_workers_restart_when_killed_and_stop_with_the_server(tmp_path, sample_d
                                  "--http-port", "0", "--dicom-port", str(port), "--aet",
                                  NODE_AET, "--dicom-workers", str(WORKERS))  # fmt: skip
     try:
-        workers = children(process.pid)
+        workers = workers_of(process.pid)
         assert len(workers) == WORKERS
         # A worker killed outright is replaced, and the node serves on.
         os.kill(min(workers), signal.SIGKILL)
-        assert wait_until(lambda: len(children(process.pid)) == WORKERS
-                          and min(workers) not in children(process.pid))  # fmt: skip
+        assert wait_until(lambda: len(workers_of(process.pid)) == WORKERS
+                          and min(workers) not in workers_of(process.pid))  # fmt: skip
         assert "starting it again" in (tmp_path / "serve.log").read_text()
         finish(storescu(port, files[:10]))
         # Stopped while associations send: each worker finishes or aborts its own, and
         # whatever was acknowledged is stored.
         senders = [storescu(port, files[10 + n :: 2], "-v") for n in range(2)]
         assert wait_until(lambda: len(store_files(storage)) > 40)
-        workers = children(process.pid)
+        workers = children(process.pid)  # the header helper too: none may stay behind
         process.send_signal(signal.SIGTERM)
         assert process.wait(120) == 0
         outputs = [sender.communicate(timeout=120)[0] for sender in senders]
@@ -339,11 +351,12 @@ def test_workers_leave_when_their_server_is_killed(tmp_path, database):
     process, _url = serve_process(tmp_path / "serve.log", "--config", str(settings),
                                   "--http-port", "0", "--dicom-port", str(free_port()),
                                   "--dicom-workers", str(WORKERS))  # fmt: skip
-    workers = children(process.pid)
-    assert len(workers) == WORKERS
+    assert len(workers_of(process.pid)) == WORKERS
+    everyone = children(process.pid)  # the workers and the STOW-RS header helper
+    assert len(everyone) == WORKERS + 1
     process.kill()
     process.wait(30)
-    assert wait_until(lambda: not [pid for pid in workers if alive(pid)])
+    assert wait_until(lambda: not [pid for pid in everyone if alive(pid)])
 
 
 @pytest.mark.parametrize("count", [0, -2, 1.5, "2", True])
