@@ -56,7 +56,7 @@ def test_a_helper_reads_headers_and_refusals_as_this_process_does(helpers, sampl
     assert helpers.parts_read == len(items)
 
 
-def test_a_helper_that_dies_fails_its_groups_and_is_replaced(helpers, sample_data):
+def test_a_helper_that_dies_fails_its_groups_and_is_replaced(helpers, sample_data, caplog):
     items = [(path.read_bytes(), "part 1") for path in _small_files(sample_data, 1)]
     (helper,) = helpers._helpers
     helper.process.kill()
@@ -69,6 +69,7 @@ def test_a_helper_that_dies_fails_its_groups_and_is_replaced(helpers, sample_dat
     while helpers.ready:  # the reader thread sees the end of its output
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    assert "header helper process exited" in caplog.text  # said in the server's log
     helpers.start()
     _wait_until_ready(helpers)
     assert helpers.submit(items).result(timeout=60) == parse_group(items)

@@ -94,6 +94,7 @@ class _Helper:
         self._lock = threading.Lock()
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.gone = False
+        self._stopping = False
         self.parts_read = 0
         # A full pipe blocks its writer until the helper has read a group: a thread of its
         # own writes, never the event loop.
@@ -115,6 +116,7 @@ class _Helper:
         return future
 
     def stop(self) -> None:
+        self._stopping = True
         self._outbox.put(None)
 
     def _write(self) -> None:
@@ -136,12 +138,17 @@ class _Helper:
                 self.parts_read += len(results)
                 future.set_result(results)
         finally:
+            status = self.process.wait()
+            if not self._stopping:
+                log.warning("The STOW-RS header helper process exited (status %s); headers are "
+                            "read in the server's process until the next upload starts one",
+                            status)  # fmt: skip
             with self._lock:
                 self.gone = True
                 pending, self._pending = list(self._pending.values()), {}
             for future in pending:
                 future.set_exception(HelperGoneError(
-                    f"the header helper process exited (status {self.process.wait()})"))
+                    f"the header helper process exited (status {status})"))
 
 
 class HeaderHelpers:
