@@ -122,6 +122,8 @@ def test_a_non_dicom_part_fails_alone(fresh_server):
     [
         {"SPOOL_BYTES": 1000},  # every part streams to its file, read back from there
         {"MAX_PENDING_BYTES": 0},  # the receiver waits for each file to be written
+        # each file's pages given back as soon as it is written
+        {"WRITEBACK_BYTES": 0, "RELEASE_AFTER_FILES": 0},
     ],
 )
 def test_parts_streamed_to_disk_or_waited_for_are_stored_as_sent(

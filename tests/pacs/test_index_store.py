@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import itertools
+import mmap
 import shutil
+import sys
 import tempfile
 import threading
 import uuid
@@ -195,6 +198,53 @@ def test_received_file_is_stored_durably_and_left_to_its_writer(index, template,
     again = index.ingest_received(received)
     assert again.status == "AlreadyStored"
     assert len(list(index.store.iter_uuids())) == 1  # the copy stored for nothing is gone
+
+
+def _cached_pages(path: Path) -> int:
+    """How many of the file's pages are in the page cache (Linux ``mincore``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)  # fmt: skip
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    with open(path, "rb") as handle:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, handle.fileno(), 0)
+    assert address not in (None, ctypes.c_void_p(-1).value)
+    try:
+        vector = ctypes.create_string_buffer(pages)
+        assert libc.mincore(address, size, vector) == 0, ctypes.get_errno()
+        return sum(byte & 1 for byte in vector.raw)
+    finally:
+        libc.munmap(address, size)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache advice: Linux")
+@pytest.mark.parametrize("path_taken", ["batch", "received", "bytes"])
+def test_stored_files_leave_the_page_cache_from_a_size_on(index, template, tmp_path,
+                                                          monkeypatch, path_taken):
+    def store(data: bytes) -> Path:
+        if path_taken == "batch":
+            incoming = index.store.new_temp_path()
+            incoming.write_bytes(data)
+            ((_, result),) = index.ingest_files([incoming])
+        elif path_taken == "received":
+            received = tmp_path / f"{uuid.uuid4().hex}.dcm"
+            received.write_bytes(data)
+            result = index.ingest_received(received)
+        else:
+            result = index.ingest_bytes(data)
+        return index.instance_path(result.instance_id)
+
+    small = store(make_instance(template))  # 2.3 kB, under the size: left in the cache
+    assert _cached_pages(small) > 0
+    monkeypatch.setattr(store_module, "DROP_CACHED_BYTES", 1024)
+    data = make_instance(template)
+    stored = store(data)
+    assert _cached_pages(stored) == 0
+    assert stored.read_bytes() == data
 
 
 def test_received_file_refused_leaves_nothing_in_the_store(index, tmp_path):

@@ -72,7 +72,50 @@ def start_writeback(fd: int) -> None:
         function(fd, ctypes.c_int64(0), ctypes.c_int64(0), _SYNC_FILE_RANGE_WRITE)
 
 
+def release_written(fd: int, size: int) -> None:
+    """Wait until the writeback of a file's pages (see :func:`start_writeback`) has ended,
+    then give them back to the kernel (:func:`drop_cached`), so that the files written next
+    reuse them. Not a sync: the file is durable only once its store syncs it."""
+    function = _libc_sync_file_range()
+    if function is not None and size >= DROP_CACHED_BYTES:
+        flags = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+        function(fd, ctypes.c_int64(0), ctypes.c_int64(0), flags)
+        drop_cached(fd, size)
+
+
+_SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2
+_SYNC_FILE_RANGE_WAIT_AFTER = 4
+
+#: Files from this size on leave the page cache once durable (see :func:`drop_cached`).
+DROP_CACHED_BYTES = 64 * 1024
+
+
+def drop_cached(fd: int, size: int) -> None:
+    """Let the kernel reuse the pages of a file that is durable now (``POSIX_FADV_DONTNEED``
+    on its clean pages), if it holds :data:`DROP_CACHED_BYTES` or more; nothing where the
+    platform lacks it.
+
+    An ingest writes each file once and rarely reads it soon, so its pages would only push
+    the readers' working set out of the cache. They are also what the next files are
+    written into: a write into pages the kernel has just freed costs far less than one
+    that needs fresh memory (a 512 KB CT slice: 0.1 against 3-4 ms on a virtual machine
+    whose memory the host gives on first touch), so a long ingest is not slowed down by
+    page allocation.
+    """
+    if size >= DROP_CACHED_BYTES and hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):  # advice only: never fails an ingest
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _drop_cached_path(path: Path, size: int) -> None:
+    if size >= DROP_CACHED_BYTES:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                drop_cached(fd, size)
+            finally:
+                os.close(fd)
 
 
 @functools.cache
@@ -139,6 +182,7 @@ class LinkedFile:
             if self._fd is None:  # settled before: opened again
                 self._fd = os.open(target, os.O_RDONLY)
             os.fsync(self._fd)
+            drop_cached(self._fd, self.size)
         except OSError as exc:
             self._error = exc
             raise
@@ -207,6 +251,7 @@ class FileStore:
         if move:
             with open(source, "rb+") as handle:
                 os.fsync(handle.fileno())
+                drop_cached(handle.fileno(), os.fstat(handle.fileno()).st_size)
             self._place(source, target)
             return file_uuid, target.stat().st_size
         self._copy_durably(source, target)
@@ -261,6 +306,7 @@ class FileStore:
                 shutil.copyfileobj(src, dst, _CHUNK)
                 dst.flush()
                 os.fsync(dst.fileno())
+                drop_cached(dst.fileno(), dst.tell())
             self._place(temp, target)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -326,6 +372,9 @@ class FileStore:
                 placed.append((file_uuid, target.stat().st_size))
             if together and not _syncfs(self.root):
                 raise OSError(f"syncfs failed on {self.root}")
+            if together:
+                for file_uuid, size in placed:
+                    _drop_cached_path(self.path_of(file_uuid), size)
         except BaseException:
             for file_uuid, _ in placed:
                 self.remove(file_uuid)
@@ -363,6 +412,7 @@ class FileStore:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+                drop_cached(handle.fileno(), len(data))
             self._place(temp, self.path_of(file_uuid))
         except BaseException:
             temp.unlink(missing_ok=True)

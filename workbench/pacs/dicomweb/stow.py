@@ -37,7 +37,7 @@ from ..header_helpers import GROUP_SIZE, MAX_PART_BYTES, HeaderHelpers
 from ..index import Index
 from ..parsing import ParsedInstance, parse_instance
 from ..results import IngestResult
-from ..store import FileStore, start_writeback
+from ..store import FileStore, release_written, start_writeback
 from .multipart import UnsupportedMediaTypeError, parse_media_type
 from .qido import DICOM_JSON
 from .urls import dicomweb_root, warning
@@ -61,6 +61,11 @@ MAX_PENDING_BYTES = 32 * 1024**2
 #: batch finds most of their bytes there already (a batch of 50 CT slices is 26 MB); smaller
 #: ones are left to that sync, which writes them together.
 WRITEBACK_BYTES = 64 * 1024
+#: Files the writer keeps open once written: after this many more, the oldest's pages have
+#: reached the disk and are given back to the kernel for the next ones (see
+#: :func:`..store.release_written`), so that a large upload is written into the same few
+#: megabytes of memory rather than into fresh pages, which cost more to fill.
+RELEASE_AFTER_FILES = 4
 #: Groups of parts a helper process is given at most at once (a second one waits in its
 #: pipe while it reads the first). The others wait here while the body comes (this process
 #: is then free to receive it), and once it has come this process reads them from the end of
@@ -118,6 +123,7 @@ class PartsToFiles:
         self.pending: deque[tuple[Future, int]] = deque()
         self.pending_bytes = 0
         self._writer: ThreadPoolExecutor | None = None
+        self._recent: deque[BinaryIO] = deque()  # written large files, used by the writer
         self._names = store.batch_names()  # used by the writer alone
         self._body_id = uuid.uuid4().hex
         self._pieces: list[memoryview] = []  # of the part being received
@@ -256,12 +262,27 @@ class PartsToFiles:
             self._take_group(future, group)
 
     def _write(self, part: ReceivedPart, data: bytes) -> None:
-        with open(part.path, "xb") as handle:
+        handle = open(part.path, "xb")  # noqa: SIM115 - closed here or by _close_recent
+        try:
             handle.write(data)
             if len(data) >= WRITEBACK_BYTES:
                 handle.flush()
                 start_writeback(handle.fileno())
+                self._recent.append(handle)
+            else:
+                handle.close()
+        except BaseException:
+            handle.close()
+            raise
         part.name = next(self._names)
+        while len(self._recent) > RELEASE_AFTER_FILES:
+            oldest = self._recent.popleft()
+            with oldest:
+                release_written(oldest.fileno(), oldest.tell())
+
+    def _close_recent(self) -> None:
+        while self._recent:
+            self._recent.popleft().close()
 
     def _new_path(self) -> Path:
         # The body's fresh UUID and the part's number cannot collide: one "x" open makes
@@ -288,6 +309,7 @@ class PartsToFiles:
         if self._writer is not None:
             self._writer.shutdown(wait=True, cancel_futures=True)
             self._writer = None
+        self._close_recent()
 
     def discard(self) -> None:
         """Remove every file written: nothing of a refused body is kept."""
