@@ -52,8 +52,11 @@ def _stored_count(server) -> int:
     return len(server.index.list_ids("Instance"))
 
 
-def _incoming_is_empty(server) -> bool:
-    return not any(server.index.incoming_dir.iterdir())
+def _no_stray_files(server) -> bool:
+    """Nothing left in the incoming directory, and no file in the store but its instances'
+    (parts are written under their store names as they come)."""
+    files = list(server.index.store.iter_uuids())
+    return not any(server.index.incoming_dir.iterdir()) and len(files) == _stored_count(server)
 
 
 def test_every_sample_file_in_one_request_is_stored_as_sent(fresh_server, sample_data):
@@ -76,7 +79,7 @@ def test_every_sample_file_in_one_request_is_stored_as_sent(fresh_server, sample
     for sop, path in corpus.paths.items():
         (instance_id,) = fresh_server.index.find("Instance", {"SOPInstanceUID": sop})
         assert fresh_server.index.instance_path(instance_id).read_bytes() == path.read_bytes()
-    assert _incoming_is_empty(fresh_server)
+    assert _no_stray_files(fresh_server)
 
 
 def test_dicomweb_client_stores_then_finds_and_retrieves(fresh_server):
@@ -114,7 +117,7 @@ def test_a_non_dicom_part_fails_alone(fresh_server):
     warnings_ = response.headers["warning"]
     assert "part 1" in warnings_ and "text/plain" in warnings_
     assert _stored_count(fresh_server) == 1
-    assert _incoming_is_empty(fresh_server)
+    assert _no_stray_files(fresh_server)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +147,7 @@ def test_parts_streamed_to_disk_or_waited_for_are_stored_as_sent(
         (instance_id,) = fresh_server.index.find("Instance", {"SOPInstanceUID": sop})
         assert fresh_server.index.instance_path(instance_id).read_bytes() == path.read_bytes()
     assert _stored_count(fresh_server) == 3
-    assert _incoming_is_empty(fresh_server)
+    assert _no_stray_files(fresh_server)
 
 
 def test_instances_of_another_study_are_refused(fresh_server):
@@ -178,7 +181,7 @@ def test_a_malformed_body_stores_nothing(fresh_server, damage):
     assert response.status_code == 400
     assert "multipart" in response.json()["Details"]
     assert _stored_count(fresh_server) == 0
-    assert _incoming_is_empty(fresh_server)
+    assert _no_stray_files(fresh_server)
 
 
 @pytest.mark.parametrize(

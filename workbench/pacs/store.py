@@ -350,25 +350,31 @@ class FileStore:
         Where the platform has ``syncfs`` (Linux), the whole batch costs two syncs of the
         store's filesystem (the files' data before the renames, the renames after) instead
         of two fsyncs per file: what makes a batch upload (STOW-RS) faster than one file at a
-        time. Elsewhere each file is committed on its own. If anything fails, the files
+        time; one sync when every file was written under its name already (STOW-RS's). Elsewhere each file is committed on its own. If anything fails, the files
         already placed are removed again: none of the batch was acknowledged.
         """
         fresh = self.batch_names()
         chosen = [(names[position] if names else None) or next(fresh)
                   for position in range(len(sources))]  # fmt: skip
-        together = bool(sources) and _syncfs(self.incoming_dir)
+        targets = [self.path_of(file_uuid) for file_uuid in chosen]
+        # Files written under their names already need no sync before renames (there are
+        # none): the one after makes their content and names durable together.
+        to_rename = any(source != target for source, target in zip(sources, targets))
+        together = bool(sources) and (
+            _syncfs(self.incoming_dir) if to_rename else _libc_syncfs() is not None
+        )
         placed: list[tuple[str, int]] = []
         new_dirs: list[Path] = []
         try:
-            for source, file_uuid in zip(sources, chosen, strict=True):
+            for source, file_uuid, target in zip(sources, chosen, targets, strict=True):
                 if not together:
                     placed.append(self.commit_file(source, move=True, file_uuid=file_uuid))
                     continue
-                target = self.path_of(file_uuid)
-                made = self._make_dirs(target.parent)
-                self._made_dirs.update(made)
-                new_dirs += made
-                os.replace(source, target)
+                if source != target:
+                    made = self._make_dirs(target.parent)
+                    self._made_dirs.update(made)
+                    new_dirs += made
+                    os.replace(source, target)
                 placed.append((file_uuid, target.stat().st_size))
             if together and not _syncfs(self.root):
                 raise OSError(f"syncfs failed on {self.root}")

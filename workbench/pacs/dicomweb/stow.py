@@ -1,16 +1,18 @@
 """STOW-RS (PS3.18 10.5): many instances in one ``multipart/related`` upload.
 
-The body streams through python-multipart's parser into files of the store's incoming
-directory, so memory stays bounded whatever the upload: an instance's header is read from
-its bytes as it ends (small ones shared with a helper process, so that two cores work), while
-a worker thread writes the previous ones to their files (a part
-larger than :data:`SPOOL_BYTES` streams to its file and is read from there). Only once the
-whole body has been read and found well formed are the files stored, all through
-:meth:`workbench.pacs.Index.ingest_files` (the path C-STORE and ``POST /instances`` take,
-with one sync of the store and one transaction for the whole batch). A malformed body stores
-nothing. Each instance then succeeds or fails on its own: the answer lists them in
-ReferencedSOPSequence and FailedSOPSequence (with a FailureReason, and the reason in words in
-a ``Warning`` header), with status 200 (all stored), 202 (some) or 409 (none).
+The body streams through python-multipart's parser into files, so memory stays bounded
+whatever the upload: an instance's header is read from its bytes as it ends (small ones
+shared with a helper process, so that two cores work), while a worker thread writes the
+previous ones to their files, straight under their names in the store (a part larger than
+:data:`SPOOL_BYTES` streams to a file of the incoming directory and is read from there).
+Only once the whole body has been read and found well formed are the files stored, all
+through :meth:`workbench.pacs.Index.ingest_files` (the path C-STORE and ``POST /instances``
+take, with one sync of the store and one transaction for the whole batch). A malformed body
+stores nothing: its files are removed (after a crash mid-upload, start-up reconcile indexes
+the complete ones and quarantines any cut short, as for C-STORE). Each instance then
+succeeds or fails on its own: the answer lists them in ReferencedSOPSequence and
+FailedSOPSequence (with a FailureReason, and the reason in words in a ``Warning`` header),
+with status 200 (all stored), 202 (some) or 409 (none).
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ class StudyMismatchError(BadRequestError):
 
 @dataclass
 class ReceivedPart:
-    """One part of the body: on disk in the incoming directory once it has ended, unless
-    it was refused already (not DICOM, or a header that cannot be read)."""
+    """One part of the body: on disk once it has ended (under its name in the store, or in
+    the incoming directory if it streamed there), unless it was refused already (not DICOM,
+    or a header that cannot be read)."""
 
     number: int
     headers: dict[str, str] = field(default_factory=dict)
@@ -186,7 +189,6 @@ class PartsToFiles:
             return  # refused in store_parts: its bytes are not needed
         if not self._read_header(part, data):
             return
-        part.path = self._new_path()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, "workbench-stow-writer")
         self.pending.append((self._writer.submit(self._write, part, data), len(data)))
@@ -262,6 +264,10 @@ class PartsToFiles:
             self._take_group(future, group)
 
     def _write(self, part: ReceivedPart, data: bytes) -> None:
+        # Straight under its store name: the batch's one sync then makes the content and
+        # the name durable together, with no rename (see FileStore.commit_files).
+        part.name = next(self._names)
+        part.path = self.store.path_of(part.name)
         handle = open(part.path, "xb")  # noqa: SIM115 - closed here or by _close_recent
         try:
             handle.write(data)
@@ -274,7 +280,6 @@ class PartsToFiles:
         except BaseException:
             handle.close()
             raise
-        part.name = next(self._names)
         while len(self._recent) > RELEASE_AFTER_FILES:
             oldest = self._recent.popleft()
             with oldest:
