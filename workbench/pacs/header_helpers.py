@@ -18,6 +18,7 @@ share; one that dies is replaced at the next upload, its parts read in the serve
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_PART_BYTES = 256 * 1024
 #: Parts sent to a helper together (one round trip between the processes per group).
 GROUP_SIZE = 8
+#: Size asked for the pipe to each helper (Linux; 64 kB by default), so that the groups of
+#: an upload's end fit in it at once.
+PIPE_BYTES = 1024 * 1024
 
 Items = list[tuple[bytes, str]]
 Results = list["ParsedInstance | PacsError"]
@@ -93,6 +97,13 @@ class _Helper:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._unsent = 0  # groups submitted and not yet written to the pipe
+        self.all_sent = threading.Event()
+        self.all_sent.set()
+        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
+            import fcntl
+
+            fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self.gone = False
         self._stopping = False
         self.parts_read = 0
@@ -112,6 +123,8 @@ class _Helper:
                 raise HelperGoneError("the header helper process has exited")
             number = next(self._numbers)
             self._pending[number] = future
+            self._unsent += 1
+            self.all_sent.clear()
         self._outbox.put((number, items))
         return future
 
@@ -125,6 +138,10 @@ class _Helper:
             with self.process.stdin as stream:
                 while (message := self._outbox.get()) is not None:
                     _send(stream, message)
+                    with self._lock:
+                        self._unsent -= 1
+                        if not self._unsent:
+                            self.all_sent.set()
         except OSError as exc:  # the helper died: the reader sees its end
             log.warning("Writing to the header helper process failed: %s", exc)
 
@@ -200,6 +217,14 @@ class HeaderHelpers:
             except HelperGoneError:
                 continue
         return None
+
+    def wait_sent(self, timeout: float) -> None:
+        """Wait (``timeout`` seconds at most) until every group submitted is in its
+        helper's pipe. A caller about to hold the interpreter lock for a while (reading
+        headers itself) lets the threads writing the pipes go first: they would otherwise
+        get the lock only at the next switch of threads (5 ms) and the helpers would wait."""
+        for helper in list(self._helpers):
+            helper.all_sent.wait(timeout)
 
     def close(self) -> None:
         """Stop the helpers once they have read the groups they have."""

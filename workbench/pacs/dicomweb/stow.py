@@ -73,6 +73,9 @@ RELEASE_AFTER_FILES = 4
 #: is then free to receive it), and once it has come this process reads them from the end of
 #: the queue while the helper takes groups from its start.
 IN_FLIGHT = 2
+#: Longest wait for the groups of an upload's end to be in the helpers' pipes before this
+#: process reads its own share (see :meth:`PartsToFiles.headers_read`).
+SEND_WAIT_SECONDS = 0.005
 #: Bytes of parts at most waiting for a helper; beyond, this process reads some itself.
 MAX_QUEUED_BYTES = 8 * 1024**2
 
@@ -223,8 +226,8 @@ class PartsToFiles:
         self._queued_bytes -= len(data)
         _parse_into(part, data)
 
-    def _send_group(self) -> None:
-        group, self._queued = self._queued[:GROUP_SIZE], self._queued[GROUP_SIZE:]
+    def _send_group(self, size: int = GROUP_SIZE) -> None:
+        group, self._queued = self._queued[:size], self._queued[size:]
         self._queued_bytes -= sum(len(data) for _, data in group)
         assert self._helpers is not None
         future = self._helpers.submit([(data, f"part {part.number}") for part, data in group])
@@ -250,13 +253,22 @@ class PartsToFiles:
 
     async def headers_read(self) -> None:
         """Read the headers still queued, here and by helpers at once (each part then has
-        its header or its error): helpers get the next group whenever they have fewer than
-        :data:`IN_FLIGHT` each, this process reads from the other end of the queue meanwhile."""
+        its header or its error): the helpers are sent their share of the queue at once,
+        this process reads the rest from the queue's other end meanwhile.
+
+        Shares are fixed up front rather than a group at a time: while this process reads
+        it holds the interpreter lock, and the threads talking to the helpers would get it
+        only at the next switch of threads (every 5 ms), the helpers waiting meanwhile."""
+        if self._queued and self._helpers is not None and self._helpers.ready:
+            helpers = self._helpers.processes
+            waiting = sum(len(group) for future, group in self._sent if not future.done())
+            share = (len(self._queued) + waiting) * helpers // (helpers + 1) - waiting
+            while share > 0 and self._queued:
+                self._send_group(min(share, GROUP_SIZE))
+                share -= GROUP_SIZE
+            self._helpers.wait_sent(SEND_WAIT_SECONDS)
         while self._queued:
-            if self._helpers_take_more():
-                self._send_group()
-            else:
-                self._parse_last_queued()
+            self._parse_last_queued()
         while self._sent:
             future, group = self._sent.popleft()
             if not future.done():
