@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -79,6 +80,33 @@ def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, databas
     assert len(syncs.single) < batches  # no file synced on its own (fan-out directories aside)
     assert len(index.list_ids("Instance")) == len(files) - 1
     assert not list(index.incoming_dir.iterdir())
+    index.close()
+
+
+def test_an_import_stopped_midway_leaves_no_staged_copy(tmp_path, sample_data, database,
+                                                        monkeypatch):
+    # The next batch is copied while one is indexed: stopping after the first batch leaves
+    # the one staged ahead, which must go.
+    monkeypatch.setattr(importing, "BATCH_FILES", 3)
+    index = Index(database.config(tmp_path / "store"))
+    batches = []
+
+    def ingest_then_stop(paths, **options):
+        batches.append(list(paths))
+        deadline = time.monotonic() + 30
+        while len(list(index.incoming_dir.iterdir())) < 6:  # the next batch staged too
+            assert time.monotonic() < deadline, "the next batch was not staged"
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index, "ingest_files", ingest_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        index.import_path(sample_data / SERIES_DIR, progress=False)
+    assert len(batches) == 1 and len(batches[0]) == 3
+    # The batch handed over is the caller's to consume; the one staged ahead is gone.
+    assert {path.name for path in index.incoming_dir.iterdir()} == {
+        path.name for path in batches[0]
+    }
     index.close()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import zipfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,3 +115,25 @@ def staged_batches(
             batch = StagedBatch()
     if batch.paths or batch.unreadable:
         yield batch
+
+
+def staged_ahead(batches: Iterator[StagedBatch]) -> Iterator[StagedBatch]:
+    """Yield the batches of :func:`staged_batches` while a thread stages the next one.
+
+    Copying is mostly the kernel's work, done outside the interpreter lock: it goes on
+    while the caller reads the headers of the batch it was given and indexes them. If the
+    caller stops early, the batch staged ahead is removed from the incoming directory.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="workbench-import-copy") as copier:
+        upcoming = copier.submit(next, batches, None)
+        try:
+            while (batch := upcoming.result()) is not None:
+                upcoming = copier.submit(next, batches, None)
+                yield batch
+        finally:
+            if not upcoming.cancel() and upcoming.exception() is None:
+                leftover = upcoming.result()
+                for path in leftover.paths if leftover is not None else []:
+                    path.unlink(missing_ok=True)
+            with contextlib.suppress(ValueError):  # "generator already executing": cannot be
+                batches.close()

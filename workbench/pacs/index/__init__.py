@@ -21,7 +21,7 @@ from .. import migrations
 from ..config import Config
 from ..database import create_engine
 from ..errors import InvalidInstanceError, PacsError, UnknownResourceError
-from ..importing import ImportSummary, iter_sources, staged_batches
+from ..importing import ImportSummary, iter_sources, staged_ahead, staged_batches
 from ..incoming import IncomingFilter, Refused, admit
 from ..parsing import ParsedInstance, parse_instance
 from ..reconcile import reconcile
@@ -303,10 +303,11 @@ class Index:
     ) -> ImportSummary:
         """Import files, folders and ZIP archives; bad files are reported, not fatal.
 
-        Files are copied into the store in batches (see :func:`.importing.staged_batches`),
-        each made durable by one sync of the store and indexed in one transaction, as
-        :meth:`ingest_files` does; an instance refused (not DICOM, filtered out, no room)
-        is noted in the summary's errors with the reason.
+        Files are copied into the store in batches (see :func:`.importing.staged_batches`;
+        the next batch is copied while one is read and indexed), each made durable by one
+        sync of the store and indexed in one transaction, as :meth:`ingest_files` does; an
+        instance refused (not DICOM, filtered out, no room) is noted in the summary's errors
+        with the reason.
 
         Parameters
         ----------
@@ -326,7 +327,7 @@ class Index:
         summary = ImportSummary()
         bar = tqdm(total=len(sources), disable=not progress, unit="file", desc="Importing")
         with bar:
-            for batch in staged_batches(sources, self.store, summary.errors):
+            for batch in staged_ahead(staged_batches(sources, self.store, summary.errors)):
                 outcomes = self.ingest_files(batch.paths, origin="Plugins", labels=batch.labels)
                 for label, (_, outcome) in zip(batch.labels, outcomes, strict=True):
                     if isinstance(outcome, PacsError):
