@@ -87,18 +87,27 @@ def test_no_processes_start_none():
     assert not helpers.ready and helpers.submit([]) is None
 
 
-@pytest.mark.parametrize("queued_bytes", [None, 30_000])  # 30 kB: this process helps
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {},
+        {"MAX_QUEUED_BYTES": 30_000},  # this process helps
+        {"MAX_PART_BYTES": 4_000},  # most parts "large": read by the helper from their files
+    ],
+)
 def test_an_upload_shared_with_a_helper_is_stored_as_sent(
-    tmp_path, sample_data, monkeypatch, queued_bytes
+    tmp_path, sample_data, monkeypatch, limits
 ):
-    if queued_bytes is not None:
-        monkeypatch.setattr(stow, "MAX_QUEUED_BYTES", queued_bytes)
+    for name, limit in limits.items():
+        monkeypatch.setattr(stow, name, limit)
     files = _small_files(sample_data, 40)
     assert len(files) > 3 * GROUP_SIZE
     parts = [("application/dicom", path.read_bytes()) for path in files]
-    bad_at = (5, 23)  # part numbers (1-based) of a non-DICOM and of a cut DICOM part
+    # Part numbers (1-based) of a non-DICOM part, a cut DICOM part, a larger non-DICOM part.
+    bad_at = (5, 23, 31)
     parts.insert(bad_at[0] - 1, ("application/dicom", b"not DICOM " * 50))
     parts.insert(bad_at[1] - 1, ("application/dicom", parts[0][1][:200]))
+    parts.insert(bad_at[2] - 1, ("application/dicom", b"not DICOM " * 1_000))
     boundary = uuid.uuid4().hex
     body = b"".join(
         f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + data + b"\r\n"
@@ -113,12 +122,15 @@ def test_an_upload_shared_with_a_helper_is_stored_as_sent(
                                     f"boundary={boundary}"},
         )  # fmt: skip
         assert response.status_code == 202, response.text
-        if queued_bytes is None:
+        if "MAX_QUEUED_BYTES" not in limits:
             assert server.header_helpers.parts_read > 0  # the helper took part of the upload
+        if "MAX_PART_BYTES" in limits:  # it read a share of the large ones from their files
+            large = sum(len(data) > limits["MAX_PART_BYTES"] for _, data in parts)
+            assert server.header_helpers.parts_read >= large // 3
         answer = response.json()
-        assert len(answer[FAILED]["Value"]) == 2
+        assert len(answer[FAILED]["Value"]) == len(bad_at)
         warning = response.headers["warning"]
-        assert f"part {bad_at[0]}" in warning and f"part {bad_at[1]}" in warning
+        assert all(f"part {number}" in warning for number in bad_at)
         stored = {
             server.index.instance_path(instance_id).read_bytes()
             for instance_id in server.index.list_ids("Instance")
@@ -127,3 +139,5 @@ def test_an_upload_shared_with_a_helper_is_stored_as_sent(
         assert stored <= {path.read_bytes() for path in files}
         assert len(answer[REFERENCED]["Value"]) == len(files)
         assert not any(server.index.incoming_dir.iterdir())
+        # Parts refused after their file was written leave none behind in the store.
+        assert len(list(server.index.store.iter_uuids())) == len(server.index.list_ids("Instance"))

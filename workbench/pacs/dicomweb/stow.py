@@ -18,6 +18,7 @@ with status 200 (all stored), 202 (some) or 409 (none).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import uuid
@@ -67,7 +68,7 @@ WRITEBACK_BYTES = 64 * 1024
 #: reached the disk and are given back to the kernel for the next ones (see
 #: :func:`..store.release_written`), so that a large upload is written into the same few
 #: megabytes of memory rather than into fresh pages, which cost more to fill.
-RELEASE_AFTER_FILES = 4
+RELEASE_AFTER_FILES = 16
 #: Groups of parts a helper process is given at most at once (a second one waits in its
 #: pipe while it reads the first). The others wait here while the body comes (this process
 #: is then free to receive it), and once it has come this process reads them from the end of
@@ -122,7 +123,8 @@ class PartsToFiles:
         #: Parts waiting for a helper, and groups sent: (future, [(part, bytes)]).
         self._queued: list[tuple[ReceivedPart, bytes]] = []
         self._queued_bytes = 0
-        self._sent: deque[tuple[Future, list[tuple[ReceivedPart, bytes]]]] = deque()
+        #: (Items are a part and its bytes, or its path for a large part read from its file.)
+        self._sent: deque[tuple[Future, list[tuple[ReceivedPart, bytes | Path]]]] = deque()
         self.parts: list[ReceivedPart] = []
         self.finished = False
         #: Files being written by the worker, and the bytes they hold.
@@ -130,6 +132,8 @@ class PartsToFiles:
         self.pending_bytes = 0
         self._writer: ThreadPoolExecutor | None = None
         self._recent: deque[BinaryIO] = deque()  # written large files, used by the writer
+        #: Large parts whose header a helper is to read from their file, and their writes.
+        self._unread: deque[tuple[ReceivedPart, Future]] = deque()
         self._names = store.batch_names()  # used by the writer alone
         self._body_id = uuid.uuid4().hex
         self._pieces: list[memoryview] = []  # of the part being received
@@ -190,20 +194,47 @@ class PartsToFiles:
         self._pieces, self._size = [], 0
         if part.content_type != APPLICATION_DICOM:
             return  # refused in store_parts: its bytes are not needed
-        if not self._read_header(part, data):
+        if self._helpers is not None and len(self.parts) == GROUP_SIZE:
+            self._helpers.start()  # an upload worth sharing: have helpers ready
+        from_file = self._read_from_file(data)
+        if not from_file and not self._read_header(part, data):
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, "workbench-stow-writer")
-        self.pending.append((self._writer.submit(self._write, part, data), len(data)))
+        written = self._writer.submit(self._write, part, data)
+        self.pending.append((written, len(data)))
         self.pending_bytes += len(data)
+        if from_file:
+            self._unread.append((part, written))
+
+    def _read_from_file(self, data: bytes) -> bool:
+        """Whether a helper is to read the part's header from its file once written: a part
+        too large to send them (copying it would cost this process more than the header)."""
+        return self._helpers is not None and len(data) > MAX_PART_BYTES and self._helpers.ready
+
+    def share_written(self) -> None:
+        """Send the helpers the large parts written since the last call, a group at a time
+        (called while the body comes)."""
+        while len(self._unread) >= GROUP_SIZE and all(
+            written.done() for _, written in itertools.islice(self._unread, GROUP_SIZE)
+        ):
+            self._send_files([self._unread.popleft()[0] for _ in range(GROUP_SIZE)])
+
+    def _send_files(self, parts: list[ReceivedPart]) -> None:
+        assert self._helpers is not None
+        group: list[tuple[ReceivedPart, bytes | Path]] = [(p, p.path) for p in parts]  # type: ignore[misc]
+        future = self._helpers.submit([(path, f"part {part.number}") for part, path in group])
+        if future is None:
+            for part, path in group:
+                _parse_into(part, path)
+        else:
+            self._sent.append((future, group))
 
     def _read_header(self, part: ReceivedPart, data: bytes) -> bool:
         """Read the part's header here, or queue it for a helper process (helpers are sent
         whole groups while the body comes); ``False`` if it is refused now."""
         helpers = self._helpers
         if helpers is not None and len(data) <= MAX_PART_BYTES:
-            if len(self.parts) == GROUP_SIZE:  # an upload worth sharing: have helpers ready
-                helpers.start()
             if helpers.ready:
                 self._queued.append((part, data))
                 self._queued_bytes += len(data)
@@ -237,7 +268,8 @@ class PartsToFiles:
         else:
             self._sent.append((future, group))
 
-    def _take_group(self, future: Future, group: list[tuple[ReceivedPart, bytes]]) -> None:
+    def _take_group(self, future: Future, group: list[tuple[ReceivedPart, bytes | Path]]
+                    ) -> None:  # fmt: skip
         try:
             results = future.result()
         except Exception as exc:  # the helper died: the group is read here
@@ -251,6 +283,14 @@ class PartsToFiles:
             else:
                 _parse_into(part, data)
 
+    def _helpers_share(self, count: int) -> int:
+        """How many of ``count`` parts to give the helpers now, so that they and this process
+        end together (counting the parts they have not read yet)."""
+        assert self._helpers is not None
+        helpers = self._helpers.processes
+        waiting = sum(len(group) for future, group in self._sent if not future.done())
+        return max(0, min(count, (count + waiting) * helpers // (helpers + 1) - waiting))
+
     async def headers_read(self) -> None:
         """Read the headers still queued, here and by helpers at once (each part then has
         its header or its error): the helpers are sent their share of the queue at once,
@@ -260,15 +300,23 @@ class PartsToFiles:
         it holds the interpreter lock, and the threads talking to the helpers would get it
         only at the next switch of threads (every 5 ms), the helpers waiting meanwhile."""
         if self._queued and self._helpers is not None and self._helpers.ready:
-            helpers = self._helpers.processes
-            waiting = sum(len(group) for future, group in self._sent if not future.done())
-            share = (len(self._queued) + waiting) * helpers // (helpers + 1) - waiting
+            share = self._helpers_share(len(self._queued))
             while share > 0 and self._queued:
                 self._send_group(min(share, GROUP_SIZE))
                 share -= GROUP_SIZE
             self._helpers.wait_sent(SEND_WAIT_SECONDS)
         while self._queued:
             self._parse_last_queued()
+        if self._unread:  # large parts: read from their files, here and by the helpers
+            await self.written()
+            parts = [part for part, _ in self._unread]
+            self._unread.clear()
+            share = self._helpers_share(len(parts))
+            for start in range(0, share, GROUP_SIZE):
+                self._send_files(parts[start : min(start + GROUP_SIZE, share)])
+            self._helpers.wait_sent(SEND_WAIT_SECONDS)  # type: ignore[union-attr]
+            for part in parts[share:]:
+                _parse_into(part, part.path)  # type: ignore[arg-type]
         while self._sent:
             future, group = self._sent.popleft()
             if not future.done():
@@ -338,7 +386,7 @@ class PartsToFiles:
                 part.path.unlink(missing_ok=True)
 
 
-def _parse_into(part: ReceivedPart, data: bytes) -> bool:
+def _parse_into(part: ReceivedPart, data: bytes | Path) -> bool:
     """Read the part's header into it; ``False`` (the error kept) if it is refused."""
     try:
         part.parsed = parse_instance(data, f"part {part.number}")
@@ -387,6 +435,7 @@ async def receive_parts(request: Request, store: FileStore) -> list[ReceivedPart
             if size > MAX_UPLOAD_BYTES:
                 raise PayloadTooLargeError(f"The body exceeds {MAX_UPLOAD_BYTES} bytes")
             parser.write(chunk)
+            sink.share_written()
             await sink.written(MAX_PENDING_BYTES)
         parser.finalize()
         if not sink.finished:
