@@ -6,8 +6,9 @@ that on one core while the machine's others wait. Helper processes (``StowHeader
 read groups of parts while the server's process receives the next ones and reads some of
 them itself, so that two cores work on one upload.
 
-Parts go to a helper whole (reading a header checks the pixel data's length against the
-file's), and only small ones: copying a large part costs more than reading its header. A
+Small parts go to a helper whole (reading a header checks the pixel data's length against
+the file's); a large one (a CT slice) is read by a helper from its file once written, as
+copying it down a pipe would cost more than reading its header. A
 helper is ``python -m workbench.pacs.header_helpers``, not a ``multiprocessing`` child: those
 import the program's main module again, and a script that starts a server at its top level
 would start a second one. Groups go down its standard input and headers come back up its
