@@ -296,7 +296,8 @@ def bench_stow(args: argparse.Namespace, workdir: Path) -> None:
         cells = [f"{rates[n]:.0f} i/s" if n in rates else "n/a" for n in STARTERS]
         print(f"  {label:<22} {cells[0]:>14} {cells[1]:>14}   {ratio}   ({megabytes:.0f} MB)")
         if args.rounds > 1:  # a shared machine's disk and cores swing between rounds
-            by_round = {n: " ".join(f"{len(files) / t:.0f}" for t in ts) for n, ts in samples.items()}
+            by_round = {n: " ".join(f"{len(files) / t:.0f}" for t in times)
+                        for n, times in samples.items()}  # fmt: skip
             print(f"  {'':<22} rounds, i/s: " + "; ".join(f"{n} {r}" for n, r in by_round.items()))
 
 

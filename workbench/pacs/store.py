@@ -350,8 +350,9 @@ class FileStore:
         Where the platform has ``syncfs`` (Linux), the whole batch costs two syncs of the
         store's filesystem (the files' data before the renames, the renames after) instead
         of two fsyncs per file: what makes a batch upload (STOW-RS) faster than one file at a
-        time; one sync when every file was written under its name already (STOW-RS's). Elsewhere each file is committed on its own. If anything fails, the files
-        already placed are removed again: none of the batch was acknowledged.
+        time; one sync when every file was written under its name already (STOW-RS's).
+        Elsewhere each file is committed on its own. If anything fails, the files already
+        placed are removed again: none of the batch was acknowledged.
         """
         fresh = self.batch_names()
         chosen = [(names[position] if names else None) or next(fresh)
@@ -359,7 +360,7 @@ class FileStore:
         targets = [self.path_of(file_uuid) for file_uuid in chosen]
         # Files written under their names already need no sync before renames (there are
         # none): the one after makes their content and names durable together.
-        to_rename = any(source != target for source, target in zip(sources, targets))
+        to_rename = any(source != target for source, target in zip(sources, targets, strict=True))
         together = bool(sources) and (
             _syncfs(self.incoming_dir) if to_rename else _libc_syncfs() is not None
         )

@@ -223,28 +223,20 @@ class PartsToFiles:
             self._send_files([self._unread.popleft()[0] for _ in range(GROUP_SIZE)])
 
     def _send_files(self, parts: list[ReceivedPart]) -> None:
-        assert self._helpers is not None
-        group: list[tuple[ReceivedPart, bytes | Path]] = [(p, p.path) for p in parts]  # type: ignore[misc]
-        future = self._helpers.submit([(path, f"part {part.number}") for part, path in group])
-        if future is None:
-            for part, path in group:
-                _parse_into(part, path)
-        else:
-            self._sent.append((future, group))
+        self._submit([(part, part.path) for part in parts])  # type: ignore[misc]
 
     def _read_header(self, part: ReceivedPart, data: bytes) -> bool:
         """Read the part's header here, or queue it for a helper process (helpers are sent
         whole groups while the body comes); ``False`` if it is refused now."""
         helpers = self._helpers
-        if helpers is not None and len(data) <= MAX_PART_BYTES:
-            if helpers.ready:
-                self._queued.append((part, data))
-                self._queued_bytes += len(data)
-                while len(self._queued) >= GROUP_SIZE and self._helpers_take_more():
-                    self._send_group()
-                while self._queued_bytes > MAX_QUEUED_BYTES:  # helpers far behind: help
-                    self._parse_last_queued()
-                return True
+        if helpers is not None and len(data) <= MAX_PART_BYTES and helpers.ready:
+            self._queued.append((part, data))
+            self._queued_bytes += len(data)
+            while len(self._queued) >= GROUP_SIZE and self._helpers_take_more():
+                self._send_group()
+            while self._queued_bytes > MAX_QUEUED_BYTES:  # helpers far behind: help
+                self._parse_last_queued()
+            return True
         return _parse_into(part, data)
 
     def _helpers_take_more(self) -> bool:
@@ -262,11 +254,16 @@ class PartsToFiles:
     def _send_group(self, size: int = GROUP_SIZE) -> None:
         group, self._queued = self._queued[:size], self._queued[size:]
         self._queued_bytes -= sum(len(data) for _, data in group)
+        self._submit(group)  # type: ignore[arg-type]
+
+    def _submit(self, group: list[tuple[ReceivedPart, bytes | Path]]) -> None:
+        """Have a helper read the group's parts (their bytes, or their files); read here if
+        none can."""
         assert self._helpers is not None
-        future = self._helpers.submit([(data, f"part {part.number}") for part, data in group])
+        future = self._helpers.submit([(item, f"part {part.number}") for part, item in group])
         if future is None:
-            for part, data in group:
-                _parse_into(part, data)
+            for part, item in group:
+                _parse_into(part, item)
         else:
             self._sent.append((future, group))
 
