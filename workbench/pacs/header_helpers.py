@@ -45,13 +45,15 @@ GROUP_SIZE = 8
 #: an upload's end fit in it at once.
 PIPE_BYTES = 1024 * 1024
 
-Items = list[tuple[bytes, str]]
+#: ``(bytes or path, label)`` of each part, as parse_instance takes them.
+Items = list[tuple["bytes | Path", str]]
 Results = list["ParsedInstance | PacsError"]
 
 
 def parse_group(items: Items) -> Results:
-    """Read each ``(bytes, label)`` as :func:`~workbench.pacs.parsing.parse_instance` does;
-    a refused part gives its error in place of the header (it travels back as a value)."""
+    """Read each ``(bytes or path, label)`` as :func:`~workbench.pacs.parsing.parse_instance`
+    does; a refused part gives its error in place of the header (it travels back as a
+    value)."""
     results: Results = []
     for data, label in items:
         try:

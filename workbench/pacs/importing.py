@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -131,9 +130,9 @@ def staged_ahead(batches: Iterator[StagedBatch]) -> Iterator[StagedBatch]:
                 upcoming = copier.submit(next, batches, None)
                 yield batch
         finally:
+            # Once the batch staged ahead is done (or cancelled), the generator is idle.
             if not upcoming.cancel() and upcoming.exception() is None:
                 leftover = upcoming.result()
                 for path in leftover.paths if leftover is not None else []:
                     path.unlink(missing_ok=True)
-            with contextlib.suppress(ValueError):  # "generator already executing": cannot be
-                batches.close()
+            batches.close()

@@ -109,6 +109,7 @@ def drop_cached(fd: int, size: int) -> None:
 
 
 def _drop_cached_path(path: Path, size: int) -> None:
+    """:func:`drop_cached` for a file closed already (opened only if large enough)."""
     if size >= DROP_CACHED_BYTES:
         with contextlib.suppress(OSError):
             fd = os.open(path, os.O_RDONLY)
@@ -251,9 +252,10 @@ class FileStore:
         if move:
             with open(source, "rb+") as handle:
                 os.fsync(handle.fileno())
-                drop_cached(handle.fileno(), os.fstat(handle.fileno()).st_size)
+                size = os.fstat(handle.fileno()).st_size
+                drop_cached(handle.fileno(), size)
             self._place(source, target)
-            return file_uuid, target.stat().st_size
+            return file_uuid, size
         self._copy_durably(source, target)
         return file_uuid, target.stat().st_size
 
@@ -380,8 +382,8 @@ class FileStore:
             if together and not _syncfs(self.root):
                 raise OSError(f"syncfs failed on {self.root}")
             if together:
-                for file_uuid, size in placed:
-                    _drop_cached_path(self.path_of(file_uuid), size)
+                for target, (_, size) in zip(targets, placed, strict=True):
+                    _drop_cached_path(target, size)
         except BaseException:
             for file_uuid, _ in placed:
                 self.remove(file_uuid)
