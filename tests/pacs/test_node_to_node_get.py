@@ -7,6 +7,7 @@ file as stored, whatever its codec, and nothing fails for want of a context.
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -84,3 +85,20 @@ def test_every_series_arrives_whole_with_its_pixels(two_nodes):
             assert copy.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
             if "PixelData" in original:
                 assert copy.PixelData == original.PixelData, path
+
+
+def test_a_c_get_leaves_nothing_in_the_temporary_directory(two_nodes, tmp_path, monkeypatch):
+    """pynetdicom receives each data set into a temporary file; on the association of a
+    C-GET we requested, it is ours to remove once the instance is stored."""
+    serving, requesting = two_nodes
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    series_uid, paths = next(iter(_series_files(serving.index).items()))
+    result = requesting.node.get("serving", {"SeriesInstanceUID": series_uid})
+    assert result.ok and result.completed == len(paths) > 0, result
+    for path in paths:
+        uid = str(_read(path, stop_before_pixels=True).SOPInstanceUID)
+        (instance,) = requesting.index.find("Instance", {"SOPInstanceUID": uid})
+        assert _read(requesting.index.instance_path(instance)).SOPInstanceUID == uid
+    assert list(temporary.iterdir()) == []

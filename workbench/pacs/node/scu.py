@@ -279,7 +279,7 @@ def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
     """
     identifier, model = _retrieve_request(query_keys, level, GET_MODELS)
     storage, roles = retrieve_storage_contexts(stored_kinds(ae, modality, query_keys, level))
-    handlers = [(evt.EVT_C_STORE, handle_store, [index, None, False])]
+    handlers = [(evt.EVT_C_STORE, _store_retrieved, [index])]
     assoc = associate(ae, modality, [build_context(model), *storage], ext_neg=roles,
                       handlers=handlers)
     try:
@@ -287,6 +287,17 @@ def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
     finally:
         assoc.release()
     return _check_retrieve(result, f"C-GET from {_describe(modality)}")
+
+
+def _store_retrieved(event: evt.Event, index: Any) -> int:
+    """A C-STORE sub-operation of our C-GET: stored as any C-STORE, then its temporary file
+    removed. pynetdicom removes the file it received a data set into once the handler returns
+    only on associations it accepted; on one it requested (ours, for a C-GET) the file would
+    stay in the temporary directory, a copy of every instance retrieved."""
+    try:
+        return handle_store(event, index, None, check=False)
+    finally:
+        Path(event.dataset_path).unlink(missing_ok=True)
 
 
 def store(ae: AE, modality: Modality, paths: list[Path], *,
