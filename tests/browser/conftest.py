@@ -170,10 +170,27 @@ def open_and_run(page, lab: JupyterLab, name: str, cells: list[str], artifacts: 
                 page.screenshot(path=str(artifacts / f"{name}-not-started.png"))
                 raise
             page.keyboard.press("Escape")
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    stalled_since = None
     while True:
         texts = prompts.all_inner_texts()
         if texts and all(t.strip() not in ("[ ]:", "[*]:", "") for t in texts):
             break
+        # JupyterLab now and then runs the first cells of "Run All" and never sends the
+        # rest (the kernel idle, cells below still "[ ]:"): run those once they stay so.
+        stalled = "[*]:" not in [t.strip() for t in texts] and idle.count() > 0
+        if not stalled:
+            stalled_since = None
+        elif stalled_since is None:
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > 5:
+            print(f"{name}: cells left unrun by Run All ({texts}); running them")
+            unrun = [i for i, t in enumerate(texts) if t.strip() in ("[ ]:", "")]
+            page.locator(".jp-Notebook .jp-Cell").nth(unrun[0]).click()
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=15_000)
+            page.get_by_role("menuitem", name="Run Selected Cell and All Below",
+                             exact=True).click(timeout=15_000)  # fmt: skip
+            stalled_since = None
         if time.monotonic() > deadline:
             page.screenshot(path=str(artifacts / f"{name}-timeout.png"))
             raise AssertionError(f"cells still running after {timeout} s: {texts}")
