@@ -40,6 +40,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run index + REST (+ DIMSE node) in the foreground until Ctrl-C."""
     from workbench.pacs.errors import PacsError
+    from workbench.pacs.heap import freeze_startup_objects
     from workbench.pacs.ohif import dist_folder as ohif_dist_of
     from workbench.pacs.server import serve
 
@@ -68,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers = handle.node.workers
         print(f"  DICOM     {config.DicomAet}@{handle.node.host}:{handle.node.port}"
               + (f"  ({workers.count} worker processes)" if workers else ""))
+    freeze_startup_objects()
     print("Press Ctrl-C to stop.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

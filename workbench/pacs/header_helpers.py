@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import PacsError
+from .heap import freeze_startup_objects
 from .parsing import ParsedInstance, parse_instance
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class HeaderHelpers:
 
 def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
     """The helper's loop: read groups until the server closes its standard input."""
+    freeze_startup_objects()
     _send(answers, (0, []))  # ready
     while (message := _receive(requests)) is not None:
         number, items = message  # type: ignore[misc]

@@ -2,8 +2,8 @@
 
 The body streams through python-multipart's parser into files, so memory stays bounded
 whatever the upload: an instance's header is read from its bytes as it ends (small ones
-shared with a helper process, so that two cores work), while a worker thread writes the
-previous ones to their files, straight under their names in the store (a part larger than
+shared with a helper process, so that two cores work) and it is written to its file,
+straight under its name in the store (a large part by a worker thread; a part larger than
 :data:`SPOOL_BYTES` streams to a file of the incoming directory and is read from there).
 Only once the whole body has been read and found well formed are the files stored, all
 through :meth:`workbench.pacs.Index.ingest_files` (the path C-STORE and ``POST /instances``
@@ -60,9 +60,10 @@ NOT_DICOM_REASON = 0xC000
 SPOOL_BYTES = 4 * 1024**2
 #: Bytes of received parts at most waiting in memory for the worker to write them.
 MAX_PENDING_BYTES = 32 * 1024**2
-#: Files from this size on are sent to disk as soon as written, so that the sync of the
-#: batch finds most of their bytes there already (a batch of 50 CT slices is 26 MB); smaller
-#: ones are left to that sync, which writes them together.
+#: Files from this size on are written by a worker thread and sent to disk as soon as
+#: written, so that the sync of the batch finds most of their bytes there already (a batch
+#: of 50 CT slices is 26 MB); smaller ones are written in the event loop and left to that
+#: sync, which writes them together.
 WRITEBACK_BYTES = 64 * 1024
 #: Files the writer keeps open once written: after this many more, the oldest's pages have
 #: reached the disk and are given back to the kernel for the next ones (see
@@ -113,10 +114,9 @@ class PartsToFiles:
     A part is kept in memory up to :data:`SPOOL_BYTES`. When it ends, its header is read
     from there, in the event loop or by a helper process (:mod:`..header_helpers`; small
     parts, in groups; a larger one is read by a helper from its file once written), and
-    its file is written by a worker thread meanwhile
-    (creating a file costs a few hundred microseconds of a busy disk's journal, out of the
-    GIL), or not at all if the part is refused. A larger part streams to its file as it
-    comes. Files of :data:`WRITEBACK_BYTES` or more are started to disk once written.
+    its file is written, or not at all if the part is refused: a small one here at once,
+    one of :data:`WRITEBACK_BYTES` or more by a worker thread meanwhile, which starts it to
+    disk. A part larger than :data:`SPOOL_BYTES` streams to its file as it comes.
     """
 
     def __init__(self, store: FileStore, helpers: HeaderHelpers | None = None) -> None:
@@ -136,7 +136,7 @@ class PartsToFiles:
         self._recent: deque[BinaryIO] = deque()  # written large files, used by the writer
         #: Large parts whose header a helper is to read from their file, and their writes.
         self._unread: deque[tuple[ReceivedPart, Future]] = deque()
-        self._names = store.batch_names()  # used by the writer alone
+        self._names = store.batch_names()
         self._body_id = uuid.uuid4().hex
         self._pieces: list[memoryview] = []  # of the part being received
         self._size = 0
@@ -201,9 +201,20 @@ class PartsToFiles:
         from_file = self._read_from_file(data)
         if not from_file and not self._read_header(part, data):
             return
+        # Straight under its store name: the batch's one sync then makes the content and
+        # the name durable together, with no rename (see FileStore.commit_files).
+        part.name = next(self._names)
+        part.path = self.store.path_of(part.name)
+        if len(data) < WRITEBACK_BYTES:
+            # Written here: a small file is a few short system calls, and each would cost
+            # a worker thread a wait for the interpreter lock, held by this busy thread
+            # (up to a switch interval, 5 ms), so a worker fell behind by a whole upload.
+            with open(part.path, "xb") as handle:
+                handle.write(data)
+            return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, "workbench-stow-writer")
-        written = self._writer.submit(self._write, part, data)
+        written = self._writer.submit(self._write, part.path, data)
         self.pending.append((written, len(data)))
         self.pending_bytes += len(data)
         if from_file:
@@ -322,20 +333,16 @@ class PartsToFiles:
                 await asyncio.wrap_future(future)
             self._take_group(future, group)
 
-    def _write(self, part: ReceivedPart, data: bytes) -> None:
-        # Straight under its store name: the batch's one sync then makes the content and
-        # the name durable together, with no rename (see FileStore.commit_files).
-        part.name = next(self._names)
-        part.path = self.store.path_of(part.name)
-        handle = open(part.path, "xb")  # noqa: SIM115 - closed here or by _close_recent
+    def _write(self, path: Path, data: bytes) -> None:
+        """Write a large part to its file (in the worker thread: the write of half a
+        megabyte lets go of the interpreter lock long enough to pay for the hand-over) and
+        start it to disk."""
+        handle = open(path, "xb")  # noqa: SIM115 - closed here or by _close_recent
         try:
             handle.write(data)
-            if len(data) >= WRITEBACK_BYTES:
-                handle.flush()
-                start_writeback(handle.fileno())
-                self._recent.append(handle)
-            else:
-                handle.close()
+            handle.flush()
+            start_writeback(handle.fileno())
+            self._recent.append(handle)
         except BaseException:
             handle.close()
             raise

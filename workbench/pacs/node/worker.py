@@ -17,6 +17,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ..config import Config
+from ..heap import freeze_startup_objects
 from ..index import Index
 from .channel import Channel
 from .commitment import Reports
@@ -73,6 +74,7 @@ def run(channel: Channel, config: Config) -> None:
         stop.set()
 
     threading.Thread(target=listen, name="workbench-dicom-handed", daemon=True).start()
+    freeze_startup_objects()
     channel.send({"ready": os.getpid()})
     while not stop.wait(1.0):
         pass
