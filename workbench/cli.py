@@ -82,9 +82,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import files, folders and ZIPs into the store."""
+    from workbench.pacs.heap import freeze_startup_objects
     from workbench.pacs.index import Index
 
     index = Index(_config_from(args))
+    freeze_startup_objects()  # an import of thousands of files is a long run too
     summary = index.import_path(*args.paths, progress=not args.quiet)
     print(f"{summary.stored} stored, {summary.already_stored} already stored, "
           f"{len(summary.errors)} refused")
