@@ -8,6 +8,7 @@ title, host or port is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -297,7 +298,10 @@ def _store_retrieved(event: evt.Event, index: Any) -> int:
     try:
         return handle_store(event, index, None, check=False)
     finally:
-        Path(event.dataset_path).unlink(missing_ok=True)
+        # Best effort, as pynetdicom's own: where an open file cannot be deleted (Windows)
+        # the stored instance still counts.
+        with contextlib.suppress(OSError):
+            Path(event.dataset_path).unlink()
 
 
 def store(ae: AE, modality: Modality, paths: list[Path], *,
