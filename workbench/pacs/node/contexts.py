@@ -38,6 +38,8 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from .reactor import wake_on_work
+
 #: Uncompressed transfer syntaxes, in the order the node prefers them when it chooses.
 UNCOMPRESSED: tuple[str, ...] = (
     dicom_uid.ExplicitVRLittleEndian,
@@ -347,8 +349,10 @@ def tune_association(event: evt.Event) -> None:
     """``EVT_CONN_OPEN`` handler tuning an association's transport for throughput.
 
     - TCP_NODELAY (see :func:`set_nodelay`);
-    - a shorter DUL loop delay (:data:`RUN_LOOP_DELAY`) and whole-PDU socket reads, set on
-      this association's objects only (pynetdicom offers no public setting for either);
+    - a DUL reactor that waits in ``select`` for data or for something to send
+      (:func:`.reactor.wake_on_work`; on TLS, a shorter loop delay, :data:`RUN_LOOP_DELAY`)
+      and whole-PDU socket reads, set on this association's objects only (pynetdicom offers
+      no public setting for either);
     - responses left to the send waiting for them (:func:`keep_responses_for_senders`) and,
       on the accepting side, requests served as soon as decoded (:data:`ACCEPTOR_MESSAGE_WAIT`).
     """
@@ -362,3 +366,4 @@ def tune_association(event: evt.Event) -> None:
         event.assoc.dul._run_loop_delay = RUN_LOOP_DELAY
     if isinstance(sock, socket.socket) and not hasattr(sock, "context"):  # not TLS
         transport.recv = types.MethodType(_recv_exact, transport)
+        wake_on_work(event.assoc)
