@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -83,37 +84,70 @@ class StagedBatch:
     unreadable: int = 0
 
 
+#: Threads copying an import's files into the store at once: a file's creation waits on
+#: the disk's metadata (0.4-0.8 ms each on a filesystem after many deletions) and two
+#: creations proceed at once (2,600 files copied alone: 700-1,100 per second by one
+#: thread, 1,800-1,900 by two). On two cores their kernel time competes with the reading
+#: and indexing of the batch before: four threads were slower than two.
+COPY_THREADS = 2
+#: Sources handed to the copying threads at once.
+COPY_WINDOW = 32
+
+
+def _copy_into(store: FileStore, opener: Any) -> tuple[Path, int] | Exception:
+    """Copy one source into a new file of the store's incoming directory: ``(path, size)``,
+    or the error that kept it from being read (nothing left behind then)."""
+    copy = store.new_temp_path()
+    try:
+        source = opener()
+        if isinstance(source, bytes):
+            copy.write_bytes(source)
+        else:  # the kernel copies (copy_file_range/sendfile), no bytes through Python
+            shutil.copyfile(source, copy)
+        return copy, copy.stat().st_size
+    except (OSError, zipfile.BadZipFile) as exc:
+        copy.unlink(missing_ok=True)
+        return exc
+
+
 def staged_batches(
     sources: Iterable[tuple[str, Any]], store: FileStore, errors: dict[str, str]
 ) -> Iterator[StagedBatch]:
     """Copy each source (from :func:`iter_sources`) into the store's incoming directory;
     yield the copies in batches of :data:`BATCH_FILES` files or :data:`BATCH_BYTES` bytes.
 
-    The copies are not synced here: the batch is synced at once when it enters the store.
-    A source that cannot be read is noted in ``errors`` under its label and skipped.
+    :data:`COPY_THREADS` threads copy the files; the batches keep the sources' order. The
+    copies are not synced here: the batch is synced at once when it enters the store. A
+    source that cannot be read is noted in ``errors`` under its label and skipped.
     """
+    pending = iter(sources)
     batch = StagedBatch()
-    for label, opener in sources:
-        copy = store.new_temp_path()
-        try:
-            source = opener()
-            if isinstance(source, bytes):
-                copy.write_bytes(source)
-            else:  # the kernel copies (copy_file_range/sendfile), no bytes through Python
-                shutil.copyfile(source, copy)
-            batch.size += copy.stat().st_size
-        except (OSError, zipfile.BadZipFile) as exc:
-            copy.unlink(missing_ok=True)
-            errors[label] = f"cannot read it: {exc}"
-            batch.unreadable += 1
-            continue
-        batch.paths.append(copy)
-        batch.labels.append(label)
-        if len(batch.paths) >= BATCH_FILES or batch.size >= BATCH_BYTES:
+    # The first batch is one window: the caller starts reading while the next is copied.
+    limit = min(COPY_WINDOW, BATCH_FILES)
+    unclaimed: list[Path] = []  # copied, not handed over yet: removed if the caller stops
+    try:
+        with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="workbench-import-copy") as pool:
+            while window := list(itertools.islice(pending, COPY_WINDOW)):
+                copies = list(pool.map(lambda source: _copy_into(store, source[1]), window))
+                unclaimed += [copied[0] for copied in copies if not isinstance(copied, Exception)]
+                for (label, _), copied in zip(window, copies, strict=True):
+                    if isinstance(copied, Exception):
+                        errors[label] = f"cannot read it: {copied}"
+                        batch.unreadable += 1
+                        continue
+                    batch.paths.append(copied[0])
+                    batch.labels.append(label)
+                    batch.size += copied[1]
+                    if len(batch.paths) >= limit or batch.size >= BATCH_BYTES:
+                        del unclaimed[: len(batch.paths)]
+                        yield batch
+                        batch, limit = StagedBatch(), BATCH_FILES
+        if batch.paths or batch.unreadable:
+            del unclaimed[: len(batch.paths)]
             yield batch
-            batch = StagedBatch()
-    if batch.paths or batch.unreadable:
-        yield batch
+    finally:
+        for path in unclaimed:
+            path.unlink(missing_ok=True)
 
 
 def staged_ahead(batches: Iterator[StagedBatch]) -> Iterator[StagedBatch]:
