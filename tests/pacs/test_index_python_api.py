@@ -74,11 +74,13 @@ def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, databas
     assert "cannot read it" in summary.errors[str(gone)]
     assert "not this one" in summary.errors[str(folder / refused_name)]
     batches = -(-(len(files) + 1) // 4)  # the readable sources, four at a time
-    # The files' data, then their names: twice per batch (a batch with nothing to store,
-    # none).
-    assert 2 * (batches - 1) <= len(syncs.filesystem) <= 2 * batches
+    # The copies are written under their store names: their data and names made durable
+    # together, once per batch (a batch with nothing to store, none).
+    assert batches - 1 <= len(syncs.filesystem) <= batches
     assert len(syncs.single) < batches  # no file synced on its own (fan-out directories aside)
     assert len(index.list_ids("Instance")) == len(files) - 1
+    # The refused instance's copy is gone; nothing passed through the incoming directory.
+    assert set(index.store.iter_uuids()) == set(index.stored_files())
     assert not list(index.incoming_dir.iterdir())
     index.close()
 
@@ -94,7 +96,7 @@ def test_an_import_stopped_midway_leaves_no_staged_copy(tmp_path, sample_data, d
     def ingest_then_stop(paths, **options):
         batches.append(list(paths))
         deadline = time.monotonic() + 30
-        while len(list(index.incoming_dir.iterdir())) < 6:  # the next batch staged too
+        while len(list(index.store.iter_uuids())) < 6:  # the next batch staged too
             assert time.monotonic() < deadline, "the next batch was not staged"
             time.sleep(0.01)
         raise KeyboardInterrupt
@@ -104,9 +106,18 @@ def test_an_import_stopped_midway_leaves_no_staged_copy(tmp_path, sample_data, d
         index.import_path(sample_data / SERIES_DIR, progress=False)
     assert len(batches) == 1 and len(batches[0]) == 3
     # The batch handed over is the caller's to consume; the one staged ahead is gone.
-    assert {path.name for path in index.incoming_dir.iterdir()} == {
-        path.name for path in batches[0]
-    }
+    assert set(index.store.iter_uuids()) == {path.name for path in batches[0]}
+    index.close()
+    # Copies are written under their store names: a process killed before their rows were
+    # committed leaves them for the next start, which indexes the whole ones and quarantines
+    # one cut short (none of them had been acknowledged).
+    cut_short = batches[0][0]
+    cut_short.write_bytes(cut_short.read_bytes()[: cut_short.stat().st_size // 2])
+    index = Index(database.config(tmp_path / "store"))
+    report = index.last_reconcile
+    assert sorted(report.files_reindexed) == sorted(path.name for path in batches[0][1:])
+    assert report.unreadable_files_quarantined == [cut_short.name]
+    assert len(index.list_ids("Instance")) == 2
     index.close()
 
 

@@ -75,9 +75,11 @@ BATCH_BYTES = 256 << 20
 
 @dataclass
 class StagedBatch:
-    """Files copied into the store's incoming directory, not yet synced, with their labels."""
+    """Files copied into the store under their final names, not yet synced, with their
+    labels: ``names[i]`` is the store UUID of ``paths[i]``."""
 
     paths: list[Path] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     size: int = 0
     #: Sources of this batch that could not be read (their errors are already noted).
@@ -94,14 +96,21 @@ COPY_THREADS = 2
 COPY_WINDOW = 32
 
 
-def _copy_into(store: FileStore, opener: Any) -> tuple[Path, int] | Exception:
-    """Copy one source into a new file of the store's incoming directory: ``(path, size)``,
-    or the error that kept it from being read (nothing left behind then)."""
-    copy = store.new_temp_path()
+def _copy_into(store: FileStore, opener: Any, name: str) -> tuple[Path, int] | Exception:
+    """Copy one source to the store's file ``name`` (from :meth:`.FileStore.batch_names`):
+    ``(path, size)``, or the error that kept it from being read (nothing left behind then).
+
+    The copy is written under its final name, as STOW-RS writes its parts, rather than in
+    the incoming directory and renamed: one creation per file and no rename, and the batch
+    is made durable by one sync. Until its row is committed such a file was never
+    acknowledged; after a crash reconcile indexes it, or quarantines it if cut short.
+    """
+    copy = store.path_of(name)
     try:
         source = opener()
         if isinstance(source, bytes):
-            copy.write_bytes(source)
+            with open(copy, "xb") as handle:  # "x": a fresh UUID is nobody else's file
+                handle.write(source)
         else:  # the kernel copies (copy_file_range/sendfile), no bytes through Python
             shutil.copyfile(source, copy)
         return copy, copy.stat().st_size
@@ -113,14 +122,15 @@ def _copy_into(store: FileStore, opener: Any) -> tuple[Path, int] | Exception:
 def staged_batches(
     sources: Iterable[tuple[str, Any]], store: FileStore, errors: dict[str, str]
 ) -> Iterator[StagedBatch]:
-    """Copy each source (from :func:`iter_sources`) into the store's incoming directory;
-    yield the copies in batches of :data:`BATCH_FILES` files or :data:`BATCH_BYTES` bytes.
+    """Copy each source (from :func:`iter_sources`) into the store under a name of
+    :meth:`.FileStore.batch_names`; yield the copies in batches of :data:`BATCH_FILES` files or :data:`BATCH_BYTES` bytes.
 
     :data:`COPY_THREADS` threads copy the files; the batches keep the sources' order. The
     copies are not synced here: the batch is synced at once when it enters the store. A
     source that cannot be read is noted in ``errors`` under its label and skipped.
     """
     pending = iter(sources)
+    fresh = store.batch_names()
     batch = StagedBatch()
     # The first batch is one window: the caller starts reading while the next is copied.
     limit = min(COPY_WINDOW, BATCH_FILES)
@@ -128,14 +138,17 @@ def staged_batches(
     try:
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="workbench-import-copy") as pool:
             while window := list(itertools.islice(pending, COPY_WINDOW)):
-                copies = list(pool.map(lambda source: _copy_into(store, source[1]), window))
+                names = [next(fresh) for _ in window]
+                copies = list(pool.map(lambda source, name: _copy_into(store, source[1], name),
+                                       window, names))  # fmt: skip
                 unclaimed += [copied[0] for copied in copies if not isinstance(copied, Exception)]
-                for (label, _), copied in zip(window, copies, strict=True):
+                for (label, _), name, copied in zip(window, names, copies, strict=True):
                     if isinstance(copied, Exception):
                         errors[label] = f"cannot read it: {copied}"
                         batch.unreadable += 1
                         continue
                     batch.paths.append(copied[0])
+                    batch.names.append(name)
                     batch.labels.append(label)
                     batch.size += copied[1]
                     if len(batch.paths) >= limit or batch.size >= BATCH_BYTES:
@@ -155,7 +168,7 @@ def staged_ahead(batches: Iterator[StagedBatch]) -> Iterator[StagedBatch]:
 
     Copying is mostly the kernel's work, done outside the interpreter lock: it goes on
     while the caller reads the headers of the batch it was given and indexes them. If the
-    caller stops early, the batch staged ahead is removed from the incoming directory.
+    caller stops early, the batch staged ahead is removed from the store again.
     """
     with ThreadPoolExecutor(1, thread_name_prefix="workbench-import-copy") as copier:
         upcoming = copier.submit(next, batches, None)

@@ -328,7 +328,8 @@ class Index:
         bar = tqdm(total=len(sources), disable=not progress, unit="file", desc="Importing")
         with bar:
             for batch in staged_ahead(staged_batches(sources, self.store, summary.errors)):
-                outcomes = self.ingest_files(batch.paths, origin="Plugins", labels=batch.labels)
+                outcomes = self.ingest_files(batch.paths, origin="Plugins", labels=batch.labels,
+                                             names=batch.names)  # fmt: skip
                 for label, (_, outcome) in zip(batch.labels, outcomes, strict=True):
                     if isinstance(outcome, PacsError):
                         summary.errors[label] = str(outcome)
