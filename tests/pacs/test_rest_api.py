@@ -14,6 +14,7 @@ from PIL import Image
 from pydicom.fileset import FileSet
 
 from tests.pacs.test_index_store import SMALL_FILE, make_instance
+from workbench.pacs import importing
 
 SERIES_DIR = "series_mr_siemens_t1_sag_HFS"
 
@@ -151,9 +152,7 @@ def test_upload_zip_delete_and_changes(fresh_server, sample_data):
 
 def test_zip_upload_makes_its_members_durable_together(fresh_server, sample_data,
                                                        monkeypatch, syncs):
-    from workbench.pacs.rest import uploads
-
-    monkeypatch.setattr(uploads, "BATCH_FILES", 8)
+    monkeypatch.setattr(importing, "BATCH_FILES", 8)
     members = [make_instance(sample_data / SMALL_FILE, patient="ZIP") for _ in range(19)]
     bare = pydicom.dcmread(io.BytesIO(members[-1]))
     del bare.file_meta  # a data set without its Part-10 header, stored as Part-10
@@ -170,10 +169,52 @@ def test_zip_upload_makes_its_members_durable_together(fresh_server, sample_data
     answers = requests.post(f"{fresh_server.url}/instances", data=buffer.getvalue(),
                             timeout=60).json()  # fmt: skip
     assert [a["Status"] for a in answers] == ["Success"] * len(members)
-    assert len(syncs.filesystem) == 2 * 3  # 20 members, 8 at a time: the data, then the names
+    # 20 members, 8 at a time, extracted under their store names: one sync per batch.
+    assert len(syncs.filesystem) == 3
     assert len(syncs.single) < len(members)  # fan-out directories only, no file on its own
     assert fresh_server.index.statistics()["CountInstances"] == len(members)
     assert not list(fresh_server.index.incoming_dir.iterdir())
+
+
+def test_a_corrupt_zip_member_fails_the_upload_and_leaves_no_file(fresh_server, sample_data,
+                                                                   monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_FILES", 8)
+    members = [make_instance(sample_data / SMALL_FILE, patient="ZIP") for _ in range(19)]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # stored: the member's bytes as they are
+        for n, data in enumerate(members):
+            archive.writestr(f"{n:02}.dcm", data)
+    body = bytearray(buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(body))) as archive:
+        info = archive.getinfo("11.dcm")  # in the second batch of eight
+    # A byte of its data changed: its CRC no longer matches.
+    body[info.header_offset + 30 + len(info.filename) + 500] ^= 0xFF
+    answer = requests.post(f"{fresh_server.url}/instances", data=bytes(body), timeout=60)
+    assert answer.status_code == 400
+    assert "corrupt at '11.dcm'" in answer.json()["Details"]
+    index = fresh_server.index
+    assert index.statistics()["CountInstances"] == 8  # the first batch, indexed before
+    assert set(index.store.iter_uuids()) == set(index.stored_files())  # no copy left over
+
+
+def test_import_of_a_zip_reads_its_directory_once_not_per_member(tmp_path, sample_data,
+                                                                 monkeypatch):
+    from workbench.pacs import Config, Index
+
+    reads = []
+    real = zipfile.ZipFile._RealGetContents
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents",
+                        lambda self: (reads.append(1), real(self))[1])  # fmt: skip
+    archive_path = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        for n in range(40):
+            archive.writestr(f"{n}.dcm", make_instance(sample_data / SMALL_FILE))
+    reads.clear()
+    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    summary = index.import_path(archive_path, progress=False)
+    assert summary.stored == 40 and not summary.errors
+    assert len(reads) <= 3  # is_zipfile aside: listed once, read once (41 times before)
+    index.close()
 
 
 def test_protection_over_rest(fresh_server, sample_data):

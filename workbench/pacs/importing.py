@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
+import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .results import IngestResult
 
@@ -42,7 +44,8 @@ class ImportSummary:
 
 
 def iter_sources(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[tuple[str, Any]]:
-    """Yield ``(label, opener)`` for every candidate file; ZIP members open as bytes."""
+    """Yield ``(label, opener)`` for every candidate file: the opener gives the file's path,
+    or for a ZIP member a binary file reading it (see :func:`zip_members`)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -51,20 +54,51 @@ def iter_sources(paths: Iterable[str | Path], *, recursive: bool) -> Iterator[tu
                 if item.is_file():
                     yield from iter_sources([item], recursive=recursive)
         elif zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [info.filename for info in archive.infolist() if not info.is_dir()]
-            for name in names:
-                yield f"{path}:{name}", _zip_opener(path, name)
+            for name, opener in zip_members(path):
+                yield f"{path}:{name}", opener
         else:
             yield str(path), (lambda p=path: p)
 
 
-def _zip_opener(path: Path, name: str):
-    def open_member() -> bytes:
-        with zipfile.ZipFile(path) as archive:
-            return archive.read(name)
+def zip_members(path: Path) -> list[tuple[str, Callable[[], BinaryIO]]]:
+    """``(name, opener)`` of each file of the ZIP archive at ``path``; each opener gives a
+    binary file reading the member as it is inflated, its CRC checked at the end.
 
-    return open_member
+    The archive is opened once for all its members, when the first is read, and closed
+    after the last (its directory is read once, not once per member: an archive of
+    thousands of files), whichever threads read them: zipfile serializes their reads.
+
+    Raises
+    ------
+    zipfile.BadZipFile
+        The archive's directory cannot be read.
+    """
+    with zipfile.ZipFile(path) as archive:
+        names = [info.filename for info in archive.infolist() if not info.is_dir()]
+    shared = _SharedArchive(path, len(names))
+    return [(name, functools.partial(shared.open, name)) for name in names]
+
+
+class _SharedArchive:
+    """A ZIP archive kept open while some of its members are still to be read."""
+
+    def __init__(self, path: Path, members: int) -> None:
+        self._path = path
+        self._unread = members
+        self._archive: zipfile.ZipFile | None = None
+        self._lock = threading.Lock()
+
+    def open(self, name: str) -> BinaryIO:
+        with self._lock:
+            if self._archive is None:
+                self._archive = zipfile.ZipFile(self._path)
+            self._unread -= 1
+            try:
+                return self._archive.open(name)
+            finally:
+                if self._unread == 0:
+                    # Its file stays open while a member read from it is (zipfile counts).
+                    self._archive.close()
 
 
 #: An import is stored in batches of at most this many files or bytes: each batch costs
@@ -108,13 +142,13 @@ def _copy_into(store: FileStore, opener: Any, name: str) -> tuple[Path, int] | E
     copy = store.path_of(name)
     try:
         source = opener()
-        if isinstance(source, bytes):
-            with open(copy, "xb") as handle:  # "x": a fresh UUID is nobody else's file
-                handle.write(source)
-        else:  # the kernel copies (copy_file_range/sendfile), no bytes through Python
+        if isinstance(source, Path):  # the kernel copies (copy_file_range/sendfile)
             shutil.copyfile(source, copy)
+        else:  # a ZIP member, inflated as it is read
+            with source, open(copy, "xb") as handle:  # "x": a fresh UUID is nobody's file
+                shutil.copyfileobj(source, handle, 1 << 20)
         return copy, copy.stat().st_size
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         copy.unlink(missing_ok=True)
         return exc
 

@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..errors import BadRequestError, InvalidInstanceError, PacsError
-from ..importing import BATCH_FILES
+from ..importing import StagedBatch, staged_ahead, staged_batches, zip_members
 from ..index import Index
 
 
@@ -69,44 +69,42 @@ def ingest_zip(index: Index, path: Path) -> list[dict[str, Any]]:
     """Store every DICOM member of the ZIP at ``path``; other members are skipped, as
     Orthanc does.
 
-    Members are stored in batches (:data:`~workbench.pacs.importing.BATCH_FILES`), each
-    made durable by one sync of the store and indexed in one transaction.
+    Members are extracted as ``workbench import`` copies files
+    (:func:`~workbench.pacs.importing.staged_batches`: two threads, straight under their
+    store names, the next batch while one is indexed), each batch made durable by one sync
+    of the store and indexed in one transaction. A member that cannot be extracted (a
+    corrupt archive) fails the request, the batches indexed before it staying stored; so
+    does the first refusal other than "not DICOM", once its batch is stored.
     """
     try:
-        archive = zipfile.ZipFile(path)
+        members = zip_members(path)
     except zipfile.BadZipFile as exc:
         raise BadRequestError(f"The ZIP archive is corrupt: {exc}") from exc
-    answers = []
-    with archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-        for start in range(0, len(members), BATCH_FILES):
-            answers += _ingest_members(index, archive, members[start : start + BATCH_FILES])
+    answers: list[dict[str, Any]] = []
+    unreadable: dict[str, str] = {}
+    for batch in staged_ahead(staged_batches(members, index.store, unreadable)):
+        if batch.unreadable:  # the first such batch: its member's error comes first
+            for member in batch.paths:
+                member.unlink(missing_ok=True)
+            name, reason = next(iter(unreadable.items()))
+            raise BadRequestError(f"The ZIP archive is corrupt at {name!r}: "
+                                  f"{reason.removeprefix('cannot read it: ')}")  # fmt: skip
+        answers += _ingest_members(index, batch)
     return answers
 
 
-def _ingest_members(
-    index: Index, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]
-) -> list[dict[str, Any]]:
-    """Extract ``members`` into the store's incoming directory and store them as one batch;
-    the first refusal other than "not DICOM" fails the request once the batch is stored."""
-    paths = []
+def _ingest_members(index: Index, batch: StagedBatch) -> list[dict[str, Any]]:
+    """Store the members of one batch; the first refusal other than "not DICOM" fails the
+    request once the batch is stored."""
     try:
-        for info in members:
-            paths.append(index.store.new_temp_path())
-            try:
-                with archive.open(info) as source, open(paths[-1], "wb") as target:
-                    shutil.copyfileobj(source, target, 1 << 20)
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise BadRequestError(
-                    f"The ZIP archive is corrupt at {info.filename!r}: {exc}"
-                ) from exc
-            _as_part10(paths[-1])
-        outcomes = index.ingest_files(
-            paths, origin="RestApi", labels=[info.filename for info in members]
-        )
-    finally:
-        for member in paths:
+        for member in batch.paths:
+            _as_part10(member)
+    except BaseException:
+        for member in batch.paths:
             member.unlink(missing_ok=True)
+        raise
+    outcomes = index.ingest_files(batch.paths, origin="RestApi", labels=batch.labels,
+                                  names=batch.names)  # fmt: skip
     refusals = [outcome for _, outcome in outcomes if isinstance(outcome, PacsError)]
     for refusal in refusals:
         if not isinstance(refusal, InvalidInstanceError):
