@@ -157,7 +157,8 @@ def staged_batches(
     sources: Iterable[tuple[str, Any]], store: FileStore, errors: dict[str, str]
 ) -> Iterator[StagedBatch]:
     """Copy each source (from :func:`iter_sources`) into the store under a name of
-    :meth:`.FileStore.batch_names`; yield the copies in batches of :data:`BATCH_FILES` files or :data:`BATCH_BYTES` bytes.
+    :meth:`.FileStore.batch_names`; yield the copies in batches of :data:`BATCH_FILES`
+    files or :data:`BATCH_BYTES` bytes.
 
     :data:`COPY_THREADS` threads copy the files; the batches keep the sources' order. The
     copies are not synced here: the batch is synced at once when it enters the store. A
