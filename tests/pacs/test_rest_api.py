@@ -217,6 +217,19 @@ def test_import_of_a_zip_reads_its_directory_once_not_per_member(tmp_path, sampl
     index.close()
 
 
+def test_import_of_a_zip_keeps_two_members_of_one_name(tmp_path, sample_data):
+    from workbench.pacs import Config, Index
+
+    archive_path = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive, pytest.warns(UserWarning, match="Dup"):
+        for _ in range(2):
+            archive.writestr("image.dcm", make_instance(sample_data / SMALL_FILE))
+    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
+    summary = index.import_path(archive_path, progress=False)
+    assert summary.stored == 2 and summary.already_stored == 0
+    index.close()
+
+
 def test_protection_over_rest(fresh_server, sample_data):
     base = fresh_server.url
     answer = requests.post(f"{base}/instances",

@@ -74,9 +74,10 @@ def zip_members(path: Path) -> list[tuple[str, Callable[[], BinaryIO]]]:
         The archive's directory cannot be read.
     """
     with zipfile.ZipFile(path) as archive:
-        names = [info.filename for info in archive.infolist() if not info.is_dir()]
-    shared = _SharedArchive(path, len(names))
-    return [(name, functools.partial(shared.open, name)) for name in names]
+        members = [info for info in archive.infolist() if not info.is_dir()]
+    shared = _SharedArchive(path, len(members))
+    # Each member by its entry, not its name: an archive may hold two files of one name.
+    return [(info.filename, functools.partial(shared.open, info)) for info in members]
 
 
 class _SharedArchive:
@@ -88,13 +89,13 @@ class _SharedArchive:
         self._archive: zipfile.ZipFile | None = None
         self._lock = threading.Lock()
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, member: zipfile.ZipInfo) -> BinaryIO:
         with self._lock:
             if self._archive is None:
                 self._archive = zipfile.ZipFile(self._path)
             self._unread -= 1
             try:
-                return self._archive.open(name)
+                return self._archive.open(member)
             finally:
                 if self._unread == 0:
                     # Its file stays open while a member read from it is (zipfile counts).
