@@ -13,6 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.pacs.test_index_store import SMALL_FILE, make_instance
 from workbench.io import open_series
 from workbench.pacs import Index, importing
 from workbench.pacs.errors import BadRequestError
@@ -118,6 +119,35 @@ def test_an_import_stopped_midway_leaves_no_staged_copy(tmp_path, sample_data, d
     assert sorted(report.files_reindexed) == sorted(path.name for path in batches[0][1:])
     assert report.unreadable_files_quarantined == [cut_short.name]
     assert len(index.list_ids("Instance")) == 2
+    index.close()
+
+
+def test_import_of_a_zip_reads_its_directory_once_not_per_member(tmp_path, sample_data,
+                                                                 database, monkeypatch):
+    reads = []
+    real = zipfile.ZipFile._RealGetContents
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents",
+                        lambda self: (reads.append(1), real(self))[1])  # fmt: skip
+    archive_path = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        for n in range(40):
+            archive.writestr(f"{n}.dcm", make_instance(sample_data / SMALL_FILE))
+    reads.clear()
+    index = Index(database.config(tmp_path / "store"))
+    summary = index.import_path(archive_path, progress=False)
+    assert summary.stored == 40 and not summary.errors
+    assert len(reads) <= 3  # is_zipfile aside: listed once, read once (41 times before)
+    index.close()
+
+
+def test_import_of_a_zip_keeps_two_members_of_one_name(tmp_path, sample_data, database):
+    archive_path = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive, pytest.warns(UserWarning, match="Dup"):
+        for _ in range(2):
+            archive.writestr("image.dcm", make_instance(sample_data / SMALL_FILE))
+    index = Index(database.config(tmp_path / "store"))
+    summary = index.import_path(archive_path, progress=False)
+    assert summary.stored == 2 and summary.already_stored == 0
     index.close()
 
 

@@ -197,39 +197,6 @@ def test_a_corrupt_zip_member_fails_the_upload_and_leaves_no_file(fresh_server, 
     assert set(index.store.iter_uuids()) == set(index.stored_files())  # no copy left over
 
 
-def test_import_of_a_zip_reads_its_directory_once_not_per_member(tmp_path, sample_data,
-                                                                 monkeypatch):
-    from workbench.pacs import Config, Index
-
-    reads = []
-    real = zipfile.ZipFile._RealGetContents
-    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents",
-                        lambda self: (reads.append(1), real(self))[1])  # fmt: skip
-    archive_path = tmp_path / "study.zip"
-    with zipfile.ZipFile(archive_path, "w") as archive:
-        for n in range(40):
-            archive.writestr(f"{n}.dcm", make_instance(sample_data / SMALL_FILE))
-    reads.clear()
-    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
-    summary = index.import_path(archive_path, progress=False)
-    assert summary.stored == 40 and not summary.errors
-    assert len(reads) <= 3  # is_zipfile aside: listed once, read once (41 times before)
-    index.close()
-
-
-def test_import_of_a_zip_keeps_two_members_of_one_name(tmp_path, sample_data):
-    from workbench.pacs import Config, Index
-
-    archive_path = tmp_path / "twice.zip"
-    with zipfile.ZipFile(archive_path, "w") as archive, pytest.warns(UserWarning, match="Dup"):
-        for _ in range(2):
-            archive.writestr("image.dcm", make_instance(sample_data / SMALL_FILE))
-    index = Index(Config(StorageDirectory=str(tmp_path / "store")))
-    summary = index.import_path(archive_path, progress=False)
-    assert summary.stored == 2 and summary.already_stored == 0
-    index.close()
-
-
 def test_protection_over_rest(fresh_server, sample_data):
     base = fresh_server.url
     answer = requests.post(f"{base}/instances",

@@ -10,6 +10,7 @@ while a write commits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -326,8 +327,10 @@ class Index:
         sources = list(iter_sources(paths, recursive=recursive))
         summary = ImportSummary()
         bar = tqdm(total=len(sources), disable=not progress, unit="file", desc="Importing")
-        with bar:
-            for batch in staged_ahead(staged_batches(sources, self.store, summary.errors)):
+        # Closed at once if indexing fails: the batch staged ahead leaves the store then.
+        staged = staged_ahead(staged_batches(sources, self.store, summary.errors))
+        with bar, contextlib.closing(staged):
+            for batch in staged:
                 outcomes = self.ingest_files(batch.paths, origin="Plugins", labels=batch.labels,
                                              names=batch.names)  # fmt: skip
                 for label, (_, outcome) in zip(batch.labels, outcomes, strict=True):

@@ -7,6 +7,7 @@ a Part-10 file with the encoding it came in: the index and ``/file`` then serve 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import zipfile
 from pathlib import Path
@@ -82,14 +83,16 @@ def ingest_zip(index: Index, path: Path) -> list[dict[str, Any]]:
         raise BadRequestError(f"The ZIP archive is corrupt: {exc}") from exc
     answers: list[dict[str, Any]] = []
     unreadable: dict[str, str] = {}
-    for batch in staged_ahead(staged_batches(members, index.store, unreadable)):
-        if batch.unreadable:  # the first such batch: its member's error comes first
-            for member in batch.paths:
-                member.unlink(missing_ok=True)
-            name, reason = next(iter(unreadable.items()))
-            raise BadRequestError(f"The ZIP archive is corrupt at {name!r}: "
-                                  f"{reason.removeprefix('cannot read it: ')}")  # fmt: skip
-        answers += _ingest_members(index, batch)
+    # Closed at once if the request fails: the batch staged ahead leaves the store then.
+    with contextlib.closing(staged_ahead(staged_batches(members, index.store, unreadable))
+                            ) as batches:  # fmt: skip
+        for batch in batches:
+            if batch.unreadable:  # the first such batch: its member's error comes first
+                for member in batch.paths:
+                    member.unlink(missing_ok=True)
+                name, reason = next(iter(unreadable.items()))
+                raise BadRequestError(f"The ZIP archive is corrupt at {name!r} ({reason})")
+            answers += _ingest_members(index, batch)
     return answers
 
 
