@@ -151,6 +151,46 @@ def test_import_of_a_zip_keeps_two_members_of_one_name(tmp_path, sample_data, da
     index.close()
 
 
+def test_a_folder_import_opens_the_archives_it_holds_whatever_their_names(tmp_path, sample_data,
+                                                                         database):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "export.bin", "w") as archive:  # a ZIP by its first bytes
+        archive.writestr("a.dcm", make_instance(sample_data / SMALL_FILE))
+    (folder / "image.zip").write_bytes(make_instance(sample_data / SMALL_FILE))  # not a ZIP
+    index = Index(database.config(tmp_path / "store"))
+    summary = index.import_path(folder, progress=False)
+    assert summary.stored == 2 and not summary.errors
+    index.close()
+
+
+def test_the_copying_process_copies_and_names_what_it_cannot_read(tmp_path, sample_data):
+    source = tmp_path / os.fsdecode(b"scan-\xff.dcm")  # a name that is not UTF-8
+    source.write_bytes(make_instance(sample_data / SMALL_FILE))
+    missing = tmp_path / "missing.dcm"
+    process = importing.CopyingProcess()
+    try:
+        size, error = process.copy([(source, tmp_path / "copy"), (missing, tmp_path / "lost")])
+        assert size == source.stat().st_size
+        assert (tmp_path / "copy").read_bytes() == source.read_bytes()
+        assert isinstance(error, OSError) and "missing.dcm" in str(error)
+        assert not (tmp_path / "lost").exists()
+        process._process.kill()
+        with pytest.raises(OSError, match="process copying the files ended"):
+            process.copy([(source, tmp_path / "again")])
+    finally:
+        process.close()
+
+
+def test_files_are_copied_by_threads_where_no_process_can_start(tmp_path, sample_data, database,
+                                                                monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    index = Index(database.config(tmp_path / "store"))
+    summary = index.import_path(sample_data / SERIES_DIR, progress=False)
+    assert summary.stored == len(list((sample_data / SERIES_DIR).iterdir()))
+    index.close()
+
+
 def test_anonymize_from_python(tmp_path, sample_data, database):
     index = Index(database.config(tmp_path / "store"))
     source = sorted((sample_data / SERIES_DIR).iterdir())[0]

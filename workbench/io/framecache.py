@@ -3,7 +3,9 @@
 One file per frame (and per ``Accept`` it was asked with), named by a hash of both; the
 transfer syntax it came in is its first line. When the cache grows past ``max_bytes`` the
 least recently used files go first (their modification time is renewed on every hit).
-Several processes may share a folder: files are written under a temporary name and renamed.
+Several threads and processes may share a folder: files are written under a temporary name
+(``.part``) and renamed, and trimming leaves another writer's temporary file alone unless it
+is older than :data:`ABANDONED_AFTER` seconds (its writer died).
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+#: A temporary file this old was left by a writer that died: trimming may remove it.
+ABANDONED_AFTER = 600.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,10 @@ class FrameCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as fp:
             fp.write(syntax.encode("ascii") + b"\n" + data)
-        os.replace(fp.name, path)
+        try:
+            os.replace(fp.name, path)
+        except FileNotFoundError:  # its folder was trimmed away meanwhile: not kept
+            return
         self._trim()
 
     def size(self) -> int:
@@ -64,12 +73,16 @@ class FrameCache:
         return sum(size for _, _, size in self._entries())
 
     def _entries(self) -> list[tuple[float, Path, int]]:
+        """(mtime, path, size) of the frames kept, and of abandoned temporary files."""
         entries = []
+        now = time.time()
         for path in Path(self.folder).glob("*/*"):
             try:
                 stat = path.stat()
             except OSError:
                 continue  # removed meanwhile by another process
+            if path.suffix == ".part" and now - stat.st_mtime < ABANDONED_AFTER:
+                continue  # being written: its writer renames it
             entries.append((stat.st_mtime, path, stat.st_size))
         return entries
 

@@ -71,7 +71,7 @@ def ingest_zip(index: Index, path: Path) -> list[dict[str, Any]]:
     Orthanc does.
 
     Members are extracted as ``workbench import`` copies files
-    (:func:`~workbench.pacs.importing.staged_batches`: two threads, straight under their
+    (:func:`~workbench.pacs.importing.staged_batches`: by two threads, straight under their
     store names, the next batch while one is indexed), each batch made durable by one sync
     of the store and indexed in one transaction. A member that cannot be extracted (a
     corrupt archive) fails the request, the batches indexed before it staying stored; so
