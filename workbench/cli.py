@@ -41,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run index + REST (+ DIMSE node) in the foreground until Ctrl-C."""
     from workbench.pacs.errors import PacsError
     from workbench.pacs.heap import freeze_startup_objects
+    from workbench.pacs.node.dicom_node import receive_on_storage
     from workbench.pacs.ohif import dist_folder as ohif_dist_of
     from workbench.pacs.server import serve
 
@@ -50,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, OSError, PacsError) as exc:  # PacsError: database away
         print(f"workbench: cannot start: {exc}", file=sys.stderr)
         return 1
+    receive_on_storage(handle.index)
     if handle.header_helpers is not None:
         handle.header_helpers.start()  # a long-running server has them ready for uploads
     stats = handle.index.statistics()

@@ -52,6 +52,8 @@ class ServerProcess:
     starts: int = 0
     auth: tuple[str, str] | None = None
     startup_lines: list[str] = field(default_factory=list)
+    #: Variables set in the server's environment on top of this process's.
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -77,7 +79,7 @@ class ServerProcess:
         self.starts += 1
         self.log_path = self.workdir / f"server-{self.starts}.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the child process
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.environment}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,

@@ -22,9 +22,12 @@ from pydicom.uid import generate_uid
 
 from tests.reliability.support import (
     NODE_AET,
+    ServerProcess,
     associate,
     client_ae,
+    instance_uids,
     retag,
+    server_config,
     store_status,
     stored_files,
     template,
@@ -254,3 +257,72 @@ def test_lost_wal_tail_after_kill_9_is_repaired_from_the_files(server, tmp_path)
     _check_store(server, acknowledged)
     print(f"{len(acknowledged)} instances acknowledged, {dropped} WAL frames lost, "
           f"{report[0].group(3)} files re-indexed")
+
+
+def _large_file(tmp_path: Path) -> Path:
+    large = template()
+    large.Rows = large.Columns = 4096
+    large.PixelData = bytes(4096 * 4096 * 2)  # 32 MB: received over many PDUs
+    path = tmp_path / "large.dcm"
+    large.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _seen_while_received(incoming: Path, sender: threading.Thread) -> None:
+    """Wait until a data set is being received in ``incoming``."""
+    deadline = time.monotonic() + 60
+    while not [p for p in incoming.iterdir() if p.suffix == ".dcm"]:
+        assert sender.is_alive(), "the data set was received before it was seen"
+        assert time.monotonic() < deadline, "no data set is being received in incoming/"
+        time.sleep(0.001)
+
+
+def test_a_data_set_cut_short_by_kill_9_is_left_in_the_store_not_in_tmp(tmp_path):
+    """The server receives C-STORE data sets in its store's ``incoming`` directory, not in
+    the system's temporary one (where a file could not be hard-linked into the store from
+    another filesystem, and a killed server's files stayed): start-up clears them."""
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    server = ServerProcess(tmp_path, server_config(tmp_path / "storage"),
+                           environment={"TMPDIR": str(system_tmp)}).start()  # fmt: skip
+    incoming = server.storage / "incoming"
+    assoc = associate(client_ae(), server.dicom_port)
+    assert assoc.is_established
+    sender = threading.Thread(target=store_status, args=(assoc, _large_file(tmp_path)),
+                              daemon=True)  # fmt: skip
+    try:
+        sender.start()
+        _seen_while_received(incoming, sender)
+        server.kill()
+    finally:
+        sender.join(60)
+        assoc.abort()
+    assert [p.suffix for p in incoming.iterdir()] == [".dcm"]
+    assert not list(system_tmp.iterdir())
+    server.start()
+    report = [match for line in server.startup_lines if (match := RECONCILE.search(line))]
+    assert report and int(report[0].group(1)) == 1, "\n".join(server.startup_lines)
+    assert not list(incoming.iterdir())
+    server.stop()
+
+
+def test_dicom_worker_processes_receive_in_the_store_too(tmp_path):
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    server = ServerProcess(tmp_path, server_config(tmp_path / "storage", DicomWorkerProcesses=2),
+                           environment={"TMPDIR": str(system_tmp)}).start()  # fmt: skip
+    try:
+        assoc = associate(client_ae(), server.dicom_port)
+        assert assoc.is_established
+        statuses: list[int | None] = []
+        sender = threading.Thread(target=lambda: statuses.append(
+            store_status(assoc, _large_file(tmp_path))), daemon=True)  # fmt: skip
+        sender.start()
+        _seen_while_received(server.storage / "incoming", sender)
+        sender.join(60)
+        assoc.release()
+        assert statuses == [0x0000]
+        assert not list(system_tmp.iterdir())
+        assert len(instance_uids(server)) == 1
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,21 @@ def _configure_pynetdicom() -> None:
     # pynetdicom formats every C-FIND answer for a debug log line even when nobody listens;
     # with hundreds of answers that formatting costs more than finding them.
     _config.LOG_RESPONSE_IDENTIFIERS = False
+
+
+def receive_on_storage(index: Any) -> None:
+    """Make every temporary file of this process, pynetdicom's received data sets among
+    them, in the store's ``incoming`` directory (:data:`tempfile.tempdir`).
+
+    pynetdicom writes each C-STORE data set to a temporary file in the default temporary
+    directory (it has no setting of its own). On the store's filesystem that file is
+    hard-linked into the store; elsewhere (``/tmp`` on tmpfs, a container's overlay with
+    the store on a volume) it was copied once more and synced. And the files of a server
+    killed mid-association are left in ``incoming``, which start-up clears, not in
+    ``/tmp``. For processes that only serve (``workbench serve``, DICOM workers): it
+    changes the temporary directory of the whole process.
+    """
+    tempfile.tempdir = str(index.incoming_dir)
 
 
 class DicomNode:

@@ -21,7 +21,7 @@ from ..heap import freeze_startup_objects
 from ..index import Index
 from .channel import Channel
 from .commitment import Reports
-from .dicom_node import DicomNode
+from .dicom_node import DicomNode, receive_on_storage
 
 LOGGER = logging.getLogger("workbench.pacs.node")
 
@@ -47,6 +47,7 @@ def run(channel: Channel, config: Config) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     index = Index(config, reconcile=False)  # the server process reconciled the store
+    receive_on_storage(index)
     node = DicomNode(index, config)
     node.commitment_reports = RelayedReports(channel)
 
