@@ -89,7 +89,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     index = Index(_config_from(args))
     freeze_startup_objects()  # an import of thousands of files is a long run too
-    summary = index.import_path(*args.paths, progress=not args.quiet)
+    before = index.statistics()["CountInstances"]
+    try:
+        summary = index.import_path(*args.paths, progress=not args.quiet)
+    except KeyboardInterrupt:
+        stored = index.statistics()["CountInstances"] - before
+        index.close()
+        print(f"workbench import: interrupted after {stored} instance(s) were stored; the "
+              "files of the batch in progress are indexed or removed when the store next "
+              "opens", file=sys.stderr)
+        return 130
     print(f"{summary.stored} stored, {summary.already_stored} already stored, "
           f"{len(summary.errors)} refused")
     for label, message in list(summary.errors.items())[:20]:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.pacs.test_index_store import SMALL_FILE, make_instance
 from workbench.io import open_series
-from workbench.pacs import Index, importing
+from workbench.pacs import Config, Index, importing
 from workbench.pacs.errors import BadRequestError
 from workbench.pacs.incoming import Refused
 
@@ -263,6 +263,36 @@ def test_cli_import_and_ls(tmp_path, sample_data):
     assert nothing.returncode == 0 and nothing.stdout == ""
     bad = _cli("ls", "--storage", store, "studies", "Nonsense=1", cwd=tmp_path)
     assert bad.returncode != 0 and "Unknown DICOM tag" in bad.stderr
+
+
+def test_cli_import_interrupted_says_what_was_stored(tmp_path, sample_data, monkeypatch,
+                                                    capsys):
+    import psutil
+
+    from workbench import cli
+
+    monkeypatch.setattr(importing, "BATCH_FILES", 4)
+    real = Index.ingest_files
+    calls = []
+
+    def ingest_then_interrupt(self, paths, **options):
+        calls.append(len(paths))
+        if len(calls) == 2:  # Ctrl-C while the second batch is stored
+            raise KeyboardInterrupt
+        return real(self, paths, **options)
+
+    monkeypatch.setattr(Index, "ingest_files", ingest_then_interrupt)
+    store = tmp_path / "store"
+    code = cli.main(["import", "--storage", str(store), "-q", str(sample_data / SERIES_DIR)])
+    assert code == 130
+    assert "interrupted after 4 instance(s) were stored" in capsys.readouterr().err
+    assert not psutil.Process().children()  # the copying process ended with the import
+    monkeypatch.undo()
+    # The batch in hand when it stopped was copied, not indexed: the next start indexes it.
+    index = Index(Config.load(StorageDirectory=str(store)))
+    assert len(index.last_reconcile.files_reindexed) == 4
+    assert len(index.list_ids("Instance")) == 8
+    index.close()
 
 
 def test_by_uids_finds_each_level_within_its_parents(tmp_path, sample_data, database):

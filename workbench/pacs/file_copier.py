@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
@@ -41,6 +42,8 @@ def serve(requests: TextIO, replies: TextIO, threads: int) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the import stops us by closing our input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # JSON escapes every character outside ASCII, the surrogates of paths that are not
     # UTF-8 included: the lines are ASCII whatever the locale.
     serve(sys.stdin, sys.stdout, int(sys.argv[1]))
