@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -122,22 +123,51 @@ def test_an_import_stopped_midway_leaves_no_staged_copy(tmp_path, sample_data, d
     index.close()
 
 
-def test_import_of_a_zip_reads_its_directory_once_not_per_member(tmp_path, sample_data,
-                                                                 database, monkeypatch):
-    reads = []
+def _count_directory_reads(monkeypatch) -> list[int]:
+    reads: list[int] = []
     real = zipfile.ZipFile._RealGetContents
     monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents",
                         lambda self: (reads.append(1), real(self))[1])  # fmt: skip
-    archive_path = tmp_path / "study.zip"
-    with zipfile.ZipFile(archive_path, "w") as archive:
-        for n in range(40):
-            archive.writestr(f"{n}.dcm", make_instance(sample_data / SMALL_FILE))
-    reads.clear()
+    return reads
+
+
+def _archive_of(path: Path, instances: list[bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for n, instance in enumerate(instances):
+            archive.writestr(f"{n}.dcm", instance)
+    return path
+
+
+def test_import_of_a_zip_by_threads_reads_its_directory_once(tmp_path, sample_data, database,
+                                                             monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))  # no copying process
+    instances = [make_instance(sample_data / SMALL_FILE) for _ in range(40)]
+    archive_path = _archive_of(tmp_path / "study.zip", instances)
+    reads = _count_directory_reads(monkeypatch)
     index = Index(database.config(tmp_path / "store"))
     summary = index.import_path(archive_path, progress=False)
     assert summary.stored == 40 and not summary.errors
     assert len(reads) <= 3  # is_zipfile aside: listed once, read once (41 times before)
     index.close()
+
+
+def test_the_copying_process_reads_a_zip_directory_once(tmp_path, sample_data, monkeypatch):
+    import io
+
+    from workbench.pacs import file_copier
+
+    instances = [make_instance(sample_data / SMALL_FILE) for _ in range(40)]
+    members = importing.zip_members(_archive_of(tmp_path / "study.zip", instances))
+    reads = _count_directory_reads(monkeypatch)
+    requests = "".join(  # two requests, as two windows of an import
+        json.dumps([[importing._described(member), str(tmp_path / f"copy-{n}")]
+                    for n, (_, member) in enumerate(members) if n % 2 == half]) + "\n"
+        for half in (0, 1))  # fmt: skip
+    replies = io.StringIO()
+    file_copier.serve(io.StringIO(requests), replies, threads=2)
+    assert [len(json.loads(line)) for line in replies.getvalue().splitlines()] == [20, 20]
+    assert len(reads) == 1
+    assert [(tmp_path / f"copy-{n}").read_bytes() for n in range(40)] == instances
 
 
 def test_import_of_a_zip_keeps_two_members_of_one_name(tmp_path, sample_data, database):

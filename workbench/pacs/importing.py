@@ -4,7 +4,6 @@ the store in batches."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import json
 import os
@@ -13,7 +12,7 @@ import subprocess
 import sys
 import threading
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ class ImportSummary:
 
 def iter_sources(
     paths: Iterable[str | Path], *, recursive: bool
-) -> Iterator[tuple[str, Path | Callable[[], BinaryIO]]]:
+) -> Iterator[tuple[str, Path | ZipMember]]:
     """Yield ``(label, source)`` for every candidate file: the source is the file's path,
     or for a ZIP member a function opening it (see :func:`zip_members`).
 
@@ -89,13 +88,13 @@ def _may_be_zip(path: Path) -> bool:
         return False  # the copy reports it
 
 
-def zip_members(path: Path) -> list[tuple[str, Callable[[], BinaryIO]]]:
-    """``(name, opener)`` of each file of the ZIP archive at ``path``; each opener gives a
-    binary file reading the member as it is inflated, its CRC checked at the end.
+def zip_members(path: Path) -> list[tuple[str, ZipMember]]:
+    """``(name, member)`` of each file of the ZIP archive at ``path``.
 
-    The archive is opened once for all its members, when the first is read, and closed
-    after the last (its directory is read once, not once per member: an archive of
-    thousands of files), whichever threads read them: zipfile serializes their reads.
+    Members read in this process share one opening of the archive, made when the first is
+    read and closed after the last (its directory is read once, not once per member: an
+    archive of thousands of files), whichever threads read them: zipfile serializes their
+    reads.
 
     Raises
     ------
@@ -103,10 +102,24 @@ def zip_members(path: Path) -> list[tuple[str, Callable[[], BinaryIO]]]:
         The archive's directory cannot be read.
     """
     with zipfile.ZipFile(path) as archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-    shared = _SharedArchive(path, len(members))
+        infos = [info for info in archive.infolist() if not info.is_dir()]
+    shared = _SharedArchive(path, len(infos))
     # Each member by its entry, not its name: an archive may hold two files of one name.
-    return [(info.filename, functools.partial(shared.open, info)) for info in members]
+    return [(info.filename, ZipMember(path, info, shared)) for info in infos]
+
+
+@dataclass(frozen=True)
+class ZipMember:
+    """A file of a ZIP archive to import; called, a binary file reading it as it is
+    inflated, its CRC checked at the end. The copying process finds it by ``archive`` and
+    ``info.header_offset``, which is unique where names may not be."""
+
+    archive: Path
+    info: zipfile.ZipInfo
+    shared: _SharedArchive = field(repr=False)
+
+    def __call__(self) -> BinaryIO:
+        return self.shared.open(self.info)
 
 
 class _SharedArchive:
@@ -119,6 +132,7 @@ class _SharedArchive:
         self._lock = threading.Lock()
 
     def open(self, member: zipfile.ZipInfo) -> BinaryIO:
+        """A binary file reading ``member``."""
         with self._lock:
             if self._archive is None:
                 self._archive = zipfile.ZipFile(self._path)
@@ -161,14 +175,14 @@ COPY_WINDOW = 32
 
 
 class CopyingProcess:
-    """The process (:mod:`.file_copier`) copying the files of an import into the store.
+    """The process (:mod:`.file_copier`) copying the files of an import into the store,
+    files and ZIP members.
 
     Copying is mostly the kernel's work, but each of the dozen system calls copying a file
     gives up the interpreter lock and takes it back: in threads next to the one reading
     headers, the copies waited for the lock and the reading waited for the copies. In a
     process of its own, 2,600 files imported in 1.5-2.6 s (median 2.1) where threads took
-    1.9-3.0 s (median 2.5), alternating in one run. ZIP members are still copied by
-    threads: they are inflated as they are read.
+    1.9-3.0 s (median 2.5), alternating in one run.
 
     Raises
     ------
@@ -186,11 +200,11 @@ class CopyingProcess:
             text=True,
         )
 
-    def copy(self, pairs: list[tuple[Path, Path]]) -> list[int | OSError]:
+    def copy(self, pairs: list[tuple[Path | ZipMember, Path]]) -> list[int | OSError]:
         """Copy each ``(source, target)``: the copy's size, or the error that kept the
         source from being read (nothing left at the target then)."""
         assert self._process.stdin is not None and self._process.stdout is not None
-        request = [[os.fsdecode(source), os.fsdecode(target)] for source, target in pairs]
+        request = [[_described(source), os.fsdecode(target)] for source, target in pairs]
         try:
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
@@ -214,7 +228,15 @@ class CopyingProcess:
         self._process.stdout.close()  # type: ignore[union-attr]
 
 
-def _copy_into(source: Path | Callable[[], BinaryIO], target: Path) -> int | Exception:
+def _described(source: Path | ZipMember) -> str | list[str | int]:
+    """A source as :mod:`.file_copier` reads it: a path, or an archive's path and a
+    member's offset."""
+    if isinstance(source, Path):
+        return os.fsdecode(source)
+    return [os.fsdecode(source.archive), source.info.header_offset]
+
+
+def _copy_into(source: Path | ZipMember, target: Path) -> int | Exception:
     """Copy one source (of :func:`iter_sources`) to ``target``: the copy's size, or the
     error that kept it from being read (nothing left behind then)."""
     try:
@@ -230,27 +252,20 @@ def _copy_into(source: Path | Callable[[], BinaryIO], target: Path) -> int | Exc
 
 
 def _copy_window(
-    sources: list[Path | Callable[[], BinaryIO]],
+    sources: list[Path | ZipMember],
     targets: list[Path],
     threads: ThreadPoolExecutor,
     process: CopyingProcess | None,
 ) -> list[int | Exception]:
-    """Copy ``sources[i]`` to ``targets[i]``: files by the process (if there is one), ZIP
-    members by the threads, at the same time. Sizes or errors, in order."""
-    by_process = [i for i, source in enumerate(sources) if process and isinstance(source, Path)]
-    skipped = set(by_process)
-    by_threads = {i: threads.submit(_copy_into, source, targets[i])
-                  for i, source in enumerate(sources) if i not in skipped}  # fmt: skip
-    copied: dict[int, int | Exception] = {}
-    if process is not None and by_process:
-        pairs = [(sources[i], targets[i]) for i in by_process]
-        copied.update(zip(by_process, process.copy(pairs), strict=True))  # type: ignore[arg-type]
-    copied.update((i, future.result()) for i, future in by_threads.items())
-    return [copied[i] for i in range(len(sources))]
+    """Copy ``sources[i]`` to ``targets[i]``, by the process if there is one, else by the
+    threads. Sizes or errors, in order."""
+    if process is not None:
+        return list(process.copy(list(zip(sources, targets, strict=True))))
+    return list(threads.map(_copy_into, sources, targets))
 
 
 def staged_batches(
-    sources: Iterable[tuple[str, Path | Callable[[], BinaryIO]]],
+    sources: Iterable[tuple[str, Path | ZipMember]],
     store: FileStore,
     errors: dict[str, str],
 ) -> Iterator[StagedBatch]:
@@ -258,8 +273,8 @@ def staged_batches(
     :meth:`.FileStore.batch_names`; yield the copies in batches of :data:`BATCH_FILES`
     files or :data:`BATCH_BYTES` bytes.
 
-    Files are copied by a :class:`CopyingProcess` (by :data:`COPY_THREADS` threads where
-    it cannot be started), ZIP members by threads; the batches keep the sources' order. The
+    A :class:`CopyingProcess` copies them (:data:`COPY_THREADS` threads where it cannot
+    be started); the batches keep the sources' order. The
     copies are not synced here: the batch is synced at once when it enters the store. A
     source that cannot be read is noted in ``errors`` under its label and skipped.
     """
@@ -274,7 +289,7 @@ def staged_batches(
     try:
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="workbench-import-copy") as pool:
             while window := list(itertools.islice(pending, COPY_WINDOW)):
-                if not process_tried and any(isinstance(source, Path) for _, source in window):
+                if not process_tried:
                     process_tried = True
                     with contextlib.suppress(OSError):  # then threads copy the files too
                         process = CopyingProcess()

@@ -71,11 +71,12 @@ def ingest_zip(index: Index, path: Path) -> list[dict[str, Any]]:
     Orthanc does.
 
     Members are extracted as ``workbench import`` copies files
-    (:func:`~workbench.pacs.importing.staged_batches`: by two threads, straight under their
-    store names, the next batch while one is indexed), each batch made durable by one sync
-    of the store and indexed in one transaction. A member that cannot be extracted (a
-    corrupt archive) fails the request, the batches indexed before it staying stored; so
-    does the first refusal other than "not DICOM", once its batch is stored.
+    (:func:`~workbench.pacs.importing.staged_batches`: by a process of its own, straight
+    under their store names, the next batch while one is indexed), each batch made
+    durable by one sync of the store and indexed in one transaction. A member that cannot
+    be extracted (a corrupt archive) fails the request, the batches indexed before it
+    staying stored; so does the first refusal other than "not DICOM", once its batch is
+    stored.
     """
     try:
         members = zip_members(path)
