@@ -282,7 +282,10 @@ def test_workers_restart_when_killed_and_stop_with_the_server(tmp_path, sample_d
         os.kill(min(workers), signal.SIGKILL)
         assert wait_until(lambda: len(workers_of(process.pid)) == WORKERS
                           and min(workers) not in workers_of(process.pid))  # fmt: skip
-        assert "starting it again" in (tmp_path / "serve.log").read_text()
+        log = tmp_path / "serve.log"
+        assert wait_until(lambda: "starting it again" in log.read_text(), timeout=30), (
+            f"no restart logged; workers now {workers_of(process.pid)} (killed {min(workers)})"
+            f":\n{log.read_text()[-3000:]}")
         finish(storescu(port, files[:10]))
         # Stopped while associations send: each worker finishes or aborts its own, and
         # whatever was acknowledged is stored.
