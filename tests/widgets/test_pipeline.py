@@ -208,3 +208,26 @@ def test_restamps_stop_after_a_few_tries_and_for_a_frame_followed_by_another() -
         pipeline.close()
 
     asyncio.run(scenario())
+
+
+def test_the_last_exact_frame_is_stamped_again_after_late_receipts_cleared_the_others() -> None:
+    # Late receipts make the pipeline forget the frames in flight; the exact frame of the
+    # release was among them, and its own report was lost: it must still be asked for again.
+    async def scenario() -> None:
+        frames, stamps = Frames(), []
+        pipeline = confirmed(frames, max_in_flight=2, ack_timeout_seconds=0.01,
+                             restamp=stamps.append)  # fmt: skip
+        pipeline.request()
+        pipeline.request()  # a drag: two frames in flight, the most it sends
+        pipeline.settle()  # the release: the exact frame goes at once
+        last = frames.drawn[-1][1]
+        assert frames.drawn[-1][0] and len(frames.drawn) == 4
+        await asyncio.sleep(0.02)
+        pipeline.acknowledged(2)  # late: the frames still in flight are given up
+        await until(lambda: stamps == [last])
+        pipeline.acknowledged(last)
+        await asyncio.sleep(2 * RESTAMP_SECONDS)
+        assert stamps == [last]
+        pipeline.close()
+
+    asyncio.run(scenario())

@@ -135,6 +135,8 @@ class FramePipeline:
         self._browser_confirms = False
         # Frame number -> when it was sent, oldest first.
         self._in_flight: dict[int, float] = {}
+        # The frame of the browser's latest receipt (an older frame's receipt may come last).
+        self._last_receipt: int | None = None
         self._changed = False
         self._exact_shown = True
         self._continuous = False
@@ -182,6 +184,7 @@ class FramePipeline:
     def acknowledged(self, frame_id: int) -> None:
         """The browser drew frame ``frame_id`` (and so every frame sent before it)."""
         self._browser_confirms = True
+        self._last_receipt = frame_id
         if frame_id not in self._in_flight:
             return
         for sent in list(self._in_flight):  # oldest first
@@ -235,10 +238,15 @@ class FramePipeline:
 
     def _check_receipt(self, frame_id: int, left: int) -> None:
         """The exact frame ``frame_id`` is still unconfirmed: stamp it again, unless a frame
-        followed it (whose own receipt confirms it)."""
+        followed it (whose own receipt confirms it).
+
+        Unconfirmed means that the latest receipt is not its own: frames in flight are
+        forgotten when their receipts are late (see :meth:`_pump`), and its own receipt may
+        have been overtaken by an older frame's.
+        """
         self._restamp_timer = None
         latest = self.sent % FRAME_ID_MODULUS == frame_id
-        if latest and frame_id in self._in_flight and self.restamp is not None:
+        if latest and self._last_receipt != frame_id and self.restamp is not None:
             self.restamp(frame_id)
             if left > 1:
                 self._arm_restamp(frame_id, left - 1)
