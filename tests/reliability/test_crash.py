@@ -286,24 +286,26 @@ def test_a_data_set_cut_short_by_kill_9_is_left_in_the_store_not_in_tmp(tmp_path
     server = ServerProcess(tmp_path, server_config(tmp_path / "storage"),
                            environment={"TMPDIR": str(system_tmp)}).start()  # fmt: skip
     incoming = server.storage / "incoming"
-    assoc = associate(client_ae(), server.dicom_port)
-    assert assoc.is_established
-    sender = threading.Thread(target=store_status, args=(assoc, _large_file(tmp_path)),
-                              daemon=True)  # fmt: skip
     try:
-        sender.start()
-        _seen_while_received(incoming, sender)
-        server.kill()
+        assoc = associate(client_ae(), server.dicom_port)
+        assert assoc.is_established
+        sender = threading.Thread(target=store_status, args=(assoc, _large_file(tmp_path)),
+                                  daemon=True)  # fmt: skip
+        try:
+            sender.start()
+            _seen_while_received(incoming, sender)
+            server.kill()
+        finally:
+            sender.join(60)
+            assoc.abort()
+        assert [p.suffix for p in incoming.iterdir()] == [".dcm"]
+        assert not list(system_tmp.iterdir())
+        server.start()
+        report = [match for line in server.startup_lines if (match := RECONCILE.search(line))]
+        assert report and int(report[0].group(1)) == 1, "\n".join(server.startup_lines)
+        assert not list(incoming.iterdir())
     finally:
-        sender.join(60)
-        assoc.abort()
-    assert [p.suffix for p in incoming.iterdir()] == [".dcm"]
-    assert not list(system_tmp.iterdir())
-    server.start()
-    report = [match for line in server.startup_lines if (match := RECONCILE.search(line))]
-    assert report and int(report[0].group(1)) == 1, "\n".join(server.startup_lines)
-    assert not list(incoming.iterdir())
-    server.stop()
+        server.stop()
 
 
 def test_dicom_worker_processes_receive_in_the_store_too(tmp_path):
