@@ -7,17 +7,16 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
+from . import file_copier
 from .results import IngestResult
 
 if TYPE_CHECKING:
@@ -89,12 +88,8 @@ def _may_be_zip(path: Path) -> bool:
 
 
 def zip_members(path: Path) -> list[tuple[str, ZipMember]]:
-    """``(name, member)`` of each file of the ZIP archive at ``path``.
-
-    Members read in this process share one opening of the archive, made when the first is
-    read and closed after the last (its directory is read once, not once per member: an
-    archive of thousands of files), whichever threads read them: zipfile serializes their
-    reads.
+    """``(name, member)`` of each file of the ZIP archive at ``path`` (its directory read
+    once here; the copying opens the archive once more for all its members).
 
     Raises
     ------
@@ -103,46 +98,17 @@ def zip_members(path: Path) -> list[tuple[str, ZipMember]]:
     """
     with zipfile.ZipFile(path) as archive:
         infos = [info for info in archive.infolist() if not info.is_dir()]
-    shared = _SharedArchive(path, len(infos))
     # Each member by its entry, not its name: an archive may hold two files of one name.
-    return [(info.filename, ZipMember(path, info, shared)) for info in infos]
+    return [(info.filename, ZipMember(path, info)) for info in infos]
 
 
 @dataclass(frozen=True)
 class ZipMember:
-    """A file of a ZIP archive to import; called, a binary file reading it as it is
-    inflated, its CRC checked at the end. The copying process finds it by ``archive`` and
-    ``info.header_offset``, which is unique where names may not be."""
+    """A file of a ZIP archive to import, found by ``archive`` and ``info.header_offset``
+    (unique where names may not be)."""
 
     archive: Path
     info: zipfile.ZipInfo
-    shared: _SharedArchive = field(repr=False)
-
-    def __call__(self) -> BinaryIO:
-        return self.shared.open(self.info)
-
-
-class _SharedArchive:
-    """A ZIP archive kept open while some of its members are still to be read."""
-
-    def __init__(self, path: Path, members: int) -> None:
-        self._path = path
-        self._unread = members
-        self._archive: zipfile.ZipFile | None = None
-        self._lock = threading.Lock()
-
-    def open(self, member: zipfile.ZipInfo) -> BinaryIO:
-        """A binary file reading ``member``."""
-        with self._lock:
-            if self._archive is None:
-                self._archive = zipfile.ZipFile(self._path)
-            self._unread -= 1
-            try:
-                return self._archive.open(member)
-            finally:
-                if self._unread == 0:
-                    # Its file stays open while a member read from it is (zipfile counts).
-                    self._archive.close()
 
 
 #: An import is stored in batches of at most this many files or bytes: each batch costs
@@ -236,32 +202,21 @@ def _described(source: Path | ZipMember) -> str | list[str | int]:
     return [os.fsdecode(source.archive), source.info.header_offset]
 
 
-def _copy_into(source: Path | ZipMember, target: Path) -> int | Exception:
-    """Copy one source (of :func:`iter_sources`) to ``target``: the copy's size, or the
-    error that kept it from being read (nothing left behind then)."""
-    try:
-        if isinstance(source, Path):  # the kernel copies (copy_file_range/sendfile)
-            shutil.copyfile(source, target)
-        else:  # a ZIP member, inflated as it is read
-            with source() as stream, open(target, "xb") as handle:  # "x": a fresh UUID
-                shutil.copyfileobj(stream, handle, 1 << 20)
-        return target.stat().st_size
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        target.unlink(missing_ok=True)
-        return exc
-
-
 def _copy_window(
     sources: list[Path | ZipMember],
     targets: list[Path],
     threads: ThreadPoolExecutor,
+    archives: file_copier.Archives,
     process: CopyingProcess | None,
 ) -> list[int | Exception]:
     """Copy ``sources[i]`` to ``targets[i]``, by the process if there is one, else by the
-    threads. Sizes or errors, in order."""
+    threads running its code here. Sizes or errors, in order."""
     if process is not None:
         return list(process.copy(list(zip(sources, targets, strict=True))))
-    return list(threads.map(_copy_into, sources, targets))
+    pairs = [[_described(source), os.fsdecode(target)]
+             for source, target in zip(sources, targets, strict=True)]  # fmt: skip
+    answers = threads.map(file_copier.copy_file, pairs, [archives] * len(pairs))
+    return [size if isinstance(size, int) else OSError(size) for size in answers]
 
 
 def staged_batches(
@@ -286,6 +241,7 @@ def staged_batches(
     unclaimed: list[Path] = []  # copied or being copied, not handed over: removed at the end
     process: CopyingProcess | None = None
     process_tried = False
+    archives = file_copier.Archives()  # the threads' own, where no process could start
     try:
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="workbench-import-copy") as pool:
             while window := list(itertools.islice(pending, COPY_WINDOW)):
@@ -296,7 +252,8 @@ def staged_batches(
                 names = [next(fresh) for _ in window]
                 targets = [store.path_of(name) for name in names]
                 unclaimed += targets
-                copies = _copy_window([source for _, source in window], targets, pool, process)
+                copies = _copy_window([source for _, source in window], targets, pool,
+                                      archives, process)  # fmt: skip
                 for (label, _), name, target, copied in zip(window, names, targets, copies,
                                                             strict=True):  # fmt: skip
                     if isinstance(copied, Exception):
@@ -317,6 +274,7 @@ def staged_batches(
     finally:
         if process is not None:  # first: it may still be writing some of the files
             process.close()
+        archives.close()
         for path in unclaimed:
             path.unlink(missing_ok=True)
 
