@@ -51,7 +51,7 @@ def iter_sources(
     paths: Iterable[str | Path], *, recursive: bool
 ) -> Iterator[tuple[str, Path | ZipMember]]:
     """Yield ``(label, source)`` for every candidate file: the source is the file's path,
-    or for a ZIP member a function opening it (see :func:`zip_members`).
+    or for a ZIP member its archive and entry (see :func:`zip_members`).
 
     A path given is a ZIP archive when :func:`zipfile.is_zipfile` says so; a file found in
     a folder must first have a name ending in ``.zip`` or begin as a ZIP archive does
@@ -68,8 +68,8 @@ def iter_sources(
                     else:
                         yield str(item), item
         elif zipfile.is_zipfile(path):
-            for name, opener in zip_members(path):
-                yield f"{path}:{name}", opener
+            for name, member in zip_members(path):
+                yield f"{path}:{name}", member
         else:
             yield str(path), path
 
