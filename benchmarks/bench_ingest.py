@@ -299,7 +299,7 @@ def serve_protocol_only(port: int, aet: str, processes: int = 1) -> None:
 
     from workbench.pacs import Config
     from workbench.pacs.node import DicomNode
-    from workbench.pacs.node.contexts import tune_association
+    from workbench.pacs.node.contexts import quickly_copied, tune_association
 
     children = []
     for _ in range(processes - 1):
@@ -324,8 +324,8 @@ def serve_protocol_only(port: int, aet: str, processes: int = 1) -> None:
     node = DicomNode(None, Config(DicomAet=aet))
     handlers = [(evt.EVT_CONN_OPEN, tune_association), (evt.EVT_C_ECHO, lambda event: 0),
                 (evt.EVT_C_STORE, lambda event: 0)]
-    node.ae.make_server(("127.0.0.1", port), evt_handlers=handlers,
-                        server_class=Shared).serve_forever()
+    node.ae.make_server(("127.0.0.1", port), evt_handlers=handlers, server_class=Shared,
+                        contexts=quickly_copied(node.ae.supported_contexts)).serve_forever()
 
 
 class DcmtkStorescp(ProcessReceiver):
