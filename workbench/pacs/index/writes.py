@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,6 +67,7 @@ _ADD_TOTAL = Prepared(
     .where(totals.c.name == sa.bindparam("b_name"))
     .values(value=totals.c.value + sa.bindparam("delta"))
 )
+_HIGHEST_ORDER = Prepared(sa.select(sa.func.max(patients.c.recycling_order)))
 _LOG_CHANGE = Prepared(changes.insert())
 _INSERT_INSTANCE = Prepared(instances_table.insert())
 
@@ -410,8 +412,7 @@ class Writer:
             level: _pks_of(conn, TABLES[level], list({each[depth] for each in ids}))
             for depth, level in enumerate(LEVELS)
         }
-        order = conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar()
-        order = max(order or 0, deferred.order)
+        order = max(_highest_recycling_order(conn), deferred.order)
         outcomes: list[tuple[str, list[str]]] = []
         instance_rows = []
         for row, (patient_id, study_id, series_id, instance_id) in zip(rows, ids, strict=True):
@@ -522,7 +523,7 @@ class Writer:
         inserted = 0
         with self.writing() as conn:
             known: dict[str, dict[str, int]] = {}
-            order = conn.execute(sa.select(sa.func.max(patients.c.recycling_order))).scalar() or 0
+            order = _highest_recycling_order(conn)
             for depth, level in enumerate(LEVELS):
                 table = TABLES[level]
                 wanted = list({ids[depth] for ids in all_ids})
@@ -719,12 +720,35 @@ def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
 def _pks_of(conn: sa.Connection, table: sa.Table, public_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in reads.chunks(public_ids):
-        found.update(
-            conn.execute(
-                sa.select(table.c.public_id, table.c.pk).where(table.c.public_id.in_(chunk))
-            ).all()
+        cursor = _pks_statement(table, len(chunk)).execute(
+            conn, {f"id{i}": public_id for i, public_id in enumerate(chunk)}
         )
+        try:
+            found.update(cursor.fetchall())
+        finally:
+            cursor.close()
     return found
+
+
+@lru_cache(maxsize=256)
+def _pks_statement(table: sa.Table, count: int) -> Prepared:
+    """``(public_id, pk)`` of the rows among ``count`` public IDs (``id0``, ``id1``...).
+
+    Run on the DBAPI cursor: a group of instances committed together looks up its four
+    levels this way, and building and executing them through SQLAlchemy cost more than the
+    lookups themselves (a fresh ``IN`` list each time). One statement per table and list
+    length: groups are small, and longer lists come in chunks of one length but the last.
+    """
+    ids = [sa.bindparam(f"id{i}") for i in range(count)]
+    return Prepared(sa.select(table.c.public_id, table.c.pk).where(table.c.public_id.in_(ids)))
+
+
+def _highest_recycling_order(conn: sa.Connection) -> int:
+    cursor = _HIGHEST_ORDER.execute(conn, {})
+    try:
+        return cursor.fetchone()[0] or 0
+    finally:
+        cursor.close()
 
 
 def _record_ids(record: dict[str, str]) -> tuple[str, str, str, str]:
