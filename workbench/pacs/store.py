@@ -160,9 +160,10 @@ class LinkedFile:
     """A received file already under its store name (:meth:`FileStore.link_received`), its
     writeback started; durable once :meth:`wait` returns, gone again after :meth:`discard`."""
 
-    def __init__(self, store: FileStore, file_uuid: str, size: int, fd: int | None,
+    def __init__(self, store: FileStore, file_uuid: str, path: Path, size: int, fd: int | None,
                  new_dirs: list[Path]) -> None:  # fmt: skip
         self.file_uuid = file_uuid
+        self.path = path
         self.size = size
         self._store = store
         self._fd = fd
@@ -178,7 +179,7 @@ class LinkedFile:
             raise self._error
         if self._durable:
             return
-        target = self._store.path_of(self.file_uuid)
+        target = self.path
         try:
             if self._fd is None:  # settled before: opened again
                 self._fd = os.open(target, os.O_RDONLY)
@@ -288,11 +289,11 @@ class FileStore:
                 raise
             # Another filesystem, or one without hard links: the bytes are copied.
             self._copy_durably(source, target)
-            return LinkedFile(self, file_uuid, size, None, [])
+            return LinkedFile(self, file_uuid, target, size, None, [])
         except BaseException:
             os.close(fd)
             raise
-        return LinkedFile(self, file_uuid, size, fd, new_dirs)
+        return LinkedFile(self, file_uuid, target, size, fd, new_dirs)
 
     def _sync_pool(self) -> ThreadPoolExecutor:
         with self._syncs_lock:
