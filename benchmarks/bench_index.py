@@ -57,19 +57,91 @@ from workbench.pacs import Config, Index  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 NOT_DICOM = {"MANIFEST.tsv", "README.md"}
 
-SURNAMES = ["SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "DAVIS",
-            "RODRIGUEZ", "MARTINEZ", "HERNANDEZ", "LOPEZ", "GONZALEZ", "WILSON", "ANDERSON",
-            "THOMAS", "TAYLOR", "MOORE", "JACKSON", "MARTIN", "LEE", "PEREZ", "THOMPSON",
-            "WHITE", "HARRIS", "SANCHEZ", "CLARK", "RAMIREZ", "LEWIS", "ROBINSON", "MULLER",
-            "SCHMIDT", "SCHNEIDER", "FISCHER", "WEBER", "DUBOIS", "MOREAU", "LAURENT",
-            "ROSSI", "RUSSO", "FERRARI", "NOVAK", "KOWALSKI", "NIELSEN", "JANSEN", "PETERS"]
-GIVEN = ["JAMES", "MARY", "JOHN", "PATRICIA", "ROBERT", "JENNIFER", "MICHAEL", "LINDA",
-         "DAVID", "ELIZABETH", "ANNA", "PIERRE", "MARIE", "LUCA", "GIULIA", "JAN", "EVA",
-         "PAUL", "SARAH", "THOMAS", "LAURA", "PETER", "SOFIA", "KARL", "EMMA"]
-STUDY_KINDS = [("CT", "CT HEAD WO CONTRAST", "HEAD"), ("CT", "CT CHEST ABDOMEN PELVIS", "CHEST"),
-               ("MR", "MR BRAIN W WO CONTRAST", "BRAIN"), ("MR", "MR KNEE LEFT", "KNEE"),
-               ("CR", "XR CHEST 2 VIEWS", "CHEST"), ("US", "US ABDOMEN COMPLETE", "ABDOMEN"),
-               ("DX", "XR HAND RIGHT", "HAND"), ("PT", "PET CT WHOLE BODY", "WHOLEBODY")]
+SURNAMES = [
+    "SMITH",
+    "JOHNSON",
+    "WILLIAMS",
+    "BROWN",
+    "JONES",
+    "GARCIA",
+    "MILLER",
+    "DAVIS",
+    "RODRIGUEZ",
+    "MARTINEZ",
+    "HERNANDEZ",
+    "LOPEZ",
+    "GONZALEZ",
+    "WILSON",
+    "ANDERSON",
+    "THOMAS",
+    "TAYLOR",
+    "MOORE",
+    "JACKSON",
+    "MARTIN",
+    "LEE",
+    "PEREZ",
+    "THOMPSON",
+    "WHITE",
+    "HARRIS",
+    "SANCHEZ",
+    "CLARK",
+    "RAMIREZ",
+    "LEWIS",
+    "ROBINSON",
+    "MULLER",
+    "SCHMIDT",
+    "SCHNEIDER",
+    "FISCHER",
+    "WEBER",
+    "DUBOIS",
+    "MOREAU",
+    "LAURENT",
+    "ROSSI",
+    "RUSSO",
+    "FERRARI",
+    "NOVAK",
+    "KOWALSKI",
+    "NIELSEN",
+    "JANSEN",
+    "PETERS",
+]
+GIVEN = [
+    "JAMES",
+    "MARY",
+    "JOHN",
+    "PATRICIA",
+    "ROBERT",
+    "JENNIFER",
+    "MICHAEL",
+    "LINDA",
+    "DAVID",
+    "ELIZABETH",
+    "ANNA",
+    "PIERRE",
+    "MARIE",
+    "LUCA",
+    "GIULIA",
+    "JAN",
+    "EVA",
+    "PAUL",
+    "SARAH",
+    "THOMAS",
+    "LAURA",
+    "PETER",
+    "SOFIA",
+    "KARL",
+    "EMMA",
+]
+STUDY_KINDS = [
+    ("CT", "CT HEAD WO CONTRAST", "HEAD"),
+    ("CT", "CT CHEST ABDOMEN PELVIS", "CHEST"),
+    ("MR", "MR BRAIN W WO CONTRAST", "BRAIN"),
+    ("MR", "MR KNEE LEFT", "KNEE"),
+    ("CR", "XR CHEST 2 VIEWS", "CHEST"),
+    ("US", "US ABDOMEN COMPLETE", "ABDOMEN"),
+    ("DX", "XR HAND RIGHT", "HAND"),
+    ("PT", "PET CT WHOLE BODY", "WHOLEBODY"),
+]
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -113,7 +185,8 @@ def upload_all(bases: list[str], files: list[tuple[Path, bytes]], clients: int =
                 response = session.post(f"{base}/instances", data=data, timeout=60)
                 if response.status_code != 200:
                     raise RuntimeError(
-                        f"{base} refused {path}: {response.status_code} {response.text}")
+                        f"{base} refused {path}: {response.status_code} {response.text}"
+                    )
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -126,8 +199,12 @@ class WorkbenchProcess:
 
     def __init__(self, storage: Path, **options: object) -> None:
         self.http_port, self.dicom_port = free_port(), free_port()
-        config = {"StorageDirectory": str(storage), "HttpPort": self.http_port,
-                  "DicomPort": self.dicom_port, **options}
+        config = {
+            "StorageDirectory": str(storage),
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            **options,
+        }
         name = f"{storage.name}-{self.http_port}"  # several servers may share the storage
         config_path = storage.parent / f"{name}.json"
         config_path.write_text(json.dumps(config))
@@ -135,7 +212,10 @@ class WorkbenchProcess:
         self.log = open(storage.parent / f"{name}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config_path)],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -163,8 +243,11 @@ def clear(base: str) -> None:
 
 
 def part_one(args: argparse.Namespace, workdir: Path) -> None:
-    files = [(p, p.read_bytes()) for p in sorted(SHARED.rglob("*"))
-             if p.is_file() and p.name not in NOT_DICOM]
+    files = [
+        (p, p.read_bytes())
+        for p in sorted(SHARED.rglob("*"))
+        if p.is_file() and p.name not in NOT_DICOM
+    ]
     total_mb = sum(len(d) for _, d in files) / 1e6
     print(f"\n== REST next to Orthanc: {len(files)} files ({total_mb:.1f} MB) of ../shared/data")
     postgres = start_postgres(durable=True) if "postgresql" in args.databases else None
@@ -176,20 +259,22 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
             for clients in (1, args.clients):
                 for name, bases in servers.items():  # interleaved, fresh storage each round
                     clear(bases[0])
-                    rates.setdefault((name, clients), []).append(
-                        upload_all(bases, files, clients))
+                    rates.setdefault((name, clients), []).append(upload_all(bases, files, clients))
         medians = {key: statistics.median(values) for key, values in rates.items()}
         for clients in (1, args.clients):
-            print(f"  POST /instances throughput, {clients} client(s) at once "
-                  f"(median of rounds):")
+            print(f"  POST /instances throughput, {clients} client(s) at once (median of rounds):")
             for name in servers:
                 rate = medians[(name, clients)]
-                print(f"    {name:<34} {rate:8.1f} instances/s "
-                      f"({rate * total_mb / len(files):.1f} MB/s)")
+                print(
+                    f"    {name:<34} {rate:8.1f} instances/s "
+                    f"({rate * total_mb / len(files):.1f} MB/s)"
+                )
             for own in [name for name in servers if not name.startswith("Orthanc")]:
                 for other in [name for name in servers if name.startswith("Orthanc")]:
-                    print(f"    ratio {own} / {other}: "
-                          f"{medians[(own, clients)] / medians[(other, clients)]:.2f}x")
+                    print(
+                        f"    ratio {own} / {other}: "
+                        f"{medians[(own, clients)] / medians[(other, clients)]:.2f}x"
+                    )
 
         print(f"  Read latencies ({args.requests} requests each, one keep-alive session):")
         rng = random.Random(7)
@@ -199,27 +284,49 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
             series = session.get(f"{base}/series", timeout=30).json()
             instances = session.get(f"{base}/instances", timeout=30).json()
             goal = None if name.startswith("Orthanc") else 3.0
-            show(f"{name}: GET /system (HTTP floor, no index)", timed(
-                lambda s=session, b=base: s.get(f"{b}/system").raise_for_status(),
-                args.requests))
+            show(
+                f"{name}: GET /system (HTTP floor, no index)",
+                timed(
+                    lambda s=session, b=base: s.get(f"{b}/system").raise_for_status(), args.requests
+                ),
+            )
             p50s[name] = {
-                "studies": show(f"{name}: GET /studies", timed(
-                    lambda s=session, b=base: s.get(f"{b}/studies").raise_for_status(),
-                    args.requests), goal),
-                "series": show(f"{name}: GET /series/{{id}}", timed(
-                    lambda s=session, b=base, ids=series: s.get(
-                        f"{b}/series/{rng.choice(ids)}").raise_for_status(),
-                    args.requests), goal),
-                "tags": show(f"{name}: GET /instances/{{id}}/simplified-tags", timed(
-                    lambda s=session, b=base, ids=instances: s.get(
-                        f"{b}/instances/{rng.choice(ids)}/simplified-tags"
-                    ).raise_for_status(), args.requests), goal),
+                "studies": show(
+                    f"{name}: GET /studies",
+                    timed(
+                        lambda s=session, b=base: s.get(f"{b}/studies").raise_for_status(),
+                        args.requests,
+                    ),
+                    goal,
+                ),
+                "series": show(
+                    f"{name}: GET /series/{{id}}",
+                    timed(
+                        lambda s=session, b=base, ids=series: s.get(
+                            f"{b}/series/{rng.choice(ids)}"
+                        ).raise_for_status(),
+                        args.requests,
+                    ),
+                    goal,
+                ),
+                "tags": show(
+                    f"{name}: GET /instances/{{id}}/simplified-tags",
+                    timed(
+                        lambda s=session, b=base, ids=instances: s.get(
+                            f"{b}/instances/{rng.choice(ids)}/simplified-tags"
+                        ).raise_for_status(),
+                        args.requests,
+                    ),
+                    goal,
+                ),
             }
         for own in [name for name in servers if not name.startswith("Orthanc")]:
             for other in [name for name in servers if name.startswith("Orthanc")]:
                 for key in ("studies", "series", "tags"):
-                    print(f"    {key:<8} latency ratio {other} / {own}: "
-                          f"{p50s[other][key] / p50s[own][key]:.2f}x")
+                    print(
+                        f"    {key:<8} latency ratio {other} / {own}: "
+                        f"{p50s[other][key] / p50s[own][key]:.2f}x"
+                    )
     finally:
         for server in started:
             server.stop()
@@ -227,9 +334,11 @@ def part_one(args: argparse.Namespace, workdir: Path) -> None:
             postgres.remove()
 
 
-def start_servers(args: argparse.Namespace, workdir: Path, postgres, started: list
-                  ) -> dict[str, list[str]]:
+def start_servers(
+    args: argparse.Namespace, workdir: Path, postgres, started: list
+) -> dict[str, list[str]]:
     """Name -> base URLs of the servers of part 1 (each added to ``started`` as it starts)."""
+
     def ours(storage: Path, **options: object) -> str:
         started.append(WorkbenchProcess(storage, **options))
         return started[-1].url
@@ -241,15 +350,18 @@ def start_servers(args: argparse.Namespace, workdir: Path, postgres, started: li
     servers = {"workbench": [ours(workdir / "ours")]}
     if postgres:
         servers["workbench (PostgreSQL)"] = [
-            ours(workdir / "ours-pg", DatabaseUrl=postgres.new_database())]
+            ours(workdir / "ours-pg", DatabaseUrl=postgres.new_database())
+        ]
         shared = postgres.new_database()
         servers["2 workbench servers, 1 PostgreSQL"] = [
-            ours(workdir / "ours-2", DatabaseUrl=shared) for _ in range(2)]
+            ours(workdir / "ours-2", DatabaseUrl=shared) for _ in range(2)
+        ]
     if not args.skip_orthanc:
         servers["Orthanc 1.10"] = [orthanc(workdir / "orthanc")]
         if postgres:
-            servers["Orthanc 1.10 (PostgreSQL)"] = [orthanc(
-                workdir / "orthanc-pg", extra=orthanc_postgresql_index(postgres))]
+            servers["Orthanc 1.10 (PostgreSQL)"] = [
+                orthanc(workdir / "orthanc-pg", extra=orthanc_postgresql_index(postgres))
+            ]
     return servers
 
 
@@ -265,7 +377,7 @@ def records(instances: int, patients: int, seed: int = 1) -> Iterator[dict[str, 
             "PatientID": f"PID{p:07d}",
             "PatientName": f"{rng.choice(SURNAMES)}^{rng.choice(GIVEN)}",
             "PatientBirthDate": f"{rng.randint(1930, 2020)}{rng.randint(1, 12):02d}"
-                                f"{rng.randint(1, 28):02d}",
+            f"{rng.randint(1, 28):02d}",
             "PatientSex": rng.choice("MF"),
         }
         for s in range(2):
@@ -274,7 +386,7 @@ def records(instances: int, patients: int, seed: int = 1) -> Iterator[dict[str, 
                 **patient,
                 "StudyInstanceUID": f"1.2.826.0.1.3680043.8.498.1.{p}.{s}",
                 "StudyDate": f"{rng.randint(2000, 2024)}{rng.randint(1, 12):02d}"
-                             f"{rng.randint(1, 28):02d}",
+                f"{rng.randint(1, 28):02d}",
                 "StudyTime": f"{rng.randint(7, 19):02d}{rng.randint(0, 59):02d}00",
                 "AccessionNumber": f"ACC{p:07d}{s}",
                 "StudyDescription": description,
@@ -296,14 +408,17 @@ def records(instances: int, patients: int, seed: int = 1) -> Iterator[dict[str, 
                     if emitted >= instances:
                         return
                     emitted += 1
-                    yield {**series,
-                           "SOPInstanceUID": f"{series['SeriesInstanceUID']}.{i + 1}",
-                           "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
-                           "InstanceNumber": str(i + 1)}
+                    yield {
+                        **series,
+                        "SOPInstanceUID": f"{series['SeriesInstanceUID']}.{i + 1}",
+                        "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
+                        "InstanceNumber": str(i + 1),
+                    }
 
 
-def part_two(args: argparse.Namespace, workdir: Path, database: str,
-             baseline: dict[str, float]) -> dict[str, float]:
+def part_two(
+    args: argparse.Namespace, workdir: Path, database: str, baseline: dict[str, float]
+) -> dict[str, float]:
     """Fill an index on ``database`` and time the queries; return each figure's p50 (ms).
 
     With ``baseline`` (the same figures on another database), each is printed as a ratio.
@@ -317,10 +432,17 @@ def part_two(args: argparse.Namespace, workdir: Path, database: str,
             postgres.remove()
 
 
-def _scale(args: argparse.Namespace, storage: Path, database: str, url: str | None,
-           baseline: dict[str, float]) -> dict[str, float]:
-    print(f"\n== Scale on {database}: {args.instances:,} instances of {args.patients:,} "
-          "patients inserted through Index.index_records")
+def _scale(
+    args: argparse.Namespace,
+    storage: Path,
+    database: str,
+    url: str | None,
+    baseline: dict[str, float],
+) -> dict[str, float]:
+    print(
+        f"\n== Scale on {database}: {args.instances:,} instances of {args.patients:,} "
+        "patients inserted through Index.index_records"
+    )
     figures: dict[str, float] = {}
 
     def show_figure(label: str, samples: list[float], goal_ms: float | None = None) -> None:
@@ -328,29 +450,42 @@ def _scale(args: argparse.Namespace, storage: Path, database: str, url: str | No
         if label in baseline:
             print(f"  {'':<46} {figures[label] / baseline[label]:.2f}x sqlite's p50")
 
-    index = Index(Config(StorageDirectory=str(storage), DicomPort=0, HttpPort=0,
-                         DicomAlwaysAllowFind=True, DatabaseUrl=url))
+    index = Index(
+        Config(
+            StorageDirectory=str(storage),
+            DicomPort=0,
+            HttpPort=0,
+            DicomAlwaysAllowFind=True,
+            DatabaseUrl=url,
+        )
+    )
     start = time.perf_counter()
     inserted = index.index_records(records(args.instances, args.patients), batch_size=20000)
     elapsed = time.perf_counter() - start
     stats = index.statistics()
-    print(f"  inserted {inserted:,} instance rows in {elapsed:.1f} s "
-          f"({inserted / elapsed:,.0f} rows/s); {stats['CountStudies']:,} studies, "
-          f"{stats['CountSeries']:,} series, {stats['CountPatients']:,} patients")
+    print(
+        f"  inserted {inserted:,} instance rows in {elapsed:.1f} s "
+        f"({inserted / elapsed:,.0f} rows/s); {stats['CountStudies']:,} studies, "
+        f"{stats['CountSeries']:,} series, {stats['CountPatients']:,} patients"
+    )
 
     rng = random.Random(3)
     sample_patients = [f"PID{rng.randrange(args.patients):07d}" for _ in range(64)]
-    sample_studies = [f"1.2.826.0.1.3680043.8.498.1.{rng.randrange(args.patients)}."
-                      f"{rng.randrange(2)}" for _ in range(64)]
+    sample_studies = [
+        f"1.2.826.0.1.3680043.8.498.1.{rng.randrange(args.patients)}.{rng.randrange(2)}"
+        for _ in range(64)
+    ]
     queries: list[tuple[str, str, Callable[[], dict[str, str]], float]] = [
-        ("Study", "StudyInstanceUID", lambda: {"StudyInstanceUID": rng.choice(sample_studies)},
-         10),
+        ("Study", "StudyInstanceUID", lambda: {"StudyInstanceUID": rng.choice(sample_studies)}, 10),
         ("Study", "PatientID", lambda: {"PatientID": rng.choice(sample_patients)}, 10),
         ("Study", "PatientName wildcard SMITH^J*", lambda: {"PatientName": "SMITH^J*"}, 100),
-        ("Study", "StudyDate range (one month)",
-         lambda: {"StudyDate": "20150301-20150331"}, 100),
-        ("Instance", "Instance by SOPInstanceUID", lambda: {
-            "SOPInstanceUID": rng.choice(sample_studies) + ".0.1"}, 10),
+        ("Study", "StudyDate range (one month)", lambda: {"StudyDate": "20150301-20150331"}, 100),
+        (
+            "Instance",
+            "Instance by SOPInstanceUID",
+            lambda: {"SOPInstanceUID": rng.choice(sample_studies) + ".0.1"},
+            10,
+        ),
     ]
     for level, label, make, _goal in queries:
         count = len(index.find(level, make()))
@@ -358,8 +493,9 @@ def _scale(args: argparse.Namespace, storage: Path, database: str, url: str | No
 
     print(f"  In process, Index.find ({args.requests} queries each):")
     for level, label, make, goal in queries:
-        show_figure(label, timed(lambda lv=level, mk=make: index.find(lv, mk()), args.requests),
-                    goal)
+        show_figure(
+            label, timed(lambda lv=level, mk=make: index.find(lv, mk()), args.requests), goal
+        )
 
     instance_ids = index.find("Instance", {"PatientID": sample_patients[0]})
     series_ids = index.find("Series", {"PatientID": sample_patients[0]})
@@ -370,16 +506,38 @@ def _scale(args: argparse.Namespace, storage: Path, database: str, url: str | No
     print(f"  REST POST /tools/find ({args.requests} queries each, keep-alive):")
     try:
         for level, label, make, goal in queries:
-            show_figure(f"REST {label}", timed(lambda lv=level, mk=make: session.post(
-                f"{base}/tools/find", json={"Level": lv, "Query": mk()}).raise_for_status(),
-                args.requests), goal)
-        show("GET /system (HTTP floor, no index)", timed(
-            lambda: session.get(f"{base}/system").raise_for_status(), args.requests))
-        show_figure("GET /series/{id} at scale", timed(lambda: session.get(
-            f"{base}/series/{rng.choice(series_ids)}").raise_for_status(), args.requests), 3)
-        show_figure("GET /instances/{id} at scale", timed(lambda: session.get(
-            f"{base}/instances/{rng.choice(instance_ids)}").raise_for_status(),
-            args.requests), 3)
+            show_figure(
+                f"REST {label}",
+                timed(
+                    lambda lv=level, mk=make: session.post(
+                        f"{base}/tools/find", json={"Level": lv, "Query": mk()}
+                    ).raise_for_status(),
+                    args.requests,
+                ),
+                goal,
+            )
+        show(
+            "GET /system (HTTP floor, no index)",
+            timed(lambda: session.get(f"{base}/system").raise_for_status(), args.requests),
+        )
+        show_figure(
+            "GET /series/{id} at scale",
+            timed(
+                lambda: session.get(f"{base}/series/{rng.choice(series_ids)}").raise_for_status(),
+                args.requests,
+            ),
+            3,
+        )
+        show_figure(
+            "GET /instances/{id} at scale",
+            timed(
+                lambda: session.get(
+                    f"{base}/instances/{rng.choice(instance_ids)}"
+                ).raise_for_status(),
+                args.requests,
+            ),
+            3,
+        )
         cfind(args, server, queries, show_figure)
     finally:
         server.stop()
@@ -398,12 +556,14 @@ def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries, show_figu
         from pynetdicom import evt
 
         from workbench.pacs.node.contexts import tune_association
+
         handlers = [(evt.EVT_CONN_OPEN, tune_association)]  # TCP_NODELAY on our side too
     except ImportError:
         handlers = []
     try:
-        assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="WORKBENCH",
-                             evt_handlers=handlers)
+        assoc = ae.associate(
+            "127.0.0.1", server.dicom_port, ae_title="WORKBENCH", evt_handlers=handlers
+        )
         if not assoc.is_established:
             print("  C-FIND skipped: association refused")
             return
@@ -419,8 +579,9 @@ def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries, show_figu
             for keyword, value in query.items():
                 setattr(identifier, keyword, value)
             answers = 0
-            for status, _ in assoc.send_c_find(identifier,
-                                               StudyRootQueryRetrieveInformationModelFind):
+            for status, _ in assoc.send_c_find(
+                identifier, StudyRootQueryRetrieveInformationModelFind
+            ):
                 if status and status.Status in (0xFF00, 0xFF01):
                     answers += 1
             return answers
@@ -429,8 +590,11 @@ def cfind(args: argparse.Namespace, server: WorkbenchProcess, queries, show_figu
         for level, label, make, goal in queries:
             if level == "Instance":
                 continue  # an IMAGE query needs the study and series keys above it
-            show_figure(f"C-FIND {label}", timed(lambda lv=level, mk=make: run(lv, mk()),
-                                                 args.requests), goal)
+            show_figure(
+                f"C-FIND {label}",
+                timed(lambda lv=level, mk=make: run(lv, mk()), args.requests),
+                goal,
+            )
         assoc.release()
     finally:
         ae.shutdown()
@@ -442,12 +606,16 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=8,
-                        help="clients uploading at once in the second upload run")
+    parser.add_argument(
+        "--clients", type=int, default=8, help="clients uploading at once in the second upload run"
+    )
     parser.add_argument("--skip-orthanc", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
-    parser.add_argument("--databases", default="sqlite,postgresql",
-                        help="the index databases of part 2, the first one the baseline")
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgresql",
+        help="the index databases of part 2, the first one the baseline",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         workdir = Path(tmp)

@@ -99,8 +99,12 @@ def generate(template: Path, out: Path, count: int, series: int, tag: str) -> li
 def wait_for_echo(aet: str, port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if subprocess.run(["echoscu", "-aec", aet, "127.0.0.1", str(port)],
-                          capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                ["echoscu", "-aec", aet, "127.0.0.1", str(port)], capture_output=True
+            ).returncode
+            == 0
+        ):
             return
         time.sleep(0.1)
     raise RuntimeError(f"{aet} on port {port} did not answer C-ECHO")
@@ -158,8 +162,12 @@ class ProcessReceiver(Receiver):
     def start(self, workdir: Path) -> int:
         port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(port, workdir), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, cwd=REPO)
+        self.process = subprocess.Popen(
+            self.command(port, workdir),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=REPO,
+        )
         wait_for_echo(self.aet, port)
         return port
 
@@ -171,8 +179,13 @@ class ProcessReceiver(Receiver):
 class Ours(ProcessReceiver):
     name, aet = "workbench node", "WORKBENCH"
 
-    def __init__(self, modalities: dict | None = None, postgres: PostgresPeer | None = None,
-                 database_url: str | None = None, workers: int = 1):
+    def __init__(
+        self,
+        modalities: dict | None = None,
+        postgres: PostgresPeer | None = None,
+        database_url: str | None = None,
+        workers: int = 1,
+    ):
         self.modalities = modalities or {}
         self.postgres = postgres
         self.database_url = database_url  # a database shared with another node
@@ -192,10 +205,24 @@ class Ours(ProcessReceiver):
             options["DatabaseUrl"] = self.postgres.new_database()
         config.write_text(json.dumps(options))
         self.http_port = free_port()
-        return [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config),
-                "--storage", str(workdir), "--http-port", str(self.http_port),
-                "--dicom-port", str(port), "--aet", self.aet,
-                "--dicom-workers", str(self.workers)]
+        return [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--storage",
+            str(workdir),
+            "--http-port",
+            str(self.http_port),
+            "--dicom-port",
+            str(port),
+            "--aet",
+            self.aet,
+            "--dicom-workers",
+            str(self.workers),
+        ]
 
     def start(self, workdir: Path) -> int:
         port = super().start(workdir)
@@ -216,8 +243,11 @@ class Ours(ProcessReceiver):
 
     def spread(self, count: int) -> str:
         workers = " / ".join(f"{seconds:.1f}" for seconds in self.cpu[1:])
-        return (f"  CPU s: server {self.cpu[0]:.1f}" + (f", workers {workers}" if workers else "")
-                + f" ({sum(self.cpu) / count * 1000:.1f} ms per instance)")
+        return (
+            f"  CPU s: server {self.cpu[0]:.1f}"
+            + (f", workers {workers}" if workers else "")
+            + f" ({sum(self.cpu) / count * 1000:.1f} ms per instance)"
+        )
 
 
 class TwoNodes(Receiver):
@@ -253,8 +283,7 @@ class OrthancReceiver(Receiver):
 
     def start(self, workdir: Path) -> int:
         extra = orthanc_postgresql_index(self.postgres) if self.postgres else None
-        self.peer = start_orthanc(workdir, aet=self.aet, modalities=self.modalities,
-                                  extra=extra)
+        self.peer = start_orthanc(workdir, aet=self.aet, modalities=self.modalities, extra=extra)
         return self.peer.dicom_port
 
     def stop(self) -> None:
@@ -265,8 +294,17 @@ class PynetdicomStorescp(ProcessReceiver):
     name, aet = "pynetdicom storescp", "STORESCP"
 
     def command(self, port: int, workdir: Path) -> list[str]:
-        return [sys.executable, "-m", "pynetdicom", "storescp", str(port), "-aet", self.aet,
-                "-od", str(workdir)]
+        return [
+            sys.executable,
+            "-m",
+            "pynetdicom",
+            "storescp",
+            str(port),
+            "-aet",
+            self.aet,
+            "-od",
+            str(workdir),
+        ]
 
 
 class ProtocolOnly(ProcessReceiver):
@@ -284,8 +322,14 @@ class ProtocolOnly(ProcessReceiver):
             self.name = f"our setup, no storage, {processes} processes"
 
     def command(self, port: int, workdir: Path) -> list[str]:
-        return [sys.executable, __file__, "--protocol-only-scp", str(port), self.aet,
-                str(self.processes)]
+        return [
+            sys.executable,
+            __file__,
+            "--protocol-only-scp",
+            str(port),
+            self.aet,
+            str(self.processes),
+        ]
 
 
 def serve_protocol_only(port: int, aet: str, processes: int = 1) -> None:
@@ -322,10 +366,17 @@ def serve_protocol_only(port: int, aet: str, processes: int = 1) -> None:
             super().server_bind()
 
     node = DicomNode(None, Config(DicomAet=aet))
-    handlers = [(evt.EVT_CONN_OPEN, tune_association), (evt.EVT_C_ECHO, lambda event: 0),
-                (evt.EVT_C_STORE, lambda event: 0)]
-    node.ae.make_server(("127.0.0.1", port), evt_handlers=handlers, server_class=Shared,
-                        contexts=quickly_copied(node.ae.supported_contexts)).serve_forever()
+    handlers = [
+        (evt.EVT_CONN_OPEN, tune_association),
+        (evt.EVT_C_ECHO, lambda event: 0),
+        (evt.EVT_C_STORE, lambda event: 0),
+    ]
+    node.ae.make_server(
+        ("127.0.0.1", port),
+        evt_handlers=handlers,
+        server_class=Shared,
+        contexts=quickly_copied(node.ae.supported_contexts),
+    ).serve_forever()
 
 
 class DcmtkStorescp(ProcessReceiver):
@@ -342,10 +393,23 @@ def push(receiver: Receiver, shares: list[Path], scratch: Path) -> float:
     ports = receiver.ports(workdir)
     try:
         started = time.perf_counter()
-        senders = [subprocess.Popen(["storescu", "-aec", receiver.aet, "+sd", "127.0.0.1",
-                                     str(ports[number % len(ports)]), str(share)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                   for number, share in enumerate(shares)]
+        senders = [
+            subprocess.Popen(
+                [
+                    "storescu",
+                    "-aec",
+                    receiver.aet,
+                    "+sd",
+                    "127.0.0.1",
+                    str(ports[number % len(ports)]),
+                    str(share),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for number, share in enumerate(shares)
+        ]
         failures = [sender.communicate()[1] for sender in senders]
         elapsed = time.perf_counter() - started
         for sender, stderr in zip(senders, failures, strict=True):
@@ -388,8 +452,10 @@ def _load() -> str:
 def make_sets(scratch: Path, quick: bool) -> list[Dataset_]:
     scale = 0.25 if quick else 1.0
     sets = []
-    for name, template, count, series in (("CT 512²", CT_TEMPLATE, int(600 * scale), 3),
-                                          ("small 64²", SMALL_TEMPLATE, int(2000 * scale), 4)):
+    for name, template, count, series in (
+        ("CT 512²", CT_TEMPLATE, int(600 * scale), 3),
+        ("small 64²", SMALL_TEMPLATE, int(2000 * scale), 4),
+    ):
         directory = scratch / name.split()[0]
         files = generate(template, directory, count, series, name.split()[0])
         megabytes = sum(path.stat().st_size for path in files) / 1e6
@@ -397,16 +463,28 @@ def make_sets(scratch: Path, quick: bool) -> list[Dataset_]:
     return sets
 
 
-def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations: int,
-                 postgres: PostgresPeer | None = None, workers: int = 2,
-                 single: bool = True) -> None:
+def bench_ingest(
+    repeat: int,
+    scratch: Path,
+    sets: list[Dataset_],
+    associations: int,
+    postgres: PostgresPeer | None = None,
+    workers: int = 2,
+    single: bool = True,
+) -> None:
     ours = [Ours()] + ([Ours(postgres=postgres)] if postgres else [])
     pooled = [Ours(workers=workers)] + ([Ours(postgres=postgres, workers=workers)]
                                         if postgres else [])  # fmt: skip
     orthancs = [OrthancReceiver()] + ([OrthancReceiver(postgres=postgres)] if postgres else [])
     one = [*ours, *orthancs, PynetdicomStorescp(), ProtocolOnly(), DcmtkStorescp()]
-    many = [*ours, *(pooled if workers > 1 else []), *([TwoNodes(postgres)] if postgres else []),
-            *orthancs, ProtocolOnly(), *([ProtocolOnly(workers)] if workers > 1 else [])]
+    many = [
+        *ours,
+        *(pooled if workers > 1 else []),
+        *([TwoNodes(postgres)] if postgres else []),
+        *orthancs,
+        ProtocolOnly(),
+        *([ProtocolOnly(workers)] if workers > 1 else []),
+    ]
     runs = [*([(1, one)] if single else []), *([(associations, many)] if associations else [])]
     for count, receivers in runs:
         timings: dict[tuple[str, str], list[float]] = {}
@@ -415,12 +493,17 @@ def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations:
                 for receiver in receivers:  # interleaved so drifts of the machine hit all alike
                     seconds = push(receiver, data.shares(count), scratch)
                     timings.setdefault((receiver.name, data.name), []).append(seconds)
-                    print(f"  round {round_ + 1}, {count} association(s): {data.name:9} -> "
-                          f"{receiver.name:32} {data.count / seconds:7.1f} inst/s  "
-                          f"(load {_load()}){receiver.spread(data.count)}", flush=True)
+                    print(
+                        f"  round {round_ + 1}, {count} association(s): {data.name:9} -> "
+                        f"{receiver.name:32} {data.count / seconds:7.1f} inst/s  "
+                        f"(load {_load()}){receiver.spread(data.count)}",
+                        flush=True,
+                    )
         medians = {key: statistics.median(values) for key, values in timings.items()}
-        print(f"\nC-STORE with storescu over {count} association(s) at once, median of "
-              f"{repeat} run(s); load average {_load()}")
+        print(
+            f"\nC-STORE with storescu over {count} association(s) at once, median of "
+            f"{repeat} run(s); load average {_load()}"
+        )
         print(f"{'receiver':34}" + "".join(f"{d.name + ' inst/s':>18}{'MB/s':>8}" for d in sets))
         for receiver in receivers:
             row = f"{receiver.name:34}"
@@ -436,8 +519,9 @@ def bench_ingest(repeat: int, scratch: Path, sets: list[Dataset_], associations:
                     continue
                 ratios = [medians[(other.name, d.name)] / medians[(own.name, d.name)]
                           for d in sets]  # fmt: skip
-                print(f"{own.name} / {other.name:32}"
-                      + "".join(f"{r:17.2f}x{'':8}" for r in ratios))
+                print(
+                    f"{own.name} / {other.name:32}" + "".join(f"{r:17.2f}x{'':8}" for r in ratios)
+                )
         print(flush=True)
 
 
@@ -463,18 +547,23 @@ def bench_as_installed(repeat: int, scratch: Path, sets: list[Dataset_]) -> None
                     timings.setdefault((receiver.name, data.name), []).append(seconds)
     finally:
         os.environ["TCP_NODELAY"] = saved
-    print(f"\nC-STORE as installed (no TCP_NODELAY for storescu and Orthanc), one "
-          f"association, median of {repeat}; load average {_load()}")
+    print(
+        f"\nC-STORE as installed (no TCP_NODELAY for storescu and Orthanc), one "
+        f"association, median of {repeat}; load average {_load()}"
+    )
     for data in firsts:
         rates = [data.count / statistics.median(timings[(r.name, data.name)])
                  for r in receivers]  # fmt: skip
-        print(f"{data.name:9} {data.count} files: ours {rates[0]:7.1f} inst/s, Orthanc "
-              f"{rates[1]:7.1f} inst/s, {rates[0] / rates[1]:.2f}x")
+        print(
+            f"{data.name:9} {data.count} files: ours {rates[0]:7.1f} inst/s, Orthanc "
+            f"{rates[1]:7.1f} inst/s, {rates[0] / rates[1]:.2f}x"
+        )
     print(flush=True)
 
 
-def bench_bulk(repeat: int, scratch: Path, sets: list[Dataset_],
-               postgres: PostgresPeer | None = None) -> None:
+def bench_bulk(
+    repeat: int, scratch: Path, sets: list[Dataset_], postgres: PostgresPeer | None = None
+) -> None:
     """Bulk import (``workbench import``, and a ZIP uploaded to our REST API) next to
     Orthanc's REST upload of the same files."""
     everything = scratch / "bulk"
@@ -495,9 +584,23 @@ def bench_bulk(repeat: int, scratch: Path, sets: list[Dataset_],
         config.write_text(json.dumps({"DatabaseUrl": database_url} if database_url else {}))
         try:
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "workbench.cli", "import", "--config",
-                            str(config), "--storage", str(workdir / "storage"), "-q",
-                            str(everything)], check=True, cwd=REPO, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.cli",
+                    "import",
+                    "--config",
+                    str(config),
+                    "--storage",
+                    str(workdir / "storage"),
+                    "-q",
+                    str(everything),
+                ],
+                check=True,
+                cwd=REPO,
+                capture_output=True,
+            )
             return time.perf_counter() - started
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -511,7 +614,7 @@ def bench_bulk(repeat: int, scratch: Path, sets: list[Dataset_],
             with requests.Session() as session:
                 wait_for_http(session, url)
                 started = time.perf_counter()
-                for body in ([archive] if zipped else files):
+                for body in [archive] if zipped else files:
                     answer = session.post(url + "/instances", data=body.read_bytes(),
                                           timeout=600)  # fmt: skip
                     answer.raise_for_status()
@@ -520,24 +623,32 @@ def bench_bulk(repeat: int, scratch: Path, sets: list[Dataset_],
             receiver.stop()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    runs = {"workbench import (CLI, new process)": lambda: cli_import(None),
-            "workbench POST /instances, one ZIP": lambda: upload(Ours(), True),
-            "Orthanc POST /instances, file by file": lambda: upload(OrthancReceiver(), False),
-            "Orthanc POST /instances, one ZIP": lambda: upload(OrthancReceiver(), True)}
+    runs = {
+        "workbench import (CLI, new process)": lambda: cli_import(None),
+        "workbench POST /instances, one ZIP": lambda: upload(Ours(), True),
+        "Orthanc POST /instances, file by file": lambda: upload(OrthancReceiver(), False),
+        "Orthanc POST /instances, one ZIP": lambda: upload(OrthancReceiver(), True),
+    }
     if postgres:
         runs["workbench import (CLI), PostgreSQL"] = lambda: cli_import(postgres.new_database())
         runs["Orthanc (PostgreSQL) file by file"] = lambda: upload(
-            OrthancReceiver(postgres=postgres), False)
+            OrthancReceiver(postgres=postgres), False
+        )
     timings: dict[str, list[float]] = {}
     for round_ in range(repeat):
         for name, run in runs.items():
             seconds = run()
             timings.setdefault(name, []).append(seconds)
-            print(f"  round {round_ + 1}: {name:40} {len(files) / seconds:7.1f} inst/s  "
-                  f"(load {_load()})", flush=True)
+            print(
+                f"  round {round_ + 1}: {name:40} {len(files) / seconds:7.1f} inst/s  "
+                f"(load {_load()})",
+                flush=True,
+            )
     medians = {name: statistics.median(values) for name, values in timings.items()}
-    print(f"\nBulk import of {len(files)} files ({megabytes:.0f} MB), median of {repeat} "
-          f"run(s); load average {_load()}")
+    print(
+        f"\nBulk import of {len(files)} files ({megabytes:.0f} MB), median of {repeat} "
+        f"run(s); load average {_load()}"
+    )
     for name, seconds in medians.items():
         print(f"{name:42}{len(files) / seconds:10.1f} inst/s{megabytes / seconds:8.1f} MB/s")
     for own in [name for name in medians if name.startswith("workbench")]:
@@ -570,10 +681,14 @@ def bench_find(studies: int, scratch: Path, queries: int) -> None:
     for number in range(studies):
         uid = f"1.2.826.0.1.3680043.10.1078.{number}"
         record = {
-            "PatientID": f"P{number:06d}", "PatientName": f"NAME{number % 997:03d}^GIVEN{number}",
-            "StudyInstanceUID": uid, "SeriesInstanceUID": uid + ".1",
-            "SOPInstanceUID": uid + ".1.1", "StudyDate": f"20{number % 20:02d}0101",
-            "Modality": "MR", "StudyDescription": f"study {number}",
+            "PatientID": f"P{number:06d}",
+            "PatientName": f"NAME{number % 997:03d}^GIVEN{number}",
+            "StudyInstanceUID": uid,
+            "SeriesInstanceUID": uid + ".1",
+            "SOPInstanceUID": uid + ".1.1",
+            "StudyDate": f"20{number % 20:02d}0101",
+            "Modality": "MR",
+            "StudyDescription": f"study {number}",
         }
         records.append(record)
         for key, value in record.items():
@@ -592,17 +707,27 @@ def bench_find(studies: int, scratch: Path, queries: int) -> None:
     orthanc_port = orthanc.start(scratch / "find-orthanc")
     try:
         started = time.perf_counter()
-        subprocess.run(["storescu", "-aec", "ORTHANC", "+sd", "127.0.0.1", str(orthanc_port),
-                        str(files_dir)], check=True, capture_output=True)
-        print(f"  (fed Orthanc {studies} studies by C-STORE in "
-              f"{time.perf_counter() - started:.0f} s)")
-        config = Config(StorageDirectory=str(scratch / "find-client"), DicomAet="FINDSCU",
-                        DicomModalities={"ours": ["WORKBENCH", "127.0.0.1", our_port],
-                                         "orthanc": ["ORTHANC", "127.0.0.1", orthanc_port]})
+        subprocess.run(
+            ["storescu", "-aec", "ORTHANC", "+sd", "127.0.0.1", str(orthanc_port), str(files_dir)],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"  (fed Orthanc {studies} studies by C-STORE in {time.perf_counter() - started:.0f} s)"
+        )
+        config = Config(
+            StorageDirectory=str(scratch / "find-client"),
+            DicomAet="FINDSCU",
+            DicomModalities={
+                "ours": ["WORKBENCH", "127.0.0.1", our_port],
+                "orthanc": ["ORTHANC", "127.0.0.1", orthanc_port],
+            },
+        )
         client = DicomNode(None, config)
         kinds = {
             "by StudyInstanceUID": lambda n: {
-                "StudyInstanceUID": f"1.2.826.0.1.3680043.10.1078.{n * 7919 % studies}"},
+                "StudyInstanceUID": f"1.2.826.0.1.3680043.10.1078.{n * 7919 % studies}"
+            },
             "PatientName wildcard": lambda n: {"PatientName": f"name{n % 997:03d}*"},
             "StudyDate range": lambda n: {"StudyDate": f"20{n % 20:02d}0101-20{n % 20:02d}0630"},
         }
@@ -617,8 +742,10 @@ def bench_find(studies: int, scratch: Path, queries: int) -> None:
                     latencies.append(time.perf_counter() - started)
                 counts.append(len(answers))
                 medians.append(statistics.median(latencies) * 1000)
-            print(f"{label:24}{medians[0]:14.1f}{medians[1]:16.1f}{counts[0]:>9}"
-                  f"{medians[1] / medians[0]:7.2f}x")
+            print(
+                f"{label:24}{medians[0]:14.1f}{medians[1]:16.1f}{counts[0]:>9}"
+                f"{medians[1] / medians[0]:7.2f}x"
+            )
     finally:
         ours.stop()
         orthanc.stop()
@@ -633,19 +760,34 @@ def main() -> None:
     parser.add_argument("--skip-find", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-bulk", action="store_true")
-    parser.add_argument("--associations", type=int, default=8,
-                        help="concurrent associations of the second ingest run (0: no such run)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="DICOM worker processes of the extra row of the concurrent run "
-                             "(1: no such row)")
-    parser.add_argument("--only-concurrent", action="store_true",
-                        help="leave out the one-association run")
-    parser.add_argument("--postgresql", action="store_true",
-                        help="also ingest with the index (ours and Orthanc's) in PostgreSQL")
-    parser.add_argument("--as-installed", action="store_true",
-                        help="also run storescu and Orthanc without TCP_NODELAY")
-    parser.add_argument("--protocol-only-scp", nargs=3, metavar=("PORT", "AET", "PROCESSES"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--associations",
+        type=int,
+        default=8,
+        help="concurrent associations of the second ingest run (0: no such run)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="DICOM worker processes of the extra row of the concurrent run (1: no such row)",
+    )
+    parser.add_argument(
+        "--only-concurrent", action="store_true", help="leave out the one-association run"
+    )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="also ingest with the index (ours and Orthanc's) in PostgreSQL",
+    )
+    parser.add_argument(
+        "--as-installed",
+        action="store_true",
+        help="also run storescu and Orthanc without TCP_NODELAY",
+    )
+    parser.add_argument(
+        "--protocol-only-scp", nargs=3, metavar=("PORT", "AET", "PROCESSES"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.protocol_only_scp:
         port, aet, processes = args.protocol_only_scp
@@ -654,8 +796,9 @@ def main() -> None:
     for tool in ("storescu", "storescp", "echoscu", "Orthanc"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing; run scripts/bootstrap.sh")
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=REPO.parent / "tmp"
-                                     if (REPO.parent / "tmp").is_dir() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="bench-ingest-", dir=REPO.parent / "tmp" if (REPO.parent / "tmp").is_dir() else None
+    ) as tmp:
         scratch = Path(tmp)
         postgres = start_postgres(durable=True) if args.postgresql else None
         try:
@@ -663,8 +806,15 @@ def main() -> None:
             if args.as_installed:
                 bench_as_installed(args.repeat, scratch, sets)
             if not args.skip_ingest:
-                bench_ingest(args.repeat, scratch, sets, args.associations, postgres,
-                             args.workers, not args.only_concurrent)
+                bench_ingest(
+                    args.repeat,
+                    scratch,
+                    sets,
+                    args.associations,
+                    postgres,
+                    args.workers,
+                    not args.only_concurrent,
+                )
             if not args.skip_bulk:
                 bench_bulk(args.repeat, scratch, sets, postgres)
         finally:

@@ -98,8 +98,9 @@ class Stats:
 
 def associate(ae: AE, port: int, stats: Stats, refusal: str) -> Association | None:
     """An association to the node, tuned by :func:`nodelay`; None, counted, if refused."""
-    assoc = ae.associate("127.0.0.1", port, ae_title=NODE_AET,
-                         evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)])
+    assoc = ae.associate(
+        "127.0.0.1", port, ae_title=NODE_AET, evt_handlers=[(evt.EVT_CONN_OPEN, nodelay)]
+    )
     if assoc.is_established:
         return assoc
     stats.error(refusal)
@@ -220,8 +221,10 @@ def reader(url: str, stats: Stats, stop: threading.Event) -> None:
     rng = random.Random(1)
     with requests.Session() as session:
         while not stop.is_set():
-            for operation, path in (("GET /studies", "/studies"),
-                                    ("GET /statistics", "/statistics")):
+            for operation, path in (
+                ("GET /studies", "/studies"),
+                ("GET /statistics", "/statistics"),
+            ):
                 begun = time.monotonic()
                 answer = session.get(url + path, timeout=60)
                 stats.timed(operation, begun)
@@ -230,8 +233,10 @@ def reader(url: str, stats: Stats, stop: threading.Event) -> None:
             changes = session.get(url + "/changes", params={"last": "1"}, timeout=60).json()
             if changes["Changes"] and changes["Changes"][0]["ResourceType"] == "Instance":
                 instance = changes["Changes"][0]["ID"]
-                for operation, path in (("GET simplified-tags", "simplified-tags"),
-                                        ("GET preview", "preview")):
+                for operation, path in (
+                    ("GET simplified-tags", "simplified-tags"),
+                    ("GET preview", "preview"),
+                ):
                     begun = time.monotonic()
                     answer = session.get(f"{url}/instances/{instance}/{path}", timeout=60)
                     stats.timed(operation, begun)
@@ -243,15 +248,21 @@ def reader(url: str, stats: Stats, stop: threading.Event) -> None:
 def start_server(storage: Path) -> tuple[subprocess.Popen, str, int]:
     http_port, dicom_port = free_port(), free_port()
     config = {
-        "Name": "soak", "StorageDirectory": str(storage), "HttpPort": http_port,
-        "DicomPort": dicom_port, "DicomAet": NODE_AET,
+        "Name": "soak",
+        "StorageDirectory": str(storage),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": NODE_AET,
         "DicomModalities": {"soak": [CLIENT_AET, "127.0.0.1", free_port()]},
     }
     config_path = storage.parent / "soak.json"
     config_path.write_text(json.dumps(config))
     process = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config_path)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{http_port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -280,8 +291,10 @@ def report(stats: Stats, url: str, seconds: float, peak_rss: int, rss_start: int
 
     print(f"\nsoak of {seconds:.0f} s against workbench serve on loopback")
     print(f"  instances stored (present)   {len(present)}  (/statistics: {counted})")
-    print(f"  acknowledged                 {len(stats.acknowledged)}"
-          f"  ({len(stats.acknowledged) / seconds:.1f}/s)")
+    print(
+        f"  acknowledged                 {len(stats.acknowledged)}"
+        f"  ({len(stats.acknowledged) / seconds:.1f}/s)"
+    )
     print(f"  acknowledged but missing     {len(missing)}")
     print(f"  present, not acknowledged    {len(unacknowledged)}")
     print(f"  present more than once       {duplicated}")
@@ -289,20 +302,26 @@ def report(stats: Stats, url: str, seconds: float, peak_rss: int, rss_start: int
     print(f"  errors                       {sum(stats.errors.values())}")
     for kind, count in stats.errors.most_common():
         print(f"    {kind:<30} {count}")
-    print(f"  server RSS                   start {rss_start / 1e6:.0f} MB, "
-          f"peak {peak_rss / 1e6:.0f} MB")
+    print(
+        f"  server RSS                   start {rss_start / 1e6:.0f} MB, "
+        f"peak {peak_rss / 1e6:.0f} MB"
+    )
     fifth = seconds / 5
-    print(f"\n  {'operation':<22}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'first-fifth p50':>17}{'last-fifth p50':>16}{'ratio':>7}")
+    print(
+        f"\n  {'operation':<22}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'first-fifth p50':>17}{'last-fifth p50':>16}{'ratio':>7}"
+    )
     for operation, samples in sorted(stats.latencies.items()):
         values = [latency * 1000 for _, latency in samples]
         first = [lat * 1000 for at, lat in samples if at < fifth]
         last = [lat * 1000 for at, lat in samples if at >= seconds - fifth]
         p_first, p_last = percentile(first, 50), percentile(last, 50)
-        print(f"  {operation:<22}{len(values):>7}{percentile(values, 50):>9.1f}"
-              f"{percentile(values, 99):>9.1f}{max(values):>9.0f}"
-              f"{p_first:>17.1f}{p_last:>16.1f}"
-              f"{p_last / p_first if first and last else float('nan'):>7.2f}")
+        print(
+            f"  {operation:<22}{len(values):>7}{percentile(values, 50):>9.1f}"
+            f"{percentile(values, 99):>9.1f}{max(values):>9.0f}"
+            f"{p_first:>17.1f}{p_last:>16.1f}"
+            f"{p_last / p_first if first and last else float('nan'):>7.2f}"
+        )
     return 1 if missing or duplicated or len(present) != counted else 0
 
 
@@ -318,16 +337,20 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         stats = Stats(started)
         stop = threading.Event()
-        workers = [
-            threading.Thread(target=dimse_storer, args=(dicom_port, f"D{i}", stats, stop))
-            for i in range(2)
-        ] + [
-            threading.Thread(target=rest_uploader, args=(url, f"R{i}", stats, stop))
-            for i in range(2)
-        ] + [
-            threading.Thread(target=finder, args=(dicom_port, stats, stop)),
-            threading.Thread(target=reader, args=(url, stats, stop)),
-        ]
+        workers = (
+            [
+                threading.Thread(target=dimse_storer, args=(dicom_port, f"D{i}", stats, stop))
+                for i in range(2)
+            ]
+            + [
+                threading.Thread(target=rest_uploader, args=(url, f"R{i}", stats, stop))
+                for i in range(2)
+            ]
+            + [
+                threading.Thread(target=finder, args=(dicom_port, stats, stop)),
+                threading.Thread(target=reader, args=(url, stats, stop)),
+            ]
+        )
         for worker in workers:
             worker.start()
         traffic = args.seconds

@@ -53,20 +53,35 @@ def _port(value: int) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description="Start the workbench demo (PACS + JupyterLab).")
-    parser.add_argument("--state-dir", type=Path, default=Path(env("WORKBENCH_DEMO_DIR",
-                                                                   REPO / "var" / "demo")),
-                        help="where the demo PACS keeps its files and index (default var/demo)")
-    parser.add_argument("--http-port", type=int,
-                        default=int(env("WORKBENCH_DEMO_HTTP_PORT", "8042")),
-                        help="REST port of the PACS (default 8042; 0 picks a free port)")
-    parser.add_argument("--dicom-port", type=int,
-                        default=int(env("WORKBENCH_DEMO_DICOM_PORT", "4242")),
-                        help="DICOM port of the PACS (default 4242; 0 picks a free port)")
-    parser.add_argument("--lab-port", type=int,
-                        default=int(env("WORKBENCH_DEMO_LAB_PORT", "8888")),
-                        help="JupyterLab port (default 8888; 0 picks a free port)")
-    parser.add_argument("--no-browser", action="store_true",
-                        help="do not open a web browser (for servers and tests)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(env("WORKBENCH_DEMO_DIR", REPO / "var" / "demo")),
+        help="where the demo PACS keeps its files and index (default var/demo)",
+    )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=int(env("WORKBENCH_DEMO_HTTP_PORT", "8042")),
+        help="REST port of the PACS (default 8042; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--dicom-port",
+        type=int,
+        default=int(env("WORKBENCH_DEMO_DICOM_PORT", "4242")),
+        help="DICOM port of the PACS (default 4242; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--lab-port",
+        type=int,
+        default=int(env("WORKBENCH_DEMO_LAB_PORT", "8888")),
+        help="JupyterLab port (default 8888; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a web browser (for servers and tests)",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,8 +99,10 @@ def import_sample_data(storage: Path) -> None:
             return
         print(f"demo: importing {SAMPLE.relative_to(REPO)} into {storage}")
         summary = index.import_path(SAMPLE, progress=sys.stdout.isatty())
-        print(f"demo: {summary.stored} instances stored, {len(summary.errors)} other files "
-              "(README, MANIFEST, licenses) skipped")
+        print(
+            f"demo: {summary.stored} instances stored, {len(summary.errors)} other files "
+            "(README, MANIFEST, licenses) skipped"
+        )
     finally:
         index.close()
 
@@ -93,8 +110,15 @@ def import_sample_data(storage: Path) -> None:
 def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a server in its own process group so it can be stopped with its children."""
     out = open(log, "ab")  # noqa: SIM115 - the child keeps it; closed when we exit
-    return subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def _wait_http(url: str, process: subprocess.Popen, name: str, log: Path) -> None:
@@ -108,8 +132,7 @@ def _wait_http(url: str, process: subprocess.Popen, name: str, log: Path) -> Non
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.3)
-    raise RuntimeError(f"{name} did not answer on {url} within {STARTUP_TIMEOUT:.0f} s; "
-                       f"see {log}")
+    raise RuntimeError(f"{name} did not answer on {url} within {STARTUP_TIMEOUT:.0f} s; see {log}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -136,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     state.mkdir(parents=True, exist_ok=True)
     import_sample_data(storage)
 
-    http_port, dicom_port, lab_port = (_port(args.http_port), _port(args.dicom_port),
-                                       _port(args.lab_port))
+    http_port, dicom_port, lab_port = (
+        _port(args.http_port),
+        _port(args.dicom_port),
+        _port(args.lab_port),
+    )
     pacs_url = f"http://127.0.0.1:{http_port}"
     token = secrets.token_hex(16)
     lab_url = f"http://127.0.0.1:{lab_port}/lab/tree/{NOTEBOOK}?token={token}"
@@ -154,24 +180,51 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         pacs_log = state / "pacs.log"
-        children.append(_start(
-            [sys.executable, "-m", "workbench.cli", "serve", "--storage", str(storage),
-             "--http-port", str(http_port), "--dicom-port", str(dicom_port), "--aet",
-             "WORKBENCH"], pacs_log))
+        children.append(
+            _start(
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.cli",
+                    "serve",
+                    "--storage",
+                    str(storage),
+                    "--http-port",
+                    str(http_port),
+                    "--dicom-port",
+                    str(dicom_port),
+                    "--aet",
+                    "WORKBENCH",
+                ],
+                pacs_log,
+            )
+        )
         _wait_http(pacs_url + "/system", children[-1], "workbench serve", pacs_log)
 
         lab_log = state / "jupyterlab.log"
-        lab = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={lab_port}",
-               "--port-retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={REPO}", f"--LabApp.default_url=/lab/tree/{NOTEBOOK}"]
+        lab = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--ip=127.0.0.1",
+            f"--port={lab_port}",
+            "--port-retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={REPO}",
+            f"--LabApp.default_url=/lab/tree/{NOTEBOOK}",
+        ]
         if args.no_browser:
             lab.append("--no-browser")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # Containers (Docker, CI runners) often run as root; JupyterLab refuses without this.
             lab.append("--allow-root")
         children.append(_start(lab, lab_log, env))
-        _wait_http(f"http://127.0.0.1:{lab_port}/api/status?token={token}", children[-1],
-                   "JupyterLab", lab_log)
+        _wait_http(
+            f"http://127.0.0.1:{lab_port}/api/status?token={token}",
+            children[-1],
+            "JupyterLab",
+            lab_log,
+        )
 
         print(f"PACS REST API   {pacs_url}   (OpenAPI docs: {pacs_url}/docs)")
         print(f"PACS DICOM      WORKBENCH@127.0.0.1:{dicom_port}")
@@ -180,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         while not stopping.is_set():
             for child in children:
                 if child.poll() is not None:
-                    print(f"demo: a server stopped unexpectedly (status {child.returncode}); "
-                          f"see the logs in {state}", file=sys.stderr)
+                    print(
+                        f"demo: a server stopped unexpectedly (status {child.returncode}); "
+                        f"see the logs in {state}",
+                        file=sys.stderr,
+                    )
                     stopping.set()
             stopping.wait(0.5)
     except RuntimeError as exc:

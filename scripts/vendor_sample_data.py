@@ -85,8 +85,11 @@ def main() -> int:
         elif folder in TRANSCODE:
             target.parent.mkdir(parents=True, exist_ok=True)
             note = transcode(SHARED / relative, target, **TRANSCODE[folder])
-            row = dict(row, transfer_syntax="JPEG 2000 Image Compression (Lossless Only)",
-                       notes=f"{note}; {row['notes']}")
+            row = dict(
+                row,
+                transfer_syntax="JPEG 2000 Image Compression (Lossless Only)",
+                notes=f"{note}; {row['notes']}",
+            )
         else:
             continue
         kept.append(row)

@@ -115,9 +115,14 @@ class OrthancPeer:
             self.process.wait()
 
 
-def start_orthanc(workdir: Path, *, aet: str = "ORTHANC", modalities: dict | None = None,
-                  dicomweb_servers: dict[str, str] | None = None,
-                  extra: dict | None = None) -> OrthancPeer:
+def start_orthanc(
+    workdir: Path,
+    *,
+    aet: str = "ORTHANC",
+    modalities: dict | None = None,
+    dicomweb_servers: dict[str, str] | None = None,
+    extra: dict | None = None,
+) -> OrthancPeer:
     """Start a real Orthanc on free loopback ports with its storage under ``workdir``.
 
     With ``dicomweb_servers`` (names to DICOMweb root URLs, possibly none) its DICOMweb
@@ -273,9 +278,14 @@ def orthanc_postgresql_index(postgres: PostgresPeer) -> dict:
     return {
         "Plugins": [require_plugin(ORTHANC_POSTGRESQL_PLUGIN)],
         "PostgreSQL": {
-            "EnableIndex": True, "EnableStorage": False, "Lock": False,
-            "Host": str(postgres.workdir), "Port": postgres.port,
-            "Database": database, "Username": "postgres", "Password": "",
+            "EnableIndex": True,
+            "EnableStorage": False,
+            "Lock": False,
+            "Host": str(postgres.workdir),
+            "Port": postgres.port,
+            "Database": database,
+            "Username": "postgres",
+            "Password": "",
         },
     }
 

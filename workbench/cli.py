@@ -56,21 +56,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handle.header_helpers.start()  # a long-running server has them ready for uploads
     stats = handle.index.statistics()
     print(f"workbench PACS {config.Name!r}")
-    print(f"  storage   {config.storage_path.resolve()} "
-          f"({stats['CountInstances']} instances, {stats['CountPatients']} patients)")
+    print(
+        f"  storage   {config.storage_path.resolve()} "
+        f"({stats['CountInstances']} instances, {stats['CountPatients']} patients)"
+    )
     report = handle.index.last_reconcile
     if report is not None and report.repaired:
         print(f"  reconcile {report.summary()}")
-    print(f"  REST      {handle.url}  (OpenAPI: {handle.url}/docs)"
-          + ("  [basic auth]" if config.RegisteredUsers and
-             (config.RemoteAccessAllowed or config.AuthenticationEnabled) else ""))
+    print(
+        f"  REST      {handle.url}  (OpenAPI: {handle.url}/docs)"
+        + (
+            "  [basic auth]"
+            if config.RegisteredUsers
+            and (config.RemoteAccessAllowed or config.AuthenticationEnabled)
+            else ""
+        )
+    )
     print(f"  web page  {handle.url}/ui/")
     if ohif_dist_of(config) is not None:
         print(f"  OHIF      {handle.url}/ohif/")
     if handle.node is not None:
         workers = handle.node.workers
-        print(f"  DICOM     {config.DicomAet}@{handle.node.host}:{handle.node.port}"
-              + (f"  ({workers.count} worker processes)" if workers else ""))
+        print(
+            f"  DICOM     {config.DicomAet}@{handle.node.host}:{handle.node.port}"
+            + (f"  ({workers.count} worker processes)" if workers else "")
+        )
     freeze_startup_objects()
     print("Press Ctrl-C to stop.", flush=True)
     stop = threading.Event()
@@ -95,12 +105,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stored = index.statistics()["CountInstances"] - before
         index.close()
-        print(f"workbench import: interrupted after {stored} instance(s) were stored; the "
-              "files of the batch in progress are indexed or removed when the store next "
-              "opens", file=sys.stderr)
+        print(
+            f"workbench import: interrupted after {stored} instance(s) were stored; the "
+            "files of the batch in progress are indexed or removed when the store next "
+            "opens",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{summary.stored} stored, {summary.already_stored} already stored, "
-          f"{len(summary.errors)} refused")
+    print(
+        f"{summary.stored} stored, {summary.already_stored} already stored, "
+        f"{len(summary.errors)} refused"
+    )
     for label, message in list(summary.errors.items())[:20]:
         print(f"  refused {label}: {message}", file=sys.stderr)
     if len(summary.errors) > 20:
@@ -158,12 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dicom-port", type=int, help="DicomPort")
     serve.add_argument("--aet", help="DicomAet")
     serve.add_argument("--bind", help="BindAddress (default 127.0.0.1)")
-    serve.add_argument("--remote", action="store_true",
-                       help="RemoteAccessAllowed: bind all interfaces (needs RegisteredUsers)")
+    serve.add_argument(
+        "--remote",
+        action="store_true",
+        help="RemoteAccessAllowed: bind all interfaces (needs RegisteredUsers)",
+    )
     serve.add_argument("--no-dicom", action="store_true", help="REST only, no DICOM node")
-    serve.add_argument("--dicom-workers", type=int, metavar="N",
-                       help="DicomWorkerProcesses: processes serving DICOM associations "
-                            "(default 1, this one)")
+    serve.add_argument(
+        "--dicom-workers",
+        type=int,
+        metavar="N",
+        help="DicomWorkerProcesses: processes serving DICOM associations (default 1, this one)",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=cmd_serve)
 
@@ -192,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workbench`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     return args.func(args)
 
 

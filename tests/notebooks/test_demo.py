@@ -32,8 +32,9 @@ def _sample_instance_count(sample_data: Path) -> int:
     """Distinct SOP Instance UIDs among the vendored files (transcodes share one)."""
     with open(sample_data / "MANIFEST.tsv", newline="") as handle:
         paths = [row["relative_path"] for row in csv.DictReader(handle, delimiter="\t")]
-    return len({pydicom.dcmread(sample_data / p, stop_before_pixels=True).SOPInstanceUID
-                for p in paths})
+    return len(
+        {pydicom.dcmread(sample_data / p, stop_before_pixels=True).SOPInstanceUID for p in paths}
+    )
 
 
 def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
@@ -57,9 +58,24 @@ def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
 def test_demo_serves_sample_data_and_jupyterlab_and_stops_on_ctrl_c(tmp_path, sample_data):
     state = tmp_path / "demo"
     process = subprocess.Popen(
-        [sys.executable, str(DEMO), "--no-browser", "--state-dir", str(state),
-         "--http-port", "0", "--dicom-port", "0", "--lab-port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            str(DEMO),
+            "--no-browser",
+            "--state-dir",
+            str(state),
+            "--http-port",
+            "0",
+            "--dicom-port",
+            "0",
+            "--lab-port",
+            "0",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         output = _read_until(process, "Press Ctrl-C", timeout=180)
         pacs_url = re.search(r"PACS REST API\s+(\S+)", output).group(1)
@@ -69,16 +85,25 @@ def test_demo_serves_sample_data_and_jupyterlab_and_stops_on_ctrl_c(tmp_path, sa
         stats = requests.get(pacs_url + "/statistics", timeout=10).json()
         assert stats["CountInstances"] == _sample_instance_count(sample_data)
         # The CT head and sagittal MR series are there and queryable.
-        ct = requests.post(pacs_url + "/tools/find", timeout=10, json={
-            "Level": "Series", "Query": {"Modality": "CT", "SeriesDescription": "*"},
-            "Expand": True}).json()
+        ct = requests.post(
+            pacs_url + "/tools/find",
+            timeout=10,
+            json={
+                "Level": "Series",
+                "Query": {"Modality": "CT", "SeriesDescription": "*"},
+                "Expand": True,
+            },
+        ).json()
         assert any(len(series["Instances"]) == 28 for series in ct)
 
         lab = requests.get(lab_url, timeout=30)
         assert lab.status_code == 200 and "JupyterLab" in lab.text
         token = re.search(r"token=(\w+)", lab_url).group(1)
-        contents = requests.get(lab_url.split("/lab/")[0] + "/api/contents/notebooks",
-                                params={"token": token}, timeout=10).json()
+        contents = requests.get(
+            lab_url.split("/lab/")[0] + "/api/contents/notebooks",
+            params={"token": token},
+            timeout=10,
+        ).json()
         assert "01-quickstart.ipynb" in {item["name"] for item in contents["content"]}
 
         children = psutil.Process(process.pid).children(recursive=True)

@@ -23,8 +23,9 @@ def group_coloured_pixels(png: bytes) -> int:
     return int((np.abs(pixels - GROUP_RGB).max(axis=-1) <= 40).sum())
 
 
-def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_case,
-                                                     artifacts_dir) -> None:
+def test_reveal_shows_the_teachers_findings_in_voila(
+    browser, voila_teaching_case, artifacts_dir
+) -> None:
     context = browser.new_context(viewport={"width": 1200, "height": 1400})
     page = context.new_page()
     page.set_default_timeout(120_000)
@@ -35,7 +36,8 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
         viewport = page.locator(".wb-viewport").first
         page.wait_for_function(
             "() => /Im \\d+\\//.test(document.querySelector('.wb-viewport-status')"
-            "?.textContent || '')")
+            "?.textContent || '')"
+        )
         # No code is shown in the stand-alone page, only the case.
         assert page.locator("text=History.").count() == 1
         assert "def write_teacher_state" not in page.locator("body").inner_text()
@@ -70,11 +72,11 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
         reveal.click()
         page.locator(".wb-case-answer", has_text="Four inserts").wait_for()
         assert "on the square insert: well done" in page.locator(".wb-case-answer").inner_text()
-        page.wait_for_function(
-            "() => document.querySelectorAll('.wb-annotations li').length === 5")
+        page.wait_for_function("() => document.querySelectorAll('.wb-annotations li').length === 5")
         # The key image (slice 15) is shown with the teacher's annotations drawn on it.
         page.wait_for_function(
-            "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)")
+            "() => /Im 15\\//.test(document.querySelector('.wb-viewport-status').textContent)"
+        )
         labels = page.locator(".wb-annotations li").all_inner_texts()
         assert any("square insert" in label for label in labels), labels
         wait_for_canvas(page, changed_from=drawn)  # the overlay layer has painted them
@@ -85,11 +87,11 @@ def test_reveal_shows_the_teachers_findings_in_voila(browser, voila_teaching_cas
         page.get_by_text("4", exact=True).first.click()
         page.get_by_role("button", name="Check").first.click()
         page.locator(".wb-quiz-feedback", has_text="Correct").wait_for()
-        page.screenshot(path=str(artifacts_dir / "teaching-case-voila-revealed.png"),
-                        full_page=True)
+        page.screenshot(
+            path=str(artifacts_dir / "teaching-case-voila-revealed.png"), full_page=True
+        )
     except Exception:
-        page.screenshot(path=str(artifacts_dir / "teaching-case-voila-failure.png"),
-                        full_page=True)
+        page.screenshot(path=str(artifacts_dir / "teaching-case-voila-failure.png"), full_page=True)
         raise
     finally:
         context.close()

@@ -54,7 +54,9 @@ def serve_process(log: Path, *args: str) -> tuple[subprocess.Popen, str]:
     the process and its REST address once it reports it."""
     process = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve", *args],
-        stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True,  # noqa: SIM115
+        stdout=subprocess.PIPE,
+        stderr=open(log, "ab"),  # noqa: SIM115
+        text=True,
     )
     deadline = time.monotonic() + 60
     assert process.stdout is not None
@@ -73,8 +75,7 @@ def dcmtk(tool: str, *args: str, check: bool = True, timeout: float = 120) -> st
     """Run a DCMTK tool with Nagle off (DCMTK 3.6.7 reads TCP_NODELAY from the environment)."""
     binary = require_tool(tool)
     env = {**os.environ, "TCP_NODELAY": "1"}
-    done = subprocess.run([binary, *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    done = subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=timeout)
     output = done.stdout + done.stderr
     if check and done.returncode != 0:
         raise AssertionError(f"{tool} {' '.join(args)} failed ({done.returncode}):\n{output}")
@@ -84,7 +85,8 @@ def dcmtk(tool: str, *args: str, check: bool = True, timeout: float = 120) -> st
 def dicom_files(root: Path) -> list[Path]:
     """Every DICOM file under ``root`` (skips the manifest and readme)."""
     return sorted(
-        path for path in root.rglob("*")
+        path
+        for path in root.rglob("*")
         if path.is_file() and path.suffix.lower() not in (".md", ".tsv", ".txt", ".json")
     )
 
@@ -99,8 +101,9 @@ def pixel_bytes(path: Path) -> bytes | None:
     return ds.PixelData if "PixelData" in ds else None
 
 
-def generate_instances(template: Path, out_dir: Path, count: int, *, series: int = 1,
-                       tag: str = "GEN") -> list[Path]:
+def generate_instances(
+    template: Path, out_dir: Path, count: int, *, series: int = 1, tag: str = "GEN"
+) -> list[Path]:
     """Write ``count`` instances copied from a real header, with new patient/study/series/SOP
     UIDs, spread over ``series`` series of one study."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,8 +125,9 @@ def generate_instances(template: Path, out_dir: Path, count: int, *, series: int
     return paths
 
 
-def start_storescp(directory: Path, aet: str = "STORESCP", *, extra: tuple[str, ...] = ()
-                   ) -> tuple[subprocess.Popen, int]:
+def start_storescp(
+    directory: Path, aet: str = "STORESCP", *, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, int]:
     """A DCMTK storescp writing what it receives into ``directory``."""
     binary = require_tool("storescp")
     directory.mkdir(parents=True, exist_ok=True)
@@ -131,12 +135,15 @@ def start_storescp(directory: Path, aet: str = "STORESCP", *, extra: tuple[str, 
     env = {**os.environ, "TCP_NODELAY": "1"}
     process = subprocess.Popen(
         [binary, "-aet", aet, "-od", str(directory), *extra, str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        probe = subprocess.run([require_tool("echoscu"), "-aec", aet, "127.0.0.1", str(port)],
-                               capture_output=True)
+        probe = subprocess.run(
+            [require_tool("echoscu"), "-aec", aet, "127.0.0.1", str(port)], capture_output=True
+        )
         if probe.returncode == 0:
             return process, port
         time.sleep(0.1)

@@ -129,9 +129,7 @@ def test_a_non_dicom_part_fails_alone(fresh_server):
         {"WRITEBACK_BYTES": 0, "RELEASE_AFTER_FILES": 0},
     ],
 )
-def test_parts_streamed_to_disk_or_waited_for_are_stored_as_sent(
-    fresh_server, monkeypatch, limits
-):
+def test_parts_streamed_to_disk_or_waited_for_are_stored_as_sent(fresh_server, monkeypatch, limits):
     for name, limit in limits.items():
         monkeypatch.setattr(stow, name, limit)
     files = dicom_files(real_path(CT_SERIES))[:3]

@@ -57,8 +57,11 @@ def sample_orthanc(orthanc, sample_data):
 def both(tmp_path_factory, sample_orthanc, sample_data, database):
     """Our node (its index on SQLite, then on PostgreSQL) and the session Orthanc, each
     holding data/sample, each letting findscu ask."""
-    ours = start_node(tmp_path_factory.mktemp("find-node"), {"findscu": [FINDSCU, "127.0.0.1", 1]},
-                      DatabaseUrl=database.new_url())
+    ours = start_node(
+        tmp_path_factory.mktemp("find-node"),
+        {"findscu": [FINDSCU, "127.0.0.1", 1]},
+        DatabaseUrl=database.new_url(),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert not ours.index.import_path(*dicom_files(sample_data), progress=False).errors

@@ -109,10 +109,13 @@ def test_an_upload_shared_with_a_helper_is_stored_as_sent(
     parts.insert(bad_at[1] - 1, ("application/dicom", parts[0][1][:200]))
     parts.insert(bad_at[2] - 1, ("application/dicom", b"not DICOM " * 1_000))
     boundary = uuid.uuid4().hex
-    body = b"".join(
-        f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + data + b"\r\n"
-        for kind, data in parts
-    ) + f"--{boundary}--\r\n".encode()
+    body = (
+        b"".join(
+            f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + data + b"\r\n"
+            for kind, data in parts
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
     with serve(StorageDirectory=str(tmp_path / "store"), HttpPort=0, dicom=False) as server:
         server.header_helpers.start()
         _wait_until_ready(server.header_helpers)

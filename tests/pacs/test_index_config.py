@@ -14,7 +14,11 @@ def test_orthanc_style_file_with_overrides(tmp_path):
     path.write_text(json.dumps({"Name": "teaching", "DicomAet": "TEACH", "HttpPort": 9000}))
     config = Config.load(path, HttpPort=9100, DicomPort=None)
     assert (config.Name, config.DicomAet, config.HttpPort, config.DicomPort) == (
-        "teaching", "TEACH", 9100, 4242)
+        "teaching",
+        "TEACH",
+        9100,
+        4242,
+    )
     assert config.BindAddress == "127.0.0.1"
 
 

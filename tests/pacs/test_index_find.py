@@ -24,9 +24,19 @@ def index(tmp_path_factory, sample_data, database):
     uids = {}
     for n, (pid, name, date, time, modality, description, accession) in enumerate(STUDIES):
         study_uid = f"1.2.826.0.1.3680043.8.498.{n + 1}"
-        result = idx.ingest_bytes(make_instance(
-            template, patient=pid, name=name, study=study_uid, StudyDate=date, StudyTime=time,
-            Modality=modality, StudyDescription=description, AccessionNumber=accession))
+        result = idx.ingest_bytes(
+            make_instance(
+                template,
+                patient=pid,
+                name=name,
+                study=study_uid,
+                StudyDate=date,
+                StudyTime=time,
+                Modality=modality,
+                StudyDescription=description,
+                AccessionNumber=accession,
+            )
+        )
         uids[pid] = (study_uid, result)
     idx.uids = uids
     yield idx
@@ -51,8 +61,7 @@ def test_single_value_is_case_sensitive_except_pn(index):
     assert _patients_of(index, "Study", {"AccessionNumber": "A2"}) == {"P2"}
     assert _patients_of(index, "Study", {"AccessionNumber": "a2"}) == set()
     assert _patients_of(index, "Study", {"PatientName": "doe^john"}) == {"P1"}
-    assert _patients_of(index, "Study", {"AccessionNumber": "a2"},
-                        case_sensitive=False) == {"P2"}
+    assert _patients_of(index, "Study", {"AccessionNumber": "a2"}, case_sensitive=False) == {"P2"}
 
 
 def test_wildcards(index):
@@ -103,13 +112,16 @@ def test_limit_and_since_page_in_creation_order(index):
     assert index.find("Study", {}, since=2, limit=10) == everything[2:]
 
 
-@pytest.mark.parametrize("level, query, message", [
-    ("Study", {"NotATag": "x"}, "Unknown DICOM tag"),
-    ("Patient", {"StudyDate": "2020"}, "cannot be searched at the Patient level"),
-    ("Study", {"StudyDate": "2020ab-2021"}, "Invalid DA range"),
-    ("Study", {"StudyDate": "-"}, "at least one bound"),
-    ("Galaxy", {}, "Unknown resource level"),
-])
+@pytest.mark.parametrize(
+    "level, query, message",
+    [
+        ("Study", {"NotATag": "x"}, "Unknown DICOM tag"),
+        ("Patient", {"StudyDate": "2020"}, "cannot be searched at the Patient level"),
+        ("Study", {"StudyDate": "2020ab-2021"}, "Invalid DA range"),
+        ("Study", {"StudyDate": "-"}, "at least one bound"),
+        ("Galaxy", {}, "Unknown resource level"),
+    ],
+)
 def test_bad_queries_are_refused_with_a_reason(index, level, query, message):
     with pytest.raises(BadRequestError, match=message):
         index.find(level, query)
@@ -131,10 +143,14 @@ def query_plan(engine: sa.Engine, statement: sa.Select) -> str:
 def test_queries_use_the_indexes(index):
     # UID, identifier, name (also without case) and date queries must search an index.
     for query, case_sensitive in (
-        ({"StudyInstanceUID": "1.2.3"}, True), ({"StudyDate": "20200101-20200131"}, True),
-        ({"PatientID": "P1"}, True), ({"PatientID": "p1"}, False),
-        ({"PatientName": "SMITH^J*"}, True), ({"AccessionNumber": "a*"}, False),
-        ({"StudyInstanceUID": "1.2.3"}, False), ({"StudyDescription": "Knee*"}, True),
+        ({"StudyInstanceUID": "1.2.3"}, True),
+        ({"StudyDate": "20200101-20200131"}, True),
+        ({"PatientID": "P1"}, True),
+        ({"PatientID": "p1"}, False),
+        ({"PatientName": "SMITH^J*"}, True),
+        ({"AccessionNumber": "a*"}, False),
+        ({"StudyInstanceUID": "1.2.3"}, False),
+        ({"StudyDescription": "Knee*"}, True),
     ):
         statement = index.find_statement("Study", query, case_sensitive=case_sensitive)
         plan = query_plan(index.engine, statement)
@@ -150,8 +166,11 @@ def test_a_kept_statement_finds_what_is_stored_now(tmp_path, sample_data, databa
         template = sample_data / SMALL_FILE
         query = {"PatientID": "KEPT", "StudyDate": "20200101-20201231"}
         assert idx.find("Study", query) == []
-        first = idx.ingest_bytes(make_instance(
-            template, patient="KEPT", study="1.2.826.0.1.3680043.8.498.77", StudyDate="20200202"))
+        first = idx.ingest_bytes(
+            make_instance(
+                template, patient="KEPT", study="1.2.826.0.1.3680043.8.498.77", StudyDate="20200202"
+            )
+        )
         assert idx.find("Study", query) == [first.study_id]
         assert idx.find("Study", dict(reversed(query.items()))) == [first.study_id]
         idx.delete("Study", first.study_id)

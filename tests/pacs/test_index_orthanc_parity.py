@@ -21,8 +21,12 @@ import requests
 
 from tests.data import manifest_rows
 
-LEVEL_PATHS = {"Patient": "patients", "Study": "studies", "Series": "series",
-               "Instance": "instances"}
+LEVEL_PATHS = {
+    "Patient": "patients",
+    "Study": "studies",
+    "Series": "series",
+    "Instance": "instances",
+}
 
 #: (tag in "gggg,eeee" form) attributes excluded as explained in the module docstring.
 KNOWN_DIFFERENT_TAGS = {"0028,0009", "0028,1101", "0028,1102", "0028,1103"}
@@ -57,8 +61,10 @@ def _simplified_public(simplified: dict, full: dict) -> dict:
         name = entry["Name"]
         value = simplified[name]
         if entry["Type"] == "Sequence":
-            value = [_simplified_public(item, full_item)
-                     for item, full_item in zip(value, entry["Value"], strict=True)]
+            value = [
+                _simplified_public(item, full_item)
+                for item, full_item in zip(value, entry["Value"], strict=True)
+            ]
         kept[name.removeprefix("RETIRED_")] = value
     return kept
 
@@ -67,8 +73,7 @@ def test_every_real_file_is_in_both(orthanc_loaded, loaded_index, pacs_files, da
     assert len(pacs_files) == len(manifest_rows(data_root))
     ours = loaded_index.statistics()
     theirs = orthanc_loaded.get("/statistics").json()
-    for key in ("CountPatients", "CountStudies", "CountSeries", "CountInstances",
-                "TotalDiskSize"):
+    for key in ("CountPatients", "CountStudies", "CountSeries", "CountInstances", "TotalDiskSize"):
         assert ours[key] == theirs[key], key
 
 
@@ -82,8 +87,7 @@ def test_resources_match_orthanc(orthanc_loaded, live_server):
     compared = 0
     for path in LEVEL_PATHS.values():
         theirs = {r["ID"]: r for r in orthanc_loaded.get(f"/{path}?expand").json()}
-        ours = {r["ID"]: r for r in requests.get(f"{live_server}/{path}?expand",
-                                                   timeout=30).json()}
+        ours = {r["ID"]: r for r in requests.get(f"{live_server}/{path}?expand", timeout=30).json()}
         assert set(ours) == set(theirs)
         for resource_id, expected in theirs.items():
             got = ours[resource_id]
@@ -101,17 +105,19 @@ def test_tags_match_orthanc_for_every_instance(orthanc_loaded, loaded_index, liv
     instances = loaded_index.list_ids("Instance")
     for instance_id in instances:
         theirs = orthanc_loaded.get(f"/instances/{instance_id}/tags?short").json()
-        ours = requests.get(f"{live_server}/instances/{instance_id}/tags?short",
-                            timeout=30).json()
+        ours = requests.get(f"{live_server}/instances/{instance_id}/tags?short", timeout=30).json()
         assert _public(ours) == _public(theirs), instance_id
 
         theirs = _simplified_public(
             orthanc_loaded.get(f"/instances/{instance_id}/simplified-tags").json(),
-            orthanc_loaded.get(f"/instances/{instance_id}/tags").json())
+            orthanc_loaded.get(f"/instances/{instance_id}/tags").json(),
+        )
         ours = _simplified_public(
-            requests.get(f"{live_server}/instances/{instance_id}/simplified-tags",
-                         timeout=30).json(),
-            requests.get(f"{live_server}/instances/{instance_id}/tags", timeout=30).json())
+            requests.get(
+                f"{live_server}/instances/{instance_id}/simplified-tags", timeout=30
+            ).json(),
+            requests.get(f"{live_server}/instances/{instance_id}/tags", timeout=30).json(),
+        )
         assert ours == theirs, instance_id
         assert "SOPInstanceUID" in ours
 
@@ -126,7 +132,8 @@ def test_full_tags_names_and_types_match(orthanc_loaded, loaded_index, live_serv
                 continue
             got = ours[key]
             assert got["Name"].removeprefix("RETIRED_") == expected["Name"].removeprefix(
-                "RETIRED_"), (instance_id, key)
+                "RETIRED_"
+            ), (instance_id, key)
             assert got["Type"] == expected["Type"], (instance_id, key)
 
 
@@ -152,14 +159,17 @@ def test_find_answers_like_orthanc(orthanc_loaded, live_server):
         assert theirs or body.get("CaseSensitive"), body  # each query selects something
 
 
-@pytest.mark.parametrize("level, query", [
-    ("Study", {"StudyDate": "2*"}),  # DA
-    ("Study", {"StudyInstanceUID": "*"}),  # UI, even the lone star
-    ("Instance", {"InstanceNumber": "1?"}),  # IS
-    ("Instance", {"ImagePositionPatient": "*"}),  # DS
-    ("Instance", {"0028,0010": "5*"}),  # US, by tag, a tag the index does not keep
-    ("Patient", {"PatientAge": "0*"}),  # AS
-])
+@pytest.mark.parametrize(
+    "level, query",
+    [
+        ("Study", {"StudyDate": "2*"}),  # DA
+        ("Study", {"StudyInstanceUID": "*"}),  # UI, even the lone star
+        ("Instance", {"InstanceNumber": "1?"}),  # IS
+        ("Instance", {"ImagePositionPatient": "*"}),  # DS
+        ("Instance", {"0028,0010": "5*"}),  # US, by tag, a tag the index does not keep
+        ("Patient", {"PatientAge": "0*"}),  # AS
+    ],
+)
 def test_find_refuses_wildcards_where_orthanc_does(orthanc_loaded, live_server, level, query):
     body = {"Level": level, "Query": query}
     theirs = orthanc_loaded.post("/tools/find", json=body)
@@ -171,8 +181,11 @@ def test_find_refuses_wildcards_where_orthanc_does(orthanc_loaded, live_server, 
 
 
 def test_find_keeps_wildcards_where_orthanc_does(orthanc_loaded, live_server):
-    for level, query in [("Patient", {"PatientSex": "?"}), ("Instance", {"ImageType": "ORIG*"}),
-                         ("Series", {"Modality": "?R"})]:
+    for level, query in [
+        ("Patient", {"PatientSex": "?"}),
+        ("Instance", {"ImageType": "ORIG*"}),
+        ("Series", {"Modality": "?R"}),
+    ]:
         body = {"Level": level, "Query": query}
         theirs = orthanc_loaded.post("/tools/find", json=body).json()
         ours = requests.post(f"{live_server}/tools/find", json=body, timeout=30).json()

@@ -49,8 +49,9 @@ def test_import_folder_and_zip_then_open_series(tmp_path, sample_data, database)
     np.testing.assert_array_equal(volume[count // 2].values, reference[count // 2].values)
 
 
-def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, database, monkeypatch,
-                                                  syncs):
+def test_import_makes_many_files_durable_per_sync(
+    tmp_path, sample_data, database, monkeypatch, syncs
+):
     monkeypatch.setattr(importing, "BATCH_FILES", 4)
     files = sorted((sample_data / SERIES_DIR).iterdir())
     folder = tmp_path / "in"
@@ -87,8 +88,9 @@ def test_import_makes_many_files_durable_per_sync(tmp_path, sample_data, databas
     index.close()
 
 
-def test_an_import_stopped_midway_leaves_no_staged_copy(tmp_path, sample_data, database,
-                                                        monkeypatch):
+def test_an_import_stopped_midway_leaves_no_staged_copy(
+    tmp_path, sample_data, database, monkeypatch
+):
     # The next batch is copied while one is indexed: stopping after the first batch leaves
     # the one staged ahead, which must go.
     monkeypatch.setattr(importing, "BATCH_FILES", 3)
@@ -138,8 +140,9 @@ def _archive_of(path: Path, instances: list[bytes]) -> Path:
     return path
 
 
-def test_import_of_a_zip_by_threads_reads_its_directory_once(tmp_path, sample_data, database,
-                                                             monkeypatch):
+def test_import_of_a_zip_by_threads_reads_its_directory_once(
+    tmp_path, sample_data, database, monkeypatch
+):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))  # no copying process
     instances = [make_instance(sample_data / SMALL_FILE) for _ in range(40)]
     archive_path = _archive_of(tmp_path / "study.zip", instances)
@@ -181,8 +184,9 @@ def test_import_of_a_zip_keeps_two_members_of_one_name(tmp_path, sample_data, da
     index.close()
 
 
-def test_a_folder_import_opens_the_archives_it_holds_whatever_their_names(tmp_path, sample_data,
-                                                                         database):
+def test_a_folder_import_opens_the_archives_it_holds_whatever_their_names(
+    tmp_path, sample_data, database
+):
     folder = tmp_path / "in"
     folder.mkdir()
     with zipfile.ZipFile(folder / "export.bin", "w") as archive:  # a ZIP by its first bytes
@@ -212,8 +216,9 @@ def test_the_copying_process_copies_and_names_what_it_cannot_read(tmp_path, samp
         process.close()
 
 
-def test_files_are_copied_by_threads_where_no_process_can_start(tmp_path, sample_data, database,
-                                                                monkeypatch):
+def test_files_are_copied_by_threads_where_no_process_can_start(
+    tmp_path, sample_data, database, monkeypatch
+):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     index = Index(database.config(tmp_path / "store"))
     summary = index.import_path(sample_data / SERIES_DIR, progress=False)
@@ -295,8 +300,7 @@ def test_cli_import_and_ls(tmp_path, sample_data):
     assert bad.returncode != 0 and "Unknown DICOM tag" in bad.stderr
 
 
-def test_cli_import_interrupted_says_what_was_stored(tmp_path, sample_data, monkeypatch,
-                                                    capsys):
+def test_cli_import_interrupted_says_what_was_stored(tmp_path, sample_data, monkeypatch, capsys):
     import psutil
 
     from workbench import cli
@@ -316,6 +320,7 @@ def test_cli_import_interrupted_says_what_was_stored(tmp_path, sample_data, monk
     code = cli.main(["import", "--storage", str(store), "-q", str(sample_data / SERIES_DIR)])
     assert code == 130
     assert "interrupted after 4 instance(s) were stored" in capsys.readouterr().err
+
     def command(child: psutil.Process) -> str:
         try:
             return " ".join(child.cmdline())
@@ -338,8 +343,11 @@ def test_by_uids_finds_each_level_within_its_parents(tmp_path, sample_data, data
     index.import_path(first, progress=False)
     index.import_path(second, progress=False)
     header = pydicom.dcmread(second, stop_before_pixels=True)
-    uids = {"Study": header.StudyInstanceUID, "Series": header.SeriesInstanceUID,
-            "Instance": header.SOPInstanceUID}
+    uids = {
+        "Study": header.StudyInstanceUID,
+        "Series": header.SeriesInstanceUID,
+        "Instance": header.SOPInstanceUID,
+    }
     (instance_id,) = index.find("Instance", {"SOPInstanceUID": header.SOPInstanceUID})
     found_id, path = index.by_uids("Instance", uids)
     assert found_id == instance_id and path == index.instance_path(instance_id)

@@ -77,8 +77,11 @@ def test_full_store_refuses_and_loses_nothing(make_index, template):
 
 
 def test_storage_size_recycles_by_bytes(make_index, sample_data):
-    big = sample_data / "nema_ct1_ge" / next(iter(
-        p.name for p in (sample_data / "nema_ct1_ge").iterdir()))
+    big = (
+        sample_data
+        / "nema_ct1_ge"
+        / next(iter(p.name for p in (sample_data / "nema_ct1_ge").iterdir()))
+    )
     size = big.stat().st_size
     limit_mb = 1
     per_mb = MB // size

@@ -24,8 +24,15 @@ from workbench.pacs.errors import StorageWriteError, UnknownResourceError
 SMALL_FILE = Path("cr_agfa_mono1_tiny") / "6154"  # 2.3 kB real CR
 
 
-def make_instance(template: Path, *, patient: str = "P1", study: str | None = None,
-                  series: str | None = None, name: str = "Doe^John", **attributes) -> bytes:
+def make_instance(
+    template: Path,
+    *,
+    patient: str = "P1",
+    study: str | None = None,
+    series: str | None = None,
+    name: str = "Doe^John",
+    **attributes,
+) -> bytes:
     """A copy of a real file under new identifiers (and ``attributes``), as Part-10 bytes."""
     ds = pydicom.dcmread(template)
     ds.PatientID = patient
@@ -109,7 +116,7 @@ def test_batch_names_share_a_directory_a_group_at_a_time(index, template):
     assert len(set(names)) == len(names)
     assert {uuid.UUID(name).version for name in names} == {4}  # random UUIDs still
     for start in (0, group):
-        directories = {index.store.path_of(name).parent for name in names[start:start + group]}
+        directories = {index.store.path_of(name).parent for name in names[start : start + group]}
         assert len(directories) == 1 and directories.pop().is_dir()
     # A batch given no names gets them the same way: its files share directories.
     datas = [make_instance(template) for _ in range(3)]
@@ -164,11 +171,14 @@ def test_overwrite_instances_replaces(tmp_path, template, database):
     assert len(list(index.store.iter_uuids())) == 1
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (b"", "not a DICOM"),
-    (b"hello world" * 20, "not a DICOM"),
-    (b"\0" * 128 + b"DICM" + b"\x02\x00", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"", "not a DICOM"),
+        (b"hello world" * 20, "not a DICOM"),
+        (b"\0" * 128 + b"DICM" + b"\x02\x00", "cannot read"),
+    ],
+)
 def test_invalid_data_is_refused_and_nothing_stored(index, payload, reason):
     with pytest.raises(InvalidInstanceError, match="uploaded data"):
         index.ingest_bytes(payload)
@@ -223,8 +233,9 @@ def _cached_pages(path: Path) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache advice: Linux")
 @pytest.mark.parametrize("path_taken", ["batch", "received", "bytes"])
-def test_stored_files_leave_the_page_cache_from_a_size_on(index, template, tmp_path,
-                                                          monkeypatch, path_taken):
+def test_stored_files_leave_the_page_cache_from_a_size_on(
+    index, template, tmp_path, monkeypatch, path_taken
+):
     def store(data: bytes) -> Path:
         if path_taken == "batch":
             incoming = index.store.new_temp_path()
@@ -272,14 +283,19 @@ def test_received_file_on_another_filesystem_is_copied(index, template):
 
 
 @pytest.mark.parametrize("received", [False, True], ids=["bytes", "received file"])
-def test_fan_out_directories_removed_by_hand_are_made_again(index, template, monkeypatch,
-                                                            tmp_path, received):
+def test_fan_out_directories_removed_by_hand_are_made_again(
+    index, template, monkeypatch, tmp_path, received
+):
     # File UUIDs chosen so that each ingest meets a directory removed after the first one
     # (received files share the first one's directories, their names' last digits differ).
-    names = iter(["abcd0000-0000-4000-8000-000000000000", "abef0000-0000-4000-8000-000000000001",
-                  "abcd1111-0000-4000-8000-000000000002"])
+    names = iter(
+        [
+            "abcd0000-0000-4000-8000-000000000000",
+            "abef0000-0000-4000-8000-000000000001",
+            "abcd1111-0000-4000-8000-000000000002",
+        ]
+    )
     monkeypatch.setattr(store_module.uuid, "uuid4", lambda: uuid.UUID(next(names)))
-
 
     def ingest(data: bytes):
         if not received:
@@ -325,8 +341,9 @@ def test_reconcile_repairs_rows_and_files(tmp_path, template, database):
 
     engine = sa.create_engine(config.database_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM instances WHERE public_id = :id"),
-                     {"id": stray.instance_id})
+        conn.execute(
+            sa.text("DELETE FROM instances WHERE public_id = :id"), {"id": stray.instance_id}
+        )
     engine.dispose()
     (index.store.incoming_dir / "half.part").write_bytes(stray_bytes[:100])
     junk = index.store.path_of("12345678-1234-5678-1234-567812345678")
@@ -346,8 +363,13 @@ def test_reconcile_repairs_rows_and_files(tmp_path, template, database):
 
 
 def test_concurrent_ingest_from_eight_threads(index, template):
-    payloads = [[make_instance(template, patient=f"T{t}", study=f"1.2.3.{t}",
-                               series=f"1.2.3.{t}.1") for _ in range(25)] for t in range(8)]
+    payloads = [
+        [
+            make_instance(template, patient=f"T{t}", study=f"1.2.3.{t}", series=f"1.2.3.{t}.1")
+            for _ in range(25)
+        ]
+        for t in range(8)
+    ]
     results: list = []
     errors: list = []
 
@@ -389,8 +411,13 @@ def test_second_process_does_not_reconcile_a_store_in_use(tmp_path, template, da
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.stdout.strip() == "True", done.stderr
     assert in_flight.exists()
     running.close()
@@ -403,9 +430,14 @@ def test_records_indexed_in_bulk_across_batches_and_again(tmp_path, database):
         for p in patients:
             for s in range(2):
                 for i in range(3):
-                    yield {"PatientID": f"BULK{p}", "PatientName": f"Bulk^{p}",
-                           "StudyInstanceUID": f"1.2.3.{p}", "SeriesInstanceUID": f"1.2.3.{p}.{s}",
-                           "SOPInstanceUID": f"1.2.3.{p}.{s}.{i}", "Modality": "CT"}
+                    yield {
+                        "PatientID": f"BULK{p}",
+                        "PatientName": f"Bulk^{p}",
+                        "StudyInstanceUID": f"1.2.3.{p}",
+                        "SeriesInstanceUID": f"1.2.3.{p}.{s}",
+                        "SOPInstanceUID": f"1.2.3.{p}.{s}.{i}",
+                        "Modality": "CT",
+                    }
 
     index = Index(database.config(tmp_path / "store"))
     try:

@@ -50,8 +50,9 @@ def node(tmp_path_factory, storescp, data_root, database) -> RunningNode:
         "getscu": ["GETSCU", "127.0.0.1", 1],
         "storescp": ["STORESCP", "127.0.0.1", storescp_port],
     }
-    running = start_node(tmp_path_factory.mktemp("node"), modalities,
-                         DatabaseUrl=database.new_url())
+    running = start_node(
+        tmp_path_factory.mktemp("node"), modalities, DatabaseUrl=database.new_url()
+    )
     yield running
     running.node.stop()
 
@@ -76,8 +77,9 @@ def loaded(node, sources) -> RunningNode:
 def _stored_uids(index) -> dict[str, Path]:
     stored = {}
     for instance in index.find("Instance", {}):
-        stored[index.main_dicom_tags("Instance", instance)["SOPInstanceUID"]] = \
-            index.instance_path(instance)
+        stored[index.main_dicom_tags("Instance", instance)["SOPInstanceUID"]] = index.instance_path(
+            instance
+        )
     return stored
 
 
@@ -116,12 +118,21 @@ def test_storescu_all_files_compressed_kept_as_sent(tmp_path, sources):
         groups: dict[str, list[str]] = defaultdict(list)
         for paths in sources.values():
             for path in paths:
-                syntax = str(pydicom.dcmread(path, stop_before_pixels=True)
-                             .file_meta.TransferSyntaxUID)
+                syntax = str(
+                    pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+                )
                 groups[STORESCU_PROPOSE.get(syntax, "-x=")].append(str(path))
         for option, files in groups.items():
-            dcmtk("storescu", option, "-aec", NODE_AET, "127.0.0.1", str(fresh.port), *files,
-                  timeout=180)
+            dcmtk(
+                "storescu",
+                option,
+                "-aec",
+                NODE_AET,
+                "127.0.0.1",
+                str(fresh.port),
+                *files,
+                timeout=180,
+            )
         stored = _stored_uids(fresh.index)
         assert set(stored) == set(sources)
         for uid, path in stored.items():
@@ -133,12 +144,23 @@ def test_storescu_all_files_compressed_kept_as_sent(tmp_path, sources):
 # -- C-FIND ------------------------------------------------------------------------------------
 
 
-def findscu(node, tmp_path: Path, level: str, keys: dict[str, str], *, patient_root=False,
-            aet="FINDSCU") -> list[pydicom.Dataset]:
+def findscu(
+    node, tmp_path: Path, level: str, keys: dict[str, str], *, patient_root=False, aet="FINDSCU"
+) -> list[pydicom.Dataset]:
     out = tmp_path / f"find-{level}-{len(list(tmp_path.iterdir()))}"
     out.mkdir()
-    args = ["-P" if patient_root else "-S", "-aet", aet, "-aec", NODE_AET, "-X", "-od", str(out),
-            "-k", f"QueryRetrieveLevel={level}"]
+    args = [
+        "-P" if patient_root else "-S",
+        "-aet",
+        aet,
+        "-aec",
+        NODE_AET,
+        "-X",
+        "-od",
+        str(out),
+        "-k",
+        f"QueryRetrieveLevel={level}",
+    ]
     for key, value in keys.items():
         args += ["-k", f"{key}={value}" if value is not None else key]
     dcmtk("findscu", *args, "127.0.0.1", str(node.port))
@@ -158,9 +180,13 @@ def test_find_study_universal_returns_every_study(loaded, sources, tmp_path):
 
 def test_find_patient_level_single_value_patient_root(loaded, sources, tmp_path):
     ct = pydicom.dcmread(sources[sop_uid(next(_ct_files(sources)))][0])
-    answers = findscu(loaded, tmp_path, "PATIENT",
-                      {"PatientID": ct.PatientID, "PatientName": None, "PatientBirthDate": None},
-                      patient_root=True)
+    answers = findscu(
+        loaded,
+        tmp_path,
+        "PATIENT",
+        {"PatientID": ct.PatientID, "PatientName": None, "PatientBirthDate": None},
+        patient_root=True,
+    )
     assert len(answers) == 1
     assert answers[0].PatientID == ct.PatientID
     assert str(answers[0].PatientName) == str(ct.PatientName)
@@ -174,10 +200,12 @@ def test_find_person_name_wildcard_is_case_insensitive(loaded, sources, tmp_path
     headers = _headers(sources)
     name = next(str(ds.PatientName) for ds in headers if len(str(ds.get("PatientName", ""))) > 2)
     pattern = name[:2].swapcase() + "*"
-    answers = findscu(loaded, tmp_path, "STUDY", {"PatientName": pattern,
-                                                  "StudyInstanceUID": None})
-    expected = {ds.StudyInstanceUID for ds in headers
-                if str(ds.get("PatientName", "")).lower().startswith(name[:2].lower())}
+    answers = findscu(loaded, tmp_path, "STUDY", {"PatientName": pattern, "StudyInstanceUID": None})
+    expected = {
+        ds.StudyInstanceUID
+        for ds in headers
+        if str(ds.get("PatientName", "")).lower().startswith(name[:2].lower())
+    }
     assert {a.StudyInstanceUID for a in answers} == expected
 
 
@@ -191,8 +219,9 @@ def test_find_study_date_ranges(loaded, sources, tmp_path):
         (f"{high}-", lambda d: d >= high),
         (low, lambda d: d == low),
     ]:
-        answers = findscu(loaded, tmp_path, "STUDY", {"StudyDate": pattern,
-                                                      "StudyInstanceUID": None})
+        answers = findscu(
+            loaded, tmp_path, "STUDY", {"StudyDate": pattern, "StudyInstanceUID": None}
+        )
         expected = {ds.StudyInstanceUID for ds in dated if keep(ds.StudyDate)}
         # Studies without a date are left out: whether an empty value falls in an open range
         # is the index's matching rule, tested with the index.
@@ -207,27 +236,49 @@ def test_find_uid_list_and_series_and_image_levels(loaded, sources, tmp_path):
     answers = findscu(loaded, tmp_path, "STUDY", {"StudyInstanceUID": "\\".join(studies)})
     assert sorted(a.StudyInstanceUID for a in answers) == studies
 
-    ct = [ds for ds in headers if ds.SeriesInstanceUID == pydicom.dcmread(
-        next(_ct_files(sources)), stop_before_pixels=True).SeriesInstanceUID]
+    ct = [
+        ds
+        for ds in headers
+        if ds.SeriesInstanceUID
+        == pydicom.dcmread(next(_ct_files(sources)), stop_before_pixels=True).SeriesInstanceUID
+    ]
     study, series = ct[0].StudyInstanceUID, ct[0].SeriesInstanceUID
-    answers = findscu(loaded, tmp_path, "SERIES", {
-        "StudyInstanceUID": study, "SeriesInstanceUID": None, "Modality": None,
-        "NumberOfSeriesRelatedInstances": None})
+    answers = findscu(
+        loaded,
+        tmp_path,
+        "SERIES",
+        {
+            "StudyInstanceUID": study,
+            "SeriesInstanceUID": None,
+            "Modality": None,
+            "NumberOfSeriesRelatedInstances": None,
+        },
+    )
     expected_series = {ds.SeriesInstanceUID for ds in headers if ds.StudyInstanceUID == study}
     assert {a.SeriesInstanceUID for a in answers} == expected_series
     ct_answer = next(a for a in answers if a.SeriesInstanceUID == series)
     assert ct_answer.Modality == "CT" and int(ct_answer.NumberOfSeriesRelatedInstances) == len(ct)
 
-    answers = findscu(loaded, tmp_path, "IMAGE", {
-        "StudyInstanceUID": study, "SeriesInstanceUID": series, "SOPInstanceUID": None,
-        "InstanceNumber": None, "Rows": None})
+    answers = findscu(
+        loaded,
+        tmp_path,
+        "IMAGE",
+        {
+            "StudyInstanceUID": study,
+            "SeriesInstanceUID": series,
+            "SOPInstanceUID": None,
+            "InstanceNumber": None,
+            "Rows": None,
+        },
+    )
     assert sorted(a.SOPInstanceUID for a in answers) == sorted(ds.SOPInstanceUID for ds in ct)
     assert all(a.Rows == 512 for a in answers)  # not a main tag: read from the stored header
 
 
 def test_find_returns_requested_keys_empty_when_absent(loaded, tmp_path):
-    answers = findscu(loaded, tmp_path, "STUDY", {"StudyInstanceUID": None,
-                                                  "IssuerOfPatientID": None})
+    answers = findscu(
+        loaded, tmp_path, "STUDY", {"StudyInstanceUID": None, "IssuerOfPatientID": None}
+    )
     assert answers
     assert all("IssuerOfPatientID" in a for a in answers)
     assert any(a.IssuerOfPatientID in (None, "") for a in answers)
@@ -235,9 +286,12 @@ def test_find_returns_requested_keys_empty_when_absent(loaded, tmp_path):
 
 
 def test_find_answers_in_the_requested_character_set(loaded, tmp_path):
-    answers = findscu(loaded, tmp_path, "STUDY", {"SpecificCharacterSet": "ISO_IR 100",
-                                                  "StudyInstanceUID": None,
-                                                  "PatientName": None})
+    answers = findscu(
+        loaded,
+        tmp_path,
+        "STUDY",
+        {"SpecificCharacterSet": "ISO_IR 100", "StudyInstanceUID": None, "PatientName": None},
+    )
     assert answers
     assert {a.SpecificCharacterSet for a in answers} <= {"ISO_IR 100", "ISO_IR 192"}
     assert any(a.SpecificCharacterSet == "ISO_IR 100" for a in answers)
@@ -246,9 +300,25 @@ def test_find_answers_in_the_requested_character_set(loaded, tmp_path):
 def test_find_from_undeclared_ae_is_refused(loaded, tmp_path):
     out = tmp_path / "refused"
     out.mkdir()
-    output = dcmtk("findscu", "-v", "-S", "-aet", "STRANGER", "-aec", NODE_AET, "-X",
-                   "-od", str(out), "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
-                   "127.0.0.1", str(loaded.port), check=False)
+    output = dcmtk(
+        "findscu",
+        "-v",
+        "-S",
+        "-aet",
+        "STRANGER",
+        "-aec",
+        NODE_AET,
+        "-X",
+        "-od",
+        str(out),
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID",
+        "127.0.0.1",
+        str(loaded.port),
+        check=False,
+    )
     assert not list(out.glob("rsp*.dcm"))
     assert "0x124" in output.lower(), output  # Refused: Not Authorized (PS3.7 C.5)
 
@@ -266,9 +336,25 @@ def test_movescu_to_storescp(loaded, sources, storescp, tmp_path):
     directory, _ = storescp
     study, series, paths = _series_of(sources, UNCOMPRESSED_SERIES)
     before = set(directory.iterdir())
-    output = dcmtk("movescu", "-v", "-S", "-aet", "MOVESCU", "-aem", "STORESCP", "-aec", NODE_AET,
-                   "-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}",
-                   "-k", f"SeriesInstanceUID={series}", "127.0.0.1", str(loaded.port))
+    output = dcmtk(
+        "movescu",
+        "-v",
+        "-S",
+        "-aet",
+        "MOVESCU",
+        "-aem",
+        "STORESCP",
+        "-aec",
+        NODE_AET,
+        "-k",
+        "QueryRetrieveLevel=SERIES",
+        "-k",
+        f"StudyInstanceUID={study}",
+        "-k",
+        f"SeriesInstanceUID={series}",
+        "127.0.0.1",
+        str(loaded.port),
+    )
     received = sorted(set(directory.iterdir()) - before)
     assert len(received) == len(paths), output
     by_uid = {sop_uid(path): path for path in received}
@@ -281,9 +367,22 @@ def test_movescu_transcodes_for_a_peer_without_jpeg2000(loaded, sources, storesc
     directory, _ = storescp
     study, _series, paths = _series_of(sources, J2K_FILES)
     before = set(directory.iterdir())
-    dcmtk("movescu", "-S", "-aet", "MOVESCU", "-aem", "STORESCP", "-aec", NODE_AET,
-          "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
-          "127.0.0.1", str(loaded.port))
+    dcmtk(
+        "movescu",
+        "-S",
+        "-aet",
+        "MOVESCU",
+        "-aem",
+        "STORESCP",
+        "-aec",
+        NODE_AET,
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study}",
+        "127.0.0.1",
+        str(loaded.port),
+    )
     received = {sop_uid(path): path for path in set(directory.iterdir()) - before}
     for source in paths:
         got = pydicom.dcmread(received[sop_uid(source)])
@@ -293,9 +392,24 @@ def test_movescu_transcodes_for_a_peer_without_jpeg2000(loaded, sources, storesc
 
 def test_movescu_to_unknown_destination_is_refused(loaded, sources):
     study, _, _ = _series_of(sources, CT_SERIES)
-    output = dcmtk("movescu", "-v", "-S", "-aet", "MOVESCU", "-aem", "NOWHERE", "-aec", NODE_AET,
-                   "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
-                   "127.0.0.1", str(loaded.port), check=False)
+    output = dcmtk(
+        "movescu",
+        "-v",
+        "-S",
+        "-aet",
+        "MOVESCU",
+        "-aem",
+        "NOWHERE",
+        "-aec",
+        NODE_AET,
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study}",
+        "127.0.0.1",
+        str(loaded.port),
+        check=False,
+    )
     assert "Refused: MoveDestinationUnknown" in output, output  # 0xA801
 
 
@@ -303,9 +417,25 @@ def test_getscu_receives_series_with_pending_counts(loaded, sources, tmp_path):
     study, series, paths = _series_of(sources, UNCOMPRESSED_SERIES)
     out = tmp_path / "get"
     out.mkdir()
-    output = dcmtk("getscu", "-v", "-S", "-aet", "GETSCU", "-aec", NODE_AET, "-od", str(out),
-                   "-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}",
-                   "-k", f"SeriesInstanceUID={series}", "127.0.0.1", str(loaded.port))
+    output = dcmtk(
+        "getscu",
+        "-v",
+        "-S",
+        "-aet",
+        "GETSCU",
+        "-aec",
+        NODE_AET,
+        "-od",
+        str(out),
+        "-k",
+        "QueryRetrieveLevel=SERIES",
+        "-k",
+        f"StudyInstanceUID={study}",
+        "-k",
+        f"SeriesInstanceUID={series}",
+        "127.0.0.1",
+        str(loaded.port),
+    )
     received = {sop_uid(path): path for path in out.iterdir()}
     assert set(received) == {sop_uid(path) for path in paths}
     for source in paths:
@@ -317,9 +447,22 @@ def test_getscu_transcodes_jpeg2000(loaded, sources, tmp_path):
     study, _, paths = _series_of(sources, J2K_FILES)
     out = tmp_path / "get-j2k"
     out.mkdir()
-    dcmtk("getscu", "-S", "-aet", "GETSCU", "-aec", NODE_AET, "-od", str(out),
-          "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
-          "127.0.0.1", str(loaded.port))
+    dcmtk(
+        "getscu",
+        "-S",
+        "-aet",
+        "GETSCU",
+        "-aec",
+        NODE_AET,
+        "-od",
+        str(out),
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study}",
+        "127.0.0.1",
+        str(loaded.port),
+    )
     received = {sop_uid(path): path for path in out.iterdir()}
     for source in paths:
         got = pydicom.dcmread(received[sop_uid(source)])
@@ -329,16 +472,26 @@ def test_getscu_transcodes_jpeg2000(loaded, sources, tmp_path):
 def test_find_study_counts_and_modalities_for_every_study(loaded, sources, tmp_path):
     """Computed keys of every matched study equal what the files themselves say."""
     headers = _headers(sources)
-    answers = findscu(loaded, tmp_path, "STUDY", {
-        "StudyInstanceUID": None, "ModalitiesInStudy": None,
-        "NumberOfStudyRelatedSeries": None, "NumberOfStudyRelatedInstances": None})
+    answers = findscu(
+        loaded,
+        tmp_path,
+        "STUDY",
+        {
+            "StudyInstanceUID": None,
+            "ModalitiesInStudy": None,
+            "NumberOfStudyRelatedSeries": None,
+            "NumberOfStudyRelatedInstances": None,
+        },
+    )
     assert {a.StudyInstanceUID for a in answers} == {ds.StudyInstanceUID for ds in headers}
     for answer in answers:
         in_study = [ds for ds in headers if ds.StudyInstanceUID == answer.StudyInstanceUID]
         assert int(answer.NumberOfStudyRelatedInstances) == len(
-            {ds.SOPInstanceUID for ds in in_study})
+            {ds.SOPInstanceUID for ds in in_study}
+        )
         assert int(answer.NumberOfStudyRelatedSeries) == len(
-            {ds.SeriesInstanceUID for ds in in_study})
+            {ds.SeriesInstanceUID for ds in in_study}
+        )
         modalities = answer.ModalitiesInStudy or []
         modalities = [modalities] if isinstance(modalities, str) else list(modalities)
         assert set(modalities) == {ds.get("Modality") for ds in in_study} - {None, ""}

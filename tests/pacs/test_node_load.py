@@ -31,8 +31,13 @@ PER_ASSOCIATION = 100
 
 def test_eight_concurrent_storescu_each_instance_once(tmp_path, sample_data):
     groups = [
-        generate_instances(sample_data / TEMPLATE, tmp_path / f"group{n}", PER_ASSOCIATION,
-                           series=2, tag=f"LOAD{n}")
+        generate_instances(
+            sample_data / TEMPLATE,
+            tmp_path / f"group{n}",
+            PER_ASSOCIATION,
+            series=2,
+            tag=f"LOAD{n}",
+        )
         for n in range(ASSOCIATIONS)
     ]
     running = start_node(tmp_path / "node")
@@ -44,10 +49,17 @@ def test_eight_concurrent_storescu_each_instance_once(tmp_path, sample_data):
             # Each association also re-sends ten instances of its neighbour: duplicates racing
             # each other must end up stored once.
             overlap = groups[(n + 1) % ASSOCIATIONS][:10]
-            args = [binary, "-aec", NODE_AET, "127.0.0.1", str(running.port),
-                    *[str(path) for path in files + overlap]]
-            processes.append(subprocess.Popen(args, stdout=subprocess.PIPE,
-                                              stderr=subprocess.STDOUT, env=env))
+            args = [
+                binary,
+                "-aec",
+                NODE_AET,
+                "127.0.0.1",
+                str(running.port),
+                *[str(path) for path in files + overlap],
+            ]
+            processes.append(
+                subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            )
         for process in processes:
             output, _ = process.communicate(timeout=240)
             assert process.returncode == 0, output.decode(errors="replace")[-2000:]
@@ -64,8 +76,17 @@ def test_eight_concurrent_storescu_each_instance_once(tmp_path, sample_data):
 
 
 def _serve(storage: Path, dicom_port: int, log: Path) -> tuple[subprocess.Popen, str]:
-    return serve_process(log, "--storage", str(storage), "--http-port", "0",
-                         "--dicom-port", str(dicom_port), "--aet", NODE_AET)
+    return serve_process(
+        log,
+        "--storage",
+        str(storage),
+        "--http-port",
+        "0",
+        "--dicom-port",
+        str(dicom_port),
+        "--aet",
+        NODE_AET,
+    )
 
 
 def test_sigkill_mid_ingest_keeps_every_acknowledged_instance(tmp_path, sample_data):
@@ -75,9 +96,19 @@ def test_sigkill_mid_ingest_keeps_every_acknowledged_instance(tmp_path, sample_d
     server, _ = _serve(storage, dicom_port, log)
     env = {**os.environ, "TCP_NODELAY": "1"}
     sender = subprocess.Popen(
-        [require_tool("storescu"), "-v", "-aec", NODE_AET, "127.0.0.1", str(dicom_port),
-         *[str(path) for path in files]],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            require_tool("storescu"),
+            "-v",
+            "-aec",
+            NODE_AET,
+            "127.0.0.1",
+            str(dicom_port),
+            *[str(path) for path in files],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     acknowledged = 0
     assert sender.stdout is not None

@@ -15,14 +15,19 @@ from workbench.pacs.node import access
 
 
 def test_access_follows_orthanc_options():
-    config = {"DicomModalities": {"pacs": ["PACS", "127.0.0.1", 104],
-                                  "viewer": {"AET": "VIEWER", "Port": 11112, "AllowGet": False}}}
+    config = {
+        "DicomModalities": {
+            "pacs": ["PACS", "127.0.0.1", 104],
+            "viewer": {"AET": "VIEWER", "Port": 11112, "AllowGet": False},
+        }
+    }
     assert access.is_allowed(config, "Echo", "ANYONE", "10.0.0.1")
     assert access.is_allowed(config, "Store", "ANYONE", "10.0.0.1")
     assert not access.is_allowed(config, "Find", "ANYONE", "10.0.0.1")
     assert access.is_allowed(config, "Find", "PACS", "10.0.0.1")
-    assert not access.is_allowed({**config, "DicomCheckModalityHost": True}, "Find", "PACS",
-                                 "10.0.0.1")
+    assert not access.is_allowed(
+        {**config, "DicomCheckModalityHost": True}, "Find", "PACS", "10.0.0.1"
+    )
     assert not access.is_allowed(config, "Get", "VIEWER", "127.0.0.1")
     assert access.is_allowed({**config, "DicomAlwaysAllowFind": True}, "Find", "ANYONE", None)
     with pytest.raises(ValueError, match="bad"):
@@ -31,8 +36,11 @@ def test_access_follows_orthanc_options():
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory, sample_data, database):
-    running = start_node(tmp_path_factory.mktemp("node"),
-                         {"client": ["CLIENT", "127.0.0.1", 1]}, DatabaseUrl=database.new_url())
+    running = start_node(
+        tmp_path_factory.mktemp("node"),
+        {"client": ["CLIENT", "127.0.0.1", 1]},
+        DatabaseUrl=database.new_url(),
+    )
     ds = pydicom.dcmread(sample_data / TEMPLATE)
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.PatientName = "MÜLLER^HANS"
@@ -50,8 +58,11 @@ def _find(node, identifier: Dataset) -> list[Dataset]:
     ae.add_requested_context("1.2.840.10008.5.1.4.1.2.2.1")
     assoc = ae.associate("127.0.0.1", node.port, ae_title=NODE_AET)
     assert assoc.is_established
-    answers = [ds for status, ds in assoc.send_c_find(identifier, "1.2.840.10008.5.1.4.1.2.2.1")
-               if status and status.Status == 0xFF00]
+    answers = [
+        ds
+        for status, ds in assoc.send_c_find(identifier, "1.2.840.10008.5.1.4.1.2.2.1")
+        if status and status.Status == 0xFF00
+    ]
     assoc.release()
     return answers
 
@@ -70,13 +81,16 @@ def test_find_answers_non_ascii_names_in_a_declared_character_set(node, charset)
     assert str(answers[0].PatientName) == "MÜLLER^HANS"
 
 
-@pytest.mark.parametrize(("charset", "name", "found"), [
-    ("ISO_IR 100", "müller^hans", True),  # single value, the umlaut in the other case
-    ("ISO_IR 192", "Müller^*", True),  # wildcard with a non-ASCII letter
-    ("ISO_IR 192", "MÜLLER^HANS", True),
-    ("ISO_IR 192", "mueller^hans", False),  # other letters are other letters
-    ("ISO_IR 192", "müller^hanz", False),
-])
+@pytest.mark.parametrize(
+    ("charset", "name", "found"),
+    [
+        ("ISO_IR 100", "müller^hans", True),  # single value, the umlaut in the other case
+        ("ISO_IR 192", "Müller^*", True),  # wildcard with a non-ASCII letter
+        ("ISO_IR 192", "MÜLLER^HANS", True),
+        ("ISO_IR 192", "mueller^hans", False),  # other letters are other letters
+        ("ISO_IR 192", "müller^hanz", False),
+    ],
+)
 def test_find_matches_person_names_without_case_beyond_ascii(node, charset, name, found):
     identifier = Dataset()
     identifier.SpecificCharacterSet = charset
@@ -100,15 +114,21 @@ def test_c_get_re_encodes_for_a_peer_accepting_only_rle(node):
     ae = AE(ae_title="CLIENT")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     ae.add_requested_context(MRImageStorage, [RLELossless])
-    assoc = ae.associate("127.0.0.1", node.port, ae_title=NODE_AET,
-                         ext_neg=[build_role(MRImageStorage, scp_role=True)],
-                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assoc = ae.associate(
+        "127.0.0.1",
+        node.port,
+        ae_title=NODE_AET,
+        ext_neg=[build_role(MRImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
     assert assoc.is_established
     identifier = Dataset()
     identifier.QueryRetrieveLevel = "STUDY"
     identifier.StudyInstanceUID = node.source.StudyInstanceUID
-    statuses = [status.Status for status, _ in assoc.send_c_get(
-        identifier, StudyRootQueryRetrieveInformationModelGet)]
+    statuses = [
+        status.Status
+        for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)
+    ]
     assoc.release()
     assert statuses[-1] == 0x0000 and 0xFF00 in statuses
     assert len(received) == 1
@@ -132,8 +152,7 @@ def _store(port: int, ds: Dataset, called: str = NODE_AET) -> int:
 def test_store_failures_map_to_dicom_statuses(tmp_path, sample_data, database):
     """0xA700 when storage is full and nothing may be recycled, 0xC210 for an instance that
     cannot be indexed; what was stored before is kept and the node keeps serving."""
-    running = start_node(tmp_path / "node", MaximumPatientCount=1,
-                         DatabaseUrl=database.new_url())
+    running = start_node(tmp_path / "node", MaximumPatientCount=1, DatabaseUrl=database.new_url())
     try:
         first = pydicom.dcmread(sample_data / TEMPLATE)
         first.PatientID = "KEEP"

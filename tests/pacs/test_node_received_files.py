@@ -17,8 +17,9 @@ def _data_set_offset(data: bytes) -> int:
     return 144 + group_length
 
 
-def test_stored_file_is_the_sent_data_set_behind_standard_file_meta(tmp_path, sample_data,
-                                                                   database):
+def test_stored_file_is_the_sent_data_set_behind_standard_file_meta(
+    tmp_path, sample_data, database
+):
     source = generate_instances(sample_data / TEMPLATE, tmp_path / "sent", 1, tag="META")[0]
     ds = pydicom.dcmread(source)
     del ds.DataSetTrailingPadding  # storescu leaves it out of what it sends
@@ -33,16 +34,20 @@ def test_stored_file_is_the_sent_data_set_behind_standard_file_meta(tmp_path, sa
         running.index.close()
 
     sent = source.read_bytes()
-    assert stored[_data_set_offset(stored):] == sent[_data_set_offset(sent):]
+    assert stored[_data_set_offset(stored) :] == sent[_data_set_offset(sent) :]
 
     sent_meta = pydicom.dcmread(source, stop_before_pixels=True).file_meta
     expected = DicomBytesIO()
     expected.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(expected, create_file_meta(
-        sop_class_uid=sent_meta.MediaStorageSOPClassUID,
-        sop_instance_uid=sent_meta.MediaStorageSOPInstanceUID,
-        transfer_syntax=sent_meta.TransferSyntaxUID,
-        implementation_uid=running.node.ae.implementation_class_uid,
-        implementation_version=running.node.ae.implementation_version_name,
-    ), enforce_standard=False)
-    assert stored[:_data_set_offset(stored)] == expected.getvalue()
+    write_file_meta_info(
+        expected,
+        create_file_meta(
+            sop_class_uid=sent_meta.MediaStorageSOPClassUID,
+            sop_instance_uid=sent_meta.MediaStorageSOPInstanceUID,
+            transfer_syntax=sent_meta.TransferSyntaxUID,
+            implementation_uid=running.node.ae.implementation_class_uid,
+            implementation_version=running.node.ae.implementation_version_name,
+        ),
+        enforce_standard=False,
+    )
+    assert stored[: _data_set_offset(stored)] == expected.getvalue()

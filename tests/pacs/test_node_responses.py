@@ -86,8 +86,12 @@ def test_c_store_response_is_not_taken_by_the_reactor(node):
     ae = AE(ae_title="CLIENT")
     ae.dimse_timeout = 5
     ae.add_requested_context(MRImageStorage)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title=NODE_AET,
-                         evt_handlers=[(evt.EVT_CONN_OPEN, tune_association)])
+    assoc = ae.associate(
+        "127.0.0.1",
+        node.port,
+        ae_title=NODE_AET,
+        evt_handlers=[(evt.EVT_CONN_OPEN, tune_association)],
+    )
     assert assoc.is_established
     interleaving = _Interleaving(assoc)
     ds = pydicom.dcmread(TEMPLATE)

@@ -116,8 +116,10 @@ def test_associations_spread_over_the_workers_store_each_instance_once(pacs, rec
     # Four associations at once over two workers: each used (the least busy takes the next).
     assert sum(spread) == 4 and min(spread) >= 1
     assert len({worker["pid"] for worker in pacs.node.workers.stats()} | {os.getpid()}) == 3
-    stored = [i["MainDicomTags"]["SOPInstanceUID"]
-              for i in requests.get(f"{pacs.url}/instances?expand", timeout=60).json()]
+    stored = [
+        i["MainDicomTags"]["SOPInstanceUID"]
+        for i in requests.get(f"{pacs.url}/instances?expand", timeout=60).json()
+    ]
     assert len(stored) == len(set(stored)) == len(expected)
     assert set(stored) == expected
     assert len(store_files(pacs.config.storage_path)) == len(expected)
@@ -175,8 +177,11 @@ def test_modalities_declared_over_rest_reach_the_workers(pacs, received, storesc
     move = ["movescu", "-v", "-S", "-aet", "MOVESCU", "-aem", "LATE", "-aec", NODE_AET,
             "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
             "127.0.0.1", str(pacs.node.port)]  # fmt: skip
-    declared = requests.put(f"{pacs.url}/modalities/late", timeout=30,
-                            json={"AET": "LATE", "Host": "127.0.0.1", "Port": port})
+    declared = requests.put(
+        f"{pacs.url}/modalities/late",
+        timeout=30,
+        json={"AET": "LATE", "Host": "127.0.0.1", "Port": port},
+    )
     assert declared.ok, declared.text
     for _ in range(WORKERS):  # each worker in turn
         empty(directory)
@@ -189,14 +194,23 @@ def test_modalities_declared_over_rest_reach_the_workers(pacs, received, storesc
 
 def test_storage_commitment_both_ways(pacs, received, tmp_path):
     groups, _expected, _events, _spread = received
-    instances = [[str(h.SOPClassUID), str(h.SOPInstanceUID)]
-                 for h in (pydicom.dcmread(p, stop_before_pixels=True) for p in groups[2])]
-    with serve(StorageDirectory=str(tmp_path / "peer"), HttpPort=0, DicomPort=free_port(),
-               DicomAet="PEER",
-               DicomModalities={"workers": [NODE_AET, "127.0.0.1", pacs.node.port]}) as peer:
+    instances = [
+        [str(h.SOPClassUID), str(h.SOPInstanceUID)]
+        for h in (pydicom.dcmread(p, stop_before_pixels=True) for p in groups[2])
+    ]
+    with serve(
+        StorageDirectory=str(tmp_path / "peer"),
+        HttpPort=0,
+        DicomPort=free_port(),
+        DicomAet="PEER",
+        DicomModalities={"workers": [NODE_AET, "127.0.0.1", pacs.node.port]},
+    ) as peer:
         peer.index.import_path(*groups[2], progress=False)
-        requests.put(f"{pacs.url}/modalities/peer", timeout=30, json={
-            "AET": "PEER", "Host": "127.0.0.1", "Port": peer.node.port}).raise_for_status()
+        requests.put(
+            f"{pacs.url}/modalities/peer",
+            timeout=30,
+            json={"AET": "PEER", "Host": "127.0.0.1", "Port": peer.node.port},
+        ).raise_for_status()
         body = {"DicomInstances": instances}
         for _ in range(WORKERS):
             # The peer asks us: a worker answers and sends the report.
@@ -285,7 +299,8 @@ def test_workers_restart_when_killed_and_stop_with_the_server(tmp_path, sample_d
         log = tmp_path / "serve.log"
         assert wait_until(lambda: "starting it again" in log.read_text(), timeout=30), (
             f"no restart logged; workers now {workers_of(process.pid)} (killed {min(workers)})"
-            f":\n{log.read_text()[-3000:]}")
+            f":\n{log.read_text()[-3000:]}"
+        )
         finish(storescu(port, files[:10]))
         # Stopped while associations send: each worker finishes or aborts its own, and
         # whatever was acknowledged is stored.
@@ -365,8 +380,12 @@ def test_workers_leave_when_their_server_is_killed(tmp_path, database):
 @pytest.mark.parametrize("count", [0, -2, 1.5, "2", True])
 def test_a_worker_count_that_is_no_whole_number_above_zero_is_refused(tmp_path, count):
     with pytest.raises(ValueError, match=f"DicomWorkerProcesses must be .* not {count!r}"):
-        serve(StorageDirectory=str(tmp_path), HttpPort=0, DicomPort=free_port(),
-              DicomWorkerProcesses=count)
+        serve(
+            StorageDirectory=str(tmp_path),
+            HttpPort=0,
+            DicomPort=free_port(),
+            DicomWorkerProcesses=count,
+        )
 
 
 def test_sqlite_writers_of_every_process_queue_on_one_lock_file(tmp_path, sample_data):

@@ -28,15 +28,21 @@ def _study_of(base: str, folder: Path) -> str:
 
 
 def _uids(folder: Path) -> set[str]:
-    return {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
-            for p in folder.iterdir() if p.is_file()}
+    return {
+        str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+        for p in folder.iterdir()
+        if p.is_file()
+    }
 
 
 def _text_values(ds: pydicom.Dataset) -> list[str]:
     """Every UI/PN/LO value of a dataset, sequences included."""
     values: list[str] = []
-    ds.walk(lambda _, elem: values.append(str(elem.value))
-            if elem.VR in ("UI", "PN", "LO") and elem.value else None)
+    ds.walk(
+        lambda _, elem: (
+            values.append(str(elem.value)) if elem.VR in ("UI", "PN", "LO") and elem.value else None
+        )
+    )
     return values
 
 
@@ -51,8 +57,10 @@ def test_archive_round_trip(live_server, data_root):
     assert {str(ds.SOPInstanceUID) for ds in datasets} == _uids(data_root / SERIES_DIR)
     assert all(name.endswith(".dcm") and name.count("/") == 3 for name in names)
     # Bytes are the stored bytes: pixel data survives unchanged.
-    originals = {str(pydicom.dcmread(p).SOPInstanceUID): pydicom.dcmread(p).PixelData
-                 for p in (data_root / SERIES_DIR).iterdir()}
+    originals = {
+        str(pydicom.dcmread(p).SOPInstanceUID): pydicom.dcmread(p).PixelData
+        for p in (data_root / SERIES_DIR).iterdir()
+    }
     assert all(ds.PixelData == originals[str(ds.SOPInstanceUID)] for ds in datasets)
 
 
@@ -100,8 +108,11 @@ def test_anonymize_study_leaves_no_identity(fresh_server, sample_data):
     assert len(new_instances) == len(originals)
     original_uids = set()
     for ds in originals:
-        ds.walk(lambda _, elem: original_uids.add(str(elem.value))
-                if elem.VR == "UI" and elem.value else None)
+        ds.walk(
+            lambda _, elem: (
+                original_uids.add(str(elem.value)) if elem.VR == "UI" and elem.value else None
+            )
+        )
     original_uids = {u for u in original_uids if not u.startswith("1.2.840.10008.")}
     identity = {"Leakcheck", "Marguerite", "ORIG-ID-80417", "19570312"}
     new_study_uids, new_series_uids = set(), set()
@@ -128,8 +139,10 @@ def test_upload_zip_delete_and_changes(fresh_server, sample_data):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for n in range(3):
-            archive.writestr(f"dir/{n}.dcm", make_instance(template, patient="ZIP",
-                                                          study="1.2.3.4", series="1.2.3.4.1"))
+            archive.writestr(
+                f"dir/{n}.dcm",
+                make_instance(template, patient="ZIP", study="1.2.3.4", series="1.2.3.4.1"),
+            )
         archive.writestr("README.txt", "not dicom")
     answers = requests.post(f"{base}/instances", data=buffer.getvalue(), timeout=30).json()
     assert [a["Status"] for a in answers] == ["Success"] * 3
@@ -145,13 +158,15 @@ def test_upload_zip_delete_and_changes(fresh_server, sample_data):
     deleted = requests.delete(f"{base}/instances/{answers[0]['ID']}", timeout=30).json()
     assert deleted["RemainingAncestor"]["Type"] == "Series"
     assert requests.delete(f"{base}/studies/{study}", timeout=30).json() == {
-        "RemainingAncestor": None}
+        "RemainingAncestor": None
+    }
     assert requests.get(f"{base}/studies/{study}", timeout=30).status_code == 404
     assert requests.get(f"{base}/patients", timeout=30).json() == []
 
 
-def test_zip_upload_makes_its_members_durable_together(fresh_server, sample_data,
-                                                       monkeypatch, syncs):
+def test_zip_upload_makes_its_members_durable_together(
+    fresh_server, sample_data, monkeypatch, syncs
+):
     monkeypatch.setattr(importing, "BATCH_FILES", 8)
     members = [make_instance(sample_data / SMALL_FILE, patient="ZIP") for _ in range(19)]
     bare = pydicom.dcmread(io.BytesIO(members[-1]))
@@ -176,8 +191,9 @@ def test_zip_upload_makes_its_members_durable_together(fresh_server, sample_data
     assert not list(fresh_server.index.incoming_dir.iterdir())
 
 
-def test_a_corrupt_zip_member_fails_the_upload_and_leaves_no_file(fresh_server, sample_data,
-                                                                   monkeypatch):
+def test_a_corrupt_zip_member_fails_the_upload_and_leaves_no_file(
+    fresh_server, sample_data, monkeypatch
+):
     monkeypatch.setattr(importing, "BATCH_FILES", 8)
     members = [make_instance(sample_data / SMALL_FILE, patient="ZIP") for _ in range(19)]
     buffer = io.BytesIO()
@@ -199,8 +215,9 @@ def test_a_corrupt_zip_member_fails_the_upload_and_leaves_no_file(fresh_server, 
 
 def test_protection_over_rest(fresh_server, sample_data):
     base = fresh_server.url
-    answer = requests.post(f"{base}/instances",
-                           data=make_instance(sample_data / SMALL_FILE), timeout=30).json()
+    answer = requests.post(
+        f"{base}/instances", data=make_instance(sample_data / SMALL_FILE), timeout=30
+    ).json()
     url = f"{base}/patients/{answer['ParentPatient']}/protected"
     assert requests.get(url, timeout=30).text == "0"
     assert requests.put(url, data="1", timeout=30).status_code == 200
@@ -239,11 +256,13 @@ def test_content_paths(live_server, loaded_index, path):
 def test_find_expand_limit_since(live_server):
     body = {"Level": "Series", "Query": {}, "Limit": 3}
     first = requests.post(f"{live_server}/tools/find", json=body, timeout=30).json()
-    second = requests.post(f"{live_server}/tools/find", json={**body, "Since": 3},
-                           timeout=30).json()
+    second = requests.post(
+        f"{live_server}/tools/find", json={**body, "Since": 3}, timeout=30
+    ).json()
     assert len(first) == 3 and len(second) == 3 and not set(first) & set(second)
-    expanded = requests.post(f"{live_server}/tools/find", json={**body, "Expand": True},
-                             timeout=30).json()
+    expanded = requests.post(
+        f"{live_server}/tools/find", json={**body, "Expand": True}, timeout=30
+    ).json()
     assert [r["ID"] for r in expanded] == first and expanded[0]["Type"] == "Series"
 
 
@@ -270,8 +289,9 @@ def test_header_and_metadata(live_server, loaded_index):
     header = requests.get(f"{live_server}/instances/{instance}/header", timeout=30).json()
     assert header["0002,0010"]["Value"] == "1.2.840.10008.1.2.1"
     assert all(key.startswith("0002,") for key in header)
-    metadata = requests.get(f"{live_server}/instances/{instance}/metadata?expand",
-                            timeout=30).json()
+    metadata = requests.get(
+        f"{live_server}/instances/{instance}/metadata?expand", timeout=30
+    ).json()
     assert metadata["TransferSyntax"] == "1.2.840.10008.1.2.1"
     assert metadata["SopClassUid"] == "1.2.840.10008.5.1.4.1.1.1"
     origin = requests.get(f"{live_server}/instances/{instance}/metadata/Origin", timeout=30)

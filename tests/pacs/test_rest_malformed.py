@@ -10,8 +10,7 @@ import requests
 from tests.pacs.test_index_store import SMALL_FILE, make_instance
 
 
-def _malformed_requests(instance: str, patient: str, valid_dicom: bytes, gsps: str
-                        ) -> list[tuple]:
+def _malformed_requests(instance: str, patient: str, valid_dicom: bytes, gsps: str) -> list[tuple]:
     truncated = valid_dicom[: len(valid_dicom) // 2]
     broken_zip = io.BytesIO()
     with zipfile.ZipFile(broken_zip, "w") as archive:
@@ -97,8 +96,12 @@ def test_malformed_requests_get_json_4xx_and_serving_continues(fresh_server, sam
     assert len(cases) >= 50
     for method, path, kwargs in cases:
         response = requests.request(method, base + path, timeout=30, **kwargs)
-        assert 400 <= response.status_code < 500, (method, path, response.status_code,
-                                                   response.text[:300])
+        assert 400 <= response.status_code < 500, (
+            method,
+            path,
+            response.status_code,
+            response.text[:300],
+        )
         body = response.json()
         assert body["HttpStatus"] == response.status_code
         assert body["Details"], (method, path)

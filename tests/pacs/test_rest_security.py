@@ -24,8 +24,11 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def remote_app(tmp_path_factory, sample_data):
-    config = Config(StorageDirectory=str(tmp_path_factory.mktemp("secure")),
-                    RemoteAccessAllowed=True, RegisteredUsers=USERS)
+    config = Config(
+        StorageDirectory=str(tmp_path_factory.mktemp("secure")),
+        RemoteAccessAllowed=True,
+        RegisteredUsers=USERS,
+    )
     index = Index(config)
     result = index.ingest_bytes(make_instance(sample_data / SMALL_FILE))
     assert config.http_host == "0.0.0.0"
@@ -47,13 +50,19 @@ def test_default_binds_loopback_only(tmp_path):
 @pytest.mark.parametrize("option", ["RemoteAccessAllowed", "AuthenticationEnabled"])
 def test_refuses_to_start_without_users(tmp_path, option):
     with pytest.raises(ValueError, match="RegisteredUsers"):
-        serve(Config(StorageDirectory=str(tmp_path / "s"), HttpPort=0, **{option: True}),
-              dicom=False)
+        serve(
+            Config(StorageDirectory=str(tmp_path / "s"), HttpPort=0, **{option: True}), dicom=False
+        )
 
 
 def _filled(path: str, result) -> str:
-    ids = {"resource_id": result.instance_id, "instance_id": result.instance_id,
-           "frame": "0", "path": "0010-0010", "name": "Origin"}
+    ids = {
+        "resource_id": result.instance_id,
+        "instance_id": result.instance_id,
+        "frame": "0",
+        "path": "0010-0010",
+        "name": "Origin",
+    }
     for key, value in ids.items():
         path = path.replace(f"{{{key}}}", value).replace(f"{{{key}:path}}", value)
     return path
@@ -76,33 +85,40 @@ def test_every_route_requires_auth(remote_app):
         checked += 1
     assert checked > 40
     # Nothing was deleted or changed by the refused requests.
-    assert client.get(f"/instances/{result.instance_id}", headers=_basic(
-        "alice", USERS["alice"])).status_code == 200
+    assert (
+        client.get(
+            f"/instances/{result.instance_id}", headers=_basic("alice", USERS["alice"])
+        ).status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    _basic("alice", "wrong"),
-    _basic("alice", ""),
-    _basic("mallory", USERS["alice"]),
-    _basic("bob", USERS["alice"]),  # another user's password
-    {"Authorization": "Basic !!!notbase64"},
-    {"Authorization": "Bearer abc"},
-    {"Authorization": "Basic " + base64.b64encode(b"alice").decode()},  # no colon
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        _basic("alice", "wrong"),
+        _basic("alice", ""),
+        _basic("mallory", USERS["alice"]),
+        _basic("bob", USERS["alice"]),  # another user's password
+        {"Authorization": "Basic !!!notbase64"},
+        {"Authorization": "Bearer abc"},
+        {"Authorization": "Basic " + base64.b64encode(b"alice").decode()},  # no colon
+    ],
+)
 def test_wrong_credentials_are_refused(remote_app, headers):
     app, result = remote_app
     client = TestClient(app)
-    assert client.get(f"/instances/{result.instance_id}/file", headers=headers
-                      ).status_code == 401
+    assert client.get(f"/instances/{result.instance_id}/file", headers=headers).status_code == 401
 
 
 def test_right_credentials_are_served(remote_app):
     app, result = remote_app
     client = TestClient(app)
     for user, password in USERS.items():
-        response = client.get(f"/instances/{result.instance_id}/file",
-                              headers=_basic(user, password))
+        response = client.get(
+            f"/instances/{result.instance_id}/file", headers=_basic(user, password)
+        )
         assert response.status_code == 200 and response.content[128:132] == b"DICM"
     assert client.get("/openapi.json", headers=_basic("bob", "s3cret")).status_code == 200
 

@@ -64,8 +64,7 @@ def test_resources_become_stable_once_instances_stop_arriving(tmp_path, sample_d
         index.close()
 
 
-def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, sample_data,
-                                                                database):
+def test_resources_deleted_before_they_settle_are_not_announced(tmp_path, sample_data, database):
     index = Index(database.config(tmp_path / "store", StableAge=1))
     try:
         kept = index.ingest_bytes(make_instance(sample_data / SMALL_FILE, patient="KEPT"))

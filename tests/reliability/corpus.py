@@ -22,8 +22,21 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 #: VRs whose explicit-VR element header has a 4-byte length (after 2 reserved bytes).
-LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV",
-            b"UV"}
+LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"SV",
+    b"UV",
+}
 SEED_MAX_BYTES = 200_000
 NOT_DICOM = {"MANIFEST.tsv", "README.md", "LICENSES.md"}
 
@@ -77,10 +90,10 @@ def element_map(data: bytes) -> list[Element]:
             tell = raw.value_tell
             if raw.is_implicit_VR:
                 found.append(Element(int(tag), None, tell - 4, 4, tell))
-            elif data[tell - 8:tell - 6] in LONG_VRS and data[tell - 6:tell - 4] == b"\0\0":
-                found.append(Element(int(tag), data[tell - 8:tell - 6], tell - 4, 4, tell))
+            elif data[tell - 8 : tell - 6] in LONG_VRS and data[tell - 6 : tell - 4] == b"\0\0":
+                found.append(Element(int(tag), data[tell - 8 : tell - 6], tell - 4, 4, tell))
             else:
-                found.append(Element(int(tag), data[tell - 4:tell - 2], tell - 2, 2, tell))
+                found.append(Element(int(tag), data[tell - 4 : tell - 2], tell - 2, 2, tell))
     return found
 
 
@@ -120,13 +133,24 @@ class Mutator:
         fmt = "<H" if size == 2 else "<I"
         (old,) = struct.unpack_from(fmt, data, element.length_offset)
         limit = 0xFFFF if size == 2 else 0xFFFFFFFE
-        new = self.rng.choice([0, 1, old + 1, max(0, old - 1), old * 2 + 3, old + 1000,
-                               self.rng.randrange(0, min(limit, 1 << 20))])
+        new = self.rng.choice(
+            [
+                0,
+                1,
+                old + 1,
+                max(0, old - 1),
+                old * 2 + 3,
+                old + 1000,
+                self.rng.randrange(0, min(limit, 1 << 20)),
+            ]
+        )
         new = min(new, limit)
         buffer = bytearray(data)
         struct.pack_into(fmt, buffer, element.length_offset, new)
-        return f"length of ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) {old} -> {new}", \
-            bytes(buffer)
+        return (
+            f"length of ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) {old} -> {new}",
+            bytes(buffer),
+        )
 
     def huge_length(self, data: bytes, elements: list[Element]) -> tuple[str, bytes]:
         element = self.rng.choice(elements)
@@ -137,8 +161,11 @@ class Mutator:
         else:
             new = 0xFFFF
             struct.pack_into("<H", buffer, element.length_offset, new)
-        return f"declared length of ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) " \
-               f"set to {new:#x}", bytes(buffer)
+        return (
+            f"declared length of ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) "
+            f"set to {new:#x}",
+            bytes(buffer),
+        )
 
     def bogus_vr(self, data: bytes, elements: list[Element]) -> tuple[str, bytes]:
         explicit = [e for e in elements if e.vr is not None and e.length_size == 2]
@@ -146,16 +173,18 @@ class Mutator:
             return self.bit_flips(data, elements)
         element = self.rng.choice(explicit)
         vr_offset = element.length_offset - 2
-        bogus = self.rng.choice([b"ZZ", b"\x00\x00", b"\xff\xff", b"ob", b"SQ", b"UN", b"OB",
-                                 b"UT", b"QQ", b"A1"])
+        bogus = self.rng.choice(
+            [b"ZZ", b"\x00\x00", b"\xff\xff", b"ob", b"SQ", b"UN", b"OB", b"UT", b"QQ", b"A1"]
+        )
         buffer = bytearray(data)
-        buffer[vr_offset:vr_offset + 2] = bogus
-        return f"VR of ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) set to {bogus!r}", \
-            bytes(buffer)
+        buffer[vr_offset : vr_offset + 2] = bogus
+        return (
+            f"VR of ({element.tag >> 16:04X},{element.tag & 0xFFFF:04X}) set to {bogus!r}",
+            bytes(buffer),
+        )
 
     def mutate(self, data: bytes, elements: list[Element]) -> tuple[str, str, bytes]:
-        kind = self.rng.choice(["truncate", "bit_flips", "wrong_length", "huge_length",
-                                "bogus_vr"])
+        kind = self.rng.choice(["truncate", "bit_flips", "wrong_length", "huge_length", "bogus_vr"])
         if kind != "truncate" and kind != "bit_flips" and not elements:
             kind = "truncate"
         description, mutated = getattr(self, kind)(data, elements)
@@ -181,10 +210,13 @@ def _deep_sequence_bytes(template: Dataset, depth: int, *, terminated: bool) -> 
             del head[keyword]
     head.SOPInstanceUID = generate_uid()
     prefix = _part10(head)
-    opening = (struct.pack("<HH", 0x0008, 0x1115) + b"SQ\0\0" + b"\xff\xff\xff\xff"
-               + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF))
-    closing = (struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
-               + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    opening = (
+        struct.pack("<HH", 0x0008, 0x1115)
+        + b"SQ\0\0"
+        + b"\xff\xff\xff\xff"
+        + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+    )
+    closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
     body = opening * depth
     if terminated:
         body += closing * depth
@@ -198,9 +230,13 @@ def built_variants(template: Dataset, rng: random.Random) -> list[Variant]:
     variants: list[Variant] = []
     for depth in (8, 64, 300, 2000, 20000):
         for terminated in (True, False):
-            variants.append(Variant(
-                "deep_sequence", f"{depth} nested sequences, terminated={terminated}",
-                _deep_sequence_bytes(template, depth, terminated=terminated)))
+            variants.append(
+                Variant(
+                    "deep_sequence",
+                    f"{depth} nested sequences, terminated={terminated}",
+                    _deep_sequence_bytes(template, depth, terminated=terminated),
+                )
+            )
 
     for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         for mode in ("missing", "empty"):
@@ -215,20 +251,30 @@ def built_variants(template: Dataset, rng: random.Random) -> list[Variant]:
     no_meta.SOPInstanceUID = generate_uid()
     full = _part10(no_meta)
     (group_length,) = struct.unpack_from("<I", full, 132 + 8)
-    bare = full[132 + 12 + group_length:]
+    bare = full[132 + 12 + group_length :]
     variants.append(Variant("no_meta", "bare data set without preamble or file meta", bare))
-    variants.append(Variant("no_meta", "preamble + DICM then a bare data set",
-                            b"\0" * 128 + b"DICM" + bare))
+    variants.append(
+        Variant("no_meta", "preamble + DICM then a bare data set", b"\0" * 128 + b"DICM" + bare)
+    )
     implicit = copy.deepcopy(template)
     implicit.SOPInstanceUID = generate_uid()
     data = _part10(implicit, ImplicitVRLittleEndian)
-    variants.append(Variant("meta_lies", "implicit data set declared explicit",
-                            data.replace(ImplicitVRLittleEndian.encode(),
-                                         ExplicitVRLittleEndian.encode()[:17] + b"\0", 1)))
+    variants.append(
+        Variant(
+            "meta_lies",
+            "implicit data set declared explicit",
+            data.replace(
+                ImplicitVRLittleEndian.encode(), ExplicitVRLittleEndian.encode()[:17] + b"\0", 1
+            ),
+        )
+    )
     unknown_ts = copy.deepcopy(template)
     unknown_ts.SOPInstanceUID = generate_uid()
-    variants.append(Variant("meta_lies", "unknown transfer syntax UID",
-                            _part10(unknown_ts, "1.2.3.4.5.6.7.8.9")))
+    variants.append(
+        Variant(
+            "meta_lies", "unknown transfer syntax UID", _part10(unknown_ts, "1.2.3.4.5.6.7.8.9")
+        )
+    )
 
     # Interrupted copies of instances nobody stored yet: only the pixel data is cut short.
     for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
@@ -238,8 +284,13 @@ def built_variants(template: Dataset, rng: random.Random) -> list[Variant]:
         pixels_at = data.rfind(b"\xe0\x7f\x10\x00")
         for keep in (0.2, 0.6, 0.99):
             cut = pixels_at + 12 + int((len(data) - pixels_at - 12) * keep)
-            variants.append(Variant("truncated_new", f"new instance ({syntax.name}) cut at "
-                                    f"{cut} of {len(data)}, inside Pixel Data", data[:cut]))
+            variants.append(
+                Variant(
+                    "truncated_new",
+                    f"new instance ({syntax.name}) cut at {cut} of {len(data)}, inside Pixel Data",
+                    data[:cut],
+                )
+            )
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as handle:
         handle.writestr("junk.dcm", b"not dicom at all")
@@ -257,15 +308,20 @@ def built_variants(template: Dataset, rng: random.Random) -> list[Variant]:
     ]
     for size in (16, 132, 1000, 20000):
         not_dicom.append((f"{size} random bytes", bytes(rng.randrange(256) for _ in range(size))))
-        not_dicom.append((f"DICM + {size} random bytes",
-                          b"\0" * 128 + b"DICM" + bytes(rng.randrange(256) for _ in range(size))))
+        not_dicom.append(
+            (
+                f"DICM + {size} random bytes",
+                b"\0" * 128 + b"DICM" + bytes(rng.randrange(256) for _ in range(size)),
+            )
+        )
     for description, data in not_dicom:
         variants.append(Variant("not_dicom", description, data))
     return variants
 
 
-def build_corpus(seeds: list[Path], template: Dataset, *, count: int, seed: int = 20261123
-                 ) -> list[Variant]:
+def build_corpus(
+    seeds: list[Path], template: Dataset, *, count: int, seed: int = 20261123
+) -> list[Variant]:
     """``count`` mutated variants of ``seeds`` plus the hand-made ones, reproducibly."""
     rng = random.Random(seed)
     originals = [(path, path.read_bytes()) for path in seeds]
@@ -280,6 +336,5 @@ def build_corpus(seeds: list[Path], template: Dataset, *, count: int, seed: int 
     while len(variants) < count:
         path, data = rng.choice(originals)
         kind, description, mutated = mutator.mutate(data, maps[path])
-        variants.append(Variant(kind, f"{path.parent.name}/{path.name}: {description}",
-                                mutated))
+        variants.append(Variant(kind, f"{path.parent.name}/{path.name}: {description}", mutated))
     return variants

@@ -82,7 +82,10 @@ class ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.environment}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "--config", str(config_path)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -150,8 +153,9 @@ def server_config(storage: Path, **options: Any) -> dict[str, Any]:
     return config
 
 
-def start_server(workdir: Path, *, auth: tuple[str, str] | None = None,
-                 **options: Any) -> ServerProcess:
+def start_server(
+    workdir: Path, *, auth: tuple[str, str] | None = None, **options: Any
+) -> ServerProcess:
     """A started :class:`ServerProcess` with storage in ``workdir / "storage"``.
 
     ``auth`` registers that user (and turns authentication on) and makes the helper's own
@@ -191,8 +195,9 @@ def associate(ae: AE, port: int, *, called: str = NODE_AET):
     The client's own pynetdicom race that drops about one response in a few thousand is
     closed too (:func:`keep_responses_for_senders`): these tests judge the node, not it.
     """
-    assoc = ae.associate("127.0.0.1", port, ae_title=called,
-                         evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)])
+    assoc = ae.associate(
+        "127.0.0.1", port, ae_title=called, evt_handlers=[(evt.EVT_CONN_OPEN, set_nodelay)]
+    )
     keep_responses_for_senders(assoc)
     return assoc
 
@@ -225,8 +230,9 @@ def template() -> Dataset:
     return pydicom.dcmread(TEMPLATE)
 
 
-def retag(ds: Dataset, *, patient: str, study: str, series: str, number: int = 1,
-          sop: str | None = None) -> Dataset:
+def retag(
+    ds: Dataset, *, patient: str, study: str, series: str, number: int = 1, sop: str | None = None
+) -> Dataset:
     """Give ``ds`` new identifiers in place (PatientID/Name, study, series, SOP UIDs)."""
     ds.PatientID = patient
     ds.PatientName = f"RELIABILITY^{patient}"
@@ -238,11 +244,13 @@ def retag(ds: Dataset, *, patient: str, study: str, series: str, number: int = 1
     return ds
 
 
-def make_instance(base: Dataset, *, patient: str, study: str, series: str,
-                  number: int = 1, sop: str | None = None) -> Dataset:
+def make_instance(
+    base: Dataset, *, patient: str, study: str, series: str, number: int = 1, sop: str | None = None
+) -> Dataset:
     """A copy of ``base`` with new identifiers (PatientID/Name, study, series, SOP UIDs)."""
-    return retag(copy.deepcopy(base), patient=patient, study=study, series=series,
-                 number=number, sop=sop)
+    return retag(
+        copy.deepcopy(base), patient=patient, study=study, series=series, number=number, sop=sop
+    )
 
 
 def to_bytes(ds: Dataset) -> bytes:
@@ -254,8 +262,10 @@ def to_bytes(ds: Dataset) -> bytes:
 def patient_series(base: Dataset, patient: str, count: int) -> list[Dataset]:
     """``count`` instances of one new study/series of ``patient``."""
     study, series = generate_uid(), generate_uid()
-    return [make_instance(base, patient=patient, study=study, series=series, number=i + 1)
-            for i in range(count)]
+    return [
+        make_instance(base, patient=patient, study=study, series=series, number=i + 1)
+        for i in range(count)
+    ]
 
 
 # --------------------------------------------------------------------------- store checks

@@ -54,8 +54,11 @@ def test_default_configuration_binds_loopback_only():
 def test_running_server_listens_on_loopback_only(tmp_path):
     server = start_server(tmp_path / "default")
     try:
-        listening = [c for c in psutil.Process(server.pid).net_connections(kind="inet")
-                     if c.status == psutil.CONN_LISTEN]
+        listening = [
+            c
+            for c in psutil.Process(server.pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
         ports = {c.laddr.port: c.laddr.ip for c in listening}
         assert ports.get(int(server.config["HttpPort"])) == "127.0.0.1"
         assert ports.get(server.dicom_port) == "127.0.0.1"
@@ -68,8 +71,7 @@ def test_running_server_listens_on_loopback_only(tmp_path):
 def test_remote_access_without_users_refuses_to_start(tmp_path):
     from tests.reliability.support import ServerProcess, server_config
 
-    server = ServerProcess(tmp_path, server_config(tmp_path / "storage",
-                                                   RemoteAccessAllowed=True))
+    server = ServerProcess(tmp_path, server_config(tmp_path / "storage", RemoteAccessAllowed=True))
     with pytest.raises(RuntimeError, match="RegisteredUsers"):
         server.start(timeout=30)
 
@@ -78,13 +80,13 @@ def test_remote_access_without_users_refuses_to_start(tmp_path):
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory):
     """A server with RemoteAccessAllowed, one registered user and a few instances."""
-    server = start_server(tmp_path_factory.mktemp("remote"), auth=(USER, PASSWORD),
-                          RemoteAccessAllowed=True)
+    server = start_server(
+        tmp_path_factory.mktemp("remote"), auth=(USER, PASSWORD), RemoteAccessAllowed=True
+    )
     base = template()
     study, series = generate_uid(), generate_uid()
     for number in range(2):
-        ds = make_instance(base, patient="AUTH-1", study=study, series=series,
-                           number=number + 1)
+        ds = make_instance(base, patient="AUTH-1", study=study, series=series, number=number + 1)
         assert server.post("/instances", data=to_bytes(ds)).status_code == 200
     yield server
     server.stop()
@@ -98,8 +100,12 @@ def _routes(remote) -> list[tuple[str, str]]:
     from workbench.pacs.rest.app import create_app
 
     schema = remote.get("/openapi.json").json()
-    routes = [(method.upper(), path) for path, item in schema["paths"].items()
-              for method in item if method in ("get", "post", "put", "delete", "patch")]
+    routes = [
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "delete", "patch")
+    ]
     with tempfile.TemporaryDirectory() as folder:
         index = Index(Config(StorageDirectory=folder))
         app = create_app(index, node=object())
@@ -118,9 +124,16 @@ def _concrete(remote, path: str) -> str:
         "instances": remote.get("/instances").json()[0],
     }
     level = path.strip("/").split("/")[0]
-    values = {"instance_id": ids["instances"], "resource_id": ids.get(level, "x"),
-              "frame": "0", "path": "0010-0010", "name": "ReceptionDate", "index": "0",
-              "query_id": "unknown-query", "name_": "client"}
+    values = {
+        "instance_id": ids["instances"],
+        "resource_id": ids.get(level, "x"),
+        "frame": "0",
+        "path": "0010-0010",
+        "name": "ReceptionDate",
+        "index": "0",
+        "query_id": "unknown-query",
+        "name_": "client",
+    }
     if level == "modalities":
         values["name"] = "client"
     return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
@@ -131,13 +144,25 @@ def test_every_route_requires_authentication(remote):
     routes = _routes(remote)
     assert len(routes) > 60  # the enumeration really found the API
     paths = {path for _, path in routes}
-    for required in ("/instances/{instance_id}/file", "/patients/{resource_id}/archive",
-                     "/studies/{resource_id}/media", "/instances/{instance_id}/preview",
-                     "/openapi.json", "/docs", "/redoc"):
+    for required in (
+        "/instances/{instance_id}/file",
+        "/patients/{resource_id}/archive",
+        "/studies/{resource_id}/media",
+        "/instances/{instance_id}/preview",
+        "/openapi.json",
+        "/docs",
+        "/redoc",
+    ):
         assert required in paths, required
     before = remote.get("/statistics").json()
-    wrong = [None, (USER, "wrong"), ("intruder", PASSWORD), (USER, PASSWORD + " "),
-             (USER.upper(), PASSWORD), (USER, "")]
+    wrong = [
+        None,
+        (USER, "wrong"),
+        ("intruder", PASSWORD),
+        (USER, PASSWORD + " "),
+        (USER.upper(), PASSWORD),
+        (USER, ""),
+    ]
     problems = []
     for method, path in routes:
         url = remote.url + _concrete(remote, path)
@@ -155,10 +180,18 @@ def test_every_route_requires_authentication(remote):
 
 
 def test_malformed_authorization_headers_are_refused(remote):
-    for header in ("Basic", "Basic !!!!", "Basic " + "A" * 10000, "Bearer abc",
-                   "Basic cmFkaW9sb2dpc3Q=", "basic\x00", "Digest username=x"):
-        answer = requests.get(remote.url + "/patients", headers={"Authorization": header},
-                              timeout=30)
+    for header in (
+        "Basic",
+        "Basic !!!!",
+        "Basic " + "A" * 10000,
+        "Bearer abc",
+        "Basic cmFkaW9sb2dpc3Q=",
+        "basic\x00",
+        "Digest username=x",
+    ):
+        answer = requests.get(
+            remote.url + "/patients", headers={"Authorization": header}, timeout=30
+        )
         # 400: the HTTP layer itself refuses a header with a NUL before any route runs.
         assert answer.status_code in (401, 400), header
         assert "PatientID" not in answer.text
@@ -193,8 +226,10 @@ def test_password_comparison_is_constant_time(monkeypatch):
         return compare_digest(a, b)
 
     monkeypatch.setattr(security.hmac, "compare_digest", recording_compare_digest)
-    users = {_Secret(name): _Secret(password)
-             for name, password in [("a", "x" * 20), ("b", "y"), ("c", "z")]}
+    users = {
+        _Secret(name): _Secret(password)
+        for name, password in [("a", "x" * 20), ("b", "y"), ("c", "z")]
+    }
     every_secret = sorted(s.encode() for pair in users.items() for s in pair)
 
     def header(user: str, password: str) -> str:
@@ -222,8 +257,7 @@ def local(tmp_path_factory):
 
 
 def test_c_move_to_an_undeclared_destination_is_refused(local):
-    ds = make_instance(template(), patient="MOVE-1", study=generate_uid(),
-                       series=generate_uid())
+    ds = make_instance(template(), patient="MOVE-1", study=generate_uid(), series=generate_uid())
     assert local.post("/instances", data=to_bytes(ds)).status_code == 200
     ae = AE(ae_title=CLIENT_AET)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
@@ -232,8 +266,13 @@ def test_c_move_to_an_undeclared_destination_is_refused(local):
     query.StudyInstanceUID = ds.StudyInstanceUID
     for destination in ("NOWHERE", "EVIL_AE", NODE_AET + "X"):
         assoc = associate(ae, local.dicom_port)
-        statuses = [int(status.Status) for status, _ in assoc.send_c_move(
-            query, destination, StudyRootQueryRetrieveInformationModelMove) if status]
+        statuses = [
+            int(status.Status)
+            for status, _ in assoc.send_c_move(
+                query, destination, StudyRootQueryRetrieveInformationModelMove
+            )
+            if status
+        ]
         assoc.release()
         assert statuses and statuses[-1] == MOVE_DESTINATION_UNKNOWN, (destination, statuses)
 
@@ -241,8 +280,7 @@ def test_c_move_to_an_undeclared_destination_is_refused(local):
 def test_c_move_from_an_undeclared_caller_is_refused(local):
     """An unknown caller may associate (it may verify and store), but its C-MOVE of a stored
     study to a declared destination is refused and nothing is sent."""
-    ds = make_instance(template(), patient="MOVE-2", study=generate_uid(),
-                       series=generate_uid())
+    ds = make_instance(template(), patient="MOVE-2", study=generate_uid(), series=generate_uid())
     assert local.post("/instances", data=to_bytes(ds)).status_code == 200
     ae = AE(ae_title="STRANGER")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
@@ -251,8 +289,13 @@ def test_c_move_from_an_undeclared_caller_is_refused(local):
     query.StudyInstanceUID = ds.StudyInstanceUID
     assoc = associate(ae, local.dicom_port)
     assert assoc.is_established
-    responses = [status for status, _ in assoc.send_c_move(
-        query, CLIENT_AET, StudyRootQueryRetrieveInformationModelMove) if status]
+    responses = [
+        status
+        for status, _ in assoc.send_c_move(
+            query, CLIENT_AET, StudyRootQueryRetrieveInformationModelMove
+        )
+        if status
+    ]
     assoc.release()
     assert [int(status.Status) for status in responses] == [MOVE_DESTINATION_UNKNOWN]
     assert int(responses[-1].get("NumberOfCompletedSuboperations", 0)) == 0
@@ -281,7 +324,7 @@ HOSTILE = [
     "..\\..\\windows\\system32",
     "/etc/passwd",
     "'; DROP TABLE patients; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "a\x00b",
     "\x00",
     "x" * 5000,
@@ -307,8 +350,7 @@ def _safe_names(server) -> None:
         if relative.parts[0] in ("incoming", "quarantine"):
             continue
         if len(relative.parts) == 1:
-            assert STORE_OWN.match(path.name) or (path.is_dir() and len(path.name) == 2), \
-                relative
+            assert STORE_OWN.match(path.name) or (path.is_dir() and len(path.name) == 2), relative
         elif path.is_dir():
             assert len(relative.parts) == 2 and len(path.name) == 2, relative
         else:
@@ -351,11 +393,14 @@ def test_hostile_tag_values_never_become_paths_or_sql(local, tmp_path):
             continue
         tags = local.get(f"/patients/{patient_id}").json()["MainDicomTags"]
         # Stored as data: read back as sent (up to pydicom's own trimming of padding).
-        assert tags["PatientID"].rstrip(" \x00") == value.rstrip(" \x00")[:len(
-            tags["PatientID"].rstrip(" \x00"))]
+        assert (
+            tags["PatientID"].rstrip(" \x00")
+            == value.rstrip(" \x00")[: len(tags["PatientID"].rstrip(" \x00"))]
+        )
         if "*" not in value and "?" not in value and "\\" not in value and "\x00" not in value:
-            found = local.post("/tools/find", json={"Level": "Patient",
-                                                   "Query": {"PatientID": value}}).json()
+            found = local.post(
+                "/tools/find", json={"Level": "Patient", "Query": {"PatientID": value}}
+            ).json()
             assert found == [patient_id], value
         for kind in ("archive", "media"):
             answer = local.get(f"/patients/{patient_id}/{kind}")
@@ -370,15 +415,18 @@ def test_hostile_tag_values_never_become_paths_or_sql(local, tmp_path):
     assert local.post("/tools/find", json={"Level": "Patient", "Query": {}}).status_code == 200
 
 
-@settings(max_examples=40, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1,
-                     max_size=80))
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80))
 def test_random_patient_ids_are_stored_as_data(local, value):
     patient_id = _store_hostile(local, value)
     if patient_id is not None and value.strip(" \x00") and not set(value) & set("*?\\"):
-        found = local.post("/tools/find", json={"Level": "Patient",
-                                               "Query": {"PatientID": value}})
+        found = local.post("/tools/find", json={"Level": "Patient", "Query": {"PatientID": value}})
         assert found.status_code in (200, 400), found.text
     _safe_names(local)
 
@@ -389,88 +437,110 @@ def test_random_patient_ids_are_stored_as_data(local, value):
 #: X = remove; anything else (Z, D, U and their combinations) = the original value must not
 #: survive (removed, emptied, replaced by a dummy or, for U, by a new UID).
 BASIC_PROFILE = {
-    0x00080014: "U",    # Instance Creator UID
-    0x00080018: "U",    # SOP Instance UID
-    0x00080020: "Z",    # Study Date
-    0x00080030: "Z",    # Study Time
-    0x00080050: "Z",    # Accession Number
+    0x00080014: "U",  # Instance Creator UID
+    0x00080018: "U",  # SOP Instance UID
+    0x00080020: "Z",  # Study Date
+    0x00080030: "Z",  # Study Time
+    0x00080050: "Z",  # Accession Number
     0x00080080: "XZD",  # Institution Name
-    0x00080081: "X",    # Institution Address
-    0x00080090: "Z",    # Referring Physician's Name
-    0x00080092: "X",    # Referring Physician's Address
-    0x00080094: "X",    # Referring Physician's Telephone Numbers
+    0x00080081: "X",  # Institution Address
+    0x00080090: "Z",  # Referring Physician's Name
+    0x00080092: "X",  # Referring Physician's Address
+    0x00080094: "X",  # Referring Physician's Telephone Numbers
     0x00081010: "XZD",  # Station Name
-    0x00081030: "X",    # Study Description
-    0x0008103E: "X",    # Series Description
-    0x00081040: "X",    # Institutional Department Name
-    0x00081048: "X",    # Physician(s) of Record
+    0x00081030: "X",  # Study Description
+    0x0008103E: "X",  # Series Description
+    0x00081040: "X",  # Institutional Department Name
+    0x00081048: "X",  # Physician(s) of Record
     0x00081050: "XZD",  # Performing Physician's Name
-    0x00081060: "X",    # Name of Physician(s) Reading Study
+    0x00081060: "X",  # Name of Physician(s) Reading Study
     0x00081070: "XZD",  # Operators' Name
-    0x00081080: "X",    # Admitting Diagnoses Description
-    0x00082111: "X",    # Derivation Description
-    0x00100010: "Z",    # Patient's Name
-    0x00100020: "Z",    # Patient ID
-    0x00100030: "Z",    # Patient's Birth Date
-    0x00100032: "X",    # Patient's Birth Time
-    0x00101000: "X",    # Other Patient IDs
-    0x00101001: "X",    # Other Patient Names
-    0x00101005: "X",    # Patient's Birth Name
-    0x00101010: "X",    # Patient's Age
-    0x00101020: "X",    # Patient's Size
-    0x00101030: "X",    # Patient's Weight
-    0x00101040: "X",    # Patient's Address
-    0x00101060: "X",    # Patient's Mother's Birth Name
-    0x00101080: "X",    # Military Rank
-    0x00101090: "X",    # Medical Record Locator
-    0x00102000: "X",    # Medical Alerts
-    0x00102110: "X",    # Allergies
-    0x00102154: "X",    # Patient's Telephone Numbers
-    0x00102160: "X",    # Ethnic Group
-    0x00102180: "X",    # Occupation
-    0x001021B0: "X",    # Additional Patient History
-    0x001021F0: "X",    # Patient's Religious Preference
-    0x00104000: "X",    # Patient Comments
+    0x00081080: "X",  # Admitting Diagnoses Description
+    0x00082111: "X",  # Derivation Description
+    0x00100010: "Z",  # Patient's Name
+    0x00100020: "Z",  # Patient ID
+    0x00100030: "Z",  # Patient's Birth Date
+    0x00100032: "X",  # Patient's Birth Time
+    0x00101000: "X",  # Other Patient IDs
+    0x00101001: "X",  # Other Patient Names
+    0x00101005: "X",  # Patient's Birth Name
+    0x00101010: "X",  # Patient's Age
+    0x00101020: "X",  # Patient's Size
+    0x00101030: "X",  # Patient's Weight
+    0x00101040: "X",  # Patient's Address
+    0x00101060: "X",  # Patient's Mother's Birth Name
+    0x00101080: "X",  # Military Rank
+    0x00101090: "X",  # Medical Record Locator
+    0x00102000: "X",  # Medical Alerts
+    0x00102110: "X",  # Allergies
+    0x00102154: "X",  # Patient's Telephone Numbers
+    0x00102160: "X",  # Ethnic Group
+    0x00102180: "X",  # Occupation
+    0x001021B0: "X",  # Additional Patient History
+    0x001021F0: "X",  # Patient's Religious Preference
+    0x00104000: "X",  # Patient Comments
     0x00181000: "XZD",  # Device Serial Number
-    0x00181030: "XD",   # Protocol Name
-    0x0020000D: "U",    # Study Instance UID
-    0x0020000E: "U",    # Series Instance UID
-    0x00200010: "Z",    # Study ID
-    0x00200052: "U",    # Frame of Reference UID
-    0x00204000: "X",    # Image Comments
-    0x00321032: "X",    # Requesting Physician
-    0x00324000: "X",    # Study Comments
-    0x00380010: "X",    # Admission ID
-    0x00400253: "X",    # Performed Procedure Step ID
-    0x00400254: "X",    # Performed Procedure Step Description
-    0x00400275: "X",    # Request Attributes Sequence
+    0x00181030: "XD",  # Protocol Name
+    0x0020000D: "U",  # Study Instance UID
+    0x0020000E: "U",  # Series Instance UID
+    0x00200010: "Z",  # Study ID
+    0x00200052: "U",  # Frame of Reference UID
+    0x00204000: "X",  # Image Comments
+    0x00321032: "X",  # Requesting Physician
+    0x00324000: "X",  # Study Comments
+    0x00380010: "X",  # Admission ID
+    0x00400253: "X",  # Performed Procedure Step ID
+    0x00400254: "X",  # Performed Procedure Step Description
+    0x00400275: "X",  # Request Attributes Sequence
 }
 
 IDENTIFYING = {
-    "PatientName": "DOE^JANE^Q", "PatientID": "MRN-778899", "PatientBirthDate": "19610203",
-    "PatientBirthTime": "101500", "OtherPatientIDs": "ALT-4455", "OtherPatientNames": "ROE^J",
-    "PatientAddress": "12 Elm Street, Springfield", "PatientTelephoneNumbers": "555-0101",
-    "PatientMotherBirthName": "SMITH^ANNE", "MilitaryRank": "Major", "EthnicGroup": "Group9",
-    "Occupation": "Lighthouse keeper", "AdditionalPatientHistory": "History of widgetitis",
-    "PatientComments": "Comment about Jane", "PatientAge": "063Y", "PatientSize": "1.71",
-    "PatientWeight": "64", "MedicalRecordLocator": "Shelf 42",
-    "AccessionNumber": "ACC-991122", "ReferringPhysicianName": "WHO^DOCTOR",
-    "ReferringPhysicianAddress": "1 Hospital Road", "InstitutionName": "Springfield General",
-    "InstitutionAddress": "2 Hospital Road", "InstitutionalDepartmentName": "Radiology West",
-    "StationName": "MRSTATION7", "DeviceSerialNumber": "SN-0042-XYZ",
-    "PhysiciansOfRecord": "HOUSE^GREGORY", "PerformingPhysicianName": "GREY^MEREDITH",
-    "NameOfPhysiciansReadingStudy": "KILDARE^JAMES", "OperatorsName": "TECH^TOM",
-    "StudyDescription": "Jane's knee study", "SeriesDescription": "Jane sagittal",
-    "StudyID": "STUDY-3344", "ImageComments": "Image of Jane", "StudyComments": "Jane again",
-    "RequestingPhysician": "CASEY^BEN", "AdmissionID": "ADM-1234",
-    "PerformedProcedureStepID": "PPS-5678", "ProtocolName": "Jane protocol",
-    "PerformedProcedureStepDescription": "Jane's procedure", "DerivationDescription": "Jane",
+    "PatientName": "DOE^JANE^Q",
+    "PatientID": "MRN-778899",
+    "PatientBirthDate": "19610203",
+    "PatientBirthTime": "101500",
+    "OtherPatientIDs": "ALT-4455",
+    "OtherPatientNames": "ROE^J",
+    "PatientAddress": "12 Elm Street, Springfield",
+    "PatientTelephoneNumbers": "555-0101",
+    "PatientMotherBirthName": "SMITH^ANNE",
+    "MilitaryRank": "Major",
+    "EthnicGroup": "Group9",
+    "Occupation": "Lighthouse keeper",
+    "AdditionalPatientHistory": "History of widgetitis",
+    "PatientComments": "Comment about Jane",
+    "PatientAge": "063Y",
+    "PatientSize": "1.71",
+    "PatientWeight": "64",
+    "MedicalRecordLocator": "Shelf 42",
+    "AccessionNumber": "ACC-991122",
+    "ReferringPhysicianName": "WHO^DOCTOR",
+    "ReferringPhysicianAddress": "1 Hospital Road",
+    "InstitutionName": "Springfield General",
+    "InstitutionAddress": "2 Hospital Road",
+    "InstitutionalDepartmentName": "Radiology West",
+    "StationName": "MRSTATION7",
+    "DeviceSerialNumber": "SN-0042-XYZ",
+    "PhysiciansOfRecord": "HOUSE^GREGORY",
+    "PerformingPhysicianName": "GREY^MEREDITH",
+    "NameOfPhysiciansReadingStudy": "KILDARE^JAMES",
+    "OperatorsName": "TECH^TOM",
+    "StudyDescription": "Jane's knee study",
+    "SeriesDescription": "Jane sagittal",
+    "StudyID": "STUDY-3344",
+    "ImageComments": "Image of Jane",
+    "StudyComments": "Jane again",
+    "RequestingPhysician": "CASEY^BEN",
+    "AdmissionID": "ADM-1234",
+    "PerformedProcedureStepID": "PPS-5678",
+    "ProtocolName": "Jane protocol",
+    "PerformedProcedureStepDescription": "Jane's procedure",
+    "DerivationDescription": "Jane",
 }
 
 
 def _identifying_instance(study: str, series: str, number: int) -> Dataset:
-    ds = make_instance(template(), patient="MRN-778899", study=study, series=series,
-                       number=number)
+    ds = make_instance(template(), patient="MRN-778899", study=study, series=series, number=number)
     for keyword, value in IDENTIFYING.items():
         setattr(ds, keyword, value)
     ds.FrameOfReferenceUID = generate_uid()

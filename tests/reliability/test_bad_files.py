@@ -57,8 +57,10 @@ class Outcomes:
             self.problems.append(f"[{variant.kind}] {variant.description}: {problem}")
 
     def summary(self) -> str:
-        return "\n".join(f"{kind:>14} {outcome:<24} {count}"
-                         for (kind, outcome), count in sorted(self.counts.items()))
+        return "\n".join(
+            f"{kind:>14} {outcome:<24} {count}"
+            for (kind, outcome), count in sorted(self.counts.items())
+        )
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +106,9 @@ def _cut_inside_pixel_data(data: bytes) -> bool:
     return length not in (None, 0xFFFFFFFF) and tell is not None and tell + length > len(data)
 
 
-def _check_rest_answer(server, variant: Variant, answer, outcomes: Outcomes,
-                       accepted: dict) -> None:
+def _check_rest_answer(
+    server, variant: Variant, answer, outcomes: Outcomes, accepted: dict
+) -> None:
     try:
         body = answer.json()
     except json.JSONDecodeError:
@@ -132,8 +135,11 @@ def _check_rest_answer(server, variant: Variant, answer, outcomes: Outcomes,
         return
     # "AlreadyStored" keeps the intact first copy; storing a damaged one is what must not be.
     if body["Status"] == "Success" and _cut_inside_pixel_data(variant.data):
-        outcomes.add("truncated, accepted", variant, "a file cut inside its pixel data was "
-                     f"acknowledged ({body['Status']})")
+        outcomes.add(
+            "truncated, accepted",
+            variant,
+            f"a file cut inside its pixel data was acknowledged ({body['Status']})",
+        )
         return
     stored = server.get(f"/instances/{body['ID']}/file")
     if stored.status_code != 200:
@@ -150,15 +156,22 @@ def _check_rest_answer(server, variant: Variant, answer, outcomes: Outcomes,
             return
         accepted["damaged"].add(body["ID"])
         for method, route in (("GET", "tags"), ("GET", "simplified-tags"), ("GET", "archive")):
-            other = requests.request(method, f"{server.url}/instances/{body['ID']}/{route}",
-                                     timeout=60)
+            other = requests.request(
+                method, f"{server.url}/instances/{body['ID']}/{route}", timeout=60
+            )
             if other.status_code >= 500:
-                outcomes.add(f"{route} crash", variant,
-                             f"{method} /{route} answered {other.status_code}: {other.text[:200]}")
+                outcomes.add(
+                    f"{route} crash",
+                    variant,
+                    f"{method} /{route} answered {other.status_code}: {other.text[:200]}",
+                )
                 return
         if preview.status_code != 200 and str(server.storage.parent) in preview.text:
-            outcomes.add("path disclosed", variant, f"/preview error names a server path: "
-                         f"{preview.text[:200]}")
+            outcomes.add(
+                "path disclosed",
+                variant,
+                f"/preview error names a server path: {preview.text[:200]}",
+            )
             return
     outcomes.add(f"stored ({body['Status']})", variant)
 
@@ -172,7 +185,7 @@ def _part10_of(upload: bytes, stored: bytes) -> bool:
 def test_rest_upload_refuses_or_stores_every_variant(server, baseline, corpus, accepted):
     outcomes = Outcomes()
     for start in range(0, len(corpus), BATCH):
-        for variant in corpus[start:start + BATCH]:
+        for variant in corpus[start : start + BATCH]:
             answer = server.post("/instances", data=variant.data)
             _check_rest_answer(server, variant, answer, outcomes, accepted)
         _still_serving(server)
@@ -203,8 +216,9 @@ def _sop_instance_uid(path: Path) -> str | None:
         return None
 
 
-def test_c_store_refuses_or_stores_every_variant(server, baseline, corpus, seeds, accepted,
-                                                 tmp_path):
+def test_c_store_refuses_or_stores_every_variant(
+    server, baseline, corpus, seeds, accepted, tmp_path
+):
     """Each variant is sent as its raw bytes (pynetdicom streams a Part-10 file as is).
 
     What pynetdicom cannot even send (no readable file meta, or no context for it) is
@@ -216,7 +230,7 @@ def test_c_store_refuses_or_stores_every_variant(server, baseline, corpus, seeds
     assert assoc.is_established
     path = tmp_path / "variant.dcm"
     for start in range(0, len(corpus), BATCH):
-        for variant in corpus[start:start + BATCH]:
+        for variant in corpus[start : start + BATCH]:
             path.write_bytes(variant.data)
             try:
                 status = store_status(assoc, path)
@@ -232,8 +246,11 @@ def test_c_store_refuses_or_stores_every_variant(server, baseline, corpus, seeds
                 # DIMSE decoder on the node, which then drops the association: a refusal, if
                 # not a graceful one. Anything else must get a status.
                 invalid_request = _sop_instance_uid(path) in (None, "")
-                outcomes.add("association dropped", variant,
-                             None if invalid_request else "association aborted or timed out")
+                outcomes.add(
+                    "association dropped",
+                    variant,
+                    None if invalid_request else "association aborted or timed out",
+                )
                 assoc = associate(ae, server.dicom_port)
                 assert assoc.is_established
             elif status == 0:
@@ -263,8 +280,9 @@ def test_open_series_refuses_or_reads_every_variant(corpus, tmp_path):
             values = volume.values
         except DicomIOError as exc:
             named = (exc.path is not None and path.name in exc.path) or path.name in str(exc)
-            outcomes.add("refused", variant, None if named else f"error does not name the "
-                         f"file: {exc!r}")
+            outcomes.add(
+                "refused", variant, None if named else f"error does not name the file: {exc!r}"
+            )
         except Exception as exc:  # anything else is a crash of the io layer
             outcomes.add(type(exc).__name__, variant, f"{type(exc).__name__}: {exc}"[:300])
         else:
@@ -278,19 +296,28 @@ def test_open_series_refuses_or_reads_every_variant(corpus, tmp_path):
     assert not outcomes.problems, "\n".join(outcomes.problems[:40])
 
 
-@settings(max_examples=150, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-@given(edits=st.lists(st.tuples(st.integers(128, 1600), st.binary(min_size=1, max_size=6)),
-                      min_size=1, max_size=6))
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(128, 1600), st.binary(min_size=1, max_size=6)), min_size=1, max_size=6
+    )
+)
 def test_rest_upload_of_header_edits(server, baseline, accepted, edits):
     """Hypothesis rewrites bytes of a real header (meta and data set elements)."""
     data = bytearray(TEMPLATE.read_bytes())
     for offset, replacement in edits:
-        data[offset:offset + len(replacement)] = replacement
+        data[offset : offset + len(replacement)] = replacement
     variant = Variant("hypothesis", f"edits {edits}", bytes(data))
     outcomes = Outcomes()
-    _check_rest_answer(server, variant, server.post("/instances", data=variant.data), outcomes,
-                       accepted)
+    _check_rest_answer(
+        server, variant, server.post("/instances", data=variant.data), outcomes, accepted
+    )
     assert not outcomes.problems, outcomes.problems
 
 
@@ -324,7 +351,7 @@ def test_bad_files_are_not_read_whole_into_memory(server):
     """A body declaring gigabytes in one element must not make the server allocate them."""
     data = bytearray(TEMPLATE.read_bytes())
     pixel = data.rfind(b"\xe0\x7f\x10\x00")
-    data[pixel + 8:pixel + 12] = (0xFFFFFFF0).to_bytes(4, "little")
+    data[pixel + 8 : pixel + 12] = (0xFFFFFFF0).to_bytes(4, "little")
     before = server.rss()
     for _ in range(20):
         answer = server.post("/instances", data=bytes(data))
@@ -340,8 +367,9 @@ def test_media_and_anonymization_of_damaged_stored_instances(server, accepted):
     for instance_id in sorted(accepted["damaged"]):
         for method, route in (("GET", "media"), ("POST", "anonymize")):
             body = {} if method == "POST" else None
-            answer = requests.request(method, f"{server.url}/instances/{instance_id}/{route}",
-                                      json=body, timeout=60)
+            answer = requests.request(
+                method, f"{server.url}/instances/{instance_id}/{route}", json=body, timeout=60
+            )
             if answer.status_code >= 500:
                 crashes.append(f"{method} /instances/{instance_id}/{route}: {answer.text[:150]}")
     assert accepted["damaged"], "the corpus stored no damaged instance to export"

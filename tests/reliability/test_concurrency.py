@@ -136,7 +136,8 @@ def _finder(server, stop: threading.Event, recorder: Recorder) -> None:
         query.SeriesInstanceUID = ""
         query.NumberOfSeriesRelatedInstances = ""
         for status, _identifier in assoc.send_c_find(
-                query, StudyRootQueryRetrieveInformationModelFind):
+            query, StudyRootQueryRetrieveInformationModelFind
+        ):
             if not status or status.Status not in (0x0000, 0xFF00, 0xFF01):
                 recorder.error("c-find", str(status))
                 break
@@ -158,9 +159,11 @@ def _reader(server, stop: threading.Event, recorder: Recorder) -> None:
                     recorder.error(kind, answer.text)
                 recorder.reads["rest"] += 1
             stop.wait(0.2)  # steady read traffic, not a busy loop starving the writers
-            answer = session.post(server.url + "/tools/find", timeout=60,
-                                  json={"Level": "Instance", "Query": {"PatientID": "CONC-0*"},
-                                        "Limit": 20})
+            answer = session.post(
+                server.url + "/tools/find",
+                timeout=60,
+                json={"Level": "Instance", "Query": {"PatientID": "CONC-0*"}, "Limit": 20},
+            )
             if answer.status_code != 200:
                 recorder.error(f"find HTTP {answer.status_code}", answer.text)
 
@@ -174,17 +177,23 @@ def ingested(server, workload) -> Recorder:
     recorder = Recorder()
     halves = workload[::2], workload[1::2]
     stop = threading.Event()
-    background = [threading.Thread(target=_finder, args=(server, stop, recorder)),
-                  threading.Thread(target=_reader, args=(server, stop, recorder))]
+    background = [
+        threading.Thread(target=_finder, args=(server, stop, recorder)),
+        threading.Thread(target=_reader, args=(server, stop, recorder)),
+    ]
     for thread in background:
         thread.start()
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(ASSOCIATIONS + UPLOADERS) as pool:
-            futures = [pool.submit(_dimse_writer, server, part, recorder)
-                       for part in chunks(halves[0], ASSOCIATIONS)]
-            futures += [pool.submit(_rest_writer, server, part, recorder)
-                        for part in chunks(halves[1], UPLOADERS)]
+            futures = [
+                pool.submit(_dimse_writer, server, part, recorder)
+                for part in chunks(halves[0], ASSOCIATIONS)
+            ]
+            futures += [
+                pool.submit(_rest_writer, server, part, recorder)
+                for part in chunks(halves[1], UPLOADERS)
+            ]
             for future in futures:
                 future.result()
     finally:
@@ -192,8 +201,10 @@ def ingested(server, workload) -> Recorder:
         for thread in background:
             thread.join(60)
     elapsed = time.monotonic() - started
-    print(f"{len(recorder.acknowledged)} acknowledged in {elapsed:.1f} s "
-          f"({len(recorder.acknowledged) / elapsed:.0f}/s) with {dict(recorder.reads)} reads")
+    print(
+        f"{len(recorder.acknowledged)} acknowledged in {elapsed:.1f} s "
+        f"({len(recorder.acknowledged) / elapsed:.0f}/s) with {dict(recorder.reads)} reads"
+    )
     return recorder
 
 
@@ -235,12 +246,17 @@ def test_c_find_counts_match_after_concurrent_ingest(server, ingested):
     query.PatientID = "CONC-*"
     query.SeriesInstanceUID = ""
     query.NumberOfSeriesRelatedInstances = ""
-    answers = [identifier for status, identifier in assoc.send_c_find(
-        query, StudyRootQueryRetrieveInformationModelFind) if status.Status == 0xFF00]
+    answers = [
+        identifier
+        for status, identifier in assoc.send_c_find(
+            query, StudyRootQueryRetrieveInformationModelFind
+        )
+        if status.Status == 0xFF00
+    ]
     assoc.release()
     assert len(answers) == PATIENTS * SERIES_PER_STUDY
     per_series = INSTANCES // (PATIENTS * SERIES_PER_STUDY)
     # The key was asked for, so every answer carries it, with the count the index holds.
-    assert [int(answer.NumberOfSeriesRelatedInstances) for answer in answers] == [
-        per_series
-    ] * len(answers)
+    assert [int(answer.NumberOfSeriesRelatedInstances) for answer in answers] == [per_series] * len(
+        answers
+    )

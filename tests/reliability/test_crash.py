@@ -41,7 +41,8 @@ SEED = 7
 WRITERS_PER_PROTOCOL = 2
 RECONCILE = re.compile(
     r"reconcile (\d+) incomplete write\(s\) removed, (\d+) row\(s\) without file removed, "
-    r"(\d+) file\(s\) without row re-indexed, (\d+) unreadable file\(s\) quarantined")
+    r"(\d+) file\(s\) without row re-indexed, (\d+) unreadable file\(s\) quarantined"
+)
 
 
 class Ingest:
@@ -52,10 +53,14 @@ class Ingest:
         self.round = round_number
         self.acknowledged: dict[str, bytes | None] = {}  # SOP UID -> bytes sent (REST only)
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._rest, args=(i,), daemon=True)
-                        for i in range(WRITERS_PER_PROTOCOL)]
-        self.threads += [threading.Thread(target=self._dimse, args=(i,), daemon=True)
-                         for i in range(WRITERS_PER_PROTOCOL)]
+        self.threads = [
+            threading.Thread(target=self._rest, args=(i,), daemon=True)
+            for i in range(WRITERS_PER_PROTOCOL)
+        ]
+        self.threads += [
+            threading.Thread(target=self._dimse, args=(i,), daemon=True)
+            for i in range(WRITERS_PER_PROTOCOL)
+        ]
 
     def _instances(self, writer: str):
         ds = template()
@@ -63,8 +68,13 @@ class Ingest:
         number = 0
         while True:
             number += 1
-            yield retag(ds, patient=f"CRASH-{self.round}-{writer}", study=study, series=series,
-                        number=number)
+            yield retag(
+                ds,
+                patient=f"CRASH-{self.round}-{writer}",
+                study=study,
+                series=series,
+                number=number,
+            )
 
     def _rest(self, index: int) -> None:
         with requests.Session() as session:
@@ -110,8 +120,7 @@ def _plant_damage(server) -> dict[str, int]:
     incoming = server.storage / "incoming"
     incoming.mkdir(exist_ok=True)
     (incoming / "interrupted.part").write_bytes(to_bytes(template())[:3000])
-    orphan = retag(template(), patient="CRASH-ORPHAN", study=generate_uid(),
-                   series=generate_uid())
+    orphan = retag(template(), patient="CRASH-ORPHAN", study=generate_uid(), series=generate_uid())
     name = str(uuid.uuid4())
     target = server.storage / name[:2] / name[2:4] / name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,8 +179,9 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(server):
         assert reindexed >= planted["reindexed"]
         assert quarantined >= planted["quarantined"]
         found = server.post("/tools/lookup", data=planted["orphan"]).json()
-        assert [item["Type"] for item in found] == ["Instance"], \
+        assert [item["Type"] for item in found] == ["Instance"], (
             "a file without its row was not re-indexed"
+        )
         _check_store(server, acknowledged)
     print(f"{len(acknowledged)} instances acknowledged over {ROUNDS} kill -9 rounds")
 
@@ -189,9 +199,10 @@ def _lose_unsynced_wal(database: Path) -> int:
     wal = database.with_name(database.name + "-wal")
     shm = database.with_name(database.name + "-shm")
     index = shm.read_bytes()
-    max_frame = int.from_bytes(index[SHM_MAX_FRAME:SHM_MAX_FRAME + 4], sys.byteorder)
-    synced = int.from_bytes(index[SHM_BACKFILL_ATTEMPTED:SHM_BACKFILL_ATTEMPTED + 4],
-                            sys.byteorder)
+    max_frame = int.from_bytes(index[SHM_MAX_FRAME : SHM_MAX_FRAME + 4], sys.byteorder)
+    synced = int.from_bytes(
+        index[SHM_BACKFILL_ATTEMPTED : SHM_BACKFILL_ATTEMPTED + 4], sys.byteorder
+    )
     with open(wal, "r+b") as handle:
         page_size = int.from_bytes(handle.read(WAL_HEADER)[8:12], "big")
         handle.truncate(WAL_HEADER + synced * (FRAME_HEADER + page_size) if synced else 0)
@@ -219,9 +230,20 @@ class StorescuIngest(threading.Thread):
 
     def run(self) -> None:
         done = subprocess.run(
-            ["storescu", "-v", "-aec", NODE_AET, "127.0.0.1", str(self.server.dicom_port),
-             *self.files], capture_output=True, text=True, timeout=300,
-            env={**os.environ, "TCP_NODELAY": "1"})
+            [
+                "storescu",
+                "-v",
+                "-aec",
+                NODE_AET,
+                "127.0.0.1",
+                str(self.server.dicom_port),
+                *self.files,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
         sending = None
         for line in done.stdout.splitlines() + done.stderr.splitlines():
             if line.startswith("I: Sending file: "):
@@ -255,8 +277,10 @@ def test_lost_wal_tail_after_kill_9_is_repaired_from_the_files(server, tmp_path)
     assert report, "restart did not report a reconcile:\n" + "\n".join(server.startup_lines)
     assert int(report[0].group(3)) > 0, "no file of a lost commit was re-indexed"
     _check_store(server, acknowledged)
-    print(f"{len(acknowledged)} instances acknowledged, {dropped} WAL frames lost, "
-          f"{report[0].group(3)} files re-indexed")
+    print(
+        f"{len(acknowledged)} instances acknowledged, {dropped} WAL frames lost, "
+        f"{report[0].group(3)} files re-indexed"
+    )
 
 
 def _large_file(tmp_path: Path) -> Path:

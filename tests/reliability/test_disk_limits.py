@@ -56,7 +56,8 @@ def _present_by_patient(server) -> dict[str, set[str]]:
     for patient in server.get("/patients", params={"expand": "1"}).json():
         for item in server.get(f"/patients/{patient['ID']}/instances").json():
             present[patient["MainDicomTags"]["PatientID"]].add(
-                item["MainDicomTags"]["SOPInstanceUID"])
+                item["MainDicomTags"]["SOPInstanceUID"]
+            )
     return present
 
 
@@ -82,8 +83,7 @@ def _writer(server, base, name: str, use_dimse: bool, acks: dict, errors: list) 
                     ok = status == 0
                     detail = f"status {status}"
                 else:
-                    answer = session.post(server.url + "/instances", data=to_bytes(ds),
-                                          timeout=60)
+                    answer = session.post(server.url + "/instances", data=to_bytes(ds), timeout=60)
                     ok = answer.status_code == 200
                     detail = answer.text[:200]
                 if ok:
@@ -97,14 +97,15 @@ def _writer(server, base, name: str, use_dimse: bool, acks: dict, errors: list) 
 
 
 def test_patient_count_recycling_under_concurrent_ingest(tmp_path_factory, base):
-    server = start_server(tmp_path_factory.mktemp("max-patients"),
-                          MaximumPatientCount=MAX_PATIENTS)
+    server = start_server(tmp_path_factory.mktemp("max-patients"), MaximumPatientCount=MAX_PATIENTS)
     try:
         protected = _protect(server, base, "PROTECTED")
         acks: dict[str, list[str]] = defaultdict(list)
         errors: list[str] = []
-        threads = [threading.Thread(target=_writer, args=(
-            server, base, f"W{i}", i % 2 == 1, acks, errors)) for i in range(WRITERS)]
+        threads = [
+            threading.Thread(target=_writer, args=(server, base, f"W{i}", i % 2 == 1, acks, errors))
+            for i in range(WRITERS)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -120,8 +121,9 @@ def test_patient_count_recycling_under_concurrent_ingest(tmp_path_factory, base)
             # Recycling removes whole patients; a patient fed again after that starts over.
             # So what is left of a patient is exactly its last acknowledged instances: an
             # instance deleted while its patient was still being written would break this.
-            assert kept == set(sent[len(sent) - len(kept):]), \
+            assert kept == set(sent[len(sent) - len(kept) :]), (
                 f"{patient}: kept {len(kept)} of {len(sent)}, not the most recent ones"
+            )
         # The most recently fed patients are the ones kept.
         assert sum(1 for p in acks if present.get(p)) >= 1
     finally:
@@ -150,13 +152,18 @@ def test_storage_size_recycling_and_refusal_when_nothing_can_go(tmp_path_factory
         for patient in present:
             server.put(f"/patients/{_patient_id(server, patient)}/protected", data="1")
         before = _check_consistent(server)
-        newcomer = make_instance(base, patient="NO-ROOM", study=generate_uid(),
-                                 series=generate_uid())
+        newcomer = make_instance(
+            base, patient="NO-ROOM", study=generate_uid(), series=generate_uid()
+        )
         # Whatever headroom is left takes a few more (protected) patients, then none fits.
         answer = server.post("/instances", data=to_bytes(newcomer))
         while answer.status_code == 200:  # the last bytes of headroom
-            newcomer = make_instance(base, patient=f"NO-ROOM-{generate_uid()[-6:]}",
-                                     study=generate_uid(), series=generate_uid())
+            newcomer = make_instance(
+                base,
+                patient=f"NO-ROOM-{generate_uid()[-6:]}",
+                study=generate_uid(),
+                series=generate_uid(),
+            )
             server.put(f"/patients/{answer.json()['ParentPatient']}/protected", data="1")
             answer = server.post("/instances", data=to_bytes(newcomer))
         assert answer.status_code == 507, answer.text
@@ -164,8 +171,12 @@ def test_storage_size_recycling_and_refusal_when_nothing_can_go(tmp_path_factory
         before = _check_consistent(server)
 
         assoc = associate(client_ae(), server.dicom_port)
-        status = store_status(assoc, make_instance(base, patient="NO-ROOM-DIMSE",
-                                                   study=generate_uid(), series=generate_uid()))
+        status = store_status(
+            assoc,
+            make_instance(
+                base, patient="NO-ROOM-DIMSE", study=generate_uid(), series=generate_uid()
+            ),
+        )
         assoc.release()
         assert status == OUT_OF_RESOURCES
         after = _check_consistent(server)
@@ -179,8 +190,7 @@ def test_patient_count_refusal_when_every_patient_is_protected(tmp_path_factory,
     try:
         first = _protect(server, base, "ONE", count=2)
         _protect(server, base, "TWO", count=2)
-        newcomer = make_instance(base, patient="THREE", study=generate_uid(),
-                                 series=generate_uid())
+        newcomer = make_instance(base, patient="THREE", study=generate_uid(), series=generate_uid())
         answer = server.post("/instances", data=to_bytes(newcomer))
         assert answer.status_code == 507, answer.text
         assert answer.json()["HttpStatus"] == 507

@@ -82,8 +82,7 @@ def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": 60, "check_same_thread": False,
-                          "factory": _WriterConnection},
+            connect_args={"timeout": 60, "check_same_thread": False, "factory": _WriterConnection},
             pool_size=16,
             max_overflow=16,
         )

@@ -71,14 +71,23 @@ def _series_folder(index: Index, series_id: str) -> tuple[str, str]:
     study = index.main_dicom_tags("Study", study_id)
     series = index.main_dicom_tags("Series", series_id)
     modality = _safe(series.get("Modality"), "XX")
-    folder = "/".join([
-        _safe(f"{patient.get('PatientID', '')} {patient.get('PatientName', '')}",
-              "Unknown Patient"),
-        _safe(f"{study.get('AccessionNumber', '')} {study.get('StudyDescription', '')}",
-              "Unknown Study"),
-        _safe(f"{modality} {series.get('SeriesNumber', '')} "
-              f"{series.get('SeriesDescription', '')}", "Unknown Series"),
-    ])
+    folder = "/".join(
+        [
+            _safe(
+                f"{patient.get('PatientID', '')} {patient.get('PatientName', '')}",
+                "Unknown Patient",
+            ),
+            _safe(
+                f"{study.get('AccessionNumber', '')} {study.get('StudyDescription', '')}",
+                "Unknown Study",
+            ),
+            _safe(
+                f"{modality} {series.get('SeriesNumber', '')} "
+                f"{series.get('SeriesDescription', '')}",
+                "Unknown Series",
+            ),
+        ]
+    )
     return folder, modality
 
 

@@ -168,8 +168,9 @@ class _Helper:
                 self.gone = True
                 pending, self._pending = list(self._pending.values()), {}
             for future in pending:
-                future.set_exception(HelperGoneError(
-                    f"the header helper process exited (status {status})"))
+                future.set_exception(
+                    HelperGoneError(f"the header helper process exited (status {status})")
+                )
 
 
 class HeaderHelpers:

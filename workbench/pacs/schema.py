@@ -20,8 +20,14 @@ metadata = sa.MetaData()
 #: Tag columns with their own B-tree index (the attributes users search by).
 INDEXED_TAGS = {
     "Patient": ("PatientID", "PatientName"),
-    "Study": ("StudyInstanceUID", "StudyDate", "AccessionNumber", "StudyDescription",
-              "PatientID", "PatientName"),
+    "Study": (
+        "StudyInstanceUID",
+        "StudyDate",
+        "AccessionNumber",
+        "StudyDescription",
+        "PatientID",
+        "PatientName",
+    ),
     "Series": ("SeriesInstanceUID", "Modality"),
     "Instance": ("SOPInstanceUID",),
 }
@@ -39,8 +45,13 @@ def _level_table(level: str, *extra: sa.Column) -> sa.Table:
     if level in PARENT:
         parent_table = PLURAL[PARENT[level]]
         columns.append(
-            sa.Column("parent_pk", sa.Integer, sa.ForeignKey(f"{parent_table}.pk"),
-                      nullable=False, index=True)
+            sa.Column(
+                "parent_pk",
+                sa.Integer,
+                sa.ForeignKey(f"{parent_table}.pk"),
+                nullable=False,
+                index=True,
+            )
         )
     columns += [sa.Column(keyword, sa.Text, nullable=True) for keyword in stored_tags(level)]
     columns += [

@@ -76,7 +76,8 @@ class ServerHandle:
             raise ValueError(
                 "An incoming filter cannot vet C-STOREs received by DICOM worker processes "
                 f"(DicomWorkerProcesses={self.config.DicomWorkerProcesses}); "
-                "set DicomWorkerProcesses to 1 to filter them")
+                "set DicomWorkerProcesses to 1 to filter them"
+            )
         self.index.incoming_filter = incoming_filter
         return incoming_filter
 
@@ -118,8 +119,13 @@ def start_node(index: Index, config: Config) -> Any:
     return node
 
 
-def serve(config: Config | None = None, *, dicom: bool = True, log_level: str = "warning",
-          **overrides: Any) -> ServerHandle:
+def serve(
+    config: Config | None = None,
+    *,
+    dicom: bool = True,
+    log_level: str = "warning",
+    **overrides: Any,
+) -> ServerHandle:
     """Start index + REST API (+ DIMSE node) in background threads.
 
     Parameters
@@ -167,8 +173,15 @@ def serve(config: Config | None = None, *, dicom: bool = True, log_level: str = 
         index.close()
         raise
     host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::") else config.http_host
-    handle = ServerHandle(f"http://{host}:{port}", index, node, config, server, thread,
-                          header_helpers=app.state.header_helpers)
+    handle = ServerHandle(
+        f"http://{host}:{port}",
+        index,
+        node,
+        config,
+        server,
+        thread,
+        header_helpers=app.state.header_helpers,
+    )
     if node is not None:
         _delete_worklists_when_done(handle)
     return handle
@@ -199,10 +212,14 @@ def _with_overrides(config: Config | None, overrides: dict[str, Any]) -> Config:
     return config
 
 
-def _start_rest(app: Any, config: Config, log_level: str
-                ) -> tuple[uvicorn.Server, threading.Thread, int]:
-    server = uvicorn.Server(uvicorn.Config(app, host=config.http_host, port=config.HttpPort,
-                                           log_level=log_level, access_log=False))
+def _start_rest(
+    app: Any, config: Config, log_level: str
+) -> tuple[uvicorn.Server, threading.Thread, int]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=config.http_host, port=config.HttpPort, log_level=log_level, access_log=False
+        )
+    )
     # A notebook's thread cannot take over signal handling.
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, name="workbench-rest", daemon=True)
@@ -212,7 +229,8 @@ def _start_rest(app: Any, config: Config, log_level: str
         if not thread.is_alive():
             raise RuntimeError(
                 f"The REST server could not start on {config.http_host}:{config.HttpPort} "
-                "(port in use?)")
+                "(port in use?)"
+            )
         if time.monotonic() > deadline:
             server.should_exit = True
             raise RuntimeError("The REST server did not start within 30 s")

@@ -113,10 +113,14 @@ def normalize_level(level: str) -> str:
     """
     key = level.strip().lower()
     aliases = {
-        "patient": "Patient", "patients": "Patient",
-        "study": "Study", "studies": "Study",
+        "patient": "Patient",
+        "patients": "Patient",
+        "study": "Study",
+        "studies": "Study",
         "series": "Series",
-        "instance": "Instance", "instances": "Instance", "image": "Instance",
+        "instance": "Instance",
+        "instances": "Instance",
+        "image": "Instance",
     }
     if key not in aliases:
         raise ValueError(
@@ -223,7 +227,8 @@ def _plain_text(raw: bytes, vr: str, encoding: str) -> str | None:
 _IDENTIFIERS = frozenset(IDENTIFIER.values())
 _TAGS = {
     keyword: tag_for_keyword(keyword)
-    for level in LEVELS for keyword in MAIN_TAGS[level] + EXTRA_TAGS[level]
+    for level in LEVELS
+    for keyword in MAIN_TAGS[level] + EXTRA_TAGS[level]
 }
 
 

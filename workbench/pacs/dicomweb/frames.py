@@ -122,9 +122,7 @@ def _choose(request: Request, stored: str) -> tuple[str, str]:
     )
 
 
-def frames_response(
-    request: Request, target: Target, numbers: list[int] | None
-) -> Response:
+def frames_response(request: Request, target: Target, numbers: list[int] | None) -> Response:
     """Frames ``numbers`` (1-based; ``None``: all) of an instance, one part each."""
     index: Index = request.app.state.index
     (_, path), *_ = stored_files(index, target)

@@ -50,18 +50,20 @@ _TOUCHED_AT = {
 }
 # What ingesting an instance needs to know before writing, in one statement rather than five:
 # whether the instance and its parents exist (their keys), and the next recycling order.
-_LOOKUP = Prepared(sa.select(
-    *(
-        sa.select(table.c.pk).where(table.c.public_id == sa.bindparam(name)).scalar_subquery()
-        for name, table in (
-            ("instance", instances_table),
-            ("patient", patients),
-            ("study", studies_table),
-            ("series", series_table),
-        )
-    ),
-    sa.select(sa.func.max(patients.c.recycling_order)).scalar_subquery(),
-))
+_LOOKUP = Prepared(
+    sa.select(
+        *(
+            sa.select(table.c.pk).where(table.c.public_id == sa.bindparam(name)).scalar_subquery()
+            for name, table in (
+                ("instance", instances_table),
+                ("patient", patients),
+                ("study", studies_table),
+                ("series", series_table),
+            )
+        ),
+        sa.select(sa.func.max(patients.c.recycling_order)).scalar_subquery(),
+    )
+)
 _ADD_TOTAL = Prepared(
     totals.update()
     .where(totals.c.name == sa.bindparam("b_name"))

@@ -77,8 +77,11 @@ def cmd_find(args: argparse.Namespace, config: Any) -> int:
             if args.json:
                 print(json.dumps(simplified))
             else:
-                shown = {k: v for k, v in simplified.items()
-                         if k not in ("SpecificCharacterSet", "QueryRetrieveLevel") and v}
+                shown = {
+                    k: v
+                    for k, v in simplified.items()
+                    if k not in ("SpecificCharacterSet", "QueryRetrieveLevel") and v
+                }
                 print("  ".join(f"{k}={v}" for k, v in shown.items()))
         print(f"{len(answers)} answer(s)", file=sys.stderr)
         return 0
@@ -92,8 +95,10 @@ def cmd_move(args: argparse.Namespace, config: Any) -> int:
 
     def action() -> int:
         result = _node(config).move(name, query, args.target, level=args.level)
-        print(f"C-MOVE {name} -> {args.target or config.DicomAet}: {result.completed} completed, "
-              f"{result.failed} failed, {result.warning} warning(s)")
+        print(
+            f"C-MOVE {name} -> {args.target or config.DicomAet}: {result.completed} completed, "
+            f"{result.failed} failed, {result.warning} warning(s)"
+        )
         return 0 if result.failed == 0 else 1
 
     return _run("move", action)

@@ -180,20 +180,23 @@ def retrieve_storage_contexts(
         pairs = list(dict.fromkeys((str(sop), syntax) for sop, syntax in stored))
     classes = list(dict.fromkeys(sop for sop, _ in pairs))
     if len(classes) > budget:
-        LOGGER.warning("%d SOP classes requested; only the first %d can be proposed",
-                       len(classes), budget)
+        LOGGER.warning(
+            "%d SOP classes requested; only the first %d can be proposed", len(classes), budget
+        )
         classes = classes[:budget]
     wanted = [(sop, None) for sop in classes]  # None: the uncompressed context
     decodable = set(accepted_transfer_syntaxes())
     wanted += [
-        (sop, syntax) for sop, syntax in pairs
+        (sop, syntax)
+        for sop, syntax in pairs
         if sop in classes and syntax in decodable and syntax != dicom_uid.ExplicitVRLittleEndian
     ]
     unknown = [sop for sop, syntax in pairs if syntax is None and sop in classes]
     wanted += [(sop, syntax) for syntax in decodable_compressed() for sop in unknown]
     wanted = list(dict.fromkeys(wanted))[:budget]
-    contexts = [build_context(sop, native if syntax is None else [syntax])
-                for sop, syntax in wanted]
+    contexts = [
+        build_context(sop, native if syntax is None else [syntax]) for sop, syntax in wanted
+    ]
     roles = [build_role(sop, scp_role=True) for sop in classes]
     return contexts, roles
 

@@ -234,8 +234,9 @@ class DicomNode:
         """C-ECHO a declared modality; raises :class:`DicomNetworkError` on failure."""
         scu.echo(self.ae, self.modality(modality))
 
-    def find(self, modality: str, level: str, query: dict[str, Any], *,
-             main_tags: bool = True) -> list:
+    def find(
+        self, modality: str, level: str, query: dict[str, Any], *, main_tags: bool = True
+    ) -> list:
         """C-FIND a modality at ``level`` ("Patient", "Study", "Series", "Instance").
 
         ``query`` maps keywords (or tags) to DICOM matching patterns; the identifiers down
@@ -252,17 +253,23 @@ class DicomNode:
         """C-ECHO a node given by its address rather than declared (``/tools/dicom-echo``)."""
         scu.echo(self.ae, modality)
 
-    def move(self, modality: str, query: dict[str, Any], target: str | None = None, *,
-             level: str | None = None) -> scu.RetrieveResult:
+    def move(
+        self,
+        modality: str,
+        query: dict[str, Any],
+        target: str | None = None,
+        *,
+        level: str | None = None,
+    ) -> scu.RetrieveResult:
         """C-MOVE the matches of ``query`` from a modality to ``target`` (default: us).
 
         The level is the deepest one whose unique key is in ``query`` unless given.
         """
-        return scu.move(self.ae, self.modality(modality), query, target or self.aet,
-                        level=level)
+        return scu.move(self.ae, self.modality(modality), query, target or self.aet, level=level)
 
-    def get(self, modality: str, query: dict[str, Any], *,
-            level: str | None = None) -> scu.RetrieveResult:
+    def get(
+        self, modality: str, query: dict[str, Any], *, level: str | None = None
+    ) -> scu.RetrieveResult:
         """C-GET the matches of ``query`` from a modality into the index."""
         return scu.get(self.ae, self.modality(modality), query, self.index, level=level)
 
@@ -320,8 +327,10 @@ class DicomNode:
                 return list(self.index.instances_of(level, resource_id))
             except KeyError:
                 continue
-        raise KeyError(f"Unknown resource {resource_id!r}: not a patient, study, series or "
-                       "instance of the index")
+        raise KeyError(
+            f"Unknown resource {resource_id!r}: not a patient, study, series or "
+            "instance of the index"
+        )
 
 
 class _HandedServer(AssociationServer):

@@ -131,8 +131,14 @@ class WorkerPool:
         package_root = str(Path(workbench.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root,
                                                           env.get("PYTHONPATH")]))  # fmt: skip
-        command = [sys.executable, "-m", "workbench.pacs.node.worker", str(theirs.fileno()),
-                   str(slot), str(logging.getLogger("workbench").getEffectiveLevel())]
+        command = [
+            sys.executable,
+            "-m",
+            "workbench.pacs.node.worker",
+            str(theirs.fileno()),
+            str(slot),
+            str(logging.getLogger("workbench").getEffectiveLevel()),
+        ]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=[theirs.fileno()],
                                    env=env)  # fmt: skip
         theirs.close()
@@ -149,8 +155,10 @@ class WorkerPool:
         while not worker.ready.wait(0.1):
             code = worker.process.poll()
             if code is not None:
-                raise RuntimeError(f"DICOM worker process {worker.slot} exited with code "
-                                   f"{code} while starting (its error is logged above)")
+                raise RuntimeError(
+                    f"DICOM worker process {worker.slot} exited with code "
+                    f"{code} while starting (its error is logged above)"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"DICOM worker process {worker.slot} did not get ready "
                                    f"within {READY_TIMEOUT} s")  # fmt: skip
@@ -232,10 +240,18 @@ class WorkerPool:
         quick = self._quick_failures[slot] = (self._quick_failures[slot] + 1 if ran < QUICK
                                               else 0)  # fmt: skip
         if quick >= QUICK_FAILURES:
-            LOGGER.error("DICOM worker process %d (pid %d) exited with code %s within %.0f s "
-                         "of starting, %d times in a row: not starting it again (%d of %d "
-                         "workers left)", slot, worker.process.pid, code, ran, quick,
-                         sum(w is not None and w.alive for w in self.workers), self.count)
+            LOGGER.error(
+                "DICOM worker process %d (pid %d) exited with code %s within %.0f s "
+                "of starting, %d times in a row: not starting it again (%d of %d "
+                "workers left)",
+                slot,
+                worker.process.pid,
+                code,
+                ran,
+                quick,
+                sum(w is not None and w.alive for w in self.workers),
+                self.count,
+            )
             return
         LOGGER.error("DICOM worker process %d (pid %d) exited with code %s after %.0f s "
                      "(%d associations in progress lost); starting it again", slot,

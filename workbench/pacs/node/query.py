@@ -96,8 +96,7 @@ def parse_identifier(identifier: Dataset, root: str = "STUDY") -> ParsedQuery:
     raw_level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if raw_level not in DICOM_LEVELS:
         raise BadRequestError(
-            f"(0008,0052) Query/Retrieve Level {raw_level!r} is not PATIENT, STUDY, SERIES "
-            "or IMAGE"
+            f"(0008,0052) Query/Retrieve Level {raw_level!r} is not PATIENT, STUDY, SERIES or IMAGE"
         )
     if root == "STUDY" and raw_level == "PATIENT":
         raise BadRequestError("The Study Root information model has no PATIENT level")
@@ -124,8 +123,9 @@ def dataset_from_query(level: str, query: dict[str, str]) -> Dataset:
     for name, pattern in query.items():
         keyword = keyword_of(name)
         tag = tag_for_keyword(keyword)
-        identifier[tag] = DataElement(tag, dictionary_VR(tag), _typed(str(pattern or ""),
-                                                                     dictionary_VR(tag)))
+        identifier[tag] = DataElement(
+            tag, dictionary_VR(tag), _typed(str(pattern or ""), dictionary_VR(tag))
+        )
     return identifier
 
 

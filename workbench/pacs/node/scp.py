@@ -56,7 +56,11 @@ def _allowed(event: evt.Event, config: Any, service: str) -> bool:
         return True
     LOGGER.warning(
         "Refused C-%s from %s at %s: the AE is not declared in DicomModalities and "
-        "DicomAlwaysAllow%s is false", service.upper(), aet, address, service,
+        "DicomAlwaysAllow%s is false",
+        service.upper(),
+        aet,
+        address,
+        service,
     )
     return False
 
@@ -81,19 +85,24 @@ def handle_store(event: evt.Event, index: Any, config: Any | None, check: bool =
     aet, address = _peer(event)
     sop_instance = str(event.request.AffectedSOPInstanceUID)
     try:
-        result = index.ingest_received(event.dataset_path, remote_aet=aet,
-                                       origin="DicomProtocol",
-                                       label=f"data set received from {aet}")
+        result = index.ingest_received(
+            event.dataset_path,
+            remote_aet=aet,
+            origin="DicomProtocol",
+            label=f"data set received from {aet}",
+        )
     except PacsError as exc:  # storage full, invalid instance...: the error knows its status
-        LOGGER.error("C-STORE %s from %s refused (0x%04X): %s", sop_instance, aet,
-                     exc.dimse_status, exc)
+        LOGGER.error(
+            "C-STORE %s from %s refused (0x%04X): %s", sop_instance, aet, exc.dimse_status, exc
+        )
         return exc.dimse_status
     except OSError:
         LOGGER.exception("C-STORE %s from %s failed writing to storage", sop_instance, aet)
         return OUT_OF_RESOURCES
     except Exception:
-        LOGGER.exception("C-STORE %s from %s (%s) failed while indexing", sop_instance, aet,
-                         address)
+        LOGGER.exception(
+            "C-STORE %s from %s (%s) failed while indexing", sop_instance, aet, address
+        )
         return PROCESSING_FAILURE
     LOGGER.debug("C-STORE %s from %s: %s", sop_instance, aet, result.status)
     return SUCCESS
@@ -155,9 +164,7 @@ def storage_contexts_for(pairs: set[tuple[str, str]]) -> list:
     """
     native = [build_context(sop, list(NATIVE_OUTPUT)) for sop in sorted({s for s, _ in pairs})]
     own = [
-        build_context(sop, [syntax])
-        for sop, syntax in sorted(pairs)
-        if syntax not in NATIVE_OUTPUT
+        build_context(sop, [syntax]) for sop, syntax in sorted(pairs) if syntax not in NATIVE_OUTPUT
     ]
     return (native + own)[:128]
 
@@ -174,8 +181,11 @@ def handle_move(event: evt.Event, index: Any, config: Any) -> Iterator[Any]:
     destination = access.find_by_aet(config, destination_aet.strip())
     if destination is None or not _allowed(event, config, "Move"):
         if destination is None:
-            LOGGER.error("C-MOVE from %s to %r refused: destination not in DicomModalities",
-                         _peer(event)[0], destination_aet)
+            LOGGER.error(
+                "C-MOVE from %s to %r refused: destination not in DicomModalities",
+                _peer(event)[0],
+                destination_aet,
+            )
         # pynetdicom answers a missing destination with 0xA801 (Move Destination unknown).
         yield None, None
         return

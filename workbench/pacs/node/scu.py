@@ -77,8 +77,14 @@ def _describe(modality: Modality) -> str:
     return f"modality {modality.name!r} ({modality.aet}@{modality.host}:{modality.port})"
 
 
-def associate(ae: AE, modality: Modality, contexts: list, *, ext_neg: list | None = None,
-              handlers: list | None = None) -> Association:
+def associate(
+    ae: AE,
+    modality: Modality,
+    contexts: list,
+    *,
+    ext_neg: list | None = None,
+    handlers: list | None = None,
+) -> Association:
     """Open an association to ``modality`` or raise :class:`DicomNetworkError`."""
     assoc = ae.associate(
         modality.host,
@@ -121,7 +127,10 @@ ORTHANC_QUERY_KEYS = {
     "Study": ("PatientID", "AccessionNumber", "StudyInstanceUID"),
     "Series": ("PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID"),
     "Instance": (
-        "PatientID", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID",
+        "PatientID",
+        "AccessionNumber",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
         "SOPInstanceUID",
     ),
 }
@@ -154,8 +163,9 @@ def _model(models: dict[str, str], level: str) -> str:
     return models["PATIENT" if level == "Patient" else "STUDY"]
 
 
-def find(ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *,
-         defaults: bool = True) -> list[Dataset]:
+def find(
+    ae: AE, modality: Modality, level: str, query_keys: dict[str, Any], *, defaults: bool = True
+) -> list[Dataset]:
     """C-FIND at ``level`` with ``{keyword: pattern}``; returns the answers as datasets."""
     identifier = _identifier(level, query_keys, defaults=defaults)
     model = _model(FIND_MODELS, normalize_level(level))
@@ -197,8 +207,9 @@ def infer_level(query_keys: dict[str, Any]) -> str:
     )
 
 
-def _retrieve_request(query_keys: dict[str, Any], level: str | None,
-                      models: dict[str, str]) -> tuple[Dataset, str]:
+def _retrieve_request(
+    query_keys: dict[str, Any], level: str | None, models: dict[str, str]
+) -> tuple[Dataset, str]:
     """The identifier of a C-MOVE/C-GET and the model of ``models`` it goes with."""
     level = normalize_level(level) if level else infer_level(query_keys)
     return query.dataset_from_query(level, query_keys), _model(models, level)
@@ -230,8 +241,9 @@ def _check_retrieve(result: RetrieveResult, what: str) -> RetrieveResult:
     return result
 
 
-def move(ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *,
-         level: str | None = None) -> RetrieveResult:
+def move(
+    ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *, level: str | None = None
+) -> RetrieveResult:
     """Ask ``modality`` to C-MOVE the matches to the AE title ``target``."""
     identifier, model = _retrieve_request(query_keys, level, MOVE_MODELS)
     assoc = associate(ae, modality, [build_context(model)])
@@ -242,8 +254,9 @@ def move(ae: AE, modality: Modality, query_keys: dict[str, Any], target: str, *,
     return _check_retrieve(result, f"C-MOVE from {_describe(modality)} to {target}")
 
 
-def stored_kinds(ae: AE, modality: Modality, query_keys: dict[str, Any],
-                 level: str | None = None) -> list[tuple[str, str | None]] | None:
+def stored_kinds(
+    ae: AE, modality: Modality, query_keys: dict[str, Any], level: str | None = None
+) -> list[tuple[str, str | None]] | None:
     """(SOP class, transfer syntax or None) of the instances a retrieve would bring.
 
     An IMAGE-level C-FIND with the retrieve's keys asks for SOP Class UID and Available
@@ -256,8 +269,11 @@ def stored_kinds(ae: AE, modality: Modality, query_keys: dict[str, Any],
     try:
         answers = find(ae, modality, "Instance", keys, defaults=False)
     except (DicomNetworkError, ValueError, KeyError) as exc:
-        LOGGER.info("C-GET from %s: no instance query (%s); proposing common classes",
-                    _describe(modality), exc)
+        LOGGER.info(
+            "C-GET from %s: no instance query (%s); proposing common classes",
+            _describe(modality),
+            exc,
+        )
         return None
     kinds: list[tuple[str, str | None]] = []
     for answer in answers:
@@ -271,8 +287,9 @@ def stored_kinds(ae: AE, modality: Modality, query_keys: dict[str, Any],
     return list(dict.fromkeys(kinds)) or None
 
 
-def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
-        level: str | None = None) -> RetrieveResult:
+def get(
+    ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *, level: str | None = None
+) -> RetrieveResult:
     """C-GET the matches from ``modality`` into ``index`` over one association.
 
     The storage contexts are chosen for the instances asked for (see
@@ -281,8 +298,9 @@ def get(ae: AE, modality: Modality, query_keys: dict[str, Any], index: Any, *,
     identifier, model = _retrieve_request(query_keys, level, GET_MODELS)
     storage, roles = retrieve_storage_contexts(stored_kinds(ae, modality, query_keys, level))
     handlers = [(evt.EVT_C_STORE, _store_retrieved, [index])]
-    assoc = associate(ae, modality, [build_context(model), *storage], ext_neg=roles,
-                      handlers=handlers)
+    assoc = associate(
+        ae, modality, [build_context(model), *storage], ext_neg=roles, handlers=handlers
+    )
     try:
         result = _retrieve_result(assoc.send_c_get(identifier, model))
     finally:

@@ -110,7 +110,8 @@ def transcode(ds: Dataset, target: str) -> Dataset:
     if not can_transcode(stored, target):
         raise TranscodeError(
             f"An instance stored as {stored.name} cannot be re-encoded as "
-            f"{dicom_uid.UID(target).name} here")
+            f"{dicom_uid.UID(target).name} here"
+        )
     if "PixelData" not in ds and not dicom_uid.UID(target).is_compressed:
         ds.file_meta.TransferSyntaxUID = dicom_uid.UID(target)
         return ds
@@ -121,7 +122,8 @@ def transcode(ds: Dataset, target: str) -> Dataset:
             ds.compress(target, generate_instance_uid=False)
         except Exception as exc:
             raise TranscodeError(
-                f"Cannot encode the instance as {dicom_uid.UID(target).name}: {exc}") from exc
+                f"Cannot encode the instance as {dicom_uid.UID(target).name}: {exc}"
+            ) from exc
         return ds
     _to_native(ds, stored, target)
     return ds
@@ -139,8 +141,12 @@ def _to_native(ds: Dataset, stored: dicom_uid.UID, target: str) -> None:
         if int(ds.get("SamplesPerPixel") or 1) > 1:
             ds.PlanarConfiguration = 0  # pixel_array interleaves the colour planes
     ds.file_meta.TransferSyntaxUID = dicom_uid.UID(target)
-    LOGGER.info("Sending %s as %s (stored as %s)", ds.get("SOPInstanceUID", "?"),
-                dicom_uid.UID(target).name, stored.name)
+    LOGGER.info(
+        "Sending %s as %s (stored as %s)",
+        ds.get("SOPInstanceUID", "?"),
+        dicom_uid.UID(target).name,
+        stored.name,
+    )
 
 
 def _to_compressed(ds: Dataset, stored: dicom_uid.UID, offered: list[str], path: Path) -> Dataset:

@@ -73,7 +73,7 @@ async def json_object(request: Request, *, required: bool = True) -> dict[str, A
 def level_arg(name: str) -> str:
     """A level name (``Patient``, ``studies``...) in its canonical form, or a 400."""
     if not isinstance(name, str):
-        raise BadRequestError(f"A level must be a string such as \"Study\", not {name!r}")
+        raise BadRequestError(f'A level must be a string such as "Study", not {name!r}')
     try:
         return normalize_level(name)
     except ValueError as exc:
@@ -114,8 +114,13 @@ MAX_INT_ARG = 2**31 - 1
 
 def body_doc(media_type: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
     """``openapi_extra`` documenting a request body the route reads itself."""
-    return {"requestBody": {"required": True, "description": description,
-                            "content": {media_type: {"schema": schema}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {media_type: {"schema": schema}},
+        }
+    }
 
 
 BINARY = {"type": "string", "format": "binary"}

@@ -31,11 +31,17 @@ router = APIRouter(prefix="/instances", tags=["instances"])
 MAX_UPLOAD_BYTES = 2 * 1024**3
 
 
-@router.post("", summary="Store DICOM files: one file, a ZIP of them, or a form of files",
-             openapi_extra=body_doc("application/octet-stream", BINARY,
-                                    "A DICOM file (Part-10, or a bare data set), a ZIP "
-                                    "archive of them, or multipart/form-data files; "
-                                    "Content-Encoding: gzip is accepted"))
+@router.post(
+    "",
+    summary="Store DICOM files: one file, a ZIP of them, or a form of files",
+    openapi_extra=body_doc(
+        "application/octet-stream",
+        BINARY,
+        "A DICOM file (Part-10, or a bare data set), a ZIP "
+        "archive of them, or multipart/form-data files; "
+        "Content-Encoding: gzip is accepted",
+    ),
+)
 async def upload(request: Request) -> Any:
     index: Index = index_of(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -53,11 +59,11 @@ async def upload(request: Request) -> Any:
                 handle.write(chunk)  # to the page cache: no need to leave the event loop
         if size == 0:
             raise BadRequestError(
-                "The body is empty; send a DICOM file, a ZIP of them or a form of files")
+                "The body is empty; send a DICOM file, a ZIP of them or a form of files"
+            )
         if is_zip(temp):
             return await run_in_threadpool(ingest_zip, index, temp)
-        return await run_in_threadpool(ingest_upload, index, temp,
-                                       f"uploaded data ({size} bytes)")
+        return await run_in_threadpool(ingest_upload, index, temp, f"uploaded data ({size} bytes)")
     finally:
         temp.unlink(missing_ok=True)
 
@@ -68,8 +74,11 @@ async def _upload_form(index: Index, request: Request) -> Response:
     except Exception as exc:  # the multipart parser's errors: the body is malformed
         raise BadRequestError(f"The multipart/form-data body cannot be parsed: {exc}") from exc
     try:
-        files = [(value.filename or name, value.file) for name, value in form.multi_items()
-                 if isinstance(value, StarletteUploadFile)]
+        files = [
+            (value.filename or name, value.file)
+            for name, value in form.multi_items()
+            if isinstance(value, StarletteUploadFile)
+        ]
         await run_in_threadpool(ingest_form_files, index, files)
     finally:
         await form.close()
@@ -122,8 +131,10 @@ def tags_json(index: Index, instance_id: str, form: str, path: Path | None = Non
     except PacsError:
         raise
     except Exception as exc:  # pydicom converts values lazily: a damaged one fails here
-        raise BadRequestError(f"The stored file of instance {instance_id} has an attribute "
-                              f"that cannot be decoded ({type(exc).__name__}: {exc})") from exc
+        raise BadRequestError(
+            f"The stored file of instance {instance_id} has an attribute "
+            f"that cannot be decoded ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _tags_response(index: Index, instance_id: str, form: str) -> Response:
@@ -131,8 +142,12 @@ def _tags_response(index: Index, instance_id: str, form: str) -> Response:
 
 
 @router.get("/{instance_id}/tags", summary="Every attribute (?simplify, ?short)")
-def get_tags(instance_id: str, simplify: str | None = Query(None),
-             short: str | None = Query(None), index: Index = Depends(get_index)) -> Response:
+def get_tags(
+    instance_id: str,
+    simplify: str | None = Query(None),
+    short: str | None = Query(None),
+    index: Index = Depends(get_index),
+) -> Response:
     form = "simplify" if flag(simplify) else "short" if flag(short) else "full"
     return _tags_response(index, instance_id, form)
 
@@ -143,8 +158,9 @@ def get_simplified_tags(instance_id: str, index: Index = Depends(get_index)) -> 
 
 
 @router.get("/{instance_id}/header", summary="File meta information")
-def get_header(instance_id: str, simplify: str | None = Query(None),
-               index: Index = Depends(get_index)) -> JSONResponse:
+def get_header(
+    instance_id: str, simplify: str | None = Query(None), index: Index = Depends(get_index)
+) -> JSONResponse:
     ds = _read(index, instance_id)
     form = "simplify" if flag(simplify) else "full"
     return JSONResponse(dataset_to_json(ds.file_meta, form=form, meta=True))

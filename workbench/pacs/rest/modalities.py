@@ -68,8 +68,7 @@ def _modality(config: Config, name: str) -> Modality:
 
 
 @router.get("", summary="List the declared modalities")
-def list_modalities(expand: str | None = Query(None), config: Config = Depends(get_config)
-                    ) -> Any:
+def list_modalities(expand: str | None = Query(None), config: Config = Depends(get_config)) -> Any:
     known = modalities(config)
     if flag(expand):
         return {name: modality.as_orthanc() for name, modality in known.items()}
@@ -79,8 +78,17 @@ def list_modalities(expand: str | None = Query(None), config: Config = Depends(g
 @router.get("/{name}", summary="The operations available on a modality")
 def modality_operations(name: str, config: Config = Depends(get_config)) -> list[str]:
     _modality(config, name)
-    return ["configuration", "echo", "find-worklist", "get", "move", "query", "storage-commitment",
-            "store", "store-straight"]
+    return [
+        "configuration",
+        "echo",
+        "find-worklist",
+        "get",
+        "move",
+        "query",
+        "storage-commitment",
+        "store",
+        "store-straight",
+    ]
 
 
 @router.get("/{name}/configuration", summary="A modality's declaration")
@@ -166,7 +174,8 @@ def _resources(body: Any) -> list[str]:
         body = body.get("Resources")
     if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
         raise BadRequestError(
-            'The body must be a resource ID, a list of IDs, or {"Resources": [IDs]}')
+            'The body must be a resource ID, a list of IDs, or {"Resources": [IDs]}'
+        )
     return body
 
 
@@ -276,7 +285,7 @@ def _retrieve_items(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
         raise BadRequestError('The body needs "Level" and a list of "Resources" (DICOM keys)')
     level = level_arg(level_name)
     if not all(isinstance(item, dict) and item.get(IDENTIFIER[level]) for item in resources):
-        raise BadRequestError(f'Each resource must give {IDENTIFIER[level]} for level {level}')
+        raise BadRequestError(f"Each resource must give {IDENTIFIER[level]} for level {level}")
     return level, resources
 
 
@@ -313,6 +322,11 @@ async def get(name: str, request: Request) -> dict[str, Any]:
         result = await _dimse(node.get, name, keys, level=level)
         completed += result.completed
         failed += result.failed
-    return {"Description": "REST API", "LocalAet": node.aet, "RemoteAet": modality.aet,
-            "Query": resources, "CompletedInstancesCount": completed,
-            "FailedInstancesCount": failed}
+    return {
+        "Description": "REST API",
+        "LocalAet": node.aet,
+        "RemoteAet": modality.aet,
+        "Query": resources,
+        "CompletedInstancesCount": completed,
+        "FailedInstancesCount": failed,
+    }

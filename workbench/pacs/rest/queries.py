@@ -53,8 +53,9 @@ def _registry(app: FastAPI) -> _Registry:
     return registry
 
 
-def create_query(app: FastAPI, modality: str, level: str, query: dict[str, str],
-                 answers: list[Dataset]) -> str:
+def create_query(
+    app: FastAPI, modality: str, level: str, query: dict[str, str], answers: list[Dataset]
+) -> str:
     """Keep a query and its answers; return its ID."""
     registry = _registry(app)
     query_id = str(uuid.uuid4())
@@ -117,8 +118,12 @@ def query_modality(query_id: str, request: Request) -> str:
 
 
 @router.get("/{query_id}/query", summary="The keys the query was made with")
-def query_keys(query_id: str, request: Request, simplify: str | None = Query(None),
-               short: str | None = Query(None)) -> dict[str, Any]:
+def query_keys(
+    query_id: str,
+    request: Request,
+    simplify: str | None = Query(None),
+    short: str | None = Query(None),
+) -> dict[str, Any]:
     stored = _query(request, query_id)
     keys = dataset_from_query(stored.level, stored.query)
     del keys.QueryRetrieveLevel
@@ -127,8 +132,12 @@ def query_keys(query_id: str, request: Request, simplify: str | None = Query(Non
 
 
 @router.get("/{query_id}/answers", summary="Indexes of the answers (or their content)")
-def answers(query_id: str, request: Request, expand: str | None = Query(None),
-            simplify: str | None = Query(None)) -> Any:
+def answers(
+    query_id: str,
+    request: Request,
+    expand: str | None = Query(None),
+    simplify: str | None = Query(None),
+) -> Any:
     stored = _query(request, query_id)
     if flag(expand):
         form = "simplify" if flag(simplify) else "full"
@@ -153,10 +162,13 @@ def answer_operations(query_id: str, index: str, request: Request) -> list[str]:
     return ["content", "retrieve", *(f"query-{child}" for child in _CHILD_QUERIES[stored.level])]
 
 
-@router.post("/{query_id}/answers/{index}/query-{children}",
-             summary="C-FIND below one answer (its series, its instances...)")
-async def query_children(query_id: str, index: str, children: str, request: Request
-                         ) -> dict[str, Any]:
+@router.post(
+    "/{query_id}/answers/{index}/query-{children}",
+    summary="C-FIND below one answer (its series, its instances...)",
+)
+async def query_children(
+    query_id: str, index: str, children: str, request: Request
+) -> dict[str, Any]:
     """A new query at a lower level, constrained to the answer's identifiers, as Orthanc's
     ``/queries/{id}/answers/{index}/query-series`` (body: ``{"Query": {...}}``, optional)."""
     stored = _query(request, query_id)
@@ -181,9 +193,13 @@ async def query_children(query_id: str, index: str, children: str, request: Requ
 
 
 @router.get("/{query_id}/answers/{index}/content", summary="The tags of one answer")
-def answer_content(query_id: str, index: str, request: Request,
-                   simplify: str | None = Query(None), short: str | None = Query(None)
-                   ) -> dict[str, Any]:
+def answer_content(
+    query_id: str,
+    index: str,
+    request: Request,
+    simplify: str | None = Query(None),
+    short: str | None = Query(None),
+) -> dict[str, Any]:
     answer = _answer(_query(request, query_id), index, query_id)
     form = "simplify" if flag(simplify) else "short" if flag(short) else "full"
     return dataset_to_json(answer, form=form)
@@ -228,14 +244,18 @@ async def _move(request: Request, stored: StoredQuery, answers: list[Dataset]) -
     for answer in answers:
         keys = _retrieve_keys(stored, answer)
         try:
-            await run_in_threadpool(node.move, stored.modality, keys, target,
-                                    level=stored.level)
+            await run_in_threadpool(node.move, stored.modality, keys, target, level=stored.level)
         except DicomNetworkError as exc:
             error = PacsError(str(exc))
             raise error from exc
         moved.append(keys)
-    return {"Description": "REST API", "LocalAet": node.aet, "TargetAet": target,
-            "RemoteAet": node.modality(stored.modality).aet, "Query": moved}
+    return {
+        "Description": "REST API",
+        "LocalAet": node.aet,
+        "TargetAet": target,
+        "RemoteAet": node.modality(stored.modality).aet,
+        "Query": moved,
+    }
 
 
 @router.post("/{query_id}/answers/{index}/retrieve", summary="C-MOVE one answer")

@@ -42,8 +42,12 @@ def zip_response(fill: Callable[[Path], Any], filename: str) -> FileResponse:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return FileResponse(path, media_type="application/zip", filename=filename,
-                        background=BackgroundTask(path.unlink, missing_ok=True))
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=filename,
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
 
 
 async def zip_now_or_as_job(request: Request, body: dict[str, Any], fill: Callable[[Path], int],
@@ -91,14 +95,14 @@ def level_router(level: str) -> APIRouter:
     @router.get("", summary=f"List {plural}", response_model=list[Any])
     def list_resources(
         expand: str | None = Query(None, description="Return full resources, not IDs"),
-        limit: str | None = Query(None), since: str | None = Query(None),
+        limit: str | None = Query(None),
+        since: str | None = Query(None),
         index: Index = Depends(get_index),
     ) -> JSONResponse:
         ids = index.list_ids(level, limit=int_arg(limit, "limit"), since=int_arg(since, "since"))
         return JSONResponse(index.resources(level, ids) if flag(expand) else ids)
 
-    @router.get("/{resource_id}", summary=f"One {SINGULAR[level]}",
-                response_model=dict[str, Any])
+    @router.get("/{resource_id}", summary=f"One {SINGULAR[level]}", response_model=dict[str, Any])
     def get_resource(resource_id: str, index: Index = Depends(get_index)) -> JSONResponse:
         return JSONResponse(index.resource(level, resource_id))
 
@@ -133,20 +137,27 @@ def level_router(level: str) -> APIRouter:
                                         f"{resource_id}-media.zip")  # fmt: skip
 
     # Lower levels: /patients/{id}/studies, /patients/{id}/series, /patients/{id}/instances...
-    for lower in LEVELS[LEVELS.index(level) + 1:]:
+    for lower in LEVELS[LEVELS.index(level) + 1 :]:
         _add_descendants_route(router, level, lower)
     # Upper levels: /instances/{id}/series, /instances/{id}/study, /series/{id}/patient...
     for upper in LEVELS[: LEVELS.index(level)]:
         _add_ancestor_route(router, level, upper)
 
     if level == "Patient":
-        @router.get("/{resource_id}/protected", response_class=PlainTextResponse,
-                    summary="1 if the patient is protected from recycling")
+
+        @router.get(
+            "/{resource_id}/protected",
+            response_class=PlainTextResponse,
+            summary="1 if the patient is protected from recycling",
+        )
         def get_protected(resource_id: str, index: Index = Depends(get_index)) -> str:
             return "1" if index.is_protected(resource_id) else "0"
 
-        @router.put("/{resource_id}/protected", summary="Protect (1) or unprotect (0)",
-                    openapi_extra=body_doc("text/plain", {"type": "string", "enum": ["0", "1"]}))
+        @router.put(
+            "/{resource_id}/protected",
+            summary="Protect (1) or unprotect (0)",
+            openapi_extra=body_doc("text/plain", {"type": "string", "enum": ["0", "1"]}),
+        )
         async def put_protected(resource_id: str, request: Request) -> dict[str, Any]:
             body = (await request.body()).decode("utf-8", "replace").strip()
             if body not in ("0", "1"):
@@ -162,8 +173,9 @@ def level_router(level: str) -> APIRouter:
 
 def _add_descendants_route(router: APIRouter, level: str, lower: str) -> None:
     @router.get(f"/{{resource_id}}/{PLURAL[lower]}", summary=f"The {PLURAL[lower]} below")
-    def descendants(resource_id: str, expand: str | None = Query(None),
-                    index: Index = Depends(get_index)) -> list[Any]:
+    def descendants(
+        resource_id: str, expand: str | None = Query(None), index: Index = Depends(get_index)
+    ) -> list[Any]:
         ids = [resource_id]
         current = level
         while current != lower:

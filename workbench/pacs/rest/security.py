@@ -29,7 +29,7 @@ def check_config(config: Config) -> None:
     if auth_required(config) and not config.RegisteredUsers:
         raise ValueError(
             "RemoteAccessAllowed/AuthenticationEnabled needs at least one entry in "
-            "RegisteredUsers ({\"user\": \"password\"}); refusing to serve without a password"
+            'RegisteredUsers ({"user": "password"}); refusing to serve without a password'
         )
 
 
@@ -89,15 +89,18 @@ class BasicAuthMiddleware:
         if credentials_valid(header, self.users):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(error_content(scope["method"], scope["path"], 401,
-                                        "HTTP basic authentication required")).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", f'Basic realm="{self.realm}"'.encode()),
-            ],
-        })
+        body = json.dumps(
+            error_content(scope["method"], scope["path"], 401, "HTTP basic authentication required")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", f'Basic realm="{self.realm}"'.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

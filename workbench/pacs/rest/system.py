@@ -59,13 +59,18 @@ def statistics(index: Index = Depends(get_index)) -> dict[str, Any]:
 
 
 @router.get("/changes", summary="Change log of the resources still stored (New*, Stable*)")
-def changes(since: str | None = Query(None), limit: str | None = Query(None),
-            last: str | None = Query(None), index: Index = Depends(get_index)
-            ) -> dict[str, Any]:
+def changes(
+    since: str | None = Query(None),
+    limit: str | None = Query(None),
+    last: str | None = Query(None),
+    index: Index = Depends(get_index),
+) -> dict[str, Any]:
     limit_value = int_arg(limit, "limit")
-    return index.changes(since=int_arg(since, "since") or 0,
-                         limit=100 if limit_value is None else min(limit_value, 10000),
-                         last=flag(last))
+    return index.changes(
+        since=int_arg(since, "since") or 0,
+        limit=100 if limit_value is None else min(limit_value, 10000),
+        last=flag(last),
+    )
 
 
 @router.delete("/changes", summary="Empty the change log shown (hooks still follow it)")

@@ -34,8 +34,25 @@ router = APIRouter(prefix="/tools", tags=["tools"])
 #: The VRs on which PS3.4 C.2.2.2.4 allows no wildcard. Orthanc's ``/tools/find`` answers a
 #: ``*`` or ``?`` on them with a 400 (even a lone ``*``), rather than matching nothing.
 NO_WILDCARD_VRS = frozenset(
-    {"DA", "TM", "DT", "SL", "SS", "US", "UL", "FL", "FD", "OB", "OW", "UN", "AT", "DS", "IS",
-     "AS", "UI"}
+    {
+        "DA",
+        "TM",
+        "DT",
+        "SL",
+        "SS",
+        "US",
+        "UL",
+        "FL",
+        "FD",
+        "OB",
+        "OW",
+        "UN",
+        "AT",
+        "DS",
+        "IS",
+        "AS",
+        "UI",
+    }
 )
 
 
@@ -81,7 +98,7 @@ class FindRequest:
                          limit=ordered)  # fmt: skip
         ids = index.with_labels(self.level, ids, self.labels, self.labels_constraint)
         start = since or 0
-        return ids[start:] if limit is None else ids[start:start + limit]
+        return ids[start:] if limit is None else ids[start : start + limit]
 
     def _ids_from_files(self, index: Index, limit: int | None, since: int | None) -> list[str]:
         """The IDs found when the query names tags the index does not keep: those are read
@@ -97,7 +114,7 @@ class FindRequest:
         ids = index.with_labels(self.level, [r.id for r in found], self.labels,
                                 self.labels_constraint)  # fmt: skip
         start = since or 0
-        return ids[start:] if limit is None else ids[start:start + limit]
+        return ids[start:] if limit is None else ids[start : start + limit]
 
 
 def find_request(body: dict[str, Any]) -> FindRequest:
@@ -192,21 +209,30 @@ FIND_BODY = {
     "required": ["Level", "Query"],
     "properties": {
         "Level": {"type": "string", "enum": ["Patient", "Study", "Series", "Instance"]},
-        "Query": {"type": "object", "additionalProperties": {"type": "string"},
-                  "example": {"PatientName": "DOE*", "StudyDate": "20200101-20201231"}},
+        "Query": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "example": {"PatientName": "DOE*", "StudyDate": "20200101-20201231"},
+        },
         "Expand": {"type": "boolean"},
         "CaseSensitive": {"type": "boolean"},
         "Limit": {"type": "integer", "minimum": 0, "maximum": MAX_INT_ARG},
         "Since": {"type": "integer", "minimum": 0, "maximum": MAX_INT_ARG},
-        "RequestedTags": {"type": "array", "items": {"type": "string"},
-                          "description": "Tags added to each expanded answer"},
+        "RequestedTags": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Tags added to each expanded answer",
+        },
     },
 }
 
 
-@router.post("/find", summary="Find resources by DICOM query (wildcards, ranges, lists)",
-             response_model=list[Any],
-             openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"))
+@router.post(
+    "/find",
+    summary="Find resources by DICOM query (wildcards, ranges, lists)",
+    response_model=list[Any],
+    openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"),
+)
 async def find(request: Request) -> JSONResponse:
     spec = find_request(await json_object(request))
     index: Index = index_of(request)
@@ -225,8 +251,11 @@ async def find(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(run))
 
 
-@router.post("/count-resources", summary="How many resources a find query matches",
-             openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"))
+@router.post(
+    "/count-resources",
+    summary="How many resources a find query matches",
+    openapi_extra=body_doc("application/json", FIND_BODY, "Orthanc's find query"),
+)
 async def count_resources(request: Request) -> dict[str, int]:
     spec = find_request(await json_object(request))
     index: Index = index_of(request)
@@ -234,13 +263,17 @@ async def count_resources(request: Request) -> dict[str, int]:
     return {"Count": len(ids)}
 
 
-@router.post("/lookup", summary="Resources whose DICOM identifier equals the body",
-             openapi_extra=body_doc("text/plain", TEXT, "A PatientID or a UID"))
+@router.post(
+    "/lookup",
+    summary="Resources whose DICOM identifier equals the body",
+    openapi_extra=body_doc("text/plain", TEXT, "A PatientID or a UID"),
+)
 async def lookup(request: Request) -> list[dict[str, str]]:
     value = (await request.body()).decode("utf-8", "replace").strip()
     if not value:
-        raise BadRequestError("The body must hold a PatientID, StudyInstanceUID, "
-                              "SeriesInstanceUID or SOPInstanceUID")
+        raise BadRequestError(
+            "The body must hold a PatientID, StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID"
+        )
     index: Index = index_of(request)
     return await run_in_threadpool(index.lookup, value)
 
