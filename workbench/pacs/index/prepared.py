@@ -52,6 +52,15 @@ class Prepared:
         compiled = self._for(conn, tuple(params))
         return self._run(conn, compiled, "execute", self._arguments(compiled, params))
 
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """Run with one set of parameters and return every row, the cursor closed (read to
+        its end: no read left open on SQLite)."""
+        cursor = self.execute(conn, params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def execute_many(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run once per row (rows with the same keys)."""
         compiled = self._for(conn, tuple(rows[0]))

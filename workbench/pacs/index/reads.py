@@ -208,11 +208,7 @@ def by_uids(conn: sa.Connection, level: str, uids: dict[str, str]) -> tuple | No
     The UIDs are compared as they are: DICOM's single value matching of a UID, without the
     list and universal forms of :meth:`Index.find`.
     """
-    cursor = _by_uids_statement(level).execute(conn, uids)
-    try:
-        found = cursor.fetchall()  # to the statement's end: no read left open on SQLite
-    finally:
-        cursor.close()
+    found = _by_uids_statement(level).rows(conn, uids)
     return found[0] if found else None
 
 

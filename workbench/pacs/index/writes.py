@@ -722,13 +722,9 @@ def _delete_rows(conn: sa.Connection, level: str, pks: list[int]) -> None:
 def _pks_of(conn: sa.Connection, table: sa.Table, public_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in reads.chunks(public_ids):
-        cursor = _pks_statement(table, len(chunk)).execute(
-            conn, {f"id{i}": public_id for i, public_id in enumerate(chunk)}
-        )
-        try:
-            found.update(cursor.fetchall())
-        finally:
-            cursor.close()
+        statement = _pks_statement(table, len(chunk))
+        params = {f"id{i}": public_id for i, public_id in enumerate(chunk)}
+        found.update(statement.rows(conn, params))
     return found
 
 
@@ -746,11 +742,7 @@ def _pks_statement(table: sa.Table, count: int) -> Prepared:
 
 
 def _highest_recycling_order(conn: sa.Connection) -> int:
-    cursor = _HIGHEST_ORDER.execute(conn, {})
-    try:
-        return cursor.fetchone()[0] or 0
-    finally:
-        cursor.close()
+    return _HIGHEST_ORDER.rows(conn, {})[0][0] or 0
 
 
 def _record_ids(record: dict[str, str]) -> tuple[str, str, str, str]:
