@@ -132,7 +132,9 @@ def test_batch_whose_files_cannot_be_made_durable_keeps_nothing(index, template)
     (index.store.root / "ee").write_bytes(b"not a directory")
     datas = [make_instance(template) for _ in range(3)]
     paths = [index.store.write_bytes(data) for data in datas]
-    names = [None, *("ee" + str(uuid.uuid4())[2:] for _ in datas[1:])]  # the first placed
+    # The first is placed (under a name of another directory: a fresh name could draw
+    # "ee" too), the others cannot be.
+    names = ["00" + str(uuid.uuid4())[2:], *("ee" + str(uuid.uuid4())[2:] for _ in datas[1:])]
     outcomes = index.ingest_files(paths, names=names)
     assert all(isinstance(result, StorageWriteError) for _, result in outcomes)
     assert "could not be made durable" in str(outcomes[1][1])
