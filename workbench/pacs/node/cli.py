@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .scu import DicomNetworkError
-
 
 def _modality_name(config: Any, text: str) -> str:
     """Declare an ``AET@host:port`` modality on the fly; return the name to use."""
@@ -45,6 +43,8 @@ def _node(config: Any, index: Any = None):
 
 
 def _run(command: str, action: Callable[[], int]) -> int:
+    from .scu import DicomNetworkError  # here: the other commands do not need pynetdicom
+
     try:
         return action()
     except (DicomNetworkError, KeyError, ValueError) as exc:
