@@ -5,15 +5,38 @@ costs more than SQLite's for a one-row write, and an instance needs seven of the
 statement is compiled once per dialect and set of columns and its parameters handed to the
 cursor as the dialect expects them; the transaction, its write lock and the errors stay
 SQLAlchemy's (a failure goes through the engine's error handling as any other statement's).
+
+That path uses three names SQLAlchemy does not document (``SQLCompiler._bind_processors``
+and ``positiontup``, ``Connection._handle_dbapi_exception``). A release without them makes
+every statement run through ``Connection.execute`` instead: slower, with the same results.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _internals_present() -> bool:
+    return all(hasattr(SQLCompiler, name) for name in ("_bind_processors", "positiontup")) and (
+        hasattr(sa.Connection, "_handle_dbapi_exception")
+    )
+
+
+#: Whether statements run on the DBAPI cursor (else through ``Connection.execute``).
+ON_CURSOR = _internals_present()
+if not ON_CURSOR:
+    LOGGER.warning(
+        "SQLAlchemy %s lacks names the index's fast statements use: they run through "
+        "SQLAlchemy instead (slower ingest, same results)",
+        sa.__version__,
+    )
 
 
 class Prepared:
@@ -48,7 +71,10 @@ class Prepared:
         return values
 
     def execute(self, conn: sa.Connection, params: Mapping[str, Any]) -> Any:
-        """Run with one set of parameters; return the DBAPI cursor (rows, ``rowcount``)."""
+        """Run with one set of parameters; return a cursor (``fetchone``, ``fetchall``,
+        ``rowcount``, ``close``)."""
+        if not ON_CURSOR:
+            return conn.execute(self._statement, dict(params))
         compiled = self._for(conn, tuple(params))
         return self._run(conn, compiled, "execute", self._arguments(compiled, params))
 
@@ -63,6 +89,9 @@ class Prepared:
 
     def execute_many(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run once per row (rows with the same keys)."""
+        if not ON_CURSOR:
+            conn.execute(self._statement, [dict(row) for row in rows])
+            return
         compiled = self._for(conn, tuple(rows[0]))
         self._run(conn, compiled, "executemany", [self._arguments(compiled, row) for row in rows])
 
