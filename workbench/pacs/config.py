@@ -48,6 +48,9 @@ class Config:
     DicomAet: str = "WORKBENCH"
     DicomPort: int = 4242
     DicomModalities: dict[str, list[Any]] = field(default_factory=dict)
+    #: As Orthanc: modalities live in the index's database instead of ``DicomModalities``
+    #: (which is then set aside); those declared over REST outlive a restart.
+    DicomModalitiesInDatabase: bool = False
     RemoteAccessAllowed: bool = False
     AuthenticationEnabled: bool = False
     RegisteredUsers: dict[str, str] = field(default_factory=dict)

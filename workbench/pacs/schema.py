@@ -149,6 +149,16 @@ attachments = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
 )
 
+#: DICOM modalities declared over REST, with ``DicomModalitiesInDatabase`` (Orthanc's option):
+#: each as its REST body (JSON), so they outlive a restart and every node on one database
+#: starts with them.
+modalities = sa.Table(
+    "modalities",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("definition", sa.Text, nullable=False),
+)
+
 #: Running totals so /statistics and recycling never scan the instance table.
 totals = sa.Table(
     "totals",

@@ -36,6 +36,7 @@ from . import attachments as attachment_rows
 from . import exports, reads, views
 from . import labels as label_rows
 from . import metadata as metadata_rows
+from . import modalities as modality_rows
 from .completion import SeriesCompletion
 from .find import find_statement, searchable_keywords
 from .writes import Writer, _now
@@ -107,6 +108,8 @@ class Index:
             else:
                 log.info("Store %s is in use by another process; not reconciling", self.store.root)
         self._store_lock.share()
+        if self.config.DicomModalitiesInDatabase:
+            self.config.DicomModalities = self.stored_modalities()
 
     # ----------------------------------------------------------------------------- writing
     def _new_instance(self, resources: tuple[tuple[str, str], ...]) -> None:
@@ -434,6 +437,22 @@ class Index:
         with self._writer.writing() as conn:
             attachment_rows.delete(conn, normalize_level(level), public_id, content_type,
                                    if_match)  # fmt: skip
+
+    def stored_modalities(self) -> dict[str, Any]:
+        """The DICOM modalities kept in the database (``DicomModalitiesInDatabase``), by name,
+        each as declared (``[AET, host, port]`` or Orthanc's object form)."""
+        with self.engine.connect() as conn:
+            return modality_rows.declared(conn)
+
+    def store_modality(self, name: str, definition: Any) -> None:
+        """Keep the declaration of modality ``name`` in the database (replacing any)."""
+        with self._writer.writing() as conn:
+            modality_rows.save(conn, name, definition)
+
+    def forget_modality(self, name: str) -> None:
+        """Remove modality ``name`` from the database."""
+        with self._writer.writing() as conn:
+            modality_rows.forget(conn, name)
 
     def add_label(self, level: str, public_id: str, label: str) -> None:
         """Give a resource a label (Orthanc 1.12); a 400 for an invalid label."""

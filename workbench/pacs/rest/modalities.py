@@ -26,6 +26,7 @@ from .deps import (
     config_of,
     flag,
     get_config,
+    index_of,
     json_body,
     json_object,
     level_arg,
@@ -104,6 +105,8 @@ async def put_modality(name: str, request: Request) -> dict[str, Any]:
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
     config = config_of(request)
+    if config.DicomModalitiesInDatabase:
+        await run_in_threadpool(index_of(request).store_modality, name, body)
     # The node reads DicomModalities on each request, so the change applies at once.
     config.DicomModalities[name] = body
     _changed(request)
@@ -114,6 +117,8 @@ async def put_modality(name: str, request: Request) -> dict[str, Any]:
 def delete_modality(name: str, request: Request, config: Config = Depends(get_config)
                     ) -> dict[str, Any]:  # fmt: skip
     _modality(config, name)
+    if config.DicomModalitiesInDatabase:
+        index_of(request).forget_modality(name)
     del config.DicomModalities[name]
     _changed(request)
     return {}

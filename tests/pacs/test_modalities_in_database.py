@@ -1,0 +1,91 @@
+"""``DicomModalitiesInDatabase``: modalities declared over REST outlive a restart, as in a real
+Orthanc with the same option; nodes on one database start with the same modalities."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import requests
+
+from tests.peers import free_port, start_orthanc
+from workbench.pacs import serve
+
+FROM_FILE = {"fromfile": ["FILEAET", "127.0.0.1", 104]}
+ADDED = {"AET": "ADDED", "Host": "127.0.0.1", "Port": 11112}
+SHORT = ["SHORTAET", "localhost", 2000]
+
+
+def _ours(config):
+    return serve(config, HttpPort=0, DicomPort=free_port())
+
+
+def _declared(url: str) -> dict:
+    """Every modality a server knows, as ``GET /modalities?expand`` shows its AET, host and
+    port (the fields both servers show)."""
+    answer = requests.get(f"{url}/modalities?expand", timeout=30)
+    answer.raise_for_status()
+    return {
+        name: (fields["AET"], fields["Host"], fields["Port"])
+        for name, fields in answer.json().items()
+    }
+
+
+def _change(url: str) -> None:
+    for name, body in (("added", ADDED), ("short", SHORT), ("gone", ADDED)):
+        requests.put(f"{url}/modalities/{name}", json=body, timeout=30).raise_for_status()
+    requests.delete(f"{url}/modalities/gone", timeout=30).raise_for_status()
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("in_database", [True, False], ids=["in-database", "in-configuration"])
+def test_modalities_declared_over_rest_outlive_a_restart_as_in_orthanc(
+    tmp_path, database, in_database
+):
+    option = {"DicomModalitiesInDatabase": in_database}
+    config = database.config(tmp_path / "ours", DicomModalities=dict(FROM_FILE), **option)
+    ours = _ours(replace(config))
+    theirs = start_orthanc(tmp_path / "theirs", modalities=FROM_FILE, extra=option)
+    try:
+        at_start = {"ours": _declared(ours.url), "theirs": _declared(theirs.url)}
+        _change(ours.url)
+        _change(theirs.url)
+        changed = {"ours": _declared(ours.url), "theirs": _declared(theirs.url)}
+    finally:
+        ours.stop()
+        theirs.stop()
+
+    ours = _ours(replace(config, DicomModalities=dict(FROM_FILE)))  # the same database again
+    theirs = start_orthanc(tmp_path / "theirs", modalities=FROM_FILE, extra=option)
+    try:
+        restarted = {"ours": _declared(ours.url), "theirs": _declared(theirs.url)}
+    finally:
+        ours.stop()
+        theirs.stop()
+
+    file_only = {"fromfile": ("FILEAET", "127.0.0.1", 104)}
+    declared = {"added": ("ADDED", "127.0.0.1", 11112), "short": ("SHORTAET", "localhost", 2000)}
+    assert at_start == {"ours": {} if in_database else file_only, "theirs": at_start["ours"]}
+    assert changed["ours"] == changed["theirs"] == {**at_start["ours"], **declared}
+    assert restarted["ours"] == restarted["theirs"] == (declared if in_database else file_only)
+
+
+def test_nodes_on_one_database_start_with_the_modalities_either_declared(tmp_path, database):
+    config = database.config(tmp_path / "store", DicomModalitiesInDatabase=True)
+    first, second = _ours(replace(config)), _ours(replace(config))
+    try:
+        requests.put(f"{first.url}/modalities/a", json=ADDED, timeout=30).raise_for_status()
+        requests.put(f"{second.url}/modalities/b", json=SHORT, timeout=30).raise_for_status()
+        requests.put(f"{first.url}/modalities/c", json=SHORT, timeout=30).raise_for_status()
+        # A node learns what another declared when it starts.
+        assert requests.delete(f"{second.url}/modalities/c", timeout=30).status_code == 404
+        requests.delete(f"{first.url}/modalities/c", timeout=30).raise_for_status()
+        third = _ours(replace(config))
+        try:
+            assert sorted(_declared(third.url)) == ["a", "b"]
+            assert third.index.stored_modalities() == {"a": ADDED, "b": SHORT}
+        finally:
+            third.stop()
+    finally:
+        first.stop()
+        second.stop()
