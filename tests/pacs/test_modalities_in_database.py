@@ -3,11 +3,14 @@ Orthanc with the same option; nodes on one database start with the same modaliti
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import requests
 
+from tests.pacs.node_support import dcmtk
 from tests.peers import free_port, start_orthanc
 from workbench.pacs import serve
 
@@ -70,20 +73,47 @@ def test_modalities_declared_over_rest_outlive_a_restart_as_in_orthanc(
     assert restarted["ours"] == restarted["theirs"] == (declared if in_database else file_only)
 
 
-def test_nodes_on_one_database_start_with_the_modalities_either_declared(tmp_path, database):
+def _eventually(read, expected, timeout: float = 30.0):
+    """What ``read()`` gives once it gives ``expected`` (or at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while (seen := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen
+
+
+def _find_from(aet: str, port: int, out: Path) -> str:
+    out.mkdir()
+    return dcmtk("findscu", "-v", "-S", "-aet", aet, "-aec", "WORKBENCH", "-X", "-od", str(out),
+                 "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
+                 "127.0.0.1", str(port), check=False)  # fmt: skip
+
+
+@pytest.mark.peers
+def test_servers_on_one_database_follow_each_others_modalities(tmp_path, database):
     config = database.config(tmp_path / "store", DicomModalitiesInDatabase=True)
-    first, second = _ours(replace(config)), _ours(replace(config))
+    first = _ours(replace(config))
+    # The second serves associations in worker processes: they learn the modalities too.
+    second = _ours(replace(config, DicomWorkerProcesses=2))
     try:
-        requests.put(f"{first.url}/modalities/a", json=ADDED, timeout=30).raise_for_status()
+        refused = _find_from("FINDSCU", second.node.port, tmp_path / "before")
+        assert "0x124" in refused.lower(), refused  # Refused: Not Authorized
+
+        finder = ["FINDSCU", "127.0.0.1", 104]
+        requests.put(f"{first.url}/modalities/finder", json=finder, timeout=30).raise_for_status()
         requests.put(f"{second.url}/modalities/b", json=SHORT, timeout=30).raise_for_status()
-        requests.put(f"{first.url}/modalities/c", json=SHORT, timeout=30).raise_for_status()
-        # A node learns what another declared when it starts.
-        assert requests.delete(f"{second.url}/modalities/c", timeout=30).status_code == 404
-        requests.delete(f"{first.url}/modalities/c", timeout=30).raise_for_status()
+        both = ["b", "finder"]
+        assert _eventually(lambda: sorted(_declared(first.url)), both) == both
+        assert _eventually(lambda: sorted(_declared(second.url)), both) == both
+        for n in range(2):  # one association after the other: one to each worker
+            output = _find_from("FINDSCU", second.node.port, tmp_path / f"after{n}")
+            assert "0x124" not in output.lower(), output
+
+        requests.delete(f"{second.url}/modalities/finder", timeout=30).raise_for_status()
+        assert _eventually(lambda: sorted(_declared(first.url)), ["b"]) == ["b"]
         third = _ours(replace(config))
         try:
-            assert sorted(_declared(third.url)) == ["a", "b"]
-            assert third.index.stored_modalities() == {"a": ADDED, "b": SHORT}
+            assert third.index.stored_modalities() == {"b": SHORT}
+            assert sorted(_declared(third.url)) == ["b"]
         finally:
             third.stop()
     finally:

@@ -39,6 +39,8 @@ class ServerHandle:
     #: The helper processes reading STOW-RS headers (started by ``workbench serve`` or by
     #: the first large upload).
     header_helpers: HeaderHelpers | None = None
+    #: With ``DicomModalitiesInDatabase``: keeps the modalities equal to the database's.
+    modalities_follower: Any = None
 
     def on(self, event: str, hook: Hook | None = None) -> Any:
         """Call ``hook(event)`` on each PACS event of that name, off the ingest path.
@@ -91,6 +93,8 @@ class ServerHandle:
         worker processes give their associations in progress ``grace`` seconds to end."""
         self._server.should_exit = True
         self._thread.join(timeout)
+        if self.modalities_follower is not None:
+            self.modalities_follower.stop(timeout)
         if self.header_helpers is not None:
             self.header_helpers.close()
         if self.node is not None:
@@ -184,7 +188,21 @@ def serve(
     )
     if node is not None:
         _delete_worklists_when_done(handle)
+    if config.DicomModalitiesInDatabase:
+        _follow_modalities(handle, app)
     return handle
+
+
+def _follow_modalities(handle: ServerHandle, app: Any) -> None:
+    """Modalities declared through another server on the same database reach this one."""
+    from .node.shared_modalities import ModalitiesFollower
+
+    node = handle.node
+    follower = ModalitiesFollower(
+        handle.index, handle.config, node.modalities_changed if node else lambda: None
+    )
+    app.state.modalities_follower = handle.modalities_follower = follower
+    follower.start()
 
 
 def _delete_worklists_when_done(handle: ServerHandle) -> None:

@@ -2,8 +2,9 @@
 
 As Orthanc with that option: the declarations of the configuration file are set aside and
 those made over REST (``PUT``/``DELETE /modalities/{name}``) are kept here, so they outlive a
-restart. One row per modality, so two nodes on one database changing different modalities
-do not undo each other's change; a node reads them when it starts.
+restart. One row per modality, so two servers on one database changing different modalities
+do not undo each other's change; a server reads them when its index opens and then follows
+them (:mod:`workbench.pacs.node.shared_modalities`).
 """
 
 from __future__ import annotations

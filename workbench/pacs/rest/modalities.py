@@ -107,9 +107,9 @@ async def put_modality(name: str, request: Request) -> dict[str, Any]:
     config = config_of(request)
     if config.DicomModalitiesInDatabase:
         await run_in_threadpool(index_of(request).store_modality, name, body)
-    # The node reads DicomModalities on each request, so the change applies at once.
-    config.DicomModalities[name] = body
-    _changed(request)
+    else:
+        config.DicomModalities[name] = body
+    await run_in_threadpool(_changed, request)
     return {}
 
 
@@ -119,13 +119,23 @@ def delete_modality(name: str, request: Request, config: Config = Depends(get_co
     _modality(config, name)
     if config.DicomModalitiesInDatabase:
         index_of(request).forget_modality(name)
-    del config.DicomModalities[name]
+    else:
+        del config.DicomModalities[name]
     _changed(request)
     return {}
 
 
 def _changed(request: Request) -> None:
-    """Worker processes serving associations (if any) learn the modalities too."""
+    """The node uses the modalities as changed (the node reads ``DicomModalities`` on each
+    request), read back from the database with ``DicomModalitiesInDatabase``; worker
+    processes serving associations (if any) learn them too."""
+    follower = getattr(request.app.state, "modalities_follower", None)
+    if follower is not None:
+        follower.sync()
+        return
+    config = config_of(request)
+    if config.DicomModalitiesInDatabase:
+        config.DicomModalities = index_of(request).stored_modalities()
     node = node_of(request)
     if node is not None:
         node.modalities_changed()
