@@ -43,7 +43,7 @@ def _change(url: str) -> None:
 @pytest.mark.peers
 @pytest.mark.parametrize("in_database", [True, False], ids=["in-database", "in-configuration"])
 def test_modalities_declared_over_rest_outlive_a_restart_as_in_orthanc(
-    tmp_path, database, in_database
+    tmp_path, database, in_database, caplog
 ):
     option = {"DicomModalitiesInDatabase": in_database}
     config = database.config(tmp_path / "ours", DicomModalities=dict(FROM_FILE), **option)
@@ -69,6 +69,9 @@ def test_modalities_declared_over_rest_outlive_a_restart_as_in_orthanc(
     file_only = {"fromfile": ("FILEAET", "127.0.0.1", 104)}
     declared = {"added": ("ADDED", "127.0.0.1", 11112), "short": ("SHORTAET", "localhost", 2000)}
     assert at_start == {"ours": {} if in_database else file_only, "theirs": at_start["ours"]}
+    # Ours says which declarations of the configuration it sets aside.
+    set_aside = "not DicomModalities of the configuration (fromfile)"
+    assert (set_aside in caplog.text) == in_database
     assert changed["ours"] == changed["theirs"] == {**at_start["ours"], **declared}
     assert restarted["ours"] == restarted["theirs"] == (declared if in_database else file_only)
 

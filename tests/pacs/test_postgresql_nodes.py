@@ -281,12 +281,22 @@ def test_database_down_answers_503_and_service_resumes(tmp_path, sample_data, ow
         DicomPort=0,
         DicomAet=NODE_AET,
         DatabaseUrl=own_postgres.new_database(),
+        DicomModalitiesInDatabase=True,
     )
     handle = serve(config)
     try:
         url, port = handle.url, handle.node.port
         assert requests.post(f"{url}/instances", data=files[0].read_bytes(), timeout=30).ok
+        itself = [NODE_AET, "127.0.0.1", port]
+        assert requests.put(f"{url}/modalities/itself", json=itself, timeout=30).ok
         own_postgres.stop()
+
+        # The modalities known stay in use; a change cannot be kept, so it is refused.
+        assert requests.get(f"{url}/modalities", timeout=30).json() == ["itself"]
+        assert requests.post(f"{url}/modalities/itself/echo", json={}, timeout=30).ok
+        declared = requests.put(f"{url}/modalities/other", json=itself, timeout=30)
+        assert declared.status_code == 503
+        assert "index database is unavailable" in declared.json()["Details"]
 
         listing = requests.get(f"{url}/patients", timeout=30)
         assert listing.status_code == 503
@@ -326,6 +336,8 @@ def test_database_down_answers_503_and_service_resumes(tmp_path, sample_data, ow
 
         own_postgres.start()
         assert requests.get(f"{url}/patients", timeout=30).ok
+        assert requests.put(f"{url}/modalities/other", json=itself, timeout=30).ok
+        assert requests.get(f"{url}/modalities", timeout=30).json() == ["itself", "other"]
         for path in files[1:]:
             assert requests.post(f"{url}/instances", data=path.read_bytes(), timeout=30).ok
         dcmtk("storescu", "-aec", NODE_AET, "127.0.0.1", str(port), str(files[2]))

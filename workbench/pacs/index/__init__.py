@@ -109,7 +109,12 @@ class Index:
                 log.info("Store %s is in use by another process; not reconciling", self.store.root)
         self._store_lock.share()
         if self.config.DicomModalitiesInDatabase:
+            set_aside = self.config.DicomModalities
             self.config.DicomModalities = self.stored_modalities()
+            if set_aside and set_aside != self.config.DicomModalities:
+                log.warning("DicomModalitiesInDatabase is true: the modalities of the database "
+                            "are used, not DicomModalities of the configuration (%s)",
+                            ", ".join(sorted(set_aside)))  # fmt: skip
 
     # ----------------------------------------------------------------------------- writing
     def _new_instance(self, resources: tuple[tuple[str, str], ...]) -> None:

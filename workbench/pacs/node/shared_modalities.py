@@ -61,8 +61,16 @@ class ModalitiesFollower:
                 self._on_change()
 
     def _follow(self) -> None:
+        unreachable = False
         while not self._stopping.wait(self._interval):
             try:
                 self.sync()
             except Exception as exc:  # database down: keep the modalities known, try again
-                LOGGER.warning("Could not read the modalities from the database: %s", exc)
+                if not unreachable:
+                    LOGGER.warning("Could not read the modalities from the database "
+                                   "(the ones known are kept meanwhile): %s", exc)  # fmt: skip
+                unreachable = True
+            else:
+                if unreachable:
+                    LOGGER.info("The modalities are read from the database again")
+                unreachable = False
