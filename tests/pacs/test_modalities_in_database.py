@@ -3,8 +3,11 @@ Orthanc with the same option; nodes on one database start with the same modaliti
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,21 @@ def test_servers_on_one_database_follow_each_others_modalities(tmp_path, databas
     finally:
         first.stop()
         second.stop()
+
+
+def test_shell_commands_use_the_modalities_of_the_database(tmp_path, database):
+    config = database.config(tmp_path / "store", DicomModalitiesInDatabase=True)
+    pacs = _ours(replace(config))
+    try:
+        itself = [pacs.config.DicomAet, "127.0.0.1", pacs.node.port]
+        requests.put(f"{pacs.url}/modalities/itself", json=itself, timeout=30).raise_for_status()
+        settings = tmp_path / "pacs.json"
+        settings.write_text(json.dumps({**asdict(config), "DicomModalities": {}}))
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "echo", "--config", str(settings), "itself"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        pacs.stop()
+    assert done.returncode == 0, done.stderr
+    assert "C-ECHO itself: success" in done.stdout

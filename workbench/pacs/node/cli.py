@@ -1,7 +1,8 @@
 """``workbench echo | find | move | send``: the node's client side from a shell.
 
-``MODALITY`` is a name declared in ``DicomModalities`` of the configuration, or an ad-hoc
-``AET@host:port``, as on the settings page of a viewer.
+``MODALITY`` is a name declared in ``DicomModalities`` of the configuration (in the index's
+database with ``DicomModalitiesInDatabase``), or an ad-hoc ``AET@host:port``, as on the
+settings page of a viewer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 
 def _modality_name(config: Any, text: str) -> str:
     """Declare an ``AET@host:port`` modality on the fly; return the name to use."""
+    if config.DicomModalitiesInDatabase:
+        from workbench.pacs.index import Index
+
+        Index(config, reconcile=False).close()  # opening it reads them into the config
     if "@" not in text:
         return text
     aet, _, address = text.partition("@")
