@@ -108,14 +108,20 @@ def test_servers_on_one_database_follow_each_others_modalities(tmp_path, databas
         requests.put(f"{first.url}/modalities/finder", json=finder, timeout=30).raise_for_status()
         requests.put(f"{second.url}/modalities/b", json=SHORT, timeout=30).raise_for_status()
         both = ["b", "finder"]
-        assert _eventually(lambda: sorted(_declared(first.url)), both) == both
-        assert _eventually(lambda: sorted(_declared(second.url)), both) == both
+        # The first, asked nothing, learns the second's change by following the database.
+        assert _eventually(lambda: sorted(first.config.DicomModalities), both) == both
+        assert sorted(_declared(second.url)) == both
         for n in range(2):  # one association after the other: one to each worker
             output = _find_from("FINDSCU", second.node.port, tmp_path / f"after{n}")
             assert "0x124" not in output.lower(), output
 
         requests.delete(f"{second.url}/modalities/finder", timeout=30).raise_for_status()
-        assert _eventually(lambda: sorted(_declared(first.url)), ["b"]) == ["b"]
+        assert _eventually(lambda: sorted(first.config.DicomModalities), ["b"]) == ["b"]
+        # A REST request reads them again at once.
+        requests.put(f"{first.url}/modalities/c", json=SHORT, timeout=30).raise_for_status()
+        assert sorted(_declared(second.url)) == ["b", "c"]
+        requests.delete(f"{second.url}/modalities/c", timeout=30).raise_for_status()
+
         third = _ours(replace(config))
         try:
             assert third.index.stored_modalities() == {"b": SHORT}

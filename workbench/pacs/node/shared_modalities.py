@@ -3,8 +3,9 @@
 Several servers on one database then agree on their modalities within
 :data:`FOLLOW_INTERVAL` seconds, whichever of them a ``PUT``/``DELETE /modalities/{name}``
 reached: the database is read that often and, when its modalities differ from the ones the
-server uses, they replace them (and reach the server's DICOM worker processes). A change
-made through this server is read back at once (:meth:`ModalitiesFollower.sync`).
+server uses, they replace them (and reach the server's DICOM worker processes). The
+``/modalities`` routes read them again at once (:meth:`ModalitiesFollower.sync`), so a
+change made through one server is seen by the REST API of every other at once.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ worker thread so the event loop keeps serving while a peer answers.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..config import Config
-from ..errors import BadRequestError, PacsError, UnknownResourceError
+from ..errors import BadRequestError, DatabaseUnavailableError, PacsError, UnknownResourceError
 from ..jobs import Job
 from ..node import DicomNetworkError
 from ..node.access import Modality, modalities, parse_modality
@@ -25,7 +26,6 @@ from ..tags import IDENTIFIER
 from .deps import (
     config_of,
     flag,
-    get_config,
     index_of,
     json_body,
     json_object,
@@ -61,6 +61,18 @@ def _node(request: Request) -> Any:
     return node
 
 
+def current_config(request: Request) -> Config:
+    """Dependency: the configuration; with ``DicomModalitiesInDatabase`` its modalities are
+    first read again from the database, which another server on it may have changed (those
+    known are kept while it is unreachable). A plain function: FastAPI runs it in a thread.
+    """
+    follower = getattr(request.app.state, "modalities_follower", None)
+    if follower is not None:
+        with contextlib.suppress(DatabaseUnavailableError):
+            follower.sync()
+    return config_of(request)
+
+
 def _modality(config: Config, name: str) -> Modality:
     known = modalities(config)
     if name not in known:
@@ -69,7 +81,9 @@ def _modality(config: Config, name: str) -> Modality:
 
 
 @router.get("", summary="List the declared modalities")
-def list_modalities(expand: str | None = Query(None), config: Config = Depends(get_config)) -> Any:
+def list_modalities(
+    expand: str | None = Query(None), config: Config = Depends(current_config)
+) -> Any:
     known = modalities(config)
     if flag(expand):
         return {name: modality.as_orthanc() for name, modality in known.items()}
@@ -77,7 +91,7 @@ def list_modalities(expand: str | None = Query(None), config: Config = Depends(g
 
 
 @router.get("/{name}", summary="The operations available on a modality")
-def modality_operations(name: str, config: Config = Depends(get_config)) -> list[str]:
+def modality_operations(name: str, config: Config = Depends(current_config)) -> list[str]:
     _modality(config, name)
     return [
         "configuration",
@@ -93,7 +107,7 @@ def modality_operations(name: str, config: Config = Depends(get_config)) -> list
 
 
 @router.get("/{name}/configuration", summary="A modality's declaration")
-def modality_configuration(name: str, config: Config = Depends(get_config)) -> dict[str, Any]:
+def modality_configuration(name: str, config: Config = Depends(current_config)) -> dict[str, Any]:
     return _modality(config, name).as_orthanc()
 
 
@@ -114,7 +128,7 @@ async def put_modality(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.delete("/{name}", summary="Forget a modality")
-def delete_modality(name: str, request: Request, config: Config = Depends(get_config)
+def delete_modality(name: str, request: Request, config: Config = Depends(current_config)
                     ) -> dict[str, Any]:  # fmt: skip
     _modality(config, name)
     if config.DicomModalitiesInDatabase:
@@ -151,9 +165,11 @@ async def _dimse(function, *args, **kwargs) -> Any:
 
 
 @router.post("/{name}/echo", summary="C-ECHO a modality")
-async def echo(name: str, request: Request) -> dict[str, Any]:
+async def echo(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     node = _node(request)
-    _modality(config_of(request), name)
+    _modality(config, name)
     await _dimse(node.echo, name)
     return {}
 
@@ -216,10 +232,12 @@ def _store_options(body: Any) -> dict[str, Any]:
 
 
 @router.post("/{name}/store", summary="C-STORE resources (patients/studies/series/instances)")
-async def store(name: str, request: Request) -> dict[str, Any]:
+async def store(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     """Send now, or as a ``DicomModalityStore`` job with ``"Asynchronous": true``."""
     node = _node(request)
-    modality = _modality(config_of(request), name)
+    modality = _modality(config, name)
     body = await _store_body(request)
     resources = _resources(body)
     options = _store_options(body)
@@ -259,11 +277,13 @@ async def store(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{name}/store-straight", summary="C-STORE the DICOM file in the body as it is")
-async def store_straight(name: str, request: Request) -> dict[str, Any]:
+async def store_straight(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     """Send the body (a DICOM file) to the modality without storing it here, as Orthanc's
     ``store-straight``; answers its SOP Class and Instance UIDs."""
     node = _node(request)
-    _modality(config_of(request), name)
+    _modality(config, name)
     body = await request.body()
     try:
         header = pydicom.dcmread(io.BytesIO(body), stop_before_pixels=True)
@@ -280,9 +300,11 @@ async def store_straight(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{name}/query", summary="C-FIND a modality; answers are kept under /queries")
-async def query(name: str, request: Request) -> dict[str, Any]:
+async def query(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     node = _node(request)
-    _modality(config_of(request), name)
+    _modality(config, name)
     body = await json_object(request)
     level = level_field(body)
     keys = body.get("Query", {})
@@ -305,10 +327,12 @@ def _retrieve_items(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
 
 
 @router.post("/{name}/move", summary="C-MOVE from a modality (to us unless TargetAet)")
-async def move(name: str, request: Request) -> dict[str, Any]:
+async def move(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     """Move now, or as a ``DicomMoveScu`` job with ``"Asynchronous": true``."""
     node = _node(request)
-    modality = _modality(config_of(request), name)
+    modality = _modality(config, name)
     body = await json_object(request)
     level, resources = _retrieve_items(body)
     target = body.get("TargetAet") or node.aet
@@ -327,9 +351,11 @@ async def move(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{name}/get", summary="C-GET from a modality into this server")
-async def get(name: str, request: Request) -> dict[str, Any]:
+async def get(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     node = _node(request)
-    modality = _modality(config_of(request), name)
+    modality = _modality(config, name)
     body = await json_object(request)
     level, resources = _retrieve_items(body)
     completed = failed = 0
