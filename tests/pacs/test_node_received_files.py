@@ -3,6 +3,9 @@ pydicom itself would write for it."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pydicom
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
@@ -51,3 +54,35 @@ def test_stored_file_is_the_sent_data_set_behind_standard_file_meta(
         enforce_standard=False,
     )
     assert stored[: _data_set_offset(stored)] == expected.getvalue()
+
+
+def test_data_sets_are_received_into_the_store_and_the_temporary_directory_is_left_alone(
+    tmp_path, sample_data, monkeypatch
+):
+    """A node started in a notebook (no process-wide temporary directory of its own)
+    receives each data set into its store's ``incoming/``, from where it is linked into the
+    store; the user's temporary directory sees nothing."""
+    sources = generate_instances(sample_data / TEMPLATE, tmp_path / "sent", 3, tag="INTO")
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    running = start_node(tmp_path / "node")
+    received_in = []
+    ingest_received = running.index.ingest_received
+
+    def noting_where(path, **kwargs):
+        received_in.append(Path(path).parent)
+        return ingest_received(path, **kwargs)
+
+    monkeypatch.setattr(running.index, "ingest_received", noting_where)
+    try:
+        dcmtk("storescu", "-aec", NODE_AET, "127.0.0.1", str(running.port), *map(str, sources))
+        assert len(running.index.find("Instance", {})) == len(sources)
+        incoming = running.index.incoming_dir
+    finally:
+        running.node.stop()
+        running.index.close()
+    assert received_in == [incoming] * len(sources)
+    assert list(incoming.iterdir()) == []
+    assert list(temporary.iterdir()) == []
+    assert tempfile.gettempdir() == str(temporary)

@@ -88,15 +88,26 @@ def test_every_series_arrives_whole_with_its_pixels(two_nodes):
 
 
 def test_a_c_get_leaves_nothing_in_the_temporary_directory(two_nodes, tmp_path, monkeypatch):
-    """pynetdicom receives each data set into a temporary file; on the association of a
-    C-GET we requested, it is ours to remove once the instance is stored."""
+    """pynetdicom receives each data set into a temporary file (in the store's incoming/);
+    on the association of a C-GET we requested, it is ours to remove once stored."""
     serving, requesting = two_nodes
     temporary = tmp_path / "temporary"
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    received_in = []
+    ingest_received = requesting.index.ingest_received
+
+    def noting_where(path, **kwargs):
+        received_in.append(Path(path).parent)
+        return ingest_received(path, **kwargs)
+
+    monkeypatch.setattr(requesting.index, "ingest_received", noting_where)
     series_uid, paths = next(iter(_series_files(serving.index).items()))
     result = requesting.node.get("serving", {"SeriesInstanceUID": series_uid})
     assert result.ok and result.completed == len(paths) > 0, result
+    # Received into the store's incoming/, on its filesystem, and removed from there.
+    assert received_in == [requesting.index.incoming_dir] * len(paths)
+    assert list(requesting.index.incoming_dir.iterdir()) == []
     for path in paths:
         uid = str(_read(path, stop_before_pixels=True).SOPInstanceUID)
         (instance,) = requesting.index.find("Instance", {"SOPInstanceUID": uid})

@@ -13,9 +13,12 @@ import copy
 import logging
 import queue
 import socket
+import tempfile
+import threading
 import types
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from pydicom import uid as dicom_uid
 from pydicom.pixels import get_decoder
@@ -331,6 +334,30 @@ def _ack_now(sock: socket.socket) -> None:
     """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+
+
+#: Attribute of an association's DUL thread naming where its received data sets are written.
+RECEIVED_INTO = "workbench_received_into"
+
+
+def receive_into_store(event: evt.Event, index: Any) -> None:
+    """``EVT_CONN_OPEN`` handler: the data sets this association receives are written in the
+    ``incoming`` directory of ``index``'s store (see :func:`received_file`), on the store's
+    filesystem, so they are hard-linked into the store rather than copied; a server killed
+    mid-association leaves them there, where start-up clears them."""
+    if index is not None:
+        setattr(event.assoc.dul, RECEIVED_INTO, str(index.incoming_dir))
+
+
+def received_file(*args: Any, **kwargs: Any) -> Any:
+    """What pynetdicom calls ``NamedTemporaryFile`` when it receives a C-STORE data set
+    (``STORE_RECV_CHUNKED_DATASET``): the same file, in the directory
+    :func:`receive_into_store` gave the association whose thread decodes it, or where
+    :mod:`tempfile` says for any other association of the process."""
+    directory = getattr(threading.current_thread(), RECEIVED_INTO, None)
+    if directory is not None:
+        kwargs.setdefault("dir", directory)
+    return tempfile.NamedTemporaryFile(*args, **kwargs)
 
 
 def set_nodelay(event: evt.Event) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, _config, dimse_messages, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 from pynetdicom.transport import AssociationServer
 
@@ -22,6 +22,8 @@ from .contexts import (
     accepted_transfer_syntaxes,
     query_retrieve_sop_classes,
     quickly_copied,
+    receive_into_store,
+    received_file,
     storage_sop_classes,
     tune_association,
     verification_sop_class,
@@ -43,22 +45,24 @@ def _configure_pynetdicom() -> None:
     # files we send are streamed from disk the same way.
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
+    # ... into the store's incoming/ for the associations of a node (receive_into_store);
+    # pynetdicom has no setting for where, and calls this name of its module.
+    dimse_messages.NamedTemporaryFile = received_file
     # pynetdicom formats every C-FIND answer for a debug log line even when nobody listens;
     # with hundreds of answers that formatting costs more than finding them.
     _config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 def receive_on_storage(index: Any) -> None:
-    """Make every temporary file of this process, pynetdicom's received data sets among
-    them, in the store's ``incoming`` directory (:data:`tempfile.tempdir`).
+    """Make every temporary file of this process in the store's ``incoming`` directory
+    (:data:`tempfile.tempdir`).
 
-    pynetdicom writes each C-STORE data set to a temporary file in the default temporary
-    directory (it has no setting of its own). On the store's filesystem that file is
-    hard-linked into the store; elsewhere (``/tmp`` on tmpfs, a container's overlay with
-    the store on a volume) it was copied once more and synced. And the files of a server
-    killed mid-association are left in ``incoming``, which start-up clears, not in
-    ``/tmp``. For processes that only serve (``workbench serve``, DICOM workers): it
-    changes the temporary directory of the whole process.
+    The data sets a node's associations receive go there anyway (see
+    :func:`.contexts.receive_into_store`); this takes the process's other temporary files
+    (uploads being unpacked, archives being built) there too, on the store's filesystem,
+    where start-up clears what a killed server left. For processes that only serve
+    (``workbench serve``, DICOM workers): it changes the temporary directory of the whole
+    process.
     """
     tempfile.tempdir = str(index.incoming_dir)
 
@@ -189,6 +193,7 @@ class DicomNode:
     def _handlers(self) -> list:
         return [
             (evt.EVT_CONN_OPEN, tune_association),
+            (evt.EVT_CONN_OPEN, receive_into_store, [self.index]),
             (evt.EVT_C_ECHO, handle_echo, [self.config]),
             (evt.EVT_C_STORE, handle_store, [self.index, self.config]),
             (evt.EVT_C_FIND, handle_find, [self.index, self.config]),

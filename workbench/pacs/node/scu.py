@@ -30,6 +30,7 @@ from .contexts import (
     FIND_MODELS,
     GET_MODELS,
     MOVE_MODELS,
+    receive_into_store,
     retrieve_storage_contexts,
     tune_association,
 )
@@ -297,7 +298,10 @@ def get(
     """
     identifier, model = _retrieve_request(query_keys, level, GET_MODELS)
     storage, roles = retrieve_storage_contexts(stored_kinds(ae, modality, query_keys, level))
-    handlers = [(evt.EVT_C_STORE, _store_retrieved, [index])]
+    handlers = [
+        (evt.EVT_CONN_OPEN, receive_into_store, [index]),
+        (evt.EVT_C_STORE, _store_retrieved, [index]),
+    ]
     assoc = associate(
         ae, modality, [build_context(model), *storage], ext_neg=roles, handlers=handlers
     )
