@@ -167,3 +167,17 @@ def all_changes(url: str) -> list[dict]:
         since = page["Last"]
         if page["Done"]:
             return changes
+
+
+def note_where_received(monkeypatch, index) -> list[Path]:
+    """The directories ``index.ingest_received`` is given its received files in, call by
+    call, for the rest of the test (each call still stores as before)."""
+    seen: list[Path] = []
+    ingest_received = index.ingest_received
+
+    def noting(path, **kwargs):
+        seen.append(Path(path).parent)
+        return ingest_received(path, **kwargs)
+
+    monkeypatch.setattr(index, "ingest_received", noting)
+    return seen

@@ -4,14 +4,20 @@ pydicom itself would write for it."""
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 import pydicom
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pynetdicom.dsutils import create_file_meta
 
-from tests.pacs.node_support import NODE_AET, TEMPLATE, dcmtk, generate_instances, start_node
+from tests.pacs.node_support import (
+    NODE_AET,
+    TEMPLATE,
+    dcmtk,
+    generate_instances,
+    note_where_received,
+    start_node,
+)
 
 
 def _data_set_offset(data: bytes) -> int:
@@ -67,14 +73,7 @@ def test_data_sets_are_received_into_the_store_and_the_temporary_directory_is_le
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     running = start_node(tmp_path / "node")
-    received_in = []
-    ingest_received = running.index.ingest_received
-
-    def noting_where(path, **kwargs):
-        received_in.append(Path(path).parent)
-        return ingest_received(path, **kwargs)
-
-    monkeypatch.setattr(running.index, "ingest_received", noting_where)
+    received_in = note_where_received(monkeypatch, running.index)
     try:
         dcmtk("storescu", "-aec", NODE_AET, "127.0.0.1", str(running.port), *map(str, sources))
         assert len(running.index.find("Instance", {})) == len(sources)

@@ -16,6 +16,7 @@ import pydicom
 import pytest
 
 from tests.data import dicom_files
+from tests.pacs.node_support import note_where_received
 from tests.peers import free_port
 from workbench.pacs import serve
 
@@ -94,14 +95,7 @@ def test_a_c_get_leaves_nothing_in_the_temporary_directory(two_nodes, tmp_path, 
     temporary = tmp_path / "temporary"
     temporary.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    received_in = []
-    ingest_received = requesting.index.ingest_received
-
-    def noting_where(path, **kwargs):
-        received_in.append(Path(path).parent)
-        return ingest_received(path, **kwargs)
-
-    monkeypatch.setattr(requesting.index, "ingest_received", noting_where)
+    received_in = note_where_received(monkeypatch, requesting.index)
     series_uid, paths = next(iter(_series_files(serving.index).items()))
     result = requesting.node.get("serving", {"SeriesInstanceUID": series_uid})
     assert result.ok and result.completed == len(paths) > 0, result
