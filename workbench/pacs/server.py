@@ -188,21 +188,11 @@ def serve(
     )
     if node is not None:
         _delete_worklists_when_done(handle)
-    if config.DicomModalitiesInDatabase:
-        _follow_modalities(handle, app)
+    # Modalities declared through another server on the same database reach this one.
+    handle.modalities_follower = app.state.modalities_follower
+    if handle.modalities_follower is not None:
+        handle.modalities_follower.start()
     return handle
-
-
-def _follow_modalities(handle: ServerHandle, app: Any) -> None:
-    """Modalities declared through another server on the same database reach this one."""
-    from .node.shared_modalities import ModalitiesFollower
-
-    node = handle.node
-    follower = ModalitiesFollower(
-        handle.index, handle.config, node.modalities_changed if node else lambda: None
-    )
-    app.state.modalities_follower = handle.modalities_follower = follower
-    follower.start()
 
 
 def _delete_worklists_when_done(handle: ServerHandle) -> None:

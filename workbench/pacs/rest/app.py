@@ -40,6 +40,17 @@ from .security import BasicAuthMiddleware, auth_required, check_config
 NODE_ROUTERS = ("modalities", "queries", "commitment", "worklists")
 
 
+def _modalities_follower(index: Index, node: Any, config: Config) -> Any:
+    """With ``DicomModalitiesInDatabase``: what keeps the modalities in use equal to the
+    database's (read by the ``/modalities`` routes; :func:`.server.serve` also starts its
+    thread, which reads them every few seconds)."""
+    if not config.DicomModalitiesInDatabase:
+        return None
+    from ..node.shared_modalities import ModalitiesFollower
+
+    return ModalitiesFollower(index, config, node.modalities_changed if node else lambda: None)
+
+
 def create_app(index: Index, node: Any = None, config: Config | None = None) -> FastAPI:
     """Build the REST application over ``index`` (and ``node`` when the DIMSE node runs).
 
@@ -74,6 +85,7 @@ def create_app(index: Index, node: Any = None, config: Config | None = None) -> 
     app.state.node = node
     app.state.config = config
     app.state.header_helpers = HeaderHelpers(config.StowHeaderProcesses)
+    app.state.modalities_follower = _modalities_follower(index, node, config)
     install_error_handlers(app)
     app.include_router(ui.router)
     app.include_router(system.router)

@@ -66,7 +66,7 @@ def current_config(request: Request) -> Config:
     first read again from the database, which another server on it may have changed (those
     known are kept while it is unreachable). A plain function: FastAPI runs it in a thread.
     """
-    follower = getattr(request.app.state, "modalities_follower", None)
+    follower = request.app.state.modalities_follower
     if follower is not None:
         with contextlib.suppress(DatabaseUnavailableError):
             follower.sync()
@@ -143,13 +143,10 @@ def _changed(request: Request) -> None:
     """The node uses the modalities as changed (the node reads ``DicomModalities`` on each
     request), read back from the database with ``DicomModalitiesInDatabase``; worker
     processes serving associations (if any) learn them too."""
-    follower = getattr(request.app.state, "modalities_follower", None)
+    follower = request.app.state.modalities_follower
     if follower is not None:
-        follower.sync()
+        follower.sync()  # tells the node if they changed
         return
-    config = config_of(request)
-    if config.DicomModalitiesInDatabase:
-        config.DicomModalities = index_of(request).stored_modalities()
     node = node_of(request)
     if node is not None:
         node.modalities_changed()
