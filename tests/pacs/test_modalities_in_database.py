@@ -96,7 +96,11 @@ def _find_from(aet: str, port: int, out: Path) -> str:
 
 @pytest.mark.peers
 def test_servers_on_one_database_follow_each_others_modalities(tmp_path, database):
-    config = database.config(tmp_path / "store", DicomModalitiesInDatabase=True)
+    worklists = {"Enable": True, "Directory": str(tmp_path / "worklists")}
+    (tmp_path / "worklists").mkdir()
+    config = database.config(
+        tmp_path / "store", DicomModalitiesInDatabase=True, Worklists=worklists
+    )
     first = _ours(replace(config))
     # The second serves associations in worker processes: they learn the modalities too.
     second = _ours(replace(config, DicomWorkerProcesses=2))
@@ -121,6 +125,19 @@ def test_servers_on_one_database_follow_each_others_modalities(tmp_path, databas
         requests.put(f"{first.url}/modalities/c", json=SHORT, timeout=30).raise_for_status()
         assert sorted(_declared(second.url)) == ["b", "c"]
         requests.delete(f"{second.url}/modalities/c", timeout=30).raise_for_status()
+        # So do the routes that talk to one modality: the second asks the first (declared a
+        # moment ago on the first) for its worklist.
+        item = {"PatientID": "WL-1", "AccessionNumber": "ACC1"}
+        made = requests.post(f"{first.url}/worklists/create", json={"Tags": item}, timeout=30)
+        made.raise_for_status()
+        itself = [first.config.DicomAet, "127.0.0.1", first.node.port]
+        requests.put(f"{first.url}/modalities/w", json=itself, timeout=30).raise_for_status()
+        asked = requests.post(f"{second.url}/modalities/w/find-worklist",
+                              json={"Query": {"PatientID": "", "AccessionNumber": ""}},
+                              timeout=60)  # fmt: skip
+        assert asked.status_code == 200, asked.text
+        assert [answer["AccessionNumber"] for answer in asked.json()] == ["ACC1"]
+        requests.delete(f"{second.url}/modalities/w", timeout=30).raise_for_status()
 
         third = _ours(replace(config))
         try:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from ..config import Config
 from ..errors import BadRequestError, PacsError, UnknownResourceError
-from .deps import config_of, json_object
-from .modalities import _dimse, _modality, _node
+from .deps import json_object
+from .modalities import _dimse, _modality, _node, current_config
 
 modalities_router = APIRouter(prefix="/modalities", tags=["modalities"])
 router = APIRouter(prefix="/storage-commitment", tags=["modalities"])
@@ -56,9 +57,11 @@ def _dicom_instances(items: Any) -> list[tuple[str, str]]:
 @modalities_router.post(
     "/{name}/storage-commitment", summary="Ask a modality for storage commitment"
 )
-async def request_commitment(name: str, request: Request) -> dict[str, Any]:
+async def request_commitment(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> dict[str, Any]:
     node = _node(request)
-    _modality(config_of(request), name)
+    _modality(config, name)
     body = await json_object(request)
     if "Resources" not in body and "DicomInstances" not in body:
         raise BadRequestError(

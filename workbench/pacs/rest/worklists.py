@@ -20,15 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from ..config import Config
 from ..dicomjson import dataset_from_json, dataset_to_json
 from ..errors import BadRequestError, PacsError, UnknownResourceError
 from ..node.access import option
 from ..node.worklist import read_worklists, worklist_folder, worklist_path, write_worklist
 from .deps import config_of, json_object
-from .modalities import _dimse, _modality, _node
+from .modalities import _dimse, _modality, _node, current_config
 
 router = APIRouter(prefix="/worklists", tags=["worklists"])
 modalities_router = APIRouter(prefix="/modalities", tags=["modalities"])
@@ -127,9 +128,11 @@ def _answer_form(body: dict[str, Any]) -> str:
 
 
 @modalities_router.post("/{name}/find-worklist", summary="Worklist C-FIND to a modality")
-async def find_worklist(name: str, request: Request) -> list[dict[str, Any]]:
+async def find_worklist(
+    name: str, request: Request, config: Config = Depends(current_config)
+) -> list[dict[str, Any]]:
     node = _node(request)
-    _modality(config_of(request), name)
+    _modality(config, name)
     body = await json_object(request)
     query = body.get("Query", body)
     try:
