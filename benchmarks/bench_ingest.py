@@ -19,6 +19,11 @@ the associations handed to it), and with ``--postgresql`` the same on PostgreSQL
 of our nodes sharing one PostgreSQL database and one storage directory (the associations
 spread over both).
 
+Then what making each received file durable costs alone (the store's link and fsyncs, no
+network, no header, no rows), one file after the other, next to the same links unsynced;
+with the one-association run, next to what storing costs our node beyond the pynetdicom
+ceiling and what 0.8x that ceiling would leave for it.
+
 Then bulk import (``--skip-bulk`` leaves it out): ``workbench import`` of both sets (a new
 process, fresh storage) and a ZIP of them uploaded to our ``POST /instances``, next to
 Orthanc's REST upload of the same files one ``POST /instances`` each, and of the same ZIP.
@@ -471,7 +476,10 @@ def bench_ingest(
     postgres: PostgresPeer | None = None,
     workers: int = 2,
     single: bool = True,
-) -> None:
+) -> dict[tuple[str, str], float]:
+    """Run and print both ingest tables; the one-association rates (instances/s) by
+    ``(receiver name, set name)``."""
+    one_association: dict[tuple[str, str], float] = {}
     ours = [Ours()] + ([Ours(postgres=postgres)] if postgres else [])
     pooled = [Ours(workers=workers)] + ([Ours(postgres=postgres, workers=workers)]
                                         if postgres else [])  # fmt: skip
@@ -500,6 +508,9 @@ def bench_ingest(
                         flush=True,
                     )
         medians = {key: statistics.median(values) for key, values in timings.items()}
+        if count == 1:
+            counts = {data.name: data.count for data in sets}
+            one_association = {key: counts[key[1]] / seconds for key, seconds in medians.items()}
         print(
             f"\nC-STORE with storescu over {count} association(s) at once, median of "
             f"{repeat} run(s); load average {_load()}"
@@ -523,6 +534,54 @@ def bench_ingest(
                     f"{own.name} / {other.name:32}" + "".join(f"{r:17.2f}x{'':8}" for r in ratios)
                 )
         print(flush=True)
+    return one_association
+
+
+def bench_durable_files(
+    scratch: Path, sets: list[Dataset_], one_association: dict[tuple[str, str], float]
+) -> None:
+    """What making each received file durable costs alone, the store's own way
+    (:meth:`.FileStore.link_received` then :meth:`.LinkedFile.wait`: the file's fsync, then
+    its name's), next to the same links without the syncs; then, from the one-association
+    run, what storing costs our node per instance beyond the pynetdicom ceiling and what
+    0.8x that ceiling leaves for it (the goal on small instances).
+
+    Each file is first written into the store's ``incoming`` directory unsynced, as
+    pynetdicom writes a received data set; only what follows is timed.
+    """
+    from workbench.pacs.store import FileStore
+
+    print("Making each received file durable, the store's way, one file after the other")
+    for data in sets:
+        costs = {}
+        for durable in (False, True):
+            store = FileStore(Path(tempfile.mkdtemp(dir=scratch)))
+            spent = 0.0
+            for path in sorted(data.directory.iterdir()):
+                received = store.incoming_dir / path.name
+                shutil.copyfile(path, received)
+                started = time.perf_counter()
+                linked = store.link_received(received)
+                linked.wait() if durable else linked.settle()
+                received.unlink()
+                spent += time.perf_counter() - started
+            costs[durable] = spent / data.count * 1000
+            store.close()
+            shutil.rmtree(store.root)
+        line = (
+            f"{data.name:9} {costs[True]:.2f} ms per file durable, {costs[False]:.2f} ms "
+            f"linked without a sync ({costs[True] / costs[False]:.1f}x)"
+        )
+        ceiling = one_association.get((ProtocolOnly.name, data.name))
+        node = one_association.get((Ours.name, data.name))
+        if ceiling and node:
+            line += (
+                f"; storing costs our node {1000 / node - 1000 / ceiling:.2f} ms per instance "
+                f"over one association beyond the ceiling ({ceiling:.0f}/s), 0.8x the "
+                f"ceiling would leave {250 / ceiling:.2f} ms"
+            )
+        print(line)
+    print(flush=True)
 
 
 def bench_as_installed(repeat: int, scratch: Path, sets: list[Dataset_]) -> None:
@@ -805,8 +864,9 @@ def main() -> None:
             sets = make_sets(scratch, args.quick)
             if args.as_installed:
                 bench_as_installed(args.repeat, scratch, sets)
+            one_association: dict[tuple[str, str], float] = {}
             if not args.skip_ingest:
-                bench_ingest(
+                one_association = bench_ingest(
                     args.repeat,
                     scratch,
                     sets,
@@ -815,6 +875,7 @@ def main() -> None:
                     args.workers,
                     not args.only_concurrent,
                 )
+            bench_durable_files(scratch, sets, one_association)
             if not args.skip_bulk:
                 bench_bulk(args.repeat, scratch, sets, postgres)
         finally:
