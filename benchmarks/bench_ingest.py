@@ -562,7 +562,10 @@ def bench_durable_files(
                 shutil.copyfile(path, received)
                 started = time.perf_counter()
                 linked = store.link_received(received)
-                linked.wait() if durable else linked.settle()
+                if durable:
+                    linked.wait()
+                else:
+                    linked.settle()
                 received.unlink()
                 spent += time.perf_counter() - started
             costs[durable] = spent / data.count * 1000
